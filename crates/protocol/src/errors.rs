@@ -1,0 +1,425 @@
+//! The wire error table: every error the gateway sends is built here, with the code, message,
+//! details, retry hints and close code the real gateway uses. Messages name the fix.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Top-level `error.code` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    InvalidRequest,
+    Forbidden,
+    Unavailable,
+    NotPaired,
+    ApprovalNotFound,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::NotPaired => "NOT_PAIRED",
+            ErrorCode::ApprovalNotFound => "APPROVAL_NOT_FOUND",
+        }
+    }
+}
+
+/// `ErrorShape {code, message, details?, retryable?, retryAfterMs?}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorShape {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
+    #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ErrorShape {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorShape {
+            code,
+            message: message.into(),
+            details: None,
+            retryable: None,
+            retry_after_ms: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn retry_after(mut self, ms: u64) -> Self {
+        self.retryable = Some(true);
+        self.retry_after_ms = Some(ms);
+        self
+    }
+
+    /// `details.code`, when there is one.
+    pub fn detail_code(&self) -> Option<&str> {
+        self.details.as_ref()?.get("code")?.as_str()
+    }
+}
+
+/// WebSocket close codes the gateway uses.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const PROTOCOL_MISMATCH: u16 = 1002;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    pub const SERVICE_RESTART: u16 = 1012;
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// An error answered during the handshake, followed by a close.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandshakeError {
+    pub error: ErrorShape,
+    pub close_code: u16,
+    pub close_reason: String,
+}
+
+impl HandshakeError {
+    /// Closed 1008 with the message as reason, the usual case.
+    fn policy(error: ErrorShape) -> Self {
+        let close_reason = crate::limits::close_reason(&error.message);
+        HandshakeError {
+            error,
+            close_code: close::POLICY,
+            close_reason,
+        }
+    }
+}
+
+/// `recommendedNextStep` values clients key their recovery on.
+pub mod next_step {
+    pub const RETRY_WITH_DEVICE_TOKEN: &str = "retry_with_device_token";
+    pub const UPDATE_AUTH_CONFIGURATION: &str = "update_auth_configuration";
+    pub const UPDATE_AUTH_CREDENTIALS: &str = "update_auth_credentials";
+    pub const WAIT_THEN_RETRY: &str = "wait_then_retry";
+    pub const REVIEW_AUTH_CONFIGURATION: &str = "review_auth_configuration";
+}
+
+// ---- handshake -------------------------------------------------------------------------------
+
+pub fn first_request_not_connect() -> HandshakeError {
+    HandshakeError::policy(ErrorShape::new(
+        ErrorCode::InvalidRequest,
+        "invalid handshake: first request must be connect",
+    ))
+}
+
+pub fn invalid_connect_params(schema_error: &str) -> HandshakeError {
+    HandshakeError::policy(ErrorShape::new(
+        ErrorCode::InvalidRequest,
+        format!("invalid connect params: {schema_error}"),
+    ))
+}
+
+pub fn invalid_role() -> HandshakeError {
+    HandshakeError::policy(ErrorShape::new(ErrorCode::InvalidRequest, "invalid role"))
+}
+
+pub fn protocol_mismatch(client_min: u64, client_max: u64) -> HandshakeError {
+    HandshakeError {
+        error: ErrorShape::new(ErrorCode::InvalidRequest, "protocol mismatch").with_details(
+            json!({
+                "code": "PROTOCOL_MISMATCH",
+                "clientMinProtocol": client_min,
+                "clientMaxProtocol": client_max,
+                "expectedProtocol": crate::PROTOCOL_VERSION,
+                "minimumProbeProtocol": crate::MIN_PROBE_PROTOCOL,
+            }),
+        ),
+        close_code: close::PROTOCOL_MISMATCH,
+        close_reason: "protocol mismatch".into(),
+    }
+}
+
+/// Why shared-secret or device-token auth failed; each maps to one message and detail code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    TokenMissing,
+    TokenMismatch,
+    TokenNotConfigured,
+    PasswordMissing,
+    PasswordMismatch,
+    PasswordNotConfigured,
+    DeviceTokenMismatch,
+    ScopeMismatch,
+}
+
+impl AuthFailure {
+    fn detail_code(self) -> &'static str {
+        match self {
+            AuthFailure::TokenMissing => "AUTH_TOKEN_MISSING",
+            AuthFailure::TokenMismatch => "AUTH_TOKEN_MISMATCH",
+            AuthFailure::TokenNotConfigured => "AUTH_TOKEN_NOT_CONFIGURED",
+            AuthFailure::PasswordMissing => "AUTH_PASSWORD_MISSING",
+            AuthFailure::PasswordMismatch => "AUTH_PASSWORD_MISMATCH",
+            AuthFailure::PasswordNotConfigured => "AUTH_PASSWORD_NOT_CONFIGURED",
+            AuthFailure::DeviceTokenMismatch => "AUTH_DEVICE_TOKEN_MISMATCH",
+            AuthFailure::ScopeMismatch => "AUTH_SCOPE_MISMATCH",
+        }
+    }
+
+    fn auth_reason(self) -> &'static str {
+        match self {
+            AuthFailure::TokenMissing => "token_missing",
+            AuthFailure::TokenMismatch => "token_mismatch",
+            AuthFailure::TokenNotConfigured => "token_missing_config",
+            AuthFailure::PasswordMissing => "password_missing",
+            AuthFailure::PasswordMismatch => "password_mismatch",
+            AuthFailure::PasswordNotConfigured => "password_missing_config",
+            AuthFailure::DeviceTokenMismatch => "device_token_mismatch",
+            AuthFailure::ScopeMismatch => "scope_mismatch",
+        }
+    }
+
+    /// Whether the failure means "a credential was offered and it was wrong" (these count
+    /// towards the failed-auth rate limit; a missing credential does not).
+    pub fn is_wrong_credential(self) -> bool {
+        matches!(
+            self,
+            AuthFailure::TokenMismatch
+                | AuthFailure::PasswordMismatch
+                | AuthFailure::DeviceTokenMismatch
+        )
+    }
+
+    fn message(self, remote_client: bool) -> String {
+        let text = match self {
+            AuthFailure::TokenMissing => {
+                if remote_client {
+                    "gateway token missing (set gateway.remote.token to match gateway.auth.token)"
+                } else {
+                    "gateway token missing (provide gateway auth token)"
+                }
+            }
+            AuthFailure::TokenMismatch => {
+                if remote_client {
+                    "gateway token mismatch (set gateway.remote.token to match gateway.auth.token)"
+                } else {
+                    "gateway token mismatch (use this gateway's gateway.auth.token or pair the device)"
+                }
+            }
+            AuthFailure::TokenNotConfigured => {
+                "gateway token not configured on gateway (set gateway.auth.token)"
+            }
+            AuthFailure::PasswordMissing => {
+                "gateway password missing (provide gateway auth password)"
+            }
+            AuthFailure::PasswordMismatch => {
+                "gateway password mismatch (use this gateway's gateway.auth.password)"
+            }
+            AuthFailure::PasswordNotConfigured => {
+                "gateway password not configured on gateway (set gateway.auth.password)"
+            }
+            AuthFailure::DeviceTokenMismatch => {
+                "device token mismatch (rotate/reissue device token)"
+            }
+            AuthFailure::ScopeMismatch => "device token scope mismatch (re-pair the device)",
+        };
+        format!("unauthorized: {text}")
+    }
+
+    fn next_step(self) -> &'static str {
+        match self {
+            AuthFailure::TokenNotConfigured | AuthFailure::PasswordNotConfigured => {
+                next_step::UPDATE_AUTH_CONFIGURATION
+            }
+            AuthFailure::ScopeMismatch => next_step::REVIEW_AUTH_CONFIGURATION,
+            _ => next_step::UPDATE_AUTH_CREDENTIALS,
+        }
+    }
+}
+
+/// A shared-secret or device-token failure. `remote_client` picks the hint: a CLI in remote
+/// mode is told about `gateway.remote.token`, a local one about `gateway.auth.token`.
+pub fn auth_failed(
+    failure: AuthFailure,
+    remote_client: bool,
+    can_retry_with_device_token: bool,
+) -> HandshakeError {
+    HandshakeError::policy(
+        ErrorShape::new(ErrorCode::InvalidRequest, failure.message(remote_client)).with_details(
+            json!({
+                "code": failure.detail_code(),
+                "authReason": failure.auth_reason(),
+                "canRetryWithDeviceToken": can_retry_with_device_token,
+                "recommendedNextStep": if can_retry_with_device_token {
+                    next_step::RETRY_WITH_DEVICE_TOKEN
+                } else {
+                    failure.next_step()
+                },
+            }),
+        ),
+    )
+}
+
+/// Too many failed attempts from this client address.
+pub fn auth_rate_limited(retry_after_ms: u64) -> HandshakeError {
+    HandshakeError::policy(
+        ErrorShape::new(
+            ErrorCode::InvalidRequest,
+            "unauthorized: too many failed authentication attempts (retry later)",
+        )
+        .retry_after(retry_after_ms)
+        .with_details(json!({
+            "code": "AUTH_RATE_LIMITED",
+            "authReason": "rate_limited",
+            "recommendedNextStep": next_step::WAIT_THEN_RETRY,
+        })),
+    )
+}
+
+/// No shared secret and no device: nothing to authenticate with.
+pub fn device_identity_required() -> HandshakeError {
+    HandshakeError::policy(
+        ErrorShape::new(ErrorCode::NotPaired, "device identity required")
+            .with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"})),
+    )
+}
+
+/// The device proof checks, in the order the gateway runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceAuthFailure {
+    DeviceIdMismatch,
+    SignatureExpired,
+    NonceRequired,
+    NonceMismatch,
+    SignatureInvalid,
+    PublicKeyInvalid,
+}
+
+pub fn device_auth_failed(failure: DeviceAuthFailure) -> HandshakeError {
+    let (message, code, reason) = match failure {
+        DeviceAuthFailure::DeviceIdMismatch => (
+            "device identity mismatch",
+            "DEVICE_AUTH_DEVICE_ID_MISMATCH",
+            "device-id-mismatch",
+        ),
+        DeviceAuthFailure::SignatureExpired => (
+            "device signature expired",
+            "DEVICE_AUTH_SIGNATURE_EXPIRED",
+            "device-signature-stale",
+        ),
+        DeviceAuthFailure::NonceRequired => (
+            "device nonce required",
+            "DEVICE_AUTH_NONCE_REQUIRED",
+            "device-nonce-missing",
+        ),
+        DeviceAuthFailure::NonceMismatch => (
+            "device nonce mismatch",
+            "DEVICE_AUTH_NONCE_MISMATCH",
+            "device-nonce-mismatch",
+        ),
+        DeviceAuthFailure::SignatureInvalid => (
+            "device signature invalid",
+            "DEVICE_AUTH_SIGNATURE_INVALID",
+            "device-signature",
+        ),
+        DeviceAuthFailure::PublicKeyInvalid => (
+            "device public key invalid",
+            "DEVICE_AUTH_PUBLIC_KEY_INVALID",
+            "device-public-key",
+        ),
+    };
+    HandshakeError::policy(
+        ErrorShape::new(ErrorCode::InvalidRequest, message)
+            .with_details(json!({"code": code, "reason": reason})),
+    )
+}
+
+/// The gateway is still starting (or draining): retry shortly, close 1013.
+pub fn gateway_starting() -> HandshakeError {
+    HandshakeError {
+        error: ErrorShape::new(ErrorCode::Unavailable, "gateway starting; retry shortly")
+            .retry_after(500)
+            .with_details(json!({"reason": "startup-sidecars"})),
+        close_code: close::TRY_AGAIN_LATER,
+        close_reason: "gateway starting".into(),
+    }
+}
+
+// ---- after hello ------------------------------------------------------------------------------
+
+/// `FORBIDDEN missing scope: <scope>`.
+pub fn missing_scope(scope: &str) -> ErrorShape {
+    ErrorShape::new(ErrorCode::Forbidden, format!("missing scope: {scope}")).with_details(json!({
+        "code": "MISSING_SCOPE",
+        "missingScope": scope,
+        "requiredScopes": [scope],
+    }))
+}
+
+pub fn unknown_method(method: &str) -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::InvalidRequest,
+        format!("unknown method: {method}"),
+    )
+}
+
+/// A node-only method called by an operator (or the reverse).
+pub fn unauthorized_role(role: &str) -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::InvalidRequest,
+        format!("unauthorized role: {role}"),
+    )
+}
+
+/// Params that fail a method's schema: `invalid <method> params: <schema error>`.
+pub fn invalid_params(method: &str, schema_error: &str) -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::InvalidRequest,
+        format!("invalid {method} params: {schema_error}"),
+    )
+}
+
+/// A request frame that fails the frame schema after the handshake.
+pub fn invalid_request_frame(schema_error: &str) -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::InvalidRequest,
+        format!("invalid request frame: {schema_error}"),
+    )
+}
+
+/// A second `connect` on an established connection.
+pub fn already_connected() -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::InvalidRequest,
+        "connect is only valid as the first request",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_mismatch_matches_the_capture() {
+        let e = auth_failed(AuthFailure::TokenMismatch, false, false);
+        assert_eq!(
+            serde_json::to_value(&e.error).unwrap(),
+            json!({"code":"INVALID_REQUEST","message":"unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)","details":{"code":"AUTH_TOKEN_MISMATCH","authReason":"token_mismatch","canRetryWithDeviceToken":false,"recommendedNextStep":"update_auth_credentials"}})
+        );
+        assert_eq!(e.close_code, 1008);
+        assert_eq!(e.close_reason, e.error.message);
+    }
+
+    #[test]
+    fn missing_scope_matches_the_capture() {
+        assert_eq!(
+            serde_json::to_value(missing_scope("operator.admin")).unwrap(),
+            json!({"code":"FORBIDDEN","message":"missing scope: operator.admin","details":{"code":"MISSING_SCOPE","missingScope":"operator.admin","requiredScopes":["operator.admin"]}})
+        );
+    }
+}
