@@ -1,0 +1,47 @@
+//! Test support for clawgate.
+//!
+//! * [`OpenClaw`] / [`RealGateway`]: the real OpenClaw CLI and gateway
+//!   (installed by `scripts/setup-openclaw`, found through
+//!   `CLAWGATE_OPENCLAW_BIN`), each process in a private home and, because the
+//!   real processes contact outside hosts, only inside a loopback-only network
+//!   namespace. `./scripts/test` provides both.
+//! * [`ClawgateBin`]: the project's own binary, run as a user would.
+//! * [`RawWs`]: a minimal Gateway protocol client speaking raw JSON frames.
+//! * [`ChildProcess`], [`wait_for_line`], [`kill_tree`]: process-group
+//!   handling so no test leaves processes behind.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use clawgate_testkit::{OpenClaw, RealGateway};
+//! let oc = OpenClaw::from_env();
+//! let gw = RealGateway::start(&oc, "test-token").await;
+//! let out = gw.cli().args(["gateway", "call", "health", "--json"]).run().await;
+//! assert_eq!(out.assert_success().json()["ok"], true);
+//! # }
+//! ```
+
+mod clawgate;
+mod cli;
+mod gateway;
+mod home;
+mod net;
+mod openclaw;
+mod process;
+mod ws;
+
+pub use clawgate::{
+    ClawgateBin, ClawgateGateway, GATEWAY_READY_TIMEOUT, READY_MARKER, parse_listening_url,
+};
+pub use cli::{CliCommand, DEFAULT_CLI_TIMEOUT, Output, TimedOut};
+pub use gateway::{GatewayOptions, RealGateway, START_DEADLINE};
+pub use home::{IsolatedHome, KEEP_ENV, merge_json};
+pub use net::{free_port, in_loopback_only_netns, network_interfaces, require_loopback_only_netns};
+pub use openclaw::{OPENCLAW_BIN_ENV, OPENCLAW_VERSION, OpenClaw};
+pub use process::{
+    ChildProcess, Line, OutputLines, Stream, is_alive, kill_group, kill_tree, signal_group,
+    wait_for_line,
+};
+pub use ws::{FRAME_TIMEOUT, Frame, PROTOCOL_VERSION, RawWs, WsError, connect_params};
+
+/// Re-exported so tests can build configs without their own dependency.
+pub use serde_json::{Value, json};
