@@ -1,0 +1,257 @@
+//! Where the operator CLI connects, and with which credentials.
+
+use std::fmt;
+
+use crate::error::ConfigError;
+use crate::gateway_config::{GatewayConfig, normalize_fingerprint};
+use crate::load::LoadedConfig;
+use crate::modes::GatewayMode;
+use crate::paths::env_with_fallback;
+use crate::secret::Secret;
+use crate::settings::{
+    DEFAULT_PORT, SecretSource, check_secret, env_port, pick_secret, source_label,
+};
+
+/// The operator CLI's connection flags. `None` = flag not given.
+#[derive(Debug, Clone, Default)]
+pub struct ClientFlags {
+    /// `--url`.
+    pub url: Option<String>,
+    /// `--token`.
+    pub token: Option<Secret>,
+    /// `--password`.
+    pub password: Option<Secret>,
+    /// `--tls-fingerprint` (SHA-256 of the gateway's certificate).
+    pub tls_fingerprint: Option<String>,
+}
+
+/// What chose the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSource {
+    /// `--url`.
+    Flag,
+    /// The named environment variable (`CLAWGATE_GATEWAY_URL` / `OPENCLAW_GATEWAY_URL`).
+    Env(String),
+    /// `gateway.remote.url` (with `gateway.mode: "remote"`).
+    RemoteConfig,
+    /// The local gateway on `127.0.0.1`.
+    Local,
+}
+
+impl fmt::Display for TargetSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetSource::Flag => f.write_str("--url"),
+            TargetSource::Env(name) => write!(f, "env {name}"),
+            TargetSource::RemoteConfig => f.write_str("config gateway.remote.url"),
+            TargetSource::Local => f.write_str("local gateway"),
+        }
+    }
+}
+
+/// A resolved connection target for the operator CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientTarget {
+    /// `ws://` or `wss://` URL (`http(s)://` input is normalized to `ws(s)://`).
+    pub url: String,
+    pub token: Option<Secret>,
+    pub password: Option<Secret>,
+    /// Certificate pin, 64 lowercase hex digits. For the local `wss://` gateway it is
+    /// `None`: the caller pins the on-disk certificate itself.
+    pub tls_fingerprint: Option<String>,
+    pub source: TargetSource,
+    /// Non-fatal findings to print (e.g. remote mode without a remote URL).
+    pub warnings: Vec<String>,
+}
+
+/// Checks and normalizes a gateway URL; `named` says where it came from, for the message.
+fn normalize_url(url: &str, named: &str) -> Result<String, ConfigError> {
+    let u = url.trim();
+    let lower = u.to_ascii_lowercase();
+    let (scheme, rest) = if let Some(r) = lower.strip_prefix("wss://") {
+        ("wss://", &u[u.len() - r.len()..])
+    } else if let Some(r) = lower.strip_prefix("ws://") {
+        ("ws://", &u[u.len() - r.len()..])
+    } else if let Some(r) = lower.strip_prefix("https://") {
+        ("wss://", &u[u.len() - r.len()..])
+    } else if let Some(r) = lower.strip_prefix("http://") {
+        ("ws://", &u[u.len() - r.len()..])
+    } else {
+        ("", "")
+    };
+    if scheme.is_empty() || rest.is_empty() || rest.starts_with('/') {
+        return Err(ConfigError::Client {
+            message: format!(
+                "{named} must be a ws:// or wss:// URL such as wss://gateway.example.ts.net or ws://127.0.0.1:18789 (got {})",
+                serde_json::Value::String(url.to_owned())
+            ),
+        });
+    }
+    Ok(format!("{scheme}{rest}"))
+}
+
+fn fingerprint(input: &str, named: &str) -> Result<String, ConfigError> {
+    normalize_fingerprint(input).ok_or_else(|| ConfigError::Client {
+        message: format!(
+            "{named} must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated and prefixed with \"sha256:\" (got {})",
+            serde_json::Value::String(input.to_owned())
+        ),
+    })
+}
+
+/// Resolves where the operator CLI connects (OpenClaw's rules, see below), with these
+/// deliberate differences: in local mode env credentials beat `gateway.auth.*` (the same
+/// order the gateway uses, so both agree on the secret in effect), local mode never falls
+/// back to `gateway.remote.*` credentials, and remote mode never sends the local
+/// `gateway.auth.*` secret to the remote host.
+///
+/// 1. `--url`: only `--token` / `--password` are used, never saved or env credentials
+///    (they belong to another gateway); without either it is an error.
+/// 2. `CLAWGATE_GATEWAY_URL` / `OPENCLAW_GATEWAY_URL`: credentials from flags, then only
+///    `CLAWGATE_GATEWAY_TOKEN|PASSWORD` / `OPENCLAW_GATEWAY_TOKEN|PASSWORD`.
+/// 3. `gateway.mode: "remote"` with `gateway.remote.url`: flags > `gateway.remote.token`
+///    / `password` > env; the pin is `--tls-fingerprint` > `gateway.remote.tlsFingerprint`.
+/// 4. Otherwise the local gateway, always `ws://127.0.0.1:<port>` (`wss://` when
+///    `gateway.tls.enabled`), port from env > `gateway.port` > 18789; credentials flags >
+///    env > `gateway.auth.*`.
+pub fn resolve_client_target(
+    flags: &ClientFlags,
+    loaded: Option<&LoadedConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ClientTarget, ConfigError> {
+    let default_cfg = GatewayConfig::default();
+    let cfg = loaded.map_or(&default_cfg, |l| &l.gateway);
+    let flag_fp = flags
+        .tls_fingerprint
+        .as_deref()
+        .map(|fp| fingerprint(fp, "--tls-fingerprint"))
+        .transpose()?;
+    let mut warnings = Vec::new();
+
+    let (url, token, password, tls_fingerprint, source) = if let Some(url) = &flags.url {
+        let url = normalize_url(url, "--url")?;
+        if flags.token.is_none() && flags.password.is_none() {
+            return Err(ConfigError::Client {
+                message: "gateway url override requires explicit credentials\nFix: pass --token or --password with --url.\nFor the default local or SSH-tunneled Gateway, remove --url to use the configured target.".to_owned(),
+            });
+        }
+        let token = flags.token.clone().map(|s| (s, SecretSource::Flag));
+        let password = flags.password.clone().map(|s| (s, SecretSource::Flag));
+        (url, token, password, flag_fp, TargetSource::Flag)
+    } else if let Some((var, url)) = env_with_fallback(env, "GATEWAY_URL") {
+        let url = normalize_url(&url, &var)?;
+        let token = pick_secret(flags.token.as_ref(), env, "GATEWAY_TOKEN", None);
+        let password = pick_secret(flags.password.as_ref(), env, "GATEWAY_PASSWORD", None);
+        (url, token, password, flag_fp, TargetSource::Env(var))
+    } else if let (Some(GatewayMode::Remote), Some(url)) = (cfg.mode, &cfg.remote.url) {
+        let url = normalize_url(url, "gateway.remote.url")?;
+        let token = remote_first(
+            flags.token.as_ref(),
+            cfg.remote.token.as_ref(),
+            "gateway.remote.token",
+            env,
+            "GATEWAY_TOKEN",
+        );
+        let password = remote_first(
+            flags.password.as_ref(),
+            cfg.remote.password.as_ref(),
+            "gateway.remote.password",
+            env,
+            "GATEWAY_PASSWORD",
+        );
+        let fp = flag_fp.or_else(|| cfg.remote.tls_fingerprint.clone());
+        (url, token, password, fp, TargetSource::RemoteConfig)
+    } else {
+        if cfg.mode == Some(GatewayMode::Remote) {
+            warnings.push(
+                "gateway.mode=remote but gateway.remote.url is missing; connecting to the local gateway. Set gateway.remote.url (e.g. wss://gateway.example.ts.net) to use the remote one.".to_owned(),
+            );
+        }
+        let port = env_port(env)?.or(cfg.port).unwrap_or(DEFAULT_PORT);
+        let scheme = if cfg.tls.enabled == Some(true) {
+            "wss"
+        } else {
+            "ws"
+        };
+        let token = pick_secret(
+            flags.token.as_ref(),
+            env,
+            "GATEWAY_TOKEN",
+            cfg.auth.token.as_ref().map(|s| (s, "gateway.auth.token")),
+        );
+        let password = pick_secret(
+            flags.password.as_ref(),
+            env,
+            "GATEWAY_PASSWORD",
+            cfg.auth
+                .password
+                .as_ref()
+                .map(|s| (s, "gateway.auth.password")),
+        );
+        (
+            format!("{scheme}://127.0.0.1:{port}"),
+            token,
+            password,
+            flag_fp,
+            TargetSource::Local,
+        )
+    };
+
+    if let Some((secret, source)) = &token {
+        check_secret("token", secret, &source_label(source, "--token"))?;
+    }
+    if let Some((secret, source)) = &password {
+        check_secret("password", secret, &source_label(source, "--password"))?;
+    }
+    if tls_fingerprint.is_some() && !url.starts_with("wss://") {
+        return Err(ConfigError::Client {
+            message: format!(
+                "a TLS fingerprint requires a wss:// gateway url (got {url}); use wss:// or remove the fingerprint"
+            ),
+        });
+    }
+
+    Ok(ClientTarget {
+        url,
+        token: token.map(|(s, _)| s),
+        password: password.map(|(s, _)| s),
+        tls_fingerprint,
+        source,
+        warnings,
+    })
+}
+
+/// flag > remote config > env.
+fn remote_first(
+    flag: Option<&Secret>,
+    remote: Option<&Secret>,
+    remote_key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    env_suffix: &str,
+) -> Option<(Secret, SecretSource)> {
+    if let Some(s) = flag {
+        return Some((s.clone(), SecretSource::Flag));
+    }
+    if let Some(s) = remote {
+        return Some((s.clone(), SecretSource::Config(remote_key.to_owned())));
+    }
+    pick_secret(None, env, env_suffix, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(normalize_url("ws://h:1", "x").unwrap(), "ws://h:1");
+        assert_eq!(normalize_url(" WSS://H/p ", "x").unwrap(), "wss://H/p");
+        assert_eq!(normalize_url("https://h", "x").unwrap(), "wss://h");
+        assert_eq!(normalize_url("http://h:80", "x").unwrap(), "ws://h:80");
+        assert_eq!(
+            normalize_url("h:18789", "--url").unwrap_err().to_string(),
+            "--url must be a ws:// or wss:// URL such as wss://gateway.example.ts.net or ws://127.0.0.1:18789 (got \"h:18789\")"
+        );
+        assert!(normalize_url("ws://", "x").is_err());
+    }
+}

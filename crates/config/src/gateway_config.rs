@@ -1,0 +1,564 @@
+//! The typed view of the `gateway.*` keys clawgate implements, and the walk that builds it
+//! from the JSON tree with error messages that name the dotted key.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+
+use crate::error::{ConfigError, InvalidValue};
+use crate::modes::{AuthMode, BindMode, GatewayMode, RemoteTransport, TailscaleMode};
+use crate::paths::expand_tilde;
+use crate::secret::Secret;
+
+/// The `gateway.*` settings clawgate implements, as written in the config file (after
+/// `${VAR}` substitution and SecretRef resolution). `None` / empty means "not set": the
+/// defaults are applied by [`resolve_gateway_settings`](crate::resolve_gateway_settings).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GatewayConfig {
+    /// `gateway.port` (1–65535).
+    pub port: Option<u16>,
+    /// `gateway.mode`.
+    pub mode: Option<GatewayMode>,
+    /// `gateway.bind`.
+    pub bind: Option<BindMode>,
+    /// `gateway.customBindHost` (checked to be an IPv4 address only when `bind` is
+    /// `custom`, like OpenClaw).
+    pub custom_bind_host: Option<String>,
+    /// `gateway.auth.*`.
+    pub auth: AuthConfig,
+    /// `gateway.remote.*`: where the operator CLI connects in remote mode. Never used for
+    /// the local gateway's own auth.
+    pub remote: RemoteConfig,
+    /// `gateway.trustedProxies[]`: IPs or CIDRs (validated).
+    pub trusted_proxies: Vec<String>,
+    /// `gateway.nodes.pairing.autoApproveLocal`.
+    pub auto_approve_local: Option<bool>,
+    /// `gateway.nodes.commands.allow[]`.
+    pub node_commands_allow: Vec<String>,
+    /// `gateway.nodes.commands.deny[]`.
+    pub node_commands_deny: Vec<String>,
+    /// `gateway.tls.*`.
+    pub tls: TlsConfig,
+    /// `gateway.tailscale.mode`.
+    pub tailscale_mode: Option<TailscaleMode>,
+}
+
+/// `gateway.auth.*`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthConfig {
+    pub mode: Option<AuthMode>,
+    pub token: Option<Secret>,
+    pub password: Option<Secret>,
+    /// `gateway.auth.rateLimit.maxAttempts`.
+    pub max_attempts: Option<u32>,
+    /// `gateway.auth.rateLimit.windowMs`.
+    pub window_ms: Option<u64>,
+    /// `gateway.auth.rateLimit.lockoutMs`.
+    pub lockout_ms: Option<u64>,
+    /// `gateway.auth.rateLimit.exemptLoopback`.
+    pub exempt_loopback: Option<bool>,
+}
+
+/// `gateway.remote.*`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteConfig {
+    pub url: Option<String>,
+    pub token: Option<Secret>,
+    pub password: Option<Secret>,
+    /// Normalized to 64 lowercase hex digits (input may be colon-separated and/or carry a
+    /// `sha256:` prefix, any case).
+    pub tls_fingerprint: Option<String>,
+    pub transport: Option<RemoteTransport>,
+    /// `user@host` or `user@host:port`.
+    pub ssh_target: Option<String>,
+    /// Passed to `ssh -i`; a leading `~` is expanded.
+    pub ssh_identity: Option<PathBuf>,
+    pub remote_port: Option<u16>,
+}
+
+/// `gateway.tls.*`. Paths have a leading `~` expanded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub enabled: Option<bool>,
+    pub auto_generate: Option<bool>,
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+}
+
+/// Reads typed values out of the JSON tree; every error names the dotted key.
+pub(crate) struct Reader<'a> {
+    pub file: &'a Path,
+    /// Config path → variable, for `${VAR}` references whose variable was missing.
+    pub missing: &'a HashMap<String, String>,
+    /// Config paths of strings that contained a replaced `${VAR}`: there a number or
+    /// boolean may arrive as text (`port: "${GATEWAY_PORT}"`) and is accepted as such.
+    pub substituted: &'a HashSet<String>,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// How a value looks in a message: JSON text for scalars, a type name for containers.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Like [`shown`] but never prints the value: for secret-bearing keys.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Reader<'_> {
+    fn invalid(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            key: key.to_owned(),
+            message,
+        }
+    }
+
+    fn check_missing(&self, key: &str) -> Result<(), ConfigError> {
+        match self.missing.get(key) {
+            Some(var) => Err(ConfigError::MissingEnvVar {
+                file: self.file.to_owned(),
+                var: var.clone(),
+                key: key.to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The object at `key`, or an empty one when absent/null.
+    fn object<'v>(
+        &self,
+        parent: &'v Map<String, Value>,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<&'v Map<String, Value>>, ConfigError> {
+        match parent.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(o)) => Ok(Some(o)),
+            Some(other) => Err(self.invalid(
+                key,
+                format!("{key} must be an object (got {})", shown(other)),
+            )),
+        }
+    }
+
+    fn string(
+        &self,
+        parent: &Map<String, Value>,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<String>, ConfigError> {
+        match parent.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => {
+                self.check_missing(key)?;
+                Ok(Some(s.clone()))
+            }
+            Some(other) => Err(self.invalid(
+                key,
+                format!("{key} must be a string (got {})", shown(other)),
+            )),
+        }
+    }
+
+    fn path(
+        &self,
+        parent: &Map<String, Value>,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(self
+            .string(parent, name, key)?
+            .map(|s| expand_tilde(&s, self.env)))
+    }
+
+    fn bool(
+        &self,
+        parent: &Map<String, Value>,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<bool>, ConfigError> {
+        match parent.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s))
+                if self.substituted.contains(key) && (s == "true" || s == "false") =>
+            {
+                Ok(Some(s == "true"))
+            }
+            Some(other) => {
+                if other.is_string() {
+                    self.check_missing(key)?;
+                }
+                Err(self.invalid(
+                    key,
+                    format!("{key} must be true or false (got {})", shown(other)),
+                ))
+            }
+        }
+    }
+
+    /// An integer in `min..=max`.
+    fn int(
+        &self,
+        parent: &Map<String, Value>,
+        name: &str,
+        key: &str,
+        min: u64,
+        max: u64,
+    ) -> Result<Option<u64>, ConfigError> {
+        match parent.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                if v.is_string() {
+                    self.check_missing(key)?;
+                }
+                let n = match v {
+                    Value::String(s) if self.substituted.contains(key) => {
+                        s.trim().parse::<u64>().ok()
+                    }
+                    other => other.as_u64(),
+                };
+                match n {
+                    Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                    _ => Err(self.invalid(
+                        key,
+                        format!(
+                            "{key} must be an integer between {min} and {max} (got {})",
+                            shown(v)
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn port(
+        &self,
+        parent: &Map<String, Value>,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<u16>, ConfigError> {
+        Ok(self
+            .int(parent, name, key, 1, u64::from(u16::MAX))?
+            .and_then(|n| u16::try_from(n).ok()))
+    }
+
+    fn enumeration<T: FromStr<Err = InvalidValue>>(
+        &self,
+        parent: &Map<String, Value>,
+        name: &str,
+        key: &str,
+        allowed: &'static [&'static str],
+    ) -> Result<Option<T>, ConfigError> {
+        match parent.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => {
+                self.check_missing(key)?;
+                s.parse::<T>()
+                    .map(Some)
+                    .map_err(|e| self.invalid(key, format!("{key} {e}")))
+            }
+            Some(other) => Err(self.invalid(
+                key,
+                format!(
+                    "{key} must be one of {} (got {})",
+                    allowed.join(", "),
+                    shown(other)
+                ),
+            )),
+        }
+    }
+
+    fn string_list(
+        &self,
+        parent: &Map<String, Value>,
+        name: &str,
+        key: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        match parent.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let item_key = format!("{key}[{i}]");
+                    match item {
+                        Value::String(s) => {
+                            self.check_missing(&item_key)?;
+                            Ok(s.clone())
+                        }
+                        other => Err(self.invalid(
+                            &item_key,
+                            format!("{item_key} must be a string (got {})", shown(other)),
+                        )),
+                    }
+                })
+                .collect(),
+            Some(other) => Err(self.invalid(
+                key,
+                format!("{key} must be an array of strings (got {})", shown(other)),
+            )),
+        }
+    }
+
+    /// A secret: a string, or a SecretRef object `{source, provider, id}`. Only
+    /// `source: "env"` is resolved (from the variable named by `id`).
+    fn secret(
+        &self,
+        parent: &Map<String, Value>,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<Secret>, ConfigError> {
+        let shape_error = |got: &Value| {
+            self.invalid(
+                key,
+                format!(
+                    "{key} must be a string or a SecretRef object {{\"source\": \"env\", \"provider\": \"default\", \"id\": \"ENV_VAR_NAME\"}} (got {})",
+                    type_name(got)
+                ),
+            )
+        };
+        match parent.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => {
+                self.check_missing(key)?;
+                Ok(Some(Secret::new(s.clone())))
+            }
+            Some(v @ Value::Object(obj)) => {
+                let Some(SecretRef { source, id }) = parse_secret_ref(obj) else {
+                    return Err(shape_error(v));
+                };
+                if source != "env" {
+                    return Err(self.invalid(
+                        key,
+                        format!(
+                            "{key} is a SecretRef with source \"{source}\", which clawgate does not support yet; use {{\"source\": \"env\", \"provider\": \"default\", \"id\": \"ENV_VAR_NAME\"}} or a \"${{ENV_VAR_NAME}}\" string instead"
+                        ),
+                    ));
+                }
+                match (self.env)(id).filter(|v| !v.is_empty()) {
+                    Some(value) => Ok(Some(Secret::new(value))),
+                    None => Err(self.invalid(
+                        key,
+                        format!(
+                            "{key} is a SecretRef to environment variable {id}, which is not set (or empty); set {id} in the gateway's environment"
+                        ),
+                    )),
+                }
+            }
+            Some(other) => Err(shape_error(other)),
+        }
+    }
+
+    fn trusted_proxies(&self, gw: &Map<String, Value>) -> Result<Vec<String>, ConfigError> {
+        let key = "gateway.trustedProxies";
+        let list = self.string_list(gw, "trustedProxies", key)?;
+        for (i, entry) in list.iter().enumerate() {
+            if !is_ip_or_cidr(entry) {
+                let item_key = format!("{key}[{i}]");
+                return Err(self.invalid(
+                    &item_key,
+                    format!(
+                        "{item_key} must be an IP address or CIDR such as \"10.0.0.1\" or \"10.0.0.0/8\" (got {})",
+                        Value::String(entry.clone())
+                    ),
+                ));
+            }
+        }
+        Ok(list)
+    }
+}
+
+/// The parts of a SecretRef we use. `None` when `obj` is not a SecretRef.
+pub(crate) struct SecretRef<'a> {
+    pub source: &'a str,
+    pub id: &'a str,
+}
+
+/// A SecretRef is an object with string `source` and `id` (and optionally `provider`) and
+/// no other keys.
+pub(crate) fn parse_secret_ref(obj: &Map<String, Value>) -> Option<SecretRef<'_>> {
+    let source = obj.get("source")?.as_str()?;
+    let id = obj.get("id")?.as_str()?;
+    let only_ref_keys = obj
+        .iter()
+        .all(|(k, v)| matches!(k.as_str(), "source" | "id") || (k == "provider" && v.is_string()));
+    only_ref_keys.then_some(SecretRef { source, id })
+}
+
+fn is_ip_or_cidr(s: &str) -> bool {
+    match s.split_once('/') {
+        None => s.parse::<IpAddr>().is_ok(),
+        Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
+            (Ok(IpAddr::V4(_)), Ok(b)) => b <= 32,
+            (Ok(IpAddr::V6(_)), Ok(b)) => b <= 128,
+            _ => false,
+        },
+    }
+}
+
+/// Normalizes a SHA-256 certificate fingerprint the way OpenClaw accepts it: 64 hex digits
+/// or 32 colon-separated hex bytes, optional `sha256:` prefix, any case → 64 lowercase hex
+/// digits.
+pub(crate) fn normalize_fingerprint(input: &str) -> Option<String> {
+    let s = input.trim();
+    let s = if s.len() >= 7 && s[..7].eq_ignore_ascii_case("sha256:") {
+        &s[7..]
+    } else {
+        s
+    };
+    let hex: String = if s.contains(':') {
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 32 || parts.iter().any(|p| p.len() != 2) {
+            return None;
+        }
+        parts.concat()
+    } else {
+        s.to_owned()
+    };
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
+/// Builds the typed view from the (substituted) `gateway` object.
+pub(crate) fn read_gateway(
+    r: &Reader<'_>,
+    gw: &Map<String, Value>,
+) -> Result<GatewayConfig, ConfigError> {
+    let mut cfg = GatewayConfig {
+        port: r.port(gw, "port", "gateway.port")?,
+        mode: r.enumeration(gw, "mode", "gateway.mode", GatewayMode::ALLOWED)?,
+        bind: r.enumeration(gw, "bind", "gateway.bind", BindMode::ALLOWED)?,
+        custom_bind_host: r.string(gw, "customBindHost", "gateway.customBindHost")?,
+        trusted_proxies: r.trusted_proxies(gw)?,
+        ..GatewayConfig::default()
+    };
+
+    if let Some(auth) = r.object(gw, "auth", "gateway.auth")? {
+        cfg.auth.mode = r.enumeration(auth, "mode", "gateway.auth.mode", AuthMode::ALLOWED)?;
+        cfg.auth.token = r.secret(auth, "token", "gateway.auth.token")?;
+        cfg.auth.password = r.secret(auth, "password", "gateway.auth.password")?;
+        if let Some(rl) = r.object(auth, "rateLimit", "gateway.auth.rateLimit")? {
+            let k = "gateway.auth.rateLimit";
+            cfg.auth.max_attempts = r
+                .int(
+                    rl,
+                    "maxAttempts",
+                    &format!("{k}.maxAttempts"),
+                    1,
+                    u64::from(u32::MAX),
+                )?
+                .and_then(|n| u32::try_from(n).ok());
+            cfg.auth.window_ms = r.int(rl, "windowMs", &format!("{k}.windowMs"), 1, u64::MAX)?;
+            cfg.auth.lockout_ms = r.int(rl, "lockoutMs", &format!("{k}.lockoutMs"), 0, u64::MAX)?;
+            cfg.auth.exempt_loopback =
+                r.bool(rl, "exemptLoopback", &format!("{k}.exemptLoopback"))?;
+        }
+    }
+
+    if let Some(remote) = r.object(gw, "remote", "gateway.remote")? {
+        let rc = &mut cfg.remote;
+        rc.url = r.string(remote, "url", "gateway.remote.url")?;
+        rc.token = r.secret(remote, "token", "gateway.remote.token")?;
+        rc.password = r.secret(remote, "password", "gateway.remote.password")?;
+        rc.transport = r.enumeration(
+            remote,
+            "transport",
+            "gateway.remote.transport",
+            RemoteTransport::ALLOWED,
+        )?;
+        rc.ssh_target = r.string(remote, "sshTarget", "gateway.remote.sshTarget")?;
+        rc.ssh_identity = r.path(remote, "sshIdentity", "gateway.remote.sshIdentity")?;
+        rc.remote_port = r.port(remote, "remotePort", "gateway.remote.remotePort")?;
+        let fp_key = "gateway.remote.tlsFingerprint";
+        if let Some(fp) = r.string(remote, "tlsFingerprint", fp_key)? {
+            rc.tls_fingerprint = Some(normalize_fingerprint(&fp).ok_or_else(|| {
+                r.invalid(
+                    fp_key,
+                    format!(
+                        "{fp_key} must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated and prefixed with \"sha256:\" (got {})",
+                        Value::String(fp.clone())
+                    ),
+                )
+            })?);
+        }
+    }
+
+    if let Some(nodes) = r.object(gw, "nodes", "gateway.nodes")? {
+        if let Some(pairing) = r.object(nodes, "pairing", "gateway.nodes.pairing")? {
+            cfg.auto_approve_local = r.bool(
+                pairing,
+                "autoApproveLocal",
+                "gateway.nodes.pairing.autoApproveLocal",
+            )?;
+        }
+        if let Some(commands) = r.object(nodes, "commands", "gateway.nodes.commands")? {
+            cfg.node_commands_allow =
+                r.string_list(commands, "allow", "gateway.nodes.commands.allow")?;
+            cfg.node_commands_deny =
+                r.string_list(commands, "deny", "gateway.nodes.commands.deny")?;
+        }
+    }
+
+    if let Some(tls) = r.object(gw, "tls", "gateway.tls")? {
+        cfg.tls = TlsConfig {
+            enabled: r.bool(tls, "enabled", "gateway.tls.enabled")?,
+            auto_generate: r.bool(tls, "autoGenerate", "gateway.tls.autoGenerate")?,
+            cert_path: r.path(tls, "certPath", "gateway.tls.certPath")?,
+            key_path: r.path(tls, "keyPath", "gateway.tls.keyPath")?,
+            ca_path: r.path(tls, "caPath", "gateway.tls.caPath")?,
+        };
+    }
+
+    if let Some(ts) = r.object(gw, "tailscale", "gateway.tailscale")? {
+        cfg.tailscale_mode =
+            r.enumeration(ts, "mode", "gateway.tailscale.mode", TailscaleMode::ALLOWED)?;
+    }
+
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints() {
+        let hex = "AB".repeat(32);
+        let want = Some("ab".repeat(32));
+        assert_eq!(normalize_fingerprint(&hex), want);
+        assert_eq!(normalize_fingerprint(&format!("sha256:{hex}")), want);
+        assert_eq!(normalize_fingerprint(&format!("SHA256:{hex}")), want);
+        let colon = vec!["aB"; 32].join(":");
+        assert_eq!(normalize_fingerprint(&colon), want);
+        assert_eq!(normalize_fingerprint("abc"), None);
+        assert_eq!(normalize_fingerprint(&"zz".repeat(32)), None);
+    }
+
+    #[test]
+    fn proxies() {
+        assert!(is_ip_or_cidr("10.0.0.1"));
+        assert!(is_ip_or_cidr("10.0.0.0/8"));
+        assert!(is_ip_or_cidr("::1"));
+        assert!(is_ip_or_cidr("fd00::/8"));
+        assert!(!is_ip_or_cidr("10.0.0.0/33"));
+        assert!(!is_ip_or_cidr("proxy.local"));
+    }
+}

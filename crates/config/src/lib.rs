@@ -1,0 +1,71 @@
+//! Configuration for the clawgate gateway and its operator CLI.
+//!
+//! clawgate reads OpenClaw's own config file (`~/.openclaw/openclaw.json`, JSON5) so an
+//! existing OpenClaw setup works unchanged. This crate:
+//!
+//! * finds the state directory and config file ([`resolve_state_dir`],
+//!   [`resolve_config_path`], [`locate_config`]) with OpenClaw's locations and env names,
+//!   each `OPENCLAW_*` variable having a `CLAWGATE_*` twin that wins;
+//! * loads and validates the file ([`load_config`], [`load_file`], [`LoadedConfig`]):
+//!   JSON5, `${VAR}` substitution (`$${VAR}` escapes), SecretRefs with `source: "env"`,
+//!   typed checks of the `gateway.*` keys clawgate implements with errors that name the
+//!   dotted key and the fix, and a report of everything else (`ignored`, `unknown`) that
+//!   is never fatal;
+//! * resolves the gateway's run settings ([`resolve_gateway_settings`]) and the operator
+//!   CLI's connection target ([`resolve_client_target`]) with precedence
+//!   flag > env > config > default;
+//! * supports `config.get` ([`redacted`], [`config_hash`]);
+//! * wraps credentials in [`Secret`], which never prints or serializes its value.
+//!
+//! Every function that reads the environment takes it as `&dyn Fn(&str) -> Option<String>`
+//! so tests never touch the process environment; production code passes [`process_env`].
+//!
+//! ```no_run
+//! use clawgate_config::{GatewayRunInputs, locate_config, load_config, process_env, resolve_gateway_settings};
+//!
+//! # fn main() -> Result<(), clawgate_config::ConfigError> {
+//! let inputs = GatewayRunInputs::default();
+//! let location = locate_config(inputs.config_path.as_deref(), inputs.state_dir.as_deref(), &process_env);
+//! let loaded = load_config(&location, &process_env)?;
+//! for line in loaded.iter().flat_map(|c| c.diagnostics()) {
+//!     eprintln!("warning: {line}");
+//! }
+//! let settings = resolve_gateway_settings(&inputs, loaded.as_ref(), &process_env)?;
+//! assert!(settings.port > 0);
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod error;
+mod gateway_config;
+mod load;
+mod modes;
+mod paths;
+mod redact;
+mod schema;
+mod secret;
+mod settings;
+mod subst;
+
+pub use client::{ClientFlags, ClientTarget, TargetSource, resolve_client_target};
+pub use error::{ConfigError, InvalidValue};
+pub use gateway_config::{AuthConfig, GatewayConfig, RemoteConfig, TlsConfig};
+pub use load::{LoadedConfig, load_config, load_file};
+pub use modes::{AuthMode, BindMode, GatewayMode, RemoteTransport, TailscaleMode};
+pub use paths::{
+    CONFIG_FILE_NAME, ConfigLocation, PathOrigin, STATE_DIR_NAME, locate_config,
+    resolve_config_path, resolve_state_dir,
+};
+pub use redact::{config_hash, redacted};
+pub use secret::{REDACTED, Secret};
+pub use settings::{
+    AuthSettings, DEFAULT_PORT, GatewayRunInputs, GatewaySettings, RateLimitSettings, SecretSource,
+    TlsSettings, resolve_gateway_settings,
+};
+
+/// The real process environment, for production callers: `process_env("HOME")`.
+/// Non-UTF-8 values count as unset.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}

@@ -1,0 +1,486 @@
+//! Which `gateway.*` keys OpenClaw 2026.9.6's schema knows, which of them clawgate
+//! implements, and the walk that sorts a config's keys into implemented / ignored /
+//! unknown.
+
+use serde_json::{Map, Value};
+
+use crate::subst::join_key;
+
+/// Shape of one key in OpenClaw's schema, as far as the key walk needs it.
+pub(crate) enum Shape {
+    /// A value whose insides are not checked (scalars, arrays, open or union shapes).
+    Any,
+    /// An object with exactly these keys.
+    Obj(&'static [(&'static str, Shape)]),
+    /// An object with free-form keys whose values have this shape.
+    Map(&'static Shape),
+}
+
+use Shape::{Any, Map as MapOf, Obj};
+
+const URL_FETCH_LIMITS: Shape = Obj(&[
+    ("allowUrl", Any),
+    ("urlAllowlist", Any),
+    ("allowedMimes", Any),
+    ("maxBytes", Any),
+    ("maxRedirects", Any),
+    ("timeoutMs", Any),
+]);
+
+/// Every `gateway.*` key of OpenClaw's config schema (`openclaw config schema`, 2026.9.6).
+pub(crate) const GATEWAY_KEYS: &[(&str, Shape)] = &[
+    ("port", Any),
+    ("mode", Any),
+    ("bind", Any),
+    ("customBindHost", Any),
+    ("publicOrigin", Any),
+    (
+        "portals",
+        Obj(&[("ingress", Obj(&[("domain", Any), ("port", Any)]))]),
+    ),
+    (
+        "controlUi",
+        Obj(&[
+            ("enabled", Any),
+            ("basePath", Any),
+            ("root", Any),
+            ("allowedOrigins", Any),
+            ("dangerouslyAllowHostHeaderOriginFallback", Any),
+            ("dangerouslyDisableDeviceAuth", Any),
+            ("experimental", Obj(&[("customPlugins", Any)])),
+            ("environment", Obj(&[("label", Any), ("color", Any)])),
+            ("communityInvite", Any),
+            ("github", Obj(&[("token", Any)])),
+            ("sessionObserver", Any),
+            ("embedSandbox", Any),
+            ("allowExternalEmbedUrls", Any),
+            ("automaticallyFetchFavicons", Any),
+        ]),
+    ),
+    ("cliAgents", Obj(&[("enabled", Any)])),
+    (
+        "terminal",
+        Obj(&[
+            ("enabled", Any),
+            ("shell", Any),
+            ("detachedSessionTimeoutSeconds", Any),
+        ]),
+    ),
+    (
+        "auth",
+        Obj(&[
+            ("mode", Any),
+            ("token", Any),
+            ("password", Any),
+            ("allowTailscale", Any),
+            ("identityScopes", MapOf(&Any)),
+            (
+                "rateLimit",
+                Obj(&[
+                    ("maxAttempts", Any),
+                    ("windowMs", Any),
+                    ("lockoutMs", Any),
+                    ("exemptLoopback", Any),
+                ]),
+            ),
+            (
+                "trustedProxy",
+                Obj(&[
+                    ("userHeader", Any),
+                    ("requiredHeaders", Any),
+                    ("allowUsers", Any),
+                    ("allowLoopback", Any),
+                    (
+                        "cloudflareAccessOidc",
+                        Obj(&[
+                            ("issuer", Any),
+                            ("providerId", Any),
+                            ("githubAccountIdClaim", Any),
+                        ]),
+                    ),
+                    (
+                        "deviceAutoApprove",
+                        Obj(&[("enabled", Any), ("scopes", Any)]),
+                    ),
+                ]),
+            ),
+        ]),
+    ),
+    (
+        "roles",
+        Obj(&[
+            ("default", Any),
+            (
+                "definitions",
+                MapOf(&Obj(&[
+                    ("sessions", Obj(&[("others", Any)])),
+                    ("sandbox", Any),
+                    ("agents", Any),
+                    ("scopes", Any),
+                    ("accessPolicyPlugin", Any),
+                ])),
+            ),
+        ]),
+    ),
+    ("trustedProxies", Any),
+    ("allowRealIpFallback", Any),
+    ("tools", Obj(&[("deny", Any), ("allow", Any)])),
+    ("tailscale", Obj(&[("mode", Any), ("preserveFunnel", Any)])),
+    (
+        "remote",
+        Obj(&[
+            ("url", Any),
+            ("transport", Any),
+            ("remotePort", Any),
+            ("token", Any),
+            ("password", Any),
+            ("edgeAuth", MapOf(&Any)),
+            ("tlsFingerprint", Any),
+            ("sshTarget", Any),
+            ("sshIdentity", Any),
+            ("sshHostKeyPolicy", Any),
+        ]),
+    ),
+    ("reload", Obj(&[("mode", Any)])),
+    (
+        "tls",
+        Obj(&[
+            ("enabled", Any),
+            ("autoGenerate", Any),
+            ("certPath", Any),
+            ("keyPath", Any),
+            ("caPath", Any),
+        ]),
+    ),
+    (
+        "http",
+        Obj(&[
+            (
+                "endpoints",
+                Obj(&[
+                    (
+                        "chatCompletions",
+                        Obj(&[("enabled", Any), ("images", URL_FETCH_LIMITS)]),
+                    ),
+                    (
+                        "responses",
+                        Obj(&[
+                            ("enabled", Any),
+                            ("maxUrlParts", Any),
+                            ("files", Any),
+                            ("images", Any),
+                        ]),
+                    ),
+                ]),
+            ),
+            ("securityHeaders", Obj(&[("strictTransportSecurity", Any)])),
+        ]),
+    ),
+    (
+        "push",
+        Obj(&[(
+            "apns",
+            Obj(&[("relay", Obj(&[("baseUrl", Any), ("timeoutMs", Any)]))]),
+        )]),
+    ),
+    (
+        "nodes",
+        Obj(&[
+            ("browser", Obj(&[("mode", Any), ("node", Any)])),
+            (
+                "pairing",
+                Obj(&[
+                    ("autoApproveLocal", Any),
+                    ("autoApproveCidrs", Any),
+                    ("sshVerify", Any),
+                ]),
+            ),
+            ("pluginTools", Obj(&[("enabled", Any)])),
+            ("allowSkills", Any),
+            ("commands", Obj(&[("allow", Any), ("deny", Any)])),
+        ]),
+    ),
+];
+
+/// The `gateway.*` keys clawgate reads. A listed object (`gateway.tls`) is implemented with
+/// everything inside it.
+pub(crate) const IMPLEMENTED: &[&str] = &[
+    "gateway.port",
+    "gateway.mode",
+    "gateway.bind",
+    "gateway.customBindHost",
+    "gateway.auth.mode",
+    "gateway.auth.token",
+    "gateway.auth.password",
+    "gateway.auth.rateLimit",
+    "gateway.remote.url",
+    "gateway.remote.token",
+    "gateway.remote.password",
+    "gateway.remote.tlsFingerprint",
+    "gateway.remote.transport",
+    "gateway.remote.sshTarget",
+    "gateway.remote.sshIdentity",
+    "gateway.remote.remotePort",
+    "gateway.trustedProxies",
+    "gateway.nodes.pairing.autoApproveLocal",
+    "gateway.nodes.commands",
+    "gateway.tls",
+    "gateway.tailscale.mode",
+];
+
+/// Top-level keys that only record bookkeeping (written by OpenClaw's own tools) and
+/// change no behaviour, so listing them as "ignored" would only be noise.
+const BOOKKEEPING_KEYS: &[&str] = &["$schema", "meta", "wizard"];
+
+/// Keys that OpenClaw once accepted and users still have; each gets a specific hint
+/// instead of "typo?".
+pub(crate) const LEGACY_HINTS: &[(&str, &str)] = &[
+    (
+        "gateway.token",
+        "use gateway.auth.token (this key does not enable gateway auth)",
+    ),
+    (
+        "gateway.password",
+        "use gateway.auth.password (this key does not enable gateway auth)",
+    ),
+    (
+        "gateway.tailscale.resetOnExit",
+        "retired: Tailscale routes now follow the gateway's lifetime; remove it",
+    ),
+    (
+        "gateway.tailscale.serviceName",
+        "retired: named Tailscale Services are not supported; remove it",
+    ),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Coverage {
+    /// The key and everything under it is read by clawgate.
+    Implemented,
+    /// Some keys under it are read.
+    Partial,
+    /// Nothing under it is read (already reported at a higher level).
+    Ignored,
+}
+
+/// Result of sorting a config's keys.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeyReport {
+    /// Known to OpenClaw, not implemented (reported at the highest such key).
+    pub ignored: Vec<String>,
+    /// Under `gateway`, not in OpenClaw's schema.
+    pub unknown: Vec<String>,
+    /// `(unknown key, suggestion)`: a likely intended key or a legacy-key hint.
+    pub suggestions: Vec<(String, String)>,
+}
+
+/// Sorts the keys of a whole config (an object).
+pub(crate) fn classify(root: &Map<String, Value>) -> KeyReport {
+    let mut report = KeyReport::default();
+    for (key, value) in root {
+        if key == "gateway" {
+            if let Value::Object(gw) = value {
+                walk(gw, GATEWAY_KEYS, "gateway", Coverage::Partial, &mut report);
+            }
+            continue;
+        }
+        if BOOKKEEPING_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        // One entry per channel, so a log line says which channels this gateway will not
+        // run ("channels.telegram"), not just "channels".
+        match value {
+            Value::Object(channels) if key == "channels" && !channels.is_empty() => {
+                for name in channels.keys() {
+                    report.ignored.push(join_key(key, name));
+                }
+            }
+            _ => report.ignored.push(key.clone()),
+        }
+    }
+    report
+}
+
+fn coverage_of(path: &str) -> Coverage {
+    if IMPLEMENTED.contains(&path) {
+        Coverage::Implemented
+    } else if IMPLEMENTED.iter().any(|imp| {
+        imp.len() > path.len() && imp.starts_with(path) && imp[path.len()..].starts_with('.')
+    }) {
+        Coverage::Partial
+    } else {
+        Coverage::Ignored
+    }
+}
+
+fn walk(
+    obj: &Map<String, Value>,
+    shape: &'static [(&'static str, Shape)],
+    path: &str,
+    coverage: Coverage,
+    report: &mut KeyReport,
+) {
+    for (key, value) in obj {
+        let full = join_key(path, key);
+        let Some((_, child)) = shape.iter().find(|(k, _)| k == key) else {
+            if let Some((_, hint)) = LEGACY_HINTS.iter().find(|(k, _)| *k == full) {
+                report.suggestions.push((full.clone(), (*hint).to_owned()));
+            } else if let Some(near) = nearest(key, shape.iter().map(|(k, _)| *k)) {
+                report.suggestions.push((
+                    full.clone(),
+                    format!("did you mean {}?", join_key(path, near)),
+                ));
+            }
+            report.unknown.push(full);
+            continue;
+        };
+        let child_coverage = match coverage {
+            Coverage::Partial => {
+                let c = coverage_of(&full);
+                if c == Coverage::Ignored {
+                    report.ignored.push(full.clone());
+                }
+                c
+            }
+            other => other,
+        };
+        descend(value, child, &full, child_coverage, report);
+    }
+}
+
+fn descend(
+    value: &Value,
+    shape: &'static Shape,
+    path: &str,
+    coverage: Coverage,
+    report: &mut KeyReport,
+) {
+    match (shape, value) {
+        (Obj(children), Value::Object(obj)) => walk(obj, children, path, coverage, report),
+        (MapOf(inner), Value::Object(obj)) => {
+            for (k, v) in obj {
+                descend(v, inner, &join_key(path, k), coverage, report);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The known key closest to `key` by edit distance (case-insensitive), if close enough to
+/// be a typo.
+fn nearest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let key_l = key.to_ascii_lowercase();
+    candidates
+        .map(|c| (levenshtein(&key_l, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report(v: Value) -> KeyReport {
+        classify(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn sorts_keys() {
+        let r = report(json!({
+            "meta": {"lastTouchedVersion": "2026.9.6"},
+            "agents": {},
+            "channels": {"telegram": {}, "discord": {}},
+            "gateway": {
+                "port": 1,
+                "controlUi": {"enabled": true, "bogus": 1},
+                "auth": {"token": "x", "allowTailscale": true, "rateLimit": {"maxAttempts": 3, "nope": 1}},
+                "nodes": {"pairing": {"autoApproveLocal": true, "autoApproveCidrs": []}, "browser": {}},
+                "roles": {"definitions": {"ops": {"scopes": [], "weird": 1}}},
+                "prot": 1,
+                "token": "legacy"
+            }
+        }));
+        assert_eq!(
+            r.ignored,
+            vec![
+                "agents",
+                "channels.telegram",
+                "channels.discord",
+                "gateway.controlUi",
+                "gateway.auth.allowTailscale",
+                "gateway.nodes.pairing.autoApproveCidrs",
+                "gateway.nodes.browser",
+                "gateway.roles",
+            ]
+        );
+        assert_eq!(
+            r.unknown,
+            vec![
+                "gateway.controlUi.bogus",
+                "gateway.auth.rateLimit.nope",
+                "gateway.roles.definitions.ops.weird",
+                "gateway.prot",
+                "gateway.token",
+            ]
+        );
+        assert_eq!(
+            r.suggestions,
+            vec![
+                (
+                    "gateway.prot".to_owned(),
+                    "did you mean gateway.port?".to_owned()
+                ),
+                (
+                    "gateway.token".to_owned(),
+                    "use gateway.auth.token (this key does not enable gateway auth)".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn implemented_paths_exist_in_the_schema() {
+        for imp in IMPLEMENTED {
+            let mut shape: &[(&str, Shape)] = GATEWAY_KEYS;
+            let parts: Vec<&str> = imp.split('.').skip(1).collect();
+            for (i, part) in parts.iter().enumerate() {
+                let (_, child) = shape
+                    .iter()
+                    .find(|(k, _)| k == part)
+                    .unwrap_or_else(|| panic!("{imp} not in schema"));
+                if i + 1 < parts.len() {
+                    match child {
+                        Obj(c) => shape = c,
+                        _ => panic!("{imp}: {part} is not an object"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn typo_distance() {
+        assert_eq!(nearest("bnid", ["bind", "port"].into_iter()), Some("bind"));
+        assert_eq!(nearest("xyz", ["bind", "port"].into_iter()), None);
+        assert_eq!(
+            nearest("trustedProxy", ["trustedProxies", "tls"].into_iter()),
+            Some("trustedProxies")
+        );
+    }
+}
