@@ -1,0 +1,185 @@
+//! A client's device identity: an Ed25519 key, the id derived from it, and a small JSON file
+//! (mode 0600) that keeps it between runs.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clawgate_protocol::device;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// An Ed25519 device identity.
+#[derive(Clone)]
+pub struct DeviceIdentity {
+    signing_key: SigningKey,
+    id: String,
+    public_key: String,
+}
+
+impl std::fmt::Debug for DeviceIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceIdentity")
+            .field("id", &self.id)
+            .field("public_key", &self.public_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// On-disk form. The private key is the raw 32-byte seed, base64url.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredIdentity {
+    version: u32,
+    device_id: String,
+    public_key: String,
+    private_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_at_ms: Option<i64>,
+}
+
+impl DeviceIdentity {
+    /// A fresh identity from the OS random generator.
+    pub fn generate() -> Self {
+        Self::from_signing_key(SigningKey::generate(&mut rand_core::OsRng))
+    }
+
+    pub fn from_signing_key(signing_key: SigningKey) -> Self {
+        let verifying = signing_key.verifying_key();
+        DeviceIdentity {
+            id: device::device_id(&verifying),
+            public_key: device::b64url(verifying.as_bytes()),
+            signing_key,
+        }
+    }
+
+    /// Lowercase hex SHA-256 of the raw public key (what the gateway calls the device id).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The raw public key, base64url without padding (the wire form).
+    pub fn public_key(&self) -> &str {
+        &self.public_key
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing_key
+    }
+
+    /// Reads an identity saved by [`DeviceIdentity::save`]. The stored id and public key must
+    /// match the private key.
+    pub fn load(path: &Path) -> io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        let stored: StoredIdentity = serde_json::from_str(&text).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        let seed: [u8; 32] = URL_SAFE_NO_PAD
+            .decode(stored.private_key.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: privateKey is not a 32-byte base64url seed",
+                        path.display()
+                    ),
+                )
+            })?;
+        let identity = Self::from_signing_key(SigningKey::from_bytes(&seed));
+        if identity.id != stored.device_id || identity.public_key != stored.public_key {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: deviceId/publicKey do not match the private key",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(identity)
+    }
+
+    /// Writes the identity to `path` with mode 0600 (atomically: a temporary file in the same
+    /// directory, then a rename). Creates the parent directory (mode 0700) if needed.
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let stored = StoredIdentity {
+            version: 1,
+            device_id: self.id.clone(),
+            public_key: self.public_key.clone(),
+            private_key: URL_SAFE_NO_PAD.encode(self.signing_key.to_bytes()),
+            created_at_ms: Some(crate::now_ms()),
+        };
+        let mut text = serde_json::to_string_pretty(&stored).map_err(io::Error::other)?;
+        text.push('\n');
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(dir) = dir {
+            create_private_dir(dir)?;
+        }
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.tmp",
+            file_name.to_string_lossy(),
+            std::process::id()
+        ));
+        let mut file = open_private(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
+    /// Loads the identity at `path`, or creates and saves a new one if the file does not exist.
+    pub fn load_or_generate(path: &Path) -> io::Result<Self> {
+        match Self::load(path) {
+            Ok(identity) => Ok(identity),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let identity = Self::generate();
+                identity.save(path)?;
+                Ok(identity)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn open_private(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_private(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)
+}

@@ -1,0 +1,73 @@
+//! An async client for the OpenClaw Gateway protocol v4: the challenge → `connect` → hello
+//! handshake (with an optional signed device proof), correlated requests that may run
+//! concurrently, two-phase (`accepted` → final) requests, and the event stream.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use clawgate_client::{Client, ConnectOptions, client_info};
+//! let mut opts = ConnectOptions::new("ws://127.0.0.1:18789", client_info("cli", "cli"));
+//! opts.token = Some("secret".into());
+//! opts.scopes = vec!["operator.read".into()];
+//! let (client, hello) = Client::connect(opts).await?;
+//! println!("gateway {}", hello.server_version().unwrap_or("?"));
+//! let health = client.request("health", None).await?;
+//! println!("{health}");
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod device;
+mod error;
+mod hello;
+pub mod testing;
+mod transport;
+
+pub use clawgate_protocol::connect::ClientInfo;
+pub use client::{Client, ConnectOptions, Event};
+pub use device::DeviceIdentity;
+pub use error::{ClientError, RpcError, WireError};
+pub use hello::HelloOk;
+pub use transport::TlsOptions;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `{id, mode}` with this build's version, the OS as platform and device family, and a fresh
+/// instance id — the client description sent in `connect`.
+pub fn client_info(id: &str, mode: &str) -> ClientInfo {
+    ClientInfo {
+        id: id.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        platform: platform().into(),
+        mode: mode.into(),
+        device_family: Some(device_family().into()),
+        instance_id: Some(uuid::Uuid::new_v4().to_string()),
+        ..ClientInfo::default()
+    }
+}
+
+/// Node's `process.platform` spelling of this OS.
+pub fn platform() -> &'static str {
+    match std::env::consts::OS {
+        "macos" => "darwin",
+        "windows" => "win32",
+        other => other,
+    }
+}
+
+/// The device family the real clients report for this OS.
+pub fn device_family() -> &'static str {
+    match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Mac",
+        "windows" => "Windows",
+        "freebsd" => "FreeBSD",
+        _ => "Unknown",
+    }
+}
