@@ -339,6 +339,29 @@ pub fn device_auth_failed(failure: DeviceAuthFailure) -> HandshakeError {
     )
 }
 
+/// A device the gateway has not approved; clients keep retrying while the request is pending.
+pub fn pairing_required(
+    device_id: &str,
+    role: &str,
+    scopes: &[String],
+    request_id: &str,
+) -> HandshakeError {
+    let message = "pairing required: device is not approved yet";
+    HandshakeError {
+        error: ErrorShape::new(ErrorCode::NotPaired, message).with_details(json!({
+            "code": "PAIRING_REQUIRED",
+            "reason": "not-paired",
+            "requestId": request_id,
+            "remediationHint": "Approve this device from the pending pairing requests.",
+            "deviceId": device_id,
+            "requestedRole": role,
+            "requestedScopes": scopes,
+        })),
+        close_code: close::POLICY,
+        close_reason: crate::limits::close_reason(&format!("{message} (requestId: {request_id})")),
+    }
+}
+
 /// The gateway is still starting (or draining): retry shortly, close 1013.
 pub fn gateway_starting() -> HandshakeError {
     HandshakeError {

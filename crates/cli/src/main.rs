@@ -1,0 +1,57 @@
+//! `clawgate`: the gateway, the operator CLI and (later) the node host in one binary.
+//! Parsing and dispatch only; the work lives in the library crates.
+
+mod gateway_run;
+mod operator;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "clawgate", version, about = "OpenClaw-compatible gateway and operator CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run or talk to the gateway.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
+    /// Gateway health (reads `health` from the configured or given gateway).
+    Health(operator::HealthArgs),
+    /// Gateway status; `--deep` also asks channels, presence and the last heartbeat.
+    Status(operator::StatusArgs),
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Run the gateway in the foreground.
+    Run(gateway_run::RunArgs),
+    /// Call one gateway RPC method and print its result.
+    Call(operator::CallArgs),
+    /// Fetch `health` from the gateway.
+    Health(operator::HealthArgs),
+    /// Connect and report whether the gateway is reachable, its version and our scopes.
+    Status(operator::GatewayStatusArgs),
+    /// Probe reachability, auth and capability (read/write/admin) of the gateway.
+    Probe(operator::ProbeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Gateway { command } => match command {
+            GatewayCommand::Run(args) => gateway_run::run(args),
+            GatewayCommand::Call(args) => operator::call(args),
+            GatewayCommand::Health(args) => operator::health(args),
+            GatewayCommand::Status(args) => operator::gateway_status(args),
+            GatewayCommand::Probe(args) => operator::probe(args),
+        },
+        Command::Health(args) => operator::health(args),
+        Command::Status(args) => operator::status(args),
+    }
+}

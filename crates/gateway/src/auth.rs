@@ -1,0 +1,319 @@
+//! Shared-secret checks, the failed-auth rate limiter, and device proof verification.
+
+use crate::{AuthMode, GatewayOptions, RateLimit};
+use clawgate_protocol::connect::{ConnectAuth, DeviceProof};
+use clawgate_protocol::device::{self, SignedFields};
+use clawgate_protocol::errors::{AuthFailure, DeviceAuthFailure};
+use clawgate_protocol::limits::DEVICE_SIGNATURE_SKEW_MS;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Outcome of checking the shared secret a client sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SharedAuth {
+    /// The secret matched; `method` is what hello-ok reports.
+    Ok { method: &'static str },
+    /// Auth mode `none`: there is no shared secret to check.
+    NotRequired,
+    /// Nothing was offered.
+    Missing(AuthFailure),
+    /// A secret was offered and it is wrong (counts towards the rate limit).
+    Wrong(AuthFailure),
+    /// The gateway has no secret configured for its mode.
+    NotConfigured(AuthFailure),
+}
+
+/// Either field works: token mode reads `auth.token ?? auth.password`, password mode
+/// `auth.password ?? auth.token`. Compared in constant time.
+pub(crate) fn check_shared_secret(
+    options: &GatewayOptions,
+    auth: Option<&ConnectAuth>,
+) -> SharedAuth {
+    let token = auth.and_then(|a| a.token.as_deref());
+    let password = auth.and_then(|a| a.password.as_deref());
+    match options.auth_mode {
+        AuthMode::None => SharedAuth::NotRequired,
+        AuthMode::Token => {
+            let Some(expected) = &options.token else {
+                return SharedAuth::NotConfigured(AuthFailure::TokenNotConfigured);
+            };
+            match token.or(password) {
+                None => SharedAuth::Missing(AuthFailure::TokenMissing),
+                Some(given) if expected.ct_eq(given.as_bytes()) => {
+                    SharedAuth::Ok { method: "token" }
+                }
+                Some(_) => SharedAuth::Wrong(AuthFailure::TokenMismatch),
+            }
+        }
+        AuthMode::Password => {
+            let Some(expected) = &options.password else {
+                return SharedAuth::NotConfigured(AuthFailure::PasswordNotConfigured);
+            };
+            match password.or(token) {
+                None => SharedAuth::Missing(AuthFailure::PasswordMissing),
+                Some(given) if expected.ct_eq(given.as_bytes()) => {
+                    SharedAuth::Ok { method: "password" }
+                }
+                Some(_) => SharedAuth::Wrong(AuthFailure::PasswordMismatch),
+            }
+        }
+    }
+}
+
+/// Checks a device proof against the challenge nonce, in the real gateway's order: id, age,
+/// nonce, signature (v3 then v2), key.
+pub(crate) fn verify_device(
+    proof: &DeviceProof,
+    nonce: &str,
+    client_id: &str,
+    client_mode: &str,
+    role: &str,
+    scopes: &[String],
+    auth: Option<&ConnectAuth>,
+    platform: &str,
+    device_family: Option<&str>,
+    now_ms: i64,
+) -> Result<(), DeviceAuthFailure> {
+    let key = device::decode_public_key(&proof.public_key);
+    match &key {
+        Some(k) if device::device_id(k) == proof.id => {}
+        _ => return Err(DeviceAuthFailure::DeviceIdMismatch),
+    }
+    if (now_ms - proof.signed_at).abs() > DEVICE_SIGNATURE_SKEW_MS {
+        return Err(DeviceAuthFailure::SignatureExpired);
+    }
+    let given_nonce = proof.nonce.trim();
+    if given_nonce.is_empty() {
+        return Err(DeviceAuthFailure::NonceRequired);
+    }
+    if given_nonce != nonce {
+        return Err(DeviceAuthFailure::NonceMismatch);
+    }
+    let token = auth.map(ConnectAuth::signed_token).unwrap_or("");
+    let fields = SignedFields {
+        device_id: &proof.id,
+        client_id,
+        client_mode,
+        role,
+        scopes,
+        signed_at_ms: proof.signed_at,
+        token,
+        nonce: given_nonce,
+        platform: Some(platform),
+        device_family,
+    };
+    let key = key.ok_or(DeviceAuthFailure::PublicKeyInvalid)?;
+    device::verify(&key, &proof.signature, &fields).ok_or(DeviceAuthFailure::SignatureInvalid)?;
+    Ok(())
+}
+
+/// Per-client-address record of failed attempts.
+struct Entry {
+    /// Held while one attempt from this address is checked and, on failure, delayed: parallel
+    /// guesses from one address are answered one after another.
+    gate: Arc<tokio::sync::Mutex<()>>,
+    failures: Vec<Instant>,
+    consecutive: u32,
+    locked_until: Option<Instant>,
+    last_seen: Instant,
+}
+
+/// Failed-auth limiter keyed by client address: `max_attempts` wrong secrets within `window`
+/// lock the address out for `lockout` (loopback exempt by default), and every failure delays
+/// the answer by an escalating amount, so brute force gets a few guesses a second at most.
+pub(crate) struct RateLimiter {
+    cfg: RateLimit,
+    entries: Mutex<HashMap<IpAddr, Entry>>,
+}
+
+/// Entries kept at most; the stalest are dropped beyond this.
+const MAX_ENTRIES: usize = 10_000;
+
+pub(crate) struct Attempt {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    ip: IpAddr,
+}
+
+impl RateLimiter {
+    pub fn new(cfg: RateLimit) -> Self {
+        RateLimiter {
+            cfg,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for this address's turn. Returns the milliseconds to wait when it is locked out.
+    pub async fn begin(&self, ip: IpAddr) -> Result<Attempt, u64> {
+        let gate = {
+            let mut entries = self.entries.lock().expect("limiter lock");
+            let now = Instant::now();
+            if entries.len() >= MAX_ENTRIES && !entries.contains_key(&ip) {
+                prune(&mut entries, now, self.cfg.window.max(self.cfg.lockout));
+            }
+            let e = entries.entry(ip).or_insert_with(|| Entry {
+                gate: Arc::new(tokio::sync::Mutex::new(())),
+                failures: Vec::new(),
+                consecutive: 0,
+                locked_until: None,
+                last_seen: now,
+            });
+            e.last_seen = now;
+            if let Some(until) = e.locked_until {
+                if until > now {
+                    return Err((until - now).as_millis().max(1) as u64);
+                }
+                e.locked_until = None;
+            }
+            e.gate.clone()
+        };
+        let guard = gate.lock_owned().await;
+        // A lockout may have started while waiting for the gate.
+        let entries = self.entries.lock().expect("limiter lock");
+        if let Some(until) = entries.get(&ip).and_then(|e| e.locked_until) {
+            let now = Instant::now();
+            if until > now {
+                return Err((until - now).as_millis().max(1) as u64);
+            }
+        }
+        drop(entries);
+        Ok(Attempt { _guard: guard, ip })
+    }
+
+    /// Records a wrong secret and sleeps the escalating delay before the caller answers.
+    /// Returns `Some(retry_after_ms)` when this failure started a lockout.
+    pub async fn fail(&self, attempt: Attempt) -> Option<u64> {
+        let (delay, locked) = {
+            let mut entries = self.entries.lock().expect("limiter lock");
+            let now = Instant::now();
+            let Some(e) = entries.get_mut(&attempt.ip) else {
+                return None;
+            };
+            e.failures
+                .retain(|t| now.duration_since(*t) < self.cfg.window);
+            e.failures.push(now);
+            e.consecutive = e.consecutive.saturating_add(1);
+            let exempt = self.cfg.exempt_loopback && attempt.ip.is_loopback();
+            let mut locked = None;
+            if !exempt && e.failures.len() as u32 >= self.cfg.max_attempts {
+                e.locked_until = Some(now + self.cfg.lockout);
+                e.failures.clear();
+                locked = Some(self.cfg.lockout.as_millis() as u64);
+            }
+            let shift = e.consecutive.saturating_sub(1).min(16);
+            let delay = self
+                .cfg
+                .base_delay
+                .saturating_mul(1u32 << shift)
+                .min(self.cfg.max_delay);
+            (delay, locked)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        drop(attempt);
+        locked
+    }
+
+    /// A correct secret resets the address's failure count.
+    pub fn succeed(&self, attempt: Attempt) {
+        let mut entries = self.entries.lock().expect("limiter lock");
+        if let Some(e) = entries.get_mut(&attempt.ip) {
+            e.failures.clear();
+            e.consecutive = 0;
+        }
+    }
+}
+
+fn prune(entries: &mut HashMap<IpAddr, Entry>, now: Instant, keep: Duration) {
+    entries.retain(|_, e| {
+        now.duration_since(e.last_seen) < keep || e.locked_until.is_some_and(|u| u > now)
+    });
+    if entries.len() >= MAX_ENTRIES {
+        if let Some(oldest) = entries
+            .iter()
+            .filter(|(_, e)| Arc::strong_count(&e.gate) == 1)
+            .min_by_key(|(_, e)| e.last_seen)
+            .map(|(k, _)| *k)
+        {
+            entries.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter() -> RateLimiter {
+        RateLimiter::new(RateLimit {
+            max_attempts: 3,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(300),
+            exempt_loopback: true,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remote_addresses_are_locked_out_and_delays_escalate() {
+        let l = limiter();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let start = Instant::now();
+        for _ in 0..2 {
+            let a = l.begin(ip).await.unwrap();
+            assert_eq!(l.fail(a).await, None);
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(250 + 500));
+        let a = l.begin(ip).await.unwrap();
+        assert_eq!(l.fail(a).await, Some(300_000));
+        let retry = l.begin(ip).await.err().unwrap();
+        assert!(retry > 299_000 && retry <= 300_000);
+        tokio::time::advance(Duration::from_secs(301)).await;
+        assert!(l.begin(ip).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn loopback_is_never_locked_but_slowed() {
+        let l = limiter();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let start = Instant::now();
+        for _ in 0..8 {
+            let a = l.begin(ip).await.unwrap();
+            assert_eq!(l.fail(a).await, None);
+        }
+        // 250 + 500 + 1000 + 2000 + 4 × 5000 ms: eight guesses take over 23 s.
+        assert_eq!(start.elapsed(), Duration::from_millis(23_750));
+        let a = l.begin(ip).await.unwrap();
+        l.succeed(a);
+        let a = l.begin(ip).await.unwrap();
+        let before = Instant::now();
+        l.fail(a).await;
+        assert_eq!(before.elapsed(), Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn parallel_guesses_from_one_address_are_serialized() {
+        let l = Arc::new(limiter());
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let l = l.clone();
+            tasks.push(tokio::spawn(async move {
+                let a = l.begin(ip).await.unwrap();
+                l.fail(a).await;
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(250 + 500 + 1000 + 2000)
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! One WebSocket connection: the challenge, the handshake, then requests and outbound frames.
+//!
+//! The task owns its socket. Outbound frames from the rest of the gateway arrive on an
+//! unbounded channel whose queued bytes the registry counts, so a client that stops reading is
+//! cut off ("slow consumer") instead of growing memory.
+
+use crate::auth::{self, SharedAuth};
+use crate::guarded_io::{GuardedIo, PreHelloGuard};
+use crate::registry::{ConnHandle, Outbound, Session};
+use crate::{Gateway, PeerInfo, hello, methods};
+use clawgate_protocol::connect::{self, AcceptedConnect, Challenge, Role};
+use clawgate_protocol::errors::{self, HandshakeError, close};
+use clawgate_protocol::frames::{self, FrameError, Request};
+use clawgate_protocol::limits;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+type Ws<S> = WebSocketStream<GuardedIo<S>>;
+type InFlight = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (String, Result<Value, methods::Refusal>)> + Send>,
+>;
+
+/// Requests of one connection handled concurrently at most; beyond this the socket is not read
+/// until one finishes.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Runs the gateway protocol over an already-upgraded socket until it closes.
+pub async fn serve_websocket<S>(gw: Arc<Gateway>, io: S, peer: PeerInfo)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let guard = PreHelloGuard::new();
+    let io = GuardedIo::new(io, guard.clone(), limits::MAX_PREAUTH_PAYLOAD);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(Some(gw.options.max_payload))
+        .max_frame_size(Some(gw.options.max_payload));
+    let ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
+    let (key, handle, rx) = gw.registry.register();
+    let mut conn = Connection {
+        gw: gw.clone(),
+        peer,
+        handle,
+        rx,
+        guard,
+        last_inbound: Instant::now(),
+        unauthorized_calls: 0,
+    };
+    conn.run(ws).await;
+    gw.registry.unregister(key);
+}
+
+struct Connection {
+    gw: Arc<Gateway>,
+    peer: PeerInfo,
+    handle: Arc<ConnHandle>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
+    guard: Arc<PreHelloGuard>,
+    last_inbound: Instant,
+    unauthorized_calls: u32,
+}
+
+/// How the handshake phase ended.
+enum Handshake {
+    Done {
+        session: Session,
+        queued: VecDeque<Message>,
+    },
+    Closed,
+}
+
+impl Connection {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(&mut self, mut ws: Ws<S>) {
+        let nonce = uuid::Uuid::new_v4().to_string();
+        let challenge = Challenge {
+            nonce: nonce.clone(),
+            ts: crate::now_ms(),
+            capabilities: Vec::new(),
+        };
+        if ws
+            .send(Message::text(frames::event(
+                "connect.challenge",
+                &challenge,
+                None,
+            )))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let Handshake::Done { session, queued } = self.handshake(&mut ws, &nonce).await else {
+            return;
+        };
+        self.serve(ws, session, queued).await;
+    }
+
+    /// Waits for `connect`, answers it, and returns the session or closes the socket.
+    async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &mut self,
+        ws: &mut Ws<S>,
+        nonce: &str,
+    ) -> Handshake {
+        let deadline = Instant::now() + self.gw.options.handshake_timeout;
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = self.handle.kill.cancelled() => return close_ws(ws, close::POLICY, "slow consumer").await,
+                out = self.rx.recv() => {
+                    match self.write_outbound(ws, out).await {
+                        Ok(()) => continue,
+                        Err(()) => return Handshake::Closed,
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return close_ws(ws, close::NORMAL, "").await,
+                msg = ws.next() => msg,
+            };
+            let text = match self.inbound_text(msg) {
+                Inbound::Text(t) => t,
+                Inbound::Skip => continue,
+                Inbound::Oversize => return close_ws(ws, close::TOO_BIG, "").await,
+                Inbound::Gone => return Handshake::Closed,
+            };
+            let value: Value = match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(_) => return close_ws(ws, close::NORMAL, "").await,
+            };
+            let req = match frames::request_from_value(value) {
+                Ok(r) => r,
+                Err(_) => return close_ws(ws, close::POLICY, "invalid request frame").await,
+            };
+            if req.method != "connect" {
+                return self
+                    .reject(ws, &req.id, errors::first_request_not_connect())
+                    .await;
+            }
+            let result = {
+                // Keep reading while the connect is checked (rate-limit delays can take seconds):
+                // frames that arrive meanwhile are queued, up to a bound.
+                let fut = self.process_connect(req.params.unwrap_or(Value::Null), nonce);
+                tokio::pin!(fut);
+                let mut queued = VecDeque::new();
+                loop {
+                    tokio::select! {
+                        res = &mut fut => break res.map(|(s, hello)| (s, hello, queued)),
+                        msg = ws.next() => match msg {
+                            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                                if queued.len() >= limits::MAX_PENDING_HANDSHAKE_FRAMES {
+                                    return close_ws(ws, close::POLICY, "too many pending handshake frames").await;
+                                }
+                                queued.push_back(m);
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(_)) if self.guard.tripped() => return close_ws(ws, close::TOO_BIG, "").await,
+                            _ => return Handshake::Closed,
+                        },
+                    }
+                }
+            };
+            return match result {
+                Ok((session, hello, queued)) => {
+                    if ws
+                        .send(Message::text(frames::response_ok(&req.id, &hello)))
+                        .await
+                        .is_err()
+                    {
+                        return Handshake::Closed;
+                    }
+                    self.guard.finish();
+                    self.gw
+                        .registry
+                        .attach_session(&self.handle, session.clone());
+                    Handshake::Done { session, queued }
+                }
+                Err(e) => self.reject(ws, &req.id, e).await,
+            };
+        }
+    }
+
+    /// Schema, protocol, auth, device proof and scope decisions for one `connect`.
+    async fn process_connect(
+        &self,
+        params: Value,
+        nonce: &str,
+    ) -> Result<(Session, Value), HandshakeError> {
+        let AcceptedConnect {
+            params: p,
+            role,
+            protocol,
+        } = connect::accept(params)?;
+        let gw = &self.gw;
+        let requested_scopes = p.scopes.clone().unwrap_or_default();
+        let shared = auth::check_shared_secret(&gw.options, p.auth.as_ref());
+        let remote_cli = p.client.mode == "cli" && !self.peer.is_local;
+        let attempt = match shared {
+            SharedAuth::Ok { .. } | SharedAuth::Wrong(_) => {
+                match gw.rate_limiter.begin(self.peer.addr.ip()).await {
+                    Ok(a) => Some(a),
+                    Err(retry_after_ms) => return Err(errors::auth_rate_limited(retry_after_ms)),
+                }
+            }
+            _ => None,
+        };
+        let auth_method = match &p.device {
+            None => match shared {
+                SharedAuth::Ok { method } => method,
+                SharedAuth::NotRequired | SharedAuth::Missing(_) => {
+                    return Err(errors::device_identity_required());
+                }
+                SharedAuth::NotConfigured(f) => {
+                    return Err(errors::auth_failed(f, remote_cli, false));
+                }
+                SharedAuth::Wrong(f) => {
+                    return Err(settle_wrong(gw, attempt, f, remote_cli, false).await);
+                }
+            },
+            Some(proof) => {
+                let checked = auth::verify_device(
+                    proof,
+                    nonce,
+                    &p.client.id,
+                    &p.client.mode,
+                    role.as_str(),
+                    &requested_scopes,
+                    p.auth.as_ref(),
+                    &p.client.platform,
+                    p.client.device_family.as_deref(),
+                    crate::now_ms(),
+                );
+                if let Err(failure) = checked {
+                    if let SharedAuth::Wrong(f) = shared {
+                        // Still counts as a failed guess; the device error is what is answered.
+                        let _ = settle_wrong(gw, attempt, f, remote_cli, false).await;
+                    }
+                    return Err(errors::device_auth_failed(failure));
+                }
+                match shared {
+                    SharedAuth::Ok { method } => method,
+                    SharedAuth::NotRequired => "none",
+                    SharedAuth::Missing(f) | SharedAuth::NotConfigured(f) => {
+                        return Err(errors::auth_failed(f, remote_cli, false));
+                    }
+                    SharedAuth::Wrong(f) => {
+                        let auth = p.auth.as_ref();
+                        let can_retry =
+                            auth.is_some_and(|a| a.token.is_some() && a.device_token.is_none());
+                        return Err(settle_wrong(gw, attempt, f, remote_cli, can_retry).await);
+                    }
+                }
+            }
+        };
+        if let Some(proof) = &p.device {
+            // Durable pairing comes with the pairing store; until then only direct local
+            // sockets are trusted to pair silently.
+            if !self.peer.is_local {
+                return Err(errors::pairing_required(
+                    &proof.id,
+                    role.as_str(),
+                    &requested_scopes,
+                    &uuid::Uuid::new_v4().to_string(),
+                ));
+            }
+        }
+        if let Some(a) = attempt {
+            gw.rate_limiter.succeed(a);
+        }
+        let scopes = match role {
+            Role::Node => Vec::new(),
+            Role::Operator if p.device.is_none() && !self.keeps_deviceless_scopes(&p.client) => {
+                Vec::new()
+            }
+            Role::Operator => requested_scopes,
+        };
+        let session = Session {
+            role,
+            scopes,
+            client: p.client.clone(),
+            ip: self.peer.addr.ip().to_string(),
+            device_id: p.device.as_ref().map(|d| d.id.clone()),
+            connected_at_ms: crate::now_ms(),
+        };
+        let hello = hello::hello_ok(gw, &self.handle.conn_id, &session, auth_method, protocol);
+        Ok((session, hello))
+    }
+
+    /// Device-less operators keep their requested scopes only as a local CLI (`cli`/`cli`) or a
+    /// local backend (`gateway-client`/`backend`); every other device-less operator gets none.
+    fn keeps_deviceless_scopes(&self, client: &connect::ClientInfo) -> bool {
+        self.peer.is_local
+            && matches!(
+                (client.id.as_str(), client.mode.as_str()),
+                ("cli", "cli") | ("gateway-client", "backend")
+            )
+    }
+
+    /// After hello: requests in, responses and events out.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &mut self,
+        mut ws: Ws<S>,
+        session: Session,
+        mut queued: VecDeque<Message>,
+    ) {
+        let gw = self.gw.clone();
+        let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
+        let ping_interval = gw.options.ping_interval;
+        loop {
+            let msg = if let Some(m) = queued.pop_front() {
+                Some(Ok(m))
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = self.handle.kill.cancelled() => {
+                        close_ws(&mut ws, close::POLICY, "slow consumer").await;
+                        return;
+                    }
+                    out = self.rx.recv() => {
+                        if matches!(out, Some(Outbound::Ping)) && self.last_inbound.elapsed() > ping_interval * 2 + Duration::from_secs(5) {
+                            // Two pings without any sign of life: the peer is gone.
+                            return;
+                        }
+                        if self.write_outbound(&mut ws, out).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some((id, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                        if self.answer(&mut ws, &id, result).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    msg = ws.next(), if in_flight.len() < MAX_IN_FLIGHT => msg,
+                }
+            };
+            let text = match self.inbound_text(msg) {
+                Inbound::Text(t) => t,
+                Inbound::Skip => continue,
+                Inbound::Oversize | Inbound::Gone => return,
+            };
+            let req = match frames::parse_request(&text) {
+                Ok(r) => r,
+                Err(FrameError::NotJson) => continue,
+                Err(FrameError::Invalid { id, reason }) => {
+                    let err = errors::invalid_request_frame(&reason);
+                    let id = id.unwrap_or_else(|| "invalid".into());
+                    if self
+                        .send_text(&mut ws, frames::response_err(&id, &err))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Request { id, method, params } = req;
+            if method == "connect" {
+                if self
+                    .send_text(
+                        &mut ws,
+                        frames::response_err(&id, &errors::already_connected()),
+                    )
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            let gw = gw.clone();
+            let session = session.clone();
+            in_flight.push(Box::pin(async move {
+                let result = methods::dispatch(&gw, &session, &method, params).await;
+                (id, result)
+            }));
+        }
+    }
+
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &mut self,
+        ws: &mut Ws<S>,
+        id: &str,
+        result: Result<Value, methods::Refusal>,
+    ) -> Result<(), ()> {
+        let text = match &result {
+            Ok(payload) => frames::response_ok(id, payload),
+            Err(methods::Refusal::Role(e) | methods::Refusal::Other(e)) => {
+                frames::response_err(id, e)
+            }
+        };
+        self.send_text(ws, text).await?;
+        if let Err(methods::Refusal::Role(_)) = result {
+            self.unauthorized_calls += 1;
+            if self.unauthorized_calls > limits::MAX_UNAUTHORIZED_ROLE_CALLS {
+                close_ws(ws, close::POLICY, "repeated unauthorized calls").await;
+                return Err(());
+            }
+        } else {
+            self.unauthorized_calls = 0;
+        }
+        Ok(())
+    }
+
+    fn inbound_text(
+        &mut self,
+        msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Inbound {
+        match msg {
+            Some(Ok(m)) => {
+                self.last_inbound = Instant::now();
+                match m {
+                    Message::Text(t) => Inbound::Text(t),
+                    Message::Binary(b) => {
+                        Inbound::Text(String::from_utf8_lossy(&b).into_owned().into())
+                    }
+                    Message::Close(_) => Inbound::Gone,
+                    _ => Inbound::Skip,
+                }
+            }
+            Some(Err(_)) if self.guard.tripped() => Inbound::Oversize,
+            _ => Inbound::Gone,
+        }
+    }
+
+    async fn write_outbound<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &mut self,
+        ws: &mut Ws<S>,
+        out: Option<Outbound>,
+    ) -> Result<(), ()> {
+        match out {
+            Some(Outbound::Text(t)) => {
+                let len = t.len();
+                let res = ws.send(Message::text(t)).await;
+                self.handle.sent(len);
+                res.map_err(|_| ())
+            }
+            Some(Outbound::Ping) => ws
+                .send(Message::Ping(Default::default()))
+                .await
+                .map_err(|_| ()),
+            Some(Outbound::Close(code, reason)) => {
+                close_ws(ws, code, &reason).await;
+                Err(())
+            }
+            None => Err(()),
+        }
+    }
+
+    async fn send_text<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &mut self,
+        ws: &mut Ws<S>,
+        text: String,
+    ) -> Result<(), ()> {
+        ws.send(Message::text(text)).await.map_err(|_| ())
+    }
+
+    async fn reject<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &mut self,
+        ws: &mut Ws<S>,
+        id: &str,
+        e: HandshakeError,
+    ) -> Handshake {
+        let _ = ws
+            .send(Message::text(frames::response_err(id, &e.error)))
+            .await;
+        close_ws(ws, e.close_code, &e.close_reason).await
+    }
+}
+
+/// Sends a close frame and waits briefly for the peer's close so it sees a clean close.
+async fn close_ws<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    ws: &mut Ws<S>,
+    code: u16,
+    reason: &str,
+) -> Handshake {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(limits::close_reason(reason)),
+    };
+    let sent = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
+    if matches!(sent, Ok(Ok(()))) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+    }
+    Handshake::Closed
+}
+
+/// Answers a wrong secret only after the limiter's delay; a failure that starts a lockout is
+/// answered as rate limited.
+async fn settle_wrong(
+    gw: &Gateway,
+    attempt: Option<auth::Attempt>,
+    failure: errors::AuthFailure,
+    remote_cli: bool,
+    can_retry: bool,
+) -> HandshakeError {
+    if let Some(a) = attempt {
+        if let Some(ms) = gw.rate_limiter.fail(a).await {
+            return errors::auth_rate_limited(ms);
+        }
+    }
+    errors::auth_failed(failure, remote_cli, can_retry)
+}
+
+enum Inbound {
+    Text(Utf8Bytes),
+    Skip,
+    Oversize,
+    Gone,
+}

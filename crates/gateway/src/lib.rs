@@ -1,0 +1,208 @@
+//! The clawgate gateway: one port serving HTTP probes and the OpenClaw Gateway WebSocket
+//! protocol v4.
+//!
+//! [`serve`] takes already-bound listeners and a shutdown token, so the binary and the tests
+//! drive the same code: tests bind `127.0.0.1:0` and never race for ports.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod conn;
+mod guarded_io;
+mod hello;
+mod http;
+mod methods;
+mod registry;
+pub mod state_dir;
+
+use clawgate_config::Secret;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use conn::serve_websocket;
+pub use registry::Registry;
+
+/// How connecting clients prove who they are (`gateway.auth.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Token,
+    Password,
+    /// No shared secret; every client must present a device identity.
+    None,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Token => "token",
+            AuthMode::Password => "password",
+            AuthMode::None => "none",
+        }
+    }
+}
+
+/// Failed-auth limits (`gateway.auth.rateLimit`).
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub max_attempts: u32,
+    pub window: Duration,
+    pub lockout: Duration,
+    /// Loopback clients are never locked out, but each failure still slows the next answer.
+    pub exempt_loopback: bool,
+    /// First failure delay; doubles per failure up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            max_attempts: 10,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(300),
+            exempt_loopback: true,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything the gateway needs to run, already resolved from flags, env and config.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub auth_mode: AuthMode,
+    pub token: Option<Secret>,
+    pub password: Option<Secret>,
+    pub rate_limit: RateLimit,
+    pub state_dir: PathBuf,
+    pub config_path: Option<PathBuf>,
+    /// The config file as loaded (after `${VAR}` substitution); `config.get` serves it redacted.
+    pub config: Value,
+    pub port: u16,
+    pub tick_interval: Duration,
+    pub ping_interval: Duration,
+    pub handshake_timeout: Duration,
+    pub max_payload: usize,
+    pub max_buffered_bytes: usize,
+}
+
+impl GatewayOptions {
+    /// Defaults matching the real gateway's policy, for the given auth mode.
+    pub fn new(auth_mode: AuthMode, state_dir: PathBuf) -> Self {
+        use clawgate_protocol::limits;
+        GatewayOptions {
+            auth_mode,
+            token: None,
+            password: None,
+            rate_limit: RateLimit::default(),
+            state_dir,
+            config_path: None,
+            config: Value::Object(Default::default()),
+            port: 18789,
+            tick_interval: limits::TICK_INTERVAL,
+            ping_interval: limits::PING_INTERVAL,
+            handshake_timeout: limits::HANDSHAKE_TIMEOUT,
+            max_payload: limits::MAX_PAYLOAD,
+            max_buffered_bytes: limits::MAX_BUFFERED_BYTES,
+        }
+    }
+}
+
+/// Shared state of one running gateway.
+pub struct Gateway {
+    pub options: GatewayOptions,
+    pub registry: Registry,
+    pub(crate) rate_limiter: auth::RateLimiter,
+    pub(crate) identity: state_dir::GatewayIdentity,
+    pub(crate) boot_id: String,
+    pub(crate) started: Instant,
+    pub(crate) instance_id: String,
+    pub(crate) host_name: String,
+}
+
+/// The OpenClaw release whose protocol clawgate speaks; reported as `server.version`.
+pub const SERVER_VERSION: &str = clawgate_protocol::OPENCLAW_COMPAT_VERSION;
+/// clawgate's own version, reported as `server.buildId`.
+pub const BUILD_ID: &str = concat!("clawgate-", env!("CARGO_PKG_VERSION"));
+
+impl Gateway {
+    /// Builds the gateway state; loads (or creates) its identity key in the state dir.
+    pub fn new(options: GatewayOptions) -> std::io::Result<Arc<Self>> {
+        let identity = state_dir::GatewayIdentity::load_or_create(&options.state_dir)?;
+        let rate_limiter = auth::RateLimiter::new(options.rate_limit.clone());
+        Ok(Arc::new(Gateway {
+            registry: Registry::new(options.max_buffered_bytes),
+            rate_limiter,
+            identity,
+            boot_id: uuid::Uuid::new_v4().to_string(),
+            started: Instant::now(),
+            instance_id: uuid::Uuid::new_v4().to_string(),
+            host_name: host_name(),
+            options,
+        }))
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Serves HTTP and WebSocket on every listener until `shutdown` is cancelled, then sends
+/// `shutdown` to every client, closes them with 1012 and returns once they are gone (or after
+/// a short grace period).
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+) {
+    let timers = tokio::spawn(registry::run_timers(gateway.clone(), shutdown.clone()));
+    let mut accept_loops = Vec::new();
+    for listener in listeners {
+        accept_loops.push(tokio::spawn(http::accept_loop(
+            listener,
+            gateway.clone(),
+            shutdown.clone(),
+        )));
+    }
+    shutdown.cancelled().await;
+    for a in accept_loops {
+        let _ = a.await;
+    }
+    let _ = timers.await;
+    gateway.registry.shutdown("gateway stopping");
+    // Connections close themselves after flushing `shutdown` + close 1012; give them a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while gateway.registry.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+        gateway.registry.wait_for_change(deadline).await;
+    }
+}
+
+/// Information about the peer of one connection, decided once at upgrade time.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub addr: SocketAddr,
+    /// Direct loopback socket without forwarding headers or browser Origin: "local".
+    pub is_local: bool,
+    pub host: Option<String>,
+    pub origin: Option<String>,
+}

@@ -1,0 +1,97 @@
+//! Read-only methods about the gateway itself: health, status, presence, config, identity.
+
+use crate::{Gateway, SERVER_VERSION};
+use serde_json::{Value, json};
+
+pub(crate) fn health_payload(_gw: &Gateway) -> Value {
+    json!({
+        "ok": true,
+        "ts": crate::now_ms(),
+        "durationMs": 0,
+        "plugins": {"loaded": [], "errors": [], "unavailable": []},
+        "channels": {},
+        "channelOrder": [],
+        "channelLabels": {},
+        "agents": [],
+    })
+}
+
+fn self_presence(gw: &Gateway) -> Value {
+    let platform = format!("{} {}", std::env::consts::OS, kernel_release());
+    json!({
+        "host": gw.host_name,
+        "ip": "127.0.0.1",
+        "version": SERVER_VERSION,
+        "platform": platform.trim(),
+        "deviceFamily": "Linux",
+        "mode": "gateway",
+        "reason": "self",
+        "instanceId": gw.instance_id,
+        "text": format!("Gateway: {} · app {} · mode gateway · reason self", gw.host_name, SERVER_VERSION),
+        "ts": crate::now_ms(),
+    })
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+pub(crate) fn presence_list(gw: &Gateway) -> Vec<Value> {
+    gw.registry.presence_list_with_self(Some(self_presence(gw)))
+}
+
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+pub(crate) fn status(gw: &Gateway) -> Value {
+    json!({
+        "runtimeVersion": SERVER_VERSION,
+        "gateway": {
+            "buildId": crate::BUILD_ID,
+            "uptimeMs": gw.uptime_ms(),
+            "connections": gw.registry.connection_count(),
+            "authMode": gw.options.auth_mode.as_str(),
+        },
+        "heartbeat": {"defaultAgentId": "main", "agents": []},
+        "channelSummary": [],
+        "queuedSystemEvents": [],
+        "sessions": {"paths": [], "count": 0, "defaults": {"model": null, "contextTokens": null}, "recent": [], "byAgent": []},
+        "processMemory": {"rssBytes": rss_bytes()},
+    })
+}
+
+pub(crate) fn channels_status() -> Value {
+    json!({
+        "ts": crate::now_ms(),
+        "channelOrder": [],
+        "channelLabels": {},
+        "channelDetailLabels": {},
+        "channelSystemImages": {},
+        "channelMeta": [],
+        "channels": {},
+        "channelAccounts": {},
+        "channelDefaultAccountId": {},
+        "statusIssues": [],
+    })
+}
+
+pub(crate) fn config_get(gw: &Gateway) -> Value {
+    let o = &gw.options;
+    let redacted = clawgate_config::redacted(&o.config);
+    json!({
+        "path": o.config_path.as_ref().map(|p| p.display().to_string()),
+        "exists": o.config_path.as_ref().is_some_and(|p| p.exists()),
+        "valid": true,
+        "config": redacted,
+        "hash": clawgate_config::config_hash(&o.config),
+    })
+}
+
+pub(crate) fn identity(gw: &Gateway) -> Value {
+    json!({"deviceId": gw.identity.device_id, "publicKey": gw.identity.public_key})
+}

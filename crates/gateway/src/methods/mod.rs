@@ -1,0 +1,71 @@
+//! RPC dispatch: the role and scope gate, then one handler per method.
+
+mod info;
+
+use crate::Gateway;
+use crate::registry::Session;
+use clawgate_protocol::connect::Role;
+use clawgate_protocol::errors::{self, ErrorShape};
+use clawgate_protocol::scopes::{self, MethodAccess};
+use serde_json::Value;
+
+pub(crate) use info::{health_payload, presence_list};
+
+/// Methods this gateway implements (advertised in `hello-ok.features.methods`).
+pub(crate) const METHODS: &[&str] = &[
+    "health",
+    "status",
+    "system-presence",
+    "last-heartbeat",
+    "config.get",
+    "channels.status",
+    "models.list",
+    "gateway.identity.get",
+];
+
+/// Why a call was refused before reaching its handler.
+pub(crate) enum Refusal {
+    /// The caller's role may not call this method (counted towards the flood guard).
+    Role(ErrorShape),
+    Other(ErrorShape),
+}
+
+/// Checks role and scope, then runs the handler.
+pub(crate) async fn dispatch(
+    gw: &Gateway,
+    session: &Session,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Value, Refusal> {
+    match scopes::method_access(method) {
+        MethodAccess::NodeOnly if session.role != Role::Node => {
+            return Err(Refusal::Role(errors::unauthorized_role(
+                session.role.as_str(),
+            )));
+        }
+        MethodAccess::Scope(_) if session.role == Role::Node => {
+            return Err(Refusal::Role(errors::unauthorized_role(
+                session.role.as_str(),
+            )));
+        }
+        MethodAccess::Scope(scope) if !scopes::satisfies(&session.scopes, scope) => {
+            return Err(Refusal::Other(errors::missing_scope(scope)));
+        }
+        _ => {}
+    }
+    // No method implemented yet takes parameters; extra ones are tolerated like the real
+    // gateway does (`health {"bogus":1}` answers normally).
+    let _ = params;
+    let reply = match method {
+        "health" => Ok(health_payload(gw)),
+        "status" => Ok(info::status(gw)),
+        "system-presence" => Ok(Value::Array(presence_list(gw))),
+        "last-heartbeat" => Ok(Value::Null),
+        "config.get" => Ok(info::config_get(gw)),
+        "channels.status" => Ok(info::channels_status()),
+        "models.list" => Ok(serde_json::json!({"models": []})),
+        "gateway.identity.get" => Ok(info::identity(gw)),
+        _ => Err(errors::unknown_method(method)),
+    };
+    reply.map_err(Refusal::Other)
+}

@@ -1,0 +1,285 @@
+//! Live connections: the outbound queues, per-connection `seq`, scope-filtered broadcasts,
+//! presence, and the gateway-wide timers (tick, ping).
+//!
+//! Timers are global rather than per connection: one `tick` loop walks the registry every
+//! interval, so an idle connection costs no timer of its own.
+
+use crate::Gateway;
+use clawgate_protocol::connect::{ClientInfo, Role};
+use clawgate_protocol::frames::{self, StateVersion};
+use clawgate_protocol::scopes;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// What the connection task writes to its socket.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Text(String),
+    Ping,
+    Close(u16, String),
+}
+
+/// An authenticated connection's identity, set once `hello-ok` is sent.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub role: Role,
+    pub scopes: Vec<String>,
+    pub client: ClientInfo,
+    pub ip: String,
+    pub device_id: Option<String>,
+    pub connected_at_ms: i64,
+}
+
+impl Session {
+    /// CLI, backend and probe connections are short-lived control-plane calls and do not show
+    /// up in presence.
+    fn is_ephemeral(&self) -> bool {
+        matches!(self.client.mode.as_str(), "cli" | "backend" | "probe")
+    }
+
+    fn presence_entry(&self) -> Value {
+        let c = &self.client;
+        let host = c.display_name.clone().unwrap_or_else(|| c.id.clone());
+        let mut e = json!({
+            "host": host,
+            "clientId": c.id,
+            "ip": self.ip,
+            "version": c.version,
+            "platform": c.platform,
+            "mode": c.mode,
+            "reason": "connect",
+            "roles": [self.role.as_str()],
+            "scopes": self.scopes,
+            "text": format!("{} ({}) · app {} · mode {}", host, self.ip, c.version, c.mode),
+            "ts": self.connected_at_ms,
+        });
+        if let Some(f) = &c.device_family {
+            e["deviceFamily"] = json!(f);
+        }
+        if let Some(i) = &c.instance_id {
+            e["instanceId"] = json!(i);
+        }
+        if let Some(d) = &self.device_id {
+            e["deviceId"] = json!(d);
+        }
+        e
+    }
+}
+
+/// One connection as the rest of the gateway sees it.
+pub(crate) struct ConnHandle {
+    pub conn_id: String,
+    tx: mpsc::UnboundedSender<Outbound>,
+    /// Bytes queued for this socket and not yet written.
+    queued: AtomicUsize,
+    seq: AtomicU64,
+    /// Cancelled when the connection must go away at once (slow consumer, shutdown).
+    pub kill: CancellationToken,
+    session: RwLock<Option<Session>>,
+}
+
+impl ConnHandle {
+    pub fn session(&self) -> Option<Session> {
+        self.session.read().expect("session lock").clone()
+    }
+
+    /// Marks bytes as written.
+    pub fn sent(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+pub struct Registry {
+    conns: Mutex<HashMap<u64, Arc<ConnHandle>>>,
+    next_key: AtomicU64,
+    presence_version: AtomicU64,
+    health_version: AtomicU64,
+    changed: Notify,
+    max_buffered_bytes: usize,
+}
+
+impl Registry {
+    pub fn new(max_buffered_bytes: usize) -> Self {
+        Registry {
+            conns: Mutex::new(HashMap::new()),
+            next_key: AtomicU64::new(1),
+            presence_version: AtomicU64::new(1),
+            health_version: AtomicU64::new(1),
+            changed: Notify::new(),
+            max_buffered_bytes,
+        }
+    }
+
+    pub(crate) fn register(&self) -> (u64, Arc<ConnHandle>, mpsc::UnboundedReceiver<Outbound>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let handle = Arc::new(ConnHandle {
+            conn_id: uuid::Uuid::new_v4().to_string(),
+            tx,
+            queued: AtomicUsize::new(0),
+            seq: AtomicU64::new(0),
+            kill: CancellationToken::new(),
+            session: RwLock::new(None),
+        });
+        self.conns
+            .lock()
+            .expect("registry lock")
+            .insert(key, handle.clone());
+        (key, handle, rx)
+    }
+
+    pub(crate) fn unregister(&self, key: u64) {
+        let removed = self.conns.lock().expect("registry lock").remove(&key);
+        if let Some(h) = removed {
+            let visible = h.session().is_some_and(|s| !s.is_ephemeral());
+            if visible {
+                self.bump_presence();
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.lock().expect("registry lock").len()
+    }
+
+    pub(crate) async fn wait_for_change(&self, deadline: tokio::time::Instant) {
+        let _ = tokio::time::timeout_at(deadline, self.changed.notified()).await;
+    }
+
+    fn snapshot(&self) -> Vec<Arc<ConnHandle>> {
+        self.conns
+            .lock()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Queues a frame; a connection over its byte budget is cut off as a slow consumer.
+    pub(crate) fn send(&self, conn: &ConnHandle, msg: Outbound) {
+        let len = match &msg {
+            Outbound::Text(t) => t.len(),
+            _ => 0,
+        };
+        let queued = conn.queued.fetch_add(len, Ordering::AcqRel) + len;
+        if queued > self.max_buffered_bytes {
+            conn.kill.cancel();
+            return;
+        }
+        if conn.tx.send(msg).is_err() {
+            conn.queued.fetch_sub(len, Ordering::AcqRel);
+        }
+    }
+
+    pub(crate) fn attach_session(&self, conn: &ConnHandle, session: Session) {
+        let visible = !session.is_ephemeral();
+        *conn.session.write().expect("session lock") = Some(session);
+        if visible {
+            self.bump_presence();
+        }
+    }
+
+    fn bump_presence(&self) {
+        self.presence_version.fetch_add(1, Ordering::AcqRel);
+        let presence = self.presence_list_with_self(None);
+        self.broadcast_with_state("presence", &json!({"presence": presence}));
+    }
+
+    pub fn state_version(&self) -> StateVersion {
+        StateVersion {
+            presence: self.presence_version.load(Ordering::Acquire),
+            health: self.health_version.load(Ordering::Acquire),
+        }
+    }
+
+    /// Presence entries of visible clients; `self_entry` (the gateway) first when given.
+    pub(crate) fn presence_list_with_self(&self, self_entry: Option<Value>) -> Vec<Value> {
+        let mut list: Vec<Value> = self_entry.into_iter().collect();
+        for c in self.snapshot() {
+            if let Some(s) = c.session() {
+                if !s.is_ephemeral() {
+                    list.push(s.presence_entry());
+                }
+            }
+        }
+        list
+    }
+
+    /// Sends an event to every authenticated connection allowed to see it, each with its own
+    /// next `seq`.
+    pub fn broadcast(&self, event: &str, payload: &Value) {
+        self.broadcast_inner(event, payload, None);
+    }
+
+    fn broadcast_with_state(&self, event: &str, payload: &Value) {
+        let sv = self.state_version();
+        self.broadcast_inner(event, payload, Some(sv));
+    }
+
+    fn broadcast_inner(&self, event: &str, payload: &Value, state: Option<StateVersion>) {
+        let required = event_scope(event);
+        for conn in self.snapshot() {
+            let Some(session) = conn.session() else {
+                continue;
+            };
+            if let Some(scope) = required {
+                if session.role != Role::Operator || !scopes::satisfies(&session.scopes, scope) {
+                    continue;
+                }
+            }
+            let seq = conn.seq.fetch_add(1, Ordering::AcqRel) + 1;
+            let text = match &state {
+                Some(sv) => frames::event_with_state(event, payload, Some(seq), sv),
+                None => frames::event(event, payload, Some(seq)),
+            };
+            self.send(&conn, Outbound::Text(text));
+        }
+    }
+
+    /// Sends `shutdown` to every session and closes every connection with 1012.
+    pub fn shutdown(&self, reason: &str) {
+        self.broadcast("shutdown", &json!({"reason": reason}));
+        for conn in self.snapshot() {
+            self.send(&conn, Outbound::Close(1012, "service restart".into()));
+        }
+    }
+
+    fn ping_all(&self) {
+        for conn in self.snapshot() {
+            if conn.session().is_some() {
+                self.send(&conn, Outbound::Ping);
+            }
+        }
+    }
+}
+
+/// Which scope an operator needs to receive a broadcast; `None` = every session, nodes too.
+fn event_scope(event: &str) -> Option<&'static str> {
+    match event {
+        "tick" | "health" | "heartbeat" | "shutdown" => None,
+        e if e.starts_with("device.pair.") || e.starts_with("node.pair.") => Some(scopes::PAIRING),
+        _ => Some(scopes::READ),
+    }
+}
+
+/// The gateway-wide tick and ping loops.
+pub(crate) async fn run_timers(gateway: Arc<Gateway>, shutdown: CancellationToken) {
+    use tokio::time::{Instant, MissedTickBehavior, interval_at};
+    let o = &gateway.options;
+    let mut tick = interval_at(Instant::now() + o.tick_interval, o.tick_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ping = interval_at(Instant::now() + o.ping_interval, o.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => gateway.registry.broadcast("tick", &json!({"ts": crate::now_ms()})),
+            _ = ping.tick() => gateway.registry.ping_all(),
+        }
+    }
+}
