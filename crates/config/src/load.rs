@@ -1,6 +1,7 @@
 //! Reading an OpenClaw config file into a [`LoadedConfig`].
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -8,16 +9,20 @@ use serde_json::{Map, Value};
 use crate::error::ConfigError;
 use crate::gateway_config::{GatewayConfig, Reader, read_gateway};
 use crate::paths::{ConfigLocation, PathOrigin};
+use crate::redact::redacted;
 use crate::schema::classify;
 use crate::subst::substitute_tree;
 
 /// A parsed, validated config file.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows `raw` and `authored` through [`redacted`], so logging a `LoadedConfig`
+/// never leaks the secrets it holds.
+#[derive(Clone)]
 pub struct LoadedConfig {
     /// The file it came from.
     pub path: PathBuf,
     /// The whole document after `${VAR}` substitution. Contains real secrets: use
-    /// [`redacted`](crate::redacted) before showing it to anyone.
+    /// [`redacted`] before showing it to anyone.
     pub raw: Value,
     /// The whole document as written, before substitution. Anything that writes the file
     /// back (`config.set`, `config.patch`) must start from this, not from `raw`, or every
@@ -37,6 +42,20 @@ pub struct LoadedConfig {
     pub warnings: Vec<String>,
     /// `(unknown key, advice)` pairs used by [`LoadedConfig::diagnostics`].
     suggestions: Vec<(String, String)>,
+}
+
+impl fmt::Debug for LoadedConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedConfig")
+            .field("path", &self.path)
+            .field("raw", &redacted(&self.raw))
+            .field("authored", &redacted(&self.authored))
+            .field("gateway", &self.gateway)
+            .field("ignored", &self.ignored)
+            .field("unknown", &self.unknown)
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LoadedConfig {

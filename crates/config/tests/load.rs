@@ -658,3 +658,18 @@ fn unreadable_file_is_an_error_naming_the_path() {
         "{msg}"
     );
 }
+
+#[test]
+fn debug_of_a_loaded_config_is_redacted() {
+    let cfg = load_file(&fixture(), &env(FIXTURE_ENV)).unwrap();
+    let dbg = format!("{cfg:?}");
+    for secret in [
+        "gw-token-0123456789abcdef",
+        "remote-cli-token",
+        "ABC-telegram-bot-token",
+        "hooks-shared-secret",
+    ] {
+        assert!(!dbg.contains(secret), "{secret} leaked");
+    }
+    assert!(dbg.contains("__OPENCLAW_REDACTED__"));
+}
