@@ -237,13 +237,17 @@ impl Reader<'_> {
                 };
                 match n {
                     Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                    _ => Err(self.invalid(
-                        key,
-                        format!(
-                            "{key} must be an integer between {min} and {max} (got {})",
-                            shown(v)
-                        ),
-                    )),
+                    _ => {
+                        let range = if max == u64::MAX {
+                            format!("of at least {min}")
+                        } else {
+                            format!("between {min} and {max}")
+                        };
+                        Err(self.invalid(
+                            key,
+                            format!("{key} must be an integer {range} (got {})", shown(v)),
+                        ))
+                    }
                 }
             }
         }

@@ -45,7 +45,7 @@ pub enum SecretSource {
     Env(String),
     /// The named config key (also when it was a `${VAR}` string or a SecretRef).
     Config(String),
-    /// Nothing configured one: the gateway generates a runtime token at startup.
+    /// No token is configured anywhere: the gateway generates one at startup.
     Generated,
 }
 

@@ -332,6 +332,14 @@ fn type_errors_name_the_key_the_value_and_the_fix() {
             "gateway.auth.rateLimit.maxAttempts must be an integer between 1 and 4294967295 (got 0)",
         ),
         (
+            "{gateway: {auth: {rateLimit: {windowMs: 0}}}}",
+            "gateway.auth.rateLimit.windowMs must be an integer of at least 1 (got 0)",
+        ),
+        (
+            "{gateway: {auth: {rateLimit: {lockoutMs: '5m'}}}}",
+            "gateway.auth.rateLimit.lockoutMs must be an integer of at least 0 (got \"5m\")",
+        ),
+        (
             "{gateway: {auth: {rateLimit: {exemptLoopback: 'yes'}}}}",
             "gateway.auth.rateLimit.exemptLoopback must be true or false (got \"yes\")",
         ),
