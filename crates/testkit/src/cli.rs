@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::Command;
 
 use crate::home::IsolatedHome;
-use crate::process::{kill_group_async, kill_tree_async};
+use crate::process::{kill_group, kill_group_async, kill_tree_async, register, unregister};
 
 /// Default limit for one CLI invocation.
 pub const DEFAULT_CLI_TIMEOUT: Duration = Duration::from_secs(60);
@@ -241,6 +241,7 @@ impl<'h> CliCommand<'h> {
         let (program, args) = self.describe();
         let mut child = cmd.spawn().with_context(|| format!("spawning {program}"))?;
         let pid = child.id().context("child has no pid")?;
+        let _guard = RunGuard::new(pid);
 
         if let (Some(input), Some(mut pipe)) = (self.stdin, child.stdin.take()) {
             tokio::spawn(async move {
@@ -296,5 +297,24 @@ impl<'h> CliCommand<'h> {
                 })
             }
         }
+    }
+}
+
+/// Keeps a run's process group registered for signal-time cleanup, and stops
+/// what is left of it when the run ends in any way (including the future
+/// being dropped).
+struct RunGuard(u32);
+
+impl RunGuard {
+    fn new(pid: u32) -> Self {
+        register(pid);
+        Self(pid)
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        kill_group(self.0, KILL_GRACE);
+        unregister(self.0);
     }
 }

@@ -13,7 +13,7 @@ use crate::cli::CliCommand;
 use crate::home::IsolatedHome;
 use crate::net::free_port;
 use crate::openclaw::OpenClaw;
-use crate::process::{DROP_GRACE, kill_group, kill_tree, kill_tree_async};
+use crate::process::{DROP_GRACE, kill_group, kill_tree, kill_tree_async, register, unregister};
 use crate::ws::{FRAME_TIMEOUT, RawWs, WsError};
 
 /// How long a real gateway may take to accept a connect and answer `health`.
@@ -112,6 +112,7 @@ impl RealGateway {
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {}: {e}", oc.bin().display()));
         let pid = child.id().expect("gateway child has a pid");
+        register(pid);
         let mut gw = Self {
             child,
             pid,
@@ -246,5 +247,6 @@ impl Drop for RealGateway {
             Ok(None) => kill_tree(self.pid, DROP_GRACE),
             _ => kill_group(self.pid, DROP_GRACE),
         }
+        unregister(self.pid);
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -176,6 +176,71 @@ pub async fn kill_group_async(pgid: u32, grace: Duration) {
     let _ = tokio::task::spawn_blocking(move || kill_group(pgid, grace)).await;
 }
 
+/// Children started by this test process that are still running.
+static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+static SIGNAL_GUARD: OnceLock<()> = OnceLock::new();
+
+/// Records a child (started in its own process group) so that it is stopped
+/// even when this test process is terminated by a signal: the test runner
+/// stops a timed-out test with SIGTERM (and Ctrl-C sends SIGINT), which runs no
+/// destructors, and children in their own process groups do not get the
+/// signal. The first registration installs a handler for both signals that
+/// stops every registered tree and then exits (143 or 130).
+pub(crate) fn register(pid: u32) {
+    SIGNAL_GUARD.get_or_init(start_signal_guard);
+    if let Ok(mut live) = LIVE.lock() {
+        live.insert(pid);
+    }
+}
+
+/// Forgets a child recorded with [`register`] (once it has been stopped).
+pub(crate) fn unregister(pid: u32) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.remove(&pid);
+    }
+}
+
+fn start_signal_guard() {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("testkit-signal-guard".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    return;
+                };
+                let _ = ready_tx.send(());
+                let code = tokio::select! {
+                    _ = term.recv() => 143,
+                    _ = int.recv() => 130,
+                };
+                let pids: Vec<u32> = LIVE
+                    .lock()
+                    .map(|l| l.iter().copied().collect())
+                    .unwrap_or_default();
+                for pid in pids {
+                    kill_tree(pid, Duration::from_secs(2));
+                }
+                std::process::exit(code);
+            });
+        });
+    if spawned.is_ok() {
+        // Wait until the handlers are in place, so a signal right after the
+        // first spawn is not missed.
+        let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+    }
+}
+
 /// Which stream a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
@@ -296,6 +361,7 @@ impl ChildProcess {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
         let pid = child.id().context("child has no pid")?;
+        register(pid);
         let lines = OutputLines::from_child(&mut child);
         Ok(Self {
             name,
@@ -379,6 +445,7 @@ impl Drop for ChildProcess {
             Ok(None) => kill_tree(self.pid, DROP_GRACE),
             _ => kill_group(self.pid, DROP_GRACE),
         }
+        unregister(self.pid);
     }
 }
 

@@ -146,3 +146,69 @@ async fn clawgate_gateway_readiness_line_is_parsed() {
     assert_eq!(gw.url(), "ws://127.0.0.1:45678");
     assert_eq!(gw.port(), 45678);
 }
+
+const HELPER_FILE_ENV: &str = "TESTKIT_SIGNAL_HELPER_FILE";
+
+/// Not a test on its own: run by `sigterm_stops_children_of_the_test_process`
+/// in a separate process, which it then terminates.
+#[tokio::test]
+#[ignore = "helper process for sigterm_stops_children_of_the_test_process"]
+async fn signal_helper_spawns_and_hangs() {
+    let Some(file) = std::env::var_os(HELPER_FILE_ENV) else {
+        return;
+    };
+    let home = IsolatedHome::new();
+    let script = format!(
+        "echo \"$$ {root}\" > {file}.tmp && mv {file}.tmp {file}; exec sleep 300",
+        root = home.root().display(),
+        file = std::path::Path::new(&file).display()
+    );
+    let _child = sh()
+        .spawn(&home, ["-c", script.as_str()], [("A", "b")])
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(300)).await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_children_of_the_test_process() {
+    let home = IsolatedHome::new();
+    let file = home.root().join("helper");
+    let mut helper = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "signal_helper_spawns_and_hangs",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(HELPER_FILE_ENV, &file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let content = loop {
+        if let Ok(c) = std::fs::read_to_string(&file) {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "helper did not start its child");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (pid, helper_home) = content.trim().split_once(' ').unwrap();
+    let pid: u32 = pid.parse().unwrap();
+    assert!(is_alive(pid));
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &helper.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), helper.wait())
+        .await
+        .expect("helper exits after SIGTERM")
+        .unwrap();
+    assert_eq!(exit.code(), Some(143));
+    wait_until_dead(&[pid]).await;
+    // The helper exited without destructors; remove its home here.
+    let _ = std::fs::remove_dir_all(helper_home);
+}
