@@ -1,7 +1,7 @@
 //! Shared-secret checks, the failed-auth rate limiter, and device proof verification.
 
 use crate::{AuthMode, GatewayOptions, RateLimit};
-use clawgate_protocol::connect::{ConnectAuth, DeviceProof};
+use clawgate_protocol::connect::{ConnectAuth, ConnectParams, DeviceProof};
 use clawgate_protocol::device::{self, SignedFields};
 use clawgate_protocol::errors::{AuthFailure, DeviceAuthFailure};
 use clawgate_protocol::limits::DEVICE_SIGNATURE_SKEW_MS;
@@ -66,15 +66,10 @@ pub(crate) fn check_shared_secret(
 /// Checks a device proof against the challenge nonce, in the real gateway's order: id, age,
 /// nonce, signature (v3 then v2), key.
 pub(crate) fn verify_device(
+    p: &ConnectParams,
     proof: &DeviceProof,
-    nonce: &str,
-    client_id: &str,
-    client_mode: &str,
     role: &str,
-    scopes: &[String],
-    auth: Option<&ConnectAuth>,
-    platform: &str,
-    device_family: Option<&str>,
+    nonce: &str,
     now_ms: i64,
 ) -> Result<(), DeviceAuthFailure> {
     let key = device::decode_public_key(&proof.public_key);
@@ -92,18 +87,19 @@ pub(crate) fn verify_device(
     if given_nonce != nonce {
         return Err(DeviceAuthFailure::NonceMismatch);
     }
-    let token = auth.map(ConnectAuth::signed_token).unwrap_or("");
+    let token = p.auth.as_ref().map(ConnectAuth::signed_token).unwrap_or("");
+    let scopes = p.scopes.as_deref().unwrap_or(&[]);
     let fields = SignedFields {
         device_id: &proof.id,
-        client_id,
-        client_mode,
+        client_id: &p.client.id,
+        client_mode: &p.client.mode,
         role,
         scopes,
         signed_at_ms: proof.signed_at,
         token,
         nonce: given_nonce,
-        platform: Some(platform),
-        device_family,
+        platform: Some(&p.client.platform),
+        device_family: p.client.device_family.as_deref(),
     };
     let key = key.ok_or(DeviceAuthFailure::PublicKeyInvalid)?;
     device::verify(&key, &proof.signature, &fields).ok_or(DeviceAuthFailure::SignatureInvalid)?;
@@ -182,39 +178,34 @@ impl RateLimiter {
         Ok(Attempt { _guard: guard, ip })
     }
 
-    /// Records a wrong secret and sleeps the escalating delay before the caller answers.
-    /// Returns `Some(retry_after_ms)` when this failure started a lockout.
-    pub async fn fail(&self, attempt: Attempt) -> Option<u64> {
-        let (delay, locked) = {
+    /// Records a wrong secret and sleeps the escalating delay before the caller answers; the
+    /// failure that reaches `max_attempts` starts the lockout for the attempts after it.
+    pub async fn fail(&self, attempt: Attempt) {
+        let delay = {
             let mut entries = self.entries.lock().expect("limiter lock");
             let now = Instant::now();
             let Some(e) = entries.get_mut(&attempt.ip) else {
-                return None;
+                return;
             };
             e.failures
                 .retain(|t| now.duration_since(*t) < self.cfg.window);
             e.failures.push(now);
             e.consecutive = e.consecutive.saturating_add(1);
             let exempt = self.cfg.exempt_loopback && attempt.ip.is_loopback();
-            let mut locked = None;
             if !exempt && e.failures.len() as u32 >= self.cfg.max_attempts {
                 e.locked_until = Some(now + self.cfg.lockout);
                 e.failures.clear();
-                locked = Some(self.cfg.lockout.as_millis() as u64);
             }
             let shift = e.consecutive.saturating_sub(1).min(16);
-            let delay = self
-                .cfg
+            self.cfg
                 .base_delay
                 .saturating_mul(1u32 << shift)
-                .min(self.cfg.max_delay);
-            (delay, locked)
+                .min(self.cfg.max_delay)
         };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         drop(attempt);
-        locked
     }
 
     /// A correct secret resets the address's failure count.
@@ -231,15 +222,14 @@ fn prune(entries: &mut HashMap<IpAddr, Entry>, now: Instant, keep: Duration) {
     entries.retain(|_, e| {
         now.duration_since(e.last_seen) < keep || e.locked_until.is_some_and(|u| u > now)
     });
-    if entries.len() >= MAX_ENTRIES {
-        if let Some(oldest) = entries
+    if entries.len() >= MAX_ENTRIES
+        && let Some(oldest) = entries
             .iter()
             .filter(|(_, e)| Arc::strong_count(&e.gate) == 1)
             .min_by_key(|(_, e)| e.last_seen)
             .map(|(k, _)| *k)
-        {
-            entries.remove(&oldest);
-        }
+    {
+        entries.remove(&oldest);
     }
 }
 
@@ -265,13 +255,13 @@ mod tests {
         let start = Instant::now();
         for _ in 0..2 {
             let a = l.begin(ip).await.unwrap();
-            assert_eq!(l.fail(a).await, None);
+            l.fail(a).await;
         }
         assert_eq!(start.elapsed(), Duration::from_millis(250 + 500));
         let a = l.begin(ip).await.unwrap();
-        assert_eq!(l.fail(a).await, Some(300_000));
-        let retry = l.begin(ip).await.err().unwrap();
-        assert!(retry > 299_000 && retry <= 300_000);
+        l.fail(a).await;
+        // The lockout started with the third failure, whose answer was delayed 1 s.
+        assert_eq!(l.begin(ip).await.err(), Some(299_000));
         tokio::time::advance(Duration::from_secs(301)).await;
         assert!(l.begin(ip).await.is_ok());
     }
@@ -283,10 +273,10 @@ mod tests {
         let start = Instant::now();
         for _ in 0..8 {
             let a = l.begin(ip).await.unwrap();
-            assert_eq!(l.fail(a).await, None);
+            l.fail(a).await;
         }
-        // 250 + 500 + 1000 + 2000 + 4 × 5000 ms: eight guesses take over 23 s.
-        assert_eq!(start.elapsed(), Duration::from_millis(23_750));
+        // 250 + 500 + 1000 + 2000 + 4000 + 3 × 5000 ms: eight guesses take almost 23 s.
+        assert_eq!(start.elapsed(), Duration::from_millis(22_750));
         let a = l.begin(ip).await.unwrap();
         l.succeed(a);
         let a = l.begin(ip).await.unwrap();

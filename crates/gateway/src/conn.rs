@@ -74,7 +74,7 @@ struct Connection {
 /// How the handshake phase ended.
 enum Handshake {
     Done {
-        session: Session,
+        session: Box<Session>,
         queued: VecDeque<Message>,
     },
     Closed,
@@ -102,7 +102,7 @@ impl Connection {
         let Handshake::Done { session, queued } = self.handshake(&mut ws, &nonce).await else {
             return;
         };
-        self.serve(ws, session, queued).await;
+        self.serve(ws, *session, queued).await;
     }
 
     /// Waits for `connect`, answers it, and returns the session or closes the socket.
@@ -180,7 +180,10 @@ impl Connection {
                     self.gw
                         .registry
                         .attach_session(&self.handle, session.clone());
-                    Handshake::Done { session, queued }
+                    Handshake::Done {
+                        session: Box::new(session),
+                        queued,
+                    }
                 }
                 Err(e) => self.reject(ws, &req.id, e).await,
             };
@@ -225,18 +228,7 @@ impl Connection {
                 }
             },
             Some(proof) => {
-                let checked = auth::verify_device(
-                    proof,
-                    nonce,
-                    &p.client.id,
-                    &p.client.mode,
-                    role.as_str(),
-                    &requested_scopes,
-                    p.auth.as_ref(),
-                    &p.client.platform,
-                    p.client.device_family.as_deref(),
-                    crate::now_ms(),
-                );
+                let checked = auth::verify_device(&p, proof, role.as_str(), nonce, crate::now_ms());
                 if let Err(failure) = checked {
                     if let SharedAuth::Wrong(f) = shared {
                         // Still counts as a failed guess; the device error is what is answered.
@@ -497,8 +489,7 @@ async fn close_ws<S: AsyncRead + AsyncWrite + Unpin + Send>(
     Handshake::Closed
 }
 
-/// Answers a wrong secret only after the limiter's delay; a failure that starts a lockout is
-/// answered as rate limited.
+/// Answers a wrong secret only after the limiter's delay.
 async fn settle_wrong(
     gw: &Gateway,
     attempt: Option<auth::Attempt>,
@@ -507,9 +498,7 @@ async fn settle_wrong(
     can_retry: bool,
 ) -> HandshakeError {
     if let Some(a) = attempt {
-        if let Some(ms) = gw.rate_limiter.fail(a).await {
-            return errors::auth_rate_limited(ms);
-        }
+        gw.rate_limiter.fail(a).await;
     }
     errors::auth_failed(failure, remote_cli, can_retry)
 }

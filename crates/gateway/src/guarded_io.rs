@@ -143,13 +143,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
         let before = buf.filled().len();
         let this = &mut *self;
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            if this.guard.active.load(Ordering::Acquire)
-                && !this.scanner.feed(&buf.filled()[before..], this.limit)
-            {
-                this.guard.tripped.store(true, Ordering::Release);
-                return Poll::Ready(Err(io::Error::other("pre-hello frame too large")));
-            }
+        if let Poll::Ready(Ok(())) = res
+            && this.guard.active.load(Ordering::Acquire)
+            && !this.scanner.feed(&buf.filled()[before..], this.limit)
+        {
+            this.guard.tripped.store(true, Ordering::Release);
+            return Poll::Ready(Err(io::Error::other("pre-hello frame too large")));
         }
         res
     }

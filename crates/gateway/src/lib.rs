@@ -121,8 +121,6 @@ pub struct Gateway {
     pub(crate) identity: state_dir::GatewayIdentity,
     pub(crate) boot_id: String,
     pub(crate) started: Instant,
-    pub(crate) instance_id: String,
-    pub(crate) host_name: String,
 }
 
 /// The OpenClaw release whose protocol clawgate speaks; reported as `server.version`.
@@ -135,14 +133,15 @@ impl Gateway {
     pub fn new(options: GatewayOptions) -> std::io::Result<Arc<Self>> {
         let identity = state_dir::GatewayIdentity::load_or_create(&options.state_dir)?;
         let rate_limiter = auth::RateLimiter::new(options.rate_limit.clone());
+        let host_name = host_name();
+        let instance_id = uuid::Uuid::new_v4().to_string();
+        let self_entry = self_presence(&host_name, &instance_id);
         Ok(Arc::new(Gateway {
-            registry: Registry::new(options.max_buffered_bytes),
+            registry: Registry::new(options.max_buffered_bytes, self_entry),
             rate_limiter,
             identity,
             boot_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
-            instance_id: uuid::Uuid::new_v4().to_string(),
-            host_name: host_name(),
             options,
         }))
     }
@@ -150,6 +149,23 @@ impl Gateway {
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
+}
+
+/// The gateway's presence entry, shaped like the real gateway's `reason: "self"` entry.
+fn self_presence(host: &str, instance_id: &str) -> serde_json::Value {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    serde_json::json!({
+        "host": host,
+        "ip": "127.0.0.1",
+        "version": SERVER_VERSION,
+        "platform": format!("{} {}", std::env::consts::OS, kernel.trim()).trim(),
+        "deviceFamily": "Linux",
+        "mode": "gateway",
+        "reason": "self",
+        "instanceId": instance_id,
+        "text": format!("Gateway: {host} · app {SERVER_VERSION} · mode gateway · reason self"),
+        "ts": 0,
+    })
 }
 
 fn host_name() -> String {

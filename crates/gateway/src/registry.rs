@@ -100,11 +100,14 @@ pub struct Registry {
     health_version: AtomicU64,
     changed: Notify,
     max_buffered_bytes: usize,
+    /// The gateway's own presence entry (`reason: "self"`), listed first; `ts` is set per use.
+    self_entry: Value,
 }
 
 impl Registry {
-    pub fn new(max_buffered_bytes: usize) -> Self {
+    pub fn new(max_buffered_bytes: usize, self_entry: Value) -> Self {
         Registry {
+            self_entry,
             conns: Mutex::new(HashMap::new()),
             next_key: AtomicU64::new(1),
             presence_version: AtomicU64::new(1),
@@ -186,7 +189,7 @@ impl Registry {
 
     fn bump_presence(&self) {
         self.presence_version.fetch_add(1, Ordering::AcqRel);
-        let presence = self.presence_list_with_self(None);
+        let presence = self.presence_list();
         self.broadcast_with_state("presence", &json!({"presence": presence}));
     }
 
@@ -197,14 +200,16 @@ impl Registry {
         }
     }
 
-    /// Presence entries of visible clients; `self_entry` (the gateway) first when given.
-    pub(crate) fn presence_list_with_self(&self, self_entry: Option<Value>) -> Vec<Value> {
-        let mut list: Vec<Value> = self_entry.into_iter().collect();
+    /// The gateway itself, then every visible (non-ephemeral) client.
+    pub(crate) fn presence_list(&self) -> Vec<Value> {
+        let mut me = self.self_entry.clone();
+        me["ts"] = json!(crate::now_ms());
+        let mut list = vec![me];
         for c in self.snapshot() {
-            if let Some(s) = c.session() {
-                if !s.is_ephemeral() {
-                    list.push(s.presence_entry());
-                }
+            if let Some(s) = c.session()
+                && !s.is_ephemeral()
+            {
+                list.push(s.presence_entry());
             }
         }
         list
@@ -227,10 +232,10 @@ impl Registry {
             let Some(session) = conn.session() else {
                 continue;
             };
-            if let Some(scope) = required {
-                if session.role != Role::Operator || !scopes::satisfies(&session.scopes, scope) {
-                    continue;
-                }
+            if let Some(scope) = required
+                && (session.role != Role::Operator || !scopes::satisfies(&session.scopes, scope))
+            {
+                continue;
             }
             let seq = conn.seq.fetch_add(1, Ordering::AcqRel) + 1;
             let text = match &state {

@@ -156,7 +156,8 @@ fn key(seed: u8) -> SigningKey {
 async fn device_proof_errors_match_the_capture() {
     let cap = Capture::load("handshake-errors.jsonl");
     // conn 11: nonce mismatch; 12: stale signature; 13: id mismatch; 14: bad signature.
-    let cases: Vec<(u64, Box<dyn Fn(Value, &str) -> Value>)> = vec![
+    type MakeParams = Box<dyn Fn(Value, &str) -> Value>;
+    let cases: Vec<(u64, MakeParams)> = vec![
         (
             11,
             Box::new(|p, _n| sign(p, &key(1), "not-the-nonce", now_ms())),

@@ -276,6 +276,7 @@ pub fn auth_rate_limited(retry_after_ms: u64) -> HandshakeError {
         .with_details(json!({
             "code": "AUTH_RATE_LIMITED",
             "authReason": "rate_limited",
+            "canRetryWithDeviceToken": false,
             "recommendedNextStep": next_step::WAIT_THEN_RETRY,
         })),
     )

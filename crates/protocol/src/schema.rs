@@ -109,11 +109,10 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
         // `true` / `{}` accept anything; `false` is handled by additionalProperties.
         return;
     };
-    if let Some(ty) = schema.get("type").and_then(Value::as_str) {
-        if !type_matches(ty, value) {
+    if let Some(ty) = schema.get("type").and_then(Value::as_str)
+        && !type_matches(ty, value) {
             push(errors, at(path, &format!("must be {ty}")));
         }
-    }
     if let Value::Object(map) = value {
         check_object(schema, map, path, errors);
     }
@@ -123,14 +122,13 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
                 check(item_schema, item, &format!("{path}/{i}"), errors);
             }
         }
-        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-            if items.len() as u64 > max {
+        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+            && items.len() as u64 > max {
                 push(
                     errors,
                     at(path, &format!("must not have more than {max} items")),
                 );
             }
-        }
         if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
             let dup = items
                 .iter()
@@ -142,63 +140,56 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
         }
     }
     if let Value::String(s) = value {
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-            if char_len(s) > max {
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && char_len(s) > max {
                 push(
                     errors,
                     at(path, &format!("must not have more than {max} characters")),
                 );
             }
-        }
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-            if char_len(s) < min {
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && char_len(s) < min {
                 push(
                     errors,
                     at(path, &format!("must not have fewer than {min} characters")),
                 );
             }
-        }
-        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-            if !pattern_matches(pattern, s) {
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+            && !pattern_matches(pattern, s) {
                 push(
                     errors,
                     at(path, &format!("must match pattern \"{pattern}\"")),
                 );
             }
-        }
     }
     if let Value::Number(n) = value {
         let n = n.as_f64().unwrap_or(f64::NAN);
-        if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-            if n > max {
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+            && n > max {
                 push(
                     errors,
                     at(path, &format!("must be <= {}", schema["maximum"])),
                 );
             }
-        }
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-            if n < min {
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+            && n < min {
                 push(
                     errors,
                     at(path, &format!("must be >= {}", schema["minimum"])),
                 );
             }
-        }
     }
-    if let Some(c) = schema.get("const") {
-        if c != value {
+    if let Some(c) = schema.get("const")
+        && c != value {
             push(errors, at(path, "must be equal to constant"));
         }
-    }
-    if let Some(Value::Array(allowed)) = schema.get("enum") {
-        if !allowed.contains(value) {
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value) {
             push(
                 errors,
                 at(path, "must be equal to one of the allowed values"),
             );
         }
-    }
     if let Some(Value::Array(branches)) = schema.get("anyOf") {
         let any = branches.iter().any(|b| {
             let mut scratch = Vec::new();
@@ -217,8 +208,8 @@ fn check_object(
     path: &str,
     errors: &mut Vec<String>,
 ) {
-    if let Some(Value::Array(required)) = schema.get("required") {
-        if let Some(missing) = required
+    if let Some(Value::Array(required)) = schema.get("required")
+        && let Some(missing) = required
             .iter()
             .filter_map(Value::as_str)
             .find(|k| !map.contains_key(*k))
@@ -228,7 +219,6 @@ fn check_object(
                 at(path, &format!("must have required property '{missing}'")),
             );
         }
-    }
     let properties = schema.get("properties").and_then(Value::as_object);
     let pattern_properties = schema.get("patternProperties").and_then(Value::as_object);
     if schema.get("additionalProperties") == Some(&Value::Bool(false)) {

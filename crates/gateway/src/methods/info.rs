@@ -16,30 +16,8 @@ pub(crate) fn health_payload(_gw: &Gateway) -> Value {
     })
 }
 
-fn self_presence(gw: &Gateway) -> Value {
-    let platform = format!("{} {}", std::env::consts::OS, kernel_release());
-    json!({
-        "host": gw.host_name,
-        "ip": "127.0.0.1",
-        "version": SERVER_VERSION,
-        "platform": platform.trim(),
-        "deviceFamily": "Linux",
-        "mode": "gateway",
-        "reason": "self",
-        "instanceId": gw.instance_id,
-        "text": format!("Gateway: {} · app {} · mode gateway · reason self", gw.host_name, SERVER_VERSION),
-        "ts": crate::now_ms(),
-    })
-}
-
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
 pub(crate) fn presence_list(gw: &Gateway) -> Vec<Value> {
-    gw.registry.presence_list_with_self(Some(self_presence(gw)))
+    gw.registry.presence_list()
 }
 
 fn rss_bytes() -> Option<u64> {
