@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
 use crate::cli::{CliCommand, Flavor};
+use crate::home::IsolatedHome;
 use crate::net::require_loopback_only_netns;
 
 /// Environment variable naming the OpenClaw CLI wrapper.
@@ -47,6 +50,12 @@ impl OpenClaw {
     /// The CLI's path.
     pub fn bin(&self) -> &Path {
         &self.bin
+    }
+
+    /// A private home with the base OpenClaw config merged with `overrides`,
+    /// for runs that must share state (`oc.cli().in_home(&home)`).
+    pub fn isolated_home(&self, overrides: &Value) -> IsolatedHome {
+        IsolatedHome::for_openclaw(overrides)
     }
 
     /// A builder for one `openclaw …` run in a private home (see
