@@ -1,0 +1,678 @@
+//! The operator commands: `gateway call|health|status|probe`, `health`, `status`.
+//!
+//! Each one resolves the target (flags > env > config > the local gateway), opens one
+//! WebSocket connection with the least scopes it needs, and maps every failure to an exit
+//! code and a message that names the fix (see [`EXIT_CODES_HELP`]).
+
+mod failure;
+mod render;
+mod target;
+
+use clap::Args;
+use clawgate_client::{
+    Client, ClientError, ClientInfo, ConnectOptions, HelloOk, RpcError, TlsOptions, client_info,
+};
+use clawgate_protocol::scopes::{self, MethodAccess};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use target::Target;
+use tokio::time::Instant;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_RPC: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_UNREACHABLE: u8 = 3;
+pub const EXIT_REJECTED: u8 = 4;
+pub const EXIT_SCOPE: u8 = 5;
+
+/// Shown at the end of each operator command's `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the gateway answered the request with an error
+  2  usage or configuration error (bad flag, --params, config file, URL)
+  3  gateway unreachable: connection refused, DNS failure, timeout, or still starting
+  4  rejected at connect: wrong or missing token/password, pairing required, protocol mismatch
+  5  connected, but the connection lacks the scope the method needs (FORBIDDEN missing scope)
+
+Target: --url (then only --token/--password are used), else CLAWGATE_GATEWAY_URL, else
+gateway.remote.url when gateway.mode is \"remote\", else the local gateway at
+ws://127.0.0.1:<gateway.port|18789> with --token, CLAWGATE_GATEWAY_TOKEN, gateway.auth.token or
+the token a local clawgate gateway generated in <state dir>/gateway.token.
+Every CLAWGATE_* variable also has an OPENCLAW_* twin.";
+
+/// Connection flags shared by every operator command.
+#[derive(Args, Debug, Clone)]
+pub struct ConnArgs {
+    /// Gateway WebSocket URL (ws:// or wss://); with --url only --token/--password are sent
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Gateway token [env: CLAWGATE_GATEWAY_TOKEN, OPENCLAW_GATEWAY_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Gateway password [env: CLAWGATE_GATEWAY_PASSWORD, OPENCLAW_GATEWAY_PASSWORD]
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// Pin the gateway's TLS certificate (SHA-256 of its DER, wss:// only)
+    #[arg(long, value_name = "SHA256")]
+    pub tls_fingerprint: Option<String>,
+    /// Config file (JSON5, OpenClaw keys) [env: CLAWGATE_CONFIG_PATH, OPENCLAW_CONFIG_PATH]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Time budget in milliseconds for connecting and answering
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct CallArgs {
+    /// Method name, e.g. health, status, node.list, config.get
+    pub method: String,
+    /// Params as a JSON value
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub params: String,
+    /// Wait past an interim {"status":"accepted"} answer for the final one (agent runs)
+    #[arg(long)]
+    pub expect_final: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct StatusArgs {
+    /// Also ask presence, channels (without probing them), a fresh health check and the last
+    /// heartbeat
+    #[arg(long)]
+    pub deep: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct GatewayStatusArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// A command failure: exit code, human message (stderr), fixes, and the JSON `error` object.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: u8,
+    pub message: String,
+    pub fixes: Vec<String>,
+    pub json: Value,
+}
+
+impl Failure {
+    fn print_human(&self) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "error: {}", self.message);
+        for fix in &self.fixes {
+            let _ = writeln!(err, "hint: {fix}");
+        }
+    }
+
+    /// `{"ok":false,"error":…}` on stdout (when `json_stdout`) and the message on stderr.
+    fn report(&self, json_stdout: bool) -> ExitCode {
+        if json_stdout {
+            print_json(&json!({"ok": false, "error": self.json}));
+        }
+        self.print_human();
+        ExitCode::from(self.exit)
+    }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`clawgate … | head`).
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
+}
+
+fn print_json(v: &Value) {
+    print_out(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+}
+
+/// Runs `fut` on a single-threaded runtime (fast start-up).
+fn block_on<F: Future<Output = ExitCode>>(fut: F) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// An open connection plus what the commands print about it.
+struct Session {
+    client: Client,
+    hello: HelloOk,
+    target: Target,
+    /// Time to hello, in milliseconds.
+    connect_ms: u64,
+    deadline: Instant,
+    timeout_ms: u64,
+}
+
+/// What kind of connection to open.
+struct ConnSpec {
+    client: ClientInfo,
+    scopes: Vec<String>,
+    /// Probe connections accept protocol 3 too.
+    probe: bool,
+}
+
+impl ConnSpec {
+    fn cli(scopes: Vec<String>) -> Self {
+        ConnSpec {
+            client: client_info("cli", "cli"),
+            scopes,
+            probe: false,
+        }
+    }
+
+    fn probe() -> Self {
+        ConnSpec {
+            client: client_info("cli", "probe"),
+            scopes: vec![scopes::READ.to_owned()],
+            probe: true,
+        }
+    }
+}
+
+/// Connects within the `--timeout` budget; a gateway that is still starting
+/// (`UNAVAILABLE` + `retryAfterMs`) is retried while the budget lasts.
+async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(Failure, Target)>> {
+    let target = match target::resolve(conn) {
+        Ok(t) => t,
+        Err(f) => {
+            // No target yet: report against a placeholder.
+            let placeholder = Target {
+                url: conn.url.clone().unwrap_or_default(),
+                token: None,
+                password: None,
+                tls_fingerprint: None,
+                source: clawgate_config::TargetSource::Local,
+                config_path: None,
+                state_dir: PathBuf::new(),
+                credential: target::CredentialOrigin::None,
+            };
+            return Err(Box::new((f, placeholder)));
+        }
+    };
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(conn.timeout);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let mut opts = ConnectOptions::new(target.url.clone(), spec.client.clone());
+        opts.token = target.token.clone();
+        opts.password = target.password.clone();
+        opts.scopes = spec.scopes.clone();
+        opts.timeout = remaining.max(Duration::from_millis(1));
+        opts.tls = TlsOptions {
+            fingerprint: target.tls_fingerprint.clone(),
+        };
+        if spec.probe {
+            opts.min_protocol = clawgate_protocol::MIN_PROBE_PROTOCOL;
+        }
+        match Client::connect(opts).await {
+            Ok((client, hello)) => {
+                return Ok(Session {
+                    client,
+                    hello,
+                    connect_ms: started.elapsed().as_millis() as u64,
+                    target,
+                    deadline,
+                    timeout_ms: conn.timeout,
+                });
+            }
+            Err(ClientError::Handshake { code, error, .. })
+                if code == "UNAVAILABLE"
+                    && Instant::now()
+                        + Duration::from_millis(error.retry_after_ms.unwrap_or(500).max(50))
+                        < deadline =>
+            {
+                let wait = error.retry_after_ms.unwrap_or(500).max(50);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            Err(e) => {
+                let f = failure::connect_failure(&e, &target);
+                return Err(Box::new((f, target)));
+            }
+        }
+    }
+}
+
+/// The outcome of one call within the session's budget.
+enum CallOutcome {
+    Ok(Value, u64),
+    Failed(RpcError, u64),
+    TimedOut,
+}
+
+impl Session {
+    async fn call(&self, method: &str, params: Option<Value>, expect_final: bool) -> CallOutcome {
+        let started = Instant::now();
+        let fut = async {
+            if expect_final {
+                self.client.request_expect_final(method, params).await
+            } else {
+                self.client.request(method, params).await
+            }
+        };
+        match tokio::time::timeout_at(self.deadline, fut).await {
+            Err(_) => CallOutcome::TimedOut,
+            Ok(Ok(v)) => CallOutcome::Ok(v, started.elapsed().as_millis() as u64),
+            Ok(Err(e)) => CallOutcome::Failed(e, started.elapsed().as_millis() as u64),
+        }
+    }
+
+    /// A call whose failure ends the command.
+    async fn call_required(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        expect_final: bool,
+    ) -> Result<(Value, u64), Failure> {
+        match self.call(method, params, expect_final).await {
+            CallOutcome::Ok(v, ms) => Ok((v, ms)),
+            CallOutcome::Failed(e, _) => Err(failure::rpc_failure(
+                method,
+                &e,
+                &self.hello.scopes(),
+                &self.target,
+            )),
+            CallOutcome::TimedOut => {
+                Err(failure::call_timeout(method, self.timeout_ms, &self.target))
+            }
+        }
+    }
+
+    /// `{url, source, reachable, …}`: the connection facts every report shares.
+    fn gateway_json(&self) -> Value {
+        let h = &self.hello;
+        json!({
+            "url": self.target.url,
+            "urlSource": self.target.source_label(),
+            "reachable": true,
+            "connectLatencyMs": self.connect_ms,
+            "protocol": h.protocol(),
+            "server": {"version": h.server_version(), "buildId": h.build_id(), "connId": h.conn_id()},
+            "uptimeMs": h.uptime_ms(),
+            "auth": {"method": h.auth_method(), "role": h.role(), "scopes": h.scopes()},
+            "capability": capability(&h.scopes()),
+        })
+    }
+}
+
+/// What a connection may do, from hello-ok `auth.scopes`.
+pub fn capability(granted: &[String]) -> &'static str {
+    if scopes::satisfies(granted, scopes::ADMIN) {
+        "admin_capable"
+    } else if scopes::satisfies(granted, scopes::WRITE) {
+        "write_capable"
+    } else if scopes::satisfies(granted, scopes::READ) {
+        "read_only"
+    } else {
+        "connected_no_operator_scope"
+    }
+}
+
+/// Least privilege for one method.
+fn scopes_for(method: &str) -> Vec<String> {
+    match scopes::method_access(method) {
+        MethodAccess::Scope(s) => vec![s.to_owned()],
+        // Operators cannot call these; ask for admin so the gateway's answer is about the
+        // role, not a scope.
+        MethodAccess::NodeOnly => vec![scopes::ADMIN.to_owned()],
+    }
+}
+
+// ---- gateway call ---------------------------------------------------------------------------
+
+pub fn call(args: CallArgs) -> ExitCode {
+    block_on(call_async(args))
+}
+
+async fn call_async(args: CallArgs) -> ExitCode {
+    let params: Value = match serde_json::from_str(&args.params) {
+        Ok(v) => v,
+        Err(e) => {
+            let f = Failure {
+                exit: EXIT_USAGE,
+                message: format!("--params must be valid JSON: {e}"),
+                fixes: vec![r#"for example --params '{"probe":true}'"#.into()],
+                json: json!({"type": "usage_error", "message": format!("--params must be valid JSON: {e}")}),
+            };
+            return f.report(true);
+        }
+    };
+    let session = match open_session(&args.conn, ConnSpec::cli(scopes_for(&args.method))).await {
+        Ok(s) => s,
+        Err(b) => return b.0.report(true),
+    };
+    let result = session
+        .call_required(&args.method, Some(params), args.expect_final)
+        .await;
+    session.client.close().await;
+    match result {
+        Ok((payload, _)) => {
+            print_json(&payload);
+            ExitCode::SUCCESS
+        }
+        Err(f) => f.report(true),
+    }
+}
+
+// ---- health ---------------------------------------------------------------------------------
+
+pub fn health(args: HealthArgs) -> ExitCode {
+    block_on(health_async(args))
+}
+
+async fn health_async(args: HealthArgs) -> ExitCode {
+    let json_out = args.conn.json;
+    let session = match open_session(&args.conn, ConnSpec::cli(vec![scopes::READ.to_owned()])).await
+    {
+        Ok(s) => s,
+        Err(b) => return b.0.report(json_out),
+    };
+    let result = session.call_required("health", None, false).await;
+    session.client.close().await;
+    let (payload, _) = match result {
+        Ok(r) => r,
+        Err(f) => return f.report(json_out),
+    };
+    if json_out {
+        print_json(&payload);
+    } else {
+        print_out(&render::health(
+            &payload,
+            &session.hello,
+            &session.target,
+            session.connect_ms,
+        ));
+    }
+    if payload.get("ok") == Some(&Value::Bool(false)) {
+        if !json_out {
+            eprintln!("error: the gateway reports itself unhealthy (health ok=false)");
+        }
+        return ExitCode::from(EXIT_RPC);
+    }
+    ExitCode::SUCCESS
+}
+
+// ---- gateway status -------------------------------------------------------------------------
+
+pub fn gateway_status(args: GatewayStatusArgs) -> ExitCode {
+    block_on(gateway_status_async(args))
+}
+
+/// The report for a connection that failed: `{url, reachable:false|true, ok:false, error}`.
+fn failed_connection_json(f: &Failure, t: &Target) -> Value {
+    // A gateway that answered with a rejection is reachable.
+    let reachable = f.exit == EXIT_REJECTED;
+    json!({"ok": false, "url": t.url, "urlSource": t.source_label(), "reachable": reachable,
+        "error": f.json, "hint": f.fixes.first()})
+}
+
+async fn gateway_status_async(args: GatewayStatusArgs) -> ExitCode {
+    let json_out = args.conn.json;
+    let session = match open_session(&args.conn, ConnSpec::probe()).await {
+        Ok(s) => s,
+        Err(b) => {
+            let (f, t) = *b;
+            if json_out && f.exit != EXIT_USAGE {
+                print_json(&failed_connection_json(&f, &t));
+                f.print_human();
+                return ExitCode::from(f.exit);
+            }
+            return f.report(json_out);
+        }
+    };
+    let mut report = json!({"ok": true});
+    if let (Value::Object(r), Value::Object(g)) = (&mut report, session.gateway_json()) {
+        r.extend(g);
+    }
+    if json_out {
+        print_json(&report);
+    } else {
+        print_out(&render::gateway_status(
+            &session.hello,
+            &session.target,
+            session.connect_ms,
+        ));
+    }
+    session.client.close().await;
+    ExitCode::SUCCESS
+}
+
+// ---- gateway probe --------------------------------------------------------------------------
+
+pub fn probe(args: ProbeArgs) -> ExitCode {
+    block_on(probe_async(args))
+}
+
+/// `{ok:true, result, latencyMs}` or `{ok:false, error, latencyMs}`.
+fn outcome_json(o: &CallOutcome) -> Value {
+    match o {
+        CallOutcome::Ok(v, ms) => json!({"ok": true, "latencyMs": ms, "result": v}),
+        CallOutcome::Failed(e, ms) => {
+            let error = match e.wire() {
+                Some(w) => failure::request_error_json(w),
+                None => json!({"type": "gateway_transport_error", "message": e.to_string()}),
+            };
+            json!({"ok": false, "latencyMs": ms, "error": error})
+        }
+        CallOutcome::TimedOut => {
+            json!({"ok": false, "error": {"type": "gateway_transport_error", "kind": "timeout", "message": "no answer in time"}})
+        }
+    }
+}
+
+pub const PROBE_METHODS: [&str; 4] = ["health", "status", "system-presence", "config.get"];
+
+async fn probe_async(args: ProbeArgs) -> ExitCode {
+    let json_out = args.conn.json;
+    let session = match open_session(&args.conn, ConnSpec::probe()).await {
+        Ok(s) => s,
+        Err(b) => {
+            let (f, t) = *b;
+            if json_out && f.exit != EXIT_USAGE {
+                print_json(&failed_connection_json(&f, &t));
+                f.print_human();
+                return ExitCode::from(f.exit);
+            }
+            return f.report(json_out);
+        }
+    };
+    let (health, status, presence, config) = tokio::join!(
+        session.call("health", None, false),
+        session.call("status", None, false),
+        session.call("system-presence", None, false),
+        session.call("config.get", Some(json!({})), false),
+    );
+    let gateway = session.gateway_json();
+    session.client.close().await;
+    let outcomes = [health, status, presence, config];
+    let mut calls = serde_json::Map::new();
+    for (method, o) in PROBE_METHODS.iter().zip(&outcomes) {
+        calls.insert((*method).to_owned(), outcome_json(o));
+    }
+    let granted = session.hello.scopes();
+    let mut warnings = Vec::new();
+    let limited: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            CallOutcome::Failed(e, _) => {
+                e.wire().and_then(|w| w.missing_scope()).map(str::to_owned)
+            }
+            _ => None,
+        })
+        .collect();
+    if let Some(scope) = limited.first() {
+        warnings.push(json!({"code": "probe_scope_limited", "message": format!(
+            "read calls are limited by this connection's scopes (missing {scope}); the connection itself succeeded. OpenClaw gateways grant probe connections no scopes: use `clawgate status --deep` (a cli connection) or a paired device for full diagnostics"
+        )}));
+    }
+    let mut report = json!({"ok": true, "degraded": !warnings.is_empty() || outcomes.iter().any(|o| !matches!(o, CallOutcome::Ok(..)))});
+    if let (Value::Object(r), Value::Object(g)) = (&mut report, gateway) {
+        r.extend(g);
+    }
+    report["version"] = json!(session.hello.server_version());
+    report["calls"] = Value::Object(calls);
+    report["warnings"] = Value::Array(warnings.clone());
+    if json_out {
+        print_json(&report);
+    } else {
+        print_out(&render::probe(
+            &session.hello,
+            &session.target,
+            session.connect_ms,
+            &PROBE_METHODS,
+            &outcomes,
+            &granted,
+            &warnings,
+        ));
+    }
+    ExitCode::SUCCESS
+}
+
+// ---- status ---------------------------------------------------------------------------------
+
+pub fn status(args: StatusArgs) -> ExitCode {
+    block_on(status_async(args))
+}
+
+pub const DEEP_CALLS: [(&str, &str); 4] = [
+    ("system-presence", "presence"),
+    ("channels.status", "channels"),
+    ("health", "health"),
+    ("last-heartbeat", "lastHeartbeat"),
+];
+
+async fn status_async(args: StatusArgs) -> ExitCode {
+    let json_out = args.conn.json;
+    let session = match open_session(&args.conn, ConnSpec::cli(vec![scopes::READ.to_owned()])).await
+    {
+        Ok(s) => s,
+        Err(b) => return b.0.report(json_out),
+    };
+    let status_call = session.call("status", None, false);
+    let deep = async {
+        if !args.deep {
+            return None;
+        }
+        Some(tokio::join!(
+            session.call("system-presence", None, false),
+            session.call(
+                "channels.status",
+                Some(json!({"probe": false, "timeoutMs": 8000})),
+                false
+            ),
+            session.call("health", Some(json!({"probe": true})), false),
+            session.call("last-heartbeat", Some(json!({})), false),
+        ))
+    };
+    let (status, deep) = tokio::join!(status_call, deep);
+    let gateway = session.gateway_json();
+    session.client.close().await;
+
+    let status_payload = match status {
+        CallOutcome::Ok(v, _) => v,
+        CallOutcome::Failed(e, _) => {
+            return failure::rpc_failure("status", &e, &session.hello.scopes(), &session.target)
+                .report(json_out);
+        }
+        CallOutcome::TimedOut => {
+            return failure::call_timeout("status", session.timeout_ms, &session.target)
+                .report(json_out);
+        }
+    };
+    let deep: Option<Vec<CallOutcome>> = deep.map(|(a, b, c, d)| vec![a, b, c, d]);
+
+    // The first failed deep call decides the exit code; the report still shows everything.
+    let mut exit = EXIT_OK;
+    let mut first_failure: Option<Failure> = None;
+    let mut errors = serde_json::Map::new();
+    let mut deep_json = serde_json::Map::new();
+    if let Some(outcomes) = &deep {
+        for ((method, key), o) in DEEP_CALLS.iter().zip(outcomes) {
+            match o {
+                CallOutcome::Ok(v, _) => {
+                    deep_json.insert((*key).to_owned(), v.clone());
+                }
+                CallOutcome::Failed(e, _) => {
+                    let f =
+                        failure::rpc_failure(method, e, &session.hello.scopes(), &session.target);
+                    errors.insert((*method).to_owned(), f.json.clone());
+                    if first_failure.is_none() {
+                        exit = f.exit;
+                        first_failure = Some(f);
+                    }
+                }
+                CallOutcome::TimedOut => {
+                    let f = failure::call_timeout(method, session.timeout_ms, &session.target);
+                    errors.insert((*method).to_owned(), f.json.clone());
+                    if first_failure.is_none() {
+                        exit = f.exit;
+                        first_failure = Some(f);
+                    }
+                }
+            }
+        }
+    }
+
+    if json_out {
+        let mut report =
+            json!({"ok": exit == EXIT_OK, "gateway": gateway, "status": status_payload});
+        if deep.is_some() {
+            report["deep"] = Value::Object(deep_json);
+            report["errors"] = Value::Object(errors);
+        }
+        print_json(&report);
+    } else {
+        print_out(&render::status(
+            &session.hello,
+            &session.target,
+            session.connect_ms,
+            &status_payload,
+            deep.as_deref(),
+        ));
+    }
+    if let Some(f) = first_failure {
+        f.print_human();
+    }
+    ExitCode::from(exit)
+}

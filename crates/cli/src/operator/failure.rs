@@ -1,0 +1,325 @@
+//! Turning connect and call failures into an exit code, a human message that names the fix,
+//! and a JSON error object.
+
+use super::target::{CredentialOrigin, Target};
+use super::{EXIT_REJECTED, EXIT_RPC, EXIT_SCOPE, EXIT_UNREACHABLE, Failure};
+use clawgate_client::{ClientError, RpcError, WireError};
+use clawgate_config::TargetSource;
+use serde_json::{Value, json};
+
+/// The wire error as the real CLI prints it: the gateway's fields plus
+/// `type: "gateway_request_error"` and `retryable` (false when absent).
+pub fn request_error_json(e: &WireError) -> Value {
+    let mut v = json!({"type": "gateway_request_error", "code": e.code, "message": e.message});
+    if let Some(d) = &e.details {
+        v["details"] = d.clone();
+    }
+    v["retryable"] = json!(e.retryable.unwrap_or(false));
+    if let Some(ms) = e.retry_after_ms {
+        v["retryAfterMs"] = json!(ms);
+    }
+    v
+}
+
+fn unreachable_fix(t: &Target) -> String {
+    match &t.source {
+        TargetSource::Local => "is the gateway running? start it with `clawgate gateway run`, or check --url / gateway.remote.url".into(),
+        TargetSource::RemoteConfig => format!(
+            "is the remote gateway up and reachable from here (and your SSH tunnel, if you use one)? check gateway.remote.url{}",
+            t.config_path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default()
+        ),
+        TargetSource::Flag => "is the gateway running at that address? start it with `clawgate gateway run`, or check --url".into(),
+        TargetSource::Env(var) => format!(
+            "is the gateway running at that address? start it with `clawgate gateway run`, or check {var}"
+        ),
+    }
+}
+
+fn credential_fixes(t: &Target) -> Vec<String> {
+    let token_file = t.token_file();
+    let mut fixes = vec![format!(
+        "pass --token (or --password), or set gateway.remote.token (remote mode) / CLAWGATE_GATEWAY_TOKEN; a local clawgate gateway without a configured token keeps its generated one in {}",
+        token_file.display()
+    )];
+    match &t.credential {
+        CredentialOrigin::TokenFile(path) => fixes.push(format!(
+            "the token sent was read from {}; this gateway uses a different one (gateway.auth.token or CLAWGATE_GATEWAY_TOKEN where it runs?)",
+            path.display()
+        )),
+        CredentialOrigin::None => fixes.push("no token or password was sent".into()),
+        CredentialOrigin::Resolved => match &t.source {
+            TargetSource::Flag => {
+                fixes.push("with --url only --token/--password are sent; check their value".into())
+            }
+            TargetSource::RemoteConfig => fixes.push(
+                "in remote mode the token comes from --token, gateway.remote.token, then CLAWGATE_GATEWAY_TOKEN/OPENCLAW_GATEWAY_TOKEN".into(),
+            ),
+            TargetSource::Env(var) => fixes.push(format!(
+                "with {var} only --token/--password and CLAWGATE_GATEWAY_TOKEN/PASSWORD (or OPENCLAW_…) are sent"
+            )),
+            TargetSource::Local => fixes.push(
+                "locally the token comes from --token, CLAWGATE_GATEWAY_TOKEN/OPENCLAW_GATEWAY_TOKEN, then gateway.auth.token".into(),
+            ),
+        },
+    }
+    fixes
+}
+
+/// A failed connect.
+pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
+    let gateway = json!({"url": t.url, "urlSource": t.source_label()});
+    match e {
+        ClientError::InvalidUrl { .. } => Failure {
+            exit: super::EXIT_USAGE,
+            message: e.to_string(),
+            fixes: vec!["use a ws:// or wss:// URL such as ws://127.0.0.1:18789".into()],
+            json: json!({"type": "config_error", "message": e.to_string()}),
+        },
+        ClientError::Unreachable {
+            reason, timed_out, ..
+        } => {
+            let message = if *timed_out {
+                format!("gateway at {} did not answer in time ({reason})", t.url)
+            } else {
+                format!("gateway unreachable at {} ({reason})", t.url)
+            };
+            let mut fixes = vec![unreachable_fix(t)];
+            if *timed_out {
+                fixes.push("a slow link may need a larger --timeout (milliseconds)".into());
+            }
+            Failure {
+                exit: EXIT_UNREACHABLE,
+                json: json!({"type": "gateway_transport_error",
+                    "kind": if *timed_out { "timeout" } else { "unreachable" },
+                    "message": format!("Gateway not reachable at {} ({reason}).", t.url),
+                    "reason": reason, "gateway": gateway}),
+                message,
+                fixes,
+            }
+        }
+        ClientError::Handshake {
+            code,
+            detail_code,
+            message,
+            error,
+            close_code,
+        } => {
+            let mut json = request_error_json(error);
+            json["gateway"] = gateway;
+            if let Some(c) = close_code {
+                json["closeCode"] = json!(c);
+            }
+            let (exit, fixes) = handshake_advice(code, detail_code.as_deref(), error, t);
+            Failure {
+                exit,
+                message: if exit == EXIT_UNREACHABLE {
+                    format!(
+                        "gateway at {} is not accepting connections: {message}",
+                        t.url
+                    )
+                } else {
+                    format!("gateway at {} rejected the connection: {message}", t.url)
+                },
+                fixes,
+                json,
+            }
+        }
+        ClientError::Closed(code, reason) => {
+            let restarting = matches!(code, 1012 | 1013);
+            Failure {
+                exit: if restarting {
+                    EXIT_UNREACHABLE
+                } else {
+                    EXIT_REJECTED
+                },
+                message: format!(
+                    "gateway at {} closed the connection during the handshake ({code}{})",
+                    t.url,
+                    if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {reason}")
+                    }
+                ),
+                fixes: vec![if restarting {
+                    "the gateway is restarting; retry shortly".into()
+                } else {
+                    "check that --url points at an OpenClaw-compatible gateway and that your credentials are right".into()
+                }],
+                json: json!({"type": "gateway_transport_error", "kind": "closed",
+                    "message": e.to_string(), "closeCode": code, "reason": reason, "gateway": gateway}),
+            }
+        }
+        ClientError::Protocol(detail) => Failure {
+            exit: EXIT_REJECTED,
+            message: format!(
+                "the server at {} does not speak the gateway protocol: {detail}",
+                t.url
+            ),
+            fixes: vec![
+                "check --url / gateway.remote.url: it must point at the gateway's port".into(),
+            ],
+            json: json!({"type": "gateway_transport_error", "kind": "protocol",
+                "message": e.to_string(), "gateway": gateway}),
+        },
+    }
+}
+
+fn handshake_advice(
+    code: &str,
+    detail: Option<&str>,
+    error: &WireError,
+    t: &Target,
+) -> (u8, Vec<String>) {
+    let detail = detail.unwrap_or("");
+    if code == "UNAVAILABLE" {
+        return (
+            EXIT_UNREACHABLE,
+            vec![
+                "the gateway is starting or restarting; retry shortly (or raise --timeout)".into(),
+            ],
+        );
+    }
+    if detail == "AUTH_RATE_LIMITED" {
+        let wait = error
+            .retry_after_ms
+            .map(|ms| format!("{}s", ms.div_ceil(1000)))
+            .unwrap_or_else(|| "a while".into());
+        let mut fixes = vec![format!(
+            "too many failed attempts from this address: wait {wait}, then retry with the right credentials"
+        )];
+        fixes.extend(credential_fixes(t));
+        return (EXIT_REJECTED, fixes);
+    }
+    if detail == "PROTOCOL_MISMATCH" {
+        let expected = error
+            .details
+            .as_ref()
+            .and_then(|d| d.get("expectedProtocol"))
+            .map(Value::to_string)
+            .unwrap_or_else(|| "another version".into());
+        return (
+            EXIT_REJECTED,
+            vec![format!(
+                "this clawgate speaks gateway protocol {} but the gateway expects {expected}: upgrade the older side",
+                clawgate_protocol::PROTOCOL_VERSION
+            )],
+        );
+    }
+    if detail == "PAIRING_REQUIRED"
+        || (code == "NOT_PAIRED" && detail != "DEVICE_IDENTITY_REQUIRED")
+    {
+        let request = error.detail_str("requestId").unwrap_or("<requestId>");
+        return (
+            EXIT_REJECTED,
+            vec![format!(
+                "this device is not approved yet: an operator with operator.pairing must approve request {request} (`clawgate gateway call device.pair.approve --params '{{\"requestId\":\"{request}\"}}'` or `openclaw devices approve {request}`), then retry"
+            )],
+        );
+    }
+    if detail == "DEVICE_IDENTITY_REQUIRED" {
+        return (
+            EXIT_REJECTED,
+            vec![
+                "the gateway wants a credential: pass --token or --password (a gateway in auth mode \"none\" only admits paired devices)".into(),
+            ],
+        );
+    }
+    if detail.starts_with("DEVICE_AUTH_") {
+        return (
+            EXIT_REJECTED,
+            vec!["the device proof was refused: check this machine's clock (signatures are valid for ±2 minutes) and the device identity file".into()],
+        );
+    }
+    if code.starts_with("HTTP_") {
+        return (
+            EXIT_REJECTED,
+            vec!["the gateway refused the WebSocket upgrade; if a reverse proxy sits in front of it, list the proxy in gateway.trustedProxies".into()],
+        );
+    }
+    (EXIT_REJECTED, credential_fixes(t))
+}
+
+/// A failed call on an established connection. `granted` = the hello's scopes.
+pub fn rpc_failure(method: &str, e: &RpcError, granted: &[String], t: &Target) -> Failure {
+    match e {
+        RpcError::Gateway { error, .. } => {
+            let json = request_error_json(error);
+            if let Some(scope) = error.missing_scope() {
+                let granted_text = if granted.is_empty() {
+                    "none".to_owned()
+                } else {
+                    granted.join(", ")
+                };
+                let mut fixes = vec![format!(
+                    "the gateway accepted the connection, but this credential/device was not granted {scope} (granted: {granted_text}); connect with a credential or a paired device that holds {scope}"
+                )];
+                if granted.is_empty() {
+                    fixes.push(
+                        "OpenClaw gateways clear the scopes of device-less connections that do not come over loopback: use an SSH tunnel (ssh -N -L 18789:127.0.0.1:18789 <host>) and a loopback --url, or a paired device".into(),
+                    );
+                }
+                return Failure {
+                    exit: EXIT_SCOPE,
+                    message: format!("{method}: missing scope: {scope}"),
+                    fixes,
+                    json,
+                };
+            }
+            let mut fixes = Vec::new();
+            if error.message.starts_with("unknown method") {
+                fixes.push(
+                    "check the method name; the gateway lists its methods in hello-ok features.methods".into(),
+                );
+            } else if error
+                .message
+                .starts_with(&format!("invalid {method} params"))
+            {
+                fixes.push("check --params against the method's parameters".into());
+            } else if error.retryable == Some(true) {
+                fixes.push(match error.retry_after_ms {
+                    Some(ms) => format!("retryable: try again in {ms} ms"),
+                    None => "retryable: try again shortly".into(),
+                });
+            }
+            Failure {
+                exit: EXIT_RPC,
+                message: format!("{method} failed: {}", error.message),
+                fixes,
+                json,
+            }
+        }
+        RpcError::Closed { code, reason } => Failure {
+            exit: EXIT_UNREACHABLE,
+            message: format!(
+                "{method}: the gateway closed the connection before answering ({code}{})",
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            ),
+            fixes: vec!["the gateway may be restarting; retry shortly".into()],
+            json: json!({"type": "gateway_transport_error", "kind": "closed", "message": e.to_string(),
+                "closeCode": code, "reason": reason, "gateway": {"url": t.url, "urlSource": t.source_label()}}),
+        },
+        RpcError::Protocol(detail) => Failure {
+            exit: EXIT_RPC,
+            message: format!("{method}: {detail}"),
+            fixes: Vec::new(),
+            json: json!({"type": "gateway_transport_error", "kind": "protocol", "message": e.to_string()}),
+        },
+    }
+}
+
+/// The call did not finish within the budget.
+pub fn call_timeout(method: &str, timeout_ms: u64, t: &Target) -> Failure {
+    Failure {
+        exit: EXIT_UNREACHABLE,
+        message: format!("{method}: no answer from {} within {timeout_ms} ms", t.url),
+        fixes: vec!["the gateway is reachable but slow; raise --timeout (milliseconds)".into()],
+        json: json!({"type": "gateway_transport_error", "kind": "timeout",
+            "message": format!("no answer within {timeout_ms} ms"),
+            "gateway": {"url": t.url, "urlSource": t.source_label()}}),
+    }
+}
