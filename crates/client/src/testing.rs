@@ -50,6 +50,11 @@ pub struct FakeConfig {
     pub server_version: String,
     /// Answers each request; see [`default_handler`].
     pub handler: Handler,
+    /// Refuse every connect with this ErrorShape, then close with this code.
+    pub reject_connect: Option<(Value, u16)>,
+    /// Answer the first N connects with `UNAVAILABLE "gateway starting"` (retryAfterMs 100,
+    /// close 1013), like a gateway that is still starting.
+    pub starting_connects: usize,
 }
 
 impl Default for FakeConfig {
@@ -59,6 +64,8 @@ impl Default for FakeConfig {
             grant_scopes: None,
             server_version: "fake-1.0".into(),
             handler: Arc::new(default_handler),
+            reject_connect: None,
+            starting_connects: 0,
         }
     }
 }
@@ -110,6 +117,7 @@ pub fn missing_scope(scope: &str) -> Value {
 /// A running fake gateway. Stops when dropped.
 pub struct FakeGateway {
     addr: SocketAddr,
+    /// Every `connect`'s params, in arrival order.
     connects: Arc<Mutex<Vec<Value>>>,
     _stop: Stop,
 }
@@ -218,10 +226,30 @@ async fn serve(
             break (id, frame["params"].clone());
         }
     };
-    recorded
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(params.clone());
+    let nth = {
+        let mut r = recorded.lock().unwrap_or_else(|e| e.into_inner());
+        r.push(params.clone());
+        r.len()
+    };
+    let refusal = if nth <= config.starting_connects {
+        Some((
+            json!({"code":"UNAVAILABLE","message":"gateway starting; retry shortly","retryable":true,"retryAfterMs":100,"details":{"reason":"startup-sidecars"}}),
+            1013,
+        ))
+    } else {
+        config.reject_connect.clone()
+    };
+    if let Some((error, close_code)) = refusal {
+        let reason = error["message"].as_str().unwrap_or("").to_owned();
+        let res = json!({"type":"res","id":connect_id,"ok":false,"error":error});
+        ws.send(Message::text(res.to_string())).await?;
+        ws.send(Message::Close(Some(CloseFrame {
+            code: close_code.into(),
+            reason: reason.into(),
+        })))
+        .await?;
+        return Ok(());
+    }
     if let Some(expected) = &config.token {
         let got = params.pointer("/auth/token").and_then(Value::as_str);
         if got != Some(expected.as_str()) {
