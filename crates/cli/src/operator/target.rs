@@ -39,8 +39,13 @@ impl Target {
     /// `ws://… (local gateway)`, for messages.
     pub fn describe(&self) -> String {
         match &self.config_path {
-            Some(p) => format!("{} ({}; config {})", self.url, self.source, p.display()),
-            None => format!("{} ({})", self.url, self.source),
+            Some(p) => format!(
+                "{} (from {}; config file {})",
+                self.url,
+                self.source,
+                p.display()
+            ),
+            None => format!("{} (from {})", self.url, self.source),
         }
     }
 
@@ -56,9 +61,9 @@ impl Target {
 fn usage(message: String) -> Failure {
     Failure {
         exit: EXIT_USAGE,
+        json: json!({"type": "config_error", "message": message}),
         message,
         fixes: Vec::new(),
-        json: json!({"type": "config_error"}),
     }
 }
 
