@@ -250,13 +250,9 @@ pub fn resolve_gateway_settings(
     let default_cfg = GatewayConfig::default();
     let cfg = loaded.map_or(&default_cfg, |l| &l.gateway);
 
+    // `--port 0` asks for any free port (the gateway prints the one it got): scripts and
+    // tests use it to avoid port races. Config and env must name a real port.
     let port = match inputs.port {
-        Some(0) => {
-            return Err(ConfigError::Flag {
-                flag: "--port".to_owned(),
-                message: "--port must be between 1 and 65535 (got 0)".to_owned(),
-            });
-        }
         Some(p) => p,
         None => env_port(env)?.or(cfg.port).unwrap_or(DEFAULT_PORT),
     };

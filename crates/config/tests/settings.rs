@@ -179,15 +179,12 @@ fn bad_env_port_names_the_variable() {
 }
 
 #[test]
-fn zero_port_flag_is_rejected() {
+fn zero_port_flag_means_any_free_port() {
     let flag = GatewayRunInputs {
         port: Some(0),
         ..no_flags()
     };
-    assert_eq!(
-        err(&flag, None, &[]),
-        "--port must be between 1 and 65535 (got 0)"
-    );
+    assert_eq!(ok(&flag, None, &[HOME]).port, 0);
 }
 
 #[test]
