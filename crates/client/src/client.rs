@@ -33,7 +33,7 @@ const REJECT_CLOSE_WAIT: Duration = Duration::from_millis(1000);
 const CLOSE_WAIT: Duration = Duration::from_millis(2000);
 
 /// Everything [`Client::connect`] needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectOptions<'a> {
     /// `ws://host:port[/path]` or `wss://…`.
     pub url: String,
@@ -130,6 +130,26 @@ impl<'a> ConnectOptions<'a> {
             );
         }
         Value::Object(params)
+    }
+}
+
+impl std::fmt::Debug for ConnectOptions<'_> {
+    /// Credentials are shown only as present or absent.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |o: &Option<String>| if o.is_some() { "<set>" } else { "<none>" };
+        f.debug_struct("ConnectOptions")
+            .field("url", &self.url)
+            .field("token", &set(&self.token))
+            .field("password", &set(&self.password))
+            .field("device_token", &set(&self.device_token))
+            .field("client", &self.client)
+            .field("role", &self.role)
+            .field("scopes", &self.scopes)
+            .field("device", &self.device.map(DeviceIdentity::id))
+            .field("timeout", &self.timeout)
+            .field("protocol", &(self.min_protocol, self.max_protocol))
+            .field("tls", &self.tls)
+            .finish()
     }
 }
 
