@@ -102,7 +102,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     options.password = settings.auth.password.clone();
     options.token = settings.auth.token.clone();
     options.config_path = Some(settings.config_path.clone());
-    options.config = loaded.as_ref().map(|l| l.raw.clone()).unwrap_or_else(|| serde_json::json!({}));
+    options.config = loaded
+        .as_ref()
+        .map(|l| l.raw.clone())
+        .unwrap_or_else(|| serde_json::json!({}));
     let rl = &settings.auth.rate_limit;
     options.rate_limit = RateLimit {
         max_attempts: rl.max_attempts,
@@ -114,8 +117,15 @@ pub fn run(args: RunArgs) -> ExitCode {
     if mode == clawgate_gateway::AuthMode::Token && options.token.is_none() {
         match state_dir::load_or_create_token(&settings.state_dir) {
             Ok(stored) => {
-                let verb = if stored.created { "generated a token and stored it in" } else { "using the token stored in" };
-                eprintln!("clawgate: no gateway token configured; {verb} {} (mode 0600)", stored.path.display());
+                let verb = if stored.created {
+                    "generated a token and stored it in"
+                } else {
+                    "using the token stored in"
+                };
+                eprintln!(
+                    "clawgate: no gateway token configured; {verb} {} (mode 0600)",
+                    stored.path.display()
+                );
                 eprintln!(
                     "clawgate: local `clawgate` commands read it from there; for other clients: export CLAWGATE_GATEWAY_TOKEN=\"$(cat {})\"",
                     stored.path.display()
@@ -130,7 +140,10 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("clawgate: cannot start the async runtime: {e}");
@@ -163,7 +176,11 @@ async fn serve(mut options: GatewayOptions) -> ExitCode {
         Ok(l) => listeners.push(l),
         Err(e) => tracing::info!("not listening on [::1]:{port}: {e}"),
     }
-    let also_v6 = if listeners.len() > 1 { format!(" and ws://[::1]:{port}") } else { String::new() };
+    let also_v6 = if listeners.len() > 1 {
+        format!(" and ws://[::1]:{port}")
+    } else {
+        String::new()
+    };
     let gateway = match Gateway::new(options) {
         Ok(g) => g,
         Err(e) => {
@@ -185,7 +202,10 @@ async fn serve(mut options: GatewayOptions) -> ExitCode {
 
 async fn wait_for_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return;
     };
     tokio::select! {
@@ -199,5 +219,8 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

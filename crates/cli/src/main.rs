@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "clawgate", version, about = "OpenClaw-compatible gateway and operator CLI")]
+#[command(
+    name = "clawgate",
+    version,
+    about = "OpenClaw-compatible gateway and operator CLI"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

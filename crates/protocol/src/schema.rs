@@ -110,9 +110,10 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
         return;
     };
     if let Some(ty) = schema.get("type").and_then(Value::as_str)
-        && !type_matches(ty, value) {
-            push(errors, at(path, &format!("must be {ty}")));
-        }
+        && !type_matches(ty, value)
+    {
+        push(errors, at(path, &format!("must be {ty}")));
+    }
     if let Value::Object(map) = value {
         check_object(schema, map, path, errors);
     }
@@ -123,12 +124,13 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
             }
         }
         if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-            && items.len() as u64 > max {
-                push(
-                    errors,
-                    at(path, &format!("must not have more than {max} items")),
-                );
-            }
+            && items.len() as u64 > max
+        {
+            push(
+                errors,
+                at(path, &format!("must not have more than {max} items")),
+            );
+        }
         if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
             let dup = items
                 .iter()
@@ -141,55 +143,62 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
     }
     if let Value::String(s) = value {
         if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-            && char_len(s) > max {
-                push(
-                    errors,
-                    at(path, &format!("must not have more than {max} characters")),
-                );
-            }
+            && char_len(s) > max
+        {
+            push(
+                errors,
+                at(path, &format!("must not have more than {max} characters")),
+            );
+        }
         if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-            && char_len(s) < min {
-                push(
-                    errors,
-                    at(path, &format!("must not have fewer than {min} characters")),
-                );
-            }
+            && char_len(s) < min
+        {
+            push(
+                errors,
+                at(path, &format!("must not have fewer than {min} characters")),
+            );
+        }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-            && !pattern_matches(pattern, s) {
-                push(
-                    errors,
-                    at(path, &format!("must match pattern \"{pattern}\"")),
-                );
-            }
+            && !pattern_matches(pattern, s)
+        {
+            push(
+                errors,
+                at(path, &format!("must match pattern \"{pattern}\"")),
+            );
+        }
     }
     if let Value::Number(n) = value {
         let n = n.as_f64().unwrap_or(f64::NAN);
         if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-            && n > max {
-                push(
-                    errors,
-                    at(path, &format!("must be <= {}", schema["maximum"])),
-                );
-            }
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-            && n < min {
-                push(
-                    errors,
-                    at(path, &format!("must be >= {}", schema["minimum"])),
-                );
-            }
-    }
-    if let Some(c) = schema.get("const")
-        && c != value {
-            push(errors, at(path, "must be equal to constant"));
-        }
-    if let Some(Value::Array(allowed)) = schema.get("enum")
-        && !allowed.contains(value) {
+            && n > max
+        {
             push(
                 errors,
-                at(path, "must be equal to one of the allowed values"),
+                at(path, &format!("must be <= {}", schema["maximum"])),
             );
         }
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+            && n < min
+        {
+            push(
+                errors,
+                at(path, &format!("must be >= {}", schema["minimum"])),
+            );
+        }
+    }
+    if let Some(c) = schema.get("const")
+        && c != value
+    {
+        push(errors, at(path, "must be equal to constant"));
+    }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        push(
+            errors,
+            at(path, "must be equal to one of the allowed values"),
+        );
+    }
     if let Some(Value::Array(branches)) = schema.get("anyOf") {
         let any = branches.iter().any(|b| {
             let mut scratch = Vec::new();
@@ -213,12 +222,12 @@ fn check_object(
             .iter()
             .filter_map(Value::as_str)
             .find(|k| !map.contains_key(*k))
-        {
-            push(
-                errors,
-                at(path, &format!("must have required property '{missing}'")),
-            );
-        }
+    {
+        push(
+            errors,
+            at(path, &format!("must have required property '{missing}'")),
+        );
+    }
     let properties = schema.get("properties").and_then(Value::as_object);
     let pattern_properties = schema.get("patternProperties").and_then(Value::as_object);
     if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
