@@ -337,7 +337,11 @@ impl Connection {
             let text = match self.inbound_text(msg) {
                 Inbound::Text(t) => t,
                 Inbound::Skip => continue,
-                Inbound::Oversize | Inbound::Gone => return,
+                Inbound::Oversize => {
+                    close_ws(&mut ws, close::TOO_BIG, "").await;
+                    return;
+                }
+                Inbound::Gone => return,
             };
             let req = match frames::parse_request(&text) {
                 Ok(r) => r,
@@ -420,6 +424,7 @@ impl Connection {
                 }
             }
             Some(Err(_)) if self.guard.tripped() => Inbound::Oversize,
+            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => Inbound::Oversize,
             _ => Inbound::Gone,
         }
     }

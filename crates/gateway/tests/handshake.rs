@@ -315,3 +315,43 @@ async fn legacy_v3_node_and_probe_negotiate() {
     assert_eq!(res["payload"]["auth"]["role"], "node");
     assert_eq!(res["payload"]["snapshot"]["presence"], json!([]));
 }
+
+#[tokio::test]
+async fn a_blank_nonce_is_required_and_a_replayed_proof_is_refused() {
+    let gw = start(|_| {}).await;
+    let mut c = Client::open(gw.addr).await;
+    let res = c
+        .connect(sign(
+            cli_params(&["operator.read"]),
+            &key(11),
+            " ",
+            now_ms(),
+        ))
+        .await;
+    assert_eq!(
+        res["error"],
+        json!({"code":"INVALID_REQUEST","message":"device nonce required","details":{"code":"DEVICE_AUTH_NONCE_REQUIRED","reason":"device-nonce-missing"}})
+    );
+    assert_eq!(
+        c.expect_close().await,
+        (1008, "device nonce required".into())
+    );
+
+    // A valid proof captured from one connection does not open another.
+    let mut first = Client::open(gw.addr).await;
+    let proof = sign(
+        cli_params(&["operator.read"]),
+        &key(12),
+        &first.nonce(),
+        now_ms(),
+    );
+    assert_eq!(first.connect(proof.clone()).await["ok"], true);
+    let mut replay = Client::open(gw.addr).await;
+    let res = replay.connect(proof).await;
+    assert_eq!(
+        res["error"]["details"]["code"],
+        "DEVICE_AUTH_NONCE_MISMATCH"
+    );
+    // Bad input on one socket leaves the others working.
+    assert_eq!(first.call("h", "health", json!({})).await["ok"], true);
+}

@@ -127,6 +127,22 @@ async fn oversize_frame_before_hello_closes_1009_and_after_hello_is_fine() {
 }
 
 #[tokio::test]
+async fn frames_over_max_payload_after_hello_close_1009() {
+    let gw = start(|o| o.max_payload = 100_000).await;
+    let mut c = Client::open(gw.addr).await;
+    c.connect(cli_params(&["operator.read"])).await;
+    c.send(json!({"type":"req","id":"big","method":"health","params":{"pad":"x".repeat(150_000)}}))
+        .await;
+    assert_eq!(c.expect_close().await.0, 1009);
+    // The gateway keeps serving everyone else.
+    let mut other = Client::open(gw.addr).await;
+    assert_eq!(
+        other.connect(cli_params(&["operator.read"])).await["ok"],
+        true
+    );
+}
+
+#[tokio::test]
 async fn too_many_frames_during_connect_close_1008() {
     let gw = start(|_| {}).await;
     let mut c = Client::open(gw.addr).await;
