@@ -115,38 +115,81 @@ impl DeviceIdentity {
         };
         let mut text = serde_json::to_string_pretty(&stored).map_err(io::Error::other)?;
         text.push('\n');
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if let Some(dir) = dir {
-            create_private_dir(dir)?;
-        }
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.tmp",
-            file_name.to_string_lossy(),
-            std::process::id()
-        ));
-        let mut file = open_private(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+        write_private(path, text.as_bytes())
     }
 
     /// Loads the identity at `path`, or creates and saves a new one if the file does not exist.
+    /// Two processes doing this at once end up with the same identity: the file is created
+    /// only if it is still absent, and the loser loads the winner's.
     pub fn load_or_generate(path: &Path) -> io::Result<Self> {
         match Self::load(path) {
             Ok(identity) => Ok(identity),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let identity = Self::generate();
-                identity.save(path)?;
-                Ok(identity)
+                let stored = StoredIdentity {
+                    version: 1,
+                    device_id: identity.id.clone(),
+                    public_key: identity.public_key.clone(),
+                    private_key: URL_SAFE_NO_PAD.encode(identity.signing_key.to_bytes()),
+                    created_at_ms: Some(crate::now_ms()),
+                };
+                let mut text = serde_json::to_string_pretty(&stored).map_err(io::Error::other)?;
+                text.push('\n');
+                if write_private_new(path, text.as_bytes())? {
+                    Ok(identity)
+                } else {
+                    Self::load(path)
+                }
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A temporary file next to `path`, with mode 0600 and `bytes` in it. Creates the parent
+/// directory (mode 0700) if needed.
+fn write_tmp(path: &Path, bytes: &[u8]) -> io::Result<std::path::PathBuf> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        create_private_dir(dir)?;
+    }
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut file = open_private(&tmp)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(tmp)
+}
+
+/// Writes `bytes` to `path` with mode 0600, atomically (a temporary file in the same
+/// directory, then a rename). Creates the parent directory (mode 0700) if needed.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = write_tmp(path, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Like [`write_private`], but only if `path` does not exist yet. Returns whether it wrote.
+fn write_private_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let tmp = write_tmp(path, bytes)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

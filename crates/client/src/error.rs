@@ -136,3 +136,103 @@ impl RpcError {
         }
     }
 }
+
+/// What a `NOT_PAIRED` / `PAIRING_REQUIRED` connect rejection says (see
+/// [`WireError::pairing_required`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PairingRequired {
+    /// The pending request an operator approves; the same while the client keeps asking for
+    /// the same role and scopes.
+    pub request_id: Option<String>,
+    /// `not-paired`, `role-upgrade`, `scope-upgrade` or `metadata-upgrade`.
+    pub reason: Option<String>,
+    pub device_id: Option<String>,
+    pub requested_role: Option<String>,
+    pub requested_scopes: Vec<String>,
+    /// For upgrades: what the device already holds.
+    pub approved_roles: Vec<String>,
+    pub approved_scopes: Vec<String>,
+    pub remediation_hint: Option<String>,
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl WireError {
+    /// The pairing request behind a `PAIRING_REQUIRED` (or other `NOT_PAIRED`) rejection;
+    /// `None` for any other error, including `NOT_PAIRED DEVICE_IDENTITY_REQUIRED` (no device
+    /// was sent, so there is nothing to approve).
+    pub fn pairing_required(&self) -> Option<PairingRequired> {
+        let detail = self.detail_code();
+        let pairing = detail == Some("PAIRING_REQUIRED")
+            || (self.code == "NOT_PAIRED" && detail != Some("DEVICE_IDENTITY_REQUIRED"));
+        if !pairing {
+            return None;
+        }
+        let d = self.details.as_ref();
+        let get = |k: &str| d.and_then(|d| d.get(k)).and_then(Value::as_str);
+        let request_id = get("requestId").map(str::to_owned).or_else(|| {
+            // The close reason form: "… (requestId: <id>)".
+            let (_, rest) = self.message.split_once("requestId: ")?;
+            let id = rest.trim_end_matches(')').trim();
+            (!id.is_empty()).then(|| id.to_owned())
+        });
+        Some(PairingRequired {
+            request_id,
+            reason: get("reason").map(str::to_owned),
+            device_id: get("deviceId").map(str::to_owned),
+            requested_role: get("requestedRole").map(str::to_owned),
+            requested_scopes: str_list(d.and_then(|d| d.get("requestedScopes"))),
+            approved_roles: str_list(d.and_then(|d| d.get("approvedRoles"))),
+            approved_scopes: str_list(d.and_then(|d| d.get("approvedScopes"))),
+            remediation_hint: get("remediationHint").map(str::to_owned),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pairing_required_from_the_real_rejection() {
+        // As captured from OpenClaw 2026.9.6 (scope upgrade).
+        let e = WireError::from_value(Some(&json!({"code":"NOT_PAIRED","message":"pairing required: device is asking for more scopes than currently approved","details":{"code":"PAIRING_REQUIRED","reason":"scope-upgrade","requestId":"3c51e6c7-3206-47a6-950b-8b25d0b26260","remediationHint":"Review the requested scopes, then approve the pending upgrade.","deviceId":"b4c1ece898ece24e24e601232f95c6a18971689a0dd669e6d78218537c21c389","requestedRole":"operator","requestedScopes":["operator.read","operator.write","operator.admin"],"approvedRoles":["operator"],"approvedScopes":["operator.read","operator.write"]}})));
+        let p = e.pairing_required().unwrap();
+        assert_eq!(
+            p.request_id.as_deref(),
+            Some("3c51e6c7-3206-47a6-950b-8b25d0b26260")
+        );
+        assert_eq!(p.reason.as_deref(), Some("scope-upgrade"));
+        assert_eq!(p.requested_role.as_deref(), Some("operator"));
+        assert_eq!(p.requested_scopes.len(), 3);
+        assert_eq!(p.approved_scopes, ["operator.read", "operator.write"]);
+
+        let no_device = WireError::from_value(Some(
+            &json!({"code":"NOT_PAIRED","message":"device identity required","details":{"code":"DEVICE_IDENTITY_REQUIRED"}}),
+        ));
+        assert_eq!(no_device.pairing_required(), None);
+        let auth = WireError::from_value(Some(
+            &json!({"code":"INVALID_REQUEST","message":"unauthorized","details":{"code":"AUTH_TOKEN_MISMATCH"}}),
+        ));
+        assert_eq!(auth.pairing_required(), None);
+
+        // Only the close reason survived.
+        let bare = WireError::from_value(Some(
+            &json!({"code":"NOT_PAIRED","message":"pairing required: device is not approved yet (requestId: abc-1)"}),
+        ));
+        assert_eq!(
+            bare.pairing_required().unwrap().request_id.as_deref(),
+            Some("abc-1")
+        );
+    }
+}

@@ -75,6 +75,11 @@ impl HelloOk {
         self.str_at("/auth/deviceToken")
     }
 
+    /// `auth.issuedAtMs`: when the device token was issued.
+    pub fn issued_at_ms(&self) -> Option<i64> {
+        self.raw.pointer("/auth/issuedAtMs")?.as_i64()
+    }
+
     /// `policy.tickIntervalMs`.
     pub fn tick_interval_ms(&self) -> Option<u64> {
         self.raw.pointer("/policy/tickIntervalMs")?.as_u64()

@@ -18,6 +18,7 @@
 
 mod client;
 mod device;
+pub mod device_auth;
 mod error;
 mod hello;
 pub mod testing;
@@ -26,7 +27,11 @@ mod transport;
 pub use clawgate_protocol::connect::ClientInfo;
 pub use client::{Client, ConnectOptions, Event};
 pub use device::DeviceIdentity;
-pub use error::{ClientError, RpcError, WireError};
+pub use device_auth::{
+    DeviceAuthMode, DeviceTokenStore, StoredDeviceToken, gateway_key, is_loopback_url,
+    remember_device_token,
+};
+pub use error::{ClientError, PairingRequired, RpcError, WireError};
 pub use hello::HelloOk;
 pub use transport::TlsOptions;
 
