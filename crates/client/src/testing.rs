@@ -5,6 +5,10 @@
 //!
 //! It is deliberately minimal; the real server lives in the gateway crate.
 
+mod pairing;
+
+pub use pairing::FakePairing;
+
 use clawgate_protocol::scopes::{self, MethodAccess};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -36,6 +40,8 @@ pub struct Call {
     pub params: Option<Value>,
     /// The scopes granted at hello.
     pub scopes: Vec<String>,
+    /// The caller's device id, when it connected with a device.
+    pub device_id: Option<String>,
 }
 
 pub type Handler = Arc<dyn Fn(&Call) -> Reply + Send + Sync>;
@@ -55,6 +61,8 @@ pub struct FakeConfig {
     /// Answer the first N connects with `UNAVAILABLE "gateway starting"` (retryAfterMs 100,
     /// close 1013), like a gateway that is still starting.
     pub starting_connects: usize,
+    /// Require device pairing for connects that carry a device (see [`FakePairing`]).
+    pub pairing: Option<FakePairing>,
 }
 
 impl Default for FakeConfig {
@@ -66,6 +74,7 @@ impl Default for FakeConfig {
             handler: Arc::new(default_handler),
             reject_connect: None,
             starting_connects: 0,
+            pairing: None,
         }
     }
 }
@@ -250,30 +259,73 @@ async fn serve(
         .await?;
         return Ok(());
     }
-    if let Some(expected) = &config.token {
-        let got = params.pointer("/auth/token").and_then(Value::as_str);
-        if got != Some(expected.as_str()) {
-            let (message, code, reason) = match got {
-                None => (
-                    "unauthorized: gateway token missing (provide gateway auth token)",
-                    "AUTH_TOKEN_MISSING",
-                    "token_missing",
-                ),
-                Some(_) => (
-                    "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)",
-                    "AUTH_TOKEN_MISMATCH",
-                    "token_mismatch",
-                ),
-            };
-            let res = json!({"type":"res","id":connect_id,"ok":false,"error":{"code":"INVALID_REQUEST","message":message,
-                "details":{"code":code,"authReason":reason,"canRetryWithDeviceToken":false,"recommendedNextStep":"update_auth_credentials"}}});
-            ws.send(Message::text(res.to_string())).await?;
-            ws.send(Message::Close(Some(CloseFrame {
-                code: 1008.into(),
-                reason: message.into(),
-            })))
-            .await?;
-            return Ok(());
+    let device_id = params
+        .pointer("/device/id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut auth_method = if config.token.is_some() {
+        "token"
+    } else {
+        "none"
+    };
+    let mut issued: Option<(String, i64)> = None;
+    let shared_token = params.pointer("/auth/token").and_then(Value::as_str);
+    match (&config.pairing, &device_id) {
+        (Some(pairing), Some(_)) => {
+            let shared = shared_token.map(|t| config.token.as_deref().is_none_or(|e| e == t));
+            match pairing.on_connect(&params, shared, config.token.is_some()) {
+                pairing::ConnectDecision::Accept {
+                    method,
+                    device_token,
+                } => {
+                    auth_method = method;
+                    issued = device_token;
+                }
+                pairing::ConnectDecision::Refuse(error) => {
+                    let message = error["message"].as_str().unwrap_or("").to_owned();
+                    let reason = match error.pointer("/details/requestId").and_then(Value::as_str)
+                    {
+                        Some(id) => format!("{message} (requestId: {id})"),
+                        None => message,
+                    };
+                    let res = json!({"type":"res","id":connect_id,"ok":false,"error":error});
+                    ws.send(Message::text(res.to_string())).await?;
+                    ws.send(Message::Close(Some(CloseFrame {
+                        code: 1008.into(),
+                        reason: reason.into(),
+                    })))
+                    .await?;
+                    return Ok(());
+                }
+            }
+        }
+        _ => {
+            if let Some(expected) = &config.token {
+                let got = shared_token;
+                if got != Some(expected.as_str()) {
+                    let (message, code, reason) = match got {
+                        None => (
+                            "unauthorized: gateway token missing (provide gateway auth token)",
+                            "AUTH_TOKEN_MISSING",
+                            "token_missing",
+                        ),
+                        Some(_) => (
+                            "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)",
+                            "AUTH_TOKEN_MISMATCH",
+                            "token_mismatch",
+                        ),
+                    };
+                    let res = json!({"type":"res","id":connect_id,"ok":false,"error":{"code":"INVALID_REQUEST","message":message,
+                        "details":{"code":code,"authReason":reason,"canRetryWithDeviceToken":false,"recommendedNextStep":"update_auth_credentials"}}});
+                    ws.send(Message::text(res.to_string())).await?;
+                    ws.send(Message::Close(Some(CloseFrame {
+                        code: 1008.into(),
+                        reason: message.into(),
+                    })))
+                    .await?;
+                    return Ok(());
+                }
+            }
         }
     }
     let granted: Vec<String> = config.grant_scopes.clone().unwrap_or_else(|| {
@@ -292,9 +344,14 @@ async fn serve(
         "server": {"version": config.server_version, "connId": uuid::Uuid::new_v4().to_string()},
         "features": {"methods": ["health","status","system-presence","config.get","channels.status","last-heartbeat"], "events": ["tick","health"]},
         "snapshot": {"presence": [], "health": {}, "stateVersion": {"presence": 0, "health": 0}, "uptimeMs": 1234},
-        "auth": {"method": if config.token.is_some() { "token" } else { "none" }, "role": params["role"].as_str().unwrap_or("operator"), "scopes": granted},
+        "auth": {"method": auth_method, "role": params["role"].as_str().unwrap_or("operator"), "scopes": granted},
         "policy": {"maxPayload": 26214400, "maxBufferedBytes": 52428800, "tickIntervalMs": 30000},
     });
+    let mut hello = hello;
+    if let Some((token, at)) = issued {
+        hello["auth"]["deviceToken"] = json!(token);
+        hello["auth"]["issuedAtMs"] = json!(at);
+    }
     let res = json!({"type":"res","id":connect_id,"ok":true,"payload":hello});
     ws.send(Message::text(res.to_string())).await?;
 
@@ -310,6 +367,7 @@ async fn serve(
             method: frame["method"].as_str().unwrap_or("").to_owned(),
             params: frame.get("params").cloned(),
             scopes: granted.clone(),
+            device_id: device_id.clone(),
         };
         match (config.handler)(&call) {
             Reply::Ok(payload) => {
