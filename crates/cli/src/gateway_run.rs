@@ -102,6 +102,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     options.password = settings.auth.password.clone();
     options.token = settings.auth.token.clone();
     options.config_path = Some(settings.config_path.clone());
+    options.auto_approve_local = settings.auto_approve_local;
     options.config = loaded
         .as_ref()
         .map(|l| l.raw.clone())
@@ -184,7 +185,7 @@ async fn serve(mut options: GatewayOptions) -> ExitCode {
     let gateway = match Gateway::new(options) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("clawgate: cannot prepare the state dir: {e}");
+            eprintln!("clawgate: cannot open the gateway state: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };

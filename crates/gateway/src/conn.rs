@@ -7,14 +7,14 @@
 use crate::auth::{self, SharedAuth};
 use crate::guarded_io::{GuardedIo, PreHelloGuard};
 use crate::registry::{ConnHandle, Outbound, Session};
-use crate::{Gateway, PeerInfo, hello, methods};
+use crate::{Gateway, PeerInfo, hello, methods, pairing};
 use clawgate_protocol::connect::{self, AcceptedConnect, Challenge, Role};
 use clawgate_protocol::errors::{self, HandshakeError, close};
 use clawgate_protocol::frames::{self, FrameError, Request};
 use clawgate_protocol::limits;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,7 +190,7 @@ impl Connection {
         }
     }
 
-    /// Schema, protocol, auth, device proof and scope decisions for one `connect`.
+    /// Schema, protocol, auth, device proof, pairing and scope decisions for one `connect`.
     async fn process_connect(
         &self,
         params: Value,
@@ -203,86 +203,192 @@ impl Connection {
         } = connect::accept(params)?;
         let gw = &self.gw;
         let requested_scopes = p.scopes.clone().unwrap_or_default();
-        let shared = auth::check_shared_secret(&gw.options, p.auth.as_ref());
+        let auth = p.auth.as_ref();
+        let shared = auth::check_shared_secret(&gw.options, auth);
         let remote_cli = p.client.mode == "cli" && !self.peer.is_local;
-        let attempt = match shared {
-            SharedAuth::Ok { .. } | SharedAuth::Wrong(_) => {
-                match gw.rate_limiter.begin(self.peer.addr.ip()).await {
-                    Ok(a) => Some(a),
-                    Err(retry_after_ms) => return Err(errors::auth_rate_limited(retry_after_ms)),
-                }
+        let device_token = auth.and_then(|a| a.device_token.as_deref());
+        let offers_credential = matches!(shared, SharedAuth::Ok { .. } | SharedAuth::Wrong(_))
+            || device_token.is_some();
+        let attempt = if offers_credential {
+            match gw.rate_limiter.begin(self.peer.addr.ip()).await {
+                Ok(a) => Some(a),
+                Err(retry_after_ms) => return Err(errors::auth_rate_limited(retry_after_ms)),
             }
-            _ => None,
+        } else {
+            None
         };
-        let auth_method = match &p.device {
-            None => match shared {
-                SharedAuth::Ok { method } => method,
+        let Some(proof) = &p.device else {
+            return match shared {
+                SharedAuth::Ok { method } => {
+                    if let Some(a) = attempt {
+                        gw.rate_limiter.succeed(a);
+                    }
+                    let scopes = match role {
+                        Role::Operator if self.keeps_deviceless_scopes(&p.client) => {
+                            requested_scopes
+                        }
+                        _ => Vec::new(),
+                    };
+                    Ok(self.session(&p, role, scopes, None, method, None, protocol))
+                }
                 SharedAuth::NotRequired | SharedAuth::Missing(_) => {
-                    return Err(errors::device_identity_required());
+                    Err(errors::device_identity_required())
                 }
-                SharedAuth::NotConfigured(f) => {
-                    return Err(errors::auth_failed(f, remote_cli, false));
-                }
-                SharedAuth::Wrong(f) => {
-                    return Err(settle_wrong(gw, attempt, f, remote_cli, false).await);
-                }
-            },
-            Some(proof) => {
-                let checked = auth::verify_device(&p, proof, role.as_str(), nonce, crate::now_ms());
-                if let Err(failure) = checked {
-                    if let SharedAuth::Wrong(f) = shared {
-                        // Still counts as a failed guess; the device error is what is answered.
-                        let _ = settle_wrong(gw, attempt, f, remote_cli, false).await;
+                SharedAuth::NotConfigured(f) => Err(errors::auth_failed(f, remote_cli, false)),
+                SharedAuth::Wrong(f) => Err(settle_wrong(gw, attempt, f, remote_cli, false).await),
+            };
+        };
+        if let Err(failure) = auth::verify_device(&p, proof, role.as_str(), nonce, crate::now_ms())
+        {
+            if let SharedAuth::Wrong(f) = shared {
+                // Still counts as a failed guess; the device error is what is answered.
+                let _ = settle_wrong(gw, attempt, f, remote_cli, false).await;
+            }
+            return Err(errors::device_auth_failed(failure));
+        }
+        // With a device, a failed (or absent) shared secret can be made up for by the device's
+        // own token: `auth.deviceToken`, or `auth.token` holding one.
+        let method = match shared {
+            SharedAuth::Ok { method } => method,
+            SharedAuth::NotRequired if device_token.is_none() => "none",
+            other => {
+                let candidates = [device_token, auth.and_then(|a| a.token.as_deref())];
+                let mut refusal = None;
+                let mut accepted = false;
+                for t in candidates.into_iter().flatten() {
+                    match gw
+                        .pairing
+                        .check_token(&proof.id, role.as_str(), t, &requested_scopes)
+                    {
+                        Ok(_) => {
+                            accepted = true;
+                            break;
+                        }
+                        Err(r) => refusal = refusal.or(Some(r)),
                     }
-                    return Err(errors::device_auth_failed(failure));
                 }
-                match shared {
-                    SharedAuth::Ok { method } => method,
-                    SharedAuth::NotRequired => "none",
-                    SharedAuth::Missing(f) | SharedAuth::NotConfigured(f) => {
-                        return Err(errors::auth_failed(f, remote_cli, false));
-                    }
-                    SharedAuth::Wrong(f) => {
-                        let auth = p.auth.as_ref();
-                        let can_retry =
-                            auth.is_some_and(|a| a.token.is_some() && a.device_token.is_none());
-                        return Err(settle_wrong(gw, attempt, f, remote_cli, can_retry).await);
-                    }
+                if accepted {
+                    "device-token"
+                } else {
+                    let failure = match (other, refusal) {
+                        (_, Some(pairing::TokenRefusal::ScopeMismatch)) => {
+                            errors::AuthFailure::ScopeMismatch
+                        }
+                        (SharedAuth::Wrong(f), _) => f,
+                        (_, Some(pairing::TokenRefusal::Mismatch)) => {
+                            errors::AuthFailure::DeviceTokenMismatch
+                        }
+                        (SharedAuth::Missing(f) | SharedAuth::NotConfigured(f), None) => f,
+                        _ => errors::AuthFailure::DeviceTokenMismatch,
+                    };
+                    let can_retry = matches!(failure, errors::AuthFailure::TokenMismatch)
+                        && auth.is_some_and(|a| a.token.is_some() && a.device_token.is_none());
+                    return Err(if failure.is_wrong_credential() {
+                        settle_wrong(gw, attempt, failure, remote_cli, can_retry).await
+                    } else {
+                        errors::auth_failed(failure, remote_cli, can_retry)
+                    });
                 }
             }
         };
-        if let Some(proof) = &p.device {
-            // Durable pairing comes with the pairing store; until then only direct local
-            // sockets are trusted to pair silently.
-            if !self.peer.is_local {
-                return Err(errors::pairing_required(
-                    &proof.id,
-                    role.as_str(),
-                    &requested_scopes,
-                    &uuid::Uuid::new_v4().to_string(),
-                ));
-            }
-        }
         if let Some(a) = attempt {
             gw.rate_limiter.succeed(a);
         }
-        let scopes = match role {
-            Role::Node => Vec::new(),
-            Role::Operator if p.device.is_none() && !self.keeps_deviceless_scopes(&p.client) => {
-                Vec::new()
-            }
-            Role::Operator => requested_scopes,
+        let applicant = pairing::Applicant {
+            device_id: &proof.id,
+            public_key: &proof.public_key,
+            role: role.as_str(),
+            scopes: &requested_scopes,
+            display_name: p.client.display_name.as_deref(),
+            platform: &p.client.platform,
+            device_family: p.client.device_family.as_deref(),
+            client_id: &p.client.id,
+            client_mode: &p.client.mode,
         };
+        let silent = self.peer.is_local && gw.options.auto_approve_local;
+        let decision = gw
+            .pairing
+            .decide(&applicant, silent, crate::now_ms())
+            .map_err(|e| {
+                tracing::error!("pairing store: {e}");
+                errors::internal_error(
+                    "the gateway could not read or write its pairing state; see its log",
+                )
+            })?;
+        match decision {
+            pairing::Decision::Approved {
+                token,
+                issued_at_ms,
+                events,
+            } => {
+                for (event, payload) in events {
+                    gw.registry.broadcast(event, &payload);
+                }
+                let scopes = if role == Role::Operator {
+                    requested_scopes
+                } else {
+                    Vec::new()
+                };
+                Ok(self.session(
+                    &p,
+                    role,
+                    scopes,
+                    Some(&proof.id),
+                    method,
+                    Some((token, issued_at_ms)),
+                    protocol,
+                ))
+            }
+            pairing::Decision::Pending {
+                request,
+                created,
+                approved_roles,
+                approved_scopes,
+            } => {
+                if created {
+                    gw.registry
+                        .broadcast("device.pair.requested", &pairing::pending_json(&request));
+                }
+                let reason = errors::PairingReason::parse(&request.reason)
+                    .unwrap_or(errors::PairingReason::NotPaired);
+                Err(errors::pairing_required(
+                    reason,
+                    &request.request_id,
+                    &proof.id,
+                    role.as_str(),
+                    &requested_scopes,
+                    Some((&approved_roles, &approved_scopes)),
+                ))
+            }
+        }
+    }
+
+    /// The session and its hello-ok.
+    #[allow(clippy::too_many_arguments)]
+    fn session(
+        &self,
+        p: &connect::ConnectParams,
+        role: Role,
+        scopes: Vec<String>,
+        device_id: Option<&str>,
+        method: &str,
+        device_token: Option<(String, i64)>,
+        protocol: u32,
+    ) -> (Session, Value) {
         let session = Session {
             role,
             scopes,
             client: p.client.clone(),
             ip: self.peer.addr.ip().to_string(),
-            device_id: p.device.as_ref().map(|d| d.id.clone()),
+            device_id: device_id.map(str::to_owned),
             connected_at_ms: crate::now_ms(),
         };
-        let hello = hello::hello_ok(gw, &self.handle.conn_id, &session, auth_method, protocol);
-        Ok((session, hello))
+        let mut hello = hello::hello_ok(&self.gw, &self.handle.conn_id, &session, method, protocol);
+        if let Some((token, issued_at_ms)) = device_token {
+            hello["auth"]["deviceToken"] = json!(token);
+            hello["auth"]["issuedAtMs"] = json!(issued_at_ms);
+        }
+        (session, hello)
     }
 
     /// Device-less operators keep their requested scopes only as a local CLI (`cli`/`cli`) or a

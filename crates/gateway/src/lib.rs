@@ -12,6 +12,7 @@ mod guarded_io;
 mod hello;
 mod http;
 mod methods;
+mod pairing;
 mod registry;
 pub mod state_dir;
 
@@ -89,6 +90,9 @@ pub struct GatewayOptions {
     pub handshake_timeout: Duration,
     pub max_payload: usize,
     pub max_buffered_bytes: usize,
+    /// Pair devices on direct loopback sockets without asking
+    /// (`gateway.nodes.pairing.autoApproveLocal`).
+    pub auto_approve_local: bool,
 }
 
 impl GatewayOptions {
@@ -109,6 +113,7 @@ impl GatewayOptions {
             handshake_timeout: limits::HANDSHAKE_TIMEOUT,
             max_payload: limits::MAX_PAYLOAD,
             max_buffered_bytes: limits::MAX_BUFFERED_BYTES,
+            auto_approve_local: true,
         }
     }
 }
@@ -118,9 +123,19 @@ pub struct Gateway {
     pub options: GatewayOptions,
     pub registry: Registry,
     pub(crate) rate_limiter: auth::RateLimiter,
+    pub(crate) pairing: pairing::Pairing,
     pub(crate) identity: state_dir::GatewayIdentity,
     pub(crate) boot_id: String,
     pub(crate) started: Instant,
+}
+
+/// Why the gateway could not prepare its state.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] clawgate_store::StoreError),
 }
 
 /// The OpenClaw release whose protocol clawgate speaks; reported as `server.version`.
@@ -129,9 +144,10 @@ pub const SERVER_VERSION: &str = clawgate_protocol::OPENCLAW_COMPAT_VERSION;
 pub const BUILD_ID: &str = concat!("clawgate-", env!("CARGO_PKG_VERSION"));
 
 impl Gateway {
-    /// Builds the gateway state; loads (or creates) its identity key in the state dir.
-    pub fn new(options: GatewayOptions) -> std::io::Result<Arc<Self>> {
+    /// Builds the gateway state: its identity key and the pairing store in the state dir.
+    pub fn new(options: GatewayOptions) -> Result<Arc<Self>, InitError> {
         let identity = state_dir::GatewayIdentity::load_or_create(&options.state_dir)?;
+        let pairing = pairing::Pairing::open(&options.state_dir)?;
         let rate_limiter = auth::RateLimiter::new(options.rate_limit.clone());
         let host_name = host_name();
         let instance_id = uuid::Uuid::new_v4().to_string();
@@ -139,6 +155,7 @@ impl Gateway {
         Ok(Arc::new(Gateway {
             registry: Registry::new(options.max_buffered_bytes, self_entry),
             rate_limiter,
+            pairing,
             identity,
             boot_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
@@ -205,6 +222,7 @@ pub async fn serve(
         let _ = a.await;
     }
     let _ = timers.await;
+    gateway.pairing.flush_last_seen();
     gateway.registry.shutdown("gateway stopping");
     // Connections close themselves after flushing `shutdown` + close 1012; give them a moment.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);

@@ -246,6 +246,25 @@ impl Registry {
         }
     }
 
+    /// Closes the live sockets of a device (all roles, or one), e.g. after it was removed or its
+    /// token revoked.
+    pub(crate) fn disconnect_device(&self, device_id: &str, role: Option<Role>, reason: &str) {
+        for conn in self.snapshot() {
+            let Some(s) = conn.session() else { continue };
+            if s.device_id.as_deref() == Some(device_id) && role.is_none_or(|r| r == s.role) {
+                self.send(&conn, Outbound::Close(1008, reason.into()));
+            }
+        }
+    }
+
+    /// Whether a device has a live authenticated socket.
+    pub(crate) fn device_connected(&self, device_id: &str) -> bool {
+        self.snapshot().iter().any(|c| {
+            c.session()
+                .is_some_and(|s| s.device_id.as_deref() == Some(device_id))
+        })
+    }
+
     /// Sends `shutdown` to every session and closes every connection with 1012.
     pub fn shutdown(&self, reason: &str) {
         self.broadcast("shutdown", &json!({"reason": reason}));

@@ -226,7 +226,9 @@ impl AuthFailure {
             AuthFailure::DeviceTokenMismatch => {
                 "device token mismatch (rotate/reissue device token)"
             }
-            AuthFailure::ScopeMismatch => "device token scope mismatch (re-pair the device)",
+            AuthFailure::ScopeMismatch => {
+                "device token scope mismatch (re-pair or approve scope upgrade)"
+            }
         };
         format!("unauthorized: {text}")
     }
@@ -340,27 +342,121 @@ pub fn device_auth_failed(failure: DeviceAuthFailure) -> HandshakeError {
     )
 }
 
-/// A device the gateway has not approved; clients keep retrying while the request is pending.
+/// Why a device needs an operator's approval, with the real gateway's wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingReason {
+    NotPaired,
+    RoleUpgrade,
+    ScopeUpgrade,
+    MetadataUpgrade,
+}
+
+impl PairingReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairingReason::NotPaired => "not-paired",
+            PairingReason::RoleUpgrade => "role-upgrade",
+            PairingReason::ScopeUpgrade => "scope-upgrade",
+            PairingReason::MetadataUpgrade => "metadata-upgrade",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::NotPaired,
+            Self::RoleUpgrade,
+            Self::ScopeUpgrade,
+            Self::MetadataUpgrade,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
+    fn requirement(self) -> &'static str {
+        match self {
+            PairingReason::NotPaired => "device is not approved yet",
+            PairingReason::RoleUpgrade => {
+                "device is asking for a higher role than currently approved"
+            }
+            PairingReason::ScopeUpgrade => {
+                "device is asking for more scopes than currently approved"
+            }
+            PairingReason::MetadataUpgrade => "device identity changed and must be re-approved",
+        }
+    }
+
+    fn remediation(self) -> &'static str {
+        match self {
+            PairingReason::NotPaired => "Approve this device from the pending pairing requests.",
+            PairingReason::RoleUpgrade => {
+                "Review the requested role upgrade, then approve the pending request."
+            }
+            PairingReason::ScopeUpgrade => {
+                "Review the requested scopes, then approve the pending upgrade."
+            }
+            PairingReason::MetadataUpgrade => {
+                "Review the refreshed device details, then approve the pending request."
+            }
+        }
+    }
+}
+
+/// The device (or a wider role/scope set) waits for an operator; the request id names what to
+/// approve. `approved` is the device's current grant, for upgrades.
 pub fn pairing_required(
+    reason: PairingReason,
+    request_id: &str,
     device_id: &str,
     role: &str,
     scopes: &[String],
-    request_id: &str,
+    approved: Option<(&[String], &[String])>,
 ) -> HandshakeError {
-    let message = "pairing required: device is not approved yet";
-    HandshakeError {
-        error: ErrorShape::new(ErrorCode::NotPaired, message).with_details(json!({
-            "code": "PAIRING_REQUIRED",
-            "reason": "not-paired",
-            "requestId": request_id,
-            "remediationHint": "Approve this device from the pending pairing requests.",
-            "deviceId": device_id,
-            "requestedRole": role,
-            "requestedScopes": scopes,
-        })),
-        close_code: close::POLICY,
-        close_reason: crate::limits::close_reason(&format!("{message} (requestId: {request_id})")),
+    let message = format!("pairing required: {}", reason.requirement());
+    let mut details = json!({
+        "code": "PAIRING_REQUIRED",
+        "reason": reason.as_str(),
+        "requestId": request_id,
+        "remediationHint": reason.remediation(),
+        "deviceId": device_id,
+        "requestedRole": role,
+        "requestedScopes": scopes,
+    });
+    if let Some((roles, approved_scopes)) = approved {
+        if !roles.is_empty() {
+            details["approvedRoles"] = json!(roles);
+        }
+        if !approved_scopes.is_empty() {
+            details["approvedScopes"] = json!(approved_scopes);
+        }
     }
+    HandshakeError {
+        close_reason: crate::limits::close_reason(&format!("{message} (requestId: {request_id})")),
+        error: ErrorShape::new(ErrorCode::NotPaired, message).with_details(details),
+        close_code: close::POLICY,
+    }
+}
+
+/// `device.pair.*` / `node.pair.*` naming a request that does not exist (or expired).
+pub fn approval_not_found(what: &str, id: &str, list_command: &str) -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::ApprovalNotFound,
+        format!("unknown {what}: {id} (it may have expired or been resolved; list pending ones with `{list_command}`)"),
+    )
+    .with_details(json!({"code": "APPROVAL_NOT_FOUND", "id": id}))
+}
+
+/// Something on the gateway's side failed; the client may retry. Closed 1011 during connect.
+pub fn internal_error(message: &str) -> HandshakeError {
+    HandshakeError {
+        error: ErrorShape::new(ErrorCode::Unavailable, message).retry_after(1000),
+        close_code: close::INTERNAL,
+        close_reason: crate::limits::close_reason(message),
+    }
+}
+
+/// A store write failed; nothing was changed.
+pub fn unavailable(message: impl Into<String>) -> ErrorShape {
+    ErrorShape::new(ErrorCode::Unavailable, message).retry_after(1000)
 }
 
 /// The gateway is still starting (or draining): retry shortly, close 1013.

@@ -1,5 +1,6 @@
 //! RPC dispatch: the role and scope gate, then one handler per method.
 
+mod devices;
 mod info;
 
 use crate::Gateway;
@@ -21,6 +22,13 @@ pub(crate) const METHODS: &[&str] = &[
     "channels.status",
     "models.list",
     "gateway.identity.get",
+    "device.pair.list",
+    "device.pair.approve",
+    "device.pair.reject",
+    "device.pair.remove",
+    "device.pair.rename",
+    "device.token.rotate",
+    "device.token.revoke",
 ];
 
 /// Why a call was refused before reaching its handler.
@@ -53,9 +61,11 @@ pub(crate) async fn dispatch(
         }
         _ => {}
     }
-    // No method implemented yet takes parameters; extra ones are tolerated like the real
-    // gateway does (`health {"bogus":1}` answers normally).
-    let _ = params;
+    // Extra params are tolerated like the real gateway does (`health {"bogus":1}` answers).
+    let params = params.unwrap_or(Value::Null);
+    if let Some(reply) = devices::dispatch(gw, method, &params) {
+        return reply.map_err(Refusal::Other);
+    }
     let reply = match method {
         "health" => Ok(health_payload(gw)),
         "status" => Ok(info::status(gw)),

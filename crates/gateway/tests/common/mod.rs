@@ -158,7 +158,12 @@ pub fn sign(mut params: Value, key: &SigningKey, nonce: &str, signed_at: i64) ->
     let vk = key.verifying_key();
     let id = device::device_id(&vk);
     let scopes: Vec<String> = serde_json::from_value(params["scopes"].clone()).unwrap_or_default();
-    let token = params["auth"]["token"].as_str().unwrap_or("").to_owned();
+    let auth = &params["auth"];
+    let token = auth["token"]
+        .as_str()
+        .or(auth["deviceToken"].as_str())
+        .unwrap_or("")
+        .to_owned();
     let fields = SignedFields {
         device_id: &id,
         client_id: params["client"]["id"].as_str().unwrap(),

@@ -1,0 +1,104 @@
+//! `device.pair.*` and `device.token.*`: pairing requests, paired devices and their tokens.
+
+use crate::Gateway;
+use crate::pairing::PairingError;
+use clawgate_protocol::connect::Role;
+use clawgate_protocol::errors::{self, ErrorShape};
+use serde_json::{Value, json};
+
+fn param<'a>(method: &str, params: &'a Value, key: &str) -> Result<&'a str, ErrorShape> {
+    params
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            errors::invalid_params(method, &format!("must have required property '{key}'"))
+        })
+}
+
+fn role_param(method: &str, params: &Value) -> Result<Role, ErrorShape> {
+    match params
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or("operator")
+    {
+        "operator" => Ok(Role::Operator),
+        "node" => Ok(Role::Node),
+        other => Err(errors::invalid_params(
+            method,
+            &format!("role must be operator or node (got {other:?})"),
+        )),
+    }
+}
+
+fn failed(e: PairingError, what: &str) -> ErrorShape {
+    match e {
+        PairingError::NotFound(id) => {
+            errors::approval_not_found(what, &id, "clawgate devices list")
+        }
+        PairingError::Store(e) => {
+            tracing::error!("pairing store: {e}");
+            errors::unavailable(
+                "the gateway could not write its pairing state; nothing was changed (see its log)",
+            )
+        }
+    }
+}
+
+pub(crate) fn dispatch(
+    gw: &Gateway,
+    method: &str,
+    params: &Value,
+) -> Option<Result<Value, ErrorShape>> {
+    let now = crate::now_ms();
+    let result = match method {
+        "device.pair.list" => Ok(gw.pairing.list(&|id| gw.registry.device_connected(id), now)),
+        "device.pair.approve" => param(method, params, "requestId").and_then(|id| {
+            let (payload, event) = gw
+                .pairing
+                .approve(id, now)
+                .map_err(|e| failed(e, "pairing request"))?;
+            gw.registry.broadcast("device.pair.resolved", &event);
+            Ok(payload)
+        }),
+        "device.pair.reject" => param(method, params, "requestId").and_then(|id| {
+            let (payload, event) = gw
+                .pairing
+                .reject(id, now)
+                .map_err(|e| failed(e, "pairing request"))?;
+            gw.registry.broadcast("device.pair.resolved", &event);
+            Ok(payload)
+        }),
+        "device.pair.remove" => param(method, params, "deviceId").and_then(|id| {
+            let payload = gw.pairing.remove(id).map_err(|e| failed(e, "device"))?;
+            gw.registry.disconnect_device(id, None, "device removed");
+            Ok(payload)
+        }),
+        "device.pair.rename" => param(method, params, "deviceId").and_then(|id| {
+            let name = param(method, params, "displayName")?;
+            gw.pairing.rename(id, name).map_err(|e| failed(e, "device"))
+        }),
+        "device.token.rotate" => param(method, params, "deviceId").and_then(|id| {
+            let role = role_param(method, params)?;
+            let payload = gw
+                .pairing
+                .rotate(id, role.as_str(), now)
+                .map_err(|e| failed(e, "device token"))?;
+            // Sockets authenticated with the old token keep their session; new connects need
+            // the new token.
+            Ok(payload)
+        }),
+        "device.token.revoke" => param(method, params, "deviceId").and_then(|id| {
+            let role = role_param(method, params)?;
+            let payload = gw
+                .pairing
+                .revoke(id, role.as_str(), now)
+                .map_err(|e| failed(e, "device token"))?;
+            gw.registry
+                .disconnect_device(id, Some(role), "device token revoked");
+            Ok(payload)
+        }),
+        _ => return None,
+    };
+    Some(result.map(|v| if v.is_null() { json!({}) } else { v }))
+}

@@ -1,0 +1,359 @@
+//! Device pairing against the recorded real gateway: silent local pairing, the manual path with
+//! requestIds that survive retries, device tokens, upgrades, and durability across restarts.
+
+mod common;
+
+use common::*;
+use ed25519_dalek::SigningKey;
+use serde_json::{Value, json};
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+/// A CLI connect signed by `key` over this connection's challenge.
+async fn device_connect(c: &mut Client, key: &SigningKey, mut params: Value) -> Value {
+    params["client"]["displayName"] = json!("manual-op");
+    let nonce = c.nonce();
+    c.connect(sign(params, key, &nonce, now_ms())).await
+}
+
+async fn pairing_admin(gw: &TestGateway) -> Client {
+    let mut c = Client::open(gw.addr).await;
+    assert_eq!(
+        c.connect(cli_params(&["operator.pairing"])).await["ok"],
+        true
+    );
+    c
+}
+
+async fn next_event(c: &mut Client, name: &str) -> Value {
+    loop {
+        let f = c.recv().await;
+        if f["type"] == "event" && f["event"] == name {
+            return f;
+        }
+    }
+}
+
+#[tokio::test]
+async fn remote_device_waits_for_approval_then_gets_a_token() {
+    let gw = start(|o| o.auto_approve_local = false).await;
+    let mut admin = pairing_admin(&gw).await;
+    let k = key(21);
+
+    // Not paired: NOT_PAIRED / PAIRING_REQUIRED exactly as the real gateway says it.
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, cli_params(&["operator.read", "operator.write"])).await;
+    let e = &res["error"];
+    assert_eq!(e["code"], "NOT_PAIRED");
+    assert_eq!(e["message"], "pairing required: device is not approved yet");
+    let d = &e["details"];
+    assert_eq!(d["code"], "PAIRING_REQUIRED");
+    assert_eq!(d["reason"], "not-paired");
+    assert_eq!(
+        d["remediationHint"],
+        "Approve this device from the pending pairing requests."
+    );
+    assert_eq!(d["requestedRole"], "operator");
+    assert_eq!(
+        d["requestedScopes"],
+        json!(["operator.read", "operator.write"])
+    );
+    let request_id = d["requestId"].as_str().unwrap().to_owned();
+    let (code, reason) = c.expect_close().await;
+    assert_eq!(code, 1008);
+    assert_eq!(
+        reason,
+        format!("pairing required: device is not approved yet (requestId: {request_id})")
+    );
+
+    let ev = next_event(&mut admin, "device.pair.requested").await;
+    assert_eq!(ev["payload"]["requestId"], request_id);
+    assert_eq!(ev["payload"]["displayName"], "manual-op");
+    assert_eq!(ev["payload"]["silent"], false);
+
+    // Retrying reuses the same request.
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, cli_params(&["operator.read", "operator.write"])).await;
+    assert_eq!(res["error"]["details"]["requestId"], request_id);
+
+    let list = admin.call("l", "device.pair.list", json!({})).await;
+    let pending = list["payload"]["pending"].as_array().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["requestId"], request_id);
+    assert_eq!(
+        pending[0]["scopes"],
+        json!(["operator.read", "operator.write"])
+    );
+
+    let res = admin
+        .call("a", "device.pair.approve", json!({"requestId": request_id}))
+        .await;
+    let device = &res["payload"]["device"];
+    assert_eq!(res["payload"]["requestId"], request_id);
+    assert_eq!(device["approvedVia"], "owner");
+    assert_eq!(device["scopes"], json!(["operator.read", "operator.write"]));
+    assert_eq!(device["tokens"][0]["role"], "operator");
+    let ev = next_event(&mut admin, "device.pair.resolved").await;
+    assert_eq!(ev["payload"]["decision"], "approved");
+
+    // Now it connects and receives its device token…
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, cli_params(&["operator.read", "operator.write"])).await;
+    let auth = &res["payload"]["auth"];
+    assert_eq!(auth["method"], "token");
+    let token = auth["deviceToken"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 43);
+    assert!(auth["issuedAtMs"].is_i64());
+
+    // …which authenticates on its own, for scopes within the token's.
+    let mut c = Client::open(gw.addr).await;
+    let mut p = cli_params(&["operator.read"]);
+    p["auth"] = json!({"deviceToken": token});
+    let res = device_connect(&mut c, &k, p).await;
+    assert_eq!(res["payload"]["auth"]["method"], "device-token");
+    assert_eq!(
+        res["payload"]["auth"]["deviceToken"], token,
+        "the same token on later connects"
+    );
+
+    // More than the token holds: AUTH_SCOPE_MISMATCH, as captured.
+    let cap = Capture::load("operator-device-pairing-manual.jsonl");
+    let mut c = Client::open(gw.addr).await;
+    let mut p = cli_params(&["operator.admin"]);
+    p["auth"] = json!({"deviceToken": token});
+    let res = device_connect(&mut c, &k, p).await;
+    assert_eq!(res["error"], cap.responses(24)[0]["error"]);
+    assert_eq!(c.expect_close().await, cap.server_close(24));
+
+    // A wrong device token: AUTH_DEVICE_TOKEN_MISMATCH, as captured.
+    let mut c = Client::open(gw.addr).await;
+    let mut p = cli_params(&["operator.read"]);
+    p["auth"] = json!({"deviceToken": "bogus"});
+    let res = device_connect(&mut c, &k, p).await;
+    assert_eq!(res["error"], cap.responses(25)[0]["error"]);
+
+    // The token is bound to its device: another key's proof with it is refused.
+    let mut c = Client::open(gw.addr).await;
+    let mut p = cli_params(&["operator.read"]);
+    p["auth"] = json!({"deviceToken": token});
+    let res = device_connect(&mut c, &key(22), p).await;
+    assert_eq!(
+        res["error"]["details"]["code"],
+        "AUTH_DEVICE_TOKEN_MISMATCH"
+    );
+}
+
+#[tokio::test]
+async fn scope_upgrades_are_requested_and_reject_works() {
+    let cap = Capture::load("operator-device-pairing-manual.jsonl");
+    let gw = start(|o| o.auto_approve_local = false).await;
+    let mut admin = pairing_admin(&gw).await;
+    let k = key(23);
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, cli_params(&["operator.read", "operator.write"])).await;
+    let id = res["error"]["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .call("a", "device.pair.approve", json!({"requestId": id}))
+        .await;
+
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(
+        &mut c,
+        &k,
+        cli_params(&["operator.read", "operator.write", "operator.admin"]),
+    )
+    .await;
+    let mut expected = cap.responses(27)[0]["error"].clone();
+    let upgrade_id = res["error"]["details"]["requestId"].clone();
+    expected["details"]["requestId"] = upgrade_id.clone();
+    expected["details"]["deviceId"] = res["error"]["details"]["deviceId"].clone();
+    assert_eq!(res["error"], expected);
+    let ev = next_event(&mut admin, "device.pair.requested").await;
+    assert_eq!(ev["payload"]["isRepair"], true);
+
+    let r = admin
+        .call("r", "device.pair.reject", json!({"requestId": upgrade_id}))
+        .await;
+    assert_eq!(r["payload"]["requestId"], upgrade_id);
+    let ev = next_event(&mut admin, "device.pair.resolved").await;
+    assert_eq!(ev["payload"]["decision"], "rejected");
+    // The earlier grant still works.
+    let mut c = Client::open(gw.addr).await;
+    assert_eq!(
+        device_connect(&mut c, &k, cli_params(&["operator.read"])).await["ok"],
+        true
+    );
+
+    // Unknown and already-resolved ids.
+    let r = admin
+        .call(
+            "x",
+            "device.pair.approve",
+            json!({"requestId": "no-such-request"}),
+        )
+        .await;
+    assert_eq!(r["error"]["code"], "APPROVAL_NOT_FOUND");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("clawgate devices list")
+    );
+    let r = admin
+        .call("y", "device.pair.approve", json!({"requestId": upgrade_id}))
+        .await;
+    assert_eq!(r["error"]["code"], "APPROVAL_NOT_FOUND");
+    let r = admin.call("z", "device.pair.approve", json!({})).await;
+    assert_eq!(
+        r["error"]["message"],
+        "invalid device.pair.approve params: must have required property 'requestId'"
+    );
+}
+
+#[tokio::test]
+async fn local_devices_pair_silently_with_events() {
+    let gw = start(|_| {}).await;
+    let mut admin = pairing_admin(&gw).await;
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &key(24), cli_params(&["operator.read"])).await;
+    assert!(res["payload"]["auth"]["deviceToken"].is_string(), "{res}");
+    let ev = next_event(&mut admin, "device.pair.requested").await;
+    assert_eq!(ev["payload"]["silent"], true);
+    let ev = next_event(&mut admin, "device.pair.resolved").await;
+    assert_eq!(ev["payload"]["decision"], "approved");
+    let list = admin.call("l", "device.pair.list", json!({})).await;
+    let paired = &list["payload"]["paired"][0];
+    assert_eq!(paired["approvedVia"], "silent");
+    assert_eq!(paired["connected"], true);
+}
+
+#[tokio::test]
+async fn removing_a_device_or_revoking_its_token_cuts_its_sockets() {
+    let gw = start(|_| {}).await;
+    let mut admin = pairing_admin(&gw).await;
+    let k = key(25);
+    let mut live = Client::open(gw.addr).await;
+    let res = device_connect(&mut live, &k, cli_params(&["operator.read"])).await;
+    let device_id = clawgate_protocol::device::device_id(&k.verifying_key());
+    let token = res["payload"]["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = admin
+        .call(
+            "v",
+            "device.token.revoke",
+            json!({"deviceId": device_id, "role": "operator"}),
+        )
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        live.expect_close().await,
+        (1008, "device token revoked".into())
+    );
+    let mut c = Client::open(gw.addr).await;
+    let mut p = cli_params(&["operator.read"]);
+    p["auth"] = json!({"deviceToken": token});
+    let res = device_connect(&mut c, &k, p).await;
+    assert_eq!(
+        res["error"]["details"]["code"], "AUTH_DEVICE_TOKEN_MISMATCH",
+        "a revoked token is refused"
+    );
+
+    let mut live = Client::open(gw.addr).await;
+    assert_eq!(
+        device_connect(&mut live, &k, cli_params(&["operator.read"])).await["ok"],
+        true
+    );
+    let r = admin
+        .call("rm", "device.pair.remove", json!({"deviceId": device_id}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(live.expect_close().await, (1008, "device removed".into()));
+    let list = admin.call("l", "device.pair.list", json!({})).await;
+    assert_eq!(list["payload"]["paired"], json!([]));
+}
+
+#[tokio::test]
+async fn rotation_issues_a_new_token_and_retires_the_old_one() {
+    let gw = start(|_| {}).await;
+    let mut admin = pairing_admin(&gw).await;
+    let k = key(26);
+    let device_id = clawgate_protocol::device::device_id(&k.verifying_key());
+    let mut c = Client::open(gw.addr).await;
+    let old = device_connect(&mut c, &k, cli_params(&["operator.read"])).await["payload"]["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = admin
+        .call(
+            "rot",
+            "device.token.rotate",
+            json!({"deviceId": device_id, "role": "operator"}),
+        )
+        .await;
+    let new = r["payload"]["token"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    for (token, ok) in [(old, false), (new, true)] {
+        let mut c = Client::open(gw.addr).await;
+        let mut p = cli_params(&["operator.read"]);
+        p["auth"] = json!({"deviceToken": token});
+        assert_eq!(device_connect(&mut c, &k, p).await["ok"], ok);
+    }
+}
+
+#[tokio::test]
+async fn pairings_survive_a_restart_and_the_database_holds_no_usable_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let k = key(27);
+    let token = {
+        let s = state.clone();
+        let gw = start(move |o| {
+            o.state_dir = s;
+            o.auto_approve_local = false;
+        })
+        .await;
+        let mut admin = pairing_admin(&gw).await;
+        let mut c = Client::open(gw.addr).await;
+        let res = device_connect(&mut c, &k, cli_params(&["operator.read"])).await;
+        let id = res["error"]["details"]["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        admin
+            .call("a", "device.pair.approve", json!({"requestId": id}))
+            .await;
+        let mut c = Client::open(gw.addr).await;
+        let token = device_connect(&mut c, &k, cli_params(&["operator.read"])).await["payload"]["auth"]["deviceToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        gw.shutdown.cancel();
+        gw.task.await.unwrap();
+        token
+    };
+    let db = std::fs::read(state.join("clawgate.sqlite")).unwrap();
+    assert!(
+        !db.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the token itself is not stored"
+    );
+
+    let s = state.clone();
+    let gw = start(move |o| {
+        o.state_dir = s;
+        o.auto_approve_local = false;
+    })
+    .await;
+    let mut c = Client::open(gw.addr).await;
+    let mut p = cli_params(&["operator.read"]);
+    p["auth"] = json!({"deviceToken": token});
+    let res = device_connect(&mut c, &k, p).await;
+    assert_eq!(res["payload"]["auth"]["method"], "device-token", "{res}");
+}

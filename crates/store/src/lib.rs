@@ -1,0 +1,579 @@
+//! The gateway's durable state: one SQLite database in the state dir (WAL, `synchronous=FULL`,
+//! versioned migrations, file mode 0600 in a 0700 directory).
+//!
+//! Every [`Store::apply`] is one transaction that is on disk when it returns, so an approval
+//! that was answered survives a SIGKILL right after. A database that is corrupt or was written
+//! by a newer clawgate is refused with a message naming the file; it is never replaced.
+
+#![forbid(unsafe_code)]
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The file name inside the state dir.
+pub const DB_FILE: &str = "clawgate.sqlite";
+
+/// Migrations, in order; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: devices, their tokens, pending pairing requests.
+    "CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY,
+        public_key TEXT NOT NULL,
+        display_name TEXT,
+        platform TEXT,
+        device_family TEXT,
+        client_id TEXT NOT NULL,
+        client_mode TEXT NOT NULL,
+        roles_json TEXT NOT NULL,
+        scopes_json TEXT NOT NULL,
+        approved_via TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        approved_at_ms INTEGER NOT NULL,
+        last_seen_at_ms INTEGER,
+        last_seen_reason TEXT
+    );
+    CREATE TABLE device_tokens (
+        device_id TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        scopes_json TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        token_hash TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        rotated_at_ms INTEGER,
+        revoked_at_ms INTEGER,
+        PRIMARY KEY (device_id, role)
+    );
+    CREATE TABLE pairing_requests (
+        request_id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        display_name TEXT,
+        platform TEXT,
+        device_family TEXT,
+        client_id TEXT NOT NULL,
+        client_mode TEXT NOT NULL,
+        scopes_json TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        is_repair INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        last_attempt_ms INTEGER NOT NULL,
+        UNIQUE (device_id, role)
+    );",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the state dir {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a readable clawgate database ({detail}); it was left untouched — move it aside to start with empty state, or restore it from a backup"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "{path} was written by a newer clawgate (schema {found}, this version knows {known}); upgrade clawgate or point --state-dir elsewhere — the file was left untouched"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+/// A paired device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    pub device_id: String,
+    pub public_key: String,
+    pub display_name: Option<String>,
+    pub platform: Option<String>,
+    pub device_family: Option<String>,
+    pub client_id: String,
+    pub client_mode: String,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    /// `silent` (local auto-approval) or `owner` (an operator approved it).
+    pub approved_via: String,
+    pub created_at_ms: i64,
+    pub approved_at_ms: i64,
+    pub last_seen_at_ms: Option<i64>,
+    pub last_seen_reason: Option<String>,
+}
+
+/// A device token. Only its hash is stored; see the gateway for how tokens are derived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub device_id: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    /// Bumped by every rotation; part of the token derivation.
+    pub generation: i64,
+    pub token_hash: String,
+    pub created_at_ms: i64,
+    pub rotated_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// A pending device pairing request (one per device and role).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairingRequestRecord {
+    pub request_id: String,
+    pub device_id: String,
+    pub role: String,
+    pub public_key: String,
+    pub display_name: Option<String>,
+    pub platform: Option<String>,
+    pub device_family: Option<String>,
+    pub client_id: String,
+    pub client_mode: String,
+    pub scopes: Vec<String>,
+    /// `not-paired`, `role-upgrade`, `scope-upgrade` or `metadata-upgrade`.
+    pub reason: String,
+    pub is_repair: bool,
+    pub created_at_ms: i64,
+    pub last_attempt_ms: i64,
+}
+
+/// One change; [`Store::apply`] runs a batch in one transaction.
+#[derive(Debug, Clone)]
+pub enum Write {
+    PutDevice(DeviceRecord),
+    /// Removes the device with its tokens and pending requests.
+    DeleteDevice(String),
+    PutToken(TokenRecord),
+    PutRequest(PairingRequestRecord),
+    DeleteRequest(String),
+    LastSeen {
+        device_id: String,
+        at_ms: i64,
+        reason: String,
+    },
+}
+
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn json_vec(v: &[String]) -> String {
+    serde_json::to_string(v).expect("strings serialize")
+}
+
+fn vec_json(s: String) -> Vec<String> {
+    serde_json::from_str(&s).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating if needed) `<state_dir>/clawgate.sqlite` and runs pending migrations.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        if !state_dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(|source| StoreError::Dir {
+                    path: state_dir.to_owned(),
+                    source,
+                })?;
+        }
+        let path = state_dir.join(DB_FILE);
+        if !path.exists() {
+            // Create the file with 0600 before SQLite does, so it is never world-readable.
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|source| StoreError::Dir {
+                    path: path.clone(),
+                    source,
+                })?;
+        } else {
+            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+        }
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(corrupt)?;
+        // The first read of the header is where a non-database file shows itself.
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+                known,
+            });
+        }
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path,
+                detail: check,
+            });
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(sqlite)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx_sql = format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
+            conn.execute_batch(&tx_sql).map_err(sqlite)?;
+        }
+        for suffix in ["-wal", "-shm"] {
+            let side = PathBuf::from(format!("{}{suffix}", path.display()));
+            let _ = fs::set_permissions(&side, fs::Permissions::from_mode(0o600));
+        }
+        Ok(Store {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Applies `writes` in one transaction, durable when this returns.
+    pub fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().expect("store lock");
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        for w in writes {
+            apply_one(&tx, w).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store lock");
+        let mut stmt = conn
+            .prepare(
+                "SELECT device_id, public_key, display_name, platform, device_family, client_id, client_mode,
+                        roles_json, scopes_json, approved_via, created_at_ms, approved_at_ms, last_seen_at_ms,
+                        last_seen_reason FROM devices ORDER BY approved_at_ms",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(DeviceRecord {
+                    device_id: r.get(0)?,
+                    public_key: r.get(1)?,
+                    display_name: r.get(2)?,
+                    platform: r.get(3)?,
+                    device_family: r.get(4)?,
+                    client_id: r.get(5)?,
+                    client_mode: r.get(6)?,
+                    roles: vec_json(r.get(7)?),
+                    scopes: vec_json(r.get(8)?),
+                    approved_via: r.get(9)?,
+                    created_at_ms: r.get(10)?,
+                    approved_at_ms: r.get(11)?,
+                    last_seen_at_ms: r.get(12)?,
+                    last_seen_reason: r.get(13)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store lock");
+        let mut stmt = conn
+            .prepare(
+                "SELECT device_id, role, scopes_json, generation, token_hash, created_at_ms, rotated_at_ms,
+                        revoked_at_ms FROM device_tokens",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(TokenRecord {
+                    device_id: r.get(0)?,
+                    role: r.get(1)?,
+                    scopes: vec_json(r.get(2)?),
+                    generation: r.get(3)?,
+                    token_hash: r.get(4)?,
+                    created_at_ms: r.get(5)?,
+                    rotated_at_ms: r.get(6)?,
+                    revoked_at_ms: r.get(7)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    pub fn requests(&self) -> Result<Vec<PairingRequestRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store lock");
+        let mut stmt = conn
+            .prepare(
+                "SELECT request_id, device_id, role, public_key, display_name, platform, device_family,
+                        client_id, client_mode, scopes_json, reason, is_repair, created_at_ms, last_attempt_ms
+                 FROM pairing_requests ORDER BY created_at_ms",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PairingRequestRecord {
+                    request_id: r.get(0)?,
+                    device_id: r.get(1)?,
+                    role: r.get(2)?,
+                    public_key: r.get(3)?,
+                    display_name: r.get(4)?,
+                    platform: r.get(5)?,
+                    device_family: r.get(6)?,
+                    client_id: r.get(7)?,
+                    client_mode: r.get(8)?,
+                    scopes: vec_json(r.get(9)?),
+                    reason: r.get(10)?,
+                    is_repair: r.get(11)?,
+                    created_at_ms: r.get(12)?,
+                    last_attempt_ms: r.get(13)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Whether a device id is known (used by tests and diagnostics).
+    pub fn has_device(&self, device_id: &str) -> Result<bool, StoreError> {
+        let conn = self.conn.lock().expect("store lock");
+        conn.query_row(
+            "SELECT 1 FROM devices WHERE device_id = ?1",
+            [device_id],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|o| o.is_some())
+        .map_err(|e| self.err(e))
+    }
+}
+
+fn apply_one(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> {
+    match w {
+        Write::PutDevice(d) => tx
+            .execute(
+                "INSERT INTO devices (device_id, public_key, display_name, platform, device_family, client_id,
+                     client_mode, roles_json, scopes_json, approved_via, created_at_ms, approved_at_ms,
+                     last_seen_at_ms, last_seen_reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT(device_id) DO UPDATE SET public_key=excluded.public_key,
+                     display_name=excluded.display_name, platform=excluded.platform,
+                     device_family=excluded.device_family, client_id=excluded.client_id,
+                     client_mode=excluded.client_mode, roles_json=excluded.roles_json,
+                     scopes_json=excluded.scopes_json, approved_via=excluded.approved_via,
+                     approved_at_ms=excluded.approved_at_ms, last_seen_at_ms=excluded.last_seen_at_ms,
+                     last_seen_reason=excluded.last_seen_reason",
+                params![
+                    d.device_id,
+                    d.public_key,
+                    d.display_name,
+                    d.platform,
+                    d.device_family,
+                    d.client_id,
+                    d.client_mode,
+                    json_vec(&d.roles),
+                    json_vec(&d.scopes),
+                    d.approved_via,
+                    d.created_at_ms,
+                    d.approved_at_ms,
+                    d.last_seen_at_ms,
+                    d.last_seen_reason
+                ],
+            )
+            .map(drop),
+        Write::DeleteDevice(id) => {
+            tx.execute("DELETE FROM pairing_requests WHERE device_id = ?1", [id])?;
+            tx.execute("DELETE FROM devices WHERE device_id = ?1", [id]).map(drop)
+        }
+        Write::PutToken(t) => tx
+            .execute(
+                "INSERT INTO device_tokens (device_id, role, scopes_json, generation, token_hash, created_at_ms,
+                     rotated_at_ms, revoked_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(device_id, role) DO UPDATE SET scopes_json=excluded.scopes_json,
+                     generation=excluded.generation, token_hash=excluded.token_hash,
+                     rotated_at_ms=excluded.rotated_at_ms, revoked_at_ms=excluded.revoked_at_ms",
+                params![
+                    t.device_id,
+                    t.role,
+                    json_vec(&t.scopes),
+                    t.generation,
+                    t.token_hash,
+                    t.created_at_ms,
+                    t.rotated_at_ms,
+                    t.revoked_at_ms
+                ],
+            )
+            .map(drop),
+        Write::PutRequest(r) => tx
+            .execute(
+                "INSERT INTO pairing_requests (request_id, device_id, role, public_key, display_name, platform,
+                     device_family, client_id, client_mode, scopes_json, reason, is_repair, created_at_ms,
+                     last_attempt_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT(request_id) DO UPDATE SET scopes_json=excluded.scopes_json,
+                     reason=excluded.reason, display_name=excluded.display_name,
+                     last_attempt_ms=excluded.last_attempt_ms",
+                params![
+                    r.request_id,
+                    r.device_id,
+                    r.role,
+                    r.public_key,
+                    r.display_name,
+                    r.platform,
+                    r.device_family,
+                    r.client_id,
+                    r.client_mode,
+                    json_vec(&r.scopes),
+                    r.reason,
+                    r.is_repair,
+                    r.created_at_ms,
+                    r.last_attempt_ms
+                ],
+            )
+            .map(drop),
+        Write::DeleteRequest(id) => tx.execute("DELETE FROM pairing_requests WHERE request_id = ?1", [id]).map(drop),
+        Write::LastSeen { device_id, at_ms, reason } => tx
+            .execute(
+                "UPDATE devices SET last_seen_at_ms = ?2, last_seen_reason = ?3 WHERE device_id = ?1",
+                params![device_id, at_ms, reason],
+            )
+            .map(drop),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(id: &str) -> DeviceRecord {
+        DeviceRecord {
+            device_id: id.into(),
+            public_key: "pk".into(),
+            display_name: Some("laptop".into()),
+            platform: Some("linux".into()),
+            device_family: None,
+            client_id: "cli".into(),
+            client_mode: "cli".into(),
+            roles: vec!["operator".into()],
+            scopes: vec!["operator.read".into()],
+            approved_via: "owner".into(),
+            created_at_ms: 1,
+            approved_at_ms: 2,
+            last_seen_at_ms: None,
+            last_seen_reason: None,
+        }
+    }
+
+    fn token(id: &str) -> TokenRecord {
+        TokenRecord {
+            device_id: id.into(),
+            role: "operator".into(),
+            scopes: vec!["operator.read".into()],
+            generation: 1,
+            token_hash: "h".into(),
+            created_at_ms: 2,
+            rotated_at_ms: None,
+            revoked_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let s = Store::open(&state).unwrap();
+        s.apply(&[Write::PutDevice(device("d1")), Write::PutToken(token("d1"))])
+            .unwrap();
+        drop(s);
+        let s = Store::open(&state).unwrap();
+        assert_eq!(s.devices().unwrap(), vec![device("d1")]);
+        assert_eq!(s.tokens().unwrap(), vec![token("d1")]);
+        assert_eq!(
+            fs::metadata(s.path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        s.apply(&[Write::DeleteDevice("d1".into())]).unwrap();
+        assert!(
+            s.tokens().unwrap().is_empty(),
+            "tokens go with their device"
+        );
+    }
+
+    #[test]
+    fn a_failed_batch_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        // A token for an unknown device violates the foreign key: the device write is rolled back.
+        let res = s.apply(&[
+            Write::PutDevice(device("d1")),
+            Write::PutToken(token("nope")),
+        ]);
+        assert!(res.is_err());
+        assert!(s.devices().unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_and_newer_databases_are_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        fs::write(
+            &path,
+            b"this is not sqlite, just some bytes that must survive",
+        )
+        .unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("left untouched"));
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            b"this is not sqlite, just some bytes that must survive"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(c);
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 99, .. }),
+            "{err}"
+        );
+    }
+}
