@@ -1,0 +1,846 @@
+//! The node host's life: connect as `role:"node"` with a signed device proof, publish host
+//! stats and inventories after hello, serve `node.invoke.request`s concurrently, and
+//! reconnect forever (1 s doubling to 30 s, with jitter) — after network errors, gateway
+//! restarts (close 1012/1013) and while pairing waits for an operator. Credentials that
+//! cannot start working by themselves (a wrong token) end the run with [`FatalError`].
+
+use crate::approvals::ApprovalsStore;
+use crate::commands::{self, CAPS, COMMANDS, Context, InvokeRequest, Reply};
+use crate::conn::{self, ConnectError, Connection, Endpoint, Established, GatewayError, Incoming};
+use crate::state::{NodeState, StoredDeviceToken};
+use crate::stats;
+use clawgate_client::DeviceIdentity;
+use clawgate_protocol::device::{SignedFields, sign_v3};
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// `client.id` of a headless node host.
+pub const CLIENT_ID: &str = "node-host";
+/// First reconnect delay.
+pub const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// Longest reconnect delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Invocations served at once; more are refused with `UNAVAILABLE`.
+pub const DEFAULT_MAX_CONCURRENT: usize = 16;
+/// Retry delays of the post-hello publications while the gateway says "not yet".
+const PUBLISH_RETRY_INITIAL: Duration = Duration::from_millis(250);
+const PUBLISH_RETRY_MAX: Duration = Duration::from_secs(5);
+/// Consecutive `403 proxy_attribution_required` refusals before giving up.
+const MAX_PROXY_REFUSALS: u32 = 3;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct NodeHostConfig {
+    /// `ws://host:port[/path]` or `wss://…`.
+    pub url: String,
+    pub tls_fingerprint: Option<String>,
+    /// Shared gateway token (sent on every connect, like the OpenClaw node host).
+    pub token: Option<String>,
+    pub password: Option<String>,
+    /// Shown in `node.list`; default: the host name.
+    pub display_name: Option<String>,
+    /// Identity, device token, exec approvals.
+    pub state_dir: PathBuf,
+    pub max_concurrent: usize,
+}
+
+/// Why the node host stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum FatalError {
+    /// The gateway refused the credentials in a way retrying cannot fix.
+    #[error("{0}")]
+    Auth(String),
+    /// Bad flags or URL.
+    #[error("{0}")]
+    Config(String),
+    /// The state directory cannot be used.
+    #[error("{0}")]
+    State(String),
+}
+
+/// Prints a line for the operator (stderr, like the OpenClaw node host).
+fn say(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Exponential backoff with jitter.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn new() -> Self {
+        Backoff { attempt: 0 }
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The next delay: 1, 2, 4, … 30 s, each stretched by up to 20 % (never past 30 s).
+    pub fn next_delay(&mut self) -> Duration {
+        let base = BACKOFF_INITIAL
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(BACKOFF_MAX);
+        self.attempt = self.attempt.saturating_add(1);
+        let jitter = base.mul_f64(rand::random::<f64>() * 0.2);
+        (base + jitter).min(BACKOFF_MAX)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn hostname() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().trim().to_owned();
+    if name.is_empty() { "node".into() } else { name }
+}
+
+/// Credentials for one connect.
+#[derive(Debug, Clone, Default)]
+struct Auth {
+    token: Option<String>,
+    password: Option<String>,
+    device_token: Option<String>,
+}
+
+struct Identity {
+    device: DeviceIdentity,
+    instance_id: String,
+    display_name: String,
+    path_env: String,
+}
+
+fn connect_params(id: &Identity, auth: &Auth, protocol: u32, nonce: &str, ts: i64) -> Value {
+    let platform = clawgate_client::platform();
+    let family = clawgate_client::device_family();
+    let mut p = Map::new();
+    p.insert("minProtocol".into(), json!(protocol));
+    p.insert("maxProtocol".into(), json!(protocol));
+    p.insert(
+        "client".into(),
+        json!({
+            "id": CLIENT_ID,
+            "displayName": id.display_name,
+            "version": env!("CARGO_PKG_VERSION"),
+            "platform": platform,
+            "deviceFamily": family,
+            "mode": "node",
+            "instanceId": id.instance_id,
+        }),
+    );
+    p.insert("caps".into(), json!(CAPS));
+    p.insert("commands".into(), json!(COMMANDS));
+    p.insert("pathEnv".into(), json!(id.path_env));
+    let mut a = Map::new();
+    if let Some(t) = &auth.token {
+        a.insert("token".into(), json!(t));
+    }
+    if let Some(pw) = &auth.password {
+        a.insert("password".into(), json!(pw));
+    }
+    if let Some(d) = &auth.device_token {
+        a.insert("deviceToken".into(), json!(d));
+    }
+    if !a.is_empty() {
+        p.insert("auth".into(), Value::Object(a));
+    }
+    p.insert("role".into(), json!("node"));
+    p.insert("scopes".into(), json!([]));
+    let scopes: Vec<String> = Vec::new();
+    let fields = SignedFields {
+        device_id: id.device.id(),
+        client_id: CLIENT_ID,
+        client_mode: "node",
+        role: "node",
+        scopes: &scopes,
+        signed_at_ms: ts,
+        token: auth
+            .token
+            .as_deref()
+            .or(auth.device_token.as_deref())
+            .unwrap_or(""),
+        nonce,
+        platform: Some(platform),
+        device_family: Some(family),
+    };
+    p.insert(
+        "device".into(),
+        json!({
+            "id": id.device.id(),
+            "publicKey": id.device.public_key(),
+            "signature": sign_v3(id.device.signing_key(), &fields),
+            "signedAt": ts,
+            "nonce": nonce,
+        }),
+    );
+    Value::Object(p)
+}
+
+/// `requestId` out of "…run `openclaw nodes approve <id>` …".
+fn approve_request_id(message: &str) -> Option<&str> {
+    let rest = message.split("nodes approve ").nth(1)?;
+    let id = rest
+        .split(|c: char| c == '`' || c.is_whitespace() || c == ')')
+        .next()?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// What one connection's session ended with.
+enum SessionEnd {
+    Shutdown,
+    Closed { code: u16, reason: String },
+}
+
+/// Runs until `shutdown` fires (`Ok`) or a fatal error.
+pub async fn run(config: NodeHostConfig, shutdown: CancellationToken) -> Result<(), FatalError> {
+    let endpoint = Endpoint {
+        url: config.url.clone(),
+        tls_fingerprint: config.tls_fingerprint.clone(),
+    };
+    let state = NodeState::open(&config.state_dir).map_err(|e| {
+        FatalError::State(format!(
+            "cannot use the node state directory {}: {e}",
+            config.state_dir.display()
+        ))
+    })?;
+    let state_err = |what: &str, e: std::io::Error| {
+        FatalError::State(format!("{what} in {}: {e}", state.dir().display()))
+    };
+    let device = state
+        .identity()
+        .map_err(|e| state_err("cannot load or create the device identity", e))?;
+    let instance_id = state
+        .instance_id()
+        .map_err(|e| state_err("cannot load or create the instance id", e))?;
+    let ctx = Arc::new(Context::new(ApprovalsStore::new(state.dir())));
+    let identity = Identity {
+        display_name: config
+            .display_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(hostname),
+        path_env: ctx.path_env(),
+        device,
+        instance_id,
+    };
+    let node_id = identity.device.id().to_owned();
+    say(&format!(
+        "node host starting: node id {node_id}, state {}, gateway {}",
+        state.dir().display(),
+        endpoint.url
+    ));
+
+    let mut backoff = Backoff::new();
+    let mut protocol = clawgate_protocol::PROTOCOL_VERSION;
+    let mut announced_pairing: HashSet<String> = HashSet::new();
+    let announced_capability: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut proxy_refusals = 0u32;
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let stored = if config.token.is_none() && config.password.is_none() {
+            state.device_token(&node_id, &endpoint.url)
+        } else {
+            None
+        };
+        let auth = Auth {
+            token: config.token.clone(),
+            password: config.password.clone(),
+            device_token: stored.as_ref().map(|s| s.token.clone()),
+        };
+        let attempt = conn::connect(&endpoint, |nonce, ts| {
+            connect_params(&identity, &auth, protocol, nonce, ts)
+        });
+        let result = tokio::select! {
+            r = attempt => r,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        let mut min_delay = Duration::ZERO;
+        match result {
+            Ok(established) => {
+                proxy_refusals = 0;
+                backoff.reset();
+                if let Some(token) = established
+                    .hello
+                    .pointer("/auth/deviceToken")
+                    .and_then(Value::as_str)
+                {
+                    let record = StoredDeviceToken {
+                        device_id: node_id.clone(),
+                        role: "node".into(),
+                        token: token.to_owned(),
+                        issued_at_ms: established
+                            .hello
+                            .pointer("/auth/issuedAtMs")
+                            .and_then(Value::as_i64),
+                        gateway: endpoint.url.clone(),
+                    };
+                    if let Err(e) = state.save_device_token(&record) {
+                        say(&format!("node host could not store its device token: {e}"));
+                    }
+                }
+                say(&format!("node host gateway connected: {}", endpoint.url));
+                let end = session(
+                    established,
+                    ctx.clone(),
+                    node_id.clone(),
+                    config.max_concurrent.max(1),
+                    announced_capability.clone(),
+                    shutdown.clone(),
+                )
+                .await;
+                match end {
+                    SessionEnd::Shutdown => return Ok(()),
+                    SessionEnd::Closed { code, reason } => {
+                        say(&format!("node host gateway closed ({code}): {reason}"));
+                    }
+                }
+            }
+            Err(ConnectError::InvalidUrl(m)) => return Err(FatalError::Config(m)),
+            Err(ConnectError::Rejected { error, close_code }) => {
+                match rejection(&error, stored.is_some(), &mut protocol) {
+                    Rejection::Fatal(message) => {
+                        if error.detail_code() == Some("AUTH_DEVICE_TOKEN_MISMATCH") {
+                            let _ = state.clear_device_token();
+                        }
+                        return Err(FatalError::Auth(message));
+                    }
+                    Rejection::RetryNow => continue,
+                    Rejection::Pairing(request_id) => {
+                        let key = request_id.clone().unwrap_or_default();
+                        if announced_pairing.insert(key) {
+                            say(&pairing_message(&error, request_id.as_deref(), &node_id));
+                        }
+                    }
+                    Rejection::Retry => {
+                        say(&format!(
+                            "node host gateway connect failed: {} {}{}",
+                            error.code,
+                            error.message,
+                            close_code
+                                .map(|c| format!(" (close {c})"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+                min_delay = Duration::from_millis(error.retry_after_ms.unwrap_or(0));
+            }
+            Err(ConnectError::Http {
+                status,
+                message,
+                error_type,
+            }) => {
+                say(&format!(
+                    "node host gateway connect failed: HTTP {status}: {message}"
+                ));
+                if status == 403 && error_type.as_deref() == Some("proxy_attribution_required") {
+                    proxy_refusals += 1;
+                    if proxy_refusals >= MAX_PROXY_REFUSALS {
+                        return Err(FatalError::Auth(format!(
+                            "the gateway permanently refused this connection (proxy_attribution_required): {message}"
+                        )));
+                    }
+                }
+            }
+            Err(e) => say(&format!("node host gateway connect failed: {e}")),
+        }
+        let delay = backoff.next_delay().max(min_delay);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+enum Rejection {
+    Fatal(String),
+    Pairing(Option<String>),
+    RetryNow,
+    Retry,
+}
+
+fn rejection(error: &GatewayError, used_device_token: bool, protocol: &mut u32) -> Rejection {
+    let code = error.detail_code().unwrap_or("");
+    let fix_token = "give the gateway's token with --token or CLAWGATE_GATEWAY_TOKEN \
+                     (OPENCLAW_GATEWAY_TOKEN)";
+    match code {
+        "PAIRING_REQUIRED" | "NOT_PAIRED" => {
+            Rejection::Pairing(error.detail("requestId").map(str::to_owned))
+        }
+        "AUTH_TOKEN_MISMATCH" => Rejection::Fatal(format!(
+            "the gateway rejected the token ({}): {fix_token} — it must equal the gateway's gateway.auth.token",
+            error.message
+        )),
+        "AUTH_TOKEN_MISSING" | "AUTH_REQUIRED" | "AUTH_UNAUTHORIZED" => Rejection::Fatal(format!(
+            "the gateway requires credentials ({}): {fix_token}, or --password",
+            error.message
+        )),
+        "AUTH_PASSWORD_MISMATCH" | "AUTH_PASSWORD_MISSING" => Rejection::Fatal(format!(
+            "the gateway rejected the password ({}): give it with --password or \
+             CLAWGATE_GATEWAY_PASSWORD (OPENCLAW_GATEWAY_PASSWORD)",
+            error.message
+        )),
+        "AUTH_TOKEN_NOT_CONFIGURED" | "AUTH_PASSWORD_NOT_CONFIGURED" => Rejection::Fatal(format!(
+            "the gateway does not use that kind of credential ({}): use the one it is configured for",
+            error.message
+        )),
+        "AUTH_DEVICE_TOKEN_MISMATCH" if used_device_token => Rejection::Fatal(format!(
+            "the gateway rejected this node's stored device token ({}); it was rotated or revoked \
+             and has been discarded: {fix_token} and start the node host again",
+            error.message
+        )),
+        "AUTH_BOOTSTRAP_TOKEN_INVALID"
+        | "AUTH_IDENTITY_HEADER_REQUIRED"
+        | "AUTH_SCOPE_MISMATCH"
+        | "CLIENT_VERSION_MISMATCH"
+        | "AUTH_DEVICE_TOKEN_MISMATCH" => Rejection::Fatal(format!(
+            "the gateway rejected this node host: {} ({code})",
+            error.message
+        )),
+        "PROTOCOL_MISMATCH" => {
+            let expected = error
+                .details
+                .as_ref()
+                .and_then(|d| d.get("expectedProtocol"))
+                .and_then(Value::as_u64);
+            if expected == Some(u64::from(clawgate_protocol::MIN_NODE_PROTOCOL)) && *protocol != 3 {
+                *protocol = clawgate_protocol::MIN_NODE_PROTOCOL;
+                Rejection::RetryNow
+            } else {
+                Rejection::Fatal(format!(
+                    "the gateway speaks another protocol version ({}): update clawgate or the gateway",
+                    error.message
+                ))
+            }
+        }
+        _ => Rejection::Retry,
+    }
+}
+
+fn pairing_message(error: &GatewayError, request_id: Option<&str>, node_id: &str) -> String {
+    match request_id {
+        Some(id) => format!(
+            "node host is waiting for device pairing approval ({}). On the gateway host run:\n  \
+             clawgate devices approve {id}\n(OpenClaw: openclaw devices approve {id}). \
+             Device {node_id}; this node retries automatically.",
+            error.message
+        ),
+        None => format!(
+            "node host is waiting for device pairing approval ({}). List pending requests with \
+             `clawgate devices list` (OpenClaw: `openclaw devices list`) and approve device \
+             {node_id}; this node retries automatically.",
+            error.message
+        ),
+    }
+}
+
+/// Runs one publication (`node.runnerInventory.update`, …) until it is accepted, retrying
+/// transient refusals (the capability approval is pending, pairing changed) with 250 ms
+/// doubling to 5 s. `refresh` starts it over (after an approval).
+async fn publish(
+    conn: Connection,
+    method: &'static str,
+    params: Value,
+    refresh: Arc<Notify>,
+    announced: Arc<Mutex<HashSet<String>>>,
+) {
+    let mut delay = PUBLISH_RETRY_INITIAL;
+    let mut last_logged = String::new();
+    loop {
+        match conn.request(method, params.clone()).await {
+            Ok(_) => {
+                delay = PUBLISH_RETRY_INITIAL;
+                refresh.notified().await;
+                continue;
+            }
+            Err(conn::RpcFailure::Closed) => return,
+            Err(conn::RpcFailure::Gateway(e)) if e.code == "INVALID_REQUEST" => {
+                // Unknown method, wrong role or bad params: retrying cannot help.
+                tracing::debug!(method, error = %e, "publication refused");
+                refresh.notified().await;
+                delay = PUBLISH_RETRY_INITIAL;
+                continue;
+            }
+            Err(failure) => {
+                let text = failure.to_string();
+                if let Some(id) = failure
+                    .gateway()
+                    .filter(|e| e.message.contains("awaiting operator approval"))
+                    .and_then(|e| approve_request_id(&e.message))
+                {
+                    let first = announced
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id.to_owned());
+                    if first {
+                        say(&format!(
+                            "node host is connected but its commands await operator approval. \
+                             On the gateway host run:\n  clawgate nodes approve {id}\n(OpenClaw: \
+                             openclaw nodes approve {id}). This node retries automatically."
+                        ));
+                    }
+                } else if text != last_logged {
+                    say(&format!("node host {method} publish failed: {text}"));
+                }
+                last_logged = text;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = refresh.notified() => {}
+        }
+        delay = (delay * 2).min(PUBLISH_RETRY_MAX);
+    }
+}
+
+async fn publish_stats(conn: Connection, home: PathBuf) {
+    let mut logged = false;
+    let mut tick = tokio::time::interval(stats::INTERVAL);
+    loop {
+        tick.tick().await;
+        let payload = stats::sample(&home);
+        let params = json!({"event": "node.host.stats", "payloadJSON": payload.to_string()});
+        match conn.request("node.event", params).await {
+            Ok(_) => {}
+            Err(conn::RpcFailure::Closed) => return,
+            Err(e) => {
+                if !logged {
+                    logged = true;
+                    say(&format!("node host stats publish failed: {e}"));
+                }
+            }
+        }
+    }
+}
+
+type Running = Arc<Mutex<HashMap<String, CancellationToken>>>;
+
+async fn session(
+    established: Established,
+    ctx: Arc<Context>,
+    node_id: String,
+    max_concurrent: usize,
+    announced: Arc<Mutex<HashSet<String>>>,
+    shutdown: CancellationToken,
+) -> SessionEnd {
+    let Established {
+        conn, mut incoming, ..
+    } = established;
+    let session_token = CancellationToken::new();
+    let mut background = JoinSet::new();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    background.spawn(publish_stats(conn.clone(), home));
+    let inventory_refresh = Arc::new(Notify::new());
+    background.spawn(publish(
+        conn.clone(),
+        "node.runnerInventory.update",
+        json!({"protocolFeatures": ["node-worker-supervisor-v6"], "workerHost": {"enabled": false}}),
+        inventory_refresh.clone(),
+        announced.clone(),
+    ));
+    background.spawn(publish(
+        conn.clone(),
+        "node.skills.update",
+        json!({"skills": []}),
+        Arc::new(Notify::new()),
+        announced.clone(),
+    ));
+    background.spawn(publish(
+        conn.clone(),
+        "node.pluginTools.update",
+        json!({"tools": []}),
+        Arc::new(Notify::new()),
+        announced.clone(),
+    ));
+
+    let running: Running = Arc::default();
+    let permits = Arc::new(Semaphore::new(max_concurrent));
+    let mut invocations = JoinSet::new();
+    let end = loop {
+        let next = tokio::select! {
+            m = incoming.recv() => m,
+            _ = shutdown.cancelled() => break SessionEnd::Shutdown,
+            Some(_) = invocations.join_next(), if !invocations.is_empty() => continue,
+        };
+        let Some(msg) = next else {
+            break SessionEnd::Closed {
+                code: 1006,
+                reason: "connection lost".into(),
+            };
+        };
+        match msg {
+            Incoming::Closed { code, reason } => break SessionEnd::Closed { code, reason },
+            Incoming::Event { event, payload } => match event.as_str() {
+                "node.invoke.request" => {
+                    let Some(req) = InvokeRequest::from_payload(&payload) else {
+                        tracing::debug!(%payload, "ignoring a malformed node.invoke.request");
+                        continue;
+                    };
+                    let token = session_token.child_token();
+                    {
+                        let mut map = running.lock().unwrap_or_else(|e| e.into_inner());
+                        if map.contains_key(&req.id) {
+                            continue;
+                        }
+                        map.insert(req.id.clone(), token.clone());
+                    }
+                    let permit = permits.clone().try_acquire_owned().ok();
+                    invocations.spawn(invoke(
+                        req,
+                        conn.clone(),
+                        ctx.clone(),
+                        token,
+                        running.clone(),
+                        permit,
+                        max_concurrent,
+                    ));
+                }
+                "node.invoke.cancel" => {
+                    let invoke_id = payload.get("invokeId").and_then(Value::as_str);
+                    if let Some(id) = invoke_id
+                        && let Some(token) =
+                            running.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
+                    {
+                        say(&format!("node host invoke {id} cancelled by the gateway"));
+                        token.cancel();
+                    }
+                }
+                "node.pair.resolved"
+                    if payload.get("nodeId").and_then(Value::as_str) == Some(node_id.as_str())
+                        && payload.get("decision").and_then(Value::as_str) == Some("approved") =>
+                {
+                    say("node host commands approved by an operator");
+                    inventory_refresh.notify_one();
+                }
+                "shutdown" => {
+                    let reason = payload
+                        .get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("shutdown");
+                    say(&format!("node host: gateway is shutting down ({reason})"));
+                }
+                // Streaming input is for commands this host does not have.
+                "node.invoke.input" => tracing::debug!("ignoring node.invoke.input"),
+                _ => {}
+            },
+        }
+    };
+    // Running commands die with the connection: their results could not be delivered.
+    session_token.cancel();
+    background.abort_all();
+    if matches!(end, SessionEnd::Shutdown) {
+        conn.close(1000, "node host stopping");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while invocations.join_next().await.is_some() {}
+    })
+    .await;
+    end
+}
+
+async fn invoke(
+    req: InvokeRequest,
+    conn: Connection,
+    ctx: Arc<Context>,
+    cancel: CancellationToken,
+    running: Running,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    max_concurrent: usize,
+) {
+    let outcome = match permit {
+        Some(_) => commands::handle(&req, &ctx, cancel.clone()).await,
+        None => Some(
+            Reply::Err {
+                code: "UNAVAILABLE".into(),
+                message: format!(
+                    "node host is busy: {max_concurrent} invocations are already running"
+                ),
+            }
+            .into(),
+        ),
+    };
+    running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&req.id);
+    let Some(outcome) = outcome else {
+        return;
+    };
+    if cancel.is_cancelled() {
+        return;
+    }
+    for (event, payload) in outcome.events {
+        let params = json!({"event": event, "payloadJSON": payload.to_string()});
+        let _ = conn.request("node.event", params).await;
+    }
+    if cancel.is_cancelled() {
+        return;
+    }
+    if let Err(e) = conn
+        .request(
+            "node.invoke.result",
+            outcome.reply.to_params(&req.id, &req.node_id),
+        )
+        .await
+    {
+        tracing::warn!(id = %req.id, error = %e, "node.invoke.result was not accepted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_thirty_seconds_with_jitter() {
+        let mut b = Backoff::new();
+        let delays: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
+        let bases = [1, 2, 4, 8, 16, 30, 30, 30];
+        for (d, base) in delays.iter().zip(bases) {
+            let base = Duration::from_secs(base);
+            assert!(
+                *d >= base && *d <= (base.mul_f64(1.2)).min(BACKOFF_MAX),
+                "{d:?} vs {base:?}"
+            );
+        }
+        b.reset();
+        assert!(b.next_delay() < Duration::from_millis(1300));
+    }
+
+    #[test]
+    fn approve_ids_are_read_from_the_gateway_message() {
+        let m = "node capability surface is awaiting operator approval; run `openclaw nodes approve 531d427a-ea8b-45f2-bc63-88c153a8d8c1` (see `openclaw nodes pending`), then this node retries automatically";
+        assert_eq!(
+            approve_request_id(m),
+            Some("531d427a-ea8b-45f2-bc63-88c153a8d8c1")
+        );
+        assert_eq!(approve_request_id("something else"), None);
+    }
+
+    fn gw_error(detail: Value) -> GatewayError {
+        GatewayError {
+            code: "INVALID_REQUEST".into(),
+            message: "m".into(),
+            details: Some(detail),
+            retryable: None,
+            retry_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn which_rejections_stop_the_node_host() {
+        let mut p = 4;
+        assert!(matches!(
+            rejection(
+                &gw_error(json!({"code": "AUTH_TOKEN_MISMATCH"})),
+                false,
+                &mut p
+            ),
+            Rejection::Fatal(_)
+        ));
+        assert!(matches!(
+            rejection(
+                &gw_error(json!({"code": "PAIRING_REQUIRED", "requestId": "r1", "recommendedNextStep": "wait_then_retry"})),
+                false,
+                &mut p
+            ),
+            Rejection::Pairing(Some(ref id)) if id == "r1"
+        ));
+        assert!(matches!(
+            rejection(
+                &gw_error(json!({"code": "AUTH_RATE_LIMITED"})),
+                false,
+                &mut p
+            ),
+            Rejection::Retry
+        ));
+        assert!(matches!(
+            rejection(
+                &gw_error(json!({"code": "PROTOCOL_MISMATCH", "expectedProtocol": 3})),
+                false,
+                &mut p
+            ),
+            Rejection::RetryNow
+        ));
+        assert_eq!(p, 3);
+        assert!(matches!(
+            rejection(
+                &gw_error(json!({"code": "PROTOCOL_MISMATCH", "expectedProtocol": 3})),
+                false,
+                &mut p
+            ),
+            Rejection::Fatal(_)
+        ));
+    }
+
+    #[test]
+    fn connect_params_look_like_the_real_node_host() {
+        let id = Identity {
+            device: DeviceIdentity::generate(),
+            instance_id: "inst".into(),
+            display_name: "n1".into(),
+            path_env: "/usr/bin:/bin".into(),
+        };
+        let auth = Auth {
+            token: Some("t1".into()),
+            ..Auth::default()
+        };
+        let p = connect_params(&id, &auth, 4, "nonce-1", 1795513712676);
+        let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "minProtocol",
+                "maxProtocol",
+                "client",
+                "caps",
+                "commands",
+                "pathEnv",
+                "auth",
+                "role",
+                "scopes",
+                "device"
+            ]
+        );
+        assert_eq!(p["client"]["id"], "node-host");
+        assert_eq!(p["client"]["mode"], "node");
+        assert_eq!(p["role"], "node");
+        assert_eq!(p["scopes"], json!([]));
+        assert_eq!(p["auth"], json!({"token": "t1"}));
+        assert_eq!(p["device"]["signedAt"], 1795513712676i64);
+        let fields = SignedFields {
+            device_id: id.device.id(),
+            client_id: "node-host",
+            client_mode: "node",
+            role: "node",
+            scopes: &[],
+            signed_at_ms: 1795513712676,
+            token: "t1",
+            nonce: "nonce-1",
+            platform: Some(clawgate_client::platform()),
+            device_family: Some(clawgate_client::device_family()),
+        };
+        assert!(
+            clawgate_protocol::device::verify(
+                &id.device.signing_key().verifying_key(),
+                p["device"]["signature"].as_str().unwrap(),
+                &fields
+            ) == Some(clawgate_protocol::device::PayloadVersion::V3)
+        );
+    }
+}
