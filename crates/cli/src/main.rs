@@ -2,6 +2,7 @@
 //! Parsing and dispatch only; the work lives in the library crates.
 
 mod gateway_run;
+mod node_run;
 mod operator;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,18 @@ enum Command {
     Health(operator::HealthArgs),
     /// Gateway status; `--deep` also asks channels, presence and the last heartbeat.
     Status(operator::StatusArgs),
+    /// Run this machine as a node of a gateway.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Run the headless node host in the foreground: connect to the gateway as a node and
+    /// serve system.run, system.which and exec approvals.
+    Run(node_run::RunArgs),
 }
 
 #[derive(Subcommand)]
@@ -57,5 +70,8 @@ fn main() -> ExitCode {
         },
         Command::Health(args) => operator::health(args),
         Command::Status(args) => operator::status(args),
+        Command::Node { command } => match command {
+            NodeCommand::Run(args) => node_run::run(args),
+        },
     }
 }

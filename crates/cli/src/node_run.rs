@@ -1,0 +1,246 @@
+//! `clawgate node run`: the headless node host in the foreground. Flags and environment
+//! are resolved here; the work lives in `clawgate-node-host`.
+
+use clap::Args;
+use clawgate_config as config;
+use clawgate_node_host::{DEFAULT_MAX_CONCURRENT, FatalError, NodeHostConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// Stopped by SIGTERM/SIGINT.
+pub const EXIT_OK: u8 = 0;
+/// The state directory cannot be used.
+pub const EXIT_STATE: u8 = 1;
+/// Bad flags or URL.
+pub const EXIT_USAGE: u8 = 2;
+/// The gateway refused the credentials for good (wrong token or password, revoked device
+/// token, incompatible protocol).
+pub const EXIT_REJECTED: u8 = 4;
+
+const EXIT_HELP: &str = "\
+Exit codes: 0 stopped by SIGTERM/SIGINT, 1 state directory unusable, 2 usage error,
+4 rejected by the gateway for good (wrong token/password, revoked device token).
+Network errors, gateway restarts and pending pairing approvals are retried forever.";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_HELP)]
+pub struct RunArgs {
+    /// Gateway host.
+    #[arg(long, default_value = "127.0.0.1", conflicts_with = "url")]
+    pub host: String,
+    /// Gateway port.
+    #[arg(long, default_value_t = config::DEFAULT_PORT, conflicts_with = "url")]
+    pub port: u16,
+    /// Gateway URL (ws:// or wss://), instead of --host/--port/--tls.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Connect with TLS (wss://).
+    #[arg(long, conflicts_with = "url")]
+    pub tls: bool,
+    /// Pin the gateway's TLS certificate (SHA-256 fingerprint); implies --tls.
+    #[arg(long, value_name = "SHA256")]
+    pub tls_fingerprint: Option<String>,
+    /// Name shown in `nodes list` (default: the host name).
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Gateway token (else CLAWGATE_GATEWAY_TOKEN, OPENCLAW_GATEWAY_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Gateway password (else CLAWGATE_GATEWAY_PASSWORD, OPENCLAW_GATEWAY_PASSWORD).
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Node state directory: identity, device token, exec approvals
+    /// (default: <state dir>/node).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Invocations served at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT, value_name = "N")]
+    pub max_concurrent: usize,
+}
+
+fn env_secret(suffix: &str) -> Option<String> {
+    ["CLAWGATE_", "OPENCLAW_"].iter().find_map(|prefix| {
+        config::process_env(&format!("{prefix}{suffix}")).filter(|v| !v.trim().is_empty())
+    })
+}
+
+fn gateway_url(args: &RunArgs) -> Result<String, String> {
+    if let Some(url) = &args.url {
+        let url = url.trim();
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(format!("--url must start with ws:// or wss:// (got {url})"));
+        }
+        if args.tls_fingerprint.is_some() && !url.starts_with("wss://") {
+            return Err("--tls-fingerprint needs a wss:// URL".into());
+        }
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    let host = args.host.trim();
+    if host.is_empty() {
+        return Err("--host must not be empty".into());
+    }
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let scheme = if args.tls || args.tls_fingerprint.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
+    Ok(format!("{scheme}://{host}:{}", args.port))
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split("://").nth(1).unwrap_or("");
+    let host = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    };
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Builds the node host config: flags, then environment; for a loopback gateway without
+/// any credential, the token a local clawgate gateway generated (`<state dir>/gateway.token`).
+pub fn resolve(args: &RunArgs) -> Result<NodeHostConfig, String> {
+    let url = gateway_url(args)?;
+    let token = args.token.clone().or_else(|| env_secret("GATEWAY_TOKEN"));
+    let password = args
+        .password
+        .clone()
+        .or_else(|| env_secret("GATEWAY_PASSWORD"));
+    let env = config::process_env;
+    let base_state = config::resolve_state_dir(None, &env);
+    let token = match (&token, &password) {
+        (None, None) if is_loopback_url(&url) => {
+            std::fs::read_to_string(base_state.join("gateway.token"))
+                .ok()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+        }
+        _ => token,
+    };
+    let state_dir = match &args.state_dir {
+        Some(dir) => config::resolve_state_dir(Some(dir), &env),
+        None => base_state.join("node"),
+    };
+    Ok(NodeHostConfig {
+        url,
+        tls_fingerprint: args.tls_fingerprint.clone(),
+        token,
+        password,
+        display_name: args.display_name.clone(),
+        state_dir,
+        max_concurrent: args.max_concurrent.max(1),
+    })
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    init_logging();
+    let config = match resolve(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("clawgate node run: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("clawgate node run: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_STATE);
+        }
+    };
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(wait_for_signal(shutdown.clone()));
+        match clawgate_node_host::run(config, shutdown).await {
+            Ok(()) => {
+                eprintln!("node host stopped");
+                ExitCode::from(EXIT_OK)
+            }
+            Err(e) => {
+                eprintln!("clawgate node run: {e}");
+                ExitCode::from(match e {
+                    FatalError::Auth(_) => EXIT_REJECTED,
+                    FatalError::Config(_) => EXIT_USAGE,
+                    FatalError::State(_) => EXIT_STATE,
+                })
+            }
+        }
+    })
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("node host stopping (signal received)");
+    shutdown.cancel();
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<RunArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("node-run").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn urls_from_flags() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(gateway_url(&a).unwrap(), "ws://127.0.0.1:18789");
+        let a = parse(&["--host", "gw.example", "--port", "443", "--tls"]).unwrap();
+        assert_eq!(gateway_url(&a).unwrap(), "wss://gw.example:443");
+        let a = parse(&["--host", "::1", "--port", "1"]).unwrap();
+        assert_eq!(gateway_url(&a).unwrap(), "ws://[::1]:1");
+        let a = parse(&["--host", "h", "--tls-fingerprint", "ab"]).unwrap();
+        assert!(gateway_url(&a).unwrap().starts_with("wss://"));
+        let a = parse(&["--url", "ws://10.0.0.1:9/"]).unwrap();
+        assert_eq!(gateway_url(&a).unwrap(), "ws://10.0.0.1:9");
+        let a = parse(&["--url", "http://x"]).unwrap();
+        assert!(gateway_url(&a).is_err());
+        assert!(parse(&["--url", "ws://x:1", "--host", "y"]).is_err());
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback_url("ws://127.0.0.1:1"));
+        assert!(is_loopback_url("ws://localhost:1/x"));
+        assert!(is_loopback_url("ws://[::1]:1"));
+        assert!(!is_loopback_url("wss://gw.example:443"));
+    }
+}
