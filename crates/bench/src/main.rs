@@ -1,0 +1,261 @@
+//! `clawgate-bench`: runs the suite against clawgate and the real OpenClaw gateway (`run`), or
+//! renders a saved results file again (`report`). `bench/run` is the one command to use.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use clawgate_bench::gateway::{Kind, Launcher};
+use clawgate_bench::report::{self, Results};
+use clawgate_bench::suite::{self, GatewayRun, Plan};
+use clawgate_bench::{svg, sys};
+
+#[derive(Parser)]
+#[command(name = "clawgate-bench", about = "clawgate vs OpenClaw benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the suite (normally through bench/run, inside a loopback-only network namespace).
+    Run(RunArgs),
+    /// Print the table of a results file again, and optionally write its chart and update the docs.
+    Report(ReportArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    Clawgate,
+    Openclaw,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The clawgate binary to benchmark.
+    #[arg(long)]
+    clawgate: Option<PathBuf>,
+    /// The OpenClaw CLI (the launcher scripts/setup-openclaw writes).
+    #[arg(long)]
+    openclaw: Option<PathBuf>,
+    /// OpenClaw's installed package tree (for the install footprint).
+    #[arg(long)]
+    openclaw_tree: Option<PathBuf>,
+    /// The Node binary OpenClaw runs on (reported, not counted in the footprint).
+    #[arg(long)]
+    node: Option<PathBuf>,
+    /// Fewer iterations, 5 s idle instead of 30 s, no 10,000-connection level.
+    #[arg(long)]
+    quick: bool,
+    /// Benchmark one gateway only.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// Where results (<date>.json, .svg, .md) go.
+    #[arg(long, default_value = "bench/results")]
+    out_dir: PathBuf,
+    /// The command line recorded in the results.
+    #[arg(long, default_value = "clawgate-bench run")]
+    command: String,
+    /// The cargo profile clawgate was built with (recorded).
+    #[arg(long, default_value = "unknown")]
+    profile: String,
+    #[command(flatten)]
+    publish: Publish,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// A results file written by `run`.
+    json: PathBuf,
+    /// Also write the chart here.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    #[command(flatten)]
+    publish: Publish,
+}
+
+#[derive(clap::Args)]
+struct Publish {
+    /// Replace the marked results section of this markdown file (docs/benchmarks.md).
+    #[arg(long)]
+    update_doc: Option<PathBuf>,
+    /// The chart the updated doc shows (default: benchmarks.svg beside the doc).
+    #[arg(long)]
+    doc_svg: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Run(args) => run(args),
+        Cmd::Report(args) => report_again(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clawgate-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn random_token() -> String {
+    use rand_core::RngCore as _;
+    let mut bytes = [0u8; 24];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    clawgate_protocol::device::hex(&bytes)
+}
+
+fn node_version(node: &Path) -> Option<String> {
+    let out = Command::new(node).arg("--version").output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let (date, stamp) = sys::utc_stamp(started);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let token = random_token();
+    let want = |k: Only| args.only.is_none_or(|o| o == k);
+    let mut notes = Vec::new();
+    let mut bench = |kind: Kind, bin: &Option<PathBuf>| -> anyhow::Result<Option<GatewayRun>> {
+        let wanted = want(match kind {
+            Kind::Clawgate => Only::Clawgate,
+            Kind::OpenClaw => Only::Openclaw,
+        });
+        if !wanted {
+            return Ok(None);
+        }
+        let bin = bin.clone().with_context(|| {
+            format!("--{} is required to benchmark {}", kind.key(), kind.label())
+        })?;
+        let launcher = Launcher {
+            kind,
+            bin,
+            token: token.clone(),
+        };
+        let plan = Plan::new(kind, args.quick);
+        eprintln!("== {} ({:?})", kind.label(), plan);
+        let mut run = suite::bench_gateway(&launcher, &plan, &rt);
+        notes.append(&mut run.notes);
+        Ok(Some(run))
+    };
+    let mut cg = bench(Kind::Clawgate, &args.clawgate)?;
+    let mut oc = bench(Kind::OpenClaw, &args.openclaw)?;
+    let mut versions = BTreeMap::new();
+    for (k, r) in [("clawgate", &cg), ("openclaw", &oc)] {
+        // `--version` prints "clawgate 0.1.0" or just the version: keep the version.
+        let v = r.as_ref().and_then(|r| r.version.as_deref());
+        if let Some(v) = v.and_then(|v| v.split_whitespace().last()) {
+            versions.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    if let Some(v) = args.node.as_deref().and_then(node_version) {
+        versions.insert("node".into(), v);
+    }
+    let fp = suite::footprint(
+        args.clawgate.as_deref().filter(|_| want(Only::Clawgate)),
+        args.openclaw_tree
+            .as_deref()
+            .filter(|_| want(Only::Openclaw)),
+        args.node.as_ref(),
+        &mut notes,
+    );
+    let idle = Plan::new(Kind::Clawgate, args.quick).idle;
+    let rows = suite::rows(cg.as_mut(), oc.as_mut(), fp, args.quick, idle);
+    notes.push(
+        "Cells show the median with min–max over the runs or rounds counted in the last column; \
+         latency percentiles are per round. 1 kB = 1,000 B, 1 MB = 10⁶ B."
+            .into(),
+    );
+    notes.push(
+        "Both gateways and the client share the same 2 cores (the client's own cost is included); \
+         the gateways run one after the other, never at once."
+            .into(),
+    );
+    let results = Results {
+        date: date.clone(),
+        started: stamp,
+        command: args.command.clone(),
+        mode: if args.quick { "quick" } else { "default" }.into(),
+        profile: args.profile.clone(),
+        duration_s: t0.elapsed().as_secs_f64(),
+        machine: sys::machine(),
+        versions,
+        rows,
+        notes,
+    };
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let stem = if args.quick {
+        format!("{date}-quick")
+    } else {
+        date
+    };
+    let json_path = args.out_dir.join(format!("{stem}.json"));
+    let svg_path = args.out_dir.join(format!("{stem}.svg"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)? + "\n")?;
+    std::fs::write(&svg_path, svg::chart(&results))?;
+    let svg_name = svg_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let md = report::markdown_report(&results, svg_name.as_deref());
+    std::fs::write(args.out_dir.join(format!("{stem}.md")), &md)?;
+    println!("{md}");
+    eprintln!(
+        "results: {} (chart {}), {:.0} s",
+        json_path.display(),
+        svg_path.display(),
+        results.duration_s
+    );
+    publish(&results, &args.publish)
+}
+
+fn report_again(args: ReportArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.json)
+        .with_context(|| format!("reading {}", args.json.display()))?;
+    let results: Results = serde_json::from_str(&text)?;
+    if let Some(svg_path) = &args.svg {
+        std::fs::write(svg_path, svg::chart(&results))?;
+    }
+    println!("{}", report::markdown_report(&results, None));
+    publish(&results, &args.publish)
+}
+
+/// Writes the chart beside the doc and replaces the doc's marked results section.
+fn publish(results: &Results, p: &Publish) -> anyhow::Result<()> {
+    let Some(doc) = &p.update_doc else {
+        return Ok(());
+    };
+    let dir = doc.parent().unwrap_or(Path::new("."));
+    let svg_path = p
+        .doc_svg
+        .clone()
+        .unwrap_or_else(|| dir.join("benchmarks.svg"));
+    std::fs::write(&svg_path, svg::chart(results))?;
+    let link = svg_path
+        .strip_prefix(dir)
+        .unwrap_or(&svg_path)
+        .to_string_lossy()
+        .into_owned();
+    let text =
+        std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+    let updated = report::splice(&text, &report::markdown_report(results, Some(&link)))
+        .with_context(|| {
+            format!(
+                "{} has no <!-- bench-results:begin --> / <!-- bench-results:end --> markers",
+                doc.display()
+            )
+        })?;
+    std::fs::write(doc, updated)?;
+    eprintln!("updated {} and {}", doc.display(), svg_path.display());
+    Ok(())
+}

@@ -1,0 +1,1146 @@
+//! The measurements, run against one gateway at a time with the same client code.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use futures_util::StreamExt as _;
+use tokio::runtime::Runtime;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::gateway::{Home, Kind, Launcher, Running};
+use crate::proc;
+use crate::report::{Better, Cell, Row, Target, Unit};
+use crate::stats::Latencies;
+use crate::ws::{Auth, Conn, Device, Incoming};
+
+/// How much of each measurement to do for one gateway.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub cold_fresh: usize,
+    /// The last of these keeps running for the other measurements (at least one start).
+    pub cold_reused: usize,
+    pub idle: Duration,
+    pub cli_runs: usize,
+    pub health_rounds: usize,
+    pub health_calls_one: usize,
+    pub health_sockets: usize,
+    pub health_calls_each: usize,
+    pub hs_rounds: usize,
+    pub hs_seq: usize,
+    pub hs_parallel: usize,
+    pub hs_par_total: usize,
+    pub conn_levels: Vec<usize>,
+}
+
+impl Plan {
+    /// OpenClaw is three orders of magnitude slower in places: it gets fewer iterations so that
+    /// the default run stays within minutes. Every number is a rate or a percentile, so
+    /// different counts stay comparable.
+    pub fn new(kind: Kind, quick: bool) -> Plan {
+        let fast = kind == Kind::Clawgate;
+        let pick = |cg_default: usize, oc_default: usize, cg_quick: usize, oc_quick: usize| match (
+            fast, quick,
+        ) {
+            (true, false) => cg_default,
+            (false, false) => oc_default,
+            (true, true) => cg_quick,
+            (false, true) => oc_quick,
+        };
+        Plan {
+            cold_fresh: pick(15, 3, 5, 1),
+            cold_reused: pick(15, 3, 5, 1),
+            idle: Duration::from_secs(if quick { 5 } else { 30 }),
+            cli_runs: pick(20, 5, 5, 2),
+            health_rounds: pick(3, 3, 1, 1),
+            health_calls_one: pick(20_000, 2_000, 2_000, 2_000),
+            health_sockets: 8,
+            health_calls_each: pick(5_000, 500, 1_000, 250),
+            hs_rounds: pick(3, 3, 1, 1),
+            hs_seq: pick(2_000, 200, 500, 100),
+            hs_parallel: 8,
+            hs_par_total: pick(4_000, 400, 1_000, 200),
+            conn_levels: if quick {
+                vec![1_000]
+            } else {
+                vec![1_000, 10_000]
+            },
+        }
+    }
+}
+
+/// What one gateway's run produced: metric id → cell, plus versions and notes.
+#[derive(Debug, Default)]
+pub struct GatewayRun {
+    pub cells: BTreeMap<String, Cell>,
+    pub version: Option<String>,
+    pub notes: Vec<String>,
+}
+
+impl GatewayRun {
+    fn set(&mut self, id: &str, samples: Vec<f64>) {
+        self.cells.insert(id.to_owned(), Cell::of(samples));
+    }
+
+    fn fail(&mut self, ids: &[&str], err: &anyhow::Error) {
+        let first = format!("{err:#}");
+        let first = first.lines().next().unwrap_or("").to_owned();
+        for id in ids {
+            self.cells
+                .entry((*id).to_owned())
+                .or_insert_with(|| Cell::note(format!("failed: {first}")));
+        }
+    }
+}
+
+macro_rules! say {
+    ($kind:expr, $($arg:tt)*) => {
+        eprintln!("[{}] {}", $kind.label(), format!($($arg)*))
+    };
+}
+
+fn ms(s: f64) -> String {
+    format!("{:.2} ms", s * 1e3)
+}
+
+/// Runs every measurement against the gateway `l` describes.
+pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
+    let kind = l.kind;
+    let mut out = GatewayRun::default();
+
+    // 1. Cold starts: fresh homes, then one reused home whose last start stays up.
+    let mut samples: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut last_home = None;
+    let mut running: Option<Running> = None;
+    let mut failure = None;
+    for i in 0..plan.cold_fresh {
+        let home = match Home::new(kind) {
+            Ok(h) => h,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        match l.start_timed(&home) {
+            Ok((mut r, t)) => {
+                r.stop();
+                say!(
+                    kind,
+                    "cold start {}/{} fresh: /healthz {}, hello-ok {}",
+                    i + 1,
+                    plan.cold_fresh,
+                    ms(t.healthz),
+                    ms(t.hello)
+                );
+                samples
+                    .entry("start_healthz_fresh")
+                    .or_default()
+                    .push(t.healthz);
+                samples
+                    .entry("start_hello_fresh")
+                    .or_default()
+                    .push(t.hello);
+                last_home = Some(home);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let home = match last_home.map(Ok).unwrap_or_else(|| Home::new(kind)) {
+        Ok(h) => h,
+        Err(e) => {
+            out.fail(ALL_GATEWAY_ROWS, &e);
+            return out;
+        }
+    };
+    let reused = plan.cold_reused.max(1);
+    if failure.is_none() {
+        for i in 0..reused {
+            match l.start_timed(&home) {
+                Ok((mut r, t)) => {
+                    say!(
+                        kind,
+                        "cold start {}/{} reused: /healthz {}, hello-ok {}",
+                        i + 1,
+                        reused,
+                        ms(t.healthz),
+                        ms(t.hello)
+                    );
+                    samples
+                        .entry("start_healthz_reused")
+                        .or_default()
+                        .push(t.healthz);
+                    samples
+                        .entry("start_hello_reused")
+                        .or_default()
+                        .push(t.hello);
+                    if i + 1 == reused {
+                        running = Some(r);
+                    } else {
+                        r.stop();
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    for (id, s) in samples {
+        out.set(id, s);
+    }
+    let Some(mut gw) = running else {
+        let e = failure.unwrap_or_else(|| anyhow!("gateway did not start"));
+        say!(kind, "cannot start: {e:#}");
+        out.fail(ALL_GATEWAY_ROWS, &e);
+        return out;
+    };
+    let ready_at = Instant::now();
+    let (pid, addr) = (gw.pid, gw.addr);
+
+    // 2. Idle RSS of the whole tree.
+    let wait = plan.idle.saturating_sub(ready_at.elapsed());
+    say!(
+        kind,
+        "idle for {:.0} s (RSS of the process tree afterwards)",
+        plan.idle.as_secs_f64()
+    );
+    std::thread::sleep(wait);
+    let mut idle = Vec::new();
+    let mut processes = 0;
+    for _ in 0..5 {
+        let m = proc::tree_memory(pid);
+        idle.push(m.rss as f64);
+        processes = processes.max(m.processes);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    say!(
+        kind,
+        "idle RSS {:.1} MB in {processes} process(es)",
+        idle[0] / 1e6
+    );
+    out.notes.push(format!(
+        "{} runs as {processes} process(es) when idle",
+        kind.label()
+    ));
+    out.set("idle_rss", idle);
+
+    // 3. CLI round trips.
+    match cli_times(l, addr, plan.cli_runs) {
+        Ok((calls, versions, version)) => {
+            say!(
+                kind,
+                "CLI gateway call health: median {}; --version: median {}",
+                ms(crate::stats::Summary::of(&calls)
+                    .map(|s| s.median)
+                    .unwrap_or(0.0)),
+                ms(crate::stats::Summary::of(&versions)
+                    .map(|s| s.median)
+                    .unwrap_or(0.0))
+            );
+            out.set("cli_call", calls);
+            out.set("cli_version", versions);
+            out.version = Some(version);
+        }
+        Err(e) => {
+            say!(kind, "CLI failed: {e:#}");
+            out.fail(&["cli_call", "cli_version"], &e);
+        }
+    }
+
+    // 4. health RPC.
+    let token: Arc<str> = Arc::from(l.token.as_str());
+    match rt.block_on(health(kind, addr, token.clone(), plan, pid)) {
+        Ok(h) => {
+            for (id, s) in h {
+                out.set(id, s);
+            }
+        }
+        Err(e) => {
+            say!(kind, "health RPC failed: {e:#}");
+            out.fail(HEALTH_ROWS, &e);
+        }
+    }
+
+    // 5. Handshakes, shared token and device-signed.
+    let device = Arc::new(Device::generate());
+    for (name, dev) in [("token", None), ("signed", Some(device))] {
+        match rt.block_on(handshake_rounds(kind, addr, token.clone(), dev, plan, pid)) {
+            Ok(h) => {
+                for (suffix, s) in h {
+                    out.set(&format!("hs_{name}_{suffix}"), s);
+                }
+            }
+            Err(e) => {
+                say!(kind, "{name} handshakes failed: {e:#}");
+                let ids: Vec<String> = [
+                    "seq_rate", "seq_p50", "seq_p99", "par_rate", "par_p50", "par_p99", "cpu",
+                ]
+                .iter()
+                .map(|s| format!("hs_{name}_{s}"))
+                .collect();
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                out.fail(&ids, &e);
+            }
+        }
+    }
+
+    // 6. Idle authenticated connections.
+    match rt.block_on(hold(kind, addr, token.clone(), &plan.conn_levels, pid)) {
+        Ok(levels) => {
+            for lv in levels {
+                let key = if lv.n >= 10_000 { "conn10k" } else { "conn1k" };
+                out.set(&format!("{key}_mem"), vec![lv.per_conn_bytes]);
+                out.set(&format!("{key}_open"), vec![lv.open_secs]);
+                let mut held = Cell::of(vec![lv.held_ticked as f64]);
+                let mut note = Vec::new();
+                if lv.still_open < lv.n {
+                    note.push(format!("{} of {} still open", lv.still_open, lv.n));
+                }
+                if lv.failed > 0 {
+                    note.push(format!(
+                        "{} failed to open: {}",
+                        lv.failed,
+                        lv.first_error.as_deref().unwrap_or("?")
+                    ));
+                }
+                if !note.is_empty() {
+                    held.note = Some(note.join("; "));
+                }
+                out.cells.insert(format!("{key}_held"), held);
+            }
+        }
+        Err(e) => {
+            say!(kind, "idle connections failed: {e:#}");
+            out.fail(
+                &[
+                    "conn1k_mem",
+                    "conn1k_open",
+                    "conn1k_held",
+                    "conn10k_mem",
+                    "conn10k_open",
+                    "conn10k_held",
+                ],
+                &e,
+            );
+        }
+    }
+
+    // Peak: each live process's own high-water mark, summed.
+    let peak = proc::tree_memory(pid);
+    out.set("peak_rss", vec![peak.hwm as f64]);
+    say!(kind, "peak RSS (Σ VmHWM) {:.1} MB", peak.hwm as f64 / 1e6);
+    if !gw.is_alive() {
+        out.notes
+            .push(format!("{} exited during the run", kind.label()));
+    }
+    if !gw.stop() {
+        out.notes.push(format!(
+            "{} did not exit within 15 s of SIGTERM and was killed",
+            kind.label()
+        ));
+    }
+    out
+}
+
+const ALL_GATEWAY_ROWS: &[&str] = &[
+    "start_healthz_fresh",
+    "start_hello_fresh",
+    "start_healthz_reused",
+    "start_hello_reused",
+    "idle_rss",
+    "peak_rss",
+    "cli_call",
+    "cli_version",
+];
+
+const HEALTH_ROWS: &[&str] = &[
+    "health1_cpu",
+    "health8_cpu",
+    "health1_p50",
+    "health1_p90",
+    "health1_p99",
+    "health1_rate",
+    "health8_p50",
+    "health8_p99",
+    "health8_rate",
+];
+
+/// `gateway call health --json` and `--version` with the gateway's own CLI, from a private
+/// home; one untimed warm-up run of each first.
+fn cli_times(
+    l: &Launcher,
+    addr: SocketAddr,
+    runs: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, String)> {
+    let home = Home::new(l.kind)?;
+    let url = format!("ws://{addr}");
+    let call: Vec<&str> = match l.kind {
+        Kind::Clawgate => vec![
+            "gateway", "call", "health", "--json", "--url", &url, "--token", &l.token,
+        ],
+        Kind::OpenClaw => vec![
+            "gateway", "call", "health", "--url", &url, "--token", &l.token, "--json",
+        ],
+    };
+    let run = |args: &[&str]| -> anyhow::Result<(f64, Output)> {
+        let mut cmd = Command::new(&l.bin);
+        cmd.args(args).stdin(Stdio::null());
+        home.apply(l.kind, &mut cmd);
+        let t = Instant::now();
+        let out = cmd
+            .output()
+            .with_context(|| format!("running {}", l.bin.display()))?;
+        let secs = t.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!(
+                "`{} {}` exited with {}: {}{}",
+                l.kind.key(),
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok((secs, out))
+    };
+    let (_, first) = run(&call)?;
+    let text = String::from_utf8_lossy(&first.stdout);
+    if !text.contains('{') {
+        bail!("`gateway call health --json` printed no JSON: {text:?}");
+    }
+    let mut calls = Vec::new();
+    for _ in 0..runs {
+        calls.push(run(&call)?.0);
+    }
+    let (_, v) = run(&["--version"])?;
+    let version = String::from_utf8_lossy(&v.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let mut versions = Vec::new();
+    for _ in 0..runs {
+        versions.push(run(&["--version"])?.0);
+    }
+    Ok((calls, versions, version))
+}
+
+const HEALTH_WARMUP: usize = 100;
+
+/// CPU time spent by the gateway's tree and by this client over a stretch of work.
+struct CpuMeter {
+    pid: u32,
+    gateway: f64,
+    client: f64,
+}
+
+impl CpuMeter {
+    fn start(pid: u32) -> CpuMeter {
+        CpuMeter {
+            pid,
+            gateway: proc::tree_cpu_seconds(pid),
+            client: proc::own_cpu_seconds(),
+        }
+    }
+
+    /// `(gateway, client)` CPU seconds per operation since `start`.
+    fn per_op(&self, ops: usize) -> (f64, f64) {
+        let n = ops.max(1) as f64;
+        (
+            (proc::tree_cpu_seconds(self.pid) - self.gateway).max(0.0) / n,
+            (proc::own_cpu_seconds() - self.client).max(0.0) / n,
+        )
+    }
+}
+
+fn us(s: f64) -> String {
+    format!("{:.1} µs", s * 1e6)
+}
+
+async fn health(
+    kind: Kind,
+    addr: SocketAddr,
+    token: Arc<str>,
+    plan: &Plan,
+    pid: u32,
+) -> anyhow::Result<Vec<(&'static str, Vec<f64>)>> {
+    let mut s: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for round in 0..plan.health_rounds {
+        let cpu = CpuMeter::start(pid);
+        let (lat, rate) = health_one(addr, &token, plan.health_calls_one).await?;
+        let (gw_cpu, client_cpu) = cpu.per_op(lat.len() + HEALTH_WARMUP);
+        let l = Latencies::of(&lat).ok_or_else(|| anyhow!("no calls"))?;
+        say!(
+            kind,
+            "health, one socket, round {}: p50 {}, p99 {}, {rate:.0} req/s; CPU per call: gateway {}, client {}",
+            round + 1,
+            us(l.p50),
+            us(l.p99),
+            us(gw_cpu),
+            us(client_cpu)
+        );
+        s.entry("health1_p50").or_default().push(l.p50);
+        s.entry("health1_p90").or_default().push(l.p90);
+        s.entry("health1_p99").or_default().push(l.p99);
+        s.entry("health1_rate").or_default().push(rate);
+        s.entry("health1_cpu").or_default().push(gw_cpu);
+    }
+    for round in 0..plan.health_rounds {
+        let cpu = CpuMeter::start(pid);
+        let (lat, rate) = health_parallel(
+            addr,
+            token.clone(),
+            plan.health_sockets,
+            plan.health_calls_each,
+        )
+        .await?;
+        let (gw_cpu, client_cpu) =
+            cpu.per_op(lat.len() + plan.health_sockets * (HEALTH_WARMUP / 2 + 1));
+        let l = Latencies::of(&lat).ok_or_else(|| anyhow!("no calls"))?;
+        say!(
+            kind,
+            "health, {} sockets, round {}: p50 {}, p99 {}, {rate:.0} req/s; CPU per call: gateway {}, client {}",
+            plan.health_sockets,
+            round + 1,
+            us(l.p50),
+            us(l.p99),
+            us(gw_cpu),
+            us(client_cpu)
+        );
+        s.entry("health8_p50").or_default().push(l.p50);
+        s.entry("health8_p99").or_default().push(l.p99);
+        s.entry("health8_rate").or_default().push(rate);
+        s.entry("health8_cpu").or_default().push(gw_cpu);
+    }
+    Ok(s.into_iter().collect())
+}
+
+/// Sequential `health` calls on one socket: latencies and calls per second.
+async fn health_one(
+    addr: SocketAddr,
+    token: &str,
+    calls: usize,
+) -> anyhow::Result<(Vec<f64>, f64)> {
+    let mut c = Conn::open(addr, Auth::Token(token), None).await?;
+    for _ in 0..HEALTH_WARMUP {
+        c.request("health", "{}").await?;
+    }
+    let mut lat = Vec::with_capacity(calls);
+    let t0 = Instant::now();
+    for _ in 0..calls {
+        let t = Instant::now();
+        c.request("health", "{}").await?;
+        lat.push(t.elapsed().as_secs_f64());
+    }
+    let rate = calls as f64 / t0.elapsed().as_secs_f64();
+    let _ = c.close().await;
+    Ok((lat, rate))
+}
+
+/// `sockets` connections, each calling `health` sequentially, all at once.
+async fn health_parallel(
+    addr: SocketAddr,
+    token: Arc<str>,
+    sockets: usize,
+    calls_each: usize,
+) -> anyhow::Result<(Vec<f64>, f64)> {
+    let mut conns = Vec::with_capacity(sockets);
+    for _ in 0..sockets {
+        let mut c = Conn::open(addr, Auth::Token(&token), None).await?;
+        for _ in 0..HEALTH_WARMUP / 2 {
+            c.request("health", "{}").await?;
+        }
+        conns.push(c);
+    }
+    let t0 = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(calls_each);
+                for _ in 0..calls_each {
+                    let t = Instant::now();
+                    c.request("health", "{}").await?;
+                    lat.push(t.elapsed().as_secs_f64());
+                }
+                anyhow::Ok((c, lat))
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(sockets * calls_each);
+    let mut done = Vec::new();
+    for t in tasks {
+        let (c, lat) = t.await??;
+        all.extend(lat);
+        done.push(c);
+    }
+    let rate = all.len() as f64 / t0.elapsed().as_secs_f64();
+    for c in done {
+        let _ = c.close().await;
+    }
+    Ok((all, rate))
+}
+
+/// Sequential and parallel connect → hello-ok → close, `hs_rounds` times each.
+async fn handshake_rounds(
+    kind: Kind,
+    addr: SocketAddr,
+    token: Arc<str>,
+    device: Option<Arc<Device>>,
+    plan: &Plan,
+    pid: u32,
+) -> anyhow::Result<Vec<(&'static str, Vec<f64>)>> {
+    let name = if device.is_some() {
+        "device-signed"
+    } else {
+        "shared-token"
+    };
+    // Warm-up; a new device is paired (silently, on loopback) by its first connect.
+    handshakes(addr, token.clone(), device.clone(), 20, 1).await?;
+    let mut s: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for (mode, total, parallel) in [
+        ("seq", plan.hs_seq, 1),
+        ("par", plan.hs_par_total, plan.hs_parallel),
+    ] {
+        for round in 0..plan.hs_rounds {
+            let cpu = CpuMeter::start(pid);
+            let (lat, rate) =
+                handshakes(addr, token.clone(), device.clone(), total, parallel).await?;
+            let (gw_cpu, client_cpu) = cpu.per_op(lat.len());
+            let l = Latencies::of(&lat).ok_or_else(|| anyhow!("no handshakes"))?;
+            say!(
+                kind,
+                "{name} handshakes, {parallel} at a time, round {}: {rate:.0}/s, p50 {}, p99 {}; CPU per handshake: gateway {}, client {}",
+                round + 1,
+                us(l.p50),
+                us(l.p99),
+                us(gw_cpu),
+                us(client_cpu)
+            );
+            if mode == "par" {
+                s.entry("cpu").or_default().push(gw_cpu);
+            }
+            let (r, p50, p99) = match mode {
+                "seq" => ("seq_rate", "seq_p50", "seq_p99"),
+                _ => ("par_rate", "par_p50", "par_p99"),
+            };
+            s.entry(r).or_default().push(rate);
+            s.entry(p50).or_default().push(l.p50);
+            s.entry(p99).or_default().push(l.p99);
+        }
+    }
+    Ok(s.into_iter().collect())
+}
+
+/// `total` handshakes split over `parallel` workers: per-handshake latencies and handshakes/s.
+async fn handshakes(
+    addr: SocketAddr,
+    token: Arc<str>,
+    device: Option<Arc<Device>>,
+    total: usize,
+    parallel: usize,
+) -> anyhow::Result<(Vec<f64>, f64)> {
+    let each = total.div_ceil(parallel);
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..parallel)
+        .map(|_| {
+            let (token, device) = (token.clone(), device.clone());
+            tokio::spawn(async move {
+                let auth = match &device {
+                    Some(d) => Auth::Signed(&token, d),
+                    None => Auth::Token(&token),
+                };
+                let mut lat = Vec::with_capacity(each);
+                for _ in 0..each {
+                    let t = Instant::now();
+                    let c = Conn::open(addr, auth, None).await?;
+                    c.close().await?;
+                    lat.push(t.elapsed().as_secs_f64());
+                }
+                anyhow::Ok(lat)
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(each * parallel);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let rate = all.len() as f64 / t0.elapsed().as_secs_f64();
+    Ok((all, rate))
+}
+
+/// One level of the idle-connection measurement.
+#[derive(Debug)]
+struct HoldLevel {
+    n: usize,
+    /// Seconds spent opening the first `n` connections (pauses for measuring excluded).
+    open_secs: f64,
+    /// Growth of the gateway tree's RSS over its RSS with no connections, per open connection.
+    per_conn_bytes: f64,
+    failed: usize,
+    first_error: Option<String>,
+    /// Of the first `n`: still open at the end.
+    still_open: usize,
+    /// Of the first `n`: still open and received at least one `tick`.
+    held_ticked: usize,
+}
+
+const OPEN_CONCURRENCY: usize = 32;
+
+/// The soft limit on open files of this process.
+fn fd_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Opens authenticated connections up to each level, measures the gateway's RSS growth, then
+/// keeps them all idle until every one has seen a `tick` (or a tick interval + 10 s passed).
+async fn hold(
+    kind: Kind,
+    addr: SocketAddr,
+    token: Arc<str>,
+    levels: &[usize],
+    pid: u32,
+) -> anyhow::Result<Vec<HoldLevel>> {
+    let max = levels.iter().copied().max().unwrap_or(0);
+    if let Some(limit) = fd_limit()
+        && limit < max as u64 + 100
+    {
+        bail!("open-file limit {limit} is too low for {max} connections (raise it with ulimit -n)");
+    }
+    let ok: Arc<Vec<AtomicBool>> = Arc::new((0..max).map(|_| AtomicBool::new(false)).collect());
+    let ticked: Arc<Vec<AtomicBool>> = Arc::new((0..max).map(|_| AtomicBool::new(false)).collect());
+    let closed: Arc<Vec<AtomicBool>> = Arc::new((0..max).map(|_| AtomicBool::new(false)).collect());
+    let tick_ms = Arc::new(AtomicU64::new(0));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let baseline = proc::tree_memory(pid).rss as f64;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let mut readers = Vec::with_capacity(max);
+    let mut opened = 0;
+    let mut open_secs = 0.0;
+    let mut failed = 0;
+    let mut first_error = None;
+    let mut levels_out = Vec::new();
+    for &n in levels {
+        let t = Instant::now();
+        let token2 = token.clone();
+        let mut attempts = futures_util::stream::iter(opened..n)
+            .map(|i| {
+                let token = token2.clone();
+                async move { (i, Conn::open(addr, Auth::Token(&token), Some(config)).await) }
+            })
+            .buffer_unordered(OPEN_CONCURRENCY);
+        let mut level_failed = 0;
+        while let Some((i, res)) = attempts.next().await {
+            match res {
+                Ok(conn) => {
+                    if let Some(ms) = conn.tick_interval_ms {
+                        tick_ms.store(ms, Ordering::Relaxed);
+                    }
+                    ok[i].store(true, Ordering::Relaxed);
+                    let (ticked, closed) = (ticked.clone(), closed.clone());
+                    readers.push(tokio::spawn(async move {
+                        let mut conn = conn;
+                        loop {
+                            match conn.next_incoming().await {
+                                Incoming::Tick => ticked[i].store(true, Ordering::Relaxed),
+                                Incoming::OtherEvent => {}
+                                Incoming::Closed(_) => {
+                                    closed[i].store(true, Ordering::Relaxed);
+                                    return;
+                                }
+                            }
+                        }
+                    }));
+                }
+                Err(e) => {
+                    failed += 1;
+                    level_failed += 1;
+                    first_error.get_or_insert_with(|| format!("{e:#}"));
+                    if level_failed > (n - opened) / 10 + 10 {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(attempts);
+        open_secs += t.elapsed().as_secs_f64();
+        opened = n;
+        let open_now = ok[..n].iter().filter(|b| b.load(Ordering::Relaxed)).count();
+        say!(
+            kind,
+            "{open_now} idle connections open after {open_secs:.2} s ({failed} failed)"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss = proc::tree_memory(pid).rss as f64;
+        let per_conn = (rss - baseline) / open_now.max(1) as f64;
+        say!(
+            kind,
+            "RSS {:.1} MB (baseline {:.1} MB): {:.0} B per connection",
+            rss / 1e6,
+            baseline / 1e6,
+            per_conn
+        );
+        levels_out.push(HoldLevel {
+            n,
+            open_secs,
+            per_conn_bytes: per_conn,
+            failed,
+            first_error: first_error.clone(),
+            still_open: 0,
+            held_ticked: 0,
+        });
+    }
+    // Every open connection must see a tick; ticks come every tickIntervalMs (30 s).
+    let interval = match tick_ms.load(Ordering::Relaxed) {
+        0 => Duration::from_secs(30),
+        ms => Duration::from_millis(ms),
+    };
+    let deadline = Instant::now() + interval + Duration::from_secs(10);
+    say!(
+        kind,
+        "waiting up to {:.0} s for a tick on every connection",
+        (interval + Duration::from_secs(10)).as_secs_f64()
+    );
+    let waiting = |i: usize| {
+        ok[i].load(Ordering::Relaxed)
+            && !ticked[i].load(Ordering::Relaxed)
+            && !closed[i].load(Ordering::Relaxed)
+    };
+    while Instant::now() < deadline && (0..max).any(waiting) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for lv in &mut levels_out {
+        let alive =
+            |i: &usize| ok[*i].load(Ordering::Relaxed) && !closed[*i].load(Ordering::Relaxed);
+        lv.still_open = (0..lv.n).filter(alive).count();
+        lv.held_ticked = (0..lv.n)
+            .filter(|i| alive(i) && ticked[*i].load(Ordering::Relaxed))
+            .count();
+        say!(
+            kind,
+            "of {}: {} still open, {} got a tick",
+            lv.n,
+            lv.still_open,
+            lv.held_ticked
+        );
+    }
+    for r in &readers {
+        r.abort();
+    }
+    for r in readers {
+        let _ = r.await;
+    }
+    // Let the gateway notice the closed sockets before anything else is measured.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(levels_out)
+}
+
+/// Apparent size of a directory tree (like `du -sb`), its files, and how many npm packages it
+/// holds (directories with a package.json directly under a `node_modules` or `@scope`).
+pub fn tree_size(dir: &Path) -> std::io::Result<(u64, u64, u64)> {
+    let (mut bytes, mut files, mut packages) = (0, 0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            let path = entry.path();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                bytes += meta.len();
+                files += 1;
+                if entry.file_name() == "package.json" && is_package_dir(&d) {
+                    packages += 1;
+                }
+            }
+        }
+    }
+    Ok((bytes, files, packages))
+}
+
+fn is_package_dir(d: &Path) -> bool {
+    let parent = d.parent();
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+    };
+    match name(parent).as_deref() {
+        Some("node_modules") => true,
+        Some(scope) if scope.starts_with('@') => {
+            name(parent.and_then(Path::parent)).as_deref() == Some("node_modules")
+        }
+        _ => false,
+    }
+}
+
+/// clawgate's binary size after `strip` (a stripped copy; the profile may have stripped it
+/// already).
+pub fn stripped_size(bin: &Path) -> anyhow::Result<(u64, bool)> {
+    let dir = tempfile::tempdir()?;
+    let copy = dir.path().join("clawgate");
+    std::fs::copy(bin, &copy)?;
+    let stripped = Command::new("strip")
+        .arg(&copy)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    Ok((std::fs::metadata(&copy)?.len(), stripped))
+}
+
+/// Static facts: binary size vs the installed package tree.
+pub fn footprint(
+    clawgate: Option<&Path>,
+    openclaw_tree: Option<&Path>,
+    node_bin: Option<&PathBuf>,
+    notes: &mut Vec<String>,
+) -> (Cell, Cell) {
+    let cg = match clawgate.map(stripped_size) {
+        Some(Ok((size, stripped))) => {
+            if !stripped {
+                notes.push("`strip` was not available: the clawgate size is as built".into());
+            }
+            Cell::of(vec![size as f64])
+        }
+        Some(Err(e)) => Cell::note(format!("failed: {e:#}")),
+        None => Cell::note("not run"),
+    };
+    let oc = match openclaw_tree.map(tree_size) {
+        Some(Ok((bytes, files, packages))) => {
+            notes.push(format!(
+                "OpenClaw's install tree: {packages} npm packages, {files} files (apparent size)"
+            ));
+            if let Some(node) = node_bin
+                && let Ok(m) = std::fs::metadata(node)
+            {
+                notes.push(format!(
+                    "OpenClaw also needs a Node 24 runtime ({:.0} MB binary), not counted above",
+                    m.len() as f64 / 1e6
+                ));
+            }
+            Cell::of(vec![bytes as f64])
+        }
+        Some(Err(e)) => Cell::note(format!("failed: {e}")),
+        None => Cell::note("not run"),
+    };
+    (cg, oc)
+}
+
+/// One row of the table, before values are filled in.
+struct Spec {
+    id: &'static str,
+    section: &'static str,
+    label: &'static str,
+    unit: Unit,
+    better: Better,
+    target: Option<Target>,
+    chart: bool,
+}
+
+const S1: &str = "1. Cold start";
+const S2: &str = "2. Memory";
+const S3: &str = "3. CLI round trip";
+const S4: &str = "4. health RPC";
+const S5: &str = "5. Handshakes (connect → hello-ok → close)";
+const S6: &str = "6. Idle authenticated connections";
+const S7: &str = "7. node.invoke";
+const S8: &str = "8. Install footprint";
+
+const fn spec(
+    id: &'static str,
+    section: &'static str,
+    label: &'static str,
+    unit: Unit,
+    better: Better,
+    target: Option<Target>,
+    chart: bool,
+) -> Spec {
+    Spec {
+        id,
+        section,
+        label,
+        unit,
+        better,
+        target,
+        chart,
+    }
+}
+
+use Better::{Higher, Lower, Neither};
+use Unit::{Bytes, Count, PerSecond, Seconds};
+
+#[rustfmt::skip]
+const SPECS: &[Spec] = &[
+    spec("start_healthz_fresh", S1, "exec → /healthz 200, fresh state dir", Seconds, Lower, None, true),
+    spec("start_hello_fresh", S1, "exec → first hello-ok, fresh state dir", Seconds, Lower, Target::at_most(0.010), true),
+    spec("start_healthz_reused", S1, "exec → /healthz 200, reused state dir", Seconds, Lower, None, false),
+    spec("start_hello_reused", S1, "exec → first hello-ok, reused state dir", Seconds, Lower, Target::at_most(0.010), true),
+    spec("idle_rss", S2, "idle RSS, whole process tree, after {idle} idle", Bytes, Lower, Target::at_most(4e6), true),
+    spec("peak_rss", S2, "peak RSS (Σ VmHWM over the tree, whole run)", Bytes, Lower, None, true),
+    spec("cli_call", S3, "`gateway call health --json`, wall time", Seconds, Lower, Target::at_most(0.010), true),
+    spec("cli_version", S3, "CLI `--version`, wall time (start-up floor)", Seconds, Lower, None, true),
+    spec("health1_p50", S4, "one socket: p50 latency", Seconds, Lower, Target::at_most(50e-6), true),
+    spec("health1_p90", S4, "one socket: p90 latency", Seconds, Lower, None, false),
+    spec("health1_p99", S4, "one socket: p99 latency", Seconds, Lower, None, false),
+    spec("health1_rate", S4, "one socket: requests/s", PerSecond, Higher, Target::at_least(20_000.0), true),
+    spec("health8_p50", S4, "8 sockets: p50 latency", Seconds, Lower, None, false),
+    spec("health8_p99", S4, "8 sockets: p99 latency", Seconds, Lower, None, false),
+    spec("health8_rate", S4, "8 sockets: requests/s", PerSecond, Higher, Target::at_least(60_000.0), true),
+    spec("health1_cpu", S4, "one socket: gateway CPU time per call", Seconds, Lower, None, false),
+    spec("health8_cpu", S4, "8 sockets: gateway CPU time per call", Seconds, Lower, None, false),
+    spec("hs_token_seq_rate", S5, "shared token, sequential: handshakes/s", PerSecond, Higher, None, false),
+    spec("hs_token_seq_p50", S5, "shared token, sequential: p50", Seconds, Lower, None, true),
+    spec("hs_token_seq_p99", S5, "shared token, sequential: p99", Seconds, Lower, None, false),
+    spec("hs_token_par_rate", S5, "shared token, 8 parallel: handshakes/s", PerSecond, Higher, Target::at_least(10_000.0), true),
+    spec("hs_token_par_p50", S5, "shared token, 8 parallel: p50", Seconds, Lower, None, false),
+    spec("hs_token_par_p99", S5, "shared token, 8 parallel: p99", Seconds, Lower, None, false),
+    spec("hs_token_cpu", S5, "shared token, 8 parallel: gateway CPU time per handshake", Seconds, Lower, None, false),
+    spec("hs_signed_seq_rate", S5, "device-signed, sequential: handshakes/s", PerSecond, Higher, None, false),
+    spec("hs_signed_seq_p50", S5, "device-signed, sequential: p50", Seconds, Lower, None, true),
+    spec("hs_signed_seq_p99", S5, "device-signed, sequential: p99", Seconds, Lower, None, false),
+    spec("hs_signed_par_rate", S5, "device-signed, 8 parallel: handshakes/s", PerSecond, Higher, Target::at_least(5_000.0), true),
+    spec("hs_signed_par_p50", S5, "device-signed, 8 parallel: p50", Seconds, Lower, None, false),
+    spec("hs_signed_par_p99", S5, "device-signed, 8 parallel: p99", Seconds, Lower, None, false),
+    spec("hs_signed_cpu", S5, "device-signed, 8 parallel: gateway CPU time per handshake", Seconds, Lower, None, false),
+    spec("conn1k_mem", S6, "memory per idle connection, 1,000 open", Bytes, Lower, Target::at_most(8_000.0), true),
+    spec("conn1k_open", S6, "time to open 1,000", Seconds, Lower, None, false),
+    spec("conn1k_held", S6, "of 1,000: still open and got a `tick`", Count, Neither, Target::at_least(1_000.0), false),
+    spec("conn10k_mem", S6, "memory per idle connection, 10,000 open", Bytes, Lower, Target::at_most(8_000.0), true),
+    spec("conn10k_open", S6, "time to open 10,000", Seconds, Lower, None, true),
+    spec("conn10k_held", S6, "of 10,000: still open and got a `tick`", Count, Neither, Target::at_least(10_000.0), false),
+    spec("node_invoke", S7, "`node.invoke` round trip through the gateway", Seconds, Lower, None, false),
+    spec("footprint", S8, "clawgate binary (stripped) vs OpenClaw npm package tree", Bytes, Lower, Target::at_most(10e6), true),
+];
+
+/// Every row of the table, filled from both runs. `None` for a gateway that was not run.
+pub fn rows(
+    clawgate: Option<&mut GatewayRun>,
+    openclaw: Option<&mut GatewayRun>,
+    footprint: (Cell, Cell),
+    quick: bool,
+    idle: Duration,
+) -> Vec<Row> {
+    let mut runs = [clawgate, openclaw];
+    let mut fp = [Some(footprint.0), Some(footprint.1)];
+    SPECS
+        .iter()
+        .map(|s| {
+            let mut cells = [Cell::default(), Cell::default()];
+            for (k, run) in runs.iter_mut().enumerate() {
+                cells[k] = if s.id == "footprint" {
+                    fp[k].take().unwrap_or_default()
+                } else if s.id == "node_invoke" {
+                    Cell::note("not yet measured")
+                } else {
+                    match run {
+                        None => Cell::note("not run"),
+                        Some(run) => run.cells.remove(s.id).unwrap_or_else(|| {
+                            if quick && s.id.starts_with("conn10k") {
+                                Cell::note("skipped (--quick)")
+                            } else {
+                                Cell::note("not measured")
+                            }
+                        }),
+                    }
+                };
+            }
+            let [clawgate, openclaw] = cells;
+            Row {
+                id: s.id.into(),
+                section: s.section.into(),
+                label: s.label.replace("{idle}", &format!("{} s", idle.as_secs())),
+                unit: s.unit,
+                better: s.better,
+                target: s.target,
+                chart: s.chart,
+                clawgate,
+                openclaw,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_dirs_are_recognised() {
+        assert!(is_package_dir(Path::new("/x/node_modules/ws")));
+        assert!(is_package_dir(Path::new("/x/node_modules/@scope/pkg")));
+        assert!(!is_package_dir(Path::new("/x/node_modules/ws/lib")));
+        assert!(!is_package_dir(Path::new("/x/openclaw")));
+    }
+
+    #[test]
+    fn tree_size_counts_files_and_packages() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("node_modules/@s/a");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("package.json"), "{}").unwrap();
+        std::fs::write(d.path().join("node_modules/x.js"), "12345").unwrap();
+        assert_eq!(tree_size(d.path()).unwrap(), (7, 2, 1));
+    }
+
+    #[test]
+    fn every_row_has_a_cell_for_both_gateways() {
+        let mut cg = GatewayRun::default();
+        cg.set("idle_rss", vec![3e6]);
+        let rows = rows(
+            Some(&mut cg),
+            None,
+            (Cell::of(vec![5e6]), Cell::note("not run")),
+            true,
+            Duration::from_secs(5),
+        );
+        assert_eq!(rows.len(), SPECS.len());
+        let get = |id: &str| rows.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(
+            get("idle_rss").label,
+            "idle RSS, whole process tree, after 5 s idle"
+        );
+        assert_eq!(get("idle_rss").target_met(), Some(true));
+        assert_eq!(get("footprint").clawgate.median(), Some(5e6));
+        assert_eq!(
+            get("conn10k_mem").clawgate.note.as_deref(),
+            Some("skipped (--quick)")
+        );
+        assert_eq!(
+            get("node_invoke").openclaw.note.as_deref(),
+            Some("not yet measured")
+        );
+        assert_eq!(get("cli_call").openclaw.note.as_deref(), Some("not run"));
+        let ids: std::collections::BTreeSet<_> = SPECS.iter().map(|s| s.id).collect();
+        assert_eq!(ids.len(), SPECS.len(), "row ids are unique");
+    }
+
+    #[test]
+    fn plans_keep_the_required_minimums() {
+        for kind in [Kind::Clawgate, Kind::OpenClaw] {
+            for quick in [false, true] {
+                let p = Plan::new(kind, quick);
+                assert!(p.health_calls_one >= 2_000);
+                assert_eq!(p.health_sockets, 8);
+                assert_eq!(p.hs_parallel, 8);
+                assert!(p.cold_reused >= 1);
+                assert_eq!(p.conn_levels.contains(&10_000), !quick);
+            }
+        }
+    }
+}

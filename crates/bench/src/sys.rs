@@ -1,0 +1,75 @@
+//! The machine a run happened on, and UTC dates without a date library.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::report::Machine;
+
+fn first_field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == key).then(|| v.trim().to_owned())
+    })
+}
+
+pub fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_kb: u64 = first_field(&meminfo, "MemTotal")
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        memory_bytes: memory_kb * 1024,
+        cpu_model: first_field(&cpuinfo, "model name").unwrap_or_else(|| "unknown CPU".into()),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `("YYYY-MM-DD", "YYYY-MM-DD HH:MM")` in UTC.
+pub fn utc_stamp(t: SystemTime) -> (String, String) {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let date = format!("{y:04}-{m:02}-{d:02}");
+    let stamp = format!("{date} {:02}:{:02}", sod / 3600, sod % 3600 / 60);
+    (date, stamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates_from_unix_time() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        let t = UNIX_EPOCH + Duration::from_secs(1_789_000_000);
+        assert_eq!(utc_stamp(t).1, "2026-09-10 00:26");
+    }
+
+    #[test]
+    fn machine_facts_are_read() {
+        let m = machine();
+        assert!(m.nproc >= 1);
+        assert!(m.memory_bytes > 0);
+    }
+}

@@ -1,0 +1,330 @@
+//! The load client: raw Gateway protocol frames over tokio-tungstenite, the same bytes against
+//! both gateways. Kept small on purpose so its own cost stays low and visible.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, anyhow, bail};
+use clawgate_protocol::device::{self, SignedFields};
+use ed25519_dalek::SigningKey;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::borrow::Cow;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// How long one frame may take before a step counts as failed.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Scopes every benchmark connection asks for (enough for `health`).
+pub const SCOPES: &[&str] = &["operator.read"];
+
+/// An Ed25519 device identity for signed connects.
+#[derive(Clone)]
+pub struct Device {
+    key: SigningKey,
+    id: String,
+    public_key: String,
+}
+
+impl Device {
+    pub fn generate() -> Device {
+        let key = SigningKey::generate(&mut rand_core::OsRng);
+        let vk = key.verifying_key();
+        Device {
+            id: device::device_id(&vk),
+            public_key: device::b64url(vk.as_bytes()),
+            key,
+        }
+    }
+}
+
+/// How a connection authenticates.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    /// Shared token only (what the CLIs send on loopback).
+    Token(&'a str),
+    /// Shared token plus a device proof signed over the challenge (payload v3).
+    Signed(&'a str, &'a Device),
+}
+
+/// The `connect` params: an operator `cli` client on protocol 4 asking for [`SCOPES`].
+pub fn connect_params(auth: Auth<'_>, challenge_nonce: &str, challenge_ts: i64) -> Value {
+    let token = match auth {
+        Auth::Token(t) | Auth::Signed(t, _) => t,
+    };
+    let mut params = json!({
+        "minProtocol": 4,
+        "maxProtocol": 4,
+        "client": {"id": "cli", "version": "clawgate-bench", "platform": "linux", "mode": "cli"},
+        "caps": [],
+        "role": "operator",
+        "scopes": SCOPES,
+        "auth": {"token": token},
+    });
+    if let Auth::Signed(token, dev) = auth {
+        let scopes: Vec<String> = SCOPES.iter().map(|s| s.to_string()).collect();
+        let fields = SignedFields {
+            device_id: &dev.id,
+            client_id: "cli",
+            client_mode: "cli",
+            role: "operator",
+            scopes: &scopes,
+            signed_at_ms: challenge_ts,
+            token,
+            nonce: challenge_nonce,
+            platform: Some("linux"),
+            device_family: None,
+        };
+        params["device"] = json!({
+            "id": dev.id,
+            "publicKey": dev.public_key,
+            "signature": device::sign_v3(&dev.key, &fields),
+            "signedAt": challenge_ts,
+            "nonce": challenge_nonce,
+        });
+    }
+    params
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The parts of a frame the client looks at; everything else is skipped without building a
+/// JSON tree.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ok: Option<bool>,
+    #[serde(default)]
+    payload: Option<PayloadHead>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct PayloadHead {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    ts: Option<i64>,
+    #[serde(default)]
+    policy: Option<Policy>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+struct Policy {
+    tick_interval_ms: Option<u64>,
+}
+
+/// What the client saw on a connection after the handshake.
+#[derive(Debug)]
+pub enum Incoming {
+    Tick,
+    OtherEvent,
+    Closed(String),
+}
+
+/// One authenticated connection.
+pub struct Conn {
+    ws: WebSocketStream<TcpStream>,
+    next_id: u64,
+    /// `policy.tickIntervalMs` from hello-ok.
+    pub tick_interval_ms: Option<u64>,
+}
+
+fn frame_text(msg: Message) -> anyhow::Result<Option<String>> {
+    match msg {
+        Message::Text(t) => Ok(Some(t.as_str().to_owned())),
+        Message::Close(f) => {
+            let (code, reason) = f
+                .map(|f| (u16::from(f.code), f.reason.as_str().to_owned()))
+                .unwrap_or((1005, String::new()));
+            bail!("closed by the gateway: {code} {reason:?}")
+        }
+        Message::Binary(_) => bail!("unexpected binary frame"),
+        _ => Ok(None),
+    }
+}
+
+impl Conn {
+    /// TCP connect, WebSocket upgrade, `connect.challenge`, `connect`, `hello-ok`.
+    pub async fn open(
+        addr: SocketAddr,
+        auth: Auth<'_>,
+        config: Option<WebSocketConfig>,
+    ) -> anyhow::Result<Conn> {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        tcp.set_nodelay(true)?;
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(format!("ws://{addr}/"), tcp, config)
+                .await
+                .context("WebSocket upgrade")?;
+        let mut conn = Conn {
+            ws,
+            next_id: 1,
+            tick_interval_ms: None,
+        };
+        let challenge = conn.next_text().await?;
+        let head: Head<'_> = serde_json::from_str(&challenge)?;
+        let (nonce, ts) = match (head.kind.as_ref(), head.event.as_deref(), head.payload) {
+            ("event", Some("connect.challenge"), Some(p)) => (
+                p.nonce.ok_or_else(|| anyhow!("challenge without nonce"))?,
+                p.ts.unwrap_or_else(now_ms),
+            ),
+            _ => bail!("expected connect.challenge, got {challenge}"),
+        };
+        let params = connect_params(auth, &nonce, ts);
+        let frame = json!({"type": "req", "id": "c", "method": "connect", "params": params});
+        conn.send_text(frame.to_string()).await?;
+        loop {
+            let text = conn.next_text().await?;
+            let head: Head<'_> = serde_json::from_str(&text)?;
+            if head.kind != "res" || head.id.as_deref() != Some("c") {
+                continue;
+            }
+            let payload = head.payload.as_ref();
+            if head.ok != Some(true) || payload.and_then(|p| p.kind.as_deref()) != Some("hello-ok")
+            {
+                bail!(
+                    "connect refused: {}",
+                    head.error.unwrap_or(Value::String(text.clone()))
+                );
+            }
+            conn.tick_interval_ms = payload
+                .and_then(|p| p.policy)
+                .and_then(|p| p.tick_interval_ms);
+            return Ok(conn);
+        }
+    }
+
+    async fn send_text(&mut self, text: String) -> anyhow::Result<()> {
+        self.ws.send(Message::text(text)).await.context("sending")
+    }
+
+    /// The next text frame (pings are answered by tungstenite while reading).
+    async fn next_text(&mut self) -> anyhow::Result<String> {
+        loop {
+            let msg = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next())
+                .await
+                .map_err(|_| anyhow!("no frame within {FRAME_TIMEOUT:?}"))?
+                .ok_or_else(|| anyhow!("connection closed"))?
+                .context("reading")?;
+            if let Some(text) = frame_text(msg)? {
+                return Ok(text);
+            }
+        }
+    }
+
+    /// Sends a `req` and waits for its `res` (events in between are skipped). Fails if the
+    /// gateway answers `ok: false`.
+    pub async fn request(&mut self, method: &str, params: &str) -> anyhow::Result<()> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let id_text = id.to_string();
+        self.send_text(format!(
+            r#"{{"type":"req","id":"{id}","method":"{method}","params":{params}}}"#
+        ))
+        .await?;
+        loop {
+            let text = self.next_text().await?;
+            let head: Head<'_> = serde_json::from_str(&text)?;
+            if head.kind == "res" && head.id.as_deref() == Some(id_text.as_str()) {
+                if head.ok != Some(true) {
+                    bail!("{method} failed: {}", head.error.unwrap_or(Value::Null));
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next thing that happens on an idle connection.
+    pub async fn next_incoming(&mut self) -> Incoming {
+        loop {
+            let msg = match self.ws.next().await {
+                None => return Incoming::Closed("connection closed".into()),
+                Some(Err(e)) => return Incoming::Closed(e.to_string()),
+                Some(Ok(m)) => m,
+            };
+            match frame_text(msg) {
+                Err(e) => return Incoming::Closed(e.to_string()),
+                Ok(None) => continue,
+                Ok(Some(text)) => {
+                    let event = serde_json::from_str::<Head<'_>>(&text)
+                        .ok()
+                        .and_then(|h| h.event.map(Cow::into_owned));
+                    return match event.as_deref() {
+                        Some("tick") => Incoming::Tick,
+                        _ => Incoming::OtherEvent,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Sends a normal close and waits for the gateway's close (or the end of the stream).
+    pub async fn close(mut self) -> anyhow::Result<()> {
+        self.ws.close(None).await.context("sending close")?;
+        tokio::time::timeout(FRAME_TIMEOUT, async {
+            while let Some(Ok(msg)) = self.ws.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow!("no close from the gateway within {FRAME_TIMEOUT:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_params_verify_with_the_gateway_rules() {
+        let dev = Device::generate();
+        let params = connect_params(Auth::Signed("t", &dev), "nonce-1", 1_700_000_000_000);
+        let d = &params["device"];
+        let key = device::decode_public_key(d["publicKey"].as_str().unwrap()).unwrap();
+        assert_eq!(device::device_id(&key), d["id"]);
+        let scopes: Vec<String> = SCOPES.iter().map(|s| s.to_string()).collect();
+        let fields = SignedFields {
+            device_id: &dev.id,
+            client_id: "cli",
+            client_mode: "cli",
+            role: "operator",
+            scopes: &scopes,
+            signed_at_ms: 1_700_000_000_000,
+            token: "t",
+            nonce: "nonce-1",
+            platform: Some("linux"),
+            device_family: None,
+        };
+        assert_eq!(
+            device::verify(&key, d["signature"].as_str().unwrap(), &fields),
+            Some(device::PayloadVersion::V3)
+        );
+        let plain = connect_params(Auth::Token("t"), "n", 1);
+        assert!(plain.get("device").is_none());
+        assert_eq!(plain["auth"]["token"], "t");
+    }
+}
