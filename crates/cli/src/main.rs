@@ -30,6 +30,16 @@ enum Command {
     Health(operator::HealthArgs),
     /// Gateway status; `--deep` also asks channels, presence and the last heartbeat.
     Status(operator::StatusArgs),
+    /// Device pairing: pending requests, paired devices and their tokens.
+    Devices {
+        #[command(subcommand)]
+        command: operator::DevicesCommand,
+    },
+    /// Nodes: status, capability approval, invoking their commands.
+    Nodes {
+        #[command(subcommand)]
+        command: operator::NodesCommand,
+    },
     /// Run this machine as a node of a gateway.
     Node {
         #[command(subcommand)]
@@ -70,6 +80,8 @@ fn main() -> ExitCode {
         },
         Command::Health(args) => operator::health(args),
         Command::Status(args) => operator::status(args),
+        Command::Devices { command } => operator::devices(command),
+        Command::Nodes { command } => operator::nodes(command),
         Command::Node { command } => match command {
             NodeCommand::Run(args) => node_run::run(args),
         },

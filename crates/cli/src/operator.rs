@@ -4,13 +4,19 @@
 //! WebSocket connection with the least scopes it needs, and maps every failure to an exit
 //! code and a message that names the fix (see [`EXIT_CODES_HELP`]).
 
+mod devices;
 mod failure;
+mod nodes;
+mod pairing;
 mod render;
+mod spinner;
+mod table;
 mod target;
 
 use clap::Args;
 use clawgate_client::{
-    Client, ClientError, ClientInfo, ConnectOptions, HelloOk, RpcError, TlsOptions, client_info,
+    Client, ClientError, ClientInfo, ConnectOptions, DeviceAuthMode, HelloOk, RpcError, TlsOptions,
+    client_info,
 };
 use clawgate_protocol::scopes::{self, MethodAccess};
 use serde_json::{Value, json};
@@ -43,7 +49,15 @@ Target: --url (then only --token/--password are used), else CLAWGATE_GATEWAY_URL
 gateway.remote.url when gateway.mode is \"remote\", else the local gateway at
 ws://127.0.0.1:<gateway.port|18789> with --token, CLAWGATE_GATEWAY_TOKEN, gateway.auth.token or
 the token a local clawgate gateway generated in <state dir>/gateway.token.
-Every CLAWGATE_* variable also has an OPENCLAW_* twin.";
+Every CLAWGATE_* variable also has an OPENCLAW_* twin.
+
+Device identity: unless the URL is loopback and a token/password is sent (see --device-auth),
+commands sign with this machine's device key (<state dir>/clawgate/identity.json) and keep the
+device tokens gateways issue (<state dir>/clawgate/device-tokens.json, used when no
+token/password is given). A gateway that has not approved this device answers with a request
+id: approve it on the gateway host with `clawgate devices approve <id>` (`openclaw devices
+approve <id>` on OpenClaw). On a terminal the command waits for the approval; with --json or
+off a terminal it exits 4 unless --wait is given.";
 
 /// Connection flags shared by every operator command.
 #[derive(Args, Debug, Clone)]
@@ -69,6 +83,25 @@ pub struct ConnArgs {
     /// Time budget in milliseconds for connecting and answering
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub timeout: u64,
+    /// Sign with this machine's device identity: auto (unless the URL is loopback and a
+    /// token/password is sent), always, or never
+    #[arg(
+        long,
+        value_name = "MODE",
+        env = "CLAWGATE_DEVICE_AUTH",
+        default_value = "auto"
+    )]
+    pub device_auth: DeviceAuthMode,
+    /// If the gateway must approve this device first, wait for the approval (the default on
+    /// a terminal without --json)
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+    /// Never wait for a device approval: print the approve command and exit 4
+    #[arg(long, overrides_with = "wait")]
+    pub no_wait: bool,
+    /// How long to wait for a device approval, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub wait_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -132,7 +165,12 @@ impl Failure {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "error: {}", self.message);
         for fix in &self.fixes {
-            let _ = writeln!(err, "hint: {fix}");
+            // Indented lines are commands to copy: printed as they are.
+            if fix.starts_with("    ") {
+                let _ = writeln!(err, "{fix}");
+            } else {
+                let _ = writeln!(err, "hint: {fix}");
+            }
         }
     }
 
@@ -183,6 +221,8 @@ struct Session {
     connect_ms: u64,
     deadline: Instant,
     timeout_ms: u64,
+    /// This machine's device id, when the connection was signed.
+    device_id: Option<String>,
 }
 
 /// What kind of connection to open.
@@ -213,6 +253,13 @@ impl ConnSpec {
 
 /// Connects within the `--timeout` budget; a gateway that is still starting
 /// (`UNAVAILABLE` + `retryAfterMs`) is retried while the budget lasts.
+///
+/// Device identity: signs per `--device-auth` (by default unless the URL is loopback and a
+/// shared secret is sent). Without a shared secret a stored device token for this gateway is
+/// sent instead; a refused shared secret is retried once with the stored device token; a
+/// stale stored token is dropped. A gateway that wants this device approved first gets the
+/// exact approve command printed and, when waiting (`--wait`, or a terminal without
+/// `--json`), is asked again until the request is approved, rejected or the wait ends.
 async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(Failure, Target)>> {
     let target = match target::resolve(conn) {
         Ok(t) => t,
@@ -231,13 +278,40 @@ async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(F
             return Err(Box::new((f, placeholder)));
         }
     };
-    let started = Instant::now();
-    let deadline = started + Duration::from_millis(conn.timeout);
+    let has_secret = target.token.is_some() || target.password.is_some();
+    let signer = if conn.device_auth.signs(&target.url, has_secret) {
+        match pairing::Signer::load(&target) {
+            Ok(s) => Some(s),
+            Err(f) => return Err(Box::new((f, target))),
+        }
+    } else {
+        None
+    };
+    let role = "operator";
+    let quiet = conn.json;
+    let wait = pairing::should_wait(conn.wait, conn.no_wait, conn.json);
+    let mut send_secret = has_secret;
+    let mut device_token: Option<String> = match (&signer, has_secret) {
+        (Some(s), false) => s.stored(&target.url, role).map(|t| t.token),
+        _ => None,
+    };
+    let mut tried_device_token_fallback = false;
+    let mut waiter: Option<pairing::Waiter> = None;
+    let mut started = Instant::now();
+    let mut deadline = started + Duration::from_millis(conn.timeout);
+    let fail = |f: Failure, target: Target| -> Result<Session, Box<(Failure, Target)>> {
+        Err(Box::new((f, target)))
+    };
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let mut opts = ConnectOptions::new(target.url.clone(), spec.client.clone());
-        opts.token = target.token.clone();
-        opts.password = target.password.clone();
+        if send_secret {
+            opts.token = target.token.clone();
+            opts.password = target.password.clone();
+        }
+        opts.device_token = device_token.clone();
+        opts.device = signer.as_ref().map(|s| &s.identity);
+        opts.role = role.into();
         opts.scopes = spec.scopes.clone();
         opts.timeout = remaining.max(Duration::from_millis(1));
         opts.tls = TlsOptions {
@@ -246,8 +320,14 @@ async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(F
         if spec.probe {
             opts.min_protocol = clawgate_protocol::MIN_PROBE_PROTOCOL;
         }
-        match Client::connect(opts).await {
+        let error = match Client::connect(opts).await {
             Ok((client, hello)) => {
+                if let Some(w) = waiter.as_mut() {
+                    w.finish("Approved: connected as a paired device", quiet);
+                }
+                if let Some(s) = &signer {
+                    s.remember(&target.url, role, &hello);
+                }
                 return Ok(Session {
                     client,
                     hello,
@@ -255,22 +335,130 @@ async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(F
                     target,
                     deadline,
                     timeout_ms: conn.timeout,
+                    device_id: signer.as_ref().map(|s| s.id().to_owned()),
                 });
             }
-            Err(ClientError::Handshake { code, error, .. })
-                if code == "UNAVAILABLE"
-                    && Instant::now()
-                        + Duration::from_millis(error.retry_after_ms.unwrap_or(500).max(50))
-                        < deadline =>
-            {
-                let wait = error.retry_after_ms.unwrap_or(500).max(50);
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-            }
-            Err(e) => {
-                let f = failure::connect_failure(&e, &target);
-                return Err(Box::new((f, target)));
+            Err(e) => e,
+        };
+        let (wire, detail) = match &error {
+            ClientError::Handshake {
+                error, detail_code, ..
+            } => (Some(error.clone()), detail_code.clone()),
+            _ => (None, None),
+        };
+        let detail = detail.unwrap_or_default();
+        if let Some(w) = &wire
+            && w.code == "UNAVAILABLE"
+            && waiter.is_none()
+        {
+            let wait_ms = w.retry_after_ms.unwrap_or(500).max(50);
+            if Instant::now() + Duration::from_millis(wait_ms) < deadline {
+                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                continue;
             }
         }
+        if let Some(s) = &signer {
+            // A stored device token the gateway no longer knows: drop it.
+            if detail == "AUTH_DEVICE_TOKEN_MISMATCH" && device_token.is_some() {
+                s.forget(&target.url, role);
+                if has_secret && !send_secret {
+                    eprintln!(
+                        "warning: the gateway refused both the shared secret and this device's stored token (now dropped)"
+                    );
+                }
+                let mut f = failure::connect_failure(&error, &target);
+                f.fixes.insert(
+                    0,
+                    format!(
+                        "the device token stored for {} was refused (rotated or revoked on the gateway) and has been dropped from {}; connect once with the shared token (--token/--password) to get a new one, or have an operator run `clawgate devices rotate {}` on the gateway host",
+                        target.url,
+                        s.store.path().display(),
+                        &s.id()[..12.min(s.id().len())]
+                    ),
+                );
+                return fail(f, target);
+            }
+            // A refused shared secret: this device may still hold a token of its own.
+            if matches!(
+                detail.as_str(),
+                "AUTH_TOKEN_MISMATCH" | "AUTH_PASSWORD_MISMATCH"
+            ) && send_secret
+                && !tried_device_token_fallback
+                && let Some(stored) = s.stored(&target.url, role)
+            {
+                tried_device_token_fallback = true;
+                eprintln!(
+                    "warning: the gateway refused the {} sent; retrying with this device's stored device token",
+                    if target.token.is_some() {
+                        "token"
+                    } else {
+                        "password"
+                    }
+                );
+                send_secret = false;
+                device_token = Some(stored.token);
+                continue;
+            }
+            if let Some(w) = &wire
+                && let Some(p) = w.pairing_required()
+            {
+                match waiter.as_mut() {
+                    None if !wait => {
+                        let f = pairing::pairing_failure(
+                            w,
+                            &p,
+                            s.id(),
+                            &target,
+                            "this device must be approved first",
+                        );
+                        return fail(f, target);
+                    }
+                    None => {
+                        let timeout = Duration::from_secs(conn.wait_timeout);
+                        waiter = Some(pairing::Waiter::start(&p, s.id(), &target, timeout, quiet));
+                    }
+                    Some(current) if current.request_id != p.request_id => {
+                        current.finish("Stopped waiting", quiet);
+                        let f = pairing::pairing_failure(
+                            w,
+                            &p,
+                            s.id(),
+                            &target,
+                            &format!(
+                                "request {} is no longer pending (rejected, expired or replaced); the gateway opened request {}",
+                                current.request_id.as_deref().unwrap_or("?"),
+                                p.request_id.as_deref().unwrap_or("?")
+                            ),
+                        );
+                        return fail(f, target);
+                    }
+                    Some(current) if current.expired() => {
+                        current.finish("Stopped waiting", quiet);
+                        let f = pairing::pairing_failure(
+                            w,
+                            &p,
+                            s.id(),
+                            &target,
+                            &format!("still not approved after {}s", conn.wait_timeout),
+                        );
+                        return fail(f, target);
+                    }
+                    Some(_) => {}
+                }
+                if let Some(w) = waiter.as_mut() {
+                    w.pause().await;
+                }
+                // The connect budget starts again after the wait.
+                started = Instant::now();
+                deadline = started + Duration::from_millis(conn.timeout);
+                continue;
+            }
+        }
+        if let Some(w) = waiter.as_mut() {
+            w.finish("Stopped waiting", quiet);
+        }
+        let f = failure::connect_failure(&error, &target);
+        return fail(f, target);
     }
 }
 
@@ -675,4 +863,17 @@ async fn status_async(args: StatusArgs) -> ExitCode {
         f.print_human();
     }
     ExitCode::from(exit)
+}
+
+// ---- devices / nodes ------------------------------------------------------------------------
+
+pub use devices::DevicesCommand;
+pub use nodes::NodesCommand;
+
+pub fn devices(command: DevicesCommand) -> ExitCode {
+    devices::run(command)
+}
+
+pub fn nodes(command: NodesCommand) -> ExitCode {
+    nodes::run(command)
 }

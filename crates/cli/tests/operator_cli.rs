@@ -647,8 +647,14 @@ fn pairing_and_protocol_refusals_exit_4_with_their_own_fix() {
     );
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.contains("pairing required"), "{r:?}");
-    assert!(r.stderr.contains("device.pair.approve"), "{r:?}");
-    assert!(r.stderr.contains("req-123"), "{r:?}");
+    assert!(
+        r.stderr.contains("clawgate devices approve req-123"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("openclaw devices approve req-123"),
+        "{r:?}"
+    );
 
     let gw = gateway(FakeConfig {
         reject_connect: Some((

@@ -7,6 +7,18 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// Where a clawgate client keeps its device identity: `<state dir>/clawgate/identity.json`
+/// (apart from OpenClaw's own `identity/` files, so the two never fight over them).
+pub fn identity_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("clawgate").join("identity.json")
+}
+
+/// Where a clawgate client keeps issued device tokens:
+/// `<state dir>/clawgate/device-tokens.json`.
+pub fn tokens_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("clawgate").join("device-tokens.json")
+}
+
 /// One device token as issued by a gateway.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -232,9 +244,7 @@ fn split_host_port(authority: &str) -> (&str, Option<&str>) {
         return (rest, None);
     }
     match authority.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => {
-            (host, Some(port).filter(|p| !p.is_empty()))
-        }
+        Some((host, port)) if !host.contains(':') => (host, Some(port).filter(|p| !p.is_empty())),
         _ => (authority, None),
     }
 }
@@ -322,7 +332,10 @@ mod tests {
     #[test]
     fn gateway_keys_name_the_gateway() {
         assert_eq!(gateway_key("ws://127.0.0.1:18789"), "ws://127.0.0.1:18789");
-        assert_eq!(gateway_key("WS://GW.example:80/path?x=1"), "ws://gw.example:80");
+        assert_eq!(
+            gateway_key("WS://GW.example:80/path?x=1"),
+            "ws://gw.example:80"
+        );
         assert_eq!(gateway_key("ws://gw.example"), "ws://gw.example:80");
         assert_eq!(gateway_key("wss://gw.example/"), "wss://gw.example:443");
         assert_eq!(gateway_key("ws://[::1]:18789/x"), "ws://[::1]:18789");
@@ -396,14 +409,24 @@ mod tests {
                 .unwrap()
         );
         store.put(token("ws://gw:1", "d1", "node", "t2")).unwrap();
-        store.put(token("ws://gw:1", "d2", "operator", "t3")).unwrap();
-        store.put(token("ws://other:1", "d1", "operator", "t4")).unwrap();
+        store
+            .put(token("ws://gw:1", "d2", "operator", "t3"))
+            .unwrap();
+        store
+            .put(token("ws://other:1", "d1", "operator", "t4"))
+            .unwrap();
         let got = store.get("ws://gw:1/", "d1", "operator").unwrap().unwrap();
         assert_eq!(got.token, "t1");
         assert_eq!(got.gateway, "ws://gw:1");
-        store.put(token("ws://gw:1", "d1", "operator", "t5")).unwrap();
+        store
+            .put(token("ws://gw:1", "d1", "operator", "t5"))
+            .unwrap();
         assert_eq!(
-            store.get("ws://gw:1", "d1", "operator").unwrap().unwrap().token,
+            store
+                .get("ws://gw:1", "d1", "operator")
+                .unwrap()
+                .unwrap()
+                .token,
             "t5"
         );
         assert_eq!(store.all().unwrap().len(), 4);
@@ -414,7 +437,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(store.path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let shown = format!("{:?}", token("ws://gw:1", "d1", "operator", "secret-t"));

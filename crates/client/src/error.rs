@@ -206,7 +206,9 @@ mod tests {
     #[test]
     fn pairing_required_from_the_real_rejection() {
         // As captured from OpenClaw 2026.9.6 (scope upgrade).
-        let e = WireError::from_value(Some(&json!({"code":"NOT_PAIRED","message":"pairing required: device is asking for more scopes than currently approved","details":{"code":"PAIRING_REQUIRED","reason":"scope-upgrade","requestId":"3c51e6c7-3206-47a6-950b-8b25d0b26260","remediationHint":"Review the requested scopes, then approve the pending upgrade.","deviceId":"b4c1ece898ece24e24e601232f95c6a18971689a0dd669e6d78218537c21c389","requestedRole":"operator","requestedScopes":["operator.read","operator.write","operator.admin"],"approvedRoles":["operator"],"approvedScopes":["operator.read","operator.write"]}})));
+        let e = WireError::from_value(Some(
+            &json!({"code":"NOT_PAIRED","message":"pairing required: device is asking for more scopes than currently approved","details":{"code":"PAIRING_REQUIRED","reason":"scope-upgrade","requestId":"3c51e6c7-3206-47a6-950b-8b25d0b26260","remediationHint":"Review the requested scopes, then approve the pending upgrade.","deviceId":"b4c1ece898ece24e24e601232f95c6a18971689a0dd669e6d78218537c21c389","requestedRole":"operator","requestedScopes":["operator.read","operator.write","operator.admin"],"approvedRoles":["operator"],"approvedScopes":["operator.read","operator.write"]}}),
+        ));
         let p = e.pairing_required().unwrap();
         assert_eq!(
             p.request_id.as_deref(),

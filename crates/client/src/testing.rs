@@ -283,8 +283,7 @@ async fn serve(
                 }
                 pairing::ConnectDecision::Refuse(error) => {
                     let message = error["message"].as_str().unwrap_or("").to_owned();
-                    let reason = match error.pointer("/details/requestId").and_then(Value::as_str)
-                    {
+                    let reason = match error.pointer("/details/requestId").and_then(Value::as_str) {
                         Some(id) => format!("{message} (requestId: {id})"),
                         None => message,
                     };

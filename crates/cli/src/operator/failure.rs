@@ -206,15 +206,31 @@ fn handshake_advice(
             )],
         );
     }
-    if detail == "PAIRING_REQUIRED"
-        || (code == "NOT_PAIRED" && detail != "DEVICE_IDENTITY_REQUIRED")
-    {
-        let request = error.detail_str("requestId").unwrap_or("<requestId>");
+    if let Some(p) = error.pairing_required() {
+        let request = p.request_id.as_deref().unwrap_or("<requestId>");
         return (
             EXIT_REJECTED,
             vec![format!(
-                "this device is not approved yet: an operator with operator.pairing must approve request {request} (`clawgate gateway call device.pair.approve --params '{{\"requestId\":\"{request}\"}}'` or `openclaw devices approve {request}`), then retry"
+                "this device is not approved yet: approve request {request} on the gateway host with `{}` (OpenClaw: `{}`), then retry",
+                super::pairing::approve_command(request),
+                super::pairing::openclaw_approve_command(request)
             )],
+        );
+    }
+    if detail == "AUTH_SCOPE_MISMATCH" {
+        return (
+            EXIT_REJECTED,
+            vec![
+                "this device's token does not hold every scope this command needs: connect once with the shared token (--token/--password) so the gateway opens an upgrade request to approve, or have an operator widen the token with `clawgate devices rotate <deviceId> --scope …`".into(),
+            ],
+        );
+    }
+    if detail == "AUTH_DEVICE_TOKEN_MISMATCH" {
+        return (
+            EXIT_REJECTED,
+            vec![
+                "the device token was refused (rotated or revoked on the gateway): connect with the shared token (--token/--password) to be issued a new one".into(),
+            ],
         );
     }
     if detail == "DEVICE_IDENTITY_REQUIRED" {

@@ -149,7 +149,8 @@ impl PairedDevice {
             .tokens
             .iter()
             .map(|t| {
-                let mut v = json!({"role": t.role, "scopes": t.scopes, "createdAtMs": t.created_at_ms});
+                let mut v =
+                    json!({"role": t.role, "scopes": t.scopes, "createdAtMs": t.created_at_ms});
                 if let Some(r) = t.revoked_at_ms {
                     v["revokedAtMs"] = json!(r);
                 }
@@ -170,7 +171,11 @@ impl PairedDevice {
 impl State {
     fn new_id(&mut self, prefix: &str) -> String {
         self.counter += 1;
-        format!("{prefix}-{}-{}", self.counter, uuid::Uuid::new_v4().simple())
+        format!(
+            "{prefix}-{}-{}",
+            self.counter,
+            uuid::Uuid::new_v4().simple()
+        )
     }
 
     fn approve(&mut self, request_id: &str) -> Option<PairedDevice> {

@@ -1,0 +1,1001 @@
+//! `clawgate devices …`: device pairing requests, paired devices and their tokens
+//! (`device.pair.list|approve|reject|remove|rename`, `device.token.rotate|revoke`).
+
+use super::table::{Table, clean};
+use super::{
+    ConnArgs, ConnSpec, EXIT_CODES_HELP, EXIT_RPC, EXIT_SCOPE, EXIT_USAGE, Failure, Session,
+    block_on, failure, open_session, pairing, print_json, print_out, render,
+};
+use clap::{Args, Subcommand};
+use clawgate_client::RpcError;
+use clawgate_protocol::scopes;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum DevicesCommand {
+    /// List pending pairing requests and paired devices
+    List(ListArgs),
+    /// Approve a pending pairing request (shows what it grants)
+    Approve(ApproveArgs),
+    /// Reject a pending pairing request
+    Reject(RequestArgs),
+    /// Remove a paired device (it must pair again to connect)
+    Remove(DeviceArgs),
+    /// Set the name operators see for a paired device
+    Rename(RenameArgs),
+    /// Issue a new token for a paired device's role (the old one stops working)
+    Rotate(RotateArgs),
+    /// Revoke a paired device's token for a role
+    Revoke(RevokeArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct ApproveArgs {
+    /// The request id (from `clawgate devices list` or the connecting client's message)
+    #[arg(required_unless_present = "latest", conflicts_with = "latest")]
+    pub request_id: Option<String>,
+    /// Approve the newest pending request
+    #[arg(long)]
+    pub latest: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct RequestArgs {
+    /// The request id (from `clawgate devices list`)
+    pub request_id: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct DeviceArgs {
+    /// Device id, a unique prefix of it, or the device's name
+    pub device: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct RenameArgs {
+    /// Device id, a unique prefix of it, or the device's current name
+    pub device: String,
+    /// The new name (1 to 64 characters)
+    pub name: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct RotateArgs {
+    /// Device id, a unique prefix of it, or the device's name
+    pub device: String,
+    /// The token's role
+    #[arg(long, default_value = "operator")]
+    pub role: String,
+    /// Scopes for the new token (repeatable; default: what the device holds now)
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct RevokeArgs {
+    /// Device id, a unique prefix of it, or the device's name
+    pub device: String,
+    /// The token's role
+    #[arg(long, default_value = "operator")]
+    pub role: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+pub fn run(cmd: DevicesCommand) -> ExitCode {
+    block_on(async move {
+        let (json_out, result) = match cmd {
+            DevicesCommand::List(a) => (a.conn.json, list(a).await),
+            DevicesCommand::Approve(a) => (a.conn.json, approve(a).await),
+            DevicesCommand::Reject(a) => (a.conn.json, reject(a).await),
+            DevicesCommand::Remove(a) => (a.conn.json, remove(a).await),
+            DevicesCommand::Rename(a) => (a.conn.json, rename(a).await),
+            DevicesCommand::Rotate(a) => (a.conn.json, rotate(a).await),
+            DevicesCommand::Revoke(a) => (a.conn.json, revoke(a).await),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => f.report(json_out),
+        }
+    })
+}
+
+// ---- shared ---------------------------------------------------------------------------------
+
+pub(super) fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+pub(super) fn short(id: &str) -> String {
+    match id.get(..12) {
+        Some(p) if id.len() > 12 => format!("{p}…"),
+        _ => id.to_owned(),
+    }
+}
+
+pub(super) fn list_text(items: &[String]) -> String {
+    if items.is_empty() {
+        "—".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// `3m ago` from a millisecond timestamp.
+pub(super) fn ago(ts: Option<i64>) -> String {
+    let Some(ts) = ts else {
+        return String::new();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    format!(
+        "{} ago",
+        render::duration(now.saturating_sub(ts).max(0) as u64)
+    )
+}
+
+pub(super) fn usage(message: String, fixes: Vec<String>) -> Failure {
+    Failure {
+        exit: EXIT_USAGE,
+        json: json!({"type": "usage_error", "message": message}),
+        message,
+        fixes,
+    }
+}
+
+pub(super) fn not_found(message: String, fixes: Vec<String>) -> Failure {
+    Failure {
+        exit: EXIT_RPC,
+        json: json!({"type": "not_found", "message": message}),
+        message,
+        fixes,
+    }
+}
+
+async fn connect(conn: &ConnArgs, scopes: &[&str]) -> Result<Session, Failure> {
+    open_session(
+        conn,
+        ConnSpec::cli(scopes.iter().map(|s| (*s).to_owned()).collect()),
+    )
+    .await
+    .map_err(|b| b.0)
+}
+
+/// One call; any failure ends the command (the session is closed first).
+pub(super) async fn call(session: &Session, method: &str, params: Value) -> Result<Value, Failure> {
+    session
+        .call_required(method, Some(params), false)
+        .await
+        .map(|(v, _)| v)
+}
+
+/// Whether a gateway error says the request/device/node named is unknown.
+pub(super) fn is_unknown(e: &RpcError, what: &str) -> bool {
+    e.wire().is_some_and(|w| {
+        w.code == "APPROVAL_NOT_FOUND"
+            || w.message == format!("unknown {what}")
+            || w.message.starts_with(&format!("unknown {what}"))
+    })
+}
+
+/// A call whose error is returned for the caller to interpret.
+pub(super) async fn try_call(
+    session: &Session,
+    method: &str,
+    params: Value,
+) -> Result<Value, Result<RpcError, Failure>> {
+    match session.call(method, Some(params), false).await {
+        super::CallOutcome::Ok(v, _) => Ok(v),
+        super::CallOutcome::Failed(e, _) => Err(Ok(e)),
+        super::CallOutcome::TimedOut => Err(Err(failure::call_timeout(
+            method,
+            session.timeout_ms,
+            &session.target,
+        ))),
+    }
+}
+
+fn rpc_failure(session: &Session, method: &str, e: &RpcError) -> Failure {
+    failure::rpc_failure(method, e, &session.hello.scopes(), &session.target)
+}
+
+/// The gateway shows a paired device without operator.admin only its own entries.
+fn filtered_note(session: &Session) -> Option<String> {
+    (session.device_id.is_some() && !scopes::satisfies(&session.hello.scopes(), scopes::ADMIN))
+        .then(|| {
+            "note: this connection is a paired device without operator.admin, so the gateway lists only this device's own entries".to_owned()
+        })
+}
+
+fn device_name(d: &Value) -> String {
+    for key in ["operatorLabel", "displayName", "clientId"] {
+        let v = s(d, key);
+        if !v.is_empty() {
+            return v.to_owned();
+        }
+    }
+    short(s(d, "deviceId"))
+}
+
+fn roles_of(d: &Value) -> Vec<String> {
+    let mut roles = strs(&d["roles"]);
+    let role = s(d, "role");
+    if !role.is_empty() && !roles.iter().any(|r| r == role) {
+        roles.push(role.to_owned());
+    }
+    roles
+}
+
+/// new pairing / role upgrade / scope upgrade / re-approval, like the OpenClaw CLI.
+fn request_kind(req: &Value, paired: &[Value]) -> &'static str {
+    let Some(d) = paired
+        .iter()
+        .find(|d| s(d, "deviceId") == s(req, "deviceId") && !s(req, "deviceId").is_empty())
+    else {
+        return "new pairing";
+    };
+    let approved_roles = roles_of(d);
+    if !roles_of(req).iter().all(|r| approved_roles.contains(r)) {
+        return "role upgrade";
+    }
+    let approved = strs(&d["scopes"]);
+    if !strs(&req["scopes"]).iter().all(|sc| approved.contains(sc)) {
+        return "scope upgrade";
+    }
+    "re-approval"
+}
+
+fn pending_of(list: &Value) -> Vec<Value> {
+    list["pending"].as_array().cloned().unwrap_or_default()
+}
+
+fn paired_of(list: &Value) -> Vec<Value> {
+    list["paired"].as_array().cloned().unwrap_or_default()
+}
+
+/// The scopes an approving connection needs: operator.pairing plus every operator scope
+/// requested, or operator.admin for another role or an unknown scope (the gateway only lets
+/// a caller grant what it holds itself).
+fn approve_scopes(req: &Value) -> Vec<String> {
+    let roles = roles_of(req);
+    if roles.iter().any(|r| r != "operator") {
+        return vec![scopes::ADMIN.to_owned()];
+    }
+    let mut out = vec![scopes::PAIRING.to_owned()];
+    for sc in strs(&req["scopes"]) {
+        if sc == scopes::ADMIN || !scopes::ALL.contains(&sc.as_str()) {
+            return vec![scopes::ADMIN.to_owned()];
+        }
+        if !out.contains(&sc) {
+            out.push(sc);
+        }
+    }
+    out
+}
+
+/// Finds a paired device by id, unique id prefix or name.
+fn resolve_device(list: &Value, query: &str) -> Result<String, Failure> {
+    let q = query.trim();
+    let paired = paired_of(list);
+    if paired.iter().any(|d| s(d, "deviceId") == q) {
+        return Ok(q.to_owned());
+    }
+    let lower = q.to_ascii_lowercase();
+    let by_prefix: Vec<&Value> = paired
+        .iter()
+        .filter(|d| q.len() >= 4 && s(d, "deviceId").starts_with(&lower))
+        .collect();
+    let by_name: Vec<&Value> = paired
+        .iter()
+        .filter(|d| {
+            ["operatorLabel", "displayName"]
+                .iter()
+                .any(|k| !s(d, k).is_empty() && s(d, k).eq_ignore_ascii_case(q))
+        })
+        .collect();
+    let matches = if by_prefix.is_empty() {
+        by_name
+    } else {
+        by_prefix
+    };
+    match matches.as_slice() {
+        [one] => Ok(s(one, "deviceId").to_owned()),
+        [] if q.len() == 64 && q.chars().all(|c| c.is_ascii_hexdigit()) => Ok(lower),
+        [] => Err(not_found(
+            format!("no paired device matches {q:?}"),
+            vec!["run `clawgate devices list` to see paired devices and their ids".into()],
+        )),
+        many => Err(usage(
+            format!("{q:?} matches {} paired devices", many.len()),
+            vec![format!(
+                "use more of the device id: {}",
+                many.iter()
+                    .map(|d| format!("{} ({})", s(d, "deviceId"), device_name(d)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )],
+        )),
+    }
+}
+
+/// Runs `f` on the session and closes it whatever happens.
+macro_rules! with_session {
+    ($session:ident, $body:expr) => {{
+        let result = $body;
+        $session.client.close().await;
+        result
+    }};
+}
+
+// ---- list -----------------------------------------------------------------------------------
+
+async fn list(a: ListArgs) -> Result<(), Failure> {
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let note = filtered_note(&session);
+    let list = with_session!(session, call(&session, "device.pair.list", json!({})).await)?;
+    if a.conn.json {
+        print_json(&list);
+        return Ok(());
+    }
+    let me = session
+        .device_id
+        .clone()
+        .or_else(|| pairing::local_device_id(&session.target));
+    let mut out = render_list(&list, me.as_deref());
+    if let Some(note) = note {
+        out.push_str(&note);
+        out.push('\n');
+    }
+    print_out(&out);
+    Ok(())
+}
+
+fn render_list(list: &Value, me: Option<&str>) -> String {
+    let pending = pending_of(list);
+    let paired = paired_of(list);
+    let mut out = String::new();
+    if !pending.is_empty() {
+        let mut t = Table::new(&[
+            "Request", "Device", "Client", "Role", "Scopes", "Kind", "Age",
+        ]);
+        for r in &pending {
+            let mut kind = request_kind(r, &paired).to_owned();
+            if r["isRepair"] == true {
+                kind.push_str(", repair");
+            }
+            let mut device = device_name(r);
+            if device != short(s(r, "deviceId")) {
+                device = format!("{device} ({})", short(s(r, "deviceId")));
+            }
+            if me == Some(s(r, "deviceId")) {
+                device.push_str(" [this CLI]");
+            }
+            t.row(vec![
+                s(r, "requestId").to_owned(),
+                device,
+                format!(
+                    "{}/{} · {}",
+                    s(r, "clientId"),
+                    s(r, "clientMode"),
+                    s(r, "platform")
+                ),
+                list_text(&roles_of(r)),
+                list_text(&strs(&r["scopes"])),
+                kind,
+                ago(r["ts"].as_i64()),
+            ]);
+        }
+        out.push_str(&format!("Pending requests ({})\n", pending.len()));
+        out.push_str(&t.render());
+        out.push_str("Approve with `clawgate devices approve <request>` (it shows what it grants); reject with `clawgate devices reject <request>`.\n");
+    }
+    if !paired.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let mut t = Table::new(&[
+            "Device",
+            "Name",
+            "Client",
+            "Roles",
+            "Scopes",
+            "Tokens",
+            "Last seen",
+        ]);
+        for d in &paired {
+            let mut name = device_name(d);
+            if me == Some(s(d, "deviceId")) {
+                name.push_str(" [this CLI]");
+            }
+            let tokens: Vec<String> = d["tokens"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|t| {
+                            if t.get("revokedAtMs").is_some_and(|v| !v.is_null()) {
+                                format!("{} (revoked)", s(t, "role"))
+                            } else {
+                                s(t, "role").to_owned()
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let seen = if d["connected"] == true {
+                "connected".to_owned()
+            } else {
+                ago(d["lastSeenAtMs"].as_i64())
+            };
+            t.row(vec![
+                short(s(d, "deviceId")),
+                name,
+                format!(
+                    "{}/{} · {}",
+                    s(d, "clientId"),
+                    s(d, "clientMode"),
+                    s(d, "platform")
+                ),
+                list_text(&roles_of(d)),
+                list_text(&strs(&d["scopes"])),
+                list_text(&tokens),
+                seen,
+            ]);
+        }
+        out.push_str(&format!("Paired devices ({})\n", paired.len()));
+        out.push_str(&t.render());
+        out.push_str("Commands accept a device id, a unique prefix of it, or its name.\n");
+    }
+    if out.is_empty() {
+        out.push_str("No pending pairing requests and no paired devices.\n");
+    }
+    out
+}
+
+// ---- approve --------------------------------------------------------------------------------
+
+fn describe_request(r: &Value, paired: &[Value]) -> String {
+    let mut out = format!("Approving request {}:\n", clean(s(r, "requestId")));
+    let device_id = s(r, "deviceId");
+    let name = s(r, "displayName");
+    let device = if name.is_empty() {
+        device_id.to_owned()
+    } else {
+        format!("{name} ({device_id})")
+    };
+    let family = s(r, "deviceFamily");
+    let platform = if family.is_empty() {
+        s(r, "platform").to_owned()
+    } else {
+        format!("{} ({family})", s(r, "platform"))
+    };
+    for (label, value) in [
+        ("Device", device),
+        (
+            "Client",
+            format!("{} (mode {})", s(r, "clientId"), s(r, "clientMode")),
+        ),
+        ("Platform", platform),
+        ("Role", list_text(&roles_of(r))),
+        ("Scopes", list_text(&strs(&r["scopes"]))),
+        ("Kind", request_kind(r, paired).to_owned()),
+    ] {
+        out.push_str(&format!("  {label:<9} {}\n", clean(&value)));
+    }
+    if let Some(d) = paired.iter().find(|d| s(d, "deviceId") == device_id) {
+        out.push_str(&format!(
+            "  {:<9} {}\n",
+            "Holds",
+            clean(&format!(
+                "roles {}; scopes {}",
+                list_text(&roles_of(d)),
+                list_text(&strs(&d["scopes"]))
+            ))
+        ));
+    }
+    out
+}
+
+async fn approve(a: ApproveArgs) -> Result<(), Failure> {
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let list = match call(&session, "device.pair.list", json!({})).await {
+        Ok(l) => l,
+        Err(f) => {
+            session.client.close().await;
+            return Err(f);
+        }
+    };
+    let pending = pending_of(&list);
+    let request = match &a.request_id {
+        Some(id) => pending
+            .iter()
+            .find(|r| s(r, "requestId") == id.trim())
+            .cloned(),
+        None => pending
+            .iter()
+            .max_by_key(|r| r["ts"].as_i64().unwrap_or(0))
+            .cloned(),
+    };
+    let Some(request) = request else {
+        let note = filtered_note(&session);
+        session.client.close().await;
+        let ids: Vec<String> = pending
+            .iter()
+            .map(|r| s(r, "requestId").to_owned())
+            .collect();
+        let mut fixes = vec![if ids.is_empty() {
+            "there are no pending device requests; the device creates one when it connects"
+                .to_owned()
+        } else {
+            format!("pending requests: {}", ids.join(", "))
+        }];
+        fixes.push("run `clawgate devices list` to see them".into());
+        fixes.extend(note);
+        return Err(not_found(
+            match &a.request_id {
+                Some(id) => format!("no pending request {}", id.trim()),
+                None => "no pending device pairing requests".to_owned(),
+            },
+            fixes,
+        ));
+    };
+    let request_id = s(&request, "requestId").to_owned();
+    if !a.conn.json {
+        print_out(&describe_request(&request, &paired_of(&list)));
+    }
+    let needed = approve_scopes(&request);
+    let mut session = if needed
+        .iter()
+        .all(|n| scopes::satisfies(&session.hello.scopes(), n))
+    {
+        session
+    } else {
+        session.client.close().await;
+        connect(
+            &a.conn,
+            &needed.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await?
+    };
+    let params = json!({"requestId": request_id});
+    let mut result = try_call(&session, "device.pair.approve", params.clone()).await;
+    // A paired device approving another device's request needs admin (the gateway says
+    // "device pairing approval denied"): ask once more with admin, as the OpenClaw CLI does.
+    if let Err(Ok(e)) = &result
+        && e.wire()
+            .is_some_and(|w| w.message == "device pairing approval denied")
+        && !scopes::satisfies(&session.hello.scopes(), scopes::ADMIN)
+    {
+        session.client.close().await;
+        session = connect(&a.conn, &[scopes::ADMIN]).await?;
+        result = try_call(&session, "device.pair.approve", params).await;
+    }
+    let granted = session.hello.scopes();
+    let out = match result {
+        Ok(v) => Ok(v),
+        Err(Err(f)) => Err(f),
+        Err(Ok(e)) if is_unknown(&e, "requestId") => Err(not_found(
+            format!("no pending request {request_id} (approved, rejected or expired meanwhile?)"),
+            vec!["run `clawgate devices list`".into()],
+        )),
+        Err(Ok(e)) => {
+            let w = e.wire().cloned();
+            match w {
+                Some(w) if w.message == "device pairing approval denied" => Err(Failure {
+                    exit: EXIT_SCOPE,
+                    json: failure::request_error_json(&w),
+                    message: format!("device.pair.approve: {}", w.message),
+                    fixes: vec![format!(
+                        "this connection (scopes: {}) may not approve request {request_id}: approving another role than operator, or another device's request from a paired device, needs operator.admin",
+                        list_text(&granted)
+                    )],
+                }),
+                Some(w) if w.message.starts_with("missing scope: ") => Err(Failure {
+                    exit: EXIT_SCOPE,
+                    json: failure::request_error_json(&w),
+                    message: format!("device.pair.approve: {}", w.message),
+                    fixes: vec![format!(
+                        "the approving connection must itself hold every scope it grants (granted here: {}); use a credential or device that holds them",
+                        list_text(&granted)
+                    )],
+                }),
+                _ => Err(rpc_failure(&session, "device.pair.approve", &e)),
+            }
+        }
+    };
+    session.client.close().await;
+    let v = out?;
+    if a.conn.json {
+        print_json(&v);
+    } else {
+        let d = &v["device"];
+        print_out(&format!(
+            "Approved device {} as {} with scopes {} (request {request_id}).",
+            clean(s(d, "deviceId")),
+            clean(&list_text(&roles_of(d))),
+            clean(&list_text(&strs(&d["scopes"])))
+        ));
+    }
+    Ok(())
+}
+
+// ---- reject ---------------------------------------------------------------------------------
+
+async fn reject(a: RequestArgs) -> Result<(), Failure> {
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let id = a.request_id.trim().to_owned();
+    let result = with_session!(
+        session,
+        match try_call(&session, "device.pair.reject", json!({"requestId": id})).await {
+            Ok(v) => Ok(v),
+            Err(Err(f)) => Err(f),
+            Err(Ok(e)) if is_unknown(&e, "requestId") => Err(not_found(
+                format!("no pending request {id}"),
+                vec!["run `clawgate devices list`".into()],
+            )),
+            Err(Ok(e)) => Err(rpc_failure(&session, "device.pair.reject", &e)),
+        }
+    )?;
+    if a.conn.json {
+        print_json(&result);
+    } else {
+        print_out(&format!(
+            "Rejected request {id} (device {}).",
+            clean(s(&result, "deviceId"))
+        ));
+    }
+    Ok(())
+}
+
+// ---- remove / rename ------------------------------------------------------------------------
+
+async fn remove(a: DeviceArgs) -> Result<(), Failure> {
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let result = with_session!(session, {
+        async {
+            let list = call(&session, "device.pair.list", json!({})).await?;
+            let id = resolve_device(&list, &a.device)?;
+            match try_call(&session, "device.pair.remove", json!({"deviceId": id})).await {
+                Ok(v) => Ok((id, v)),
+                Err(Err(f)) => Err(f),
+                Err(Ok(e)) if is_unknown(&e, "deviceId") => Err(not_found(
+                    format!("no paired device {id}"),
+                    vec!["run `clawgate devices list`".into()],
+                )),
+                Err(Ok(e)) => Err(rpc_failure(&session, "device.pair.remove", &e)),
+            }
+        }
+        .await
+    });
+    let (id, v) = result?;
+    let me = session
+        .device_id
+        .clone()
+        .or_else(|| pairing::local_device_id(&session.target));
+    let dropped = if me.as_deref() == Some(id.as_str()) {
+        pairing::forget_device(&session.target, &id)
+    } else {
+        0
+    };
+    if a.conn.json {
+        print_json(&v);
+    } else {
+        print_out(&format!("Removed device {id}."));
+        if me.as_deref() == Some(id.as_str()) {
+            print_out(&format!(
+                "That was this CLI's own device: it must be approved again to connect by device{}.",
+                if dropped > 0 {
+                    " (its stored tokens for this gateway were dropped)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn rename(a: RenameArgs) -> Result<(), Failure> {
+    let name = a.name.trim().to_owned();
+    let len = name.chars().count();
+    if len == 0 || len > 64 {
+        return Err(usage(
+            format!("the name must be 1 to 64 characters (got {len})"),
+            vec![],
+        ));
+    }
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let result = with_session!(session, {
+        async {
+            let list = call(&session, "device.pair.list", json!({})).await?;
+            let id = resolve_device(&list, &a.device)?;
+            match try_call(
+                &session,
+                "device.pair.rename",
+                json!({"deviceId": id, "label": name}),
+            )
+            .await
+            {
+                Ok(v) => Ok(v),
+                Err(Err(f)) => Err(f),
+                Err(Ok(e)) if is_unknown(&e, "deviceId") => Err(not_found(
+                    format!("no paired device {id}"),
+                    vec!["run `clawgate devices list`".into()],
+                )),
+                Err(Ok(e)) => Err(rpc_failure(&session, "device.pair.rename", &e)),
+            }
+        }
+        .await
+    })?;
+    if a.conn.json {
+        print_json(&result);
+    } else {
+        print_out(&format!(
+            "Renamed device {} → {}.",
+            clean(s(&result, "deviceId")),
+            clean(s(&result, "label"))
+        ));
+    }
+    Ok(())
+}
+
+// ---- rotate / revoke ------------------------------------------------------------------------
+
+/// Scopes for managing a device's token: operator.admin for a non-operator role; otherwise
+/// operator.pairing plus the token's scopes (the caller must hold what it hands out).
+fn token_scopes(role: &str, token_scopes: &[String]) -> Vec<String> {
+    if role != "operator" {
+        return vec![scopes::ADMIN.to_owned()];
+    }
+    let mut out = vec![scopes::PAIRING.to_owned()];
+    for sc in token_scopes {
+        if sc == scopes::ADMIN || !scopes::ALL.contains(&sc.as_str()) {
+            return vec![scopes::ADMIN.to_owned()];
+        }
+        if !out.contains(sc) {
+            out.push(sc.clone());
+        }
+    }
+    out
+}
+
+/// Lists, resolves the device and reconnects with the scopes managing its `role` token needs.
+async fn token_session(
+    conn: &ConnArgs,
+    query: &str,
+    role: &str,
+    wanted: Option<&[String]>,
+) -> Result<(Session, String), Failure> {
+    let session = connect(conn, &[scopes::PAIRING]).await?;
+    let found = async {
+        let list = call(&session, "device.pair.list", json!({})).await?;
+        let id = resolve_device(&list, query)?;
+        let device = paired_of(&list)
+            .into_iter()
+            .find(|d| s(d, "deviceId") == id);
+        let held: Vec<String> = match (wanted, &device) {
+            (Some(w), _) => w.to_vec(),
+            (None, Some(d)) => d["tokens"]
+                .as_array()
+                .and_then(|a| a.iter().find(|t| s(t, "role") == role))
+                .map(|t| strs(&t["scopes"]))
+                .unwrap_or_else(|| strs(&d["scopes"])),
+            (None, None) => Vec::new(),
+        };
+        Ok::<_, Failure>((id, token_scopes(role, &held)))
+    }
+    .await;
+    let (id, needed) = match found {
+        Ok(x) => x,
+        Err(f) => {
+            session.client.close().await;
+            return Err(f);
+        }
+    };
+    if needed
+        .iter()
+        .all(|n| scopes::satisfies(&session.hello.scopes(), n))
+    {
+        return Ok((session, id));
+    }
+    session.client.close().await;
+    let s2 = connect(conn, &needed.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    Ok((s2, id))
+}
+
+fn token_denied(session: &Session, method: &str, e: &RpcError, id: &str, role: &str) -> Failure {
+    let mut f = rpc_failure(session, method, e);
+    if e.wire().is_some_and(|w| w.message.ends_with(" denied")) {
+        f.fixes.push(format!(
+            "is {} paired with role {role}? see `clawgate devices list`; managing a role other than operator needs operator.admin, and an operator token may only carry scopes the caller holds",
+            short(id)
+        ));
+    }
+    f
+}
+
+async fn rotate(a: RotateArgs) -> Result<(), Failure> {
+    for sc in &a.scopes {
+        if !sc.starts_with("operator.") && a.role == "operator" {
+            return Err(usage(
+                format!("{sc:?} is not an operator scope"),
+                vec![format!("operator scopes: {}", scopes::ALL.join(", "))],
+            ));
+        }
+    }
+    let wanted = (!a.scopes.is_empty()).then_some(a.scopes.as_slice());
+    let (session, id) = token_session(&a.conn, &a.device, &a.role, wanted).await?;
+    let mut params = json!({"deviceId": id, "role": a.role});
+    if !a.scopes.is_empty() {
+        params["scopes"] = json!(a.scopes);
+    }
+    let result = with_session!(
+        session,
+        match try_call(&session, "device.token.rotate", params).await {
+            Ok(v) => Ok(v),
+            Err(Err(f)) => Err(f),
+            Err(Ok(e)) => Err(token_denied(
+                &session,
+                "device.token.rotate",
+                &e,
+                &id,
+                &a.role
+            )),
+        }
+    )?;
+    let me = session
+        .device_id
+        .clone()
+        .or_else(|| pairing::local_device_id(&session.target));
+    let own = me.as_deref() == Some(id.as_str());
+    if own && let Some(token) = result.get("token").and_then(Value::as_str) {
+        pairing::store_rotated(
+            &session.target,
+            &id,
+            &a.role,
+            token,
+            strs(&result["scopes"]),
+        );
+    }
+    if a.conn.json {
+        print_json(&result);
+    } else {
+        let delivery = match s(&result, "tokenDelivery") {
+            "in-band" if own => "the new token was handed back and saved for this CLI".to_owned(),
+            "in-band" => "the new token was handed back (use --json to see it)".to_owned(),
+            _ => "the device gets its new token at its next connect with the shared token, or by pairing again".to_owned(),
+        };
+        print_out(&format!(
+            "Rotated the {} token of device {}: scopes {}; {delivery}. The old token no longer works.",
+            clean(s(&result, "role")),
+            clean(s(&result, "deviceId")),
+            clean(&list_text(&strs(&result["scopes"])))
+        ));
+    }
+    Ok(())
+}
+
+async fn revoke(a: RevokeArgs) -> Result<(), Failure> {
+    let (session, id) = token_session(&a.conn, &a.device, &a.role, None).await?;
+    let result = with_session!(
+        session,
+        match try_call(
+            &session,
+            "device.token.revoke",
+            json!({"deviceId": id, "role": a.role}),
+        )
+        .await
+        {
+            Ok(v) => Ok(v),
+            Err(Err(f)) => Err(f),
+            Err(Ok(e)) => Err(token_denied(
+                &session,
+                "device.token.revoke",
+                &e,
+                &id,
+                &a.role
+            )),
+        }
+    )?;
+    let me = session
+        .device_id
+        .clone()
+        .or_else(|| pairing::local_device_id(&session.target));
+    if me.as_deref() == Some(id.as_str()) {
+        let store = clawgate_client::DeviceTokenStore::new(
+            clawgate_client::device_auth::tokens_path(&session.target.state_dir),
+        );
+        let _ = store.remove(&session.target.url, &id, &a.role);
+    }
+    if a.conn.json {
+        print_json(&result);
+    } else {
+        print_out(&format!(
+            "Revoked the {} token of device {}.",
+            clean(s(&result, "role")),
+            clean(s(&result, "deviceId"))
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approve_scopes_follow_the_request() {
+        let r = json!({"role": "operator", "roles": ["operator"], "scopes": ["operator.read", "operator.write"]});
+        assert_eq!(
+            approve_scopes(&r),
+            ["operator.pairing", "operator.read", "operator.write"]
+        );
+        let node = json!({"role": "node", "roles": ["node"], "scopes": []});
+        assert_eq!(approve_scopes(&node), ["operator.admin"]);
+        let admin = json!({"role": "operator", "scopes": ["operator.admin"]});
+        assert_eq!(approve_scopes(&admin), ["operator.admin"]);
+    }
+
+    #[test]
+    fn kinds_of_requests() {
+        let paired =
+            vec![json!({"deviceId": "d1", "roles": ["operator"], "scopes": ["operator.read"]})];
+        let new = json!({"deviceId": "d2", "role": "operator", "scopes": []});
+        assert_eq!(request_kind(&new, &paired), "new pairing");
+        let up = json!({"deviceId": "d1", "role": "operator", "scopes": ["operator.write"]});
+        assert_eq!(request_kind(&up, &paired), "scope upgrade");
+        let role = json!({"deviceId": "d1", "role": "node", "scopes": []});
+        assert_eq!(request_kind(&role, &paired), "role upgrade");
+        let same = json!({"deviceId": "d1", "role": "operator", "scopes": ["operator.read"]});
+        assert_eq!(request_kind(&same, &paired), "re-approval");
+    }
+
+    #[test]
+    fn devices_resolve_by_id_prefix_or_name() {
+        let list = json!({"paired": [
+            {"deviceId": "abcdef0123", "displayName": "laptop"},
+            {"deviceId": "abcd999999", "operatorLabel": "Build Box"},
+        ]});
+        assert_eq!(resolve_device(&list, "abcdef0123").unwrap(), "abcdef0123");
+        assert_eq!(resolve_device(&list, "abcde").unwrap(), "abcdef0123");
+        assert_eq!(resolve_device(&list, "build box").unwrap(), "abcd999999");
+        assert_eq!(resolve_device(&list, "abcd").unwrap_err().exit, EXIT_USAGE);
+        assert_eq!(resolve_device(&list, "zzzz").unwrap_err().exit, EXIT_RPC);
+    }
+}

@@ -1,0 +1,854 @@
+//! `clawgate nodes …`: node hosts known to the gateway, their capability approval, and
+//! invoking their commands (`node.list`, `node.describe`, `node.pair.*`, `node.rename`,
+//! `node.invoke`).
+
+use super::devices::{
+    ago, call, is_unknown, list_text, not_found, s, short, strs, try_call, usage,
+};
+use super::table::{Table, clean};
+use super::{
+    ConnArgs, ConnSpec, EXIT_CODES_HELP, EXIT_RPC, Failure, Session, block_on, failure,
+    open_session, print_json, print_out,
+};
+use clap::{Args, Subcommand};
+use clawgate_client::RpcError;
+use clawgate_protocol::scopes;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Default `node.invoke` timeout, as the OpenClaw CLI uses.
+pub const DEFAULT_INVOKE_TIMEOUT_MS: u64 = 15_000;
+
+pub const INVOKE_HELP: &str = "\
+Prints the gateway's answer as JSON: {ok, nodeId, command, payload, payloadJSON}.
+
+Unlike `openclaw nodes invoke`, this also runs `system.run` (and `system.run.prepare`): clawgate's
+CLI is the operator's own tool, and the gateway already requires operator.write for node.invoke.
+What actually runs is still decided on the node by its exec approvals (`security`, `ask`,
+allowlist); a refusal comes back as an error such as `SYSTEM_RUN_DENIED: allowlist miss`.
+
+Example: clawgate nodes invoke my-node --command system.run --params '{\"command\":[\"uname\",\"-a\"]}'";
+
+#[derive(Subcommand, Debug)]
+pub enum NodesCommand {
+    /// Nodes the gateway knows, with connection and approval state (node.list)
+    Status(PlainArgs),
+    /// Pending and approved node capability requests (node.pair.list)
+    List(PlainArgs),
+    /// Everything about one node: commands, capabilities, host stats (node.describe)
+    Describe(NodeArgs),
+    /// Pending node capability requests
+    Pending(PlainArgs),
+    /// Approve a node's pending capability request (shows what it grants)
+    Approve(RequestArgs),
+    /// Reject a node's pending capability request
+    Reject(RequestArgs),
+    /// Remove a paired node
+    Remove(NodeArgs),
+    /// Set a node's display name
+    Rename(RenameArgs),
+    /// Invoke a command on a node
+    #[command(after_long_help = INVOKE_HELP)]
+    Invoke(InvokeArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct PlainArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct NodeArgs {
+    /// Node id, a unique prefix of it, or the node's display name
+    pub node: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct RequestArgs {
+    /// The request id (from `clawgate nodes pending`)
+    pub request_id: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct RenameArgs {
+    /// Node id, a unique prefix of it, or the node's display name
+    pub node: String,
+    /// The new display name
+    pub name: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InvokeArgs {
+    /// Node id, a unique prefix of it, or the node's display name
+    pub node: String,
+    /// The command, e.g. system.which or system.run
+    #[arg(long)]
+    pub command: String,
+    /// The command's params as a JSON object
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub params: String,
+    /// How long the node may take, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_INVOKE_TIMEOUT_MS)]
+    pub invoke_timeout: u64,
+    /// Idempotency key (default: a fresh UUID)
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+pub fn run(cmd: NodesCommand) -> ExitCode {
+    block_on(async move {
+        let (json_out, result) = match cmd {
+            NodesCommand::Status(a) => (a.conn.json, status(a).await),
+            NodesCommand::List(a) => (a.conn.json, list(a).await),
+            NodesCommand::Describe(a) => (a.conn.json, describe(a).await),
+            NodesCommand::Pending(a) => (a.conn.json, pending(a).await),
+            NodesCommand::Approve(a) => (a.conn.json, approve(a).await),
+            NodesCommand::Reject(a) => (a.conn.json, reject(a).await),
+            NodesCommand::Remove(a) => (a.conn.json, remove(a).await),
+            NodesCommand::Rename(a) => (a.conn.json, rename(a).await),
+            // invoke always prints JSON; errors go to stdout as JSON too.
+            NodesCommand::Invoke(a) => (true, invoke(a).await),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => f.report(json_out),
+        }
+    })
+}
+
+async fn connect(conn: &ConnArgs, scopes: &[&str]) -> Result<Session, Failure> {
+    open_session(
+        conn,
+        ConnSpec::cli(scopes.iter().map(|s| (*s).to_owned()).collect()),
+    )
+    .await
+    .map_err(|b| b.0)
+}
+
+fn rpc_failure(session: &Session, method: &str, e: &RpcError) -> Failure {
+    failure::rpc_failure(method, e, &session.hello.scopes(), &session.target)
+}
+
+fn node_name(n: &Value) -> String {
+    let name = s(n, "displayName");
+    if name.is_empty() {
+        short(s(n, "nodeId"))
+    } else {
+        name.to_owned()
+    }
+}
+
+fn nodes_of(v: &Value, key: &str) -> Vec<Value> {
+    v[key].as_array().cloned().unwrap_or_default()
+}
+
+/// Finds a node among `candidates` by id, unique id prefix or display name; an unknown
+/// query is passed on as is (the gateway then says whether it knows it).
+fn resolve_node(candidates: &[Value], query: &str) -> Result<String, Failure> {
+    let q = query.trim();
+    if q.is_empty() {
+        return Err(usage("the node must not be empty".into(), vec![]));
+    }
+    if candidates.iter().any(|n| s(n, "nodeId") == q) {
+        return Ok(q.to_owned());
+    }
+    let by_prefix: Vec<&Value> = candidates
+        .iter()
+        .filter(|n| q.len() >= 4 && s(n, "nodeId").starts_with(q))
+        .collect();
+    let by_name: Vec<&Value> = candidates
+        .iter()
+        .filter(|n| !s(n, "displayName").is_empty() && s(n, "displayName").eq_ignore_ascii_case(q))
+        .collect();
+    let matches = if by_prefix.is_empty() {
+        by_name
+    } else {
+        by_prefix
+    };
+    let mut ids: Vec<&str> = matches.iter().map(|n| s(n, "nodeId")).collect();
+    ids.dedup();
+    match ids.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => Ok(q.to_owned()),
+        many => Err(usage(
+            format!("{q:?} matches {} nodes", many.len()),
+            vec![format!("use more of the node id: {}", many.join(", "))],
+        )),
+    }
+}
+
+fn unknown_node(q: &str) -> Failure {
+    not_found(
+        format!("no node {q:?} is known to the gateway"),
+        vec!["run `clawgate nodes status` to see the nodes and their ids".into()],
+    )
+}
+
+/// Scopes `node.pair.approve` needs: the request's `requiredApproveScopes` (pairing plus
+/// write or admin), else derived from its commands like the gateway does.
+fn node_approve_scopes(req: &Value) -> Vec<String> {
+    let allowed = [scopes::PAIRING, scopes::WRITE, scopes::ADMIN];
+    let mut out = vec![scopes::PAIRING.to_owned()];
+    for sc in strs(&req["requiredApproveScopes"]) {
+        if allowed.contains(&sc.as_str()) && !out.contains(&sc) {
+            out.push(sc);
+        }
+    }
+    if out.len() > 1 {
+        return out;
+    }
+    let commands = strs(&req["commands"]);
+    let dangerous = commands.iter().any(|c| {
+        matches!(
+            c.as_str(),
+            "system.run"
+                | "system.run.prepare"
+                | "system.which"
+                | "browser.proxy"
+                | "browser.proxy.upload.v1"
+                | "fs.listDir"
+        ) || c.starts_with("system.execApprovals.")
+    });
+    if dangerous {
+        out.push(scopes::ADMIN.to_owned());
+    } else if !commands.is_empty() {
+        out.push(scopes::WRITE.to_owned());
+    }
+    out
+}
+
+// ---- status / list / describe ---------------------------------------------------------------
+
+async fn status(a: PlainArgs) -> Result<(), Failure> {
+    let session = connect(&a.conn, &[scopes::READ]).await?;
+    let result = call(&session, "node.list", json!({})).await;
+    session.client.close().await;
+    let v = result?;
+    if a.conn.json {
+        print_json(&v);
+        return Ok(());
+    }
+    let nodes = nodes_of(&v, "nodes");
+    if nodes.is_empty() {
+        print_out(
+            "No nodes. Start one with `openclaw node run --host <gateway host> --port <port>`; it then shows up here and in `clawgate nodes pending`.",
+        );
+        return Ok(());
+    }
+    let mut t = Table::new(&[
+        "Node",
+        "ID",
+        "Platform",
+        "Version",
+        "State",
+        "Approval",
+        "Commands",
+        "Last seen",
+    ]);
+    let mut awaiting = 0;
+    let mut connected = 0;
+    for n in &nodes {
+        let state = if n["connected"] == true {
+            connected += 1;
+            "connected"
+        } else {
+            "offline"
+        };
+        let approval = s(n, "approvalState");
+        if approval.contains("pending") {
+            awaiting += 1;
+        }
+        t.row(vec![
+            node_name(n),
+            short(s(n, "nodeId")),
+            s(n, "platform").to_owned(),
+            s(n, "version").to_owned(),
+            state.to_owned(),
+            if approval.is_empty() {
+                "—".to_owned()
+            } else {
+                approval.to_owned()
+            },
+            strs(&n["commands"]).len().to_string(),
+            ago(n["lastSeenAtMs"]
+                .as_i64()
+                .or_else(|| n["connectedAtMs"].as_i64())),
+        ]);
+    }
+    let mut out = format!(
+        "{} node{} · {connected} connected\n",
+        nodes.len(),
+        if nodes.len() == 1 { "" } else { "s" }
+    );
+    out.push_str(&t.render());
+    if awaiting > 0 {
+        out.push_str(
+            "Nodes awaiting approval: see `clawgate nodes pending`, then `clawgate nodes approve <request>`.\n",
+        );
+    }
+    print_out(&out);
+    Ok(())
+}
+
+async fn list(a: PlainArgs) -> Result<(), Failure> {
+    let session = connect(&a.conn, &[scopes::PAIRING, scopes::READ]).await?;
+    let pairs = call(&session, "node.pair.list", json!({})).await;
+    let live = try_call(&session, "node.list", json!({})).await.ok();
+    session.client.close().await;
+    let v = pairs?;
+    if a.conn.json {
+        print_json(&json!({"pending": nodes_of(&v, "pending"), "paired": nodes_of(&v, "paired")}));
+        return Ok(());
+    }
+    let live_nodes = live.map(|l| nodes_of(&l, "nodes")).unwrap_or_default();
+    let mut out = render_pending(&nodes_of(&v, "pending"));
+    let paired = nodes_of(&v, "paired");
+    if !paired.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let mut t = Table::new(&[
+            "Node", "ID", "Platform", "Version", "State", "Commands", "Approved",
+        ]);
+        for n in &paired {
+            let state = live_nodes
+                .iter()
+                .find(|l| s(l, "nodeId") == s(n, "nodeId"))
+                .map(|l| {
+                    if l["connected"] == true {
+                        "connected"
+                    } else {
+                        "offline"
+                    }
+                })
+                .unwrap_or("offline");
+            t.row(vec![
+                node_name(n),
+                short(s(n, "nodeId")),
+                s(n, "platform").to_owned(),
+                s(n, "version").to_owned(),
+                state.to_owned(),
+                strs(&n["commands"]).len().to_string(),
+                ago(n["approvedAtMs"].as_i64()),
+            ]);
+        }
+        out.push_str(&format!("Paired nodes ({})\n", paired.len()));
+        out.push_str(&t.render());
+    }
+    if out.is_empty() {
+        out.push_str("No pending or paired nodes.\n");
+    }
+    print_out(&out);
+    Ok(())
+}
+
+fn render_pending(pending: &[Value]) -> String {
+    if pending.is_empty() {
+        return String::new();
+    }
+    let mut t = Table::new(&[
+        "Request",
+        "Node",
+        "Platform",
+        "Version",
+        "Commands",
+        "Approval needs",
+        "Age",
+    ]);
+    for r in pending {
+        t.row(vec![
+            s(r, "requestId").to_owned(),
+            format!("{} ({})", node_name(r), short(s(r, "nodeId"))),
+            s(r, "platform").to_owned(),
+            s(r, "version").to_owned(),
+            strs(&r["commands"]).len().to_string(),
+            list_text(&node_approve_scopes(r)),
+            ago(r["ts"].as_i64()),
+        ]);
+    }
+    let mut out = format!("Pending node requests ({})\n", pending.len());
+    out.push_str(&t.render());
+    out.push_str("Approve with `clawgate nodes approve <request>` (it shows what it grants).\n");
+    out
+}
+
+async fn describe(a: NodeArgs) -> Result<(), Failure> {
+    let session = connect(&a.conn, &[scopes::READ]).await?;
+    let result = async {
+        let known = try_call(&session, "node.list", json!({})).await.ok();
+        let id = resolve_node(
+            &known.map(|l| nodes_of(&l, "nodes")).unwrap_or_default(),
+            &a.node,
+        )?;
+        match try_call(&session, "node.describe", json!({"nodeId": id})).await {
+            Ok(v) => Ok(v),
+            Err(Err(f)) => Err(f),
+            Err(Ok(e)) if is_unknown(&e, "nodeId") => Err(unknown_node(&a.node)),
+            Err(Ok(e)) => Err(rpc_failure(&session, "node.describe", &e)),
+        }
+    }
+    .await;
+    session.client.close().await;
+    let v = result?;
+    if a.conn.json {
+        print_json(&v);
+        return Ok(());
+    }
+    print_out(&render_describe(&v));
+    Ok(())
+}
+
+fn gib(bytes: Option<f64>) -> String {
+    bytes
+        .map(|b| format!("{:.1} GiB", b / 1_073_741_824.0))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn render_describe(v: &Value) -> String {
+    let mut lines: Vec<(String, String)> = vec![
+        ("Node".into(), node_name(v)),
+        ("ID".into(), s(v, "nodeId").to_owned()),
+    ];
+    let family = s(v, "deviceFamily");
+    lines.push((
+        "Platform".into(),
+        format!(
+            "{}{} · version {} · client {}/{}",
+            s(v, "platform"),
+            if family.is_empty() {
+                String::new()
+            } else {
+                format!(" ({family})")
+            },
+            s(v, "version"),
+            s(v, "clientId"),
+            s(v, "clientMode")
+        ),
+    ));
+    let state = if v["connected"] == true {
+        format!(
+            "connected (since {})",
+            ago(v["connectedAtMs"].as_i64()).trim_end_matches(" ago")
+        )
+    } else {
+        format!("offline (last seen {})", ago(v["lastSeenAtMs"].as_i64()))
+    };
+    lines.push(("State".into(), state));
+    let approval = s(v, "approvalState");
+    lines.push((
+        "Approval".into(),
+        match v["approvedAtMs"].as_i64() {
+            Some(at) if !approval.is_empty() => format!("{approval} (approved {})", ago(Some(at))),
+            _ if !approval.is_empty() => approval.to_owned(),
+            _ => "—".into(),
+        },
+    ));
+    lines.push(("Caps".into(), list_text(&strs(&v["caps"]))));
+    if let Some(h) = v.get("hostStats").filter(|h| h.is_object()) {
+        let load = h["loadAverage"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_f64)
+                    .map(|x| format!("{x:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        lines.push((
+            "Host".into(),
+            format!(
+                "{} CPUs · load {load} · memory {} free of {} · disk {} free of {}",
+                h["cpuCount"]
+                    .as_u64()
+                    .map(|c| c.to_string())
+                    .unwrap_or("?".into()),
+                gib(h["memoryFreeBytes"].as_f64()),
+                gib(h["memoryTotalBytes"].as_f64()),
+                gib(h["diskAvailableBytes"].as_f64()),
+                gib(h["diskTotalBytes"].as_f64()),
+            ),
+        ));
+    }
+    let path = s(v, "pathEnv");
+    if !path.is_empty() {
+        lines.push(("PATH".into(), path.to_owned()));
+    }
+    let commands = strs(&v["commands"]);
+    lines.push(("Commands".into(), commands.len().to_string()));
+    let mut out = String::new();
+    for (k, val) in lines {
+        out.push_str(&format!("{k:<9} {}\n", clean(&val)));
+    }
+    for c in commands {
+        out.push_str(&format!("  {}\n", clean(&c)));
+    }
+    out
+}
+
+// ---- pending / approve / reject -------------------------------------------------------------
+
+async fn pending(a: PlainArgs) -> Result<(), Failure> {
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let result = call(&session, "node.pair.list", json!({})).await;
+    session.client.close().await;
+    let v = result?;
+    let pending = nodes_of(&v, "pending");
+    if a.conn.json {
+        print_json(&Value::Array(pending));
+        return Ok(());
+    }
+    if pending.is_empty() {
+        print_out("No pending node requests.");
+    } else {
+        print_out(&render_pending(&pending));
+    }
+    Ok(())
+}
+
+fn describe_node_request(r: &Value, needs: &[String]) -> String {
+    let commands = strs(&r["commands"]);
+    let mut out = format!("Approving node request {}:\n", clean(s(r, "requestId")));
+    for (label, value) in [
+        ("Node", format!("{} ({})", node_name(r), s(r, "nodeId"))),
+        (
+            "Platform",
+            format!(
+                "{} · version {} · client {}/{}",
+                s(r, "platform"),
+                s(r, "version"),
+                s(r, "clientId"),
+                s(r, "clientMode")
+            ),
+        ),
+        ("Caps", list_text(&strs(&r["caps"]))),
+        (
+            "Commands",
+            format!("{}: {}", commands.len(), list_text(&commands)),
+        ),
+        ("Needs", list_text(needs)),
+    ] {
+        out.push_str(&format!("  {label:<9} {}\n", clean(&value)));
+    }
+    out
+}
+
+fn unknown_request(id: &str, pending: &[Value]) -> Failure {
+    let ids: Vec<&str> = pending.iter().map(|r| s(r, "requestId")).collect();
+    not_found(
+        format!("no pending node request {id}"),
+        vec![
+            if ids.is_empty() {
+                "there are no pending node requests; a node host creates one when it connects"
+                    .into()
+            } else {
+                format!("pending node requests: {}", ids.join(", "))
+            },
+            "run `clawgate nodes pending`".into(),
+        ],
+    )
+}
+
+async fn approve(a: RequestArgs) -> Result<(), Failure> {
+    let id = a.request_id.trim().to_owned();
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let listed = call(&session, "node.pair.list", json!({})).await;
+    let pending = match listed {
+        Ok(v) => nodes_of(&v, "pending"),
+        Err(f) => {
+            session.client.close().await;
+            return Err(f);
+        }
+    };
+    let Some(request) = pending.iter().find(|r| s(r, "requestId") == id).cloned() else {
+        session.client.close().await;
+        return Err(unknown_request(&id, &pending));
+    };
+    let needed = node_approve_scopes(&request);
+    if !a.conn.json {
+        print_out(&describe_node_request(&request, &needed));
+    }
+    let session = if needed
+        .iter()
+        .all(|n| scopes::satisfies(&session.hello.scopes(), n))
+    {
+        session
+    } else {
+        session.client.close().await;
+        connect(
+            &a.conn,
+            &needed.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await?
+    };
+    let result = match try_call(&session, "node.pair.approve", json!({"requestId": id})).await {
+        Ok(v) => Ok(v),
+        Err(Err(f)) => Err(f),
+        Err(Ok(e)) if is_unknown(&e, "requestId") => Err(unknown_request(&id, &[])),
+        Err(Ok(e)) => Err(rpc_failure(&session, "node.pair.approve", &e)),
+    };
+    session.client.close().await;
+    let v = result?;
+    if a.conn.json {
+        print_json(&v);
+    } else {
+        let n = &v["node"];
+        print_out(&format!(
+            "Approved node {} ({}): {} commands.",
+            clean(&node_name(n)),
+            clean(s(n, "nodeId")),
+            strs(&n["commands"]).len()
+        ));
+    }
+    Ok(())
+}
+
+async fn reject(a: RequestArgs) -> Result<(), Failure> {
+    let id = a.request_id.trim().to_owned();
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let result = match try_call(&session, "node.pair.reject", json!({"requestId": id})).await {
+        Ok(v) => Ok(v),
+        Err(Err(f)) => Err(f),
+        Err(Ok(e)) if is_unknown(&e, "requestId") => Err(unknown_request(&id, &[])),
+        Err(Ok(e)) => Err(rpc_failure(&session, "node.pair.reject", &e)),
+    };
+    session.client.close().await;
+    let v = result?;
+    if a.conn.json {
+        print_json(&v);
+    } else {
+        print_out(&format!(
+            "Rejected node request {id} (node {}).",
+            clean(s(&v, "nodeId"))
+        ));
+    }
+    Ok(())
+}
+
+// ---- remove / rename ------------------------------------------------------------------------
+
+/// Resolves a node from `node.pair.list` (what a pairing-scoped connection can see).
+async fn resolve_paired(session: &Session, query: &str) -> Result<String, Failure> {
+    let known = try_call(session, "node.pair.list", json!({})).await.ok();
+    let mut candidates = known
+        .as_ref()
+        .map(|v| nodes_of(v, "paired"))
+        .unwrap_or_default();
+    candidates.extend(
+        known
+            .as_ref()
+            .map(|v| nodes_of(v, "pending"))
+            .unwrap_or_default(),
+    );
+    resolve_node(&candidates, query)
+}
+
+async fn remove(a: NodeArgs) -> Result<(), Failure> {
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let result = async {
+        let id = resolve_paired(&session, &a.node).await?;
+        match try_call(&session, "node.pair.remove", json!({"nodeId": id})).await {
+            Ok(v) => Ok(v),
+            Err(Err(f)) => Err(f),
+            Err(Ok(e)) if is_unknown(&e, "nodeId") => Err(unknown_node(&a.node)),
+            Err(Ok(e)) => Err(rpc_failure(&session, "node.pair.remove", &e)),
+        }
+    }
+    .await;
+    session.client.close().await;
+    let v = result?;
+    if a.conn.json {
+        print_json(&v);
+    } else {
+        print_out(&format!("Removed node {}.", clean(s(&v, "nodeId"))));
+    }
+    Ok(())
+}
+
+async fn rename(a: RenameArgs) -> Result<(), Failure> {
+    let name = a.name.trim().to_owned();
+    if name.is_empty() {
+        return Err(usage("the new name must not be empty".into(), vec![]));
+    }
+    // node.rename needs operator.pairing on the gateway.
+    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
+    let result = async {
+        let id = resolve_paired(&session, &a.node).await?;
+        match try_call(
+            &session,
+            "node.rename",
+            json!({"nodeId": id, "displayName": name}),
+        )
+        .await
+        {
+            Ok(v) => Ok(v),
+            Err(Err(f)) => Err(f),
+            Err(Ok(e)) if is_unknown(&e, "nodeId") => Err(unknown_node(&a.node)),
+            Err(Ok(e)) => Err(rpc_failure(&session, "node.rename", &e)),
+        }
+    }
+    .await;
+    session.client.close().await;
+    let v = result?;
+    if a.conn.json {
+        print_json(&v);
+    } else {
+        print_out(&format!(
+            "Renamed node {} → {}.",
+            clean(s(&v, "nodeId")),
+            clean(s(&v, "displayName"))
+        ));
+    }
+    Ok(())
+}
+
+// ---- invoke ---------------------------------------------------------------------------------
+
+fn invoke_failure(session: &Session, e: &RpcError, node: &str, timeout_ms: u64) -> Failure {
+    let mut f = rpc_failure(session, "node.invoke", e);
+    let Some(w) = e.wire() else {
+        return f;
+    };
+    let node_code = w
+        .details
+        .as_ref()
+        .and_then(|d| d.pointer("/nodeError/code"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let msg = w.message.as_str();
+    let hint = if node_code == "TIMEOUT" {
+        Some(format!(
+            "the node did not finish within {timeout_ms} ms (the gateway cancelled it); raise --invoke-timeout"
+        ))
+    } else if node_code == "SYSTEM_RUN_DENIED" {
+        Some("the node's exec approvals refused it (they live on the node: security/ask/allowlist); check them with `clawgate nodes invoke <node> --command system.execApprovals.get`".into())
+    } else if msg.starts_with("node command not allowed") {
+        Some("the gateway does not allow this command for nodes; list it in gateway.nodes.commands.allow in the gateway's config".into())
+    } else if msg.contains("awaiting operator approval")
+        || w.detail_code() == Some("PAIRING_CHANGED")
+    {
+        Some("the node's capabilities are not approved (yet): `clawgate nodes pending`, then `clawgate nodes approve <request>`".into())
+    } else if msg.contains("unknown nodeId") || msg.contains("not connected") {
+        Some(format!(
+            "is {node:?} connected? see `clawgate nodes status`"
+        ))
+    } else {
+        None
+    };
+    if let Some(h) = hint {
+        f.fixes.insert(0, h);
+    }
+    f
+}
+
+async fn invoke(a: InvokeArgs) -> Result<(), Failure> {
+    let params: Value = serde_json::from_str(&a.params).map_err(|e| {
+        usage(
+            format!("--params must be a JSON object: {e}"),
+            vec![r#"for example --params '{"bins":["sh"]}'"#.into()],
+        )
+    })?;
+    if !params.is_object() {
+        return Err(usage(
+            format!("--params must be a JSON object (got {params})"),
+            vec![r#"for example --params '{"command":["echo","hi"]}'"#.into()],
+        ));
+    }
+    let command = a.command.trim().to_owned();
+    if command.is_empty() {
+        return Err(usage("--command must not be empty".into(), vec![]));
+    }
+    if a.idempotency_key.as_deref() == Some("") {
+        return Err(usage("--idempotency-key must not be empty".into(), vec![]));
+    }
+    let mut session = connect(&a.conn, &[scopes::WRITE]).await?;
+    // The node gets the invoke timeout; the call may take that long plus a margin.
+    let budget = tokio::time::Instant::now() + Duration::from_millis(a.invoke_timeout + 5_000);
+    if budget > session.deadline {
+        session.deadline = budget;
+    }
+    let result = async {
+        let known = try_call(&session, "node.list", json!({})).await.ok();
+        let id = resolve_node(
+            &known.map(|l| nodes_of(&l, "nodes")).unwrap_or_default(),
+            &a.node,
+        )?;
+        let key = a
+            .idempotency_key
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let p = json!({"nodeId": id, "command": command, "params": params,
+            "idempotencyKey": key, "timeoutMs": a.invoke_timeout});
+        match try_call(&session, "node.invoke", p).await {
+            Ok(v) => Ok(v),
+            Err(Err(f)) => Err(f),
+            Err(Ok(e)) => Err(invoke_failure(&session, &e, &a.node, a.invoke_timeout)),
+        }
+    }
+    .await;
+    session.client.close().await;
+    let v = result?;
+    print_json(&v);
+    if v.get("ok") == Some(&Value::Bool(false)) {
+        return Err(Failure {
+            exit: EXIT_RPC,
+            json: json!({"type": "node_error", "message": "the node reported a failure"}),
+            message: "the node reported a failure".into(),
+            fixes: vec![],
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approve_scopes_come_from_the_request() {
+        let r = json!({"requiredApproveScopes": ["operator.pairing", "operator.admin"], "commands": []});
+        assert_eq!(
+            node_approve_scopes(&r),
+            ["operator.pairing", "operator.admin"]
+        );
+        let r = json!({"commands": ["canvas.navigate"]});
+        assert_eq!(
+            node_approve_scopes(&r),
+            ["operator.pairing", "operator.write"]
+        );
+        let r = json!({"commands": ["system.run"]});
+        assert_eq!(
+            node_approve_scopes(&r),
+            ["operator.pairing", "operator.admin"]
+        );
+        assert_eq!(node_approve_scopes(&json!({})), ["operator.pairing"]);
+        let odd = json!({"requiredApproveScopes": ["operator.talk"], "commands": []});
+        assert_eq!(node_approve_scopes(&odd), ["operator.pairing"]);
+    }
+
+    #[test]
+    fn nodes_resolve_by_id_prefix_or_name() {
+        let nodes = vec![
+            json!({"nodeId": "7de88f0468a6", "displayName": "exp-node"}),
+            json!({"nodeId": "7de8aaaa", "displayName": "other"}),
+        ];
+        assert_eq!(resolve_node(&nodes, "7de88").unwrap(), "7de88f0468a6");
+        assert_eq!(resolve_node(&nodes, "EXP-NODE").unwrap(), "7de88f0468a6");
+        assert_eq!(resolve_node(&nodes, "unknown").unwrap(), "unknown");
+        assert!(resolve_node(&nodes, "7de8").is_err());
+    }
+}
