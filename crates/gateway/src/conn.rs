@@ -102,7 +102,16 @@ impl Connection {
         let Handshake::Done { session, queued } = self.handshake(&mut ws, &nonce).await else {
             return;
         };
-        self.serve(ws, *session, queued).await;
+        let session = *session;
+        if session.role == Role::Node {
+            self.gw
+                .nodes
+                .attach(&self.gw, self.handle.clone(), session.clone());
+        }
+        self.serve(ws, session.clone(), queued).await;
+        if session.role == Role::Node {
+            self.gw.nodes.detach(&session, &self.handle);
+        }
     }
 
     /// Waits for `connect`, answers it, and returns the session or closes the socket.
@@ -382,6 +391,17 @@ impl Connection {
             ip: self.peer.addr.ip().to_string(),
             device_id: device_id.map(str::to_owned),
             connected_at_ms: crate::now_ms(),
+            caps: if role == Role::Node {
+                p.caps.clone()
+            } else {
+                Vec::new()
+            },
+            commands: if role == Role::Node {
+                p.commands.clone().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+            path_env: p.path_env.clone().filter(|_| role == Role::Node),
         };
         let mut hello = hello::hello_ok(&self.gw, &self.handle.conn_id, &session, method, protocol);
         if let Some((token, issued_at_ms)) = device_token {
@@ -481,8 +501,9 @@ impl Connection {
             }
             let gw = gw.clone();
             let session = session.clone();
+            let conn = self.handle.clone();
             in_flight.push(Box::pin(async move {
-                let result = methods::dispatch(&gw, &session, &method, params).await;
+                let result = methods::dispatch(&gw, &session, &conn, &method, params).await;
                 (id, result)
             }));
         }

@@ -12,6 +12,7 @@ mod guarded_io;
 mod hello;
 mod http;
 mod methods;
+mod nodes;
 mod pairing;
 mod registry;
 pub mod state_dir;
@@ -93,6 +94,10 @@ pub struct GatewayOptions {
     /// Pair devices on direct loopback sockets without asking
     /// (`gateway.nodes.pairing.autoApproveLocal`).
     pub auto_approve_local: bool,
+    /// `gateway.nodes.commands.allow`: commands admitted beyond the platform defaults.
+    pub node_commands_allow: Vec<String>,
+    /// `gateway.nodes.commands.deny`: commands never invoked (deny wins over allow).
+    pub node_commands_deny: Vec<String>,
 }
 
 impl GatewayOptions {
@@ -114,6 +119,8 @@ impl GatewayOptions {
             max_payload: limits::MAX_PAYLOAD,
             max_buffered_bytes: limits::MAX_BUFFERED_BYTES,
             auto_approve_local: true,
+            node_commands_allow: Vec::new(),
+            node_commands_deny: Vec::new(),
         }
     }
 }
@@ -124,6 +131,7 @@ pub struct Gateway {
     pub registry: Registry,
     pub(crate) rate_limiter: auth::RateLimiter,
     pub(crate) pairing: pairing::Pairing,
+    pub(crate) nodes: nodes::Nodes,
     pub(crate) identity: state_dir::GatewayIdentity,
     pub(crate) boot_id: String,
     pub(crate) started: Instant,
@@ -147,7 +155,9 @@ impl Gateway {
     /// Builds the gateway state: its identity key and the pairing store in the state dir.
     pub fn new(options: GatewayOptions) -> Result<Arc<Self>, InitError> {
         let identity = state_dir::GatewayIdentity::load_or_create(&options.state_dir)?;
-        let pairing = pairing::Pairing::open(&options.state_dir)?;
+        let store = Arc::new(clawgate_store::Store::open(&options.state_dir)?);
+        let pairing = pairing::Pairing::open(store.clone(), &options.state_dir)?;
+        let nodes = nodes::Nodes::open(store)?;
         let rate_limiter = auth::RateLimiter::new(options.rate_limit.clone());
         let host_name = host_name();
         let instance_id = uuid::Uuid::new_v4().to_string();
@@ -156,6 +166,7 @@ impl Gateway {
             registry: Registry::new(options.max_buffered_bytes, self_entry),
             rate_limiter,
             pairing,
+            nodes,
             identity,
             boot_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 
 const TOKEN_KEY_FILE: &str = "device-token.key";
@@ -81,7 +81,7 @@ struct State {
 }
 
 pub(crate) struct Pairing {
-    store: Store,
+    store: Arc<Store>,
     key: [u8; 32],
     state: Mutex<State>,
 }
@@ -105,8 +105,7 @@ fn union(a: &[String], b: &[String]) -> Vec<String> {
 }
 
 impl Pairing {
-    pub fn open(state_dir: &Path) -> Result<Pairing, StoreError> {
-        let store = Store::open(state_dir)?;
+    pub fn open(store: Arc<Store>, state_dir: &Path) -> Result<Pairing, StoreError> {
         let key = load_or_create_key(state_dir).map_err(|source| StoreError::Dir {
             path: state_dir.join(TOKEN_KEY_FILE),
             source,

@@ -32,6 +32,19 @@ pub(crate) struct Session {
     pub ip: String,
     pub device_id: Option<String>,
     pub connected_at_ms: i64,
+    /// What a node declared at connect (empty for operators).
+    pub caps: Vec<String>,
+    pub commands: Vec<String>,
+    pub path_env: Option<String>,
+}
+
+impl Session {
+    /// A node's id: its device id, or its client id when it has no device.
+    pub fn node_id(&self) -> String {
+        self.device_id
+            .clone()
+            .unwrap_or_else(|| self.client.id.clone())
+    }
 }
 
 impl Session {
@@ -85,6 +98,11 @@ pub(crate) struct ConnHandle {
 impl ConnHandle {
     pub fn session(&self) -> Option<Session> {
         self.session.read().expect("session lock").clone()
+    }
+
+    /// Sends a targeted event (no `seq`) to this connection.
+    pub fn send_event(&self, registry: &Registry, event: &str, payload: &Value) {
+        registry.send(self, Outbound::Text(frames::event(event, payload, None)));
     }
 
     /// Marks bytes as written.
@@ -255,6 +273,11 @@ impl Registry {
                 self.send(&conn, Outbound::Close(1008, reason.into()));
             }
         }
+    }
+
+    /// Closes one connection with `code` and `reason`.
+    pub(crate) fn close(&self, conn: &ConnHandle, code: u16, reason: &str) {
+        self.send(conn, Outbound::Close(code, reason.into()));
     }
 
     /// Whether a device has a live authenticated socket.

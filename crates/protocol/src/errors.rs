@@ -454,6 +454,67 @@ pub fn internal_error(message: &str) -> HandshakeError {
     }
 }
 
+// ---- nodes -------------------------------------------------------------------------------------
+
+/// The node is known but has no live socket.
+pub fn node_not_connected() -> ErrorShape {
+    ErrorShape::new(ErrorCode::Unavailable, "node not connected")
+        .with_details(json!({"code": "NOT_CONNECTED", "nodeCommandDispatched": false}))
+}
+
+/// An unknown node id, or a node whose pairing changed under the call; clients retry.
+pub fn node_pairing_changed() -> ErrorShape {
+    let mut e = ErrorShape::new(
+        ErrorCode::Unavailable,
+        "node pairing changed while invocation was active",
+    )
+    .with_details(json!({"code": "PAIRING_CHANGED"}));
+    e.retryable = Some(true);
+    e
+}
+
+/// The node answered an invoke with an error, timed out, or went away: `CODE: message`.
+pub fn node_error(code: &str, message: &str) -> ErrorShape {
+    ErrorShape::new(ErrorCode::Unavailable, format!("{code}: {message}")).with_details(json!({
+        "nodeError": {"code": code, "message": message},
+        "nodeCommandDispatched": true,
+    }))
+}
+
+pub fn node_invoke_timeout() -> ErrorShape {
+    node_error("TIMEOUT", "node invoke timed out")
+}
+
+pub fn node_disconnected() -> ErrorShape {
+    node_error("DISCONNECTED", "node disconnected before it answered")
+}
+
+/// The gateway's policy refuses the command (`reason`: "command not allowlisted", …).
+pub fn node_command_not_allowed(message: &str, reason: &str, command: &str) -> ErrorShape {
+    ErrorShape::new(ErrorCode::InvalidRequest, message)
+        .with_details(json!({"reason": reason, "command": command}))
+}
+
+/// A node method called before the node's command surface was approved.
+pub fn node_awaiting_approval(request_id: &str) -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::Unavailable,
+        format!(
+            "node capability surface is awaiting operator approval; run `clawgate nodes approve {request_id}` or `openclaw nodes approve {request_id}` (see `clawgate nodes pending`), then this node retries automatically"
+        ),
+    )
+}
+
+/// Too many invokes in flight for one node (or the gateway); bounded so a stuck node cannot
+/// grow memory.
+pub fn node_busy() -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::Unavailable,
+        "too many pending invokes for this node; retry when some have finished",
+    )
+    .retry_after(1000)
+}
+
 /// A store write failed; nothing was changed.
 pub fn unavailable(message: impl Into<String>) -> ErrorShape {
     ErrorShape::new(ErrorCode::Unavailable, message).retry_after(1000)

@@ -99,6 +99,7 @@ pub fn method_access(method: &str) -> MethodAccess {
     } else if WRITE_METHODS.contains(&method) {
         MethodAccess::Scope(WRITE)
     } else if method.starts_with("node.pair.")
+        || method == "node.rename"
         || method.starts_with("device.pair.")
         || method.starts_with("device.token.")
     {

@@ -64,6 +64,33 @@ const MIGRATIONS: &[&str] = &[
         last_attempt_ms INTEGER NOT NULL,
         UNIQUE (device_id, role)
     );",
+    // 2: node capability approvals (the approved command surface per node) and their requests.
+    "CREATE TABLE nodes (
+        node_id TEXT PRIMARY KEY,
+        display_name TEXT,
+        platform TEXT,
+        version TEXT,
+        device_family TEXT,
+        client_id TEXT NOT NULL,
+        caps_json TEXT NOT NULL,
+        commands_json TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        approved_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE node_pairing_requests (
+        request_id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL UNIQUE,
+        display_name TEXT,
+        platform TEXT,
+        version TEXT,
+        device_family TEXT,
+        client_id TEXT NOT NULL,
+        client_mode TEXT NOT NULL,
+        caps_json TEXT NOT NULL,
+        commands_json TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        last_attempt_ms INTEGER NOT NULL
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +173,38 @@ pub struct PairingRequestRecord {
     pub last_attempt_ms: i64,
 }
 
+/// A node's approved command surface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub node_id: String,
+    pub display_name: Option<String>,
+    pub platform: Option<String>,
+    pub version: Option<String>,
+    pub device_family: Option<String>,
+    pub client_id: String,
+    pub caps: Vec<String>,
+    pub commands: Vec<String>,
+    pub created_at_ms: i64,
+    pub approved_at_ms: i64,
+}
+
+/// A pending capability approval (one per node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRequestRecord {
+    pub request_id: String,
+    pub node_id: String,
+    pub display_name: Option<String>,
+    pub platform: Option<String>,
+    pub version: Option<String>,
+    pub device_family: Option<String>,
+    pub client_id: String,
+    pub client_mode: String,
+    pub caps: Vec<String>,
+    pub commands: Vec<String>,
+    pub created_at_ms: i64,
+    pub last_attempt_ms: i64,
+}
+
 /// One change; [`Store::apply`] runs a batch in one transaction.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -160,6 +219,11 @@ pub enum Write {
         at_ms: i64,
         reason: String,
     },
+    PutNode(NodeRecord),
+    /// Removes the node's approval and its pending request.
+    DeleteNode(String),
+    PutNodeRequest(NodeRequestRecord),
+    DeleteNodeRequest(String),
 }
 
 pub struct Store {
@@ -365,6 +429,61 @@ impl Store {
         Ok(rows)
     }
 
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store lock");
+        let mut stmt = conn
+            .prepare(
+                "SELECT node_id, display_name, platform, version, device_family, client_id, caps_json, commands_json,
+                        created_at_ms, approved_at_ms FROM nodes ORDER BY approved_at_ms",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| {
+            Ok(NodeRecord {
+                node_id: r.get(0)?,
+                display_name: r.get(1)?,
+                platform: r.get(2)?,
+                version: r.get(3)?,
+                device_family: r.get(4)?,
+                client_id: r.get(5)?,
+                caps: vec_json(r.get(6)?),
+                commands: vec_json(r.get(7)?),
+                created_at_ms: r.get(8)?,
+                approved_at_ms: r.get(9)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| self.err(e))
+    }
+
+    pub fn node_requests(&self) -> Result<Vec<NodeRequestRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store lock");
+        let mut stmt = conn
+            .prepare(
+                "SELECT request_id, node_id, display_name, platform, version, device_family, client_id, client_mode,
+                        caps_json, commands_json, created_at_ms, last_attempt_ms
+                 FROM node_pairing_requests ORDER BY created_at_ms",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| {
+            Ok(NodeRequestRecord {
+                request_id: r.get(0)?,
+                node_id: r.get(1)?,
+                display_name: r.get(2)?,
+                platform: r.get(3)?,
+                version: r.get(4)?,
+                device_family: r.get(5)?,
+                client_id: r.get(6)?,
+                client_mode: r.get(7)?,
+                caps: vec_json(r.get(8)?),
+                commands: vec_json(r.get(9)?),
+                created_at_ms: r.get(10)?,
+                last_attempt_ms: r.get(11)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| self.err(e))
+    }
+
     /// Whether a device id is known (used by tests and diagnostics).
     pub fn has_device(&self, device_id: &str) -> Result<bool, StoreError> {
         let conn = self.conn.lock().expect("store lock");
@@ -464,6 +583,60 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> 
             )
             .map(drop),
         Write::DeleteRequest(id) => tx.execute("DELETE FROM pairing_requests WHERE request_id = ?1", [id]).map(drop),
+        Write::PutNode(n) => tx
+            .execute(
+                "INSERT INTO nodes (node_id, display_name, platform, version, device_family, client_id, caps_json,
+                     commands_json, created_at_ms, approved_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(node_id) DO UPDATE SET display_name=excluded.display_name,
+                     platform=excluded.platform, version=excluded.version, device_family=excluded.device_family,
+                     client_id=excluded.client_id, caps_json=excluded.caps_json,
+                     commands_json=excluded.commands_json, approved_at_ms=excluded.approved_at_ms",
+                params![
+                    n.node_id,
+                    n.display_name,
+                    n.platform,
+                    n.version,
+                    n.device_family,
+                    n.client_id,
+                    json_vec(&n.caps),
+                    json_vec(&n.commands),
+                    n.created_at_ms,
+                    n.approved_at_ms
+                ],
+            )
+            .map(drop),
+        Write::DeleteNode(id) => {
+            tx.execute("DELETE FROM node_pairing_requests WHERE node_id = ?1", [id])?;
+            tx.execute("DELETE FROM nodes WHERE node_id = ?1", [id]).map(drop)
+        }
+        Write::PutNodeRequest(r) => {
+            // One request per node: replace whatever the node had pending.
+            tx.execute("DELETE FROM node_pairing_requests WHERE node_id = ?1 OR request_id = ?2", [&r.node_id, &r.request_id])?;
+            tx.execute(
+                "INSERT INTO node_pairing_requests (request_id, node_id, display_name, platform, version,
+                     device_family, client_id, client_mode, caps_json, commands_json, created_at_ms, last_attempt_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    r.request_id,
+                    r.node_id,
+                    r.display_name,
+                    r.platform,
+                    r.version,
+                    r.device_family,
+                    r.client_id,
+                    r.client_mode,
+                    json_vec(&r.caps),
+                    json_vec(&r.commands),
+                    r.created_at_ms,
+                    r.last_attempt_ms
+                ],
+            )
+            .map(drop)
+        }
+        Write::DeleteNodeRequest(id) => tx
+            .execute("DELETE FROM node_pairing_requests WHERE request_id = ?1", [id])
+            .map(drop),
         Write::LastSeen { device_id, at_ms, reason } => tx
             .execute(
                 "UPDATE devices SET last_seen_at_ms = ?2, last_seen_reason = ?3 WHERE device_id = ?1",

@@ -2,13 +2,15 @@
 
 mod devices;
 mod info;
+mod nodes;
 
 use crate::Gateway;
-use crate::registry::Session;
+use crate::registry::{ConnHandle, Session};
 use clawgate_protocol::connect::Role;
 use clawgate_protocol::errors::{self, ErrorShape};
 use clawgate_protocol::scopes::{self, MethodAccess};
 use serde_json::Value;
+use std::sync::Arc;
 
 pub(crate) use info::{health_payload, presence_list};
 
@@ -29,6 +31,21 @@ pub(crate) const METHODS: &[&str] = &[
     "device.pair.rename",
     "device.token.rotate",
     "device.token.revoke",
+    "node.list",
+    "node.describe",
+    "node.invoke",
+    "node.invoke.result",
+    "node.invoke.progress",
+    "node.event",
+    "node.pair.list",
+    "node.pair.approve",
+    "node.pair.reject",
+    "node.pair.remove",
+    "node.rename",
+    "node.skills.update",
+    "node.pluginTools.update",
+    "exec.approvals.node.get",
+    "exec.approvals.node.set",
 ];
 
 /// Why a call was refused before reaching its handler.
@@ -42,6 +59,7 @@ pub(crate) enum Refusal {
 pub(crate) async fn dispatch(
     gw: &Gateway,
     session: &Session,
+    conn: &Arc<ConnHandle>,
     method: &str,
     params: Option<Value>,
 ) -> Result<Value, Refusal> {
@@ -64,6 +82,9 @@ pub(crate) async fn dispatch(
     // Extra params are tolerated like the real gateway does (`health {"bogus":1}` answers).
     let params = params.unwrap_or(Value::Null);
     if let Some(reply) = devices::dispatch(gw, method, &params) {
+        return reply.map_err(Refusal::Other);
+    }
+    if let Some(reply) = nodes::dispatch(gw, session, conn, method, &params).await {
         return reply.map_err(Refusal::Other);
     }
     let reply = match method {
