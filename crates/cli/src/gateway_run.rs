@@ -103,6 +103,8 @@ pub fn run(args: RunArgs) -> ExitCode {
     options.token = settings.auth.token.clone();
     options.config_path = Some(settings.config_path.clone());
     options.auto_approve_local = settings.auto_approve_local;
+    options.node_commands_allow = settings.node_commands_allow.clone();
+    options.node_commands_deny = settings.node_commands_deny.clone();
     options.config = loaded
         .as_ref()
         .map(|l| l.raw.clone())
