@@ -358,6 +358,7 @@ pub async fn run(config: NodeHostConfig, shutdown: CancellationToken) -> Result<
             Err(e) => say(&format!("node host gateway connect failed: {e}")),
         }
         let delay = backoff.next_delay().max(min_delay);
+        tracing::info!("retrying in {:.1} s", delay.as_secs_f64());
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => return Ok(()),
@@ -492,6 +493,8 @@ async fn publish(
                              openclaw nodes approve {id}). This node retries automatically."
                         ));
                     }
+                } else if is_pairing_changed(&failure) {
+                    tracing::debug!(method, "pairing changed; retrying");
                 } else if text != last_logged {
                     say(&format!("node host {method} publish failed: {text}"));
                 }
@@ -506,24 +509,42 @@ async fn publish(
     }
 }
 
+/// Publishes `node.host.stats` now and every 60 s; a refused publication (pairing still
+/// settling) is retried sooner, 250 ms doubling to 5 s.
 async fn publish_stats(conn: Connection, home: PathBuf) {
     let mut logged = false;
-    let mut tick = tokio::time::interval(stats::INTERVAL);
     loop {
-        tick.tick().await;
-        let payload = stats::sample(&home);
-        let params = json!({"event": "node.host.stats", "payloadJSON": payload.to_string()});
-        match conn.request("node.event", params).await {
-            Ok(_) => {}
-            Err(conn::RpcFailure::Closed) => return,
-            Err(e) => {
-                if !logged {
-                    logged = true;
-                    say(&format!("node host stats publish failed: {e}"));
+        let mut delay = PUBLISH_RETRY_INITIAL;
+        loop {
+            let payload = stats::sample(&home);
+            let params = json!({"event": "node.host.stats", "payloadJSON": payload.to_string()});
+            match conn.request("node.event", params).await {
+                Ok(_) => break,
+                Err(conn::RpcFailure::Closed) => return,
+                Err(conn::RpcFailure::Gateway(e)) if e.code == "INVALID_REQUEST" => {
+                    tracing::debug!(error = %e, "node.host.stats refused");
+                    break;
+                }
+                Err(e) => {
+                    if !logged && !is_pairing_changed(&e) {
+                        logged = true;
+                        say(&format!("node host stats publish failed: {e}"));
+                    }
                 }
             }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(PUBLISH_RETRY_MAX);
         }
+        tokio::time::sleep(stats::INTERVAL).await;
     }
+}
+
+/// `UNAVAILABLE` + `PAIRING_CHANGED`: the gateway is still settling this node's pairing
+/// (seen right after every connect); worth a retry, not a message.
+fn is_pairing_changed(failure: &conn::RpcFailure) -> bool {
+    failure
+        .gateway()
+        .is_some_and(|e| e.detail_code() == Some("PAIRING_CHANGED"))
 }
 
 type Running = Arc<Mutex<HashMap<String, CancellationToken>>>;
