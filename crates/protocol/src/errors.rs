@@ -421,6 +421,13 @@ pub fn pairing_required(
         "requestedRole": role,
         "requestedScopes": scopes,
     });
+    if role == "node" {
+        // Node hosts run unattended: tell them to keep retrying so an approval brings them
+        // online by itself instead of leaving them stopped until someone restarts them.
+        details["recommendedNextStep"] = json!(next_step::WAIT_THEN_RETRY);
+        details["retryable"] = json!(true);
+        details["pauseReconnect"] = json!(false);
+    }
     if let Some((roles, approved_scopes)) = approved {
         if !roles.is_empty() {
             details["approvedRoles"] = json!(roles);

@@ -1,0 +1,260 @@
+//! The real OpenClaw 2026.9.6 node host and CLI against a clawgate gateway: device pairing
+//! through `openclaw devices`, capability approval through `openclaw nodes approve` and
+//! `clawgate nodes approve`, invokes through the real CLI, a clean timeout, and the node shown
+//! offline once killed. Runs through ./scripts/test (loopback-only namespace).
+
+use clawgate_testkit::{
+    ChildProcess, ClawgateBin, ClawgateGateway, IsolatedHome, OpenClaw, Output, Value, json,
+};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "interop-nodes-token-73c1";
+
+async fn clawgate_gateway(config: Value) -> ClawgateGateway {
+    let home = IsolatedHome::new();
+    home.write_config(&config);
+    ClawgateBin::new(env!("CARGO_BIN_EXE_clawgate"))
+        .spawn_gateway_in(
+            home,
+            ["gateway", "run", "--port", "0", "--token", TOKEN],
+            std::iter::empty::<(&str, &str)>(),
+        )
+        .await
+        .expect("clawgate gateway starts")
+}
+
+fn spawn_real_node(
+    oc: &OpenClaw,
+    gw: &ClawgateGateway,
+    home: &IsolatedHome,
+    name: &str,
+) -> ChildProcess {
+    let mut cmd = tokio::process::Command::new(oc.bin());
+    cmd.args(["node", "run", "--host", "127.0.0.1", "--port"])
+        .arg(gw.port().to_string())
+        .args(["--display-name", name]);
+    home.apply(&mut cmd);
+    cmd.env("OPENCLAW_GATEWAY_TOKEN", TOKEN);
+    ChildProcess::spawn(cmd, "openclaw node run").expect("spawning openclaw node run")
+}
+
+fn remote(gw: &ClawgateGateway) -> Value {
+    json!({"gateway": {"mode": "remote", "remote": {"url": gw.url(), "token": TOKEN}}})
+}
+
+fn ok_json(out: &Output) -> Value {
+    out.assert_success();
+    out.json()
+}
+
+/// Polls `f` until it returns Some, or fails after `secs`.
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_real_node_host_pairs_is_approved_and_serves_invokes() {
+    let oc = OpenClaw::from_env();
+    // The node is treated like a remote device: its pairing needs `openclaw devices approve`.
+    let gw =
+        clawgate_gateway(json!({"gateway": {"nodes": {"pairing": {"autoApproveLocal": false}}}}))
+            .await;
+    let node_home = IsolatedHome::new();
+    let mut node = spawn_real_node(&oc, &gw, &node_home, "interop-node");
+
+    // Device pairing, managed by the real CLI.
+    let request = eventually(60, "the node's device pairing request", || async {
+        let out = oc
+            .cli()
+            .config(remote(&gw))
+            .args(["devices", "list", "--json"])
+            .run()
+            .await;
+        let list = ok_json(&out);
+        list["pending"]
+            .as_array()
+            .and_then(|p| p.iter().find(|r| r["role"] == "node").cloned())
+    })
+    .await;
+    assert_eq!(request["clientId"], "node-host");
+    let node_id = request["deviceId"].as_str().unwrap().to_owned();
+    let out = oc
+        .cli()
+        .config(remote(&gw))
+        .args(["devices", "approve", request["requestId"].as_str().unwrap()])
+        .run()
+        .await;
+    out.assert_success();
+
+    // Capability approval, with the real CLI.
+    let pending = eventually(60, "the node's capability request", || async {
+        let out = oc
+            .cli()
+            .config(remote(&gw))
+            .args(["nodes", "pending", "--json"])
+            .run()
+            .await;
+        let list = ok_json(&out);
+        list.as_array()
+            .and_then(|p| p.iter().find(|r| r["nodeId"] == node_id).cloned())
+    })
+    .await;
+    let out = oc
+        .cli()
+        .config(remote(&gw))
+        .args(["nodes", "approve", pending["requestId"].as_str().unwrap()])
+        .run()
+        .await;
+    out.assert_success();
+    eventually(30, "approvalState approved", || async {
+        let out = oc
+            .cli()
+            .config(remote(&gw))
+            .args(["nodes", "status", "--json"])
+            .run()
+            .await;
+        let status = ok_json(&out);
+        status["nodes"].as_array().and_then(|n| {
+            n.iter()
+                .find(|n| {
+                    n["nodeId"] == node_id
+                        && n["approvalState"] == "approved"
+                        && n["connected"] == true
+                })
+                .cloned()
+        })
+    })
+    .await;
+
+    let invoke = |command: &str, params: Value, timeout: Option<u64>, key: &str| {
+        let mut p =
+            json!({"nodeId": node_id, "command": command, "params": params, "idempotencyKey": key});
+        if let Some(t) = timeout {
+            p["timeoutMs"] = json!(t);
+        }
+        oc.cli()
+            .config(remote(&gw))
+            .args(["gateway", "call", "node.invoke", "--json", "--params"])
+            .arg(p.to_string())
+    };
+    let out = invoke(
+        "system.which",
+        json!({"bins": ["sh", "no-such-binary-here"]}),
+        None,
+        "which-1",
+    )
+    .run()
+    .await;
+    let res = ok_json(&out);
+    assert!(
+        res["payload"]["bins"]["sh"]
+            .as_str()
+            .unwrap()
+            .ends_with("/sh"),
+        "{out}"
+    );
+    assert!(res["payload"]["bins"].get("no-such-binary-here").is_none());
+
+    let out = invoke(
+        "system.run",
+        json!({"command": ["echo", "hi"]}),
+        None,
+        "run-1",
+    )
+    .run()
+    .await;
+    let res = ok_json(&out);
+    assert_eq!(res["payload"]["stdout"], "hi\n", "{out}");
+    assert_eq!(res["payload"]["exitCode"], 0);
+
+    // `sleep 5` with a 1 s budget: a clean TIMEOUT, well before the sleep would end.
+    let started = Instant::now();
+    let out = invoke(
+        "system.run",
+        json!({"command": ["sleep", "5"]}),
+        Some(1000),
+        "sleep-1",
+    )
+    .run()
+    .await;
+    out.assert_code(1);
+    assert_eq!(
+        out.json()["error"]["message"],
+        "TIMEOUT: node invoke timed out",
+        "{out}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5) + Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Killed: shown disconnected, still paired.
+    node.stop(Duration::from_secs(5)).await;
+    eventually(30, "the node shown disconnected", || async {
+        let out = oc
+            .cli()
+            .config(remote(&gw))
+            .args(["nodes", "status", "--json"])
+            .run()
+            .await;
+        let status = ok_json(&out);
+        status["nodes"].as_array().and_then(|n| {
+            n.iter()
+                .find(|n| n["nodeId"] == node_id && n["connected"] == false)
+                .cloned()
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn clawgate_nodes_approve_approves_a_real_node_host() {
+    let oc = OpenClaw::from_env();
+    let gw = clawgate_gateway(json!({})).await;
+    let node_home = IsolatedHome::new();
+    let mut node = spawn_real_node(&oc, &gw, &node_home, "second-node");
+    let cg = |args: &[&str]| {
+        ClawgateBin::new(env!("CARGO_BIN_EXE_clawgate"))
+            .cli()
+            .config(json!({}))
+            .args(args.iter().copied())
+            .args(["--url", gw.url(), "--token", TOKEN])
+    };
+    let request = eventually(60, "the capability request", || async {
+        let out = cg(&["nodes", "pending", "--json"]).run().await;
+        let list = ok_json(&out);
+        let rows = list
+            .as_array()
+            .cloned()
+            .or_else(|| list["pending"].as_array().cloned())
+            .unwrap_or_default();
+        rows.into_iter().find(|r| r["displayName"] == "second-node")
+    })
+    .await;
+    let out = cg(&["nodes", "approve", request["requestId"].as_str().unwrap()])
+        .run()
+        .await;
+    out.assert_success();
+    let node_id = request["nodeId"].as_str().unwrap().to_owned();
+    let out = oc
+        .cli()
+        .config(remote(&gw))
+        .args(["gateway", "call", "node.invoke", "--json", "--params"])
+        .arg(json!({"nodeId": node_id, "command": "system.which", "params": {"bins": ["sh"]}, "idempotencyKey": "w"}).to_string())
+        .run()
+        .await;
+    assert!(ok_json(&out)["payload"]["bins"]["sh"].is_string(), "{out}");
+    node.stop(Duration::from_secs(5)).await;
+}
