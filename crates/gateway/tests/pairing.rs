@@ -51,16 +51,18 @@ async fn remote_device_waits_for_approval_then_gets_a_token() {
     let d = &e["details"];
     assert_eq!(d["code"], "PAIRING_REQUIRED");
     assert_eq!(d["reason"], "not-paired");
+    let request_id = d["requestId"].as_str().unwrap().to_owned();
     assert_eq!(
         d["remediationHint"],
-        "Approve this device from the pending pairing requests."
+        format!(
+            "Approve this device from the pending pairing requests. On the gateway host run: clawgate devices approve {request_id} (or: openclaw devices approve {request_id})"
+        )
     );
     assert_eq!(d["requestedRole"], "operator");
     assert_eq!(
         d["requestedScopes"],
         json!(["operator.read", "operator.write"])
     );
-    let request_id = d["requestId"].as_str().unwrap().to_owned();
     let (code, reason) = c.expect_close().await;
     assert_eq!(code, 1008);
     assert_eq!(
@@ -172,6 +174,10 @@ async fn scope_upgrades_are_requested_and_reject_works() {
     let upgrade_id = res["error"]["details"]["requestId"].clone();
     expected["details"]["requestId"] = upgrade_id.clone();
     expected["details"]["deviceId"] = res["error"]["details"]["deviceId"].clone();
+    expected["details"]["remediationHint"] = json!(format!(
+        "Review the requested scopes, then approve the pending upgrade. On the gateway host run: clawgate devices approve {0} (or: openclaw devices approve {0})",
+        upgrade_id.as_str().unwrap()
+    ));
     assert_eq!(res["error"], expected);
     let ev = next_event(&mut admin, "device.pair.requested").await;
     assert_eq!(ev["payload"]["isRepair"], true);

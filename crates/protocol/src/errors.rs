@@ -416,7 +416,11 @@ pub fn pairing_required(
         "code": "PAIRING_REQUIRED",
         "reason": reason.as_str(),
         "requestId": request_id,
-        "remediationHint": reason.remediation(),
+        // OpenClaw's hint, plus the exact command, so nobody has to hunt for the request id.
+        "remediationHint": format!(
+            "{} On the gateway host run: clawgate devices approve {request_id} (or: openclaw devices approve {request_id})",
+            reason.remediation()
+        ),
         "deviceId": device_id,
         "requestedRole": role,
         "requestedScopes": scopes,
