@@ -367,15 +367,12 @@ async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(F
                     );
                 }
                 let mut f = failure::connect_failure(&error, &target);
-                f.fixes.insert(
-                    0,
-                    format!(
-                        "the device token stored for {} was refused (rotated or revoked on the gateway) and has been dropped from {}; connect once with the shared token (--token/--password) to get a new one, or have an operator run `clawgate devices rotate {}` on the gateway host",
-                        target.url,
-                        s.store.path().display(),
-                        &s.id()[..12.min(s.id().len())]
-                    ),
-                );
+                f.fixes = vec![format!(
+                    "the device token stored for {} was refused (rotated or revoked on the gateway) and has been dropped from {}; connect once with the shared token (--token/--password) to get a new one, or have an operator run `clawgate devices rotate {}` on the gateway host",
+                    target.url,
+                    s.store.path().display(),
+                    &s.id()[..12.min(s.id().len())]
+                )];
                 return fail(f, target);
             }
             // A refused shared secret: this device may still hold a token of its own.

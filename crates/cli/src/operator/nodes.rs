@@ -736,12 +736,13 @@ fn invoke_failure(session: &Session, e: &RpcError, node: &str, timeout_ms: u64) 
         ))
     } else if node_code == "SYSTEM_RUN_DENIED" {
         Some("the node's exec approvals refused it (they live on the node: security/ask/allowlist); check them with `clawgate nodes invoke <node> --command system.execApprovals.get`".into())
-    } else if msg.starts_with("node command not allowed") {
-        Some("the gateway does not allow this command for nodes; list it in gateway.nodes.commands.allow in the gateway's config".into())
     } else if msg.contains("awaiting operator approval")
+        || msg.contains("pending approval")
         || w.detail_code() == Some("PAIRING_CHANGED")
     {
         Some("the node's capabilities are not approved (yet): `clawgate nodes pending`, then `clawgate nodes approve <request>`".into())
+    } else if msg.starts_with("node command not allowed") {
+        Some("the gateway does not allow this command for nodes; list it in gateway.nodes.commands.allow in the gateway's config".into())
     } else if msg.contains("unknown nodeId") || msg.contains("not connected") {
         Some(format!(
             "is {node:?} connected? see `clawgate nodes status`"
