@@ -108,33 +108,82 @@ fn is_loopback_url(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Builds the node host config: flags, then environment; for a loopback gateway without
-/// any credential, the token a local clawgate gateway generated (`<state dir>/gateway.token`).
+/// `scheme://host:port` with default ports filled in and case folded, for comparing URLs.
+fn endpoint_key(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("ws", url.as_str()));
+    let authority = rest.split('/').next().unwrap_or("");
+    let has_port = match authority.rsplit_once(':') {
+        Some((host, port)) => !host.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()),
+        None => false,
+    } && !authority.ends_with(']');
+    let default_port = if scheme == "wss" { 443 } else { 80 };
+    let authority = if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    format!("{scheme}://{}", authority.replace("localhost", "127.0.0.1"))
+}
+
+/// Credentials (and pin) the config file holds for `url`: `gateway.auth.*` for the local
+/// gateway, `gateway.remote.*` for the remote one. Credentials never go to another gateway
+/// than the one the config names.
+fn config_credentials(url: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let env = config::process_env;
+    let location = config::locate_config(None, None, &env);
+    let loaded = match config::load_config(&location, &env) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("warning: not reading credentials from the config file: {e}");
+            return (None, None, None);
+        }
+    };
+    match config::resolve_client_target(&config::ClientFlags::default(), loaded.as_ref(), &env) {
+        Ok(t) if endpoint_key(&t.url) == endpoint_key(url) => (
+            t.token.map(|s| s.expose().to_owned()),
+            t.password.map(|s| s.expose().to_owned()),
+            t.tls_fingerprint,
+        ),
+        _ => (None, None, None),
+    }
+}
+
+/// Builds the node host config. Credentials: flags, then `CLAWGATE_GATEWAY_*` /
+/// `OPENCLAW_GATEWAY_*`, then the config file's credentials for this very gateway, then (a
+/// loopback gateway only) the token a local clawgate gateway generated
+/// (`<state dir>/gateway.token`).
 pub fn resolve(args: &RunArgs) -> Result<NodeHostConfig, String> {
     let url = gateway_url(args)?;
-    let token = args.token.clone().or_else(|| env_secret("GATEWAY_TOKEN"));
-    let password = args
+    let mut token = args.token.clone().or_else(|| env_secret("GATEWAY_TOKEN"));
+    let mut password = args
         .password
         .clone()
         .or_else(|| env_secret("GATEWAY_PASSWORD"));
+    let mut tls_fingerprint = args.tls_fingerprint.clone();
     let env = config::process_env;
     let base_state = config::resolve_state_dir(None, &env);
-    let token = match (&token, &password) {
-        (None, None) if is_loopback_url(&url) => {
-            std::fs::read_to_string(base_state.join("gateway.token"))
-                .ok()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
+    if token.is_none() && password.is_none() {
+        let (t, p, pin) = config_credentials(&url);
+        token = t;
+        password = p;
+        if tls_fingerprint.is_none() && url.starts_with("wss://") {
+            tls_fingerprint = pin;
         }
-        _ => token,
-    };
+    }
+    if token.is_none() && password.is_none() && is_loopback_url(&url) {
+        token = std::fs::read_to_string(base_state.join("gateway.token"))
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+    }
     let state_dir = match &args.state_dir {
         Some(dir) => config::resolve_state_dir(Some(dir), &env),
         None => base_state.join("node"),
     };
     Ok(NodeHostConfig {
         url,
-        tls_fingerprint: args.tls_fingerprint.clone(),
+        tls_fingerprint,
         token,
         password,
         display_name: args.display_name.clone(),
@@ -234,6 +283,24 @@ mod tests {
         let a = parse(&["--url", "http://x"]).unwrap();
         assert!(gateway_url(&a).is_err());
         assert!(parse(&["--url", "ws://x:1", "--host", "y"]).is_err());
+    }
+
+    #[test]
+    fn endpoints_compare_with_default_ports() {
+        assert_eq!(
+            endpoint_key("ws://127.0.0.1:18789/"),
+            endpoint_key("WS://localhost:18789")
+        );
+        assert_eq!(
+            endpoint_key("wss://gw.example"),
+            endpoint_key("wss://gw.example:443/x")
+        );
+        assert_ne!(
+            endpoint_key("ws://127.0.0.1:1"),
+            endpoint_key("ws://127.0.0.1:2")
+        );
+        assert_ne!(endpoint_key("ws://h:80"), endpoint_key("wss://h:80"));
+        assert_eq!(endpoint_key("ws://[::1]"), "ws://[::1]:80");
     }
 
     #[test]
