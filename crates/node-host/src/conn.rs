@@ -588,3 +588,51 @@ mod pinned {
             .with_no_client_auth()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints() {
+        let hex = "AB".repeat(32);
+        let colons = vec!["ab"; 32].join(":");
+        assert_eq!(normalize_fingerprint(&hex), Some("ab".repeat(32)));
+        assert_eq!(
+            normalize_fingerprint(&format!("sha256:{colons}")),
+            Some("ab".repeat(32))
+        );
+        assert_eq!(normalize_fingerprint("abc"), None);
+    }
+
+    #[tokio::test]
+    async fn bad_urls_fail_before_connecting() {
+        let pin = "ab".repeat(32);
+        for (url, fp) in [
+            ("http://127.0.0.1:1", None),
+            ("ws://127.0.0.1:1", Some(pin.as_str())),
+            ("wss://127.0.0.1:1", Some("nothex")),
+        ] {
+            let endpoint = Endpoint {
+                url: url.into(),
+                tls_fingerprint: fp.map(str::to_owned),
+            };
+            let r = connect(&endpoint, |_, _| Value::Null).await;
+            assert!(matches!(r, Err(ConnectError::InvalidUrl(_))), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_connections_are_unreachable() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let endpoint = Endpoint {
+            url: format!("ws://127.0.0.1:{port}"),
+            tls_fingerprint: None,
+        };
+        let r = connect(&endpoint, |_, _| Value::Null).await;
+        assert!(matches!(r, Err(ConnectError::Unreachable(_))));
+    }
+}

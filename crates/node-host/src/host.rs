@@ -666,6 +666,16 @@ async fn session(
     background.abort_all();
     if matches!(end, SessionEnd::Shutdown) {
         conn.close(1000, "node host stopping");
+        // Wait (briefly) for the gateway's answering close so the close handshake completes
+        // before the process exits.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(msg) = incoming.recv().await {
+                if matches!(msg, Incoming::Closed { .. }) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         while invocations.join_next().await.is_some() {}
