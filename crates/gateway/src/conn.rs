@@ -6,6 +6,7 @@
 
 use crate::auth::{self, SharedAuth};
 use crate::guarded_io::{GuardedIo, PreHelloGuard};
+use crate::ingress::{self, IngressKind};
 use crate::registry::{ConnHandle, Outbound, Session};
 use crate::{Gateway, PeerInfo, hello, methods, pairing};
 use clawgate_protocol::connect::{self, AcceptedConnect, Challenge, Role};
@@ -211,6 +212,7 @@ impl Connection {
             protocol,
         } = connect::accept(params)?;
         let gw = &self.gw;
+        self.check_browser_origin(&p.client)?;
         let requested_scopes = p.scopes.clone().unwrap_or_default();
         let auth = p.auth.as_ref();
         let shared = auth::check_shared_secret(&gw.options, auth);
@@ -219,7 +221,7 @@ impl Connection {
         let offers_credential = matches!(shared, SharedAuth::Ok { .. } | SharedAuth::Wrong(_))
             || device_token.is_some();
         let attempt = if offers_credential {
-            match gw.rate_limiter.begin(self.peer.addr.ip()).await {
+            match gw.rate_limiter.begin(self.peer.client_ip).await {
                 Ok(a) => Some(a),
                 Err(retry_after_ms) => return Err(errors::auth_rate_limited(retry_after_ms)),
             }
@@ -388,7 +390,7 @@ impl Connection {
             role,
             scopes,
             client: p.client.clone(),
-            ip: self.peer.addr.ip().to_string(),
+            ip: self.peer.client_ip.to_string(),
             device_id: device_id.map(str::to_owned),
             connected_at_ms: crate::now_ms(),
             caps: if role == Role::Node {
@@ -409,6 +411,38 @@ impl Connection {
             hello["auth"]["issuedAtMs"] = json!(issued_at_ms);
         }
         (session, hello)
+    }
+
+    /// The browser origin policy: applies to every connection that sends an `Origin`, and to
+    /// the Control UI and webchat clients even without one.
+    fn check_browser_origin(&self, client: &connect::ClientInfo) -> Result<(), HandshakeError> {
+        let origin = self.peer.origin.as_deref().filter(|o| !o.trim().is_empty());
+        let browser_client = matches!(
+            client.id.as_str(),
+            "openclaw-control-ui" | "openclaw-browser-copilot" | "webchat-ui"
+        ) || client.mode == "webchat";
+        if origin.is_none() && !browser_client {
+            return Ok(());
+        }
+        let local_client = self.peer.ingress == IngressKind::DirectLocal
+            && ingress::is_local_host_header(self.peer.host.as_deref());
+        match ingress::check_browser_origin(
+            origin,
+            self.peer.host.as_deref(),
+            local_client,
+            &self.gw.options.ingress,
+        ) {
+            Ok("host-header-fallback") => {
+                tracing::warn!(
+                    "security warning: websocket origin accepted via Host-header fallback host={} origin={}",
+                    self.peer.host.as_deref().unwrap_or("n/a"),
+                    origin.unwrap_or("n/a")
+                );
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(reason) => Err(errors::origin_not_allowed(reason)),
+        }
     }
 
     /// Device-less operators keep their requested scopes only as a local CLI (`cli`/`cli`) or a

@@ -1,6 +1,7 @@
 //! The HTTP side of the port: `/healthz`, `/readyz`, `/startupz`, and the WebSocket upgrade on
 //! any path.
 
+use crate::ingress::{self, Ingress, IngressKind};
 use crate::{Gateway, PeerInfo, SERVER_VERSION};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -20,6 +21,7 @@ pub(crate) async fn accept_loop(
     gw: Arc<Gateway>,
     shutdown: CancellationToken,
 ) {
+    let tls = gw.options.tls.as_ref().map(|t| t.acceptor());
     loop {
         let (stream, addr) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -35,15 +37,40 @@ pub(crate) async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(req, gw.clone(), addr));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            let _ = conn.await;
-        });
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(stream, gw, addr));
+            }
+            Some(acceptor) => {
+                // The handshake runs in the connection's own task with a deadline, so a slow
+                // or silent client never holds up the accept loop.
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let budget = gw.options.handshake_timeout;
+                    match tokio::time::timeout(budget, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, gw, addr).await,
+                        Ok(Err(e)) => tracing::debug!("tls handshake with {addr} failed: {e}"),
+                        Err(_) => tracing::debug!(
+                            "tls handshake with {addr} timed out after {} ms",
+                            budget.as_millis()
+                        ),
+                    }
+                });
+            }
+        }
     }
+}
+
+async fn serve_connection<S>(stream: S, gw: Arc<Gateway>, addr: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(req, gw.clone(), addr));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let _ = conn.await;
 }
 
 type Body = Full<Bytes>;
@@ -58,13 +85,22 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> 
     r
 }
 
-fn has_forwarding_headers(h: &HeaderMap) -> bool {
-    h.contains_key("forwarded")
-        || h.contains_key("x-real-ip")
-        || h.keys().any(|k| {
-            let k = k.as_str();
-            k.starts_with("x-forwarded-") || k.starts_with("tailscale-")
-        })
+/// Live probes answer whatever the attribution (load balancers send forwarding headers).
+fn is_live_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/health")
+}
+
+/// 403 `proxy_attribution_required`, closing the connection (the real gateway's answer).
+fn proxy_attribution_required() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(ingress::proxy_attribution_body())));
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 async fn handle(
@@ -72,8 +108,13 @@ async fn handle(
     gw: Arc<Gateway>,
     addr: SocketAddr,
 ) -> Result<Response<Body>, std::convert::Infallible> {
+    let attribution = ingress::classify(addr.ip(), req.headers(), &gw.options.ingress);
+    if attribution.kind == IngressKind::UnattributableProxy && !is_live_probe(req.uri().path()) {
+        ingress::warn_unattributable_once(attribution.remote_ip);
+        return Ok(proxy_attribution_required());
+    }
     if is_websocket_upgrade(req.headers()) {
-        return Ok(upgrade(req, gw, addr));
+        return Ok(upgrade(req, gw, addr, attribution));
     }
     let resp = match req.uri().path() {
         "/healthz" => json_response(StatusCode::OK, json!({"ok": true, "status": "live"})),
@@ -100,7 +141,12 @@ fn is_websocket_upgrade(h: &HeaderMap) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
-fn upgrade(mut req: Request<Incoming>, gw: Arc<Gateway>, addr: SocketAddr) -> Response<Body> {
+fn upgrade(
+    mut req: Request<Incoming>,
+    gw: Arc<Gateway>,
+    addr: SocketAddr,
+    attribution: Ingress,
+) -> Response<Body> {
     let headers = req.headers();
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return json_response(
@@ -125,13 +171,21 @@ fn upgrade(mut req: Request<Incoming>, gw: Arc<Gateway>, addr: SocketAddr) -> Re
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let host = text(header::HOST);
+    let direct_local = attribution.kind == IngressKind::DirectLocal;
+    let local_host = ingress::is_local_host_header(host.as_deref());
+    if direct_local && !local_host {
+        tracing::warn!(
+            "Loopback connection with non-local Host header. Treating it as remote. If you're behind a reverse proxy, set gateway.trustedProxies and forward X-Forwarded-For/X-Real-IP."
+        );
+    }
     let peer = PeerInfo {
         addr,
-        is_local: addr.ip().is_loopback()
-            && !has_forwarding_headers(headers)
-            && !headers.contains_key(header::ORIGIN),
-        host: text(header::HOST),
+        is_local: direct_local && local_host && !headers.contains_key(header::ORIGIN),
+        host,
         origin: text(header::ORIGIN),
+        ingress: attribution.kind,
+        client_ip: attribution.client_ip,
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {

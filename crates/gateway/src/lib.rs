@@ -7,15 +7,18 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod bind;
 mod conn;
 mod guarded_io;
 mod hello;
 mod http;
+pub mod ingress;
 mod methods;
 mod nodes;
 mod pairing;
 mod registry;
 pub mod state_dir;
+pub mod tls;
 
 use clawgate_config::Secret;
 use serde_json::Value;
@@ -98,6 +101,10 @@ pub struct GatewayOptions {
     pub node_commands_allow: Vec<String>,
     /// `gateway.nodes.commands.deny`: commands never invoked (deny wins over allow).
     pub node_commands_deny: Vec<String>,
+    /// `gateway.trustedProxies`, `allowRealIpFallback` and the browser origin policy.
+    pub ingress: ingress::IngressPolicy,
+    /// `gateway.tls`: when set, every listener speaks TLS (wss:// and https on the same port).
+    pub tls: Option<tls::TlsServer>,
 }
 
 impl GatewayOptions {
@@ -121,6 +128,8 @@ impl GatewayOptions {
             auto_approve_local: true,
             node_commands_allow: Vec::new(),
             node_commands_deny: Vec::new(),
+            ingress: ingress::IngressPolicy::default(),
+            tls: None,
         }
     }
 }
@@ -245,9 +254,35 @@ pub async fn serve(
 /// Information about the peer of one connection, decided once at upgrade time.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
+    /// The socket's peer.
     pub addr: SocketAddr,
-    /// Direct loopback socket without forwarding headers or browser Origin: "local".
+    /// Direct loopback socket without forwarding headers or browser Origin, whose `Host` names
+    /// this machine: "local".
     pub is_local: bool,
     pub host: Option<String>,
     pub origin: Option<String>,
+    /// How the connection arrived (direct, through a trusted proxy…).
+    pub ingress: ingress::IngressKind,
+    /// The client the gateway holds responsible (rate limits, presence): the socket peer, or
+    /// the client named by a trusted proxy.
+    pub client_ip: std::net::IpAddr,
+}
+
+impl PeerInfo {
+    /// A direct connection from `addr` with no headers (tests, in-process transports).
+    pub fn direct(addr: SocketAddr) -> Self {
+        let local = addr.ip().is_loopback();
+        PeerInfo {
+            addr,
+            is_local: local,
+            host: None,
+            origin: None,
+            ingress: if local {
+                ingress::IngressKind::DirectLocal
+            } else {
+                ingress::IngressKind::DirectRemote
+            },
+            client_ip: addr.ip(),
+        }
+    }
 }

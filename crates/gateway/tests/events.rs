@@ -47,12 +47,7 @@ type Ws = WebSocketStream<DuplexStream>;
 
 async fn open(gw: &Arc<Gateway>) -> Ws {
     let (client, server) = tokio::io::duplex(64 * 1024);
-    let peer = PeerInfo {
-        addr: "127.0.0.1:40000".parse().unwrap(),
-        is_local: true,
-        host: None,
-        origin: None,
-    };
+    let peer = PeerInfo::direct("127.0.0.1:40000".parse().unwrap());
     tokio::spawn(clawgate_gateway::serve_websocket(gw.clone(), server, peer));
     let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
     let ch = next_json(&mut ws).await;

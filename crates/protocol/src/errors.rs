@@ -268,6 +268,19 @@ pub fn auth_failed(
 }
 
 /// Too many failed attempts from this client address.
+/// The message a refused browser origin gets (the real gateway's wording).
+pub const ORIGIN_NOT_ALLOWED_MESSAGE: &str = "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)";
+
+/// A browser `Origin` (or a browser client without one) refused by the origin policy
+/// (`gateway.controlUi.allowedOrigins`). `reason` is `origin missing or invalid` or
+/// `origin not allowed`.
+pub fn origin_not_allowed(reason: &str) -> HandshakeError {
+    HandshakeError::policy(
+        ErrorShape::new(ErrorCode::InvalidRequest, ORIGIN_NOT_ALLOWED_MESSAGE)
+            .with_details(json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": reason})),
+    )
+}
+
 pub fn auth_rate_limited(retry_after_ms: u64) -> HandshakeError {
     HandshakeError::policy(
         ErrorShape::new(
