@@ -56,6 +56,9 @@ pub struct ConnectOptions<'a> {
     pub min_protocol: u32,
     pub max_protocol: u32,
     pub tls: TlsOptions,
+    /// Dial this address instead of the URL's host, e.g. an SSH tunnel's local end. The
+    /// URL's host still names the server for TLS (SNI, certificate) and the Host header.
+    pub connect_to: Option<std::net::SocketAddr>,
 }
 
 impl<'a> ConnectOptions<'a> {
@@ -75,6 +78,7 @@ impl<'a> ConnectOptions<'a> {
             min_protocol: clawgate_protocol::PROTOCOL_VERSION,
             max_protocol: clawgate_protocol::PROTOCOL_VERSION,
             tls: TlsOptions::default(),
+            connect_to: None,
         }
     }
 
@@ -149,6 +153,7 @@ impl std::fmt::Debug for ConnectOptions<'_> {
             .field("timeout", &self.timeout)
             .field("protocol", &(self.min_protocol, self.max_protocol))
             .field("tls", &self.tls)
+            .field("connect_to", &self.connect_to)
             .finish()
     }
 }
@@ -259,7 +264,7 @@ impl Client {
     /// when a device identity is given) and returns the client with the gateway's hello.
     pub async fn connect(opts: ConnectOptions<'_>) -> Result<(Client, HelloOk), ClientError> {
         let deadline = Instant::now() + opts.timeout;
-        let mut ws = transport::open(&opts.url, &opts.tls, opts.timeout).await?;
+        let mut ws = transport::open(&opts.url, &opts.tls, opts.connect_to, opts.timeout).await?;
         let mut early_events: Vec<Event> = Vec::new();
 
         let (nonce, ts) = loop {

@@ -78,6 +78,24 @@ pub enum ClientError {
     /// The URL cannot be used (bad scheme, no host, …). Nothing was sent.
     #[error("invalid gateway URL {url}: {reason}")]
     InvalidUrl { url: String, reason: String },
+    /// A plaintext `ws://` URL to a host that is not loopback or private: refused before
+    /// any socket was opened (see [`crate::plaintext`]).
+    #[error("refusing plaintext ws:// to {host}: {reason}; use wss:// or an SSH tunnel")]
+    Insecure {
+        url: String,
+        host: String,
+        reason: String,
+    },
+    /// The `wss://` server presented a certificate other than the pinned one. Both are
+    /// SHA-256 fingerprints, 64 lowercase hex digits.
+    #[error(
+        "gateway tls fingerprint mismatch at {url}: expected sha256:{expected}, got sha256:{actual}"
+    )]
+    TlsPinMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     /// No gateway answered: connection refused, DNS failure, TLS failure or a timeout before
     /// the handshake completed.
     #[error("gateway unreachable at {url}: {reason}")]

@@ -21,8 +21,10 @@ mod device;
 pub mod device_auth;
 mod error;
 mod hello;
+pub mod plaintext;
 pub mod testing;
 mod transport;
+pub mod tunnel;
 
 pub use clawgate_protocol::connect::ClientInfo;
 pub use client::{Client, ConnectOptions, Event};
@@ -33,7 +35,7 @@ pub use device_auth::{
 };
 pub use error::{ClientError, PairingRequired, RpcError, WireError};
 pub use hello::HelloOk;
-pub use transport::TlsOptions;
+pub use transport::{TlsOptions, normalize_fingerprint};
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {

@@ -2,6 +2,7 @@
 //! fingerprint (SHA-256 of the leaf certificate, like `gateway.remote.tlsFingerprint`).
 
 use crate::error::ClientError;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -31,9 +32,14 @@ pub fn normalize_fingerprint(text: &str) -> Option<String> {
         .then(|| hex.to_ascii_lowercase())
 }
 
+/// Dials `url` (or `connect_to`, an SSH tunnel's local end, keeping the URL's host for TLS
+/// and the Host header) and upgrades to a WebSocket within `budget`. A plaintext `ws://`
+/// URL to a host that is not loopback or private is refused first (see
+/// [`crate::plaintext`]).
 pub(crate) async fn open(
     url: &str,
     tls: &TlsOptions,
+    connect_to: Option<SocketAddr>,
     budget: Duration,
 ) -> Result<WsStream, ClientError> {
     let invalid = |reason: String| ClientError::InvalidUrl {
@@ -47,6 +53,18 @@ pub(crate) async fn open(
     if scheme != "ws" && scheme != "wss" {
         return Err(invalid("the scheme must be ws:// or wss://".into()));
     }
+    match connect_to {
+        Some(addr) if scheme == "ws" && !crate::plaintext::is_private_ip(addr.ip()) => {
+            return Err(ClientError::Insecure {
+                url: url.to_owned(),
+                host: addr.ip().to_string(),
+                reason: format!("{} is not a loopback or private address", addr.ip()),
+            });
+        }
+        Some(_) => {}
+        None => plaintext_guard(url).await?,
+    }
+    let mut seen = None;
     let connector = match &tls.fingerprint {
         None => None,
         Some(_) if scheme != "wss" => {
@@ -58,7 +76,9 @@ pub(crate) async fn open(
             let pin = normalize_fingerprint(fp).ok_or_else(|| {
                 invalid("the TLS fingerprint must be a SHA-256 fingerprint (64 hex digits)".into())
             })?;
-            Some(Connector::Rustls(Arc::new(pinned::client_config(pin))))
+            let (config, slot) = pinned::client_config(pin.clone());
+            seen = Some((pin, slot));
+            Some(Connector::Rustls(Arc::new(config)))
         }
     };
     let unreachable = |reason: String, timed_out: bool| ClientError::Unreachable {
@@ -66,8 +86,35 @@ pub(crate) async fn open(
         reason,
         timed_out,
     };
-    let attempt = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
-    match tokio::time::timeout(budget, attempt).await {
+    let attempt = async {
+        match connect_to {
+            None => {
+                tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
+                    .await
+            }
+            Some(addr) => {
+                let stream = TcpStream::connect(addr).await?;
+                let _ = stream.set_nodelay(true);
+                tokio_tungstenite::client_async_tls_with_config(request, stream, None, connector)
+                    .await
+            }
+        }
+    };
+    let result = tokio::time::timeout(budget, attempt).await;
+    // A pinned certificate that did not match: say which one was seen, whatever error the
+    // TLS layer turned it into.
+    if let Some((expected, slot)) = &seen
+        && !matches!(result, Ok(Ok(_)))
+        && let Some(actual) = slot.lock().ok().and_then(|s| s.clone())
+        && &actual != expected
+    {
+        return Err(ClientError::TlsPinMismatch {
+            url: url.to_owned(),
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    match result {
         Err(_) => Err(unreachable(
             format!("timed out after {} ms", budget.as_millis()),
             true,
@@ -81,6 +128,36 @@ pub(crate) async fn open(
             other => unreachable(other.to_string(), false),
         }),
     }
+}
+
+/// Refuses a plaintext `ws://` URL whose host is not loopback or private (the break-glass
+/// variable admits host names whose every address is private).
+async fn plaintext_guard(url: &str) -> Result<(), ClientError> {
+    let break_glass = crate::plaintext::break_glass(&|k| std::env::var(k).ok()).is_some();
+    let mut resolved: Option<Result<Vec<std::net::IpAddr>, String>> = None;
+    if break_glass
+        && url.trim().to_ascii_lowercase().starts_with("ws://")
+        && let Some(host) = crate::device_auth::url_host(url)
+        && !crate::plaintext::host_allowed(&host)
+        && host.parse::<std::net::IpAddr>().is_err()
+    {
+        resolved = Some(
+            tokio::net::lookup_host((host.as_str(), 80))
+                .await
+                .map(|addrs| addrs.map(|a| a.ip()).collect())
+                .map_err(|e| e.to_string()),
+        );
+    }
+    crate::plaintext::check_with(url, break_glass, &|_, _| match &resolved {
+        Some(Ok(addrs)) => Ok(addrs.clone()),
+        Some(Err(e)) => Err(std::io::Error::other(e.clone())),
+        None => Err(std::io::Error::other("not resolved")),
+    })
+    .map_err(|r| ClientError::Insecure {
+        url: url.to_owned(),
+        host: r.host,
+        reason: r.reason,
+    })
 }
 
 fn describe_io(e: &std::io::Error) -> String {
@@ -151,12 +228,17 @@ mod pinned {
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
     use sha2::{Digest, Sha256};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
-    /// Accepts exactly the certificate whose SHA-256 is `pin`; signatures are still checked.
+    /// The fingerprint the server presented, for the mismatch message.
+    pub(super) type Seen = Arc<Mutex<Option<String>>>;
+
+    /// Accepts exactly the certificate whose SHA-256 is `pin`, whatever CA signed it and
+    /// whatever names it carries; handshake signatures are still checked.
     #[derive(Debug)]
     struct PinnedVerifier {
         pin: String,
+        seen: Seen,
         algorithms: WebPkiSupportedAlgorithms,
     }
 
@@ -170,6 +252,9 @@ mod pinned {
             _now: UnixTime,
         ) -> Result<ServerCertVerified, rustls::Error> {
             let got = clawgate_protocol::device::hex(&Sha256::digest(end_entity.as_ref()));
+            if let Ok(mut seen) = self.seen.lock() {
+                *seen = Some(got.clone());
+            }
             if got == self.pin {
                 Ok(ServerCertVerified::assertion())
             } else {
@@ -202,18 +287,21 @@ mod pinned {
         }
     }
 
-    pub(super) fn client_config(pin: String) -> ClientConfig {
+    pub(super) fn client_config(pin: String) -> (ClientConfig, Seen) {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let seen = Seen::default();
         let verifier = PinnedVerifier {
             pin,
+            seen: seen.clone(),
             algorithms: provider.signature_verification_algorithms,
         };
-        ClientConfig::builder_with_provider(provider)
+        let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("the ring provider supports the default protocol versions")
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth()
+            .with_no_client_auth();
+        (config, seen)
     }
 }
 

@@ -1,11 +1,12 @@
 //! Where the operator CLI connects, and with which credentials.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::error::ConfigError;
 use crate::gateway_config::{GatewayConfig, normalize_fingerprint};
 use crate::load::LoadedConfig;
-use crate::modes::GatewayMode;
+use crate::modes::{GatewayMode, RemoteTransport, SshHostKeyPolicy};
 use crate::paths::env_with_fallback;
 use crate::secret::Secret;
 use crate::settings::{
@@ -62,6 +63,30 @@ pub struct ClientTarget {
     pub source: TargetSource,
     /// Non-fatal findings to print (e.g. remote mode without a remote URL).
     pub warnings: Vec<String>,
+    /// `gateway.remote.transport: "ssh"`: the connection goes through an SSH tunnel that
+    /// the caller opens (or reuses); `url` then names the tunnel's local end on
+    /// `127.0.0.1` with the preferred local port (the caller substitutes the port the
+    /// tunnel really got). `None` for every other target.
+    pub ssh: Option<SshTunnelTarget>,
+}
+
+/// The SSH tunnel a remote-mode target goes through (`gateway.remote.transport: "ssh"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTunnelTarget {
+    /// `gateway.remote.sshTarget`: `[user@]host[:port]`.
+    pub target: String,
+    /// `gateway.remote.sshIdentity` (passed as `ssh -i`).
+    pub identity: Option<PathBuf>,
+    /// The gateway's port on the SSH host: `gateway.remote.remotePort`, else the port of
+    /// `gateway.remote.url`, else 18789.
+    pub remote_port: u16,
+    /// The local port to prefer: the port of `gateway.remote.url`, else `remote_port`.
+    pub local_port: u16,
+    /// `gateway.remote.sshHostKeyPolicy` (strict when unset).
+    pub host_key_policy: SshHostKeyPolicy,
+    /// The host `gateway.remote.url` names when it is not loopback (a `wss://` URL keeps
+    /// it for TLS through the tunnel); `None` when the URL is loopback or unset.
+    pub url_host: Option<String>,
 }
 
 /// Checks and normalizes a gateway URL; `named` says where it came from, for the message.
@@ -111,6 +136,8 @@ fn fingerprint(input: &str, named: &str) -> Result<String, ConfigError> {
 ///    `CLAWGATE_GATEWAY_TOKEN|PASSWORD` / `OPENCLAW_GATEWAY_TOKEN|PASSWORD`.
 /// 3. `gateway.mode: "remote"` with `gateway.remote.url`: flags > `gateway.remote.token`
 ///    / `password` > env; the pin is `--tls-fingerprint` > `gateway.remote.tlsFingerprint`.
+///    With `gateway.remote.transport: "ssh"` the URL may be omitted: the target then says
+///    which SSH tunnel to use ([`ClientTarget::ssh`]) and `url` is its local end.
 /// 4. Otherwise the local gateway, always `ws://127.0.0.1:<port>` (`wss://` when
 ///    `gateway.tls.enabled`), port from env > `gateway.port` > 18789; credentials flags >
 ///    env > `gateway.auth.*`.
@@ -127,6 +154,7 @@ pub fn resolve_client_target(
         .map(|fp| fingerprint(fp, "--tls-fingerprint"))
         .transpose()?;
     let mut warnings = Vec::new();
+    let mut ssh = None;
 
     let (url, token, password, tls_fingerprint, source) = if let Some(url) = &flags.url {
         let url = normalize_url(url, "--url")?;
@@ -143,8 +171,20 @@ pub fn resolve_client_target(
         let token = pick_secret(flags.token.as_ref(), env, "GATEWAY_TOKEN", None);
         let password = pick_secret(flags.password.as_ref(), env, "GATEWAY_PASSWORD", None);
         (url, token, password, flag_fp, TargetSource::Env(var))
-    } else if let (Some(GatewayMode::Remote), Some(url)) = (cfg.mode, &cfg.remote.url) {
-        let url = normalize_url(url, "gateway.remote.url")?;
+    } else if cfg.mode == Some(GatewayMode::Remote)
+        && (cfg.remote.url.is_some() || cfg.remote.transport == Some(RemoteTransport::Ssh))
+    {
+        let url = match &cfg.remote.url {
+            Some(url) => normalize_url(url, "gateway.remote.url")?,
+            None => String::new(),
+        };
+        let url = if cfg.remote.transport == Some(RemoteTransport::Ssh) {
+            let (tunnel, local_url) = ssh_tunnel(cfg, &url)?;
+            ssh = Some(tunnel);
+            local_url
+        } else {
+            url
+        };
         let token = remote_first(
             flags.token.as_ref(),
             cfg.remote.token.as_ref(),
@@ -218,7 +258,97 @@ pub fn resolve_client_target(
         tls_fingerprint,
         source,
         warnings,
+        ssh,
     })
+}
+
+/// The port of a `ws[s]://` URL (explicit, else 80/443), if it parses.
+fn url_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let port = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split_once(']')?.1.strip_prefix(':')
+    } else {
+        authority.rsplit_once(':').map(|(_, p)| p)
+    };
+    match port {
+        Some(p) => p.parse().ok().filter(|p| *p > 0),
+        None if scheme == "wss" => Some(443),
+        None => Some(80),
+    }
+}
+
+/// The host of a `ws[s]://` URL, brackets removed, lowercased.
+fn url_host(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split_once(']')?.0
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `gateway.remote.transport: "ssh"`: the tunnel to open and the local URL to use.
+/// Like OpenClaw's apps, `gateway.remote.url` (optional) names the tunnel's local end:
+/// its port is the preferred local port; `remotePort` is the gateway's port on the SSH
+/// host (fallback: the URL's port, then 18789).
+fn ssh_tunnel(cfg: &GatewayConfig, url: &str) -> Result<(SshTunnelTarget, String), ConfigError> {
+    let Some(target) = cfg
+        .remote
+        .ssh_target
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(ConfigError::Client {
+            message: "gateway.remote.transport is \"ssh\" but gateway.remote.sshTarget is not set\nFix: set gateway.remote.sshTarget to the gateway host as user@host (or user@host:port), or open a tunnel by hand with `clawgate tunnel up user@host` and point gateway.remote.url at it.".to_owned(),
+        });
+    };
+    let configured_port = if url.is_empty() { None } else { url_port(url) };
+    let remote_port = cfg
+        .remote
+        .remote_port
+        .or(configured_port)
+        .unwrap_or(DEFAULT_PORT);
+    let local_port = configured_port.unwrap_or(remote_port);
+    let host = if url.is_empty() { None } else { url_host(url) };
+    let url_host = host.filter(|h| !is_loopback_host(h));
+    let scheme = if url.starts_with("wss://") {
+        "wss"
+    } else {
+        "ws"
+    };
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("");
+    let local_url = format!("{scheme}://127.0.0.1:{local_port}{path}");
+    Ok((
+        SshTunnelTarget {
+            target: target.to_owned(),
+            identity: cfg.remote.ssh_identity.clone(),
+            remote_port,
+            local_port,
+            host_key_policy: cfg
+                .remote
+                .ssh_host_key_policy
+                .unwrap_or(SshHostKeyPolicy::Strict),
+            url_host,
+        },
+        local_url,
+    ))
 }
 
 /// flag > remote config > env.

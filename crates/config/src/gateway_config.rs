@@ -9,7 +9,9 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, InvalidValue};
-use crate::modes::{AuthMode, BindMode, GatewayMode, RemoteTransport, TailscaleMode};
+use crate::modes::{
+    AuthMode, BindMode, GatewayMode, RemoteTransport, SshHostKeyPolicy, TailscaleMode,
+};
 use crate::paths::expand_tilde;
 use crate::secret::Secret;
 
@@ -77,6 +79,8 @@ pub struct RemoteConfig {
     /// Passed to `ssh -i`; a leading `~` is expanded.
     pub ssh_identity: Option<PathBuf>,
     pub remote_port: Option<u16>,
+    /// `strict` (default) or `openssh`.
+    pub ssh_host_key_policy: Option<SshHostKeyPolicy>,
 }
 
 /// `gateway.tls.*`. Paths have a leading `~` expanded.
@@ -491,6 +495,12 @@ pub(crate) fn read_gateway(
         rc.ssh_target = r.string(remote, "sshTarget", "gateway.remote.sshTarget")?;
         rc.ssh_identity = r.path(remote, "sshIdentity", "gateway.remote.sshIdentity")?;
         rc.remote_port = r.port(remote, "remotePort", "gateway.remote.remotePort")?;
+        rc.ssh_host_key_policy = r.enumeration(
+            remote,
+            "sshHostKeyPolicy",
+            "gateway.remote.sshHostKeyPolicy",
+            SshHostKeyPolicy::ALLOWED,
+        )?;
         let fp_key = "gateway.remote.tlsFingerprint";
         if let Some(fp) = r.string(remote, "tlsFingerprint", fp_key)? {
             rc.tls_fingerprint = Some(normalize_fingerprint(&fp).ok_or_else(|| {

@@ -48,11 +48,13 @@ mod secret;
 mod settings;
 mod subst;
 
-pub use client::{ClientFlags, ClientTarget, TargetSource, resolve_client_target};
+pub use client::{ClientFlags, ClientTarget, SshTunnelTarget, TargetSource, resolve_client_target};
 pub use error::{ConfigError, InvalidValue};
 pub use gateway_config::{AuthConfig, GatewayConfig, RemoteConfig, TlsConfig};
 pub use load::{LoadedConfig, load_config, load_file};
-pub use modes::{AuthMode, BindMode, GatewayMode, RemoteTransport, TailscaleMode};
+pub use modes::{
+    AuthMode, BindMode, GatewayMode, RemoteTransport, SshHostKeyPolicy, TailscaleMode,
+};
 pub use paths::{
     CONFIG_FILE_NAME, ConfigLocation, PathOrigin, STATE_DIR_NAME, locate_config,
     resolve_config_path, resolve_state_dir,

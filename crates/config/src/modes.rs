@@ -150,6 +150,17 @@ string_enum! {
 }
 
 string_enum! {
+    /// `gateway.remote.sshHostKeyPolicy`: how an SSH tunnel checks the host's key.
+    SshHostKeyPolicy {
+        /// `StrictHostKeyChecking=yes`: only hosts already in known_hosts (the default).
+        Strict = "strict",
+        /// Whatever the user's OpenSSH configuration says (e.g. `accept-new`).
+        Openssh = "openssh",
+    }
+    hint = |_| None
+}
+
+string_enum! {
     /// `gateway.tailscale.mode`: whether the gateway publishes itself through Tailscale.
     TailscaleMode {
         Off = "off",

@@ -221,6 +221,7 @@ pub(crate) const IMPLEMENTED: &[&str] = &[
     "gateway.remote.sshTarget",
     "gateway.remote.sshIdentity",
     "gateway.remote.remotePort",
+    "gateway.remote.sshHostKeyPolicy",
     "gateway.trustedProxies",
     "gateway.nodes.pairing.autoApproveLocal",
     "gateway.nodes.commands",

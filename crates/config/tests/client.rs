@@ -315,3 +315,60 @@ fn target_never_prints_secrets() {
         "{dbg}"
     );
 }
+
+#[test]
+fn ssh_transport_targets_the_tunnel() {
+    use clawgate_config::SshHostKeyPolicy;
+    // No URL: the tunnel's local end on the remote port, remote credentials.
+    let cfg = "{gateway: {mode: 'remote', auth: {token: 'local-tok'},
+        remote: {transport: 'ssh', sshTarget: 'me@gw-host:2222', sshIdentity: '/k/id',
+                 remotePort: 19001, token: 'remote-tok'}}}";
+    let t = ok(&ClientFlags::default(), Some(cfg), ENV_CREDS);
+    let ssh = t.ssh.clone().expect("an ssh target");
+    assert_eq!(t.url, "ws://127.0.0.1:19001");
+    assert_eq!(t.source, TargetSource::RemoteConfig);
+    assert_eq!(expose(&t.token), Some("remote-tok"));
+    assert_eq!(ssh.target, "me@gw-host:2222");
+    assert_eq!(ssh.identity.as_deref(), Some(std::path::Path::new("/k/id")));
+    assert_eq!((ssh.remote_port, ssh.local_port), (19001, 19001));
+    assert_eq!(ssh.host_key_policy, SshHostKeyPolicy::Strict);
+    assert_eq!(ssh.url_host, None);
+
+    // The URL names the local end (its port), remotePort the gateway's port over there.
+    let cfg = "{gateway: {mode: 'remote', remote: {transport: 'ssh', sshTarget: 'gw',
+        url: 'ws://127.0.0.1:28789', remotePort: 18789, sshHostKeyPolicy: 'openssh'}}}";
+    let t = ok(&ClientFlags::default(), Some(cfg), &[]);
+    let ssh = t.ssh.unwrap();
+    assert_eq!(t.url, "ws://127.0.0.1:28789");
+    assert_eq!((ssh.remote_port, ssh.local_port), (18789, 28789));
+    assert_eq!(ssh.host_key_policy, SshHostKeyPolicy::Openssh);
+
+    // A wss:// URL keeps its host for TLS through the tunnel; its port is the default.
+    let cfg = "{gateway: {mode: 'remote', remote: {transport: 'ssh', sshTarget: 'gw',
+        url: 'wss://gw.example.ts.net'}}}";
+    let t = ok(&ClientFlags::default(), Some(cfg), &[]);
+    let ssh = t.ssh.unwrap();
+    assert_eq!(t.url, "wss://127.0.0.1:443");
+    assert_eq!(ssh.url_host.as_deref(), Some("gw.example.ts.net"));
+    assert_eq!(ssh.remote_port, 443);
+
+    // --url and env URLs bypass the tunnel.
+    let flags = ClientFlags {
+        url: Some("ws://127.0.0.1:5".into()),
+        token: Some(Secret::new("flag-tok")),
+        ..Default::default()
+    };
+    assert!(ok(&flags, Some(cfg), &[]).ssh.is_none());
+    // Local mode ignores the transport.
+    let local = "{gateway: {remote: {transport: 'ssh', sshTarget: 'gw'}}}";
+    assert!(ok(&ClientFlags::default(), Some(local), &[]).ssh.is_none());
+
+    let missing = "{gateway: {mode: 'remote', remote: {transport: 'ssh'}}}";
+    assert!(
+        err(&ClientFlags::default(), Some(missing), &[]).starts_with(
+            "gateway.remote.transport is \"ssh\" but gateway.remote.sshTarget is not set"
+        ),
+    );
+    let bad = "{gateway: {mode: 'remote', remote: {transport: 'ssh', sshTarget: 'gw', sshHostKeyPolicy: 'loose'}}}";
+    assert!(parse(bad, &[]).is_err());
+}

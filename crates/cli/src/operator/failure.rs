@@ -65,6 +65,76 @@ fn credential_fixes(t: &Target) -> Vec<String> {
     fixes
 }
 
+/// A plaintext `ws://` URL to a host that is not loopback or private: OpenClaw's SECURITY
+/// ERROR, with the fixes clawgate offers. Exit 2 (a configuration problem: nothing was
+/// sent).
+pub fn plaintext_failure(
+    url: &str,
+    host: &str,
+    reason: &str,
+    source: &TargetSource,
+    config: Option<&std::path::Path>,
+    break_glass: bool,
+) -> Failure {
+    let source_text = match source {
+        TargetSource::Flag => "--url".to_owned(),
+        TargetSource::Env(var) => format!("env {var}"),
+        TargetSource::RemoteConfig => "config gateway.remote.url".to_owned(),
+        TargetSource::Local => "local gateway".to_owned(),
+    };
+    let mut message = format!(
+        "SECURITY ERROR: Gateway URL \"{url}\" uses plaintext ws:// to a non-loopback address ({reason}).\nBoth credentials and chat data would be exposed to network interception.\nSource: {source_text}"
+    );
+    if let Some(p) = config {
+        message.push_str(&format!("\nConfig: {}", p.display()));
+    }
+    let mut fixes = vec![
+        "Fix: use wss:// for remote gateway URLs (a self-signed gateway certificate is pinned with --tls-fingerprint or gateway.remote.tlsFingerprint)".to_owned(),
+        format!(
+            "or keep gateway.bind=loopback on the gateway host and go through SSH: `clawgate tunnel up <user>@{host}` then use ws://127.0.0.1:18789, or set gateway.remote.transport to \"ssh\" and gateway.remote.sshTarget to \"<user>@{host}\" so every command opens the tunnel itself"
+        ),
+        "or use Tailscale Serve for HTTPS remote access".to_owned(),
+    ];
+    fixes.push(if break_glass {
+        "CLAWGATE_ALLOW_INSECURE_PRIVATE_WS is set, but it only admits host names whose every address is private (RFC 1918, 100.64.0.0/10, link-local, IPv6 ULA); it never admits a public address".to_owned()
+    } else {
+        "Break-glass (trusted private networks only): CLAWGATE_ALLOW_INSECURE_PRIVATE_WS=1 (or OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1) admits a host name whose every address is private; private IP literals, localhost, *.local and *.ts.net need nothing".to_owned()
+    });
+    Failure {
+        exit: super::EXIT_USAGE,
+        json: json!({"type": "security_error", "kind": "plaintext_ws", "message": message,
+            "url": url, "host": host, "reason": reason, "source": source_text}),
+        message,
+        fixes,
+    }
+}
+
+/// The `wss://` server's certificate is not the pinned one.
+fn pin_mismatch(t: &Target, expected: &str, actual: &str) -> Failure {
+    let config = t
+        .config_path
+        .as_ref()
+        .map(|p| format!(" in {}", p.display()))
+        .unwrap_or_default();
+    let message = format!(
+        "gateway tls fingerprint mismatch at {}: expected sha256:{expected} (the pin from --tls-fingerprint or gateway.remote.tlsFingerprint), but the gateway presented sha256:{actual}",
+        t.url
+    );
+    Failure {
+        exit: EXIT_REJECTED,
+        json: json!({"type": "tls_error", "kind": "fingerprint_mismatch", "message": message,
+            "expected": format!("sha256:{expected}"), "actual": format!("sha256:{actual}"),
+            "gateway": {"url": t.url, "urlSource": t.source_label()}}),
+        message,
+        fixes: vec![
+            format!(
+                "if the gateway's certificate was replaced on purpose (on the gateway host, `clawgate gateway tls show` prints the current fingerprint), re-pin: pass --tls-fingerprint sha256:{actual} or set gateway.remote.tlsFingerprint to \"sha256:{actual}\"{config}"
+            ),
+            "if nothing changed on the gateway, do not re-pin: something between you and the gateway presents its own certificate".into(),
+        ],
+    }
+}
+
 /// A failed connect.
 pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
     let gateway = json!({"url": t.url, "urlSource": t.source_label()});
@@ -75,6 +145,17 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
             fixes: vec!["use a ws:// or wss:// URL such as ws://127.0.0.1:18789".into()],
             json: json!({"type": "config_error", "message": e.to_string()}),
         },
+        ClientError::Insecure { host, reason, .. } => plaintext_failure(
+            &t.url,
+            host,
+            reason,
+            &t.source,
+            t.config_path.as_deref(),
+            false,
+        ),
+        ClientError::TlsPinMismatch {
+            expected, actual, ..
+        } => pin_mismatch(t, expected, actual),
         ClientError::Unreachable {
             reason, timed_out, ..
         } => {
@@ -84,6 +165,12 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
                 format!("gateway unreachable at {} ({reason})", t.url)
             };
             let mut fixes = vec![unreachable_fix(t)];
+            if reason.starts_with("TLS:") && reason.contains("certificate") {
+                fixes.insert(
+                    0,
+                    "the gateway's TLS certificate is not signed by a CA this machine trusts (a self-signed gateway certificate?): pin it with --tls-fingerprint sha256:<fingerprint> or gateway.remote.tlsFingerprint; the gateway host shows it with `clawgate gateway tls show`".into(),
+                );
+            }
             if *timed_out {
                 fixes.push("a slow link may need a larger --timeout (milliseconds)".into());
             }
