@@ -23,6 +23,9 @@ const MAX_PENDING_TOTAL: usize = 4096;
 const MAX_STRAY_RESULTS: u32 = 256;
 /// `node.invoke` default budget.
 pub(crate) const DEFAULT_INVOKE_TIMEOUT_MS: u64 = 30_000;
+/// `node.event`s a node may send in a burst, and per second after it.
+const EVENT_BURST: f64 = 200.0;
+const EVENTS_PER_SECOND: f64 = 50.0;
 /// Largest `node.invoke.progress` chunk.
 const MAX_PROGRESS_CHUNK: usize = 16 * 1024;
 
@@ -33,6 +36,10 @@ struct LiveNode {
     skills: Value,
     plugin_tools: Value,
     stray_results: u32,
+    /// Token bucket for `node.event`: a node that floods events is cut off instead of making
+    /// the gateway broadcast without end.
+    event_budget: f64,
+    event_refilled: tokio::time::Instant,
 }
 
 /// What came back for one invoke.
@@ -286,6 +293,8 @@ impl Nodes {
                 skills: json!([]),
                 plugin_tools: json!([]),
                 stray_results: 0,
+                event_budget: EVENT_BURST,
+                event_refilled: tokio::time::Instant::now(),
             },
         );
         drop(state);
@@ -726,6 +735,12 @@ impl Nodes {
         let event = params.get("event").and_then(Value::as_str).ok_or_else(|| {
             errors::invalid_params("node.event", "must have required property 'event'")
         })?;
+        if !self.take_event_budget(gw, &session.node_id()) {
+            return Err(ErrorShape::new(
+                errors::ErrorCode::Unavailable,
+                "too many node events",
+            ));
+        }
         if event != "node.host.stats" {
             return Ok(json!({"ok": true}));
         }
@@ -751,6 +766,26 @@ impl Nodes {
             &json!({"nodeId": node_id, "hostStats": stats}),
         );
         Ok(json!({"ok": true, "event": event, "handled": true, "reason": "updated"}))
+    }
+
+    /// Spends one event from the node's budget; an exhausted budget closes the node's socket.
+    fn take_event_budget(&self, gw: &Gateway, node_id: &str) -> bool {
+        let mut state = self.state.lock().expect("nodes lock");
+        let Some(l) = state.live.get_mut(node_id) else {
+            return true;
+        };
+        let now = tokio::time::Instant::now();
+        let refill = now.duration_since(l.event_refilled).as_secs_f64() * EVENTS_PER_SECOND;
+        l.event_budget = (l.event_budget + refill).min(EVENT_BURST);
+        l.event_refilled = now;
+        if l.event_budget >= 1.0 {
+            l.event_budget -= 1.0;
+            return true;
+        }
+        let conn = l.conn.clone();
+        drop(state);
+        gw.registry.close(&conn, 1008, "too many node events");
+        false
     }
 
     /// `node.skills.update`, `node.pluginTools.update`, `node.runnerInventory.update`.

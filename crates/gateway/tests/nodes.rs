@@ -397,3 +397,19 @@ async fn a_node_that_drops_fails_its_invokes_and_shows_offline() {
         json!({"code":"UNAVAILABLE","message":"node not connected","details":{"code":"NOT_CONNECTED","nodeCommandDispatched":false}})
     );
 }
+
+#[tokio::test]
+async fn a_node_flooding_events_is_cut_off_and_the_gateway_stays_healthy() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 45).await;
+    for i in 0..400 {
+        n.send(json!({"type":"req","id":format!("e{i}"),"method":"node.event","params":{"event":"exec.finished","payloadJSON":"{}"}})).await;
+    }
+    assert_eq!(
+        n.expect_close().await,
+        (1008, "too many node events".into())
+    );
+    let mut op = operator(&gw, &["operator.read"]).await;
+    assert_eq!(op.call("h", "health", json!({})).await["ok"], true);
+    let _ = node_id;
+}
