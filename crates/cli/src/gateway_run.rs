@@ -1,14 +1,16 @@
-//! `clawgate gateway run`: resolve settings (flag > env > config > default), bind the loopback
-//! listeners, and serve until SIGTERM/SIGINT.
+//! `clawgate gateway run`: resolve settings (flag > env > config > default), refuse unsafe or
+//! conflicting exposure (exit 78), set up TLS, bind the listeners `gateway.bind` asks for, and
+//! serve until SIGTERM/SIGINT.
 
 use clap::Args;
-use clawgate_config::{self as config, AuthMode, BindMode, GatewayRunInputs, Secret};
-use clawgate_gateway::{Gateway, GatewayOptions, RateLimit, state_dir};
-use std::net::{Ipv6Addr, SocketAddr};
+use clawgate_config::{
+    self as config, AuthMode, BindMode, GatewayRunInputs, GatewaySettings, Secret, SecretSource,
+    TailscaleMode,
+};
+use clawgate_gateway::{Gateway, GatewayOptions, RateLimit, bind, ingress, state_dir, tls};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for configuration errors (EX_CONFIG); supervisors should not restart on it.
@@ -21,7 +23,9 @@ pub struct RunArgs {
     /// Port for HTTP and WebSocket [env: CLAWGATE_GATEWAY_PORT, OPENCLAW_GATEWAY_PORT] [default: 18789]
     #[arg(long)]
     port: Option<u16>,
-    /// Interfaces to listen on: loopback (127.0.0.1 and ::1)
+    /// Interfaces to listen on: loopback (127.0.0.1 and ::1), lan (0.0.0.0), tailnet (the
+    /// Tailscale address, plus 127.0.0.1), custom (gateway.customBindHost, plus 127.0.0.1) or
+    /// auto (0.0.0.0 in containers, else loopback). Non-loopback binds need a token or password.
     #[arg(long)]
     bind: Option<String>,
     /// How clients authenticate: token, password or none
@@ -80,12 +84,26 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return config_error(e),
     };
-    if settings.bind != BindMode::Loopback {
-        return config_error(format_args!(
-            "gateway.bind={} is not supported by this version; use loopback (the default) and reach the gateway from other machines through an SSH tunnel: ssh -N -L {port}:127.0.0.1:{port} user@gateway-host",
-            settings.bind,
-            port = settings.port
-        ));
+    let in_container = bind::is_container(&env);
+    let detector = bind::TailnetDetector::from_env(&env);
+    let plan = match bind::resolve_bind(
+        settings.bind,
+        settings.custom_bind_host,
+        &detector,
+        in_container,
+    ) {
+        Ok(p) => p,
+        Err(e) => return config_error(e),
+    };
+    for note in &plan.notes {
+        eprintln!("clawgate: {note}");
+    }
+    if let Some(refusal) = bind_without_auth_refusal(&settings, &plan, in_container) {
+        eprintln!("{refusal}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if let Some(conflict) = runtime_conflict(&settings, &plan) {
+        return config_error(conflict);
     }
     let mode = match settings.auth.mode {
         AuthMode::Token => clawgate_gateway::AuthMode::Token,
@@ -109,6 +127,41 @@ pub fn run(args: RunArgs) -> ExitCode {
         .as_ref()
         .map(|l| l.raw.clone())
         .unwrap_or_else(|| serde_json::json!({}));
+    let raw = options.config.clone();
+    options.ingress = match ingress_policy(&settings, &raw) {
+        Ok(p) => p,
+        Err(e) => return config_error(e),
+    };
+    if let Some(tls) = &settings.tls {
+        let paths = tls::TlsPaths::from_settings(tls);
+        let mut sans = Vec::new();
+        if let Some(t) = &plan.tailnet {
+            sans.push(t.ipv4.to_string());
+            sans.extend(t.dns_name.clone());
+        }
+        if let Some(h) = settings.custom_bind_host {
+            sans.push(h.to_string());
+        }
+        let status = match tls::ensure_certificate(&paths, &sans) {
+            Ok(s) => s,
+            Err(e) => return config_error(e),
+        };
+        if status.generated {
+            eprintln!(
+                "clawgate: gateway tls: generated self-signed cert at {} (key {}, mode 0600)",
+                paths.cert.display(),
+                paths.key.display()
+            );
+        }
+        match tls::TlsServer::load(&paths) {
+            Ok(server) => options.tls = Some(server),
+            Err(e) => return config_error(e),
+        }
+        eprintln!(
+            "clawgate: gateway tls: certificate sha256 fingerprint {} (clients pin it with gateway.remote.tlsFingerprint or --tls-fingerprint; `clawgate gateway tls show` prints it again)",
+            status.fingerprint
+        );
+    }
     let rl = &settings.auth.rate_limit;
     options.rate_limit = RateLimit {
         max_attempts: rl.max_attempts,
@@ -153,37 +206,214 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(options))
+    runtime.block_on(serve(options, plan, allowed_origins_seed(&settings, &raw)))
 }
 
-async fn serve(mut options: GatewayOptions) -> ExitCode {
-    let port = options.port;
-    let v4 = match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await {
-        Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+/// True when the effective auth mode has a configured secret (a generated runtime token does
+/// not count: nobody else knows it).
+fn has_shared_secret(settings: &GatewaySettings) -> bool {
+    match settings.auth.mode {
+        AuthMode::Token => !matches!(
+            settings.source_of_token,
+            None | Some(SecretSource::Generated)
+        ),
+        AuthMode::Password => settings.auth.password.is_some(),
+        AuthMode::None | AuthMode::TrustedProxy => false,
+    }
+}
+
+/// OpenClaw's CLI-layer refusal: a non-loopback bind needs a token or password (exit 78).
+fn bind_without_auth_refusal(
+    settings: &GatewaySettings,
+    plan: &bind::BindPlan,
+    in_container: bool,
+) -> Option<String> {
+    if plan.is_loopback()
+        || has_shared_secret(settings)
+        || settings.auth.mode == AuthMode::TrustedProxy
+    {
+        return None;
+    }
+    let mut lines = vec![format!(
+        "Refusing to bind gateway to {} without auth.",
+        settings.bind
+    )];
+    if in_container {
+        lines.push("Container environment detected — the gateway defaults to bind=auto (0.0.0.0) for port-forwarding compatibility.".into());
+        lines.push("Set OPENCLAW_GATEWAY_TOKEN or OPENCLAW_GATEWAY_PASSWORD, or pass --token/--password to start with auth.".into());
+    } else {
+        lines.push("Set gateway.auth.token/password (or OPENCLAW_GATEWAY_TOKEN/OPENCLAW_GATEWAY_PASSWORD) or pass --token/--password.".into());
+    }
+    lines.extend(settings.hints.iter().cloned());
+    Some(lines.join("\n"))
+}
+
+/// OpenClaw's runtime conflict checks (bind × Tailscale × auth), one clear message each.
+/// Configuration errors, so exit 78 and no restart loop.
+fn runtime_conflict(settings: &GatewaySettings, plan: &bind::BindPlan) -> Option<String> {
+    let ts = settings.tailscale_mode;
+    let mode = settings.auth.mode;
+    if ts == TailscaleMode::Funnel && mode != AuthMode::Password {
+        return Some("tailscale funnel requires gateway auth mode=password (set gateway.auth.password or OPENCLAW_GATEWAY_PASSWORD)".into());
+    }
+    if mode == AuthMode::None && ts == TailscaleMode::Serve {
+        return Some("gateway.auth.mode=none cannot be used with gateway.tailscale.mode=serve; configure token, password, or trusted-proxy auth before exposing the gateway through Tailscale".into());
+    }
+    if mode == AuthMode::None && ts == TailscaleMode::Funnel {
+        return Some("gateway.tailscale.mode=funnel requires gateway.auth.mode=password; auth.mode=none cannot be used when exposing the gateway through Tailscale Funnel".into());
+    }
+    if ts != TailscaleMode::Off && !plan.is_loopback() {
+        return Some(format!(
+            "tailscale serve/funnel requires gateway bind=loopback (127.0.0.1); gateway.bind is {} (Tailscale {} already publishes the loopback gateway: set gateway.bind to loopback, or set gateway.tailscale.mode to off)",
+            settings.bind, ts
+        ));
+    }
+    if !plan.is_loopback() && !has_shared_secret(settings) && mode != AuthMode::TrustedProxy {
+        return Some(format!(
+            "refusing to bind gateway to {}:{} without auth (set gateway.auth.token/password, or set OPENCLAW_GATEWAY_TOKEN/OPENCLAW_GATEWAY_PASSWORD; legacy CLAWDBOT_* and MOLTBOT_* environment variables are ignored)",
+            plan.host, settings.port
+        ));
+    }
+    if mode == AuthMode::TrustedProxy && settings.trusted_proxies.is_empty() {
+        return Some("gateway auth mode=trusted-proxy requires gateway.trustedProxies to be configured with at least one proxy IP".into());
+    }
+    None
+}
+
+fn raw_bool(raw: &serde_json::Value, pointer: &str) -> bool {
+    raw.pointer(pointer).and_then(|v| v.as_bool()) == Some(true)
+}
+
+/// `gateway.trustedProxies`, `gateway.allowRealIpFallback`, `gateway.controlUi.allowedOrigins`
+/// and `dangerouslyAllowHostHeaderOriginFallback`.
+fn ingress_policy(
+    settings: &GatewaySettings,
+    raw: &serde_json::Value,
+) -> Result<ingress::IngressPolicy, String> {
+    let trusted_proxies = settings
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.parse::<ingress::Cidr>()
+                .map_err(|e| format!("gateway.trustedProxies[{i}]: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let allowed_origins = match raw.pointer("/gateway/controlUi/allowedOrigins") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_str()
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .ok_or_else(|| {
+                        format!("gateway.controlUi.allowedOrigins[{i}] must be a string such as \"https://control.example.com\"")
+                    })
+            })
+            .filter(|r| r.as_ref().map_or(true, |s| !s.is_empty()))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => {
+            return Err(
+                "gateway.controlUi.allowedOrigins must be an array of origins such as [\"https://control.example.com\"]".into(),
+            );
+        }
+    };
+    Ok(ingress::IngressPolicy {
+        trusted_proxies,
+        allow_real_ip_fallback: raw_bool(raw, "/gateway/allowRealIpFallback"),
+        allowed_origins,
+        allow_host_header_origin_fallback: raw_bool(
+            raw,
+            "/gateway/controlUi/dangerouslyAllowHostHeaderOriginFallback",
+        ),
+    })
+}
+
+/// OpenClaw seeds `gateway.controlUi.allowedOrigins` for non-loopback binds when none are
+/// configured (for this run only). `Some(extra hosts)` when seeding applies.
+fn allowed_origins_seed(
+    settings: &GatewaySettings,
+    raw: &serde_json::Value,
+) -> Option<Vec<String>> {
+    let configured = raw
+        .pointer("/gateway/controlUi/allowedOrigins")
+        .and_then(|v| v.as_array())
+        .is_some_and(|a| {
+            a.iter()
+                .any(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()))
+        });
+    let non_loopback_mode = !matches!(settings.bind, BindMode::Loopback);
+    if configured
+        || !non_loopback_mode
+        || raw_bool(
+            raw,
+            "/gateway/controlUi/dangerouslyAllowHostHeaderOriginFallback",
+        )
+    {
+        return None;
+    }
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if let Some(h) = settings.custom_bind_host {
+        hosts.push(h.to_string());
+    }
+    Some(hosts)
+}
+
+async fn serve(
+    mut options: GatewayOptions,
+    plan: bind::BindPlan,
+    seed_hosts: Option<Vec<String>>,
+) -> ExitCode {
+    let (listeners, port) = match bind::bind_listeners(&plan, options.port).await {
+        Ok(x) => x,
+        Err(e @ bind::BindFailure::InUse { .. }) => {
             eprintln!(
-                "clawgate: port {port} on 127.0.0.1 is already in use (is another gateway running? `clawgate gateway status` checks it); stop it or choose another port with --port or CLAWGATE_GATEWAY_PORT"
+                "clawgate: {e} (port {} is already in use); stop that gateway (`clawgate gateway status` checks it) or choose another port with --port or CLAWGATE_GATEWAY_PORT",
+                options.port
             );
             return ExitCode::from(EXIT_PORT_IN_USE);
         }
         Err(e) => {
-            eprintln!("clawgate: cannot listen on 127.0.0.1:{port}: {e}");
+            eprintln!("clawgate: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let port = v4.local_addr().map(|a| a.port()).unwrap_or(port);
     options.port = port;
-    let mut listeners = vec![v4];
-    // ::1 is optional: hosts without IPv6 loopback still serve on 127.0.0.1.
-    match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await {
-        Ok(l) => listeners.push(l),
-        Err(e) => tracing::info!("not listening on [::1]:{port}: {e}"),
+    if let Some(hosts) = seed_hosts {
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let seeded: Vec<String> = hosts
+            .iter()
+            .map(|h| format!("{scheme}://{h}:{port}"))
+            .collect();
+        eprintln!(
+            "clawgate: gateway: seeded gateway.controlUi.allowedOrigins {seeded:?} for bind={} (required since v2026.2.26; see issue #29385). Applied for this runtime without writing config; set gateway.controlUi.allowedOrigins to choose the origins yourself.",
+            plan.mode
+        );
+        options.ingress.allowed_origins = seeded;
     }
-    let also_v6 = if listeners.len() > 1 {
-        format!(" and ws://[::1]:{port}")
-    } else {
-        String::new()
-    };
+    let scheme = if options.tls.is_some() { "wss" } else { "ws" };
+    let urls: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| format!("{scheme}://{a}"))
+        .collect();
+    if !plan.is_loopback() {
+        eprintln!(
+            "clawgate: gateway is binding to a non-loopback address ({}: {}); anyone who can reach it can try to authenticate — keep the token/password secret{}",
+            plan.mode,
+            plan.host,
+            if options.tls.is_none() {
+                " and prefer TLS (gateway.tls.enabled) or an SSH tunnel on untrusted networks"
+            } else {
+                ""
+            }
+        );
+    }
     let gateway = match Gateway::new(options) {
         Ok(g) => g,
         Err(e) => {
@@ -192,7 +422,8 @@ async fn serve(mut options: GatewayOptions) -> ExitCode {
         }
     };
     eprintln!(
-        "clawgate gateway listening on ws://127.0.0.1:{port}{also_v6} (auth: {}, state: {})",
+        "clawgate gateway listening on {} (auth: {}, state: {})",
+        urls.join(" and "),
         gateway.options.auth_mode.as_str(),
         gateway.options.state_dir.display()
     );

@@ -2,6 +2,7 @@
 //! Parsing and dispatch only; the work lives in the library crates.
 
 mod gateway_run;
+mod gateway_tls;
 mod node_run;
 mod operator;
 
@@ -66,6 +67,11 @@ enum GatewayCommand {
     Status(operator::GatewayStatusArgs),
     /// Probe reachability, auth and capability (read/write/admin) of the gateway.
     Probe(operator::ProbeArgs),
+    /// The gateway's TLS certificate: show its fingerprint, rotate it.
+    Tls {
+        #[command(subcommand)]
+        command: gateway_tls::TlsCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
             GatewayCommand::Health(args) => operator::health(args),
             GatewayCommand::Status(args) => operator::gateway_status(args),
             GatewayCommand::Probe(args) => operator::probe(args),
+            GatewayCommand::Tls { command } => gateway_tls::run(command),
         },
         Command::Health(args) => operator::health(args),
         Command::Status(args) => operator::status(args),

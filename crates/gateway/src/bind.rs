@@ -56,15 +56,17 @@ impl TailnetDetector {
 
     /// This machine's tailnet IPv4 and DNS name, from the first method that knows it.
     pub fn detect(&self) -> Option<TailnetInfo> {
-        if let Some(status) = self.localapi_status() {
-            if let Some(info) = parse_status(&status, "tailscale LocalAPI") {
-                return Some(info);
-            }
+        if let Some(info) = self
+            .localapi_status()
+            .and_then(|s| parse_status(&s, "tailscale LocalAPI"))
+        {
+            return Some(info);
         }
-        if let Some(status) = self.cli_status() {
-            if let Some(info) = parse_status(&status, "tailscale status --json") {
-                return Some(info);
-            }
+        if let Some(info) = self
+            .cli_status()
+            .and_then(|s| parse_status(&s, "tailscale status --json"))
+        {
+            return Some(info);
         }
         local_ipv4_addresses(&self.fib_trie)
             .into_iter()
