@@ -178,6 +178,8 @@ async fn node_host_is_paired_and_serves_commands_through_the_real_gateway() {
     // A wrong token stops the node host at once with exit code 4 and names the fix.
     let mut wrong = spawn_node(&home, &gw.url(), &state_dir, Some("wrong-token"));
     let status = wrong.wait_timeout(Duration::from_secs(30)).await;
+    // Read its output to the end before looking at it.
+    let _ = wrong.wait_for_line(|_| false, deadline(3)).await;
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(4),
