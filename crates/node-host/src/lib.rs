@@ -7,6 +7,18 @@
 //! approvals policy. It reconnects forever with backoff and says once, clearly, which
 //! approval command an operator has to run while pairing is pending.
 //!
+//! The node's state directory (`clawgate node run --state-dir`, default
+//! `<state dir>/node`, mode 0700) holds, each file 0600:
+//!
+//! * `identity.json`: the Ed25519 device identity; its id is the node id.
+//! * `device-token.json`: the token from `hello-ok.auth.deviceToken`, for the gateway URL
+//!   that issued it. It is sent (inside the signed proof) only when no shared token or
+//!   password is configured; with one, the shared token is sent on every connect, like the
+//!   OpenClaw node host does.
+//! * `node.json`: the stable `client.instanceId`.
+//! * `exec-approvals.json`: the exec approvals document `system.run` enforces
+//!   (default `security: full`, `ask: off`), edited through `system.execApprovals.set`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), clawgate_node_host::FatalError> {
 //! use clawgate_node_host::{NodeHostConfig, run};

@@ -427,3 +427,37 @@ async fn shutdown_closes_cleanly_and_silence_trips_the_tick_timeout() {
     let result = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
     assert!(result.is_ok(), "{result:?}");
 }
+
+#[tokio::test]
+async fn invocations_past_the_limit_are_refused_not_queued() {
+    let gw = Gateway::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&gw.url, &dir.path().join("node"), Some("t1"));
+    cfg.max_concurrent = 1;
+    let (shutdown, task) = start(cfg);
+    let (mut ws, connect) = gw.accept().await;
+    let node_id = connect["params"]["device"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&mut ws, &connect, hello(None, 30_000)).await;
+    event(&mut ws, "node.invoke.request", json!({"id": "slow", "nodeId": node_id, "command": "system.run", "paramsJSON": "{\"command\":[\"sleep\",\"30\"]}", "timeoutMs": 30000})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    event(&mut ws, "node.invoke.request", json!({"id": "extra", "nodeId": node_id, "command": "system.which", "paramsJSON": "{\"bins\":[\"sh\"]}", "timeoutMs": 30000})).await;
+    let res = expect_req(&mut ws, "node.invoke.result").await;
+    assert_eq!(res["params"]["id"], "extra");
+    assert_eq!(res["params"]["ok"], false);
+    assert_eq!(res["params"]["error"]["code"], "UNAVAILABLE");
+    assert!(
+        res["params"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("busy"),
+        "{res}"
+    );
+    ok(&mut ws, &res, json!({"ok": true})).await;
+    // Stopping kills the running command with the connection.
+    shutdown.cancel();
+    let result = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    assert!(result.is_ok());
+}
