@@ -371,7 +371,7 @@ impl Nodes {
     }
 
     fn not_found(id: &str) -> ErrorShape {
-        errors::approval_not_found("node pairing request", id, "clawgate nodes pending")
+        errors::approval_not_found("requestId", id, "clawgate nodes pending")
     }
 
     fn store_failed(e: StoreError) -> ErrorShape {

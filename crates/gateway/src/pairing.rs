@@ -279,6 +279,7 @@ impl Pairing {
             approved_at_ms: now_ms,
             last_seen_at_ms: Some(now_ms),
             last_seen_reason: Some("connect".into()),
+            operator_label: None,
         });
         device.roles = union(&device.roles, std::slice::from_ref(&request.role));
         if request.role == "operator" {
@@ -432,22 +433,37 @@ impl Pairing {
         Ok(json!({"deviceId": device_id, "removed": true}))
     }
 
-    /// `device.pair.rename`.
-    pub fn rename(&self, device_id: &str, name: &str) -> Result<Value, PairingError> {
+    /// `device.pair.rename {deviceId, label}`: an operator's label, shown as `operatorLabel`.
+    pub fn rename(&self, device_id: &str, label: &str) -> Result<Value, PairingError> {
         let mut state = self.state.lock().expect("pairing lock");
         let mut device = state
             .devices
             .get(device_id)
             .cloned()
             .ok_or_else(|| PairingError::NotFound(device_id.into()))?;
-        device.display_name = Some(name.to_owned());
+        device.operator_label = Some(label.to_owned());
         self.store.apply(&[Write::PutDevice(device.clone())])?;
-        state.devices.insert(device_id.into(), device.clone());
-        Ok(json!({"deviceId": device_id, "displayName": name}))
+        state.devices.insert(device_id.into(), device);
+        Ok(json!({"deviceId": device_id, "label": label}))
+    }
+
+    /// A pending request, for checks before approving it.
+    pub fn request(&self, request_id: &str, now_ms: i64) -> Option<PairingRequestRecord> {
+        let mut state = self.state.lock().expect("pairing lock");
+        expire(&mut state, now_ms);
+        state.requests.get(request_id).cloned()
     }
 
     /// `device.token.rotate`: a new token for the role; the old one stops working.
-    pub fn rotate(&self, device_id: &str, role: &str, now_ms: i64) -> Result<Value, PairingError> {
+    /// The new token is returned only to the device itself (`in-band`); anyone else learns it
+    /// was rotated, and the device gets its new token in its next hello-ok.
+    pub fn rotate(
+        &self,
+        device_id: &str,
+        role: &str,
+        in_band: bool,
+        now_ms: i64,
+    ) -> Result<Value, PairingError> {
         let mut state = self.state.lock().expect("pairing lock");
         let key = (device_id.to_owned(), role.to_owned());
         let mut t = state
@@ -463,9 +479,15 @@ impl Pairing {
         self.store.apply(&[Write::PutToken(t.clone())])?;
         let scopes = t.scopes.clone();
         state.tokens.insert(key, t);
-        Ok(
-            json!({"deviceId": device_id, "role": role, "token": token, "scopes": scopes, "rotatedAtMs": now_ms}),
-        )
+        let mut v =
+            json!({"deviceId": device_id, "role": role, "scopes": scopes, "rotatedAtMs": now_ms});
+        if in_band {
+            v["token"] = json!(token);
+            v["tokenDelivery"] = json!("in-band");
+        } else {
+            v["tokenDelivery"] = json!("withheld-cross-device");
+        }
+        Ok(v)
     }
 
     /// `device.token.revoke`.
@@ -613,6 +635,9 @@ fn device_json(d: &DeviceRecord, state: &State, connected: Option<bool>) -> Valu
     if let Some(t) = d.last_seen_at_ms {
         v["lastSeenAtMs"] = json!(t);
         v["lastSeenReason"] = json!(d.last_seen_reason.as_deref().unwrap_or("connect"));
+    }
+    if let Some(l) = &d.operator_label {
+        v["operatorLabel"] = json!(l);
     }
     if let Some(c) = connected {
         v["connected"] = json!(c);

@@ -214,6 +214,26 @@ async fn scope_upgrades_are_requested_and_reject_works() {
         .call("y", "device.pair.approve", json!({"requestId": upgrade_id}))
         .await;
     assert_eq!(r["error"]["code"], "APPROVAL_NOT_FOUND");
+    // Approving cannot grant more than the approver holds.
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(
+        &mut c,
+        &key(28),
+        cli_params(&["operator.read", "operator.write"]),
+    )
+    .await;
+    let id = res["error"]["details"]["requestId"].clone();
+    let r = admin
+        .call("w", "device.pair.approve", json!({"requestId": id}))
+        .await;
+    assert_eq!(r["error"]["code"], "INVALID_REQUEST");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing scope: operator.read"),
+        "{r}"
+    );
     let r = admin.call("z", "device.pair.approve", json!({})).await;
     assert_eq!(
         r["error"]["message"],
@@ -236,6 +256,17 @@ async fn local_devices_pair_silently_with_events() {
     let paired = &list["payload"]["paired"][0];
     assert_eq!(paired["approvedVia"], "silent");
     assert_eq!(paired["connected"], true);
+    let id = paired["deviceId"].clone();
+    let r = admin
+        .call(
+            "n",
+            "device.pair.rename",
+            json!({"deviceId": id, "label": "build box"}),
+        )
+        .await;
+    assert_eq!(r["payload"], json!({"deviceId": id, "label": "build box"}));
+    let list = admin.call("l2", "device.pair.list", json!({})).await;
+    assert_eq!(list["payload"]["paired"][0]["operatorLabel"], "build box");
 }
 
 #[tokio::test]

@@ -91,6 +91,8 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL,
         last_attempt_ms INTEGER NOT NULL
     );",
+    // 3: a label an operator gives a device (`device.pair.rename`), apart from its own name.
+    "ALTER TABLE devices ADD COLUMN operator_label TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +139,8 @@ pub struct DeviceRecord {
     pub approved_at_ms: i64,
     pub last_seen_at_ms: Option<i64>,
     pub last_seen_reason: Option<String>,
+    /// Set by `device.pair.rename`.
+    pub operator_label: Option<String>,
 }
 
 /// A device token. Only its hash is stored; see the gateway for how tokens are derived.
@@ -343,7 +347,7 @@ impl Store {
             .prepare(
                 "SELECT device_id, public_key, display_name, platform, device_family, client_id, client_mode,
                         roles_json, scopes_json, approved_via, created_at_ms, approved_at_ms, last_seen_at_ms,
-                        last_seen_reason FROM devices ORDER BY approved_at_ms",
+                        last_seen_reason, operator_label FROM devices ORDER BY approved_at_ms",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -363,6 +367,7 @@ impl Store {
                     approved_at_ms: r.get(11)?,
                     last_seen_at_ms: r.get(12)?,
                     last_seen_reason: r.get(13)?,
+                    operator_label: r.get(14)?,
                 })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -504,15 +509,15 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> 
             .execute(
                 "INSERT INTO devices (device_id, public_key, display_name, platform, device_family, client_id,
                      client_mode, roles_json, scopes_json, approved_via, created_at_ms, approved_at_ms,
-                     last_seen_at_ms, last_seen_reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                     last_seen_at_ms, last_seen_reason, operator_label)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT(device_id) DO UPDATE SET public_key=excluded.public_key,
                      display_name=excluded.display_name, platform=excluded.platform,
                      device_family=excluded.device_family, client_id=excluded.client_id,
                      client_mode=excluded.client_mode, roles_json=excluded.roles_json,
                      scopes_json=excluded.scopes_json, approved_via=excluded.approved_via,
                      approved_at_ms=excluded.approved_at_ms, last_seen_at_ms=excluded.last_seen_at_ms,
-                     last_seen_reason=excluded.last_seen_reason",
+                     last_seen_reason=excluded.last_seen_reason, operator_label=excluded.operator_label",
                 params![
                     d.device_id,
                     d.public_key,
@@ -527,7 +532,8 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> 
                     d.created_at_ms,
                     d.approved_at_ms,
                     d.last_seen_at_ms,
-                    d.last_seen_reason
+                    d.last_seen_reason,
+                    d.operator_label
                 ],
             )
             .map(drop),
@@ -666,6 +672,7 @@ mod tests {
             approved_at_ms: 2,
             last_seen_at_ms: None,
             last_seen_reason: None,
+            operator_label: None,
         }
     }
 

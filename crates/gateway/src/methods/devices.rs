@@ -2,8 +2,10 @@
 
 use crate::Gateway;
 use crate::pairing::PairingError;
+use crate::registry::Session;
 use clawgate_protocol::connect::Role;
 use clawgate_protocol::errors::{self, ErrorShape};
+use clawgate_protocol::scopes;
 use serde_json::{Value, json};
 
 fn param<'a>(method: &str, params: &'a Value, key: &str) -> Result<&'a str, ErrorShape> {
@@ -31,6 +33,36 @@ fn role_param(method: &str, params: &Value) -> Result<Role, ErrorShape> {
     }
 }
 
+/// Approving must not hand out more than the approver holds: every requested scope, and admin
+/// for any role other than operator.
+fn check_may_approve(
+    gw: &Gateway,
+    session: &Session,
+    request_id: &str,
+    now: i64,
+) -> Result<(), ErrorShape> {
+    let Some(request) = gw.pairing.request(request_id, now) else {
+        return Ok(()); // the approval itself reports the unknown id
+    };
+    let needed: Vec<&str> = if request.role == "operator" {
+        request.scopes.iter().map(String::as_str).collect()
+    } else {
+        vec![scopes::ADMIN]
+    };
+    match needed
+        .into_iter()
+        .find(|s| !scopes::satisfies(&session.scopes, s))
+    {
+        Some(missing) => Err(ErrorShape::new(
+            errors::ErrorCode::InvalidRequest,
+            format!(
+                "missing scope: {missing} (approving grants it; connect with it to approve this request)"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn failed(e: PairingError, what: &str) -> ErrorShape {
     match e {
         PairingError::NotFound(id) => {
@@ -47,6 +79,7 @@ fn failed(e: PairingError, what: &str) -> ErrorShape {
 
 pub(crate) fn dispatch(
     gw: &Gateway,
+    session: &Session,
     method: &str,
     params: &Value,
 ) -> Option<Result<Value, ErrorShape>> {
@@ -54,10 +87,11 @@ pub(crate) fn dispatch(
     let result = match method {
         "device.pair.list" => Ok(gw.pairing.list(&|id| gw.registry.device_connected(id), now)),
         "device.pair.approve" => param(method, params, "requestId").and_then(|id| {
+            check_may_approve(gw, session, id, now)?;
             let (payload, event) = gw
                 .pairing
                 .approve(id, now)
-                .map_err(|e| failed(e, "pairing request"))?;
+                .map_err(|e| failed(e, "requestId"))?;
             gw.registry.broadcast("device.pair.resolved", &event);
             Ok(payload)
         }),
@@ -65,25 +99,38 @@ pub(crate) fn dispatch(
             let (payload, event) = gw
                 .pairing
                 .reject(id, now)
-                .map_err(|e| failed(e, "pairing request"))?;
+                .map_err(|e| failed(e, "requestId"))?;
             gw.registry.broadcast("device.pair.resolved", &event);
             Ok(payload)
         }),
         "device.pair.remove" => param(method, params, "deviceId").and_then(|id| {
-            let payload = gw.pairing.remove(id).map_err(|e| failed(e, "device"))?;
+            let payload = gw.pairing.remove(id).map_err(|e| failed(e, "deviceId"))?;
             gw.registry.disconnect_device(id, None, "device removed");
             Ok(payload)
         }),
         "device.pair.rename" => param(method, params, "deviceId").and_then(|id| {
-            let name = param(method, params, "displayName")?;
-            gw.pairing.rename(id, name).map_err(|e| failed(e, "device"))
+            let label = param(method, params, "label")?;
+            if label.chars().count() > 64 {
+                return Err(errors::invalid_params(
+                    method,
+                    "at /label: must not have more than 64 characters",
+                ));
+            }
+            gw.pairing
+                .rename(id, label)
+                .map_err(|e| failed(e, "deviceId"))
         }),
         "device.token.rotate" => param(method, params, "deviceId").and_then(|id| {
             let role = role_param(method, params)?;
             let payload = gw
                 .pairing
-                .rotate(id, role.as_str(), now)
-                .map_err(|e| failed(e, "device token"))?;
+                .rotate(
+                    id,
+                    role.as_str(),
+                    session.device_id.as_deref() == Some(id),
+                    now,
+                )
+                .map_err(|e| failed(e, "deviceId"))?;
             // Sockets authenticated with the old token keep their session; new connects need
             // the new token.
             Ok(payload)
@@ -93,7 +140,7 @@ pub(crate) fn dispatch(
             let payload = gw
                 .pairing
                 .revoke(id, role.as_str(), now)
-                .map_err(|e| failed(e, "device token"))?;
+                .map_err(|e| failed(e, "deviceId"))?;
             gw.registry
                 .disconnect_device(id, Some(role), "device token revoked");
             Ok(payload)
