@@ -5,6 +5,7 @@ mod gateway_run;
 mod gateway_tls;
 mod node_run;
 mod operator;
+mod tunnel;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -45,6 +46,11 @@ enum Command {
     Node {
         #[command(subcommand)]
         command: NodeCommand,
+    },
+    /// SSH tunnels to a gateway on another host: up, status, down.
+    Tunnel {
+        #[command(subcommand)]
+        command: tunnel::TunnelCommand,
     },
 }
 
@@ -92,5 +98,6 @@ fn main() -> ExitCode {
         Command::Node { command } => match command {
             NodeCommand::Run(args) => node_run::run(args),
         },
+        Command::Tunnel { command } => tunnel::run(command),
     }
 }

@@ -161,7 +161,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn print_human(&self) {
+    pub(crate) fn print_human(&self) {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "error: {}", self.message);
         for fix in &self.fixes {
@@ -175,7 +175,7 @@ impl Failure {
     }
 
     /// `{"ok":false,"error":…}` on stdout (when `json_stdout`) and the message on stderr.
-    fn report(&self, json_stdout: bool) -> ExitCode {
+    pub(crate) fn report(&self, json_stdout: bool) -> ExitCode {
         if json_stdout {
             print_json(&json!({"ok": false, "error": self.json}));
         }
@@ -185,7 +185,7 @@ impl Failure {
 }
 
 /// Writes to stdout, ignoring a closed pipe (`clawgate … | head`).
-fn print_out(text: &str) {
+pub(crate) fn print_out(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     if !text.ends_with('\n') {
@@ -194,7 +194,7 @@ fn print_out(text: &str) {
     let _ = out.flush();
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     print_out(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
 }
 
@@ -274,6 +274,8 @@ async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(F
                 config_path: None,
                 state_dir: PathBuf::new(),
                 credential: target::CredentialOrigin::None,
+                connect_to: None,
+                tunnel: None,
             };
             return Err(Box::new((f, placeholder)));
         }
@@ -317,6 +319,7 @@ async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(F
         opts.tls = TlsOptions {
             fingerprint: target.tls_fingerprint.clone(),
         };
+        opts.connect_to = target.connect_to;
         if spec.probe {
             opts.min_protocol = clawgate_protocol::MIN_PROBE_PROTOCOL;
         }

@@ -84,9 +84,10 @@ pub struct SshTunnelTarget {
     pub local_port: u16,
     /// `gateway.remote.sshHostKeyPolicy` (strict when unset).
     pub host_key_policy: SshHostKeyPolicy,
-    /// The host `gateway.remote.url` names when it is not loopback (a `wss://` URL keeps
-    /// it for TLS through the tunnel); `None` when the URL is loopback or unset.
-    pub url_host: Option<String>,
+    /// `gateway.remote.url` when it is a `wss://` URL to a host that is not loopback: it
+    /// keeps naming the server (TLS name, Host header) while the connection goes through
+    /// the tunnel. `None` otherwise.
+    pub server_url: Option<String>,
 }
 
 /// Checks and normalizes a gateway URL; `named` says where it came from, for the message.
@@ -323,13 +324,14 @@ fn ssh_tunnel(cfg: &GatewayConfig, url: &str) -> Result<(SshTunnelTarget, String
         .or(configured_port)
         .unwrap_or(DEFAULT_PORT);
     let local_port = configured_port.unwrap_or(remote_port);
-    let host = if url.is_empty() { None } else { url_host(url) };
-    let url_host = host.filter(|h| !is_loopback_host(h));
     let scheme = if url.starts_with("wss://") {
         "wss"
     } else {
         "ws"
     };
+    let server_url = url_host(url)
+        .filter(|h| scheme == "wss" && !is_loopback_host(h))
+        .map(|_| url.to_owned());
     let path = url
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
@@ -345,7 +347,7 @@ fn ssh_tunnel(cfg: &GatewayConfig, url: &str) -> Result<(SshTunnelTarget, String
                 .remote
                 .ssh_host_key_policy
                 .unwrap_or(SshHostKeyPolicy::Strict),
-            url_host,
+            server_url,
         },
         local_url,
     ))

@@ -332,7 +332,7 @@ fn ssh_transport_targets_the_tunnel() {
     assert_eq!(ssh.identity.as_deref(), Some(std::path::Path::new("/k/id")));
     assert_eq!((ssh.remote_port, ssh.local_port), (19001, 19001));
     assert_eq!(ssh.host_key_policy, SshHostKeyPolicy::Strict);
-    assert_eq!(ssh.url_host, None);
+    assert_eq!(ssh.server_url, None);
 
     // The URL names the local end (its port), remotePort the gateway's port over there.
     let cfg = "{gateway: {mode: 'remote', remote: {transport: 'ssh', sshTarget: 'gw',
@@ -349,7 +349,7 @@ fn ssh_transport_targets_the_tunnel() {
     let t = ok(&ClientFlags::default(), Some(cfg), &[]);
     let ssh = t.ssh.unwrap();
     assert_eq!(t.url, "wss://127.0.0.1:443");
-    assert_eq!(ssh.url_host.as_deref(), Some("gw.example.ts.net"));
+    assert_eq!(ssh.server_url.as_deref(), Some("wss://gw.example.ts.net"));
     assert_eq!(ssh.remote_port, 443);
 
     // --url and env URLs bypass the tunnel.

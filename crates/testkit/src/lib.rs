@@ -9,6 +9,7 @@
 //! * [`RawWs`]: a minimal Gateway protocol client speaking raw JSON frames.
 //! * [`ChildProcess`], [`wait_for_line`], [`kill_tree`]: process-group
 //!   handling so no test leaves processes behind.
+//! * [`Sshd`]: a private OpenSSH server on a loopback port (SSH tunnel tests).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -27,6 +28,7 @@ mod home;
 mod net;
 mod openclaw;
 mod process;
+mod sshd;
 mod ws;
 
 pub use clawgate::{
@@ -41,6 +43,7 @@ pub use process::{
     ChildProcess, Line, OutputLines, Stream, is_alive, kill_group, kill_tree, signal_group,
     wait_for_line,
 };
+pub use sshd::{SSHD_BIN, Sshd, kill_tunnels};
 pub use ws::{FRAME_TIMEOUT, Frame, PROTOCOL_VERSION, RawWs, WsError, connect_params};
 
 /// Re-exported so tests can build configs without their own dependency.

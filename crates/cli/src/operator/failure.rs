@@ -22,6 +22,14 @@ pub fn request_error_json(e: &WireError) -> Value {
 }
 
 fn unreachable_fix(t: &Target) -> String {
+    if let Some(tun) = &t.tunnel {
+        return format!(
+            "the SSH tunnel {} → {} is up, but nothing answered through it: is the gateway running on that host and listening on 127.0.0.1:{} there (gateway.port; gateway.remote.remotePort here)? `clawgate tunnel status` shows the tunnel",
+            tun.url,
+            tun.spec.describe(),
+            tun.spec.remote_port
+        );
+    }
     match &t.source {
         TargetSource::Local => "is the gateway running? start it with `clawgate gateway run`, or check --url / gateway.remote.url".into(),
         TargetSource::RemoteConfig => format!(

@@ -1,11 +1,17 @@
 //! Where an operator command connects and with which credentials: flags, env and config via
 //! `clawgate_config::resolve_client_target`, plus the zero-config local case (the token the
-//! local gateway generated in `<state dir>/gateway.token`).
+//! local gateway generated in `<state dir>/gateway.token`), the SSH tunnel of
+//! `gateway.remote.transport: "ssh"` (opened or reused here), and the plaintext `ws://`
+//! rule, checked against the address actually dialled before anything is sent.
 
-use super::{ConnArgs, EXIT_USAGE, Failure};
+use super::{ConnArgs, EXIT_USAGE, Failure, failure};
+use clawgate_client::plaintext;
+use clawgate_client::tunnel::{HostKeyPolicy, TunnelSpec, TunnelState};
 use clawgate_config::{self as config, ClientFlags, Secret, TargetSource};
 use serde_json::json;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// File in the state dir where a local clawgate gateway keeps the token it generated.
 pub const TOKEN_FILE: &str = "gateway.token";
@@ -33,11 +39,29 @@ pub struct Target {
     pub config_path: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub credential: CredentialOrigin,
+    /// Dial this instead of the URL's host: the local end of the SSH tunnel when the URL
+    /// keeps naming the server for TLS (`wss://` through a tunnel).
+    pub connect_to: Option<SocketAddr>,
+    /// The SSH tunnel the connection goes through (`gateway.remote.transport: "ssh"`).
+    pub tunnel: Option<TunnelState>,
 }
 
 impl Target {
     /// `ws://… (local gateway)`, for messages.
     pub fn describe(&self) -> String {
+        if let Some(t) = &self.tunnel {
+            return format!(
+                "{} (through the SSH tunnel {} → {}, port {} there; gateway.remote.transport ssh{})",
+                self.url,
+                t.url,
+                t.spec.describe(),
+                t.spec.remote_port,
+                self.config_path
+                    .as_ref()
+                    .map(|p| format!(" in {}", p.display()))
+                    .unwrap_or_default()
+            );
+        }
         match &self.config_path {
             Some(p) => format!(
                 "{} (from {}; config file {})",
@@ -105,14 +129,91 @@ pub fn resolve(args: &ConnArgs) -> Result<Target, Failure> {
             }
         }
     }
+    let config_path = loaded.map(|l| l.path);
+    let mut url = target.url;
+    let mut connect_to = None;
+    let mut tunnel = None;
+    if let Some(ssh) = &target.ssh {
+        let state = open_tunnel(ssh, &state_dir, args)?;
+        let local = SocketAddr::from(([127, 0, 0, 1], state.local_port));
+        match &ssh.server_url {
+            // wss:// keeps the server's name for TLS; only the dialled address changes.
+            Some(server) => {
+                url = server.clone();
+                connect_to = Some(local);
+            }
+            None => url = with_port(&url, state.local_port),
+        }
+        tunnel = Some(state);
+    }
+    // Plaintext ws:// only to loopback or private addresses: checked against what is
+    // dialled (the tunnel's local end when there is one), before any socket is opened.
+    if connect_to.is_none() {
+        let break_glass = plaintext::break_glass(&env);
+        if let Err(r) = plaintext::check(&url, break_glass.is_some()) {
+            return Err(failure::plaintext_failure(
+                &url,
+                &r.host,
+                &r.reason,
+                &target.source,
+                config_path.as_deref(),
+                break_glass.is_some(),
+            ));
+        }
+    }
     Ok(Target {
-        url: target.url,
+        url,
         token,
         password,
         tls_fingerprint: target.tls_fingerprint,
         source: target.source,
-        config_path: loaded.map(|l| l.path),
+        config_path,
         state_dir,
         credential,
+        connect_to,
+        tunnel,
+    })
+}
+
+/// `ws://127.0.0.1:<old>/path` with another port.
+fn with_port(url: &str, port: u16) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    format!("{scheme}://127.0.0.1:{port}{path}")
+}
+
+/// Opens (or reuses) the SSH tunnel of `gateway.remote.transport: "ssh"`, with a spinner on
+/// a terminal while it comes up.
+fn open_tunnel(
+    ssh: &config::SshTunnelTarget,
+    state_dir: &std::path::Path,
+    args: &ConnArgs,
+) -> Result<TunnelState, Failure> {
+    let spec = TunnelSpec {
+        target: ssh.target.clone(),
+        ssh_port: None,
+        identity: ssh.identity.clone(),
+        remote_port: ssh.remote_port,
+        local_port: None,
+        known_hosts: std::env::var_os(crate::tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from),
+        host_key_policy: match ssh.host_key_policy {
+            config::SshHostKeyPolicy::Openssh => HostKeyPolicy::Openssh,
+            config::SshHostKeyPolicy::Strict => HostKeyPolicy::Strict,
+        },
+    };
+    let progress = crate::tunnel::Progress::new(args.json);
+    let budget =
+        Duration::from_millis(args.timeout.max(1)).max(crate::tunnel::default_ready_timeout());
+    let result = crate::tunnel::ensure(&spec, Some(ssh.local_port), state_dir, &progress, budget);
+    progress.clear();
+    result.map(|e| e.state).map_err(|e| {
+        let mut f = crate::tunnel::tunnel_failure(&e);
+        f.message = format!(
+            "cannot open the SSH tunnel to the gateway (gateway.remote.transport \"ssh\"): {}",
+            f.message
+        );
+        f
     })
 }

@@ -25,7 +25,8 @@ mod supervisor;
 
 pub use error::{TunnelError, TunnelErrorKind, classify_ssh_failure};
 pub use process::{
-    SshProcess, find_ssh, local_port_free, pick_local_port, process_alive, stop_process,
+    SshProcess, detach_session, find_ssh, local_port_free, pick_local_port, process_alive,
+    stop_process,
 };
 pub use state::{TunnelRegistry, TunnelState, TunnelStatus};
 pub use supervisor::{Backoff, SupervisorEvent, supervise};

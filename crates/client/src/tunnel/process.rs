@@ -70,6 +70,13 @@ pub fn process_alive(pid: u32) -> bool {
         .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
 }
 
+/// Moves this process into a session of its own, so it outlives the terminal and the
+/// process group that started it (a background tunnel supervisor). False if it already
+/// leads a process group.
+pub fn detach_session() -> bool {
+    rustix::process::setsid().is_ok()
+}
+
 /// SIGTERM, then SIGKILL if it still runs after `grace`. Returns whether it is gone.
 pub async fn stop_process(pid: u32, grace: Duration) -> bool {
     let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
@@ -103,11 +110,15 @@ pub struct SshProcess {
 }
 
 impl SshProcess {
-    /// Starts ssh for `spec` listening on `local_port`.
+    /// Starts ssh for `spec` listening on `local_port`. A port that is taken already is
+    /// refused here: the readiness probe could not tell another listener from ssh's.
     pub fn spawn(ssh: &Path, spec: &TunnelSpec, local_port: u16) -> Result<Self, TunnelError> {
         let args = spec
             .ssh_args(local_port)
             .map_err(|e| TunnelError::new(TunnelErrorKind::InvalidSpec, e))?;
+        if !local_port_free(local_port) {
+            return Err(TunnelError::local_port_busy(local_port));
+        }
         let mut child = Command::new(ssh)
             .args(&args)
             .stdin(Stdio::null())
