@@ -21,7 +21,8 @@ async fn device_connect(c: &mut Client, key: &SigningKey, mut params: Value) -> 
 async fn pairing_admin(gw: &TestGateway) -> Client {
     let mut c = Client::open(gw.addr).await;
     assert_eq!(
-        c.connect(cli_params(&["operator.pairing"])).await["ok"],
+        c.connect(cli_params(&["operator.pairing", "operator.admin"]))
+            .await["ok"],
         true
     );
     c
@@ -93,7 +94,7 @@ async fn remote_device_waits_for_approval_then_gets_a_token() {
         .call("a", "device.pair.approve", json!({"requestId": request_id}))
         .await;
     let device = &res["payload"]["device"];
-    assert_eq!(res["payload"]["requestId"], request_id);
+    assert_eq!(res["payload"]["requestId"], request_id, "{res}");
     assert_eq!(device["approvedVia"], "owner");
     assert_eq!(device["scopes"], json!(["operator.read", "operator.write"]));
     assert_eq!(device["tokens"][0]["role"], "operator");
@@ -223,7 +224,11 @@ async fn scope_upgrades_are_requested_and_reject_works() {
     )
     .await;
     let id = res["error"]["details"]["requestId"].clone();
-    let r = admin
+    let mut pairing_only = Client::open(gw.addr).await;
+    pairing_only
+        .connect(cli_params(&["operator.pairing"]))
+        .await;
+    let r = pairing_only
         .call("w", "device.pair.approve", json!({"requestId": id}))
         .await;
     assert_eq!(r["error"]["code"], "INVALID_REQUEST");
@@ -335,7 +340,17 @@ async fn rotation_issues_a_new_token_and_retires_the_old_one() {
             json!({"deviceId": device_id, "role": "operator"}),
         )
         .await;
-    let new = r["payload"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(r["payload"]["tokenDelivery"], "withheld-cross-device");
+    assert!(
+        r["payload"].get("token").is_none(),
+        "another operator does not get the device's token"
+    );
+    // The device gets its new token in its next hello-ok.
+    let mut c = Client::open(gw.addr).await;
+    let new = device_connect(&mut c, &k, cli_params(&["operator.read"])).await["payload"]["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(new, old);
     for (token, ok) in [(old, false), (new, true)] {
         let mut c = Client::open(gw.addr).await;
