@@ -142,3 +142,104 @@ async fn usage_errors_exit_2() {
         n.transcript()
     );
 }
+
+/// `wss://` with a pinned certificate (clawgate's self-signed gateway certificate): the
+/// right pin connects, a wrong one is refused and retried, never accepted.
+#[tokio::test]
+async fn tls_with_a_pinned_certificate() {
+    let home = IsolatedHome::new();
+    home.write_config(&clawgate_testkit::json!({"gateway": {"tls": {"enabled": true}}}));
+    let mut gw = clawgate()
+        .spawn(
+            &home,
+            [
+                "gateway",
+                "run",
+                "--port",
+                "0",
+                "--auth",
+                "token",
+                "--token",
+                "tls-token",
+            ],
+            [("CLAWGATE_LOG", "warn")],
+        )
+        .unwrap();
+    let line = gw
+        .wait_for_line(
+            |l| l.contains("certificate sha256 fingerprint "),
+            deadline(30),
+        )
+        .await
+        .unwrap();
+    let fingerprint = line
+        .text
+        .split("fingerprint ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let line = gw
+        .wait_for_line(|l| l.contains("listening on wss://"), deadline(30))
+        .await
+        .unwrap();
+    let url = line
+        .text
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+
+    let node_home = IsolatedHome::new();
+    node_home.write_config(&clawgate_testkit::json!({}));
+    let mut n = node(
+        &node_home,
+        &[
+            "--url",
+            &url,
+            "--tls-fingerprint",
+            &fingerprint,
+            "--token",
+            "tls-token",
+        ],
+    );
+    n.wait_for_line(|l| l.contains("node host gateway connected"), deadline(30))
+        .await
+        .unwrap();
+    n.signal("TERM");
+    assert_eq!(
+        exit_code(&mut n, Duration::from_secs(15)).await,
+        Some(0),
+        "{}",
+        n.transcript()
+    );
+
+    let wrong = "00".repeat(32);
+    let mut n = node(
+        &node_home,
+        &[
+            "--url",
+            &url,
+            "--tls-fingerprint",
+            &wrong,
+            "--token",
+            "tls-token",
+        ],
+    );
+    n.wait_for_line(|l| l.contains("fingerprint mismatch"), deadline(30))
+        .await
+        .unwrap();
+    n.wait_for_line(|l| l.contains("fingerprint mismatch"), deadline(30))
+        .await
+        .unwrap();
+    assert!(
+        !n.transcript().contains("gateway connected"),
+        "{}",
+        n.transcript()
+    );
+    n.signal("TERM");
+    assert_eq!(exit_code(&mut n, Duration::from_secs(15)).await, Some(0));
+    gw.signal("TERM");
+    let _ = gw.wait_timeout(Duration::from_secs(10)).await;
+}
