@@ -27,6 +27,7 @@ pub enum TunnelErrorKind {
     /// Connecting or authenticating took too long.
     Timeout,
     /// ssh exited for another reason (its stderr is attached).
+    #[serde(rename = "ssh_exited")]
     Exited,
 }
 
@@ -331,6 +332,24 @@ mod tests {
             TunnelErrorKind::Timeout
         );
         assert_eq!(kind("something else\n"), TunnelErrorKind::Exited);
+    }
+
+    #[test]
+    fn json_kinds_match_as_str() {
+        for k in [
+            TunnelErrorKind::SshNotFound,
+            TunnelErrorKind::InvalidSpec,
+            TunnelErrorKind::AuthFailed,
+            TunnelErrorKind::HostKeyUnknown,
+            TunnelErrorKind::HostKeyChanged,
+            TunnelErrorKind::LocalPortBusy,
+            TunnelErrorKind::DnsFailed,
+            TunnelErrorKind::SshUnreachable,
+            TunnelErrorKind::Timeout,
+            TunnelErrorKind::Exited,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
     }
 
     #[test]
