@@ -33,8 +33,9 @@ fn role_param(method: &str, params: &Value) -> Result<Role, ErrorShape> {
     }
 }
 
-/// Approving must not hand out more than the approver holds: every requested scope, and admin
-/// for any role other than operator.
+/// Approving must not hand out more than the approver holds: admin for any role other than
+/// operator (refused with OpenClaw's "device pairing approval denied", which its CLI answers by
+/// retrying with admin), and every requested scope.
 fn check_may_approve(
     gw: &Gateway,
     session: &Session,
@@ -44,13 +45,15 @@ fn check_may_approve(
     let Some(request) = gw.pairing.request(request_id, now) else {
         return Ok(()); // the approval itself reports the unknown id
     };
-    let needed: Vec<&str> = if request.role == "operator" {
-        request.scopes.iter().map(String::as_str).collect()
-    } else {
-        vec![scopes::ADMIN]
-    };
-    match needed
-        .into_iter()
+    if request.role != "operator" && !scopes::satisfies(&session.scopes, scopes::ADMIN) {
+        return Err(ErrorShape::new(
+            errors::ErrorCode::InvalidRequest,
+            "device pairing approval denied",
+        ));
+    }
+    match request
+        .scopes
+        .iter()
         .find(|s| !scopes::satisfies(&session.scopes, s))
     {
         Some(missing) => Err(ErrorShape::new(
