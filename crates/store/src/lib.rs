@@ -306,8 +306,14 @@ impl Store {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
         )
         .map_err(sqlite)?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx_sql = format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
+        if version < known {
+            // All pending migrations in one transaction: one commit (one fsync) on a fresh
+            // state dir, and never a half-migrated file.
+            let pending: Vec<&str> = MIGRATIONS[version as usize..].to_vec();
+            let tx_sql = format!(
+                "BEGIN; {}; PRAGMA user_version = {known}; COMMIT;",
+                pending.join(";\n")
+            );
             conn.execute_batch(&tx_sql).map_err(sqlite)?;
         }
         for suffix in ["-wal", "-shm"] {
