@@ -173,7 +173,7 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
                 format!("gateway unreachable at {} ({reason})", t.url)
             };
             let mut fixes = vec![unreachable_fix(t)];
-            if reason.starts_with("TLS:") && reason.contains("certificate") {
+            if t.url.starts_with("wss://") && reason.contains("certificate") {
                 fixes.insert(
                     0,
                     "the gateway's TLS certificate is not signed by a CA this machine trusts (a self-signed gateway certificate?): pin it with --tls-fingerprint sha256:<fingerprint> or gateway.remote.tlsFingerprint; the gateway host shows it with `clawgate gateway tls show`".into(),
