@@ -147,6 +147,29 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// `2026-11-25T10:30:01.123Z` for a Unix time in milliseconds (log lines).
+fn utc_stamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
 // ---- progress -------------------------------------------------------------------------------
 
 /// A spinner on stderr with what is being waited for and for how long; nothing at all
@@ -156,23 +179,31 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// `quiet`: `--json` was given. The spinner also needs stderr to be a terminal.
+    /// `quiet`: `--json` was given. The spinner also needs stderr to be a terminal; it is
+    /// drawn from the first message on.
     pub fn new(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new_spinner();
+            let bar = ProgressBar::hidden();
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
-            bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
         Progress { bar }
     }
 
+    fn show(bar: &ProgressBar) {
+        if bar.is_hidden() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(Duration::from_millis(100));
+        }
+    }
+
     pub fn set(&self, message: impl Into<String>) {
         if let Some(bar) = &self.bar {
             bar.set_message(message.into());
+            Self::show(bar);
         }
     }
 
@@ -181,14 +212,15 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.reset_elapsed();
             bar.set_message(message.into());
+            Self::show(bar);
         }
     }
 
     /// Prints a line above the spinner (or plainly on stderr without one).
     pub fn println(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => eprintln!("{line}"),
         }
     }
 
@@ -743,7 +775,7 @@ fn supervise_background(args: SuperviseArgs) -> ExitCode {
             }
         };
         rec.save();
-        let log = |line: &str| eprintln!("[{}] tunnel {}: {line}", now_ms(), spec.key());
+        let log = |line: &str| eprintln!("{} tunnel {}: {line}", utc_stamp(now_ms()), spec.key());
         log("supervisor started");
         let result = tunnel::supervise(
             &spec,
@@ -840,8 +872,12 @@ fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
                 match &event {
                     SupervisorEvent::Up { .. } => {
                         if json_out {
-                            crate::operator::print_json(&json!({"event": "up", "ts": when,
-                                "tunnel": state_json(&rec.state, true)}));
+                            // One JSON object per line (a stream of events).
+                            crate::operator::print_out(
+                                &json!({"event": "up", "ts": when,
+                                    "tunnel": state_json(&rec.state, true)})
+                                .to_string(),
+                            );
                         } else {
                             progress.println(&format!("SSH tunnel {line}"));
                         }
@@ -855,9 +891,12 @@ fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
                         error, retry_in, ..
                     } => {
                         if json_out {
-                            crate::operator::print_json(&json!({"event": "down", "ts": when,
-                                "error": {"kind": error.kind.as_str(), "message": error.message},
-                                "retryInMs": retry_in.as_millis() as u64}));
+                            crate::operator::print_out(
+                                &json!({"event": "down", "ts": when,
+                                    "error": {"kind": error.kind.as_str(), "message": error.message},
+                                    "retryInMs": retry_in.as_millis() as u64})
+                                .to_string(),
+                            );
                         } else {
                             progress.println(&format!("SSH tunnel {line}"));
                         }
@@ -888,7 +927,11 @@ fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
         match result {
             Ok(()) => {
                 rec.registry.remove(&key);
-                if !json_out {
+                if json_out {
+                    crate::operator::print_out(
+                        &json!({"event": "stopped", "ts": now_ms()}).to_string(),
+                    );
+                } else {
                     eprintln!("SSH tunnel to {} stopped", spec.describe());
                 }
                 ExitCode::SUCCESS
@@ -1085,6 +1128,13 @@ mod tests {
         for t in ["other@gw", "gw:22", "gw2"] {
             assert!(!matches_target(&state, t), "{t}");
         }
+    }
+
+    #[test]
+    fn log_stamps() {
+        assert_eq!(utc_stamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc_stamp(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(utc_stamp(1_795_602_296_383), "2026-11-25T10:24:56.383Z");
     }
 
     #[test]

@@ -436,3 +436,101 @@ async fn a_tunnel_whose_gateway_is_down_says_so() {
         "{out}"
     );
 }
+
+/// Runs `clawgate <args>` on a pseudo-terminal (`script`), returning everything it drew.
+async fn on_a_terminal(home: &IsolatedHome, args: &[String]) -> String {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_clawgate").to_owned())
+        .chain(args.iter().cloned())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-qec", &quoted.join(" "), "/dev/null"]);
+    home.apply(&mut cmd);
+    cmd.env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("in time")
+        .expect("script runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn progress_is_shown_on_a_terminal_and_not_with_json() {
+    let sshd = Sshd::start().await.unwrap();
+    let home = home();
+    let drawn = on_a_terminal(&home, &up_args(&sshd, 18_789)).await;
+    assert!(
+        drawn.contains(&format!(
+            "Opening SSH tunnel to {}:{}",
+            sshd.target(),
+            sshd.port()
+        )),
+        "{drawn}"
+    );
+    assert!(drawn.contains("(0s)"), "elapsed time missing: {drawn}");
+    assert!(drawn.contains("SSH tunnel up:"), "{drawn}");
+    clawgate(&home, &["tunnel", "down"]).await.assert_success();
+
+    let mut args = up_args(&sshd, 18_790);
+    args.push("--json".into());
+    let drawn = on_a_terminal(&home, &args).await;
+    assert!(!drawn.contains("Opening SSH tunnel"), "{drawn}");
+    assert!(drawn.contains("\"ok\": true"), "{drawn}");
+    clawgate(&home, &["tunnel", "down"]).await.assert_success();
+}
+
+#[tokio::test]
+async fn a_foreground_tunnel_streams_events_and_reconnects() {
+    let sshd = Sshd::start().await.unwrap();
+    let gw = gateway().await;
+    let home = home();
+    let mut args = up_args(&sshd, gw.port());
+    args.extend(["--foreground".into(), "--json".into()]);
+    let mut fg = bin()
+        .spawn(&home, &args, [("SSH_AUTH_SOCK", "")])
+        .expect("spawn");
+    let deadline = || std::time::Instant::now() + Duration::from_secs(30);
+    let line = fg
+        .wait_for_line(|l| l.starts_with("{\"event\":\"up\""), deadline())
+        .await
+        .expect("up event");
+    let up: Value = serde_json::from_str(&line.text).unwrap();
+    let ssh = up["tunnel"]["sshPid"].as_u64().unwrap();
+    let local = up["tunnel"]["localPort"].as_u64().unwrap();
+    let url = format!("ws://127.0.0.1:{local}");
+    clawgate(&home, &["health", "--url", &url, "--token", TOKEN])
+        .await
+        .assert_success();
+
+    std::process::Command::new("kill")
+        .args(["-KILL", &ssh.to_string()])
+        .status()
+        .unwrap();
+    let down = fg
+        .wait_for_line(|l| l.starts_with("{\"event\":\"down\""), deadline())
+        .await
+        .expect("down event");
+    assert!(down.text.contains("retryInMs"), "{}", down.text);
+    fg.wait_for_line(|l| l.starts_with("{\"event\":\"up\""), deadline())
+        .await
+        .expect("up again");
+    clawgate(&home, &["health", "--url", &url, "--token", TOKEN])
+        .await
+        .assert_success();
+
+    fg.signal("TERM");
+    fg.wait_for_line(|l| l.starts_with("{\"event\":\"stopped\""), deadline())
+        .await
+        .expect("stopped event");
+    let status = fg.wait_timeout(Duration::from_secs(10)).await;
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        fg.transcript()
+    );
+    assert_eq!(status_json(&home).await["tunnels"], json!([]));
+}
