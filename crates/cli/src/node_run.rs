@@ -35,6 +35,13 @@ pub struct RunArgs {
     /// Gateway URL (ws:// or wss://), instead of --host/--port/--tls.
     #[arg(long)]
     pub url: Option<String>,
+    /// Reach the gateway through an SSH tunnel to this host ([user@]host[:port]), opened or
+    /// reused like `clawgate tunnel up`; --port is then the gateway's port on that host.
+    #[arg(long, value_name = "[USER@]HOST[:PORT]", conflicts_with_all = ["url", "host"])]
+    pub ssh: Option<String>,
+    /// Private key for the SSH tunnel (ssh -i).
+    #[arg(long, value_name = "PATH", requires = "ssh")]
+    pub ssh_identity: Option<PathBuf>,
     /// Connect with TLS (wss://).
     #[arg(long, conflicts_with = "url")]
     pub tls: bool,
@@ -171,7 +178,15 @@ pub fn resolve(args: &RunArgs) -> Result<NodeHostConfig, String> {
             tls_fingerprint = pin;
         }
     }
-    if token.is_none() && password.is_none() && is_loopback_url(&url) {
+    let break_glass = clawgate_client::plaintext::break_glass(&env).is_some();
+    if let Err(r) = clawgate_client::plaintext::check(&url, break_glass) {
+        return Err(format!(
+            "refusing plaintext ws:// to {}: {}; credentials would cross the network in the clear. Use wss:// (--tls, with --tls-fingerprint for a self-signed gateway certificate) or go through SSH with --ssh [user@]{}",
+            url, r.reason, r.host
+        ));
+    }
+    // Through a tunnel the loopback URL is another host's gateway: not the local token.
+    if token.is_none() && password.is_none() && is_loopback_url(&url) && args.ssh.is_none() {
         token = std::fs::read_to_string(base_state.join("gateway.token"))
             .ok()
             .map(|t| t.trim().to_owned())
@@ -192,8 +207,62 @@ pub fn resolve(args: &RunArgs) -> Result<NodeHostConfig, String> {
     })
 }
 
-pub fn run(args: RunArgs) -> ExitCode {
+/// `--ssh`: opens (or reuses) the tunnel; the node host then dials its local end.
+fn open_ssh_tunnel(args: &RunArgs, target: &str) -> Result<crate::tunnel::Ensured, ExitCode> {
+    use clawgate_client::tunnel::TunnelSpec;
+    let mut spec = TunnelSpec::new(target);
+    spec.remote_port = args.port;
+    spec.identity = args.ssh_identity.clone();
+    spec.known_hosts =
+        std::env::var_os(crate::tunnel::KNOWN_HOSTS_ENV).map(std::path::PathBuf::from);
+    let progress = crate::tunnel::Progress::new(false);
+    let state_dir = config::resolve_state_dir(None, &config::process_env);
+    let result = crate::tunnel::ensure(
+        &spec,
+        None,
+        &state_dir,
+        &progress,
+        crate::tunnel::default_ready_timeout(),
+    );
+    progress.clear();
+    result.map_err(|e| {
+        let f = crate::tunnel::tunnel_failure(&e);
+        eprintln!(
+            "clawgate node run: cannot open the SSH tunnel: {}",
+            f.message
+        );
+        for fix in &f.fixes {
+            eprintln!("  {}", fix.trim_start());
+        }
+        ExitCode::from(f.exit)
+    })
+}
+
+pub fn run(mut args: RunArgs) -> ExitCode {
     init_logging();
+    let mut tunnel_reused = false;
+    let tunnel = match args.ssh.clone() {
+        Some(target) => match open_ssh_tunnel(&args, &target) {
+            Ok(crate::tunnel::Ensured { state, reused }) => {
+                tunnel_reused = reused;
+                let scheme = if args.tls || args.tls_fingerprint.is_some() {
+                    "wss"
+                } else {
+                    "ws"
+                };
+                args.url = Some(format!("{scheme}://127.0.0.1:{}", state.local_port));
+                eprintln!(
+                    "node host: through the SSH tunnel {} → {} (port {} there)",
+                    state.url,
+                    state.spec.describe(),
+                    state.spec.remote_port
+                );
+                Some(state)
+            }
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let config = match resolve(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -211,7 +280,15 @@ pub fn run(args: RunArgs) -> ExitCode {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
-        match clawgate_node_host::run(config, shutdown).await {
+        let result = clawgate_node_host::run(config, shutdown).await;
+        // A tunnel this command opened goes with it; one it reused stays.
+        if let Some(state) = &tunnel
+            && !tunnel_reused
+        {
+            let dir = config::resolve_state_dir(None, &config::process_env);
+            crate::tunnel::stop(&dir, state).await;
+        }
+        match result {
             Ok(()) => {
                 eprintln!("node host stopped");
                 ExitCode::from(EXIT_OK)

@@ -1066,6 +1066,11 @@ async fn stop_tunnel(registry: &TunnelRegistry, s: &TunnelState) -> bool {
     stopped
 }
 
+/// Stops a tunnel this process opened (e.g. `node run --ssh` on exit).
+pub async fn stop(state_dir: &Path, state: &TunnelState) {
+    stop_tunnel(&TunnelRegistry::new(state_dir), state).await;
+}
+
 /// Whether `pid` is still the ssh forwarding `local_port` (not a recycled pid).
 fn ssh_is_ours(pid: u32, local_port: u16) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
