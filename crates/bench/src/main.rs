@@ -51,6 +51,10 @@ struct RunArgs {
     /// Fewer iterations, 5 s idle instead of 30 s, no 10,000-connection level.
     #[arg(long)]
     quick: bool,
+    /// Threads of the load client's runtime. 1 (a single-threaded runtime) leaves the other
+    /// core to the gateway and costs the least CPU per request on a 2-core machine.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
     /// Benchmark one gateway only.
     #[arg(long, value_enum)]
     only: Option<Only>,
@@ -118,11 +122,18 @@ fn node_version(node: &Path) -> Option<String> {
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = SystemTime::now();
     let t0 = Instant::now();
+    let load0 = sys::cpu_busy_seconds();
     let (date, stamp) = sys::utc_stamp(started);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = if args.client_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.client_threads)
+            .enable_all()
+            .build()?
+    };
     let token = random_token();
     let want = |k: Only| args.only.is_none_or(|o| o == k);
     let mut notes = Vec::new();
@@ -137,6 +148,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let bin = bin.clone().with_context(|| {
             format!("--{} is required to benchmark {}", kind.key(), kind.label())
         })?;
+        // Gateways and CLIs run from their private homes: the path must not be relative.
+        let bin =
+            std::fs::canonicalize(&bin).with_context(|| format!("{} not found", bin.display()))?;
         let launcher = Launcher {
             kind,
             bin,
@@ -152,9 +166,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut oc = bench(Kind::OpenClaw, &args.openclaw)?;
     let mut versions = BTreeMap::new();
     for (k, r) in [("clawgate", &cg), ("openclaw", &oc)] {
-        // `--version` prints "clawgate 0.1.0" or just the version: keep the version.
-        let v = r.as_ref().and_then(|r| r.version.as_deref());
-        if let Some(v) = v.and_then(|v| v.split_whitespace().last()) {
+        // `--version` prints "clawgate 0.1.0" or "OpenClaw 2026.9.6 (eb377ac)": keep the version.
+        let line = r.as_ref().and_then(|r| r.version.as_deref());
+        if let Some(line) = line {
+            let v = line
+                .split_whitespace()
+                .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+                .unwrap_or(line);
             versions.insert(k.to_owned(), v.to_owned());
         }
     }
@@ -171,6 +189,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let idle = Plan::new(Kind::Clawgate, args.quick).idle;
     let rows = suite::rows(cg.as_mut(), oc.as_mut(), fp, args.quick, idle);
+    if let (Some(a), Some(b)) = (load0, sys::cpu_busy_seconds()) {
+        // Busy CPU time of the whole machine minus this run's own (client, gateways, CLIs).
+        let ours = sys::own_and_children_cpu_seconds();
+        let other = (b - a - ours).max(0.0) / t0.elapsed().as_secs_f64();
+        notes.push(format!(
+            "Other processes on this shared machine kept {:.2} of its {} cores busy on average during the run",
+            other,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ));
+    }
     notes.push(
         "Cells show the median with min–max over the runs or rounds counted in the last column; \
          latency percentiles are per round. 1 kB = 1,000 B, 1 MB = 10⁶ B."

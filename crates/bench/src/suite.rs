@@ -233,67 +233,9 @@ pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
     ));
     out.set("idle_rss", idle);
 
-    // 3. CLI round trips.
-    match cli_times(l, addr, plan.cli_runs) {
-        Ok((calls, versions, version)) => {
-            say!(
-                kind,
-                "CLI gateway call health: median {}; --version: median {}",
-                ms(crate::stats::Summary::of(&calls)
-                    .map(|s| s.median)
-                    .unwrap_or(0.0)),
-                ms(crate::stats::Summary::of(&versions)
-                    .map(|s| s.median)
-                    .unwrap_or(0.0))
-            );
-            out.set("cli_call", calls);
-            out.set("cli_version", versions);
-            out.version = Some(version);
-        }
-        Err(e) => {
-            say!(kind, "CLI failed: {e:#}");
-            out.fail(&["cli_call", "cli_version"], &e);
-        }
-    }
-
-    // 4. health RPC.
+    // 6. Idle authenticated connections, first: the tree's RSS is then still the idle RSS, not
+    //    inflated (or, for a garbage-collected heap, padded with free space) by the load phases.
     let token: Arc<str> = Arc::from(l.token.as_str());
-    match rt.block_on(health(kind, addr, token.clone(), plan, pid)) {
-        Ok(h) => {
-            for (id, s) in h {
-                out.set(id, s);
-            }
-        }
-        Err(e) => {
-            say!(kind, "health RPC failed: {e:#}");
-            out.fail(HEALTH_ROWS, &e);
-        }
-    }
-
-    // 5. Handshakes, shared token and device-signed.
-    let device = Arc::new(Device::generate());
-    for (name, dev) in [("token", None), ("signed", Some(device))] {
-        match rt.block_on(handshake_rounds(kind, addr, token.clone(), dev, plan, pid)) {
-            Ok(h) => {
-                for (suffix, s) in h {
-                    out.set(&format!("hs_{name}_{suffix}"), s);
-                }
-            }
-            Err(e) => {
-                say!(kind, "{name} handshakes failed: {e:#}");
-                let ids: Vec<String> = [
-                    "seq_rate", "seq_p50", "seq_p99", "par_rate", "par_p50", "par_p99", "cpu",
-                ]
-                .iter()
-                .map(|s| format!("hs_{name}_{s}"))
-                .collect();
-                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                out.fail(&ids, &e);
-            }
-        }
-    }
-
-    // 6. Idle authenticated connections.
     match rt.block_on(hold(kind, addr, token.clone(), &plan.conn_levels, pid)) {
         Ok(levels) => {
             for lv in levels {
@@ -331,6 +273,65 @@ pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
                 ],
                 &e,
             );
+        }
+    }
+
+    // 3. CLI round trips.
+    match cli_times(l, addr, plan.cli_runs) {
+        Ok((calls, versions, version)) => {
+            say!(
+                kind,
+                "CLI gateway call health: median {}; --version: median {}",
+                ms(crate::stats::Summary::of(&calls)
+                    .map(|s| s.median)
+                    .unwrap_or(0.0)),
+                ms(crate::stats::Summary::of(&versions)
+                    .map(|s| s.median)
+                    .unwrap_or(0.0))
+            );
+            out.set("cli_call", calls);
+            out.set("cli_version", versions);
+            out.version = Some(version);
+        }
+        Err(e) => {
+            say!(kind, "CLI failed: {e:#}");
+            out.fail(&["cli_call", "cli_version"], &e);
+        }
+    }
+
+    // 4. health RPC.
+    match rt.block_on(health(kind, addr, token.clone(), plan, pid)) {
+        Ok(h) => {
+            for (id, s) in h {
+                out.set(id, s);
+            }
+        }
+        Err(e) => {
+            say!(kind, "health RPC failed: {e:#}");
+            out.fail(HEALTH_ROWS, &e);
+        }
+    }
+
+    // 5. Handshakes, shared token and device-signed.
+    let device = Arc::new(Device::generate());
+    for (name, dev) in [("token", None), ("signed", Some(device))] {
+        match rt.block_on(handshake_rounds(kind, addr, token.clone(), dev, plan, pid)) {
+            Ok(h) => {
+                for (suffix, s) in h {
+                    out.set(&format!("hs_{name}_{suffix}"), s);
+                }
+            }
+            Err(e) => {
+                say!(kind, "{name} handshakes failed: {e:#}");
+                let ids: Vec<String> = [
+                    "seq_rate", "seq_p50", "seq_p99", "par_rate", "par_p50", "par_p99", "cpu",
+                ]
+                .iter()
+                .map(|s| format!("hs_{name}_{s}"))
+                .collect();
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                out.fail(&ids, &e);
+            }
         }
     }
 

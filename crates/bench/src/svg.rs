@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Better, Results, Row, Unit, format_value};
+use crate::report::{Better, Cmp, Results, Row, Unit, format_value};
 
 const WIDTH: f64 = 960.0;
 const LABEL_X: f64 = 16.0;
@@ -14,6 +14,7 @@ const ROW_H: f64 = 54.0;
 const TOP: f64 = 92.0;
 const CLAWGATE: &str = "#e8590c";
 const OPENCLAW: &str = "#3b5bdb";
+const TARGET: &str = "#2b8a3e";
 
 /// Escapes text for use in SVG content and attributes.
 pub fn escape(s: &str) -> String {
@@ -117,12 +118,18 @@ pub fn chart(results: &Results) -> String {
             x + 20.0
         );
     }
+    let _ = writeln!(
+        s,
+        r##"<line x1="{x:.1}" y1="58" x2="{x:.1}" y2="74" stroke="{TARGET}" stroke-width="1.5" stroke-dasharray="4 3"/><text x="{:.1}" y="70">clawgate target</text>"##,
+        LABEL_X + 230.0,
+        x = LABEL_X + 222.0
+    );
     for (i, row) in rows.iter().enumerate() {
         draw_row(&mut s, row, TOP + ROW_H * i as f64);
     }
     let _ = writeln!(
         s,
-        r##"<text x="{LABEL_X}" y="{}" fill="#777777" font-size="11">Bars start at the decade below the smallest value; numbers are medians; dashed green lines are clawgate's targets.</text>"##,
+        r##"<text x="{LABEL_X}" y="{}" fill="#777777" font-size="11">Bars start at the decade below the smallest value; numbers are medians.</text>"##,
         height - 14.0
     );
     s.push_str("</svg>\n");
@@ -144,12 +151,21 @@ fn draw_row(s: &mut String, row: &Row, y: f64) {
         y + 13.0,
         escape(&row.label)
     );
+    // "5. Handshakes (connect → …)" → "5. Handshakes": the table has the long form.
+    let section = row.section.split(" (").next().unwrap_or(&row.section);
+    let mut sub = format!("{section} · {hint}");
+    if let Some(t) = row.target {
+        let op = match t.cmp {
+            Cmp::AtMost => "≤",
+            Cmp::AtLeast => "≥",
+        };
+        sub.push_str(&format!(" · target {op} {}", tick_label(row.unit, t.value)));
+    }
     let _ = writeln!(
         s,
-        r##"<text x="{LABEL_X}" y="{}" fill="#888888" font-size="10">{} · {}</text>"##,
+        r##"<text x="{LABEL_X}" y="{}" fill="#888888" font-size="10">{}</text>"##,
         y + 27.0,
-        escape(&row.section),
-        hint
+        escape(&sub)
     );
     let mut range = known.clone();
     range.extend(target);
@@ -175,10 +191,8 @@ fn draw_row(s: &mut String, row: &Row, y: f64) {
         let x = x_of(t);
         let _ = writeln!(
             s,
-            r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}" stroke="#2b8a3e" stroke-width="1.5" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" fill="#2b8a3e" font-size="9">target</text>"##,
-            y - 3.0,
-            x + 3.0,
-            y + 4.0
+            r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}" stroke="{TARGET}" stroke-width="1.5" stroke-dasharray="4 3"/>"##,
+            y - 3.0
         );
     }
     for (k, (value, color)) in values.iter().zip([CLAWGATE, OPENCLAW]).enumerate() {
@@ -244,7 +258,12 @@ mod tests {
         assert!(svg.contains("not measured"));
         assert!(svg.contains(">3.00 ms<") && svg.contains(">20.0 s<"));
         assert!(svg.contains(">10 s<"), "decade labels drop trailing zeros");
-        assert_eq!(svg.matches(">target<").count(), 1);
+        assert!(svg.contains("1. Test · higher is better · target ≥ 60,000/s"));
+        assert_eq!(
+            svg.matches("stroke-dasharray").count(),
+            1 + 1,
+            "legend + one target"
+        );
         assert!(svg.contains(">100,000/s<"), "the axis reaches the target");
         // Every opened text element is closed.
         assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());

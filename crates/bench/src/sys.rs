@@ -27,6 +27,41 @@ pub fn machine() -> Machine {
     }
 }
 
+/// Busy CPU seconds of the whole machine since boot (all cores, idle and iowait excluded), from
+/// `/proc/stat` (clock ticks of 1/100 s).
+pub fn cpu_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_busy(&stat)
+}
+
+fn parse_busy(stat: &str) -> Option<f64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle) as f64 / 100.0)
+}
+
+/// CPU seconds of this process plus its reaped children (the gateways and CLIs it ran).
+pub fn own_and_children_cpu_seconds() -> f64 {
+    let Ok(text) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(close) = text.rfind(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // utime, stime, cutime, cstime: fields 14–17, i.e. 11–14 after the command name.
+    (11..=14)
+        .filter_map(|i| f.get(i)?.parse::<u64>().ok())
+        .sum::<u64>() as f64
+        / 100.0
+}
+
 /// `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -64,6 +99,14 @@ mod tests {
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
         let t = UNIX_EPOCH + Duration::from_secs(1_789_000_000);
         assert_eq!(utc_stamp(t).1, "2026-09-10 00:26");
+    }
+
+    #[test]
+    fn busy_time_excludes_idle_and_iowait() {
+        let stat = "cpu  100 5 50 1000 20 3 2 0 0 0\ncpu0 1 2 3 4 5 6 7 8\n";
+        assert_eq!(parse_busy(stat), Some(1.6));
+        assert!(cpu_busy_seconds().is_some());
+        assert!(own_and_children_cpu_seconds() >= 0.0);
     }
 
     #[test]

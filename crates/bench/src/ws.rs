@@ -11,6 +11,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::borrow::Cow;
+use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -280,18 +281,24 @@ impl Conn {
         }
     }
 
-    /// Sends a normal close and waits for the gateway's close (or the end of the stream).
+    /// Sends a normal close, waits for the gateway's close frame, then for the gateway to close
+    /// the TCP connection (as RFC 6455 has the server do first). The closing side keeps the
+    /// socket in TIME_WAIT: waiting here leaves that to the gateway instead of tying up the
+    /// client's ports across tens of thousands of handshakes.
     pub async fn close(mut self) -> anyhow::Result<()> {
         self.ws.close(None).await.context("sending close")?;
-        tokio::time::timeout(FRAME_TIMEOUT, async {
+        tokio::time::timeout(FRAME_TIMEOUT, async move {
             while let Some(Ok(msg)) = self.ws.next().await {
                 if matches!(msg, Message::Close(_)) {
                     break;
                 }
             }
+            let mut tcp = self.ws.into_inner();
+            let mut buf = [0u8; 64];
+            while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
         })
         .await
-        .map_err(|_| anyhow!("no close from the gateway within {FRAME_TIMEOUT:?}"))
+        .map_err(|_| anyhow!("the gateway did not close within {FRAME_TIMEOUT:?}"))
     }
 }
 
