@@ -388,3 +388,109 @@ async fn a_port_held_by_another_gateway_is_the_lock_error() {
     );
     assert!(ran.stderr.contains("--port"), "{ran}");
 }
+
+#[tokio::test]
+async fn a_tailnet_bind_uses_the_address_tailscale_reports_or_the_interface_scan() {
+    use std::os::unix::fs::PermissionsExt;
+    let pair = HostPair::create("tailnet");
+    let ip = remote_support::ip_bin();
+    // A Tailscale-range address on the gateway host, routed from the peer.
+    for args in [
+        vec![
+            "-n",
+            &pair.gw,
+            "addr",
+            "add",
+            "100.101.102.103/32",
+            "dev",
+            "veth-gw",
+        ],
+        vec![
+            "-n",
+            &pair.peer,
+            "route",
+            "add",
+            "100.101.102.103/32",
+            "dev",
+            "veth-peer",
+        ],
+    ] {
+        let st = std::process::Command::new(&ip)
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip {args:?}");
+    }
+
+    // 1. No tailscale CLI or LocalAPI: the 100.64.0.0/10 interface scan finds it.
+    let home = home_with(json!({"gateway": {"bind": "tailnet"}}));
+    let mut cmd = pair.command(
+        &pair.gw,
+        bin(),
+        ["gateway", "run", "--port", "0", "--token", TOKEN],
+        &home,
+    );
+    cmd.env("CLAWGATE_TAILSCALE_BIN", home.root().join("no-tailscale"))
+        .env("CLAWGATE_TAILSCALE_SOCKET", home.root().join("no.sock"));
+    let (gw, line) = start(cmd, "listening on ").await;
+    let port = port_of(&line);
+    assert!(line.contains(&format!("ws://127.0.0.1:{port}")), "{line}");
+    assert!(
+        line.contains(&format!("ws://100.101.102.103:{port}")),
+        "{line}"
+    );
+    assert!(
+        gw.transcript().contains("interface scan"),
+        "{}",
+        gw.transcript()
+    );
+    let url = format!("http://100.101.102.103:{port}/healthz");
+    assert_eq!(curl(&pair, &pair.peer, &url, &[]).await.0, 200);
+    drop(gw);
+
+    // 2. A Headscale-style prefix outside 100.64/10, as `tailscale status --json` reports it.
+    let home = home_with(json!({"gateway": {"bind": "tailnet", "tls": {"enabled": true}}}));
+    let fake = home.root().join("tailscale");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1 $2\" = \"status --json\" ] || exit 2\necho '{\"Self\":{\"TailscaleIPs\":[\"10.200.0.1\"],\"DNSName\":\"gw.hs.example.\"}}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = pair.command(
+        &pair.gw,
+        bin(),
+        ["gateway", "run", "--port", "0", "--token", TOKEN],
+        &home,
+    );
+    cmd.env("CLAWGATE_TAILSCALE_BIN", &fake)
+        .env("CLAWGATE_TAILSCALE_SOCKET", home.root().join("no.sock"));
+    let (gw, line) = start(cmd, "listening on ").await;
+    let port = port_of(&line);
+    assert!(line.contains(&format!("wss://{GW_IP}:{port}")), "{line}");
+    assert!(
+        gw.transcript().contains("tailscale status --json"),
+        "{}",
+        gw.transcript()
+    );
+    // The generated certificate names the tailnet address and DNS name.
+    let cert = home.state_dir().join("gateway/tls/gateway-cert.pem");
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    for san in [
+        "DNS:localhost",
+        "IP Address:127.0.0.1",
+        "IP Address:10.200.0.1",
+        "DNS:gw.hs.example",
+    ] {
+        assert!(text.contains(san), "{san} missing:\n{text}");
+    }
+    assert!(
+        text.contains("prime256v1") || text.contains("P-256"),
+        "{text}"
+    );
+}
