@@ -178,8 +178,8 @@ async fn the_real_node_host_pairs_is_approved_and_serves_invokes() {
     assert_eq!(res["payload"]["stdout"], "hi\n", "{out}");
     assert_eq!(res["payload"]["exitCode"], 0);
 
-    // `sleep 5` with a 1 s budget: a clean TIMEOUT, well before the sleep would end.
-    let started = Instant::now();
+    // `sleep 5` with a 1 s budget: the gateway's clean TIMEOUT (and a cancel to the node), not
+    // the command's end. (Wall time is not asserted: the real CLI's own start-up dominates it.)
     let out = invoke(
         "system.run",
         json!({"command": ["sleep", "5"]}),
@@ -194,11 +194,7 @@ async fn the_real_node_host_pairs_is_approved_and_serves_invokes() {
         "TIMEOUT: node invoke timed out",
         "{out}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(5) + Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(out.json()["error"]["details"]["nodeError"]["code"], "TIMEOUT");
 
     // Killed: shown disconnected, still paired.
     node.stop(Duration::from_secs(5)).await;

@@ -58,7 +58,7 @@ async fn an_answered_approval_survives_kill_9() {
         }
         other => panic!("expected PAIRING_REQUIRED, got {:?}", other.map(|(_, h)| h)),
     };
-    let (admin, _) = Client::connect(options(&url, &["operator.pairing"], None))
+    let (admin, _) = Client::connect(options(&url, &["operator.pairing", "operator.read"], None))
         .await
         .unwrap();
     let approved = admin
