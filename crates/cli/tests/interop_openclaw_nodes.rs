@@ -194,7 +194,10 @@ async fn the_real_node_host_pairs_is_approved_and_serves_invokes() {
         "TIMEOUT: node invoke timed out",
         "{out}"
     );
-    assert_eq!(out.json()["error"]["details"]["nodeError"]["code"], "TIMEOUT");
+    assert_eq!(
+        out.json()["error"]["details"]["nodeError"]["code"],
+        "TIMEOUT"
+    );
 
     // Killed: shown disconnected, still paired.
     node.stop(Duration::from_secs(5)).await;
