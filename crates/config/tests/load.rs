@@ -82,7 +82,8 @@ fn full_openclaw_config_loads() {
             "discovery",
             "logging",
             "gateway.auth.allowTailscale",
-            "gateway.controlUi",
+            "gateway.controlUi.enabled",
+            "gateway.controlUi.environment",
             "gateway.nodes.pairing.autoApproveCidrs",
             "gateway.nodes.browser",
             "gateway.reload",
@@ -122,7 +123,7 @@ fn diagnostics_are_ready_to_log() {
     assert_eq!(
         lines[0],
         format!(
-            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models, agents, tools, messages, commands, session, channels.telegram, channels.discord, channels.whatsapp, hooks, skills, plugins, discovery, logging, gateway.auth.allowTailscale, gateway.controlUi, gateway.nodes.pairing.autoApproveCidrs, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
+            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models, agents, tools, messages, commands, session, channels.telegram, channels.discord, channels.whatsapp, hooks, skills, plugins, discovery, logging, gateway.auth.allowTailscale, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.pairing.autoApproveCidrs, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
         )
     );
     assert_eq!(
@@ -402,11 +403,14 @@ fn secret_type_errors_never_print_the_value() {
 #[test]
 fn ignored_and_unknown_keys_are_never_fatal() {
     let cfg = parse(
-        "{gateway: {controlUi: {allowedOrigins: 5, bogus: true}, prot: 'x', bnid: 1}, agents: 'whatever', channels: {}}",
+        "{gateway: {controlUi: {enabled: 5, bogus: true}, prot: 'x', bnid: 1}, agents: 'whatever', channels: {}}",
         &[],
     )
     .unwrap();
-    assert_eq!(cfg.ignored, vec!["gateway.controlUi", "agents", "channels"]);
+    assert_eq!(
+        cfg.ignored,
+        vec!["gateway.controlUi.enabled", "agents", "channels"]
+    );
     assert_eq!(
         cfg.unknown,
         vec!["gateway.controlUi.bogus", "gateway.prot", "gateway.bnid"]
