@@ -26,6 +26,23 @@ enum Cmd {
     Run(RunArgs),
     /// Print the table of a results file again, and optionally write its chart and update the docs.
     Report(ReportArgs),
+    /// Open COUNT idle authenticated connections to a running gateway and hold them (for
+    /// profiling a gateway by hand, e.g. under a heap profiler).
+    Hold(HoldArgs),
+}
+
+#[derive(clap::Args)]
+struct HoldArgs {
+    /// The gateway, e.g. 127.0.0.1:18789.
+    #[arg(long)]
+    addr: std::net::SocketAddr,
+    #[arg(long)]
+    token: String,
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    /// How long to hold them once open.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +114,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Run(args) => run(args),
         Cmd::Report(args) => report_again(args),
+        Cmd::Hold(args) => hold(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -245,6 +263,33 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         results.duration_s
     );
     publish(&results, &args.publish)
+}
+
+fn hold(args: HoldArgs) -> anyhow::Result<()> {
+    use clawgate_bench::ws::{Auth, Conn};
+    use futures_util::StreamExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let t = Instant::now();
+        let token = args.token.as_str();
+        let conns: Vec<_> = futures_util::stream::iter(0..args.count)
+            .map(|_| Conn::open(args.addr, Auth::Token(token), None))
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        let failed = conns.iter().filter(|c| c.is_err()).count();
+        eprintln!(
+            "{} open, {failed} failed, in {:.2} s; holding for {} s",
+            conns.len() - failed,
+            t.elapsed().as_secs_f64(),
+            args.seconds
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(args.seconds)).await;
+        drop(conns);
+    });
+    Ok(())
 }
 
 fn report_again(args: ReportArgs) -> anyhow::Result<()> {

@@ -85,6 +85,9 @@ pub struct TreeMemory {
     pub rss: u64,
     /// Σ VmHWM (each process's own peak RSS) over the live tree, bytes.
     pub hwm: u64,
+    /// Σ RssAnon: the anonymous part of the RSS (heap, stacks), without mapped files such as
+    /// the program's own code.
+    pub anon: u64,
     pub processes: usize,
 }
 
@@ -94,6 +97,7 @@ pub fn tree_memory(root: u32) -> TreeMemory {
         if let Some(rss) = status_kb(pid, "VmRSS") {
             m.rss += rss;
             m.hwm += status_kb(pid, "VmHWM").unwrap_or(rss);
+            m.anon += status_kb(pid, "RssAnon").unwrap_or(rss);
             m.processes += 1;
         }
     }

@@ -215,10 +215,12 @@ pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
     );
     std::thread::sleep(wait);
     let mut idle = Vec::new();
+    let mut idle_anon = Vec::new();
     let mut processes = 0;
     for _ in 0..5 {
         let m = proc::tree_memory(pid);
         idle.push(m.rss as f64);
+        idle_anon.push(m.anon as f64);
         processes = processes.max(m.processes);
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -232,6 +234,7 @@ pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
         kind.label()
     ));
     out.set("idle_rss", idle);
+    out.set("idle_anon", idle_anon);
 
     // 6. Idle authenticated connections, first: the tree's RSS is then still the idle RSS, not
     //    inflated (or, for a garbage-collected heap, padded with free space) by the load phases.
@@ -353,6 +356,7 @@ pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
 }
 
 const ALL_GATEWAY_ROWS: &[&str] = &[
+    "idle_anon",
     "start_healthz_fresh",
     "start_hello_fresh",
     "start_healthz_reused",
@@ -993,6 +997,7 @@ const SPECS: &[Spec] = &[
     spec("start_healthz_reused", S1, "exec → /healthz 200, reused state dir", Seconds, Lower, None, false),
     spec("start_hello_reused", S1, "exec → first hello-ok, reused state dir", Seconds, Lower, Target::at_most(0.010), true),
     spec("idle_rss", S2, "idle RSS, whole process tree, after {idle} idle", Bytes, Lower, Target::at_most(4e6), true),
+    spec("idle_anon", S2, "of which anonymous (heap, stacks; no mapped code)", Bytes, Lower, None, true),
     spec("peak_rss", S2, "peak RSS (Σ VmHWM over the tree, whole run)", Bytes, Lower, None, true),
     spec("cli_call", S3, "`gateway call health --json`, wall time", Seconds, Lower, Target::at_most(0.010), true),
     spec("cli_version", S3, "CLI `--version`, wall time (start-up floor)", Seconds, Lower, None, true),
