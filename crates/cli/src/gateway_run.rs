@@ -51,7 +51,7 @@ fn config_error(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    init_logging();
+    crate::process::init_logging();
     let env = config::process_env;
     let bind = match args.bind.as_deref().map(str::parse::<BindMode>).transpose() {
         Ok(b) => b,
@@ -109,11 +109,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         AuthMode::Token => clawgate_gateway::AuthMode::Token,
         AuthMode::Password => clawgate_gateway::AuthMode::Password,
         AuthMode::None => clawgate_gateway::AuthMode::None,
-        AuthMode::TrustedProxy => {
-            return config_error(
-                "gateway.auth.mode=trusted-proxy is not supported by this version; use token (the default) or password",
-            );
-        }
+        AuthMode::TrustedProxy => clawgate_gateway::AuthMode::TrustedProxy,
     };
     let mut options = GatewayOptions::new(mode, settings.state_dir.clone());
     options.port = settings.port;
@@ -162,6 +158,39 @@ pub fn run(args: RunArgs) -> ExitCode {
             status.fingerprint
         );
     }
+    if mode == clawgate_gateway::AuthMode::TrustedProxy {
+        match trusted_proxy_auth(&raw) {
+            Ok(tp) => options.trusted_proxy = Some(tp),
+            Err(e) => return config_error(e),
+        }
+        options.local_addresses =
+            bind::local_ipv4_addresses(std::path::Path::new("/proc/net/fib_trie"))
+                .into_iter()
+                .map(std::net::IpAddr::V4)
+                .collect();
+    }
+    let tailscale = match settings.tailscale_mode {
+        TailscaleMode::Off => None,
+        TailscaleMode::Serve => Some(clawgate_gateway::tailscale::RouteMode::Serve),
+        TailscaleMode::Funnel => Some(clawgate_gateway::tailscale::RouteMode::Funnel),
+    };
+    let allow_tailscale = raw
+        .pointer("/gateway/auth/allowTailscale")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(
+            settings.tailscale_mode == TailscaleMode::Serve
+                && !matches!(
+                    settings.auth.mode,
+                    AuthMode::Password | AuthMode::TrustedProxy
+                ),
+        );
+    if tailscale.is_some() && allow_tailscale {
+        options.tailscale_auth = Some(clawgate_gateway::TailscaleAuth {
+            tailscale_bin: detector.tailscale_bin.clone(),
+            localapi_socket: detector.localapi_socket.clone(),
+        });
+    }
+    let route = tailscale.map(|mode| (mode, detector.tailscale_bin.clone()));
     let rl = &settings.auth.rate_limit;
     options.rate_limit = RateLimit {
         max_attempts: rl.max_attempts,
@@ -206,7 +235,63 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(options, plan, allowed_origins_seed(&settings, &raw)))
+    runtime.block_on(serve(
+        options,
+        plan,
+        allowed_origins_seed(&settings, &raw),
+        route,
+    ))
+}
+
+/// `gateway.auth.trustedProxy` for trusted-proxy mode (OpenClaw's refusals when it is missing
+/// or its `userHeader` is empty).
+fn trusted_proxy_auth(
+    raw: &serde_json::Value,
+) -> Result<clawgate_gateway::TrustedProxyAuth, String> {
+    let Some(tp) = raw
+        .pointer("/gateway/auth/trustedProxy")
+        .filter(|v| !v.is_null())
+    else {
+        return Err("gateway auth mode is trusted-proxy, but no trustedProxy config was provided (set gateway.auth.trustedProxy)".into());
+    };
+    let user_header = tp
+        .get("userHeader")
+        .and_then(|v| v.as_str())
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .ok_or("gateway auth mode is trusted-proxy, but gateway.auth.trustedProxy.userHeader is empty (set it to the header your proxy puts the user in, e.g. \"x-forwarded-user\")")?;
+    let list = |key: &str, lower: bool| -> Result<Vec<String>, String> {
+        match tp.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_str()
+                        .map(|s| {
+                            let s = s.trim();
+                            if lower {
+                                s.to_ascii_lowercase()
+                            } else {
+                                s.to_owned()
+                            }
+                        })
+                        .ok_or_else(|| {
+                            format!("gateway.auth.trustedProxy.{key}[{i}] must be a string")
+                        })
+                })
+                .collect(),
+            Some(_) => Err(format!(
+                "gateway.auth.trustedProxy.{key} must be an array of strings"
+            )),
+        }
+    };
+    Ok(clawgate_gateway::TrustedProxyAuth {
+        user_header,
+        required_headers: list("requiredHeaders", true)?,
+        allow_users: list("allowUsers", false)?,
+        allow_loopback: tp.get("allowLoopback").and_then(|v| v.as_bool()) == Some(true),
+    })
 }
 
 /// True when the effective auth mode has a configured secret (a generated runtime token does
@@ -360,10 +445,70 @@ fn allowed_origins_seed(
     Some(hosts)
 }
 
+type TailscaleRoute = Option<(clawgate_gateway::tailscale::RouteMode, std::ffi::OsString)>;
+
+/// With `gateway.tailscale.mode` serve|funnel: the dedicated loopback listener and the
+/// supervised `tailscale serve|funnel` child publishing it.
+async fn with_tailscale_listener(
+    listeners: Vec<tokio::net::TcpListener>,
+    route: TailscaleRoute,
+    gateway: &Gateway,
+    scheme: &str,
+    shutdown: &CancellationToken,
+) -> Result<
+    (
+        Vec<(tokio::net::TcpListener, ingress::ListenerKind)>,
+        Option<tokio::task::JoinHandle<()>>,
+    ),
+    ExitCode,
+> {
+    use clawgate_gateway::tailscale::{RouteError, RouteMode, route_args, start_route_owner};
+    let mut all: Vec<_> = listeners
+        .into_iter()
+        .map(|l| (l, ingress::ListenerKind::Ordinary))
+        .collect();
+    let Some((mode, bin)) = route else {
+        return Ok((all, None));
+    };
+    let ts_listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("clawgate: cannot open the Tailscale listener on 127.0.0.1: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let ts_port = ts_listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let task = match start_route_owner(bin, mode, ts_port, shutdown.clone()).await {
+        Ok(task) => task,
+        Err(e @ RouteError::MissingBinary { .. }) => return Err(config_error(e)),
+        Err(e) => {
+            eprintln!("clawgate: tailscale {}: {e}", mode.as_str());
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    eprintln!(
+        "clawgate: tailscale {} listener on {scheme}://127.0.0.1:{ts_port} (`tailscale {}` publishes it; identity headers {})",
+        mode.as_str(),
+        route_args(mode, ts_port).join(" "),
+        if gateway.options.tailscale_auth.is_some() {
+            "accepted after whois (gateway.auth.allowTailscale)"
+        } else {
+            "not used (gateway.auth.allowTailscale is off)"
+        }
+    );
+    let kind = match mode {
+        RouteMode::Serve => ingress::ListenerKind::TailscaleServe,
+        RouteMode::Funnel => ingress::ListenerKind::TailscaleFunnel,
+    };
+    all.push((ts_listener, kind));
+    Ok((all, Some(task)))
+}
+
 async fn serve(
     mut options: GatewayOptions,
     plan: bind::BindPlan,
     seed_hosts: Option<Vec<String>>,
+    route: TailscaleRoute,
 ) -> ExitCode {
     let (listeners, port) = match bind::bind_listeners(&plan, options.port).await {
         Ok(x) => x,
@@ -428,33 +573,19 @@ async fn serve(
         gateway.options.state_dir.display()
     );
     let shutdown = CancellationToken::new();
-    tokio::spawn(wait_for_signal(shutdown.clone()));
-    clawgate_gateway::serve(listeners, gateway, shutdown).await;
+    let (all, route_task) =
+        match with_tailscale_listener(listeners, route, &gateway, scheme, &shutdown).await {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
+    tokio::spawn(crate::process::cancel_on_signal(
+        shutdown.clone(),
+        "clawgate: shutting down (signal received)",
+    ));
+    clawgate_gateway::serve_listeners(all, gateway, shutdown).await;
+    if let Some(task) = route_task {
+        let _ = task.await;
+    }
     eprintln!("clawgate gateway stopped");
     ExitCode::SUCCESS
-}
-
-async fn wait_for_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    eprintln!("clawgate: shutting down (signal received)");
-    shutdown.cancel();
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -5,6 +5,7 @@ mod gateway_run;
 mod gateway_tls;
 mod node_run;
 mod operator;
+mod process;
 mod tunnel;
 
 use clap::{Parser, Subcommand};

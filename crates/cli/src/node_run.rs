@@ -239,7 +239,7 @@ fn open_ssh_tunnel(args: &RunArgs, target: &str) -> Result<crate::tunnel::Ensure
 }
 
 pub fn run(mut args: RunArgs) -> ExitCode {
-    init_logging();
+    crate::process::init_logging();
     let mut tunnel_reused = false;
     let tunnel = match args.ssh.clone() {
         Some(target) => match open_ssh_tunnel(&args, &target) {
@@ -279,7 +279,10 @@ pub fn run(mut args: RunArgs) -> ExitCode {
     };
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone()));
+        tokio::spawn(crate::process::cancel_on_signal(
+            shutdown.clone(),
+            "node host stopping (signal received)",
+        ));
         let result = clawgate_node_host::run(config, shutdown).await;
         // A tunnel this command opened goes with it; one it reused stays.
         if let Some(state) = &tunnel
@@ -303,32 +306,6 @@ pub fn run(mut args: RunArgs) -> ExitCode {
             }
         }
     })
-}
-
-async fn wait_for_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    eprintln!("node host stopping (signal received)");
-    shutdown.cancel();
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 #[cfg(test)]

@@ -1,0 +1,32 @@
+//! What the long-running commands (`gateway run`, `node run`) share: logging set-up and
+//! stopping on SIGTERM/SIGINT.
+
+use tokio_util::sync::CancellationToken;
+
+/// Logs to stderr, filtered by `CLAWGATE_LOG` (default `info`), coloured only on a terminal.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT, saying so with `message`.
+pub async fn cancel_on_signal(shutdown: CancellationToken, message: &'static str) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("{message}");
+    shutdown.cancel();
+}
