@@ -48,7 +48,7 @@ pub(crate) fn check_shared_secret(
                 Some(_) => SharedAuth::Wrong(AuthFailure::TokenMismatch),
             }
         }
-        AuthMode::Password => {
+        AuthMode::Password | AuthMode::TrustedProxy => {
             let Some(expected) = &options.password else {
                 return SharedAuth::NotConfigured(AuthFailure::PasswordNotConfigured);
             };
@@ -61,6 +61,74 @@ pub(crate) fn check_shared_secret(
             }
         }
     }
+}
+
+/// OpenClaw's trusted-proxy checks: the socket peer must be in `gateway.trustedProxies`, not
+/// loopback (unless `allowLoopback`), not one of this host's own addresses; every required
+/// header present and non-empty; the user header set; the user in `allowUsers` when that is
+/// set. `Ok(user)` or `Err((auth reason, what to fix))`.
+pub(crate) fn check_trusted_proxy(
+    options: &GatewayOptions,
+    peer: &crate::PeerInfo,
+) -> Result<String, (&'static str, String)> {
+    let Some(tp) = &options.trusted_proxy else {
+        return Err((
+            "trusted_proxy_config_missing",
+            "set gateway.auth.trustedProxy.userHeader".into(),
+        ));
+    };
+    let source = crate::ingress::canonical(peer.addr.ip());
+    if !options.ingress.is_trusted_proxy(source) {
+        return Err((
+            "trusted_proxy_untrusted_source",
+            format!(
+                "{source} is not in gateway.trustedProxies; connect through the proxy, or add the proxy's address to gateway.trustedProxies"
+            ),
+        ));
+    }
+    if source.is_loopback() && !tp.allow_loopback {
+        return Err((
+            "trusted_proxy_loopback_source",
+            "the proxy connects from loopback; set gateway.auth.trustedProxy.allowLoopback=true if a proxy on this host fronts the gateway".into(),
+        ));
+    }
+    if !source.is_loopback() && options.local_addresses.contains(&source) {
+        return Err((
+            "trusted_proxy_local_interface_source",
+            format!(
+                "{source} is one of this host's own addresses; a same-host proxy must connect over loopback with gateway.auth.trustedProxy.allowLoopback=true"
+            ),
+        ));
+    }
+    for h in &tp.required_headers {
+        if peer.header(h).is_none_or(str::is_empty) {
+            return Err((
+                "trusted_proxy_missing_required_header",
+                format!(
+                    "the proxy did not send {h}, which gateway.auth.trustedProxy.requiredHeaders lists"
+                ),
+            ));
+        }
+    }
+    let user = match peer.header(&tp.user_header) {
+        Some(u) if !u.is_empty() => u.to_owned(),
+        _ => {
+            return Err((
+                "trusted_proxy_user_missing",
+                format!(
+                    "the proxy did not send the user header {} (gateway.auth.trustedProxy.userHeader)",
+                    tp.user_header
+                ),
+            ));
+        }
+    };
+    if !tp.allow_users.is_empty() && !tp.allow_users.iter().any(|u| u.trim() == user) {
+        return Err((
+            "trusted_proxy_user_not_allowed",
+            format!("user {user:?} is not in gateway.auth.trustedProxy.allowUsers"),
+        ));
+    }
+    Ok(user)
 }
 
 /// Checks a device proof against the challenge nonce, in the real gateway's order: id, age,

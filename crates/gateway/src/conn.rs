@@ -215,7 +215,10 @@ impl Connection {
         self.check_browser_origin(&p.client)?;
         let requested_scopes = p.scopes.clone().unwrap_or_default();
         let auth = p.auth.as_ref();
-        let shared = auth::check_shared_secret(&gw.options, auth);
+        let shared = match self.identity_auth(auth).await? {
+            Some(method) => SharedAuth::Ok { method },
+            None => auth::check_shared_secret(&gw.options, auth),
+        };
         let remote_cli = p.client.mode == "cli" && !self.peer.is_local;
         let device_token = auth.and_then(|a| a.device_token.as_deref());
         let offers_credential = matches!(shared, SharedAuth::Ok { .. } | SharedAuth::Wrong(_))
@@ -230,6 +233,10 @@ impl Connection {
         };
         let Some(proof) = &p.device else {
             return match shared {
+                // Tailscale identity never replaces the device identity.
+                SharedAuth::Ok {
+                    method: "tailscale",
+                } => Err(errors::device_identity_required()),
                 SharedAuth::Ok { method } => {
                     if let Some(a) = attempt {
                         gw.rate_limiter.succeed(a);
@@ -316,7 +323,9 @@ impl Connection {
             client_id: &p.client.id,
             client_mode: &p.client.mode,
         };
-        let silent = self.peer.is_local && gw.options.auto_approve_local;
+        // Verified Tailscale and trusted-proxy operators skip the approval round trip.
+        let silent = (self.peer.is_local && gw.options.auto_approve_local)
+            || (role == Role::Operator && matches!(method, "tailscale" | "trusted-proxy"));
         let decision = gw
             .pairing
             .decide(&applicant, silent, crate::now_ms())
@@ -372,6 +381,83 @@ impl Connection {
                 ))
             }
         }
+    }
+
+    /// Identity from headers: trusted-proxy mode (the proxy's user header) and Tailscale
+    /// Serve (identity headers confirmed by whois). `Some(method)` when it authenticated the
+    /// connection, `None` to go on with the shared secret / device token.
+    async fn identity_auth(
+        &self,
+        auth: Option<&connect::ConnectAuth>,
+    ) -> Result<Option<&'static str>, HandshakeError> {
+        let gw = &self.gw;
+        let explicit = auth.is_some_and(|a| a.token.is_some() || a.password.is_some());
+        if gw.options.auth_mode == crate::AuthMode::TrustedProxy {
+            return match auth::check_trusted_proxy(&gw.options, &self.peer) {
+                Ok(user) => {
+                    tracing::info!(
+                        "gateway: trusted-proxy user {user:?} via {} (client {})",
+                        self.peer.addr.ip(),
+                        self.peer.client_ip
+                    );
+                    Ok(Some("trusted-proxy"))
+                }
+                // Same-host callers may still use gateway.auth.password.
+                Err(_)
+                    if self.peer.ingress == IngressKind::DirectLocal
+                        && explicit
+                        && gw.options.password.is_some() =>
+                {
+                    Ok(None)
+                }
+                Err((reason, fix)) => Err(errors::trusted_proxy_refused(reason, &fix)),
+            };
+        }
+        let on_tailscale = matches!(
+            self.peer.ingress,
+            IngressKind::TailscaleServe | IngressKind::TailscaleFunnel
+        );
+        let Some(whois) = gw.whois.as_ref().filter(|_| on_tailscale && !explicit) else {
+            return Ok(None);
+        };
+        let failure = match self.peer.header("tailscale-user-login") {
+            None | Some("") => errors::AuthFailure::TailscaleIdentityMissing,
+            Some(login) => match whois.lookup(self.peer.client_ip).await {
+                Ok(id) if id.login.eq_ignore_ascii_case(login) => {
+                    tracing::info!(
+                        "gateway: tailscale identity {} ({}) for {} confirmed by whois via {}",
+                        id.login,
+                        id.display_name
+                            .as_deref()
+                            .or(self.peer.header("tailscale-user-name"))
+                            .unwrap_or(&id.login),
+                        self.peer.client_ip,
+                        id.source
+                    );
+                    return Ok(Some("tailscale"));
+                }
+                Ok(id) => {
+                    tracing::warn!(
+                        "gateway: tailscale identity header {login:?} from {} but whois says {:?}",
+                        self.peer.client_ip,
+                        id.login
+                    );
+                    errors::AuthFailure::TailscaleIdentityMismatch
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "gateway: tailscale whois of {} failed: {e}",
+                        self.peer.client_ip
+                    );
+                    errors::AuthFailure::TailscaleWhoisFailed
+                }
+            },
+        };
+        let has_device_token = auth.is_some_and(|a| a.device_token.is_some());
+        if has_device_token {
+            return Ok(None);
+        }
+        Err(errors::auth_failed(failure, false, false))
     }
 
     /// The session and its hello-ok.

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn accept_loop(
     listener: TcpListener,
+    kind: ingress::ListenerKind,
     gw: Arc<Gateway>,
     shutdown: CancellationToken,
 ) {
@@ -39,7 +40,7 @@ pub(crate) async fn accept_loop(
         let gw = gw.clone();
         match &tls {
             None => {
-                tokio::spawn(serve_connection(stream, gw, addr));
+                tokio::spawn(serve_connection(stream, gw, addr, kind));
             }
             Some(acceptor) => {
                 // The handshake runs in the connection's own task with a deadline, so a slow
@@ -48,7 +49,7 @@ pub(crate) async fn accept_loop(
                 tokio::spawn(async move {
                     let budget = gw.options.handshake_timeout;
                     match tokio::time::timeout(budget, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, gw, addr).await,
+                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, gw, addr, kind).await,
                         Ok(Err(e)) => tracing::debug!("tls handshake with {addr} failed: {e}"),
                         Err(_) => tracing::debug!(
                             "tls handshake with {addr} timed out after {} ms",
@@ -61,11 +62,15 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn serve_connection<S>(stream: S, gw: Arc<Gateway>, addr: SocketAddr)
-where
+async fn serve_connection<S>(
+    stream: S,
+    gw: Arc<Gateway>,
+    addr: SocketAddr,
+    kind: ingress::ListenerKind,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| handle(req, gw.clone(), addr));
+    let service = hyper::service::service_fn(move |req| handle(req, gw.clone(), addr, kind));
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
@@ -107,8 +112,9 @@ async fn handle(
     req: Request<Incoming>,
     gw: Arc<Gateway>,
     addr: SocketAddr,
+    kind: ingress::ListenerKind,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let attribution = ingress::classify(addr.ip(), req.headers(), &gw.options.ingress);
+    let attribution = ingress::classify_on(kind, addr.ip(), req.headers(), &gw.options.ingress);
     if attribution.kind == IngressKind::UnattributableProxy && !is_live_probe(req.uri().path()) {
         ingress::warn_unattributable_once(attribution.remote_ip);
         return Ok(proxy_attribution_required());
@@ -179,7 +185,24 @@ fn upgrade(
             "Loopback connection with non-local Host header. Treating it as remote. If you're behind a reverse proxy, set gateway.trustedProxies and forward X-Forwarded-For/X-Real-IP."
         );
     }
+    let mut wanted: Vec<&str> = vec![
+        "tailscale-user-login",
+        "tailscale-user-name",
+        "tailscale-user-profile-pic",
+    ];
+    if let Some(tp) = &gw.options.trusted_proxy {
+        wanted.push(&tp.user_header);
+        wanted.extend(tp.required_headers.iter().map(String::as_str));
+    }
+    let identity_headers = wanted
+        .into_iter()
+        .filter_map(|name| {
+            let v = headers.get(name)?.to_str().ok()?;
+            Some((name.to_owned(), v.to_owned()))
+        })
+        .collect();
     let peer = PeerInfo {
+        identity_headers,
         addr,
         is_local: direct_local && local_host && !headers.contains_key(header::ORIGIN),
         host,

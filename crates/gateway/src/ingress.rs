@@ -123,6 +123,10 @@ pub enum IngressKind {
     DirectRemote,
     TrustedProxy,
     UnattributableProxy,
+    /// Through the managed Tailscale Serve listener.
+    TailscaleServe,
+    /// Through the managed Tailscale Funnel listener.
+    TailscaleFunnel,
 }
 
 impl IngressKind {
@@ -132,6 +136,8 @@ impl IngressKind {
             IngressKind::DirectRemote => "direct-remote",
             IngressKind::TrustedProxy => "trusted-proxy",
             IngressKind::UnattributableProxy => "unattributable-proxy",
+            IngressKind::TailscaleServe => "tailscale-serve",
+            IngressKind::TailscaleFunnel => "tailscale-funnel",
         }
     }
 }
@@ -230,6 +236,82 @@ pub fn classify(remote: IpAddr, headers: &HeaderMap, policy: &IngressPolicy) -> 
         return ingress(IngressKind::UnattributableProxy, remote);
     }
     ingress(IngressKind::DirectRemote, remote)
+}
+
+/// Which listener a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// The ordinary listener(s) on `gateway.port`.
+    Ordinary,
+    /// The dedicated loopback listener `tailscale serve` proxies to.
+    TailscaleServe,
+    /// The dedicated loopback listener `tailscale funnel` proxies to.
+    TailscaleFunnel,
+}
+
+/// Classifies one request by the listener it arrived on: the managed Tailscale listener
+/// classifies its own requests, everything else goes through [`classify`].
+pub fn classify_on(
+    listener: ListenerKind,
+    remote: IpAddr,
+    headers: &HeaderMap,
+    policy: &IngressPolicy,
+) -> Ingress {
+    match listener {
+        ListenerKind::Ordinary => classify(remote, headers, policy),
+        ListenerKind::TailscaleServe | ListenerKind::TailscaleFunnel => {
+            classify_tailscale(listener == ListenerKind::TailscaleFunnel, remote, headers)
+        }
+    }
+}
+
+/// A request on the managed Tailscale listener: only the local Serve/Funnel proxy can reach
+/// it, so it must come from a loopback socket with `X-Forwarded-For`, `-Proto` and `-Host`
+/// set; the client is the right-most non-loopback `X-Forwarded-For` hop. Serve refuses
+/// requests carrying the Funnel marker; Funnel accepts it absent or `?1`.
+pub fn classify_tailscale(funnel: bool, remote: IpAddr, headers: &HeaderMap) -> Ingress {
+    let remote = canonical(remote);
+    let unattributable = Ingress {
+        kind: IngressKind::UnattributableProxy,
+        remote_ip: remote,
+        client_ip: remote,
+    };
+    let all_forwarded = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
+        .iter()
+        .all(|h| headers.contains_key(*h));
+    if !remote.is_loopback() || !all_forwarded {
+        return unattributable;
+    }
+    let marker = headers
+        .get("tailscale-funnel-request")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let marker_ok = if funnel {
+        matches!(marker, None | Some("?1"))
+    } else {
+        marker.is_none()
+    };
+    if !marker_ok {
+        return unattributable;
+    }
+    let client = joined(headers, "x-forwarded-for").and_then(|xff| {
+        xff.split(',')
+            .filter_map(parse_ip_literal)
+            .rev()
+            .find(|hop| !hop.is_loopback())
+    });
+    match client {
+        Some(ip) => Ingress {
+            kind: if funnel {
+                IngressKind::TailscaleFunnel
+            } else {
+                IngressKind::TailscaleServe
+            },
+            remote_ip: remote,
+            client_ip: ip,
+        },
+        None => unattributable,
+    }
 }
 
 static UNATTRIBUTABLE_WARNED: AtomicBool = AtomicBool::new(false);
@@ -518,6 +600,50 @@ mod tests {
             &p,
         );
         assert_eq!(i.client_ip, "203.0.113.2".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn tailscale_listener_classification() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let fwd = [
+            ("x-forwarded-for", "100.101.102.103"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "box.tail1234.ts.net"),
+            ("tailscale-user-login", "alice@example.com"),
+        ];
+        let i = classify_tailscale(false, lo, &headers(&fwd));
+        assert_eq!(i.kind, IngressKind::TailscaleServe);
+        assert_eq!(i.client_ip, "100.101.102.103".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            classify_tailscale(true, lo, &headers(&fwd)).kind,
+            IngressKind::TailscaleFunnel
+        );
+        // Not from loopback, missing forwarding headers, loopback client, funnel marker on serve.
+        let peer: IpAddr = "10.200.0.2".parse().unwrap();
+        assert_eq!(
+            classify_tailscale(false, peer, &headers(&fwd)).kind,
+            IngressKind::UnattributableProxy
+        );
+        assert_eq!(
+            classify_tailscale(false, lo, &headers(&fwd[..2])).kind,
+            IngressKind::UnattributableProxy
+        );
+        let mut h = headers(&fwd[1..]);
+        h.append("x-forwarded-for", HeaderValue::from_static("127.0.0.1"));
+        assert_eq!(
+            classify_tailscale(false, lo, &h).kind,
+            IngressKind::UnattributableProxy
+        );
+        let mut h = headers(&fwd);
+        h.append("tailscale-funnel-request", HeaderValue::from_static("?1"));
+        assert_eq!(
+            classify_tailscale(false, lo, &h).kind,
+            IngressKind::UnattributableProxy
+        );
+        assert_eq!(
+            classify_tailscale(true, lo, &h).kind,
+            IngressKind::TailscaleFunnel
+        );
     }
 
     #[test]

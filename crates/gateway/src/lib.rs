@@ -18,6 +18,7 @@ mod nodes;
 mod pairing;
 mod registry;
 pub mod state_dir;
+pub mod tailscale;
 pub mod tls;
 
 use clawgate_config::Secret;
@@ -39,6 +40,8 @@ pub enum AuthMode {
     Password,
     /// No shared secret; every client must present a device identity.
     None,
+    /// The user named by a header a trusted reverse proxy sets (`gateway.auth.trustedProxy`).
+    TrustedProxy,
 }
 
 impl AuthMode {
@@ -47,6 +50,7 @@ impl AuthMode {
             AuthMode::Token => "token",
             AuthMode::Password => "password",
             AuthMode::None => "none",
+            AuthMode::TrustedProxy => "trusted-proxy",
         }
     }
 }
@@ -77,6 +81,28 @@ impl Default for RateLimit {
     }
 }
 
+/// `gateway.auth.trustedProxy`.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxyAuth {
+    /// Header carrying the user (lowercased name), e.g. `x-forwarded-user`.
+    pub user_header: String,
+    /// Headers the proxy must set on every request (lowercased names).
+    pub required_headers: Vec<String>,
+    /// When non-empty, only these users are admitted.
+    pub allow_users: Vec<String>,
+    /// Admit a trusted proxy on a loopback address (off by default).
+    pub allow_loopback: bool,
+}
+
+/// Tailscale identity on the managed Serve listener (`gateway.auth.allowTailscale`).
+#[derive(Debug, Clone)]
+pub struct TailscaleAuth {
+    /// The `tailscale` CLI (`CLAWGATE_TAILSCALE_BIN`).
+    pub tailscale_bin: std::ffi::OsString,
+    /// tailscaled's LocalAPI socket (`CLAWGATE_TAILSCALE_SOCKET`).
+    pub localapi_socket: PathBuf,
+}
+
 /// Everything the gateway needs to run, already resolved from flags, env and config.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
@@ -105,6 +131,12 @@ pub struct GatewayOptions {
     pub ingress: ingress::IngressPolicy,
     /// `gateway.tls`: when set, every listener speaks TLS (wss:// and https on the same port).
     pub tls: Option<tls::TlsServer>,
+    /// Trusted-proxy auth settings; used when `auth_mode` is `TrustedProxy`.
+    pub trusted_proxy: Option<TrustedProxyAuth>,
+    /// This host's own interface addresses: a trusted proxy there is refused.
+    pub local_addresses: Vec<std::net::IpAddr>,
+    /// Set when Tailscale Serve identity headers are believed (after whois).
+    pub tailscale_auth: Option<TailscaleAuth>,
 }
 
 impl GatewayOptions {
@@ -130,6 +162,9 @@ impl GatewayOptions {
             node_commands_deny: Vec::new(),
             ingress: ingress::IngressPolicy::default(),
             tls: None,
+            trusted_proxy: None,
+            local_addresses: Vec::new(),
+            tailscale_auth: None,
         }
     }
 }
@@ -144,6 +179,7 @@ pub struct Gateway {
     pub(crate) identity: state_dir::GatewayIdentity,
     pub(crate) boot_id: String,
     pub(crate) started: Instant,
+    pub(crate) whois: Option<tailscale::Whois>,
 }
 
 /// Why the gateway could not prepare its state.
@@ -179,6 +215,10 @@ impl Gateway {
             identity,
             boot_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
+            whois: options
+                .tailscale_auth
+                .as_ref()
+                .map(|t| tailscale::Whois::new(t.tailscale_bin.clone(), t.localapi_socket.clone())),
             options,
         }))
     }
@@ -228,11 +268,26 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
 ) {
+    let listeners = listeners
+        .into_iter()
+        .map(|l| (l, ingress::ListenerKind::Ordinary))
+        .collect();
+    serve_listeners(listeners, gateway, shutdown).await
+}
+
+/// [`serve`] with each listener's kind (the managed Tailscale listener classifies its own
+/// requests).
+pub async fn serve_listeners(
+    listeners: Vec<(TcpListener, ingress::ListenerKind)>,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+) {
     let timers = tokio::spawn(registry::run_timers(gateway.clone(), shutdown.clone()));
     let mut accept_loops = Vec::new();
-    for listener in listeners {
+    for (listener, kind) in listeners {
         accept_loops.push(tokio::spawn(http::accept_loop(
             listener,
+            kind,
             gateway.clone(),
             shutdown.clone(),
         )));
@@ -266,6 +321,19 @@ pub struct PeerInfo {
     /// The client the gateway holds responsible (rate limits, presence): the socket peer, or
     /// the client named by a trusted proxy.
     pub client_ip: std::net::IpAddr,
+    /// Identity-bearing request headers (`tailscale-user-*`, the trusted-proxy user and
+    /// required headers), lowercased names; empty for direct connections.
+    pub identity_headers: Vec<(String, String)>,
+}
+
+impl PeerInfo {
+    /// The first value of an identity header, trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.identity_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+    }
 }
 
 impl PeerInfo {
@@ -283,6 +351,7 @@ impl PeerInfo {
                 ingress::IngressKind::DirectRemote
             },
             client_ip: addr.ip(),
+            identity_headers: Vec::new(),
         }
     }
 }

@@ -155,6 +155,15 @@ pub enum AuthFailure {
     PasswordNotConfigured,
     DeviceTokenMismatch,
     ScopeMismatch,
+    /// Tailscale Serve: no `Tailscale-User-Login` header.
+    TailscaleIdentityMissing,
+    /// Tailscale Serve: the request did not come through the Serve proxy (forwarding headers
+    /// missing).
+    TailscaleProxyMissing,
+    /// Tailscale Serve: whois of the peer failed.
+    TailscaleWhoisFailed,
+    /// Tailscale Serve: whois names someone else than the identity header.
+    TailscaleIdentityMismatch,
 }
 
 impl AuthFailure {
@@ -168,6 +177,10 @@ impl AuthFailure {
             AuthFailure::PasswordNotConfigured => "AUTH_PASSWORD_NOT_CONFIGURED",
             AuthFailure::DeviceTokenMismatch => "AUTH_DEVICE_TOKEN_MISMATCH",
             AuthFailure::ScopeMismatch => "AUTH_SCOPE_MISMATCH",
+            AuthFailure::TailscaleIdentityMissing => "AUTH_TAILSCALE_IDENTITY_MISSING",
+            AuthFailure::TailscaleProxyMissing => "AUTH_TAILSCALE_PROXY_MISSING",
+            AuthFailure::TailscaleWhoisFailed => "AUTH_TAILSCALE_WHOIS_FAILED",
+            AuthFailure::TailscaleIdentityMismatch => "AUTH_TAILSCALE_IDENTITY_MISMATCH",
         }
     }
 
@@ -181,6 +194,10 @@ impl AuthFailure {
             AuthFailure::PasswordNotConfigured => "password_missing_config",
             AuthFailure::DeviceTokenMismatch => "device_token_mismatch",
             AuthFailure::ScopeMismatch => "scope_mismatch",
+            AuthFailure::TailscaleIdentityMissing => "tailscale_user_missing",
+            AuthFailure::TailscaleProxyMissing => "tailscale_proxy_missing",
+            AuthFailure::TailscaleWhoisFailed => "tailscale_whois_failed",
+            AuthFailure::TailscaleIdentityMismatch => "tailscale_user_mismatch",
         }
     }
 
@@ -229,6 +246,18 @@ impl AuthFailure {
             AuthFailure::ScopeMismatch => {
                 "device token scope mismatch (re-pair or approve scope upgrade)"
             }
+            AuthFailure::TailscaleIdentityMissing => {
+                "tailscale identity missing (use Tailscale Serve auth or gateway token/password)"
+            }
+            AuthFailure::TailscaleProxyMissing => {
+                "tailscale proxy headers missing (use Tailscale Serve auth or gateway token/password)"
+            }
+            AuthFailure::TailscaleWhoisFailed => {
+                "tailscale identity check failed (use Tailscale Serve auth or gateway token/password)"
+            }
+            AuthFailure::TailscaleIdentityMismatch => {
+                "tailscale identity mismatch (use Tailscale Serve auth or gateway token/password)"
+            }
         };
         format!("unauthorized: {text}")
     }
@@ -264,6 +293,23 @@ pub fn auth_failed(
                 },
             }),
         ),
+    )
+}
+
+/// `gateway.auth.mode=trusted-proxy` refused the request: `reason` is the real gateway's
+/// `trusted_proxy_*` auth reason, `fix` says what to change.
+pub fn trusted_proxy_refused(reason: &str, fix: &str) -> HandshakeError {
+    HandshakeError::policy(
+        ErrorShape::new(
+            ErrorCode::InvalidRequest,
+            format!("unauthorized: trusted proxy identity required ({fix})"),
+        )
+        .with_details(json!({
+            "code": "AUTH_IDENTITY_HEADER_REQUIRED",
+            "authReason": reason,
+            "canRetryWithDeviceToken": false,
+            "recommendedNextStep": next_step::REVIEW_AUTH_CONFIGURATION,
+        })),
     )
 }
 
