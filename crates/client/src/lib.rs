@@ -35,7 +35,7 @@ pub use device_auth::{
 };
 pub use error::{ClientError, PairingRequired, RpcError, WireError};
 pub use hello::HelloOk;
-pub use transport::{TlsOptions, normalize_fingerprint};
+pub use transport::{TlsOptions, WsStream, dial, normalize_fingerprint};
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {

@@ -1,5 +1,7 @@
 //! Opening the WebSocket: `ws://`, or `wss://` with the web PKI roots or a pinned certificate
 //! fingerprint (SHA-256 of the leaf certificate, like `gateway.remote.tlsFingerprint`).
+//! [`crate::Client`] opens its socket here; [`dial`] gives the same socket to a caller that
+//! speaks the protocol itself (the node host).
 
 use crate::error::ClientError;
 use std::net::SocketAddr;
@@ -9,7 +11,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// An open WebSocket to the gateway, plaintext or TLS.
+pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// TLS settings for `wss://` URLs.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +45,29 @@ pub(crate) async fn open(
     connect_to: Option<SocketAddr>,
     budget: Duration,
 ) -> Result<WsStream, ClientError> {
+    upgrade(url, tls, connect_to, budget, true).await
+}
+
+/// Dials `url` and upgrades to a WebSocket within `budget`, with `tls` for a `wss://` URL
+/// (a pinned fingerprint is checked as for [`crate::Client`]). Unlike the client, it does
+/// not apply the plaintext `ws://` rule: the caller checks the URL once, before it starts
+/// dialing ([`crate::plaintext::check`]).
+///
+/// The errors are those of [`crate::Client::connect`] before the handshake:
+/// [`ClientError::InvalidUrl`], [`ClientError::TlsPinMismatch`],
+/// [`ClientError::Unreachable`], and [`ClientError::Handshake`] with code `HTTP_<status>`
+/// for a refused upgrade.
+pub async fn dial(url: &str, tls: &TlsOptions, budget: Duration) -> Result<WsStream, ClientError> {
+    upgrade(url, tls, None, budget, false).await
+}
+
+async fn upgrade(
+    url: &str,
+    tls: &TlsOptions,
+    connect_to: Option<SocketAddr>,
+    budget: Duration,
+    plaintext_rule: bool,
+) -> Result<WsStream, ClientError> {
     let invalid = |reason: String| ClientError::InvalidUrl {
         url: url.to_owned(),
         reason,
@@ -62,7 +88,8 @@ pub(crate) async fn open(
             });
         }
         Some(_) => {}
-        None => plaintext_guard(url).await?,
+        None if plaintext_rule => plaintext_guard(url).await?,
+        None => {}
     }
     let mut seen = None;
     let connector = match &tls.fingerprint {

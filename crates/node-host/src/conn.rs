@@ -3,22 +3,18 @@
 //! correlated requests and the stream of server events. A reader task closes the socket
 //! with 4000 "tick timeout" when the gateway goes silent for two tick intervals.
 
+use clawgate_client::{ClientError, TlsOptions, WsStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
-
-type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Budget for opening the socket and completing the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -160,79 +156,38 @@ pub struct Endpoint {
     pub tls_fingerprint: Option<String>,
 }
 
-/// Normalises a fingerprint to 64 lowercase hex digits.
-pub fn normalize_fingerprint(text: &str) -> Option<String> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("sha256:")
-        .or_else(|| t.strip_prefix("SHA256:"))
-        .unwrap_or(t);
-    let hex: String = t.chars().filter(|c| *c != ':').collect();
-    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
-        .then(|| hex.to_ascii_lowercase())
-}
-
+/// Opens the socket with the client's transport, TLS pinning included. The plaintext `ws://`
+/// rule is applied once, before the node host starts (`clawgate node run`), not at each dial.
 async fn open(endpoint: &Endpoint) -> Result<WsStream, ConnectError> {
-    let url = &endpoint.url;
-    let request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ConnectError::InvalidUrl(format!("{url}: {e}")))?;
-    let scheme = request.uri().scheme_str().unwrap_or("");
-    if scheme != "ws" && scheme != "wss" {
-        return Err(ConnectError::InvalidUrl(format!(
-            "{url}: the scheme must be ws:// or wss://"
-        )));
-    }
-    let connector = match &endpoint.tls_fingerprint {
-        None => None,
-        Some(_) if scheme != "wss" => {
-            return Err(ConnectError::InvalidUrl(format!(
-                "{url}: a TLS fingerprint needs a wss:// URL"
-            )));
-        }
-        Some(fp) => {
-            let pin = normalize_fingerprint(fp).ok_or_else(|| {
-                ConnectError::InvalidUrl(
-                    "the TLS fingerprint must be a SHA-256 fingerprint (64 hex digits)".into(),
-                )
-            })?;
-            Some(Connector::Rustls(Arc::new(pinned::client_config(pin))))
-        }
+    let tls = TlsOptions {
+        fingerprint: endpoint.tls_fingerprint.clone(),
     };
-    let attempt = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
-        Err(_) => Err(ConnectError::Unreachable(format!(
-            "{url}: timed out after {} s",
-            HANDSHAKE_TIMEOUT.as_secs()
-        ))),
-        Ok(Ok((stream, _))) => Ok(stream),
-        Ok(Err(tungstenite::Error::Http(response))) => {
-            let status = response.status().as_u16();
-            let body: Option<Value> = response
-                .body()
-                .as_deref()
-                .and_then(|b| serde_json::from_slice(b).ok());
-            let message = body
-                .as_ref()
-                .and_then(|b| b.pointer("/error/message"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("HTTP {status}"));
-            let error_type = body
-                .as_ref()
-                .and_then(|b| b.pointer("/error/type"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            Err(ConnectError::Http {
-                status,
+    clawgate_client::dial(&endpoint.url, &tls, HANDSHAKE_TIMEOUT)
+        .await
+        .map_err(|e| match e {
+            ClientError::InvalidUrl { url, reason } => {
+                ConnectError::InvalidUrl(format!("{url}: {reason}"))
+            }
+            ClientError::Unreachable { url, reason, .. } => {
+                ConnectError::Unreachable(format!("{url}: {reason}"))
+            }
+            // A refused upgrade comes as `HTTP_<status>`.
+            ClientError::Handshake {
+                code,
+                detail_code,
                 message,
-                error_type,
-            })
-        }
-        Ok(Err(tungstenite::Error::Url(e))) => Err(ConnectError::InvalidUrl(format!("{url}: {e}"))),
-        Ok(Err(e)) => Err(ConnectError::Unreachable(format!("{url}: {e}"))),
-    }
+                ..
+            } => match code.strip_prefix("HTTP_").and_then(|s| s.parse().ok()) {
+                Some(status) => ConnectError::Http {
+                    status,
+                    message,
+                    error_type: detail_code,
+                },
+                None => ConnectError::Protocol(format!("{code}: {message}")),
+            },
+            // A pin mismatch stays retryable, like any other failure to reach the gateway.
+            other => ConnectError::Unreachable(other.to_string()),
+        })
 }
 
 fn close_parts(frame: Option<CloseFrame>) -> (u16, String) {
@@ -517,93 +472,9 @@ impl Connection {
     }
 }
 
-mod pinned {
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::WebPkiSupportedAlgorithms;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-    use sha2::{Digest, Sha256};
-    use std::sync::Arc;
-
-    /// Accepts exactly the certificate whose SHA-256 is `pin`; signatures are still checked.
-    #[derive(Debug)]
-    struct PinnedVerifier {
-        pin: String,
-        algorithms: WebPkiSupportedAlgorithms,
-    }
-
-    impl ServerCertVerifier for PinnedVerifier {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp_response: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            let got = clawgate_protocol::device::hex(&Sha256::digest(end_entity.as_ref()));
-            if got == self.pin {
-                Ok(ServerCertVerified::assertion())
-            } else {
-                Err(rustls::Error::General(format!(
-                    "gateway tls fingerprint mismatch (got sha256:{got})"
-                )))
-            }
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.algorithms.supported_schemes()
-        }
-    }
-
-    pub(super) fn client_config(pin: String) -> ClientConfig {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = PinnedVerifier {
-            pin,
-            algorithms: provider.signature_verification_algorithms,
-        };
-        ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("the ring provider supports the default protocol versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprints() {
-        let hex = "AB".repeat(32);
-        let colons = vec!["ab"; 32].join(":");
-        assert_eq!(normalize_fingerprint(&hex), Some("ab".repeat(32)));
-        assert_eq!(
-            normalize_fingerprint(&format!("sha256:{colons}")),
-            Some("ab".repeat(32))
-        );
-        assert_eq!(normalize_fingerprint("abc"), None);
-    }
 
     #[tokio::test]
     async fn bad_urls_fail_before_connecting() {
