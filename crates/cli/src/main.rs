@@ -1,6 +1,7 @@
 //! `clawgate`: the gateway, the operator CLI and (later) the node host in one binary.
 //! Parsing and dispatch only; the work lives in the library crates.
 
+mod doctor;
 mod gateway_run;
 mod gateway_tls;
 mod node_run;
@@ -48,6 +49,10 @@ enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// Exposure report (who can reach the gateway, with what credential, over what transport,
+    /// and each risky combination with its fix), then a live check of reachability, TLS,
+    /// auth, pairing and scopes.
+    Doctor(doctor::DoctorArgs),
     /// SSH tunnels to a gateway on another host: up, status, down.
     Tunnel {
         #[command(subcommand)]
@@ -100,5 +105,6 @@ fn main() -> ExitCode {
             NodeCommand::Run(args) => node_run::run(args),
         },
         Command::Tunnel { command } => tunnel::run(command),
+        Command::Doctor(args) => doctor::run(args),
     }
 }

@@ -653,17 +653,30 @@ async fn gateway_status_async(args: GatewayStatusArgs) -> ExitCode {
     if let (Value::Object(r), Value::Object(g)) = (&mut report, session.gateway_json()) {
         r.extend(g);
     }
+    let fingerprint = local_tls_fingerprint(&session.target);
+    if let Some(fp) = &fingerprint {
+        report["tlsFingerprint"] = json!(fp);
+    }
     if json_out {
         print_json(&report);
     } else {
-        print_out(&render::gateway_status(
-            &session.hello,
-            &session.target,
-            session.connect_ms,
-        ));
+        let mut text = render::gateway_status(&session.hello, &session.target, session.connect_ms);
+        if let Some(fp) = &fingerprint {
+            text.push_str(&format!("TLS fingerprint: sha256:{fp} (pin it with gateway.remote.tlsFingerprint or --tls-fingerprint)\n"));
+        }
+        print_out(&text);
     }
     session.client.close().await;
     ExitCode::SUCCESS
+}
+
+/// The certificate fingerprint of this machine's gateway when the target is it and it speaks
+/// TLS (from the local config's `gateway.tls`).
+fn local_tls_fingerprint(target: &Target) -> Option<String> {
+    if target.source != clawgate_config::TargetSource::Local || !target.url.starts_with("wss://") {
+        return None;
+    }
+    target::local_tls_fingerprint(target.config_path.as_deref())
 }
 
 // ---- gateway probe --------------------------------------------------------------------------

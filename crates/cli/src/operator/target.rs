@@ -91,6 +91,19 @@ fn usage(message: String) -> Failure {
     }
 }
 
+/// The certificate fingerprint of this machine's gateway when its config enables TLS.
+pub fn local_tls_fingerprint(config_path: Option<&std::path::Path>) -> Option<String> {
+    let env = config::process_env;
+    let location = config::locate_config(config_path, None, &env);
+    let loaded = config::load_config(&location, &env).ok()?;
+    let inputs = config::GatewayRunInputs {
+        config_path: config_path.map(std::path::Path::to_path_buf),
+        ..Default::default()
+    };
+    let settings = config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env).ok()?;
+    clawgate_gateway::tls::configured_fingerprint(&settings)
+}
+
 /// Resolves the target; configuration problems are usage errors (exit 2).
 pub fn resolve(args: &ConnArgs) -> Result<Target, Failure> {
     let env = config::process_env;
@@ -161,11 +174,17 @@ pub fn resolve(args: &ConnArgs) -> Result<Target, Failure> {
             ));
         }
     }
+    // This machine's own TLS gateway: pin the certificate its config names.
+    let tls_fingerprint = target.tls_fingerprint.or_else(|| {
+        (target.source == TargetSource::Local && url.starts_with("wss://"))
+            .then(|| local_tls_fingerprint(config_path.as_deref()))
+            .flatten()
+    });
     Ok(Target {
         url,
         token,
         password,
-        tls_fingerprint: target.tls_fingerprint,
+        tls_fingerprint,
         source: target.source,
         config_path,
         state_dir,

@@ -1,0 +1,273 @@
+//! `clawgate doctor`: the exposure report names each risky combination (bind × auth × TLS ×
+//! trusted proxies × Tailscale) with its fix, and the live check tells reachability, auth and
+//! scope problems apart. Also: `clawgate gateway status` prints a local TLS gateway's
+//! fingerprint.
+
+use clawgate_testkit::{IsolatedHome, free_port, json};
+use std::process::Output;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_clawgate")
+}
+
+fn home_with(config: serde_json::Value) -> IsolatedHome {
+    let home = IsolatedHome::new();
+    home.write_config(&config);
+    home
+}
+
+async fn clawgate(home: &IsolatedHome, args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    home.apply(&mut cmd);
+    // No tailscale here: tailnet detection must not find one.
+    cmd.env("CLAWGATE_TAILSCALE_BIN", home.root().join("no-tailscale"));
+    cmd.env("CLAWGATE_TAILSCALE_SOCKET", home.root().join("no.sock"));
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn doctor_json(home: &IsolatedHome, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec!["doctor", "--json"];
+    args.extend_from_slice(extra);
+    let out = clawgate(home, &args).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
+fn ids(v: &serde_json::Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_exposure_report_names_the_risky_combinations() {
+    // LAN without TLS, a short token, a catch-all trusted proxy, any browser origin.
+    let home = home_with(json!({"gateway": {
+        "bind": "lan", "auth": {"token": "short"},
+        "trustedProxies": ["0.0.0.0/0"],
+        "controlUi": {"allowedOrigins": ["*"]}}}));
+    let (code, v) = doctor_json(&home, &["--offline"]).await;
+    assert_eq!(code, Some(1), "{v:#}");
+    let found = ids(&v);
+    for id in [
+        "plaintext_network",
+        "bind_all_interfaces",
+        "weak_secret",
+        "trusted_proxies_wide",
+        "origins_wildcard",
+    ] {
+        assert!(found.iter().any(|f| f == id), "{id} missing: {v:#}");
+    }
+    assert_eq!(v["exposure"]["bind"], "lan");
+    assert!(
+        v["exposure"]["reach"].as_str().unwrap().contains("0.0.0.0"),
+        "{v:#}"
+    );
+    assert!(
+        v["exposure"]["transport"]
+            .as_str()
+            .unwrap()
+            .contains("plaintext")
+    );
+    for f in v["findings"].as_array().unwrap() {
+        assert!(!f["fix"].as_str().unwrap().is_empty(), "{f}");
+    }
+    // The human report carries the same.
+    let out = clawgate(&home, &["doctor", "--offline"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("who can reach:"), "{text}");
+    assert!(text.contains("[critical] trusted_proxies_wide"), "{text}");
+    assert!(text.contains("fix: set gateway.tls.enabled=true"), "{text}");
+
+    // Funnel without a password; serve with auth none (both refused at start).
+    let home = home_with(
+        json!({"gateway": {"tailscale": {"mode": "funnel"}, "auth": {"token": "a-long-enough-token-for-the-doctor-1234"}}}),
+    );
+    let (code, v) = doctor_json(&home, &["--offline"]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        ids(&v).contains(&"funnel_without_password".to_owned()),
+        "{v:#}"
+    );
+    assert!(
+        v["exposure"]["reach"]
+            .as_str()
+            .unwrap()
+            .contains("PUBLIC INTERNET"),
+        "{v:#}"
+    );
+    let home =
+        home_with(json!({"gateway": {"tailscale": {"mode": "serve"}, "auth": {"mode": "none"}}}));
+    let (_, v) = doctor_json(&home, &["--offline"]).await;
+    assert!(
+        ids(&v).contains(&"tailscale_without_auth".to_owned()),
+        "{v:#}"
+    );
+    assert!(ids(&v).contains(&"auth_none".to_owned()), "{v:#}");
+
+    // Trusted-proxy mode with loopback allowed and nothing required of the proxy.
+    let home = home_with(
+        json!({"gateway": {"trustedProxies": ["127.0.0.1"], "auth": {"mode": "trusted-proxy",
+        "trustedProxy": {"userHeader": "x-forwarded-user", "allowLoopback": true}}}}),
+    );
+    let (_, v) = doctor_json(&home, &["--offline"]).await;
+    for id in [
+        "trusted_proxy_loopback",
+        "trusted_proxy_no_required_headers",
+        "trusted_proxy_any_user",
+    ] {
+        assert!(ids(&v).contains(&id.to_owned()), "{id}: {v:#}");
+    }
+
+    // A config the gateway refuses (trusted-proxy with a token).
+    let home = home_with(
+        json!({"gateway": {"trustedProxies": ["127.0.0.1"], "auth": {"mode": "trusted-proxy", "token": "x".repeat(30),
+        "trustedProxy": {"userHeader": "x-forwarded-user"}}}}),
+    );
+    let (code, v) = doctor_json(&home, &["--offline"]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(ids(&v), ["startup_refused"], "{v:#}");
+    assert!(
+        v["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mutually exclusive")
+    );
+
+    // The default: loopback, generated token: nothing risky.
+    let home = home_with(json!({}));
+    let (code, v) = doctor_json(&home, &["--offline"]).await;
+    assert_eq!(code, Some(0), "{v:#}");
+    assert!(v["findings"].as_array().unwrap().is_empty(), "{v:#}");
+    assert!(
+        v["exposure"]["reach"]
+            .as_str()
+            .unwrap()
+            .contains("this machine only")
+    );
+}
+
+/// A gateway started with `args` in `home`, on a fixed port written into its config.
+async fn gateway(home: &IsolatedHome, args: &[&str]) -> (clawgate_testkit::ChildProcess, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(bin());
+    cmd.args(["gateway", "run", "--port", &port.to_string()])
+        .args(args);
+    home.apply(&mut cmd);
+    let mut p = clawgate_testkit::ChildProcess::spawn(cmd, "gateway").unwrap();
+    p.wait_for_line(
+        |l| l.contains("listening on"),
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    (p, port)
+}
+
+fn check<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["live"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} check: {v:#}"))
+}
+
+#[tokio::test]
+async fn the_live_check_tells_reachability_auth_and_tls_apart() {
+    let token = "doctor-live-token-0123456789abcdef";
+    let home = home_with(json!({"gateway": {"auth": {"token": token}}}));
+    // Nothing running: unreachable, with the fix.
+    let port = free_port().to_string();
+    let (_, v) = doctor_json(&home, &["--port", &port]).await;
+    assert_eq!(check(&v, "reachability")["ok"], false, "{v:#}");
+    assert!(
+        check(&v, "reachability")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("clawgate gateway run")
+    );
+
+    // Running, same token: reachable, accepted, scopes fine.
+    let (gw, port) = gateway(&home, &[]).await;
+    let (code, v) = doctor_json(&home, &["--port", &port.to_string()]).await;
+    assert_eq!(code, Some(0), "{v:#}\n{}", gw.transcript());
+    assert_eq!(check(&v, "reachability")["ok"], true);
+    assert_eq!(check(&v, "auth")["ok"], true);
+    assert!(
+        check(&v, "auth")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("method token")
+    );
+    assert_eq!(check(&v, "scopes")["ok"], true, "{v:#}");
+    drop(gw);
+
+    // Running with another token: reachable, auth refused with the fix.
+    let (gw, port) = gateway(&home, &["--token", "some-other-token-0123456789abcdef"]).await;
+    let (code, v) = doctor_json(&home, &["--port", &port.to_string()]).await;
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(check(&v, "reachability")["ok"], true);
+    assert_eq!(check(&v, "auth")["ok"], false);
+    assert!(
+        check(&v, "auth")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("AUTH_TOKEN_MISMATCH"),
+        "{v:#}"
+    );
+    drop(gw);
+
+    // A TLS gateway: doctor checks the certificate against the local fingerprint, and
+    // `gateway status` prints that fingerprint.
+    let port = free_port();
+    let home = home_with(
+        json!({"gateway": {"port": port, "auth": {"token": token}, "tls": {"enabled": true}}}),
+    );
+    let mut cmd = Command::new(bin());
+    cmd.args(["gateway", "run"]);
+    home.apply(&mut cmd);
+    let mut gw = clawgate_testkit::ChildProcess::spawn(cmd, "tls gateway").unwrap();
+    gw.wait_for_line(
+        |l| l.contains("listening on"),
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let fp_line = gw.transcript();
+    let fp = fp_line
+        .split("sha256 fingerprint ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{fp_line}"))
+        .to_owned();
+    let (code, v) = doctor_json(&home, &[]).await;
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(check(&v, "tls")["ok"], true, "{v:#}");
+    assert_eq!(v["exposure"]["tlsFingerprint"], fp, "{v:#}");
+    let out = clawgate(&home, &["gateway", "status"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("TLS fingerprint: sha256:{fp}")),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = clawgate(&home, &["gateway", "status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tlsFingerprint"], fp, "{v:#}");
+}
