@@ -478,14 +478,15 @@ async fn with_tailscale_listener(
         }
     };
     let ts_port = ts_listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let task = match start_route_owner(bin, mode, ts_port, shutdown.clone()).await {
-        Ok(task) => task,
-        Err(e @ RouteError::MissingBinary { .. }) => return Err(config_error(e)),
-        Err(e) => {
-            eprintln!("clawgate: tailscale {}: {e}", mode.as_str());
-            return Err(ExitCode::FAILURE);
-        }
-    };
+    let task =
+        match start_route_owner(bin, mode, ts_port, gateway.options.port, shutdown.clone()).await {
+            Ok(task) => task,
+            Err(e @ RouteError::MissingBinary { .. }) => return Err(config_error(e)),
+            Err(e) => {
+                eprintln!("clawgate: tailscale {}: {e}", mode.as_str());
+                return Err(ExitCode::FAILURE);
+            }
+        };
     eprintln!(
         "clawgate: tailscale {} listener on {scheme}://127.0.0.1:{ts_port} (`tailscale {}` publishes it; identity headers {})",
         mode.as_str(),

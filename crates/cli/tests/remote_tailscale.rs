@@ -28,6 +28,12 @@ fn home_with(config: serde_json::Value) -> IsolatedHome {
 
 /// Writes the fake `tailscale` into `dir`; returns its path and its argv log.
 fn fake_tailscale(dir: &Path) -> (PathBuf, PathBuf) {
+    fake_tailscale_with(dir, 0)
+}
+
+/// The fake; with `legacy_port` non-zero, `serve status --json` shows an old root route to
+/// that port, and the first `status --json` says the daemon is still starting.
+fn fake_tailscale_with(dir: &Path, legacy_port: u16) -> (PathBuf, PathBuf) {
     let script = dir.join("tailscale");
     let log = dir.join("tailscale.log");
     std::fs::write(
@@ -36,6 +42,15 @@ fn fake_tailscale(dir: &Path) -> (PathBuf, PathBuf) {
             r#"#!/bin/sh
 LOG='{log}'
 echo "argv: $*" >> "$LOG"
+LEGACY={legacy_port}
+if [ "$1 $2" = "serve status" ]; then
+  if [ "$LEGACY" != 0 ]; then echo '{{"Web":{{"gw.tail1234.ts.net:443":{{"Handlers":{{"/":{{"Proxy":"http://127.0.0.1:'$LEGACY'"}}}}}}}}}}'; else echo '{{}}'; fi
+  exit 0
+fi
+if [ "$1" = serve ] && [ "$3" = "--https=443" ]; then exit 0; fi
+if [ "$1" = status ] && [ "$LEGACY" != 0 ] && [ ! -e "$LOG.started" ]; then
+  touch "$LOG.started"; echo '{{"BackendState":"NoState"}}'; exit 0
+fi
 case "$1" in
   serve|funnel)
     echo "started $1 pid $$" >> "$LOG"
@@ -49,7 +64,8 @@ case "$1" in
     echo "1.80.0" ;;
 esac
 "#,
-            log = log.display()
+            log = log.display(),
+            legacy_port = legacy_port,
         ),
     )
     .unwrap();
@@ -60,7 +76,11 @@ esac
 
 fn gateway_cmd(home: &IsolatedHome, tailscale: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
-    cmd.args(["gateway", "run", "--port", "0"]).args(args);
+    cmd.args(["gateway", "run"]);
+    if !args.contains(&"--port") {
+        cmd.args(["--port", "0"]);
+    }
+    cmd.args(args);
     home.apply(&mut cmd);
     cmd.env("CLAWGATE_TAILSCALE_BIN", tailscale);
     cmd.env(
@@ -100,8 +120,13 @@ fn alive(pid: u32) -> bool {
 async fn the_tailscale_serve_child_follows_the_gateway() {
     let home =
         home_with(json!({"gateway": {"tailscale": {"mode": "serve"}, "auth": {"token": TOKEN}}}));
-    let (ts, log) = fake_tailscale(home.root());
-    let (mut gw, _) = start(gateway_cmd(&home, &ts, &[]), "tailscale serve listener on").await;
+    let gw_port = clawgate_testkit::free_port();
+    let (ts, log) = fake_tailscale_with(home.root(), gw_port);
+    let (mut gw, _) = start(
+        gateway_cmd(&home, &ts, &["--port", &gw_port.to_string()]),
+        "tailscale serve listener on",
+    )
+    .await;
     let line = gw
         .wait_for_line(
             |l| l.contains("tailscale serve listener on"),
@@ -121,6 +146,25 @@ async fn the_tailscale_serve_child_follows_the_gateway() {
     );
     assert!(
         gw.transcript().contains("accepted after whois"),
+        "{}",
+        gw.transcript()
+    );
+    // The binary was checked, the daemon waited for, the old root route adopted.
+    assert!(text.starts_with("argv: version\n"), "{text}");
+    assert!(
+        gw.transcript()
+            .contains("waiting for the local Tailscale daemon (NoState)"),
+        "{}",
+        gw.transcript()
+    );
+    assert!(
+        text.contains("argv: serve --yes --https=443 --set-path=/ off\n"),
+        "{text}"
+    );
+    assert!(
+        gw.transcript().contains(
+            "serve enabled: https://gw.tail1234.ts.net/ (WS via wss://gw.tail1234.ts.net)"
+        ),
         "{}",
         gw.transcript()
     );

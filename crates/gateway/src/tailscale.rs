@@ -194,6 +194,131 @@ pub fn route_args(mode: RouteMode, port: u16) -> Vec<String> {
     ]
 }
 
+/// Budget of `tailscale version`.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long to wait for tailscaled to leave `NoState`/`Starting` (or to accept connections).
+pub const BACKEND_WAIT: Duration = Duration::from_secs(90);
+const BACKEND_POLL: Duration = Duration::from_secs(2);
+
+/// Runs the CLI: `(success, stdout, stderr)`, or why it could not be run.
+async fn run_cli(
+    bin: &OsStr,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(bool, String, String), String> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(timeout, cmd.output())
+        .await
+        .map_err(|_| format!("`tailscale {}` timed out", args.join(" ")))?
+        .map_err(|e| e.to_string())?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    ))
+}
+
+/// `Self.DNSName` (trailing dot stripped) or the first `Self.TailscaleIPs` entry.
+fn self_host(status: &serde_json::Value) -> Option<String> {
+    let me = status.get("Self")?;
+    me.get("DNSName")
+        .and_then(|v| v.as_str())
+        .map(|s| s.trim_end_matches('.').to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            me.get("TailscaleIPs")?
+                .as_array()?
+                .first()?
+                .as_str()
+                .map(str::to_owned)
+        })
+}
+
+/// Waits while tailscaled is starting (`BackendState` `NoState`/`Starting`) or refuses
+/// connections, polling every 2 s for up to 90 s. Returns the last status.
+async fn wait_for_backend(
+    bin: &OsStr,
+    shutdown: &CancellationToken,
+) -> Result<Option<serde_json::Value>, RouteError> {
+    let deadline = Instant::now() + BACKEND_WAIT;
+    loop {
+        let (state, status) = match run_cli(bin, &["status", "--json"], VERSION_TIMEOUT).await {
+            Ok((_, out, err)) => match serde_json::from_str::<serde_json::Value>(&out) {
+                Ok(v) => (
+                    v.get("BackendState")
+                        .and_then(|b| b.as_str())
+                        .unwrap_or("")
+                        .to_owned(),
+                    Some(v),
+                ),
+                Err(_) => (format!("daemon not answering: {}", err.trim()), None),
+            },
+            Err(e) => (format!("daemon not answering: {e}"), None),
+        };
+        let starting = matches!(state.as_str(), "NoState" | "Starting")
+            || state.starts_with("daemon not answering");
+        if !starting {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            return Err(RouteError::BackendNotReady { state });
+        }
+        tracing::info!("tailscale: waiting for the local Tailscale daemon ({state})");
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(RouteError::BackendNotReady { state }),
+            _ = tokio::time::sleep(BACKEND_POLL) => {}
+        }
+    }
+}
+
+/// An old root route (`https://<host>/` → exactly this gateway's port on 127.0.0.1 or
+/// localhost) left by an earlier background `tailscale serve` is removed ("adopted"): the
+/// foreground claim replaces it.
+async fn adopt_legacy_route(bin: &OsStr, gateway_port: u16) {
+    let Ok((true, out, _)) = run_cli(bin, &["serve", "status", "--json"], VERSION_TIMEOUT).await
+    else {
+        return;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&out) else {
+        return;
+    };
+    if legacy_root_route(&v, gateway_port) {
+        let off = ["serve", "--yes", "--https=443", "--set-path=/", "off"];
+        match run_cli(bin, &off, VERSION_TIMEOUT).await {
+            Ok((true, _, _)) => tracing::info!(
+                "tailscale: adopted the old root route to 127.0.0.1:{gateway_port} (removed; the gateway's own claim replaces it)"
+            ),
+            other => tracing::warn!("tailscale: could not remove the old root route: {other:?}"),
+        }
+    }
+}
+
+/// Whether `tailscale serve status --json` holds a root route on :443 proxying to exactly
+/// `http://127.0.0.1:<port>` or `http://localhost:<port>`.
+pub fn legacy_root_route(status: &serde_json::Value, gateway_port: u16) -> bool {
+    let targets = [
+        format!("http://127.0.0.1:{gateway_port}"),
+        format!("http://localhost:{gateway_port}"),
+    ];
+    status
+        .get("Web")
+        .and_then(|w| w.as_object())
+        .is_some_and(|web| {
+            web.iter().any(|(host, cfg)| {
+                host.ends_with(":443")
+                    && cfg
+                        .pointer("/Handlers/~1/Proxy")
+                        .and_then(|p| p.as_str())
+                        .is_some_and(|p| targets.iter().any(|t| p.trim_end_matches('/') == t))
+            })
+        })
+}
+
 /// How long a freshly started claim must stay up to count as started.
 const SETTLE: Duration = Duration::from_millis(400);
 /// SIGTERM → SIGKILL grace at stop.
@@ -256,6 +381,10 @@ pub enum RouteError {
         bin: String,
         err: String,
     },
+    #[error(
+        "the local Tailscale daemon is not ready after 90 s ({state}); start it (`sudo systemctl start tailscaled`, then `tailscale up`) or set gateway.tailscale.mode to off"
+    )]
+    BackendNotReady { state: String },
     #[error("`tailscale {args}` exited at once ({status}){detail}")]
     ClaimFailed {
         args: String,
@@ -272,9 +401,22 @@ pub async fn start_route_owner(
     bin: OsString,
     mode: RouteMode,
     port: u16,
+    gateway_port: u16,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, RouteError> {
     let args = route_args(mode, port).join(" ");
+    let missing = |err: String| RouteError::MissingBinary {
+        mode: mode.as_str(),
+        bin: bin.to_string_lossy().into_owned(),
+        err,
+    };
+    match run_cli(&bin, &["version"], VERSION_TIMEOUT).await {
+        Err(e) => return Err(missing(e)),
+        Ok((false, _, err)) => return Err(missing(format!("`tailscale version` failed: {err}"))),
+        Ok(_) => {}
+    }
+    let status = wait_for_backend(&bin, &shutdown).await?;
+    adopt_legacy_route(&bin, gateway_port).await;
     let mut child = spawn_claim(&bin, mode, port).map_err(|e| RouteError::MissingBinary {
         mode: mode.as_str(),
         bin: bin.to_string_lossy().into_owned(),
@@ -298,6 +440,12 @@ pub async fn start_route_owner(
         mode.as_str(),
         child.id().unwrap_or(0)
     );
+    if let Some(host) = status.as_ref().and_then(self_host) {
+        tracing::info!(
+            "tailscale: {} enabled: https://{host}/ (WS via wss://{host})",
+            mode.as_str()
+        );
+    }
     Ok(tokio::spawn(async move {
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -356,6 +504,15 @@ mod tests {
         assert_eq!(id.login, "Alice@Example.com");
         assert_eq!(id.display_name.as_deref(), Some("Alice"));
         assert!(parse_whois(&serde_json::json!({"UserProfile": {}}), "CLI").is_err());
+        let serve = serde_json::json!({"Web": {"gw.tail1234.ts.net:443": {"Handlers": {"/": {"Proxy": "http://127.0.0.1:18789"}}}}});
+        assert!(legacy_root_route(&serve, 18789));
+        assert!(!legacy_root_route(&serve, 18790));
+        assert_eq!(
+            self_host(
+                &serde_json::json!({"Self": {"DNSName": "gw.tail1234.ts.net.", "TailscaleIPs": ["100.1.2.3"]}})
+            ),
+            Some("gw.tail1234.ts.net".to_owned())
+        );
         assert_eq!(
             route_args(RouteMode::Funnel, 4242),
             ["funnel", "--yes", "--bg=false", "4242"]
