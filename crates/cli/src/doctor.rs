@@ -152,6 +152,67 @@ pub fn run(args: DoctorArgs) -> ExitCode {
     )
 }
 
+/// The exposure report of this machine's gateway config, for `clawgate status --deep`:
+/// (the exposure JSON with its `findings`, the text).
+pub fn local_exposure(config_path: Option<&std::path::Path>) -> Option<(Value, String)> {
+    let env = config::process_env;
+    let location = config::locate_config(config_path, None, &env);
+    let loaded = config::load_config(&location, &env).ok()?;
+    let raw = loaded
+        .as_ref()
+        .map(|l| l.raw.clone())
+        .unwrap_or_else(|| json!({}));
+    let inputs = GatewayRunInputs {
+        config_path: config_path.map(std::path::Path::to_path_buf),
+        ..GatewayRunInputs::default()
+    };
+    let settings = config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env).ok()?;
+    let (e, findings) = assess(&settings, &raw);
+    let mut v = exposure_json(&e);
+    v["findings"] = findings.iter().map(Finding::json).collect();
+    let mut text = String::new();
+    exposure_text(&mut text, &e);
+    findings_text(&mut text, &findings);
+    Some((v, text))
+}
+
+fn exposure_json(e: &Exposure) -> Value {
+    json!({"bind": e.bind, "host": e.host, "reach": e.reach, "credential": e.credential,
+        "transport": e.transport, "tlsFingerprint": e.tls_fingerprint,
+        "trustedProxies": e.trusted_proxies, "tailscale": {"mode": e.tailscale, "allowTailscale": e.allow_tailscale}})
+}
+
+fn exposure_text(out: &mut String, e: &Exposure) {
+    out.push_str("Exposure\n");
+    out.push_str(&format!("  bind:            {} ({})\n", e.bind, e.host));
+    out.push_str(&format!("  who can reach:   {}\n", e.reach));
+    out.push_str(&format!("  credential:      {}\n", e.credential));
+    out.push_str(&format!("  transport:       {}\n", e.transport));
+    out.push_str(&format!(
+        "  trusted proxies: {}\n",
+        if e.trusted_proxies.is_empty() {
+            "none".to_owned()
+        } else {
+            e.trusted_proxies.join(", ")
+        }
+    ));
+    out.push_str(&format!("  tailscale:       {}\n\n", e.tailscale));
+}
+
+fn findings_text(out: &mut String, findings: &[Finding]) {
+    if findings.is_empty() {
+        out.push_str("Findings: none\n");
+    } else {
+        out.push_str("Findings\n");
+        for f in findings {
+            out.push_str(&format!(
+                "  [{}] {}: {}\n      fix: {}\n",
+                f.severity, f.id, f.message, f.fix
+            ));
+        }
+    }
+}
+
 fn has_shared_secret(s: &GatewaySettings) -> bool {
     match s.auth.mode {
         AuthMode::Token => !matches!(s.source_of_token, None | Some(SecretSource::Generated)),
@@ -695,11 +756,7 @@ fn finish(
         .any(|c| c.ok == Some(false) && c.check != "reachability");
     let ok = !critical && !live_failed;
     if args.json {
-        let exposure = exposure.map(|e| {
-            json!({"bind": e.bind, "host": e.host, "reach": e.reach, "credential": e.credential,
-                "transport": e.transport, "tlsFingerprint": e.tls_fingerprint,
-                "trustedProxies": e.trusted_proxies, "tailscale": {"mode": e.tailscale, "allowTailscale": e.allow_tailscale}})
-        });
+        let exposure = exposure.map(exposure_json);
         let live = url.map(|u| {
             json!({"url": u, "reachable": checks.iter().any(|c| c.check == "reachability" && c.ok == Some(true)),
                 "checks": checks.iter().map(Check::json).collect::<Vec<_>>()})
@@ -710,32 +767,9 @@ fn finish(
     } else {
         let mut out = format!("clawgate doctor (config: {})\n\n", config_path.display());
         if let Some(e) = exposure {
-            out.push_str("Exposure\n");
-            out.push_str(&format!("  bind:            {} ({})\n", e.bind, e.host));
-            out.push_str(&format!("  who can reach:   {}\n", e.reach));
-            out.push_str(&format!("  credential:      {}\n", e.credential));
-            out.push_str(&format!("  transport:       {}\n", e.transport));
-            out.push_str(&format!(
-                "  trusted proxies: {}\n",
-                if e.trusted_proxies.is_empty() {
-                    "none".to_owned()
-                } else {
-                    e.trusted_proxies.join(", ")
-                }
-            ));
-            out.push_str(&format!("  tailscale:       {}\n\n", e.tailscale));
+            exposure_text(&mut out, e);
         }
-        if findings.is_empty() {
-            out.push_str("Findings: none\n");
-        } else {
-            out.push_str("Findings\n");
-            for f in &findings {
-                out.push_str(&format!(
-                    "  [{}] {}: {}\n      fix: {}\n",
-                    f.severity, f.id, f.message, f.fix
-                ));
-            }
-        }
+        findings_text(&mut out, &findings);
         if let Some(u) = url {
             out.push_str(&format!("\nLive check ({u})\n"));
             for c in &checks {

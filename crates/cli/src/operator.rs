@@ -855,6 +855,10 @@ async fn status_async(args: StatusArgs) -> ExitCode {
         }
     }
 
+    // --deep on this machine's gateway: the exposure report of its config too.
+    let exposure = (args.deep && session.target.source == clawgate_config::TargetSource::Local)
+        .then(|| crate::doctor::local_exposure(session.target.config_path.as_deref()))
+        .flatten();
     if json_out {
         let mut report =
             json!({"ok": exit == EXIT_OK, "gateway": gateway, "status": status_payload});
@@ -862,15 +866,23 @@ async fn status_async(args: StatusArgs) -> ExitCode {
             report["deep"] = Value::Object(deep_json);
             report["errors"] = Value::Object(errors);
         }
+        if let Some((v, _)) = &exposure {
+            report["exposure"] = v.clone();
+        }
         print_json(&report);
     } else {
-        print_out(&render::status(
+        let mut text = render::status(
             &session.hello,
             &session.target,
             session.connect_ms,
             &status_payload,
             deep.as_deref(),
-        ));
+        );
+        if let Some((_, t)) = &exposure {
+            text.push('\n');
+            text.push_str(t);
+        }
+        print_out(&text);
     }
     if let Some(f) = first_failure {
         f.print_human();

@@ -204,7 +204,18 @@ async fn the_live_check_tells_reachability_auth_and_tls_apart() {
     );
 
     // Running, same token: reachable, accepted, scopes fine.
-    let (gw, port) = gateway(&home, &[]).await;
+    let port = free_port();
+    let home = home_with(json!({"gateway": {"port": port, "auth": {"token": token}}}));
+    let mut cmd = Command::new(bin());
+    cmd.args(["gateway", "run"]);
+    home.apply(&mut cmd);
+    let mut gw = clawgate_testkit::ChildProcess::spawn(cmd, "gateway").unwrap();
+    gw.wait_for_line(
+        |l| l.contains("listening on"),
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     let (code, v) = doctor_json(&home, &["--port", &port.to_string()]).await;
     assert_eq!(code, Some(0), "{v:#}\n{}", gw.transcript());
     assert_eq!(check(&v, "reachability")["ok"], true);
@@ -216,6 +227,18 @@ async fn the_live_check_tells_reachability_auth_and_tls_apart() {
             .contains("method token")
     );
     assert_eq!(check(&v, "scopes")["ok"], true, "{v:#}");
+    // `status --deep` on this machine's gateway carries the exposure report too.
+    let out = clawgate(&home, &["status", "--deep", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["exposure"]["bind"], "loopback", "{v:#}");
+    assert!(v["exposure"]["findings"].is_array(), "{v:#}");
+    let out = clawgate(&home, &["status", "--deep"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("who can reach:   this machine only"),
+        "{text}"
+    );
     drop(gw);
 
     // Running with another token: reachable, auth refused with the fix.
