@@ -28,9 +28,13 @@ pub struct RunArgs {
     /// auto (0.0.0.0 in containers, else loopback). Non-loopback binds need a token or password.
     #[arg(long)]
     bind: Option<String>,
-    /// How clients authenticate: token, password or none
+    /// How clients authenticate: token, password, none or trusted-proxy
     #[arg(long)]
     auth: Option<String>,
+    /// Publish the gateway through Tailscale: off, serve (your tailnet) or funnel (the public
+    /// internet; needs password auth). Overrides gateway.tailscale.mode
+    #[arg(long)]
+    tailscale: Option<String>,
     /// Shared token [env: CLAWGATE_GATEWAY_TOKEN, OPENCLAW_GATEWAY_TOKEN]
     #[arg(long)]
     token: Option<String>,
@@ -80,10 +84,19 @@ pub fn run(args: RunArgs) -> ExitCode {
         config_path: args.config.clone(),
         state_dir: args.state_dir.clone(),
     };
-    let settings = match config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env) {
+    let mut settings = match config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env) {
         Ok(s) => s,
         Err(e) => return config_error(e),
     };
+    if let Some(t) = &args.tailscale {
+        match t.parse::<TailscaleMode>() {
+            Ok(m) => settings.tailscale_mode = m,
+            Err(e) => {
+                eprintln!("clawgate: --tailscale: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let in_container = bind::is_container(&env);
     let detector = bind::TailnetDetector::from_env(&env);
     let plan = match bind::resolve_bind(

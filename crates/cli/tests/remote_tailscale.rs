@@ -219,12 +219,16 @@ async fn funnel_without_a_password_and_a_missing_binary_refuse_to_start() {
     );
     assert!(!log.exists(), "no claim without a password");
 
-    // Funnel with a password starts `tailscale funnel`.
+    // Funnel with a password (here from `--tailscale funnel`) starts `tailscale funnel`.
     let home = home_with(
-        json!({"gateway": {"tailscale": {"mode": "funnel"}, "auth": {"mode": "password", "password": "a-long-enough-funnel-password"}}}),
+        json!({"gateway": {"auth": {"mode": "password", "password": "a-long-enough-funnel-password"}}}),
     );
     let (ts, log) = fake_tailscale(home.root());
-    let (gw, line) = start(gateway_cmd(&home, &ts, &[]), "tailscale funnel listener on").await;
+    let (gw, line) = start(
+        gateway_cmd(&home, &ts, &["--tailscale", "funnel"]),
+        "tailscale funnel listener on",
+    )
+    .await;
     assert!(
         line.contains("not used (gateway.auth.allowTailscale is off)"),
         "{line}"
