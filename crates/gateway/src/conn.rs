@@ -420,6 +420,12 @@ impl Connection {
         let Some(whois) = gw.whois.as_ref().filter(|_| on_tailscale && !explicit) else {
             return Ok(None);
         };
+        // Attempts from one client address are answered one after another; a forged login
+        // counts as a wrong credential.
+        let attempt = match gw.rate_limiter.begin(self.peer.client_ip).await {
+            Ok(a) => a,
+            Err(retry_after_ms) => return Err(errors::auth_rate_limited(retry_after_ms)),
+        };
         let failure = match self.peer.header("tailscale-user-login") {
             None | Some("") => errors::AuthFailure::TailscaleIdentityMissing,
             Some(login) => match whois.lookup(self.peer.client_ip).await {
@@ -434,6 +440,7 @@ impl Connection {
                         self.peer.client_ip,
                         id.source
                     );
+                    gw.rate_limiter.succeed(attempt);
                     return Ok(Some("tailscale"));
                 }
                 Ok(id) => {
@@ -453,6 +460,11 @@ impl Connection {
                 }
             },
         };
+        if failure == errors::AuthFailure::TailscaleIdentityMismatch {
+            gw.rate_limiter.fail(attempt).await;
+        } else {
+            drop(attempt);
+        }
         let has_device_token = auth.is_some_and(|a| a.device_token.is_some());
         if has_device_token {
             return Ok(None);
