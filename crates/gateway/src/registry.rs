@@ -100,6 +100,16 @@ impl ConnHandle {
         self.session.read().expect("session lock").clone()
     }
 
+    /// Looks at the session without copying it: walks over every connection (presence,
+    /// broadcasts) must not clone thousands of sessions.
+    fn with_session<R>(&self, f: impl FnOnce(&Session) -> R) -> Option<R> {
+        self.session.read().expect("session lock").as_ref().map(f)
+    }
+
+    fn is_authenticated(&self) -> bool {
+        self.session.read().expect("session lock").is_some()
+    }
+
     /// Sends a targeted event (no `seq`) to this connection.
     pub fn send_event(&self, registry: &Registry, event: &str, payload: &Value) {
         registry.send(self, Outbound::Text(frames::event(event, payload, None)));
@@ -224,10 +234,10 @@ impl Registry {
         me["ts"] = json!(crate::now_ms());
         let mut list = vec![me];
         for c in self.snapshot() {
-            if let Some(s) = c.session()
-                && !s.is_ephemeral()
+            if let Some(Some(entry)) =
+                c.with_session(|s| (!s.is_ephemeral()).then(|| s.presence_entry()))
             {
-                list.push(s.presence_entry());
+                list.push(entry);
             }
         }
         list
@@ -247,12 +257,13 @@ impl Registry {
     fn broadcast_inner(&self, event: &str, payload: &Value, state: Option<StateVersion>) {
         let required = event_scope(event);
         for conn in self.snapshot() {
-            let Some(session) = conn.session() else {
-                continue;
-            };
-            if let Some(scope) = required
-                && (session.role != Role::Operator || !scopes::satisfies(&session.scopes, scope))
-            {
+            let allowed = conn.with_session(|session| match required {
+                Some(scope) => {
+                    session.role == Role::Operator && scopes::satisfies(&session.scopes, scope)
+                }
+                None => true,
+            });
+            if allowed != Some(true) {
                 continue;
             }
             let seq = conn.seq.fetch_add(1, Ordering::AcqRel) + 1;
@@ -268,8 +279,10 @@ impl Registry {
     /// token revoked.
     pub(crate) fn disconnect_device(&self, device_id: &str, role: Option<Role>, reason: &str) {
         for conn in self.snapshot() {
-            let Some(s) = conn.session() else { continue };
-            if s.device_id.as_deref() == Some(device_id) && role.is_none_or(|r| r == s.role) {
+            let matches = conn.with_session(|s| {
+                s.device_id.as_deref() == Some(device_id) && role.is_none_or(|r| r == s.role)
+            });
+            if matches == Some(true) {
                 self.send(&conn, Outbound::Close(1008, reason.into()));
             }
         }
@@ -282,10 +295,9 @@ impl Registry {
 
     /// Whether a device has a live authenticated socket.
     pub(crate) fn device_connected(&self, device_id: &str) -> bool {
-        self.snapshot().iter().any(|c| {
-            c.session()
-                .is_some_and(|s| s.device_id.as_deref() == Some(device_id))
-        })
+        self.snapshot()
+            .iter()
+            .any(|c| c.with_session(|s| s.device_id.as_deref() == Some(device_id)) == Some(true))
     }
 
     /// Sends `shutdown` to every session and closes every connection with 1012.
@@ -298,7 +310,7 @@ impl Registry {
 
     fn ping_all(&self) {
         for conn in self.snapshot() {
-            if conn.session().is_some() {
+            if conn.is_authenticated() {
                 self.send(&conn, Outbound::Ping);
             }
         }
