@@ -201,7 +201,8 @@ impl Gateway {
     pub fn new(options: GatewayOptions) -> Result<Arc<Self>, InitError> {
         let identity = state_dir::GatewayIdentity::load_or_create(&options.state_dir)?;
         let store = Arc::new(clawgate_store::Store::open(&options.state_dir)?);
-        let pairing = pairing::Pairing::open(store.clone(), &options.state_dir)?;
+        let pairing =
+            pairing::Pairing::open(store.clone(), &options.state_dir, identity.device_token_key)?;
         let nodes = nodes::Nodes::open(store)?;
         let rate_limiter = auth::RateLimiter::new(options.rate_limit.clone());
         let host_name = host_name();

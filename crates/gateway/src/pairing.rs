@@ -7,7 +7,6 @@
 //! device the same token on every connect (what the real clients expect) and rotate it by
 //! bumping `gen`.
 
-use crate::state_dir;
 use clawgate_protocol::device::b64url;
 use clawgate_protocol::scopes;
 use clawgate_store::{DeviceRecord, PairingRequestRecord, Store, StoreError, TokenRecord, Write};
@@ -105,8 +104,14 @@ fn union(a: &[String], b: &[String]) -> Vec<String> {
 }
 
 impl Pairing {
-    pub fn open(store: Arc<Store>, state_dir: &Path) -> Result<Pairing, StoreError> {
-        let key = load_or_create_key(state_dir).map_err(|source| StoreError::Dir {
+    /// `derived_key` is used unless the state dir already has a `device-token.key` (state dirs
+    /// from before the key was derived), so tokens already issued stay valid.
+    pub fn open(
+        store: Arc<Store>,
+        state_dir: &Path,
+        derived_key: [u8; 32],
+    ) -> Result<Pairing, StoreError> {
+        let key = existing_key(state_dir, derived_key).map_err(|source| StoreError::Dir {
             path: state_dir.join(TOKEN_KEY_FILE),
             source,
         })?;
@@ -652,7 +657,7 @@ fn device_json(d: &DeviceRecord, state: &State, connected: Option<bool>) -> Valu
     v
 }
 
-fn load_or_create_key(state_dir: &Path) -> std::io::Result<[u8; 32]> {
+fn existing_key(state_dir: &Path, derived: [u8; 32]) -> std::io::Result<[u8; 32]> {
     let path = state_dir.join(TOKEN_KEY_FILE);
     match std::fs::read(&path) {
         Ok(bytes) if bytes.len() == 32 => Ok(bytes.try_into().expect("length checked")),
@@ -663,11 +668,7 @@ fn load_or_create_key(state_dir: &Path) -> std::io::Result<[u8; 32]> {
                 path.display()
             ),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key: [u8; 32] = rand::random();
-            state_dir::write_private(&path, &key)?;
-            Ok(key)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(derived),
         Err(e) => Err(e),
     }
 }

@@ -84,6 +84,9 @@ pub fn load_or_create_token(state_dir: &Path) -> io::Result<StoredToken> {
 pub struct GatewayIdentity {
     pub device_id: String,
     pub public_key: String,
+    /// Key for deriving device tokens, derived from the identity seed so a fresh state dir
+    /// needs no second key file (and no second fsync) before the gateway listens.
+    pub(crate) device_token_key: [u8; 32],
 }
 
 impl GatewayIdentity {
@@ -113,9 +116,14 @@ impl GatewayIdentity {
             Err(e) => return Err(e),
         };
         let vk = key.verifying_key();
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key.to_bytes())
+            .expect("any key length works");
+        hmac::Mac::update(&mut mac, b"clawgate device-token key v1");
+        let device_token_key: [u8; 32] = hmac::Mac::finalize(mac).into_bytes().into();
         Ok(GatewayIdentity {
             device_id: device::device_id(&vk),
             public_key: device::b64url(vk.as_bytes()),
+            device_token_key,
         })
     }
 }

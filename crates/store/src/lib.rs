@@ -302,13 +302,16 @@ impl Store {
                 detail: check,
             });
         }
+        // Until the schema is in place nothing worth an fsync is written (see below).
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+            "PRAGMA synchronous=NORMAL; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;",
         )
         .map_err(sqlite)?;
         if version < known {
-            // All pending migrations in one transaction: one commit (one fsync) on a fresh
-            // state dir, and never a half-migrated file.
+            // All pending migrations in one transaction, never a half-migrated file. It is
+            // committed without waiting for the disk (WAL keeps that safe): a schema lost to a
+            // power cut is simply migrated again, and the first write that matters is synced
+            // together with it. This keeps a fresh start from waiting on fsyncs.
             let pending: Vec<&str> = MIGRATIONS[version as usize..].to_vec();
             let tx_sql = format!(
                 "BEGIN; {}; PRAGMA user_version = {known}; COMMIT;",
@@ -316,6 +319,9 @@ impl Store {
             );
             conn.execute_batch(&tx_sql).map_err(sqlite)?;
         }
+        // Every write after this is on disk when `apply` returns.
+        conn.execute_batch("PRAGMA synchronous=FULL;")
+            .map_err(sqlite)?;
         for suffix in ["-wal", "-shm"] {
             let side = PathBuf::from(format!("{}{suffix}", path.display()));
             let _ = fs::set_permissions(&side, fs::Permissions::from_mode(0o600));
