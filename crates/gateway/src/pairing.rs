@@ -2,7 +2,8 @@
 //! connect never waits on the disk unless something is written.
 //!
 //! Device tokens are derived, not stored: `token = base64url(HMAC-SHA256(key, device|role|gen))`
-//! with a key kept in its own 0600 file beside the database. The database holds only a SHA-256
+//! with a key derived from the gateway's identity seed, which lives in its own 0600 file beside
+//! the database (never in it). The database holds only a SHA-256
 //! of each token, so reading it does not let anyone connect, while the gateway can still hand a
 //! device the same token on every connect (what the real clients expect) and rotate it by
 //! bumping `gen`.
