@@ -741,6 +741,13 @@ impl Nodes {
                 "too many node events",
             ));
         }
+        if event == "node.presence.alive" || event == "node.presence.activity" {
+            // A node saying it is (in)active: operators see `node.presence`.
+            let now = crate::now_ms();
+            let payload = json!({"nodeId": session.node_id(), "lastActiveAtMs": now, "presenceUpdatedAtMs": now});
+            gw.registry.broadcast("node.presence", &payload);
+            return Ok(json!({"ok": true, "event": event, "handled": true, "reason": "updated"}));
+        }
         if event != "node.host.stats" {
             return Ok(json!({"ok": true}));
         }

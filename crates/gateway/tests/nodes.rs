@@ -352,6 +352,16 @@ async fn bad_input_from_operators_and_nodes() {
     );
     let ev = next_event(&mut op, "node.hostStats").await;
     assert_eq!(ev["payload"]["hostStats"]["cpuCount"], 2);
+    let r = n
+        .call(
+            "pa",
+            "node.event",
+            json!({"event":"node.presence.alive","payloadJSON":"{}"}),
+        )
+        .await;
+    assert_eq!(r["payload"]["handled"], true);
+    let ev = next_event(&mut op, "node.presence").await;
+    assert_eq!(ev["payload"]["nodeId"], node_id);
 
     // The gateway is still healthy.
     assert_eq!(op.call("h", "health", json!({})).await["ok"], true);
