@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite;
 
 use crate::proc;
-use crate::ws::{Auth, connect_params};
+use crate::ws::{Auth, Client, connect_params};
 
 /// How long a gateway may take to accept its first connect.
 pub const START_DEADLINE: Duration = Duration::from_secs(120);
@@ -333,7 +333,7 @@ pub fn hello_ok_sync(addr: SocketAddr, token: &str) -> anyhow::Result<()> {
     let ts = challenge["payload"]["ts"]
         .as_i64()
         .unwrap_or_else(crate::ws::now_ms);
-    let params = connect_params(Auth::Token(token), nonce, ts);
+    let params = connect_params(Auth::Token(token), Client::CLI, nonce, ts);
     let req = json!({"type": "req", "id": "c", "method": "connect", "params": params});
     ws.send(Message::text(req.to_string()))?;
     loop {

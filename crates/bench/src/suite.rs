@@ -17,7 +17,7 @@ use crate::gateway::{Home, Kind, Launcher, Running};
 use crate::proc;
 use crate::report::{Better, Cell, Row, Target, Unit};
 use crate::stats::Latencies;
-use crate::ws::{Auth, Conn, Device, Incoming};
+use crate::ws::{Auth, Client, Conn, Device, Incoming, NODE_COMMANDS};
 
 /// How much of each measurement to do for one gateway.
 #[derive(Debug, Clone)]
@@ -36,6 +36,11 @@ pub struct Plan {
     pub hs_parallel: usize,
     pub hs_par_total: usize,
     pub conn_levels: Vec<usize>,
+    pub node_rounds: usize,
+    /// Sequential `node.invoke` calls per round (and as many `health` calls on the same socket).
+    pub node_calls_one: usize,
+    pub node_operators: usize,
+    pub node_calls_each: usize,
 }
 
 impl Plan {
@@ -70,6 +75,10 @@ impl Plan {
             } else {
                 vec![1_000, 10_000]
             },
+            node_rounds: pick(3, 3, 1, 1),
+            node_calls_one: pick(5_000, 500, 1_000, 200),
+            node_operators: 8,
+            node_calls_each: pick(1_000, 100, 250, 50),
         }
     }
 }
@@ -338,6 +347,19 @@ pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
         }
     }
 
+    // 7. node.invoke, with this client as the node host.
+    match rt.block_on(node_invoke(kind, addr, token.clone(), plan, pid)) {
+        Ok(n) => {
+            for (id, s) in n {
+                out.set(id, s);
+            }
+        }
+        Err(e) => {
+            say!(kind, "node.invoke failed: {e:#}");
+            out.fail(NODE_ROWS, &e);
+        }
+    }
+
     // Peak: each live process's own high-water mark, summed.
     let peak = proc::tree_memory(pid);
     out.set("peak_rss", vec![peak.hwm as f64]);
@@ -377,6 +399,19 @@ const HEALTH_ROWS: &[&str] = &[
     "health8_p50",
     "health8_p99",
     "health8_rate",
+];
+
+const NODE_ROWS: &[&str] = &[
+    "node1_p50",
+    "node1_p90",
+    "node1_p99",
+    "node1_rate",
+    "node_relay",
+    "node1_cpu",
+    "node8_p50",
+    "node8_p99",
+    "node8_rate",
+    "node8_cpu",
 ];
 
 /// `gateway call health --json` and `--version` with the gateway's own CLI, from a private
@@ -594,6 +629,279 @@ async fn health_parallel(
         let _ = c.close().await;
     }
     Ok((all, rate))
+}
+
+/// What the node host answers `system.which {bins: ["sh"]}` with (the same for every call).
+const WHICH_RESULT: &str = r#"{"bins":{}}"#;
+/// How long the node's pairing and capability approval may take.
+const NODE_SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+const NODE_WARMUP: usize = 50;
+/// Stretches the sequential calls are split into, alternating `health` and `node.invoke`.
+const NODE_CHUNKS: usize = 10;
+const NODE_ADMIN_SCOPES: &[&str] = &["operator.pairing", "operator.admin", "operator.read"];
+const NODE_CALLER_SCOPES: &[&str] = &["operator.read", "operator.write"];
+
+/// The `node.invoke` params: `system.which` on the node, with a unique idempotency key.
+pub fn invoke_params(node_id: &str, key: &str) -> String {
+    format!(
+        r#"{{"nodeId":"{node_id}","command":"system.which","params":{{"bins":["sh"]}},"idempotencyKey":"{key}","timeoutMs":10000}}"#
+    )
+}
+
+/// Whether a `node.list` entry can be invoked: connected, and its capability approval no longer
+/// pending (`approved_here`: this client approved its request; without that only an explicit
+/// "approved" counts, since a gateway may list the node before its request exists).
+pub fn node_ready(entry: &serde_json::Value, approved_here: bool) -> bool {
+    let state = entry["approvalState"].as_str().unwrap_or("");
+    entry["connected"] != false
+        && !state.starts_with("pending")
+        && (approved_here || state == "approved")
+}
+
+/// Approves the node's pending capability request as an operator with pairing + admin scopes,
+/// then waits until `node.list` shows it invocable.
+async fn approve_node(
+    kind: Kind,
+    addr: SocketAddr,
+    token: &str,
+    node_id: &str,
+) -> anyhow::Result<()> {
+    use serde_json::json;
+    let mut admin = Conn::open_as(
+        addr,
+        Auth::Token(token),
+        Client::Operator(NODE_ADMIN_SCOPES),
+        None,
+    )
+    .await
+    .context("admin operator connect")?;
+    let t = Instant::now();
+    let mut approved = false;
+    loop {
+        if !approved {
+            let list = admin.request_value("node.pair.list", &json!({})).await?;
+            let pending = list["pending"].as_array().into_iter().flatten();
+            if let Some(req) = pending.into_iter().find(|r| r["nodeId"] == node_id) {
+                admin
+                    .request_value("node.pair.approve", &json!({"requestId": req["requestId"]}))
+                    .await?;
+                approved = true;
+                say!(
+                    kind,
+                    "node: approved its capability request after {}",
+                    ms(t.elapsed().as_secs_f64())
+                );
+            }
+        }
+        let nodes = admin.request_value("node.list", &json!({})).await?;
+        let entry = nodes["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["nodeId"] == node_id));
+        if entry.is_some_and(|e| node_ready(e, approved)) {
+            say!(
+                kind,
+                "node: invocable after {}",
+                ms(t.elapsed().as_secs_f64())
+            );
+            let _ = admin.close().await;
+            return Ok(());
+        }
+        if t.elapsed() > NODE_SETUP_TIMEOUT {
+            bail!(
+                "node not invocable within {NODE_SETUP_TIMEOUT:?} (request {}; node.list entry {})",
+                if approved { "approved" } else { "never listed" },
+                entry.map_or_else(|| "missing".into(), |e| e.to_string())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `total` split into `chunks` near-equal non-empty parts (fewer when `total` is smaller).
+pub fn chunk_sizes(total: usize, chunks: usize) -> Vec<usize> {
+    let k = chunks.clamp(1, total.max(1));
+    (0..k)
+        .map(|i| total * (i + 1) / k - total * i / k)
+        .filter(|&n| n > 0)
+        .collect()
+}
+
+/// Sequential `node.invoke` calls on one socket: latencies and calls per second.
+async fn invokes(
+    c: &mut Conn,
+    node_id: &str,
+    tag: &str,
+    calls: usize,
+) -> anyhow::Result<(Vec<f64>, f64)> {
+    let mut lat = Vec::with_capacity(calls);
+    let t0 = Instant::now();
+    for k in 0..calls {
+        let params = invoke_params(node_id, &format!("{tag}-{k}"));
+        let t = Instant::now();
+        c.request("node.invoke", &params).await?;
+        lat.push(t.elapsed().as_secs_f64());
+    }
+    Ok((lat, calls as f64 / t0.elapsed().as_secs_f64()))
+}
+
+/// Item 7: `node.invoke` through the gateway to a node host this client plays (connected with a
+/// device proof, paired silently on loopback, its commands approved by an admin operator),
+/// answering every request at once. Sequential calls on one operator socket (with as many
+/// `health` calls on the same socket, for the relay overhead), then several operators at once.
+async fn node_invoke(
+    kind: Kind,
+    addr: SocketAddr,
+    token: Arc<str>,
+    plan: &Plan,
+    pid: u32,
+) -> anyhow::Result<Vec<(&'static str, Vec<f64>)>> {
+    let device = Device::generate();
+    let node_id: Arc<str> = Arc::from(device.id());
+    let t = Instant::now();
+    let node = loop {
+        let who = Client::Node(NODE_COMMANDS);
+        match Conn::open_as(addr, Auth::Signed(&token, &device), who, None).await {
+            Ok(c) => break c,
+            Err(e) if t.elapsed() < NODE_SETUP_TIMEOUT => {
+                say!(kind, "node connect: {e:#}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.context("node connect")),
+        }
+    };
+    let id = node_id.clone();
+    let host = tokio::spawn(async move { node.serve_node(&id, WHICH_RESULT).await });
+    let result = node_invoke_measure(kind, addr, &token, &node_id, plan, pid).await;
+    let ended = host.is_finished();
+    host.abort();
+    if let (Ok(answered), true) = (host.await, ended) {
+        say!(
+            kind,
+            "the node's connection closed early, after {answered} answered request(s)"
+        );
+    }
+    result
+}
+
+async fn node_invoke_measure(
+    kind: Kind,
+    addr: SocketAddr,
+    token: &Arc<str>,
+    node_id: &Arc<str>,
+    plan: &Plan,
+    pid: u32,
+) -> anyhow::Result<Vec<(&'static str, Vec<f64>)>> {
+    approve_node(kind, addr, token, node_id).await?;
+    // Idempotency keys: unique per node (a new device every run) and call.
+    let tag: Arc<str> = Arc::from(format!("bench-{}", &node_id[..12.min(node_id.len())]));
+    let caller = Client::Operator(NODE_CALLER_SCOPES);
+    let mut c = Conn::open_as(addr, Auth::Token(token), caller, None).await?;
+    invokes(&mut c, node_id, &format!("{tag}-w"), NODE_WARMUP).await?;
+    for _ in 0..NODE_WARMUP {
+        c.request("health", "{}").await?;
+    }
+    let mut s: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for round in 0..plan.node_rounds {
+        // Alternating stretches of `health` and `node.invoke` calls, so that both see the same
+        // conditions on a shared machine; rate and CPU time count the invoke stretches only.
+        let calls = plan.node_calls_one;
+        let mut health_lat = Vec::with_capacity(calls);
+        let mut lat = Vec::with_capacity(calls);
+        let (mut secs, mut gw_total, mut client_total) = (0.0, 0.0, 0.0);
+        for (chunk, n) in chunk_sizes(calls, NODE_CHUNKS).into_iter().enumerate() {
+            for _ in 0..n {
+                let t = Instant::now();
+                c.request("health", "{}").await?;
+                health_lat.push(t.elapsed().as_secs_f64());
+            }
+            let cpu = CpuMeter::start(pid);
+            let key = format!("{tag}-s{round}-{chunk}");
+            let (l, rate) = invokes(&mut c, node_id, &key, n).await?;
+            let (g, cl) = cpu.per_op(1);
+            secs += l.len() as f64 / rate;
+            gw_total += g;
+            client_total += cl;
+            lat.extend(l);
+        }
+        let rate = lat.len() as f64 / secs;
+        let (gw_cpu, client_cpu) = (gw_total / calls as f64, client_total / calls as f64);
+        let l = Latencies::of(&lat).ok_or_else(|| anyhow!("no invokes"))?;
+        let h = Latencies::of(&health_lat).ok_or_else(|| anyhow!("no health calls"))?;
+        say!(
+            kind,
+            "node.invoke, one operator, round {}: p50 {}, p99 {}, {rate:.0}/s (health p50 {}: relay {}); CPU per invoke: gateway {}, client {}",
+            round + 1,
+            us(l.p50),
+            us(l.p99),
+            us(h.p50),
+            us(l.p50 - h.p50),
+            us(gw_cpu),
+            us(client_cpu)
+        );
+        s.entry("node1_p50").or_default().push(l.p50);
+        s.entry("node1_p90").or_default().push(l.p90);
+        s.entry("node1_p99").or_default().push(l.p99);
+        s.entry("node1_rate").or_default().push(rate);
+        s.entry("node1_cpu").or_default().push(gw_cpu);
+        s.entry("node_relay").or_default().push(l.p50 - h.p50);
+    }
+    let _ = c.close().await;
+    for round in 0..plan.node_rounds {
+        let mut conns = Vec::with_capacity(plan.node_operators);
+        for i in 0..plan.node_operators {
+            let mut c = Conn::open_as(addr, Auth::Token(token), caller, None).await?;
+            invokes(
+                &mut c,
+                node_id,
+                &format!("{tag}-w{round}-{i}"),
+                NODE_WARMUP / 5,
+            )
+            .await?;
+            conns.push(c);
+        }
+        let cpu = CpuMeter::start(pid);
+        let t0 = Instant::now();
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut c)| {
+                let (node_id, key) = (node_id.clone(), format!("{tag}-p{round}-{i}"));
+                let calls = plan.node_calls_each;
+                tokio::spawn(async move {
+                    let (lat, _) = invokes(&mut c, &node_id, &key, calls).await?;
+                    anyhow::Ok((c, lat))
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        let mut done = Vec::new();
+        for t in tasks {
+            let (c, lat) = t.await??;
+            all.extend(lat);
+            done.push(c);
+        }
+        let rate = all.len() as f64 / t0.elapsed().as_secs_f64();
+        let (gw_cpu, client_cpu) = cpu.per_op(all.len());
+        for c in done {
+            let _ = c.close().await;
+        }
+        let l = Latencies::of(&all).ok_or_else(|| anyhow!("no invokes"))?;
+        say!(
+            kind,
+            "node.invoke, {} operators, round {}: p50 {}, p99 {}, {rate:.0}/s; CPU per invoke: gateway {}, client {}",
+            plan.node_operators,
+            round + 1,
+            us(l.p50),
+            us(l.p99),
+            us(gw_cpu),
+            us(client_cpu)
+        );
+        s.entry("node8_p50").or_default().push(l.p50);
+        s.entry("node8_p99").or_default().push(l.p99);
+        s.entry("node8_rate").or_default().push(rate);
+        s.entry("node8_cpu").or_default().push(gw_cpu);
+    }
+    Ok(s.into_iter().collect())
 }
 
 /// Sequential and parallel connect → hello-ok → close, `hs_rounds` times each.
@@ -1030,7 +1338,16 @@ const SPECS: &[Spec] = &[
     spec("conn10k_mem", S6, "memory per idle connection, 10,000 open", Bytes, Lower, Target::at_most(8_000.0), true),
     spec("conn10k_open", S6, "time to open 10,000", Seconds, Lower, None, true),
     spec("conn10k_held", S6, "of 10,000: still open and got a `tick`", Count, Neither, Target::at_least(10_000.0), false),
-    spec("node_invoke", S7, "`node.invoke` round trip through the gateway", Seconds, Lower, None, false),
+    spec("node1_p50", S7, "one operator: p50 round trip", Seconds, Lower, None, true),
+    spec("node1_p90", S7, "one operator: p90 round trip", Seconds, Lower, None, false),
+    spec("node1_p99", S7, "one operator: p99 round trip", Seconds, Lower, None, false),
+    spec("node1_rate", S7, "one operator: invokes/s", PerSecond, Higher, None, false),
+    spec("node_relay", S7, "relay overhead: invoke p50 − `health` p50, same socket", Seconds, Lower, Target::at_most(100e-6), false),
+    spec("node8_p50", S7, "8 operators: p50 round trip", Seconds, Lower, None, false),
+    spec("node8_p99", S7, "8 operators: p99 round trip", Seconds, Lower, None, false),
+    spec("node8_rate", S7, "8 operators: invokes/s", PerSecond, Higher, None, true),
+    spec("node1_cpu", S7, "one operator: gateway CPU time per invoke", Seconds, Lower, None, false),
+    spec("node8_cpu", S7, "8 operators: gateway CPU time per invoke", Seconds, Lower, None, false),
     spec("footprint", S8, "clawgate binary (stripped) vs OpenClaw npm package tree", Bytes, Lower, Target::at_most(10e6), true),
 ];
 
@@ -1051,8 +1368,6 @@ pub fn rows(
             for (k, run) in runs.iter_mut().enumerate() {
                 cells[k] = if s.id == "footprint" {
                     fp[k].take().unwrap_or_default()
-                } else if s.id == "node_invoke" {
-                    Cell::note("not yet measured")
                 } else {
                     match run {
                         None => Cell::note("not run"),
@@ -1128,9 +1443,10 @@ mod tests {
             Some("skipped (--quick)")
         );
         assert_eq!(
-            get("node_invoke").openclaw.note.as_deref(),
-            Some("not yet measured")
+            get("node_relay").clawgate.note.as_deref(),
+            Some("not measured")
         );
+        assert_eq!(get("node_relay").target_met(), None);
         assert_eq!(get("cli_call").openclaw.note.as_deref(), Some("not run"));
         let ids: std::collections::BTreeSet<_> = SPECS.iter().map(|s| s.id).collect();
         assert_eq!(ids.len(), SPECS.len(), "row ids are unique");
@@ -1146,7 +1462,52 @@ mod tests {
                 assert_eq!(p.hs_parallel, 8);
                 assert!(p.cold_reused >= 1);
                 assert_eq!(p.conn_levels.contains(&10_000), !quick);
+                assert_eq!(p.node_operators, 8);
+                assert!(p.node_rounds >= 1 && p.node_calls_one >= 200);
             }
+        }
+    }
+
+    #[test]
+    fn invoke_params_are_the_documented_call() {
+        let p: serde_json::Value = serde_json::from_str(&invoke_params("n1", "k-1")).unwrap();
+        assert_eq!(
+            p,
+            serde_json::json!({"nodeId": "n1", "command": "system.which",
+                "params": {"bins": ["sh"]}, "idempotencyKey": "k-1", "timeoutMs": 10000})
+        );
+    }
+
+    #[test]
+    fn a_node_is_ready_once_approved_and_connected() {
+        use serde_json::json;
+        let pending =
+            json!({"nodeId": "n", "connected": true, "approvalState": "pending-approval"});
+        assert!(!node_ready(&pending, true));
+        let approved = json!({"nodeId": "n", "connected": true, "approvalState": "approved"});
+        assert!(node_ready(&approved, false));
+        // Listed before its request: not yet, unless this client approved it.
+        let bare = json!({"nodeId": "n", "connected": true});
+        assert!(!node_ready(&bare, false));
+        assert!(node_ready(&bare, true));
+        let gone = json!({"nodeId": "n", "connected": false, "approvalState": "approved"});
+        assert!(!node_ready(&gone, true));
+    }
+
+    #[test]
+    fn chunks_cover_the_total() {
+        assert_eq!(chunk_sizes(10, 10), vec![1; 10]);
+        assert_eq!(chunk_sizes(25, 10).iter().sum::<usize>(), 25);
+        assert!(chunk_sizes(25, 10).iter().all(|&n| n == 2 || n == 3));
+        assert_eq!(chunk_sizes(3, 10), vec![1, 1, 1]);
+        assert_eq!(chunk_sizes(0, 10), Vec::<usize>::new());
+        assert_eq!(chunk_sizes(5_000, 10), vec![500; 10]);
+    }
+
+    #[test]
+    fn failure_rows_are_table_rows() {
+        for id in NODE_ROWS.iter().chain(HEALTH_ROWS).chain(ALL_GATEWAY_ROWS) {
+            assert!(SPECS.iter().any(|s| s.id == *id), "{id} is not a row");
         }
     }
 }

@@ -23,6 +23,43 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// Scopes every benchmark connection asks for (enough for `health`).
 pub const SCOPES: &[&str] = &["operator.read"];
 
+/// The command the benchmark's node host declares (and the only one it answers).
+pub const NODE_COMMANDS: &[&str] = &["system.which"];
+
+/// Who connects: an operator `cli` client with some scopes, or a node host declaring commands.
+#[derive(Clone, Copy, Debug)]
+pub enum Client<'a> {
+    Operator(&'a [&'a str]),
+    Node(&'a [&'a str]),
+}
+
+impl Client<'_> {
+    /// The operator `cli` client the CLIs' own calls look like, asking for [`SCOPES`].
+    pub const CLI: Client<'static> = Client::Operator(SCOPES);
+
+    /// `(client.id, client.mode, role, deviceFamily)`.
+    fn identity(
+        &self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    ) {
+        match self {
+            Client::Operator(_) => ("cli", "cli", "operator", None),
+            Client::Node(_) => ("node-host", "node", "node", Some("Linux")),
+        }
+    }
+
+    fn scopes(&self) -> &[&str] {
+        match self {
+            Client::Operator(s) => s,
+            Client::Node(_) => &[],
+        }
+    }
+}
+
 /// An Ed25519 device identity for signed connects.
 #[derive(Clone)]
 pub struct Device {
@@ -41,6 +78,11 @@ impl Device {
             key,
         }
     }
+
+    /// The device id (a node's `nodeId`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// How a connection authenticates.
@@ -52,33 +94,49 @@ pub enum Auth<'a> {
     Signed(&'a str, &'a Device),
 }
 
-/// The `connect` params: an operator `cli` client on protocol 4 asking for [`SCOPES`].
-pub fn connect_params(auth: Auth<'_>, challenge_nonce: &str, challenge_ts: i64) -> Value {
+/// The `connect` params on protocol 4: `who` (by default the operator `cli` client asking for
+/// [`SCOPES`]), authenticated by `auth`.
+pub fn connect_params(
+    auth: Auth<'_>,
+    who: Client<'_>,
+    challenge_nonce: &str,
+    challenge_ts: i64,
+) -> Value {
     let token = match auth {
         Auth::Token(t) | Auth::Signed(t, _) => t,
     };
+    let (client_id, mode, role, family) = who.identity();
+    let mut client =
+        json!({"id": client_id, "version": "clawgate-bench", "platform": "linux", "mode": mode});
+    if let Some(f) = family {
+        client["deviceFamily"] = json!(f);
+    }
     let mut params = json!({
         "minProtocol": 4,
         "maxProtocol": 4,
-        "client": {"id": "cli", "version": "clawgate-bench", "platform": "linux", "mode": "cli"},
+        "client": client,
         "caps": [],
-        "role": "operator",
-        "scopes": SCOPES,
+        "role": role,
+        "scopes": who.scopes(),
         "auth": {"token": token},
     });
+    if let Client::Node(commands) = who {
+        params["caps"] = json!(["system"]);
+        params["commands"] = json!(commands);
+    }
     if let Auth::Signed(token, dev) = auth {
-        let scopes: Vec<String> = SCOPES.iter().map(|s| s.to_string()).collect();
+        let scopes: Vec<String> = who.scopes().iter().map(|s| s.to_string()).collect();
         let fields = SignedFields {
             device_id: &dev.id,
-            client_id: "cli",
-            client_mode: "cli",
-            role: "operator",
+            client_id,
+            client_mode: mode,
+            role,
             scopes: &scopes,
             signed_at_ms: challenge_ts,
             token,
             nonce: challenge_nonce,
             platform: Some("linux"),
-            device_family: None,
+            device_family: family,
         };
         params["device"] = json!({
             "id": dev.id,
@@ -126,6 +184,9 @@ struct PayloadHead {
     ts: Option<i64>,
     #[serde(default)]
     policy: Option<Policy>,
+    /// A `node.invoke.request`'s invoke id.
+    #[serde(default)]
+    id: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -165,10 +226,21 @@ fn frame_text(msg: Message) -> anyhow::Result<Option<String>> {
 }
 
 impl Conn {
-    /// TCP connect, WebSocket upgrade, `connect.challenge`, `connect`, `hello-ok`.
+    /// TCP connect, WebSocket upgrade, `connect.challenge`, `connect`, `hello-ok`, as the
+    /// operator `cli` client ([`Client::CLI`]).
     pub async fn open(
         addr: SocketAddr,
         auth: Auth<'_>,
+        config: Option<WebSocketConfig>,
+    ) -> anyhow::Result<Conn> {
+        Conn::open_as(addr, auth, Client::CLI, config).await
+    }
+
+    /// [`Conn::open`] as `who`.
+    pub async fn open_as(
+        addr: SocketAddr,
+        auth: Auth<'_>,
+        who: Client<'_>,
         config: Option<WebSocketConfig>,
     ) -> anyhow::Result<Conn> {
         let tcp = TcpStream::connect(addr)
@@ -193,7 +265,7 @@ impl Conn {
             ),
             _ => bail!("expected connect.challenge, got {challenge}"),
         };
-        let params = connect_params(auth, &nonce, ts);
+        let params = connect_params(auth, who, &nonce, ts);
         let frame = json!({"type": "req", "id": "c", "method": "connect", "params": params});
         conn.send_text(frame.to_string()).await?;
         loop {
@@ -257,6 +329,58 @@ impl Conn {
         }
     }
 
+    /// Like [`Conn::request`], and returns the response's `payload`.
+    pub async fn request_value(&mut self, method: &str, params: &Value) -> anyhow::Result<Value> {
+        let id = format!("v{}", self.next_id);
+        self.next_id += 1;
+        let frame = json!({"type": "req", "id": id, "method": method, "params": params});
+        self.send_text(frame.to_string()).await?;
+        loop {
+            let text = self.next_text().await?;
+            let mut frame: Value = serde_json::from_str(&text)?;
+            if frame["type"] == "res" && frame["id"] == id.as_str() {
+                if frame["ok"] != true {
+                    bail!("{method} failed: {}", frame["error"]);
+                }
+                return Ok(frame["payload"].take());
+            }
+        }
+    }
+
+    /// Plays a node host until the connection closes: every `node.invoke.request` is answered
+    /// at once with `node.invoke.result {id, nodeId, ok: true, payloadJSON: payload_json}`;
+    /// everything else (the results' own responses, ticks, other events) is read and dropped.
+    /// Returns how many requests were answered.
+    pub async fn serve_node(mut self, node_id: &str, payload_json: &str) -> u64 {
+        let mut answered = 0;
+        loop {
+            let msg = match self.ws.next().await {
+                Some(Ok(m)) => m,
+                None | Some(Err(_)) => return answered,
+            };
+            let text = match frame_text(msg) {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
+                Err(_) => return answered,
+            };
+            let Ok(head) = serde_json::from_str::<Head<'_>>(&text) else {
+                continue;
+            };
+            if head.kind != "event" || head.event.as_deref() != Some("node.invoke.request") {
+                continue;
+            }
+            let Some(invoke_id) = head.payload.and_then(|p| p.id) else {
+                continue;
+            };
+            let frame = invoke_result_frame(self.next_id, &invoke_id, node_id, payload_json);
+            self.next_id += 1;
+            if self.send_text(frame).await.is_err() {
+                return answered;
+            }
+            answered += 1;
+        }
+    }
+
     /// The next thing that happens on an idle connection.
     pub async fn next_incoming(&mut self) -> Incoming {
         loop {
@@ -302,6 +426,22 @@ impl Conn {
     }
 }
 
+/// The node's `node.invoke.result` request answering invoke `invoke_id` with success.
+pub fn invoke_result_frame(
+    req_id: u64,
+    invoke_id: &str,
+    node_id: &str,
+    payload_json: &str,
+) -> String {
+    json!({
+        "type": "req",
+        "id": format!("r{req_id}"),
+        "method": "node.invoke.result",
+        "params": {"id": invoke_id, "nodeId": node_id, "ok": true, "payloadJSON": payload_json},
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,7 +449,12 @@ mod tests {
     #[test]
     fn signed_params_verify_with_the_gateway_rules() {
         let dev = Device::generate();
-        let params = connect_params(Auth::Signed("t", &dev), "nonce-1", 1_700_000_000_000);
+        let params = connect_params(
+            Auth::Signed("t", &dev),
+            Client::CLI,
+            "nonce-1",
+            1_700_000_000_000,
+        );
         let d = &params["device"];
         let key = device::decode_public_key(d["publicKey"].as_str().unwrap()).unwrap();
         assert_eq!(device::device_id(&key), d["id"]);
@@ -330,8 +475,70 @@ mod tests {
             device::verify(&key, d["signature"].as_str().unwrap(), &fields),
             Some(device::PayloadVersion::V3)
         );
-        let plain = connect_params(Auth::Token("t"), "n", 1);
+        let plain = connect_params(Auth::Token("t"), Client::CLI, "n", 1);
         assert!(plain.get("device").is_none());
         assert_eq!(plain["auth"]["token"], "t");
+    }
+
+    #[test]
+    fn node_params_are_signed_as_the_node_host() {
+        let dev = Device::generate();
+        let p = connect_params(
+            Auth::Signed("t", &dev),
+            Client::Node(NODE_COMMANDS),
+            "n-2",
+            1_700_000_000_001,
+        );
+        assert_eq!(p["role"], "node");
+        assert_eq!(p["scopes"], json!([]));
+        assert_eq!(p["commands"], json!(["system.which"]));
+        assert_eq!(
+            p["client"],
+            json!({"id": "node-host", "version": "clawgate-bench", "platform": "linux",
+                   "mode": "node", "deviceFamily": "Linux"})
+        );
+        let d = &p["device"];
+        let key = device::decode_public_key(d["publicKey"].as_str().unwrap()).unwrap();
+        assert_eq!(d["id"], dev.id());
+        let fields = SignedFields {
+            device_id: dev.id(),
+            client_id: "node-host",
+            client_mode: "node",
+            role: "node",
+            scopes: &[],
+            signed_at_ms: 1_700_000_000_001,
+            token: "t",
+            nonce: "n-2",
+            platform: Some("linux"),
+            device_family: Some("Linux"),
+        };
+        assert_eq!(
+            device::verify(&key, d["signature"].as_str().unwrap(), &fields),
+            Some(device::PayloadVersion::V3)
+        );
+        let op = connect_params(
+            Auth::Token("t"),
+            Client::Operator(&["operator.write"]),
+            "n",
+            1,
+        );
+        assert_eq!(op["scopes"], json!(["operator.write"]));
+        assert!(op.get("commands").is_none());
+    }
+
+    #[test]
+    fn the_invoke_request_is_read_and_answered() {
+        let ev = r#"{"type":"event","event":"node.invoke.request","payload":{"id":"a\"b","nodeId":"n1","command":"system.which","paramsJSON":"{}","timeoutMs":10000}}"#;
+        let head: Head<'_> = serde_json::from_str(ev).unwrap();
+        assert_eq!(head.event.as_deref(), Some("node.invoke.request"));
+        let id = head.payload.and_then(|p| p.id).unwrap();
+        assert_eq!(id, "a\"b");
+        let frame: Value =
+            serde_json::from_str(&invoke_result_frame(7, &id, "n1", r#"{"bins":{}}"#)).unwrap();
+        assert_eq!(
+            frame,
+            json!({"type": "req", "id": "r7", "method": "node.invoke.result",
+                   "params": {"id": "a\"b", "nodeId": "n1", "ok": true, "payloadJSON": "{\"bins\":{}}"}})
+        );
     }
 }
