@@ -353,108 +353,96 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+    /// Runs a query without parameters and maps every row.
+    fn query_all<T>(
+        &self,
+        sql: &str,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
         let conn = self.conn.lock().expect("store lock");
-        let mut stmt = conn
-            .prepare(
-                "SELECT device_id, public_key, display_name, platform, device_family, client_id, client_mode,
+        let mut stmt = conn.prepare(sql).map_err(|e| self.err(e))?;
+        stmt.query_map([], map)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.query_all(
+            "SELECT device_id, public_key, display_name, platform, device_family, client_id, client_mode,
                         roles_json, scopes_json, approved_via, created_at_ms, approved_at_ms, last_seen_at_ms,
                         last_seen_reason, operator_label FROM devices ORDER BY approved_at_ms",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(DeviceRecord {
-                    device_id: r.get(0)?,
-                    public_key: r.get(1)?,
-                    display_name: r.get(2)?,
-                    platform: r.get(3)?,
-                    device_family: r.get(4)?,
-                    client_id: r.get(5)?,
-                    client_mode: r.get(6)?,
-                    roles: vec_json(r.get(7)?),
-                    scopes: vec_json(r.get(8)?),
-                    approved_via: r.get(9)?,
-                    created_at_ms: r.get(10)?,
-                    approved_at_ms: r.get(11)?,
-                    last_seen_at_ms: r.get(12)?,
-                    last_seen_reason: r.get(13)?,
-                    operator_label: r.get(14)?,
-                })
+            |r| {
+            Ok(DeviceRecord {
+                device_id: r.get(0)?,
+                public_key: r.get(1)?,
+                display_name: r.get(2)?,
+                platform: r.get(3)?,
+                device_family: r.get(4)?,
+                client_id: r.get(5)?,
+                client_mode: r.get(6)?,
+                roles: vec_json(r.get(7)?),
+                scopes: vec_json(r.get(8)?),
+                approved_via: r.get(9)?,
+                created_at_ms: r.get(10)?,
+                approved_at_ms: r.get(11)?,
+                last_seen_at_ms: r.get(12)?,
+                last_seen_reason: r.get(13)?,
+                operator_label: r.get(14)?,
             })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+            },
+        )
     }
 
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let conn = self.conn.lock().expect("store lock");
-        let mut stmt = conn
-            .prepare(
-                "SELECT device_id, role, scopes_json, generation, token_hash, created_at_ms, rotated_at_ms,
+        self.query_all(
+            "SELECT device_id, role, scopes_json, generation, token_hash, created_at_ms, rotated_at_ms,
                         revoked_at_ms FROM device_tokens",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(TokenRecord {
-                    device_id: r.get(0)?,
-                    role: r.get(1)?,
-                    scopes: vec_json(r.get(2)?),
-                    generation: r.get(3)?,
-                    token_hash: r.get(4)?,
-                    created_at_ms: r.get(5)?,
-                    rotated_at_ms: r.get(6)?,
-                    revoked_at_ms: r.get(7)?,
-                })
+            |r| {
+            Ok(TokenRecord {
+                device_id: r.get(0)?,
+                role: r.get(1)?,
+                scopes: vec_json(r.get(2)?),
+                generation: r.get(3)?,
+                token_hash: r.get(4)?,
+                created_at_ms: r.get(5)?,
+                rotated_at_ms: r.get(6)?,
+                revoked_at_ms: r.get(7)?,
             })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+            },
+        )
     }
 
     pub fn requests(&self) -> Result<Vec<PairingRequestRecord>, StoreError> {
-        let conn = self.conn.lock().expect("store lock");
-        let mut stmt = conn
-            .prepare(
-                "SELECT request_id, device_id, role, public_key, display_name, platform, device_family,
+        self.query_all(
+            "SELECT request_id, device_id, role, public_key, display_name, platform, device_family,
                         client_id, client_mode, scopes_json, reason, is_repair, created_at_ms, last_attempt_ms
                  FROM pairing_requests ORDER BY created_at_ms",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(PairingRequestRecord {
-                    request_id: r.get(0)?,
-                    device_id: r.get(1)?,
-                    role: r.get(2)?,
-                    public_key: r.get(3)?,
-                    display_name: r.get(4)?,
-                    platform: r.get(5)?,
-                    device_family: r.get(6)?,
-                    client_id: r.get(7)?,
-                    client_mode: r.get(8)?,
-                    scopes: vec_json(r.get(9)?),
-                    reason: r.get(10)?,
-                    is_repair: r.get(11)?,
-                    created_at_ms: r.get(12)?,
-                    last_attempt_ms: r.get(13)?,
-                })
+            |r| {
+            Ok(PairingRequestRecord {
+                request_id: r.get(0)?,
+                device_id: r.get(1)?,
+                role: r.get(2)?,
+                public_key: r.get(3)?,
+                display_name: r.get(4)?,
+                platform: r.get(5)?,
+                device_family: r.get(6)?,
+                client_id: r.get(7)?,
+                client_mode: r.get(8)?,
+                scopes: vec_json(r.get(9)?),
+                reason: r.get(10)?,
+                is_repair: r.get(11)?,
+                created_at_ms: r.get(12)?,
+                last_attempt_ms: r.get(13)?,
             })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+            },
+        )
     }
 
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        let conn = self.conn.lock().expect("store lock");
-        let mut stmt = conn
-            .prepare(
-                "SELECT node_id, display_name, platform, version, device_family, client_id, caps_json, commands_json,
+        self.query_all(
+            "SELECT node_id, display_name, platform, version, device_family, client_id, caps_json, commands_json,
                         created_at_ms, approved_at_ms FROM nodes ORDER BY approved_at_ms",
-            )
-            .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
+            |r| {
             Ok(NodeRecord {
                 node_id: r.get(0)?,
                 display_name: r.get(1)?,
@@ -467,21 +455,16 @@ impl Store {
                 created_at_ms: r.get(8)?,
                 approved_at_ms: r.get(9)?,
             })
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| self.err(e))
+            },
+        )
     }
 
     pub fn node_requests(&self) -> Result<Vec<NodeRequestRecord>, StoreError> {
-        let conn = self.conn.lock().expect("store lock");
-        let mut stmt = conn
-            .prepare(
-                "SELECT request_id, node_id, display_name, platform, version, device_family, client_id, client_mode,
+        self.query_all(
+            "SELECT request_id, node_id, display_name, platform, version, device_family, client_id, client_mode,
                         caps_json, commands_json, created_at_ms, last_attempt_ms
                  FROM node_pairing_requests ORDER BY created_at_ms",
-            )
-            .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
+            |r| {
             Ok(NodeRequestRecord {
                 request_id: r.get(0)?,
                 node_id: r.get(1)?,
@@ -496,9 +479,8 @@ impl Store {
                 created_at_ms: r.get(10)?,
                 last_attempt_ms: r.get(11)?,
             })
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| self.err(e))
+            },
+        )
     }
 
     /// Whether a device id is known (used by tests and diagnostics).
