@@ -233,38 +233,61 @@ async fn wss_from_a_second_host_with_the_pin_works_and_a_wrong_pin_names_both() 
 
     // The real OpenClaw CLI, pinned through its config (gateway.remote.tlsFingerprint).
     let oc = OpenClaw::from_env();
-    let oc_call = |ns: &str, url: &str, pin: &str| {
-        let oc_home = oc.isolated_home(&json!({
+    let oc_home = |url: &str, pin: &str| {
+        oc.isolated_home(&json!({
             "gateway": {"mode": "remote", "remote": {"url": url, "token": TOKEN, "tlsFingerprint": pin}}
-        }));
-        let cmd = pair.command(
-            ns,
-            oc.bin(),
-            ["gateway", "call", "health", "--json"],
-            &oc_home,
-        );
-        (cmd, oc_home)
+        }))
     };
-    // From the second host: the pinned TLS connection and the token are accepted. A fresh
-    // remote CLI has no device identity, so (as with the real gateway) it holds no scopes.
-    let (cmd, _h) = oc_call(&pair.peer, &url, &fp);
-    let remote = run(cmd).await;
+    let oc_call = |ns: &str, home: &IsolatedHome| {
+        pair.command(ns, oc.bin(), ["gateway", "call", "health", "--json"], home)
+    };
+    // From the second host. `gateway call` never creates a device identity, so a fresh
+    // OpenClaw CLI connects device-less, and a remote device-less operator holds no scopes.
+    let peer_oc = oc_home(&url, &fp);
+    let deviceless = run(oc_call(&pair.peer, &peer_oc)).await;
     assert!(
-        format!("{}{}", remote.stdout, remote.stderr).contains("missing scope: operator.read"),
-        "{remote}\n{}",
+        format!("{}{}", deviceless.stdout, deviceless.stderr)
+            .contains("missing scope: operator.read"),
+        "{deviceless}\n{}",
         gw.transcript()
     );
+    // What OpenClaw's own error tells the user: the TUI creates the identity (aimed at a
+    // closed port here, creating it is all it does), the next call asks for pairing, an
+    // operator approves on the gateway host, and the call succeeds over the pinned wss://.
+    let tui = run(pair.command(
+        &pair.peer,
+        oc.bin(),
+        ["tui", "--url", "ws://127.0.0.1:9", "--token", TOKEN],
+        &peer_oc,
+    ))
+    .await;
+    assert_eq!(tui.code, Some(0), "{tui}");
+    let pending = run(oc_call(&pair.peer, &peer_oc)).await;
+    assert_ne!(pending.code, Some(0), "{pending}");
+    assert!(
+        format!("{}{}", pending.stdout, pending.stderr).contains("pairing required"),
+        "{pending}\n{}",
+        gw.transcript()
+    );
+    approve_latest(&pair, &home, port, &fp).await;
+    let paired = run(oc_call(&pair.peer, &peer_oc)).await;
+    assert_eq!(paired.code, Some(0), "{paired}\n{}", gw.transcript());
+    let v: serde_json::Value =
+        serde_json::from_str(paired.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {paired}"));
+    assert_eq!(v["ok"], true, "{paired}");
     // A wrong pin is refused by the real CLI before the upgrade.
-    let (cmd, _h) = oc_call(&pair.peer, &url, &wrong);
-    let refused = run(cmd).await;
+    let refused = run(oc_call(&pair.peer, &oc_home(&url, &wrong))).await;
     assert_ne!(refused.code, Some(0), "{refused}");
     assert!(
         format!("{}{}", refused.stdout, refused.stderr).contains("fingerprint"),
         "{refused}"
     );
     // On the gateway host (loopback) the same pinned CLI is local and gets its health.
-    let (cmd, _h) = oc_call(&pair.gw, &format!("wss://127.0.0.1:{port}"), &fp);
-    let local = run(cmd).await;
+    let local = run(oc_call(
+        &pair.gw,
+        &oc_home(&format!("wss://127.0.0.1:{port}"), &fp),
+    ))
+    .await;
     assert_eq!(local.code, Some(0), "{local}\n{}", gw.transcript());
     let v: serde_json::Value =
         serde_json::from_str(local.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {local}"));
