@@ -1,8 +1,11 @@
 //! One WebSocket connection: the challenge, the handshake, then requests and outbound frames.
 //!
-//! The task owns its socket. Outbound frames from the rest of the gateway arrive on an
-//! unbounded channel whose queued bytes the registry counts, so a client that stops reading is
-//! cut off ("slow consumer") instead of growing memory.
+//! The task owns its socket. Outbound frames from the rest of the gateway arrive on the
+//! connection's queue whose bytes the registry counts, so a client that stops reading is cut
+//! off ("slow consumer") instead of growing memory.
+//!
+//! An idle connection should cost little: the handshake (the largest state of the task) runs
+//! boxed and is freed once it is done, and the session is shared, not copied per request.
 
 use crate::auth::{self, SharedAuth};
 use crate::guarded_io::{GuardedIo, PreHelloGuard};
@@ -43,17 +46,17 @@ where
     let guard = PreHelloGuard::new();
     let io = GuardedIo::new(io, guard.clone(), limits::MAX_PREAUTH_PAYLOAD);
     let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        // Requests are small; a bigger frame grows the buffer for itself.
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(Some(gw.options.max_payload))
         .max_frame_size(Some(gw.options.max_payload));
     let ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
-    let (key, handle, rx) = gw.registry.register();
+    let (key, handle) = gw.registry.register();
     let mut conn = Connection {
         gw: gw.clone(),
         peer,
         handle,
-        rx,
         guard,
         last_inbound: Instant::now(),
         unauthorized_calls: 0,
@@ -66,7 +69,6 @@ struct Connection {
     gw: Arc<Gateway>,
     peer: PeerInfo,
     handle: Arc<ConnHandle>,
-    rx: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
     guard: Arc<PreHelloGuard>,
     last_inbound: Instant,
     unauthorized_calls: u32,
@@ -75,7 +77,7 @@ struct Connection {
 /// How the handshake phase ended.
 enum Handshake {
     Done {
-        session: Box<Session>,
+        session: Arc<Session>,
         queued: VecDeque<Message>,
     },
     Closed,
@@ -89,25 +91,23 @@ impl Connection {
             ts: crate::now_ms(),
             capabilities: Vec::new(),
         };
-        if ws
-            .send(Message::text(frames::event(
-                "connect.challenge",
-                &challenge,
-                None,
-            )))
-            .await
-            .is_err()
+        if write_text(
+            &mut ws,
+            &frames::event("connect.challenge", &challenge, None),
+        )
+        .await
+        .is_err()
         {
             return;
         }
-        let Handshake::Done { session, queued } = self.handshake(&mut ws, &nonce).await else {
+        let Handshake::Done { session, queued } = Box::pin(self.handshake(&mut ws, &nonce)).await
+        else {
             return;
         };
-        let session = *session;
         if session.role == Role::Node {
             self.gw
                 .nodes
-                .attach(&self.gw, self.handle.clone(), session.clone());
+                .attach(&self.gw, self.handle.clone(), (*session).clone());
         }
         self.serve(ws, session.clone(), queued).await;
         if session.role == Role::Node {
@@ -126,7 +126,7 @@ impl Connection {
             let msg = tokio::select! {
                 biased;
                 _ = self.handle.kill.cancelled() => return close_ws(ws, close::POLICY, "slow consumer").await,
-                out = self.rx.recv() => {
+                out = self.handle.next_outbound() => {
                     match self.write_outbound(ws, out).await {
                         Ok(()) => continue,
                         Err(()) => return Handshake::Closed,
@@ -179,21 +179,18 @@ impl Connection {
             };
             return match result {
                 Ok((session, hello, queued)) => {
-                    if ws
-                        .send(Message::text(frames::response_ok(&req.id, &hello)))
+                    if write_text(ws, &frames::response_ok(&req.id, &hello))
                         .await
                         .is_err()
                     {
                         return Handshake::Closed;
                     }
                     self.guard.finish();
+                    let session = Arc::new(session);
                     self.gw
                         .registry
                         .attach_session(&self.handle, session.clone());
-                    Handshake::Done {
-                        session: Box::new(session),
-                        queued,
-                    }
+                    Handshake::Done { session, queued }
                 }
                 Err(e) => self.reject(ws, &req.id, e).await,
             };
@@ -557,7 +554,7 @@ impl Connection {
     async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &mut self,
         mut ws: Ws<S>,
-        session: Session,
+        session: Arc<Session>,
         mut queued: VecDeque<Message>,
     ) {
         let gw = self.gw.clone();
@@ -573,8 +570,8 @@ impl Connection {
                         close_ws(&mut ws, close::POLICY, "slow consumer").await;
                         return;
                     }
-                    out = self.rx.recv() => {
-                        if matches!(out, Some(Outbound::Ping)) && self.last_inbound.elapsed() > ping_interval * 2 + Duration::from_secs(5) {
+                    out = self.handle.next_outbound() => {
+                        if matches!(out, Outbound::Ping) && self.last_inbound.elapsed() > ping_interval * 2 + Duration::from_secs(5) {
                             // Two pings without any sign of life: the peer is gone.
                             return;
                         }
@@ -691,24 +688,22 @@ impl Connection {
     async fn write_outbound<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &mut self,
         ws: &mut Ws<S>,
-        out: Option<Outbound>,
+        out: Outbound,
     ) -> Result<(), ()> {
         match out {
-            Some(Outbound::Text(t)) => {
-                let len = t.len();
-                let res = ws.send(Message::text(t)).await;
-                self.handle.sent(len);
-                res.map_err(|_| ())
+            Outbound::Text(t) => {
+                let res = write_text(ws, &t).await;
+                self.handle.sent(t.len());
+                res
             }
-            Some(Outbound::Ping) => ws
+            Outbound::Ping => ws
                 .send(Message::Ping(Default::default()))
                 .await
                 .map_err(|_| ()),
-            Some(Outbound::Close(code, reason)) => {
+            Outbound::Close(code, reason) => {
                 close_ws(ws, code, &reason).await;
                 Err(())
             }
-            None => Err(()),
         }
     }
 
@@ -717,7 +712,7 @@ impl Connection {
         ws: &mut Ws<S>,
         text: String,
     ) -> Result<(), ()> {
-        ws.send(Message::text(text)).await.map_err(|_| ())
+        write_text(ws, &text).await
     }
 
     async fn reject<S: AsyncRead + AsyncWrite + Unpin + Send>(
@@ -726,11 +721,81 @@ impl Connection {
         id: &str,
         e: HandshakeError,
     ) -> Handshake {
-        let _ = ws
-            .send(Message::text(frames::response_err(id, &e.error)))
-            .await;
+        let _ = write_text(ws, &frames::response_err(id, &e.error)).await;
         close_ws(ws, e.close_code, &e.close_reason).await
     }
+}
+
+/// Writes one text frame straight to the socket. tungstenite's write buffer keeps the capacity
+/// of the largest frame it ever wrote (hello-ok is kilobytes) for the life of the connection;
+/// writing data frames here leaves it only the small control frames (pong, close).
+async fn write_text<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    ws: &mut Ws<S>,
+    text: &str,
+) -> Result<(), ()> {
+    use tokio::io::AsyncWriteExt as _;
+    // Control frames tungstenite has queued (a pong) go out first, whole.
+    ws.flush().await.map_err(|_| ())?;
+    let header = text_frame_header(text.len());
+    let io = ws.get_mut();
+    write_all_vectored(io, &header.bytes[..header.len], text.as_bytes())
+        .await
+        .map_err(|_| ())?;
+    io.flush().await.map_err(|_| ())
+}
+
+/// An unmasked, final text frame header (RFC 6455 §5.2), as a server sends it.
+struct FrameHeader {
+    bytes: [u8; 10],
+    len: usize,
+}
+
+fn text_frame_header(payload_len: usize) -> FrameHeader {
+    const FIN_TEXT: u8 = 0x81;
+    let mut bytes = [0u8; 10];
+    bytes[0] = FIN_TEXT;
+    let len = match payload_len {
+        // Both casts are exact: the arms bound the value.
+        n if n < 126 => {
+            bytes[1] = n as u8;
+            2
+        }
+        n if n <= usize::from(u16::MAX) => {
+            bytes[1] = 126;
+            bytes[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+            4
+        }
+        n => {
+            bytes[1] = 127;
+            bytes[2..10].copy_from_slice(&(n as u64).to_be_bytes());
+            10
+        }
+    };
+    FrameHeader { bytes, len }
+}
+
+/// Header and payload in as few writes as the socket takes (usually one).
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut head: &[u8],
+    mut body: &[u8],
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    while !head.is_empty() {
+        let n = w
+            .write_vectored(&[std::io::IoSlice::new(head), std::io::IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        if n < head.len() {
+            head = &head[n..];
+        } else {
+            body = &body[n - head.len()..];
+            head = &[];
+        }
+    }
+    w.write_all(body).await
 }
 
 /// Sends a close frame and waits briefly for the peer's close so it sees a clean close.
@@ -772,4 +837,51 @@ enum Inbound {
     Skip,
     Oversize,
     Gone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_frame_headers_use_the_shortest_length_encoding() {
+        let h = |n: usize| {
+            let h = text_frame_header(n);
+            h.bytes[..h.len].to_vec()
+        };
+        assert_eq!(h(0), [0x81, 0]);
+        assert_eq!(h(125), [0x81, 125]);
+        assert_eq!(h(126), [0x81, 126, 0, 126]);
+        assert_eq!(h(65_535), [0x81, 126, 0xff, 0xff]);
+        assert_eq!(h(65_536), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    /// Frames written beside tungstenite arrive whole and in order at a WebSocket client,
+    /// interleaved with the control frames tungstenite itself writes (pongs).
+    #[tokio::test]
+    async fn directly_written_text_frames_reach_a_websocket_client() {
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let io = GuardedIo::new(server_io, PreHelloGuard::new(), usize::MAX);
+        let mut server = WebSocketStream::from_raw_socket(io, WsRole::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(client_io, WsRole::Client, None).await;
+        client.send(Message::Ping("p".into())).await.unwrap();
+        // The server reads the ping, so tungstenite queues its pong.
+        let server_task = tokio::spawn(async move {
+            let _ = server.next().await;
+            for n in [3, 126, 70_000] {
+                write_text(&mut server, &"x".repeat(n)).await.unwrap();
+            }
+            server
+        });
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            match client.next().await.unwrap().unwrap() {
+                Message::Text(t) => got.push(format!("text {}", t.len())),
+                Message::Pong(p) => got.push(format!("pong {}", p.len())),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(got, ["pong 1", "text 3", "text 126", "text 70000"]);
+        drop(server_task.await.unwrap());
+    }
 }

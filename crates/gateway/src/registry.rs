@@ -2,17 +2,18 @@
 //! presence, and the gateway-wide timers (tick, ping).
 //!
 //! Timers are global rather than per connection: one `tick` loop walks the registry every
-//! interval, so an idle connection costs no timer of its own.
+//! interval, so an idle connection costs no timer of its own. Likewise the outbound queue is a
+//! plain deque that allocates only while frames wait, not a channel with a preallocated block.
 
 use crate::Gateway;
 use clawgate_protocol::connect::{ClientInfo, Role};
 use clawgate_protocol::frames::{self, StateVersion};
 use clawgate_protocol::scopes;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// What the connection task writes to its socket.
@@ -86,24 +87,46 @@ impl Session {
 /// One connection as the rest of the gateway sees it.
 pub(crate) struct ConnHandle {
     pub conn_id: String,
-    tx: mpsc::UnboundedSender<Outbound>,
+    outbound: Mutex<VecDeque<Outbound>>,
+    /// Woken when a frame is queued (a stored permit covers a push before the wait).
+    outbound_ready: Notify,
     /// Bytes queued for this socket and not yet written.
     queued: AtomicUsize,
     seq: AtomicU64,
     /// Cancelled when the connection must go away at once (slow consumer, shutdown).
     pub kill: CancellationToken,
-    session: RwLock<Option<Session>>,
+    session: RwLock<Option<Arc<Session>>>,
 }
 
+/// Queues above this many slots give their memory back once drained, so a burst does not
+/// stay allocated on an idle connection.
+const OUTBOUND_KEEP_CAPACITY: usize = 8;
+
 impl ConnHandle {
-    pub fn session(&self) -> Option<Session> {
+    pub fn session(&self) -> Option<Arc<Session>> {
         self.session.read().expect("session lock").clone()
+    }
+
+    /// The next frame to write, waiting until one is queued.
+    pub(crate) async fn next_outbound(&self) -> Outbound {
+        loop {
+            {
+                let mut q = self.outbound.lock().expect("outbound lock");
+                if let Some(out) = q.pop_front() {
+                    if q.is_empty() && q.capacity() > OUTBOUND_KEEP_CAPACITY {
+                        *q = VecDeque::new();
+                    }
+                    return out;
+                }
+            }
+            self.outbound_ready.notified().await;
+        }
     }
 
     /// Looks at the session without copying it: walks over every connection (presence,
     /// broadcasts) must not clone thousands of sessions.
     fn with_session<R>(&self, f: impl FnOnce(&Session) -> R) -> Option<R> {
-        self.session.read().expect("session lock").as_ref().map(f)
+        self.session.read().expect("session lock").as_deref().map(f)
     }
 
     fn is_authenticated(&self) -> bool {
@@ -145,12 +168,12 @@ impl Registry {
         }
     }
 
-    pub(crate) fn register(&self) -> (u64, Arc<ConnHandle>, mpsc::UnboundedReceiver<Outbound>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub(crate) fn register(&self) -> (u64, Arc<ConnHandle>) {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let handle = Arc::new(ConnHandle {
             conn_id: uuid::Uuid::new_v4().to_string(),
-            tx,
+            outbound: Mutex::new(VecDeque::new()),
+            outbound_ready: Notify::new(),
             queued: AtomicUsize::new(0),
             seq: AtomicU64::new(0),
             kill: CancellationToken::new(),
@@ -160,7 +183,7 @@ impl Registry {
             .lock()
             .expect("registry lock")
             .insert(key, handle.clone());
-        (key, handle, rx)
+        (key, handle)
     }
 
     pub(crate) fn unregister(&self, key: u64) {
@@ -202,12 +225,11 @@ impl Registry {
             conn.kill.cancel();
             return;
         }
-        if conn.tx.send(msg).is_err() {
-            conn.queued.fetch_sub(len, Ordering::AcqRel);
-        }
+        conn.outbound.lock().expect("outbound lock").push_back(msg);
+        conn.outbound_ready.notify_one();
     }
 
-    pub(crate) fn attach_session(&self, conn: &ConnHandle, session: Session) {
+    pub(crate) fn attach_session(&self, conn: &ConnHandle, session: Arc<Session>) {
         let visible = !session.is_ephemeral();
         *conn.session.write().expect("session lock") = Some(session);
         if visible {
