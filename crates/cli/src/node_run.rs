@@ -45,9 +45,11 @@ pub struct RunArgs {
     /// Connect with TLS (wss://).
     #[arg(long, conflicts_with = "url")]
     pub tls: bool,
-    /// Pin the gateway's TLS certificate (SHA-256 fingerprint); implies --tls.
-    #[arg(long, value_name = "SHA256")]
-    pub tls_fingerprint: Option<String>,
+    /// Pin the gateway's TLS certificate (SHA-256 fingerprint); implies --tls. Repeat it
+    /// (or separate pins with commas) to accept any of several, e.g. the current and the
+    /// staged certificate while the gateway rotates.
+    #[arg(long, value_name = "SHA256", value_delimiter = ',')]
+    pub tls_fingerprint: Vec<String>,
     /// Name shown in `nodes list` (default: the host name).
     #[arg(long)]
     pub display_name: Option<String>,
@@ -78,7 +80,7 @@ fn gateway_url(args: &RunArgs) -> Result<String, String> {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(format!("--url must start with ws:// or wss:// (got {url})"));
         }
-        if args.tls_fingerprint.is_some() && !url.starts_with("wss://") {
+        if !args.tls_fingerprint.is_empty() && !url.starts_with("wss://") {
             return Err("--tls-fingerprint needs a wss:// URL".into());
         }
         return Ok(url.trim_end_matches('/').to_owned());
@@ -92,7 +94,7 @@ fn gateway_url(args: &RunArgs) -> Result<String, String> {
     } else {
         host.to_owned()
     };
-    let scheme = if args.tls || args.tls_fingerprint.is_some() {
+    let scheme = if args.tls || !args.tls_fingerprint.is_empty() {
         "wss"
     } else {
         "ws"
@@ -167,7 +169,17 @@ pub fn resolve(args: &RunArgs) -> Result<NodeHostConfig, String> {
         .password
         .clone()
         .or_else(|| env_secret("GATEWAY_PASSWORD"));
-    let mut tls_fingerprint = args.tls_fingerprint.clone();
+    let mut tls_fingerprint = if args.tls_fingerprint.is_empty() {
+        None
+    } else {
+        let pins = clawgate_client::parse_pins(&args.tls_fingerprint.join(",")).map_err(|bad| {
+            format!(
+                "--tls-fingerprint must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated and prefixed with \"sha256:\" (got {})",
+                serde_json::Value::String(bad)
+            )
+        })?;
+        Some(pins.join(","))
+    };
     let env = config::process_env;
     let base_state = config::resolve_state_dir(None, &env);
     if token.is_none() && password.is_none() {
@@ -245,7 +257,7 @@ pub fn run(mut args: RunArgs) -> ExitCode {
         Some(target) => match open_ssh_tunnel(&args, &target) {
             Ok(crate::tunnel::Ensured { state, reused }) => {
                 tunnel_reused = reused;
-                let scheme = if args.tls || args.tls_fingerprint.is_some() {
+                let scheme = if args.tls || !args.tls_fingerprint.is_empty() {
                     "wss"
                 } else {
                     "ws"
@@ -333,11 +345,52 @@ mod tests {
         assert_eq!(gateway_url(&a).unwrap(), "ws://[::1]:1");
         let a = parse(&["--host", "h", "--tls-fingerprint", "ab"]).unwrap();
         assert!(gateway_url(&a).unwrap().starts_with("wss://"));
+        let a = parse(&[
+            "--host",
+            "h",
+            "--tls-fingerprint",
+            "ab,cd",
+            "--tls-fingerprint",
+            "ef",
+        ])
+        .unwrap();
+        assert_eq!(a.tls_fingerprint, ["ab", "cd", "ef"]);
         let a = parse(&["--url", "ws://10.0.0.1:9/"]).unwrap();
         assert_eq!(gateway_url(&a).unwrap(), "ws://10.0.0.1:9");
         let a = parse(&["--url", "http://x"]).unwrap();
         assert!(gateway_url(&a).is_err());
         assert!(parse(&["--url", "ws://x:1", "--host", "y"]).is_err());
+    }
+
+    #[test]
+    fn pin_sets_are_checked_and_normalised() {
+        let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+        let current = format!("sha256:{}", a.to_uppercase());
+        let args = [
+            "--url",
+            "wss://gw.example:443",
+            "--token",
+            "t",
+            "--tls-fingerprint",
+            &current,
+            "--tls-fingerprint",
+            &b,
+        ];
+        let config = resolve(&parse(&args).unwrap()).unwrap();
+        assert_eq!(config.tls_fingerprint, Some(format!("{a},{b}")));
+        let bad = parse(&[
+            "--url",
+            "wss://h:1",
+            "--token",
+            "t",
+            "--tls-fingerprint",
+            "nope",
+        ]);
+        let err = resolve(&bad.unwrap()).unwrap_err();
+        assert!(
+            err.contains("--tls-fingerprint") && err.contains("\"nope\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -71,9 +71,11 @@ pub struct ConnArgs {
     /// Gateway password [env: CLAWGATE_GATEWAY_PASSWORD, OPENCLAW_GATEWAY_PASSWORD]
     #[arg(long, value_name = "PASSWORD")]
     pub password: Option<String>,
-    /// Pin the gateway's TLS certificate (SHA-256 of its DER, wss:// only)
-    #[arg(long, value_name = "SHA256")]
-    pub tls_fingerprint: Option<String>,
+    /// Pin the gateway's TLS certificate (SHA-256 of its DER, wss:// only); repeat it (or
+    /// separate pins with commas) to accept any of several, e.g. old and new during a
+    /// `gateway tls rotate`
+    #[arg(long, value_name = "SHA256", value_delimiter = ',')]
+    pub tls_fingerprint: Vec<String>,
     /// Config file (JSON5, OpenClaw keys) [env: CLAWGATE_CONFIG_PATH, OPENCLAW_CONFIG_PATH]
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,

@@ -322,3 +322,156 @@ async fn the_real_openclaw_cli_pins_the_same_certificate() {
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["ok"], true, "{out}");
 }
+
+/// `clawgate <args>` in `home`, as JSON.
+async fn clawgate_json(home: &IsolatedHome, args: &[&str]) -> Value {
+    let out = bin()
+        .cli()
+        .in_home(home)
+        .args(args)
+        .timeout(Duration::from_secs(60))
+        .run()
+        .await;
+    out.assert_success();
+    out.json()
+}
+
+/// A pin set rides through `gateway tls rotate`: a clawgate gateway with its own generated
+/// certificate stages the next one; clients pinned to both (flags, a config array, the node
+/// host) work before and after the switch, while a client pinned to the old certificate
+/// only is refused with every pin it holds and the one to re-pin to.
+#[tokio::test]
+async fn a_pin_set_rides_through_a_certificate_rotation() {
+    let gw_home = IsolatedHome::new();
+    gw_home.write_config(&json!({"gateway": {"tls": {"enabled": true}}}));
+    let mut gw = bin()
+        .spawn(
+            &gw_home,
+            ["gateway", "run", "--port", "0", "--token", TOKEN],
+            [("CLAWGATE_LOG", "warn")],
+        )
+        .unwrap();
+    let deadline = || std::time::Instant::now() + Duration::from_secs(30);
+    let listening = gw
+        .wait_for_line(|l| l.contains("listening on wss://"), deadline())
+        .await
+        .unwrap()
+        .text;
+    let (_, after) = listening.split_once("listening on ").unwrap();
+    let url: String = after.chars().take_while(|c| !c.is_whitespace()).collect();
+
+    let old = clawgate_json(&gw_home, &["gateway", "tls", "show", "--json"]).await["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let staged = clawgate_json(&gw_home, &["gateway", "tls", "rotate", "--stage", "--json"]).await;
+    let new = staged["next"].as_str().unwrap().to_owned();
+    assert_ne!(old, new);
+
+    let client = home();
+    client.write_config(&json!({"gateway": {"mode": "remote", "remote": {
+        "url": url, "token": TOKEN,
+        "tlsFingerprint": [format!("sha256:{old}"), colon_upper(&new)],
+    }}}));
+    let target = ["--url", url.as_str(), "--token", TOKEN];
+    let pins = ["--tls-fingerprint", &old, "--tls-fingerprint", &new];
+    let both_comma = format!("{old},sha256:{new}");
+    let with = |extra: &[&str]| -> Vec<String> {
+        target
+            .iter()
+            .chain(extra)
+            .chain(&["--json"])
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let check_both = || async {
+        for args in [
+            with(&pins),
+            with(&["--tls-fingerprint", &both_comma]),
+            vec!["--json".to_owned()],
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let args = &args[..];
+            let out = health(&client, args).await;
+            out.assert_success();
+            assert_eq!(out.json()["ok"], true, "{args:?}: {out}");
+        }
+    };
+    check_both().await;
+
+    // The switch. A running gateway looks at its files at most once a second: wait until
+    // the new certificate is the one served.
+    let rotated = clawgate_json(&gw_home, &["gateway", "tls", "rotate", "--json"]).await;
+    assert_eq!(rotated["current"], new.as_str());
+    let started = std::time::Instant::now();
+    loop {
+        let out = health(
+            &client,
+            &["--url", &url, "--token", TOKEN, "--tls-fingerprint", &new],
+        )
+        .await;
+        if out.success() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the new certificate is not served: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    check_both().await;
+
+    // Pinned to the old certificate (and another): refused, every pin named.
+    let other = "0f".repeat(32);
+    let out = health(
+        &client,
+        &[
+            "--url",
+            &url,
+            "--token",
+            TOKEN,
+            "--tls-fingerprint",
+            &format!("{old},{other}"),
+            "--json",
+        ],
+    )
+    .await;
+    out.assert_code(4);
+    let error = &out.json()["error"];
+    assert_eq!(error["kind"], "fingerprint_mismatch", "{out}");
+    assert_eq!(
+        error["pins"],
+        json!([format!("sha256:{old}"), format!("sha256:{other}")]),
+        "{out}"
+    );
+    assert_eq!(error["actual"], format!("sha256:{new}"), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("expected sha256:{old} or sha256:{other}")),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("--tls-fingerprint sha256:{new}")),
+        "{out}"
+    );
+
+    // The node host takes the same pin set.
+    let node_home = home();
+    let node_args: Vec<&str> = ["node", "run"]
+        .iter()
+        .chain(&target)
+        .chain(&pins)
+        .copied()
+        .collect();
+    let mut node = bin()
+        .spawn(&node_home, node_args, [("CLAWGATE_LOG", "info")])
+        .unwrap();
+    node.wait_for_line(|l| l.contains("node host gateway connected"), deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", node.transcript()));
+    node.signal("TERM");
+    let _ = node.wait_timeout(Duration::from_secs(15)).await;
+    gw.signal("TERM");
+    let _ = gw.wait_timeout(Duration::from_secs(10)).await;
+}

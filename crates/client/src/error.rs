@@ -86,14 +86,18 @@ pub enum ClientError {
         host: String,
         reason: String,
     },
-    /// The `wss://` server presented a certificate other than the pinned one. Both are
+    /// The `wss://` server presented a certificate other than the pinned one(s). All are
     /// SHA-256 fingerprints, 64 lowercase hex digits.
     #[error(
-        "gateway tls fingerprint mismatch at {url}: expected sha256:{expected}, got sha256:{actual}"
+        "gateway tls fingerprint mismatch at {url}: expected {}, got sha256:{actual}; if the gateway's certificate was replaced on purpose, re-pin to sha256:{actual} (--tls-fingerprint; during a rotation several pins may be given)",
+        pin_list(.pins)
     )]
     TlsPinMismatch {
         url: String,
+        /// The pins, comma-separated (one pin unless a pin set was given).
         expected: String,
+        /// The pins, one by one.
+        pins: Vec<String>,
         actual: String,
     },
     /// No gateway answered: connection refused, DNS failure, TLS failure or a timeout before
@@ -171,6 +175,14 @@ pub struct PairingRequired {
     pub approved_roles: Vec<String>,
     pub approved_scopes: Vec<String>,
     pub remediation_hint: Option<String>,
+}
+
+/// `sha256:a` or `sha256:a or sha256:b`, for messages.
+pub fn pin_list(pins: &[String]) -> String {
+    pins.iter()
+        .map(|p| format!("sha256:{p}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {

@@ -33,9 +33,9 @@ pub use device_auth::{
     DeviceAuthMode, DeviceTokenStore, StoredDeviceToken, gateway_key, is_loopback_url,
     remember_device_token,
 };
-pub use error::{ClientError, PairingRequired, RpcError, WireError};
+pub use error::{ClientError, PairingRequired, RpcError, WireError, pin_list};
 pub use hello::HelloOk;
-pub use transport::{TlsOptions, WsStream, dial, normalize_fingerprint};
+pub use transport::{TlsOptions, WsStream, dial, normalize_fingerprint, parse_pins};
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {

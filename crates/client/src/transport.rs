@@ -19,8 +19,25 @@ pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct TlsOptions {
     /// Pin the gateway's certificate: SHA-256 of the leaf certificate's DER, as 64 hex digits
     /// or 32 colon-separated bytes, optionally prefixed `sha256:`. A pin replaces CA and
-    /// host name validation.
+    /// host name validation. Several pins separated by commas form a pin set (old and new
+    /// certificate while a gateway rotates): any one of them matching accepts.
     pub fingerprint: Option<String>,
+}
+
+/// The pins of a pin set (`TlsOptions::fingerprint`), each normalised to 64 lowercase hex
+/// digits, duplicates dropped; `Err` quotes the entry that is not a SHA-256 fingerprint.
+pub fn parse_pins(text: &str) -> Result<Vec<String>, String> {
+    let mut pins: Vec<String> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let pin = normalize_fingerprint(entry).ok_or_else(|| entry.to_owned())?;
+        if !pins.contains(&pin) {
+            pins.push(pin);
+        }
+    }
+    if pins.is_empty() {
+        return Err(text.to_owned());
+    }
+    Ok(pins)
 }
 
 /// Normalises a fingerprint to 64 lowercase hex digits.
@@ -100,11 +117,14 @@ async fn upgrade(
             ));
         }
         Some(fp) => {
-            let pin = normalize_fingerprint(fp).ok_or_else(|| {
-                invalid("the TLS fingerprint must be a SHA-256 fingerprint (64 hex digits)".into())
+            let pins = parse_pins(fp).map_err(|bad| {
+                invalid(format!(
+                    "the TLS fingerprint must be a SHA-256 fingerprint (64 hex digits), got {}",
+                    serde_json::Value::String(bad)
+                ))
             })?;
-            let (config, slot) = pinned::client_config(pin.clone());
-            seen = Some((pin, slot));
+            let (config, slot) = pinned::client_config(pins.clone());
+            seen = Some((pins, slot));
             Some(Connector::Rustls(Arc::new(config)))
         }
     };
@@ -130,14 +150,15 @@ async fn upgrade(
     let result = tokio::time::timeout(budget, attempt).await;
     // A pinned certificate that did not match: say which one was seen, whatever error the
     // TLS layer turned it into.
-    if let Some((expected, slot)) = &seen
+    if let Some((pins, slot)) = &seen
         && !matches!(result, Ok(Ok(_)))
         && let Some(actual) = slot.lock().ok().and_then(|s| s.clone())
-        && &actual != expected
+        && !pins.contains(&actual)
     {
         return Err(ClientError::TlsPinMismatch {
             url: url.to_owned(),
-            expected: expected.clone(),
+            expected: pins.join(","),
+            pins: pins.clone(),
             actual,
         });
     }
@@ -260,11 +281,11 @@ mod pinned {
     /// The fingerprint the server presented, for the mismatch message.
     pub(super) type Seen = Arc<Mutex<Option<String>>>;
 
-    /// Accepts exactly the certificate whose SHA-256 is `pin`, whatever CA signed it and
-    /// whatever names it carries; handshake signatures are still checked.
+    /// Accepts exactly the certificates whose SHA-256 is one of `pins`, whatever CA signed
+    /// them and whatever names they carry; handshake signatures are still checked.
     #[derive(Debug)]
     struct PinnedVerifier {
-        pin: String,
+        pins: Vec<String>,
         seen: Seen,
         algorithms: WebPkiSupportedAlgorithms,
     }
@@ -282,7 +303,7 @@ mod pinned {
             if let Ok(mut seen) = self.seen.lock() {
                 *seen = Some(got.clone());
             }
-            if got == self.pin {
+            if self.pins.contains(&got) {
                 Ok(ServerCertVerified::assertion())
             } else {
                 Err(rustls::Error::General(format!(
@@ -314,11 +335,11 @@ mod pinned {
         }
     }
 
-    pub(super) fn client_config(pin: String) -> (ClientConfig, Seen) {
+    pub(super) fn client_config(pins: Vec<String>) -> (ClientConfig, Seen) {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let seen = Seen::default();
         let verifier = PinnedVerifier {
-            pin,
+            pins,
             seen: seen.clone(),
             algorithms: provider.signature_verification_algorithms,
         };
@@ -334,7 +355,7 @@ mod pinned {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_fingerprint;
+    use super::{normalize_fingerprint, parse_pins};
 
     #[test]
     fn fingerprints() {
@@ -346,5 +367,18 @@ mod tests {
             Some("ab".repeat(32))
         );
         assert_eq!(normalize_fingerprint("abc"), None);
+    }
+
+    #[test]
+    fn pin_sets() {
+        let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+        assert_eq!(parse_pins(&a), Ok(vec![a.clone()]));
+        let colons = vec!["CD"; 32].join(":");
+        assert_eq!(
+            parse_pins(&format!(" sha256:{a} , SHA256:{colons},{a}")),
+            Ok(vec![a.clone(), b.clone()])
+        );
+        assert_eq!(parse_pins(&format!("{a},nope")), Err("nope".into()));
+        assert_eq!(parse_pins(" , "), Err(" , ".into()));
     }
 }

@@ -22,7 +22,8 @@ pub struct ClientFlags {
     pub token: Option<Secret>,
     /// `--password`.
     pub password: Option<Secret>,
-    /// `--tls-fingerprint` (SHA-256 of the gateway's certificate).
+    /// `--tls-fingerprint` (SHA-256 of the gateway's certificate); several separated by
+    /// commas form a pin set (any one matching accepts).
     pub tls_fingerprint: Option<String>,
 }
 
@@ -57,8 +58,9 @@ pub struct ClientTarget {
     pub url: String,
     pub token: Option<Secret>,
     pub password: Option<Secret>,
-    /// Certificate pin, 64 lowercase hex digits. For the local `wss://` gateway it is
-    /// `None`: the caller pins the on-disk certificate itself.
+    /// Certificate pin, 64 lowercase hex digits (a pin set: several joined by commas). For
+    /// the local `wss://` gateway it is `None`: the caller pins the on-disk certificate
+    /// itself.
     pub tls_fingerprint: Option<String>,
     pub source: TargetSource,
     /// Non-fatal findings to print (e.g. remote mode without a remote URL).
@@ -116,13 +118,30 @@ fn normalize_url(url: &str, named: &str) -> Result<String, ConfigError> {
     Ok(format!("{scheme}{rest}"))
 }
 
-fn fingerprint(input: &str, named: &str) -> Result<String, ConfigError> {
-    normalize_fingerprint(input).ok_or_else(|| ConfigError::Client {
-        message: format!(
-            "{named} must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated and prefixed with \"sha256:\" (got {})",
-            serde_json::Value::String(input.to_owned())
-        ),
-    })
+/// One pin, or several separated by commas: normalized and joined by commas.
+fn fingerprints(input: &str, named: &str) -> Result<String, ConfigError> {
+    let mut pins: Vec<String> = Vec::new();
+    let entries: Vec<&str> = input
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    for entry in entries
+        .iter()
+        .copied()
+        .chain(entries.is_empty().then_some(input))
+    {
+        let pin = normalize_fingerprint(entry).ok_or_else(|| ConfigError::Client {
+            message: format!(
+                "{named} must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated and prefixed with \"sha256:\" (got {})",
+                serde_json::Value::String(entry.to_owned())
+            ),
+        })?;
+        if !pins.contains(&pin) {
+            pins.push(pin);
+        }
+    }
+    Ok(pins.join(","))
 }
 
 /// Resolves where the operator CLI connects (OpenClaw's rules, see below), with these
@@ -136,7 +155,8 @@ fn fingerprint(input: &str, named: &str) -> Result<String, ConfigError> {
 /// 2. `CLAWGATE_GATEWAY_URL` / `OPENCLAW_GATEWAY_URL`: credentials from flags, then only
 ///    `CLAWGATE_GATEWAY_TOKEN|PASSWORD` / `OPENCLAW_GATEWAY_TOKEN|PASSWORD`.
 /// 3. `gateway.mode: "remote"` with `gateway.remote.url`: flags > `gateway.remote.token`
-///    / `password` > env; the pin is `--tls-fingerprint` > `gateway.remote.tlsFingerprint`.
+///    / `password` > env; the pin (or pin set) is `--tls-fingerprint` >
+///    `gateway.remote.tlsFingerprint`.
 ///    With `gateway.remote.transport: "ssh"` the URL may be omitted: the target then says
 ///    which SSH tunnel to use ([`ClientTarget::ssh`]) and `url` is its local end.
 /// 4. Otherwise the local gateway, always `ws://127.0.0.1:<port>` (`wss://` when
@@ -152,7 +172,7 @@ pub fn resolve_client_target(
     let flag_fp = flags
         .tls_fingerprint
         .as_deref()
-        .map(|fp| fingerprint(fp, "--tls-fingerprint"))
+        .map(|fp| fingerprints(fp, "--tls-fingerprint"))
         .transpose()?;
     let mut warnings = Vec::new();
     let mut ssh = None;
@@ -385,5 +405,22 @@ mod tests {
             "--url must be a ws:// or wss:// URL such as wss://gateway.example.ts.net or ws://127.0.0.1:18789 (got \"h:18789\")"
         );
         assert!(normalize_url("ws://", "x").is_err());
+    }
+
+    #[test]
+    fn pin_sets_from_the_flag() {
+        let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+        let colons = vec!["CD"; 32].join(":");
+        assert_eq!(
+            fingerprints(&format!("sha256:{a}, {colons},{a}"), "--tls-fingerprint").unwrap(),
+            format!("{a},{b}")
+        );
+        assert_eq!(
+            fingerprints(&format!("{a},zz"), "--tls-fingerprint")
+                .unwrap_err()
+                .to_string(),
+            "--tls-fingerprint must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated and prefixed with \"sha256:\" (got \"zz\")"
+        );
+        assert!(fingerprints(",", "--tls-fingerprint").is_err());
     }
 }

@@ -70,8 +70,10 @@ pub struct RemoteConfig {
     pub url: Option<String>,
     pub token: Option<Secret>,
     pub password: Option<Secret>,
-    /// Normalized to 64 lowercase hex digits (input may be colon-separated and/or carry a
-    /// `sha256:` prefix, any case).
+    /// The certificate pin, normalized to 64 lowercase hex digits (input may be
+    /// colon-separated and/or carry a `sha256:` prefix, any case). An array in the config
+    /// (a pin set, e.g. old and new certificate during a rotation) is kept as its pins
+    /// joined by commas, the form `--tls-fingerprint` and the client's TLS options take.
     pub tls_fingerprint: Option<String>,
     pub transport: Option<RemoteTransport>,
     /// `user@host` or `user@host:port`.
@@ -422,6 +424,52 @@ fn is_ip_or_cidr(s: &str) -> bool {
     }
 }
 
+/// `gateway.remote.tlsFingerprint`: one fingerprint (OpenClaw's form) or an array of them
+/// (a pin set), normalized and joined by commas.
+fn tls_pins(r: &Reader, remote: &Map<String, Value>) -> Result<Option<String>, ConfigError> {
+    const KEY: &str = "gateway.remote.tlsFingerprint";
+    let entries: Vec<(String, String)> = match remote.get("tlsFingerprint") {
+        Some(Value::Array(_)) => {
+            let list = r.string_list(remote, "tlsFingerprint", KEY)?;
+            if list.is_empty() {
+                return Err(r.invalid(
+                    KEY,
+                    format!("{KEY} must hold at least one SHA-256 fingerprint (got [])"),
+                ));
+            }
+            list.into_iter()
+                .enumerate()
+                .map(|(i, fp)| (format!("{KEY}[{i}]"), fp))
+                .collect()
+        }
+        _ => match r.string(remote, "tlsFingerprint", KEY)? {
+            Some(fp) => vec![(KEY.to_owned(), fp)],
+            None => return Ok(None),
+        },
+    };
+    let mut pins: Vec<String> = Vec::new();
+    for (key, fp) in entries {
+        let pin = normalize_fingerprint(&fp).ok_or_else(|| {
+            let several = if fp.contains(',') {
+                "; several pins go in an array, e.g. [\"sha256:<old>\", \"sha256:<new>\"]"
+            } else {
+                ""
+            };
+            r.invalid(
+                &key,
+                format!(
+                    "{key} must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated and prefixed with \"sha256:\" (got {}){several}",
+                    Value::String(fp.clone())
+                ),
+            )
+        })?;
+        if !pins.contains(&pin) {
+            pins.push(pin);
+        }
+    }
+    Ok(Some(pins.join(",")))
+}
+
 /// Normalizes a SHA-256 certificate fingerprint the way OpenClaw accepts it: 64 hex digits
 /// or 32 colon-separated hex bytes, optional `sha256:` prefix, any case → 64 lowercase hex
 /// digits.
@@ -501,18 +549,7 @@ pub(crate) fn read_gateway(
             "gateway.remote.sshHostKeyPolicy",
             SshHostKeyPolicy::ALLOWED,
         )?;
-        let fp_key = "gateway.remote.tlsFingerprint";
-        if let Some(fp) = r.string(remote, "tlsFingerprint", fp_key)? {
-            rc.tls_fingerprint = Some(normalize_fingerprint(&fp).ok_or_else(|| {
-                r.invalid(
-                    fp_key,
-                    format!(
-                        "{fp_key} must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated and prefixed with \"sha256:\" (got {})",
-                        Value::String(fp.clone())
-                    ),
-                )
-            })?);
-        }
+        rc.tls_fingerprint = tls_pins(r, remote)?;
     }
 
     if let Some(nodes) = r.object(gw, "nodes", "gateway.nodes")? {
@@ -564,6 +601,51 @@ mod tests {
         assert_eq!(normalize_fingerprint(&colon), want);
         assert_eq!(normalize_fingerprint("abc"), None);
         assert_eq!(normalize_fingerprint(&"zz".repeat(32)), None);
+    }
+
+    #[test]
+    fn tls_fingerprint_is_one_pin_or_a_pin_set() {
+        let parse = |text: &str| {
+            crate::LoadedConfig::from_json5(
+                std::path::Path::new("/c/openclaw.json"),
+                text,
+                &|_: &str| None,
+            )
+            .map(|l| l.gateway.remote.tls_fingerprint)
+            .map_err(|e| e.to_string())
+        };
+        let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+        let colons = vec!["CD"; 32].join(":");
+        assert_eq!(
+            parse(&format!(
+                "{{gateway: {{remote: {{tlsFingerprint: 'sha256:{a}'}}}}}}"
+            )),
+            Ok(Some(a.clone()))
+        );
+        assert_eq!(
+            parse(&format!(
+                "{{gateway: {{remote: {{tlsFingerprint: ['{a}', 'SHA256:{colons}', '{a}']}}}}}}"
+            )),
+            Ok(Some(format!("{a},{b}")))
+        );
+        let err = parse(&format!(
+            "{{gateway: {{remote: {{tlsFingerprint: ['{a}', 'nope']}}}}}}"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("gateway.remote.tlsFingerprint[1] must be a SHA-256 fingerprint")
+                && err.contains("(got \"nope\")"),
+            "{err}"
+        );
+        let err = parse("{gateway: {remote: {tlsFingerprint: []}}}").unwrap_err();
+        assert!(err.contains("at least one SHA-256 fingerprint"), "{err}");
+        let err = parse("{gateway: {remote: {tlsFingerprint: [5]}}}").unwrap_err();
+        assert!(err.contains("tlsFingerprint[0] must be a string"), "{err}");
+        let err = parse(&format!(
+            "{{gateway: {{remote: {{tlsFingerprint: '{a},{b}'}}}}}}"
+        ))
+        .unwrap_err();
+        assert!(err.contains("several pins go in an array"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::target::{CredentialOrigin, Target};
 use super::{EXIT_REJECTED, EXIT_RPC, EXIT_SCOPE, EXIT_UNREACHABLE, Failure};
-use clawgate_client::{ClientError, RpcError, WireError};
+use clawgate_client::{ClientError, RpcError, WireError, pin_list};
 use clawgate_config::TargetSource;
 use serde_json::{Value, json};
 
@@ -117,27 +117,31 @@ pub fn plaintext_failure(
     }
 }
 
-/// The `wss://` server's certificate is not the pinned one.
-fn pin_mismatch(t: &Target, expected: &str, actual: &str) -> Failure {
+/// The `wss://` server's certificate is none of the pinned ones.
+fn pin_mismatch(t: &Target, pins: &[String], actual: &str) -> Failure {
     let config = t
         .config_path
         .as_ref()
         .map(|p| format!(" in {}", p.display()))
         .unwrap_or_default();
+    let which = if pins.len() > 1 { "pins" } else { "pin" };
     let message = format!(
-        "gateway tls fingerprint mismatch at {}: expected sha256:{expected} (the pin from --tls-fingerprint or gateway.remote.tlsFingerprint), but the gateway presented sha256:{actual}",
-        t.url
+        "gateway tls fingerprint mismatch at {}: expected {} (the {which} from --tls-fingerprint or gateway.remote.tlsFingerprint), but the gateway presented sha256:{actual}",
+        t.url,
+        pin_list(pins)
     );
+    let pinned: Vec<String> = pins.iter().map(|p| format!("sha256:{p}")).collect();
     Failure {
         exit: EXIT_REJECTED,
         json: json!({"type": "tls_error", "kind": "fingerprint_mismatch", "message": message,
-            "expected": format!("sha256:{expected}"), "actual": format!("sha256:{actual}"),
+            "expected": pinned.join(", "), "pins": pinned, "actual": format!("sha256:{actual}"),
             "gateway": {"url": t.url, "urlSource": t.source_label()}}),
         message,
         fixes: vec![
             format!(
                 "if the gateway's certificate was replaced on purpose (on the gateway host, `clawgate gateway tls show` prints the current fingerprint), re-pin: pass --tls-fingerprint sha256:{actual} or set gateway.remote.tlsFingerprint to \"sha256:{actual}\"{config}"
             ),
+            "to ride through a `clawgate gateway tls rotate`, pin the current and the staged certificate together: --tls-fingerprint <current>,<next> or gateway.remote.tlsFingerprint: [\"sha256:<current>\", \"sha256:<next>\"]".into(),
             "if nothing changed on the gateway, do not re-pin: something between you and the gateway presents its own certificate".into(),
         ],
     }
@@ -161,9 +165,7 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
             t.config_path.as_deref(),
             false,
         ),
-        ClientError::TlsPinMismatch {
-            expected, actual, ..
-        } => pin_mismatch(t, expected, actual),
+        ClientError::TlsPinMismatch { pins, actual, .. } => pin_mismatch(t, pins, actual),
         ClientError::Unreachable {
             reason, timed_out, ..
         } => {

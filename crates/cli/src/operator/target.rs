@@ -33,6 +33,7 @@ pub struct Target {
     pub url: String,
     pub token: Option<String>,
     pub password: Option<String>,
+    /// The pin, or a pin set joined by commas.
     pub tls_fingerprint: Option<String>,
     pub source: TargetSource,
     /// The config file that was read, if any.
@@ -113,7 +114,7 @@ pub fn resolve(args: &ConnArgs) -> Result<Target, Failure> {
         url: args.url.clone(),
         token: args.token.clone().map(Secret::new),
         password: args.password.clone().map(Secret::new),
-        tls_fingerprint: args.tls_fingerprint.clone(),
+        tls_fingerprint: (!args.tls_fingerprint.is_empty()).then(|| args.tls_fingerprint.join(",")),
     };
     let target = config::resolve_client_target(&flags, loaded.as_ref(), &env)
         .map_err(|e| usage(e.to_string()))?;
