@@ -135,11 +135,15 @@ pub struct AcceptedConnect {
     pub protocol: u32,
 }
 
-/// Schema, role and protocol checks, in the real gateway's order.
+/// Schema, role and protocol checks, in the real gateway's order. A legacy (protocol 3) node's
+/// plugin caps and commands are withheld here, so its session never holds them. (The real
+/// gateway withholds them from the session only, after listing them in the node's pending
+/// approval request; the gateway builds both from these params, so here the request lacks them
+/// too.)
 pub fn accept(params: Value) -> Result<AcceptedConnect, HandshakeError> {
     schema::validate(Schema::ConnectParams, &params)
         .map_err(|e| errors::invalid_connect_params(&e))?;
-    let params: ConnectParams = serde_json::from_value(params)
+    let mut params: ConnectParams = serde_json::from_value(params)
         .map_err(|e| errors::invalid_connect_params(&e.to_string()))?;
     let role = match params.role.as_deref() {
         None | Some("operator") => Role::Operator,
@@ -147,6 +151,11 @@ pub fn accept(params: Value) -> Result<AcceptedConnect, HandshakeError> {
         Some(_) => return Err(errors::invalid_role()),
     };
     let protocol = negotiate(&params, role)?;
+    if role == Role::Node && protocol < crate::PROTOCOL_VERSION {
+        let mut none = Vec::new();
+        let commands = params.commands.as_mut().unwrap_or(&mut none);
+        crate::nodes::withhold_plugin_surface(&mut params.caps, commands);
+    }
     Ok(AcceptedConnect {
         params,
         role,
@@ -194,5 +203,31 @@ mod tests {
         assert_eq!(e.error.detail_code(), Some("PROTOCOL_MISMATCH"));
         let e = accept(base(4, 4, "cli", "admin")).unwrap_err();
         assert_eq!(e.error.message, "invalid role");
+    }
+
+    #[test]
+    fn legacy_nodes_keep_only_the_built_in_surface() {
+        let node = |min: u32, max: u32| {
+            let mut v = base(min, max, "node", "node");
+            v["client"]["id"] = json!("node-host");
+            v["caps"] = json!(["browser", "ollama", "system"]);
+            v["commands"] = json!(["ollama.chat", "system.run"]);
+            accept(v).unwrap()
+        };
+        let legacy = node(3, 3);
+        assert_eq!(legacy.protocol, 3);
+        assert_eq!(legacy.params.caps, ["system"]);
+        assert_eq!(legacy.params.commands.unwrap(), ["system.run"]);
+        let current = node(3, 4);
+        assert_eq!(current.protocol, 4);
+        assert_eq!(current.params.caps, ["browser", "ollama", "system"]);
+        assert_eq!(
+            current.params.commands.unwrap(),
+            ["ollama.chat", "system.run"]
+        );
+        // A probe at protocol 3 is an operator: nothing to withhold, nothing touched.
+        let mut probe = base(3, 3, "probe", "operator");
+        probe["caps"] = json!(["browser"]);
+        assert_eq!(accept(probe).unwrap().params.caps, ["browser"]);
     }
 }

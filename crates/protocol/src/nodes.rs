@@ -209,6 +209,46 @@ pub fn approval_surface(declared: &[String]) -> Vec<String> {
     v
 }
 
+/// Commands the plugins a default 2026.9.6 gateway loads add to the node surface (ollama,
+/// file-transfer, canvas), without the built-in ones those plugins also police (`browser.*`,
+/// `camera.*`, `computer.act`, …).
+const PLUGIN_COMMANDS: &[&str] = &[
+    "canvas.hide",
+    "canvas.navigate",
+    "canvas.present",
+    "dir.fetch",
+    "dir.list",
+    "file.create",
+    "file.fetch",
+    "file.stat",
+    "file.write",
+    "ollama.chat",
+    "ollama.models",
+    "workspace.memory",
+    "workspace.skills",
+];
+
+/// Capabilities named after those plugins (ids of plugins with node commands or node invoke
+/// policies, and the canvas surface).
+const PLUGIN_CAPS: &[&str] = &[
+    "browser",
+    "canvas",
+    "cua-computer",
+    "file-transfer",
+    "linux-node",
+    "ollama",
+];
+
+/// A legacy node (protocol 3) keeps only the built-in part of what it declares: the real
+/// gateway withholds plugin caps and commands from such a session, because plugin node
+/// features came with protocol 4. Observed on 2026.9.6: a `maxProtocol:3` node declaring
+/// `ollama.chat` and the caps `browser`, `ollama` is shown (and invocable) without them once
+/// approved, while the same node at protocol 4 keeps them.
+pub fn withhold_plugin_surface(caps: &mut Vec<String>, commands: &mut Vec<String>) {
+    caps.retain(|c| !PLUGIN_CAPS.contains(&c.as_str()));
+    commands.retain(|c| !PLUGIN_COMMANDS.contains(&c.as_str()));
+}
+
 /// Scopes an operator needs to approve `surface`: pairing alone for no commands, plus admin
 /// for shell and file access, plus write otherwise.
 pub fn required_approve_scopes(surface: &[String]) -> Vec<&'static str> {
@@ -285,6 +325,44 @@ mod tests {
             vec!["operator.pairing", "operator.write"]
         );
         assert_eq!(required_approve_scopes(&[]), vec!["operator.pairing"]);
+    }
+
+    #[test]
+    fn legacy_nodes_lose_the_plugin_surface_only() {
+        let mut caps = s(&["browser", "file", "ollama", "system", "canvas", "mcp"]);
+        let mut commands = s(&[
+            "browser.proxy",
+            "computer.act",
+            "dir.list",
+            "ollama.chat",
+            "system.run",
+            "canvas.present",
+            "talk.ptt.start",
+            "foo.bar",
+        ]);
+        withhold_plugin_surface(&mut caps, &mut commands);
+        assert_eq!(caps, s(&["file", "system", "mcp"]));
+        assert_eq!(
+            commands,
+            s(&[
+                "browser.proxy",
+                "computer.act",
+                "system.run",
+                "talk.ptt.start",
+                "foo.bar"
+            ])
+        );
+        // The real filter never touches built-in commands, whatever plugin polices them.
+        for platform in [
+            "ios", "watchos", "android", "macos", "linux", "windows", "unknown",
+        ] {
+            for c in platform_defaults(platform) {
+                assert!(!PLUGIN_COMMANDS.contains(&c), "{c} is built in");
+            }
+        }
+        for c in DANGEROUS_COMMANDS {
+            assert!(!PLUGIN_COMMANDS.contains(c), "{c} is built in");
+        }
     }
 
     #[test]
