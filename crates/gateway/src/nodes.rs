@@ -3,31 +3,51 @@
 //!
 //! Pending invokes are bounded per node and overall, and each one has a deadline; a node that
 //! drops fails every invoke it owed with `DISCONNECTED`.
+//!
+//! Streaming, as OpenClaw 2026.9.6 has it (`node-registry.invoke-stream`): a node may send
+//! ordered `node.invoke.progress` chunks while it works, and the gateway may feed a pending invoke
+//! ordered `node.invoke.input` frames. Only in-process callers consume progress (the real
+//! gateway's terminal relay, node CLI runs and plugin duplex commands); an operator's
+//! `node.invoke` has no consumer, so its progress is acknowledged as `ignored` and dropped —
+//! operators never see a progress event. See [`Gateway::invoke_node_streaming`] and
+//! [`Gateway::send_node_invoke_input`].
 
 use crate::Gateway;
 use crate::registry::{ConnHandle, Session};
 use clawgate_protocol::errors::{self, ErrorShape};
+use clawgate_protocol::limits::MAX_NODE_INVOKE_CHUNK_BYTES;
 use clawgate_protocol::nodes as policy;
+use clawgate_protocol::schema::{self, Schema};
 use clawgate_store::{NodeRecord, NodeRequestRecord, Store, StoreError, Write};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Invokes waiting for one node's answer, at most.
 const MAX_PENDING_PER_NODE: usize = 256;
 /// Invokes waiting across all nodes, at most.
 const MAX_PENDING_TOTAL: usize = 4096;
-/// Results for unknown invokes a node may send in a row before it is cut off.
-const MAX_STRAY_RESULTS: u32 = 256;
+/// Results and progress chunks for invokes a node does not own (unknown, finished, someone
+/// else's) it may send in a row before it is cut off. The real gateway acknowledges them all;
+/// clawgate bounds the work a confused or hostile node can make it do.
+const MAX_STRAYS: u32 = 256;
 /// `node.invoke` default budget.
 pub(crate) const DEFAULT_INVOKE_TIMEOUT_MS: u64 = 30_000;
 /// `node.event`s a node may send in a burst, and per second after it.
 const EVENT_BURST: f64 = 200.0;
 const EVENTS_PER_SECOND: f64 = 50.0;
-/// Largest `node.invoke.progress` chunk.
-const MAX_PROGRESS_CHUNK: usize = 16 * 1024;
+/// Out-of-order progress chunks held per streaming invoke until the gap fills (the real
+/// gateway's `MAX_PENDING_PROGRESS_CHUNKS`); beyond it they are ignored.
+const MAX_EARLY_PROGRESS: usize = 128;
+/// In-order progress chunks queued for a streaming invoke's caller (≤ 4 MiB). A caller that
+/// falls this far behind gets its invoke cancelled rather than the gateway buffering without
+/// end. Twice the out-of-order bound, so a filled gap releasing every held chunk at once never
+/// overflows a caller that was keeping up.
+const MAX_QUEUED_PROGRESS: usize = 2 * MAX_EARLY_PROGRESS;
 
 struct LiveNode {
     conn: Arc<ConnHandle>,
@@ -35,31 +55,232 @@ struct LiveNode {
     host_stats: Option<Value>,
     skills: Value,
     plugin_tools: Value,
-    stray_results: u32,
+    /// Results and progress for invokes this node does not own, in a row.
+    strays: u32,
     /// Token bucket for `node.event`: a node that floods events is cut off instead of making
     /// the gateway broadcast without end.
     event_budget: f64,
     event_refilled: tokio::time::Instant,
 }
 
-/// What came back for one invoke.
-enum Outcome {
-    Ok {
-        payload: Option<Value>,
-        payload_json: Option<String>,
-    },
-    Err {
-        code: String,
-        message: String,
-    },
-    Disconnected,
-}
+/// What came back for one invoke: its `payload` and `payloadJSON`, or the caller's error.
+type Outcome = Result<(Option<Value>, Option<String>), ErrorShape>;
 
 struct PendingInvoke {
     node_id: String,
-    /// The operator that asked, for progress chunks.
-    caller: Arc<ConnHandle>,
+    /// The node connection the request went out on: answers count only from it.
+    conn: Arc<ConnHandle>,
     tx: oneshot::Sender<Outcome>,
+    /// Once the node sent progress, the command has started: a `NODE_NOT_READY` answer can no
+    /// longer mean "retry me".
+    received_progress: bool,
+    /// Where progress goes; `None` when nobody consumes it (an operator's `node.invoke`).
+    relay: Option<ProgressRelay>,
+    /// `seq` of the next `node.invoke.input`.
+    next_input_seq: u64,
+}
+
+/// Puts a streaming invoke's progress in `seq` order for its caller.
+struct ProgressRelay {
+    tx: mpsc::Sender<String>,
+    next_seq: u64,
+    early: BTreeMap<u64, String>,
+}
+
+/// What became of one progress chunk.
+#[derive(Debug, PartialEq)]
+enum Relayed {
+    /// Queued for the caller, or held until the chunks before it arrive.
+    Accepted,
+    /// A duplicate, a chunk already passed, or one past the out-of-order bound.
+    Ignored,
+    /// The caller stopped taking chunks (queue full, or gone).
+    Stalled,
+}
+
+impl ProgressRelay {
+    fn new(tx: mpsc::Sender<String>) -> Self {
+        ProgressRelay {
+            tx,
+            next_seq: 0,
+            early: BTreeMap::new(),
+        }
+    }
+
+    fn relay(&mut self, seq: u64, chunk: String) -> Relayed {
+        if seq < self.next_seq || self.early.contains_key(&seq) {
+            return Relayed::Ignored;
+        }
+        if seq > self.next_seq {
+            if self.early.len() >= MAX_EARLY_PROGRESS {
+                return Relayed::Ignored;
+            }
+            self.early.insert(seq, chunk);
+            return Relayed::Accepted;
+        }
+        let mut chunk = chunk;
+        loop {
+            if self.tx.try_send(chunk).is_err() {
+                return Relayed::Stalled;
+            }
+            self.next_seq += 1;
+            match self.early.remove(&self.next_seq) {
+                Some(next) => chunk = next,
+                None => return Relayed::Accepted,
+            }
+        }
+    }
+}
+
+/// Why `node.invoke.input` could not be sent; the texts are the real gateway's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeInputError {
+    #[error("node invoke is not pending")]
+    NotPending,
+    #[error("node invoke input exceeds 16 KiB")]
+    TooLarge,
+    #[error("failed to send node invoke input")]
+    SendFailed,
+}
+
+/// One `node.invoke.request` to send.
+struct InvokeRequest<'a> {
+    node_id: &'a str,
+    command: &'a str,
+    params: Option<Value>,
+    /// The budget the node is told (`0`: none).
+    timeout_ms: u64,
+    idempotency_key: Option<&'a str>,
+    session_key: Option<&'a str>,
+    /// Whether the gateway's command policy applies (operator calls and streaming invokes);
+    /// `exec.approvals.node.*` forward to the node's own approval commands without it.
+    policy_checked: bool,
+}
+
+/// A node invoke whose progress streams to its caller, from
+/// [`Gateway::invoke_node_streaming`]. Dropping it before the end cancels the invoke at the
+/// node (`node.invoke.cancel`).
+pub struct NodeInvokeStream {
+    gw: Arc<Gateway>,
+    id: String,
+    progress: mpsc::Receiver<String>,
+    /// `None` once the outcome was handed out.
+    outcome: Option<oneshot::Receiver<Outcome>>,
+    deadline: Option<Instant>,
+    idle_timeout: Option<Duration>,
+    idle_deadline: Option<Instant>,
+}
+
+impl NodeInvokeStream {
+    /// The id the node knows the invoke by (`node.invoke.request` `id`), for
+    /// [`Gateway::send_node_invoke_input`].
+    pub fn invoke_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The next progress chunk (`Continue`), in `seq` order, or the invoke's outcome (`Break`):
+    /// `(payload, payloadJSON)` like `node.invoke` answers, or the error an operator would get.
+    /// Every chunk sent before the node's result comes before the outcome; `None` after it.
+    /// Empty chunks are the node's heartbeats: they only keep an idle budget from expiring.
+    pub async fn next(
+        &mut self,
+    ) -> Option<ControlFlow<Result<(Value, Value), ErrorShape>, String>> {
+        let outcome = self.outcome.as_mut()?;
+        let end = loop {
+            tokio::select! {
+                biased;
+                _ = until(self.deadline) => break Err(errors::node_invoke_timeout()),
+                Some(chunk) = self.progress.recv() => {
+                    if let Some(idle) = self.idle_timeout {
+                        self.idle_deadline = Some(Instant::now() + idle);
+                    }
+                    if !chunk.is_empty() {
+                        return Some(ControlFlow::Continue(chunk));
+                    }
+                }
+                r = &mut *outcome => {
+                    self.outcome = None;
+                    let result = r.unwrap_or_else(|_| Err(errors::node_disconnected()));
+                    return Some(ControlFlow::Break(
+                        result.map(|(payload, json)| parse_payload(payload, json)),
+                    ));
+                }
+                _ = until(self.idle_deadline) => break Err(errors::node_idle_timeout()),
+            }
+        };
+        self.outcome = None;
+        self.gw.nodes.cancel(&self.gw, &self.id);
+        Some(ControlFlow::Break(end))
+    }
+}
+
+impl Drop for NodeInvokeStream {
+    fn drop(&mut self) {
+        if self.outcome.is_some() {
+            self.gw.nodes.cancel(&self.gw, &self.id);
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Gateway {
+    /// Invokes `command` on a node and streams its `node.invoke.progress` chunks back, like the
+    /// real gateway's in-process callers (terminal relay, node CLI runs) do. The gateway's command
+    /// policy applies as for `node.invoke`. `timeout` bounds the whole invoke (`None`: the node is
+    /// told `timeoutMs: 0` and only the idle budget applies); `idle_timeout` fails the invoke with
+    /// `IDLE_TIMEOUT` when the node sends nothing for that long — counted from the first chunk, or
+    /// from dispatch when there is no `timeout`. Either expiry cancels the invoke at the node.
+    pub fn invoke_node_streaming(
+        self: &Arc<Self>,
+        node_id: &str,
+        command: &str,
+        params: Option<Value>,
+        timeout: Option<Duration>,
+        idle_timeout: Option<Duration>,
+    ) -> Result<NodeInvokeStream, ErrorShape> {
+        let (tx, progress) = mpsc::channel(MAX_QUEUED_PROGRESS);
+        let idempotency_key = uuid::Uuid::new_v4().to_string();
+        let request = InvokeRequest {
+            node_id,
+            command,
+            params,
+            timeout_ms: timeout.map_or(0, |t| t.as_millis() as u64),
+            idempotency_key: Some(&idempotency_key),
+            session_key: None,
+            policy_checked: true,
+        };
+        let (id, outcome) = self
+            .nodes
+            .dispatch(self, request, Some(ProgressRelay::new(tx)))?;
+        let now = Instant::now();
+        Ok(NodeInvokeStream {
+            gw: self.clone(),
+            id,
+            progress,
+            outcome: Some(outcome),
+            deadline: timeout.map(|t| now + t),
+            idle_timeout,
+            idle_deadline: idle_timeout.filter(|_| timeout.is_none()).map(|t| now + t),
+        })
+    }
+
+    /// Sends one `node.invoke.input` frame to the node working on the pending invoke
+    /// `invoke_id`: `payload` travels as `payloadJSON` (at most 16 KiB), with the invoke's next
+    /// `seq` starting at 0. Fails when the invoke is not pending on its node's live connection.
+    pub fn send_node_invoke_input(
+        &self,
+        invoke_id: &str,
+        payload: &Value,
+    ) -> Result<(), InvokeInputError> {
+        self.nodes.send_input(self, invoke_id, payload)
+    }
 }
 
 struct State {
@@ -292,7 +513,7 @@ impl Nodes {
                 host_stats: None,
                 skills: json!([]),
                 plugin_tools: json!([]),
-                stray_results: 0,
+                strays: 0,
                 event_budget: EVENT_BURST,
                 event_refilled: tokio::time::Instant::now(),
             },
@@ -300,7 +521,7 @@ impl Nodes {
         drop(state);
         if let Some(p) = previous {
             // A reconnect replaced the old socket: what it owed will not come back.
-            self.fail_invokes_of(&node_id, Some(&p.conn));
+            self.fail_invokes_on(&p.conn);
         }
         if let Some(payload) = requested {
             gw.registry.broadcast("node.pair.requested", &payload);
@@ -317,22 +538,23 @@ impl Nodes {
             .is_some_and(|l| Arc::ptr_eq(&l.conn, conn))
         {
             state.live.remove(&node_id);
-            drop(state);
-            self.fail_invokes_of(&node_id, None);
         }
+        drop(state);
+        self.fail_invokes_on(conn);
     }
 
-    fn fail_invokes_of(&self, node_id: &str, _conn: Option<&Arc<ConnHandle>>) {
+    /// Fails the invokes sent on `conn`, which is gone.
+    fn fail_invokes_on(&self, conn: &Arc<ConnHandle>) {
         let mut state = self.state.lock().expect("nodes lock");
         let ids: Vec<String> = state
             .invokes
             .iter()
-            .filter(|(_, p)| p.node_id == node_id)
+            .filter(|(_, p)| Arc::ptr_eq(&p.conn, conn))
             .map(|(id, _)| id.clone())
             .collect();
         for id in ids {
             if let Some(p) = state.invokes.remove(&id) {
-                let _ = p.tx.send(Outcome::Disconnected);
+                let _ = p.tx.send(Err(errors::node_disconnected()));
             }
         }
     }
@@ -513,7 +735,6 @@ impl Nodes {
     pub async fn invoke(
         &self,
         gw: &Gateway,
-        caller: Arc<ConnHandle>,
         node_id: &str,
         command: &str,
         params: Option<Value>,
@@ -522,7 +743,40 @@ impl Nodes {
         session_key: Option<&str>,
         policy_checked: bool,
     ) -> Result<(Value, Value), ErrorShape> {
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
+        let request = InvokeRequest {
+            node_id,
+            command,
+            params,
+            timeout_ms,
+            idempotency_key,
+            session_key,
+            policy_checked,
+        };
+        let (invoke_id, rx) = self.dispatch(gw, request, None)?;
+        let remaining = Duration::from_millis(timeout_ms).saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, rx).await {
+            Ok(Ok(outcome)) => outcome.map(|(payload, json)| parse_payload(payload, json)),
+            Ok(Err(_)) => Err(errors::node_disconnected()),
+            Err(_) => {
+                self.cancel(gw, &invoke_id);
+                Err(errors::node_invoke_timeout())
+            }
+        }
+    }
+
+    /// Checks the node and the command, records the pending invoke and sends
+    /// `node.invoke.request`. Returns the invoke id and where its outcome will arrive.
+    fn dispatch(
+        &self,
+        gw: &Gateway,
+        request: InvokeRequest<'_>,
+        relay: Option<ProgressRelay>,
+    ) -> Result<(String, oneshot::Receiver<Outcome>), ErrorShape> {
+        let started = Instant::now();
+        let InvokeRequest {
+            node_id, command, ..
+        } = request;
         let invoke_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         let conn = {
@@ -534,7 +788,7 @@ impl Nodes {
                     errors::node_pairing_changed()
                 });
             };
-            if policy_checked {
+            if request.policy_checked {
                 let s = &live.session;
                 let platform =
                     policy::platform_id(&s.client.platform, s.client.device_family.as_deref());
@@ -574,50 +828,122 @@ impl Nodes {
                 invoke_id.clone(),
                 PendingInvoke {
                     node_id: node_id.into(),
-                    caller,
+                    conn: conn.clone(),
                     tx,
+                    received_progress: false,
+                    relay,
+                    next_input_seq: 0,
                 },
             );
             conn
         };
-        let params_json = params.map(|p| p.to_string());
-        let remaining = timeout_ms.saturating_sub(started.elapsed().as_millis() as u64);
-        let mut request = json!({
+        let params_json = request.params.map(|p| p.to_string());
+        let remaining = request
+            .timeout_ms
+            .saturating_sub(started.elapsed().as_millis() as u64);
+        let mut payload = json!({
             "id": invoke_id,
             "nodeId": node_id,
             "command": command,
             "paramsJSON": params_json,
             "timeoutMs": remaining,
         });
-        if let Some(k) = idempotency_key {
-            request["idempotencyKey"] = json!(k);
+        if let Some(k) = request.idempotency_key {
+            payload["idempotencyKey"] = json!(k);
         }
-        if let Some(k) = session_key {
-            request["sessionKey"] = json!(k);
+        if let Some(k) = request.session_key {
+            payload["sessionKey"] = json!(k);
         }
-        conn.send_event(&gw.registry, "node.invoke.request", &request);
-        let outcome = tokio::time::timeout(Duration::from_millis(remaining), rx).await;
-        match outcome {
-            Ok(Ok(Outcome::Ok {
-                payload,
-                payload_json,
-            })) => Ok(parse_payload(payload, payload_json)),
-            Ok(Ok(Outcome::Err { code, message })) => Err(errors::node_error(&code, &message)),
-            Ok(Ok(Outcome::Disconnected)) | Ok(Err(_)) => Err(errors::node_disconnected()),
-            Err(_) => {
-                self.state
-                    .lock()
-                    .expect("nodes lock")
-                    .invokes
-                    .remove(&invoke_id);
-                conn.send_event(
-                    &gw.registry,
-                    "node.invoke.cancel",
-                    &json!({"invokeId": invoke_id, "nodeId": node_id}),
-                );
-                Err(errors::node_invoke_timeout())
-            }
+        conn.send_event(&gw.registry, "node.invoke.request", &payload);
+        Ok((invoke_id, rx))
+    }
+
+    /// Drops a pending invoke whose caller gave up (deadline, idle budget, stopped reading) and
+    /// tells the node with `node.invoke.cancel`. An invoke already answered is left alone.
+    fn cancel(&self, gw: &Gateway, invoke_id: &str) -> Option<PendingInvoke> {
+        let pending = self
+            .state
+            .lock()
+            .expect("nodes lock")
+            .invokes
+            .remove(invoke_id)?;
+        pending.conn.send_event(
+            &gw.registry,
+            "node.invoke.cancel",
+            &json!({"invokeId": invoke_id, "nodeId": pending.node_id}),
+        );
+        Some(pending)
+    }
+
+    /// `node.invoke.input` for a pending invoke: `payload` serialized into `payloadJSON`
+    /// (≤ 16 KiB), with the invoke's next `seq`, sent to the node the invoke went to.
+    pub fn send_input(
+        &self,
+        gw: &Gateway,
+        invoke_id: &str,
+        payload: &Value,
+    ) -> Result<(), InvokeInputError> {
+        let payload_json = payload.to_string();
+        if payload_json.len() > MAX_NODE_INVOKE_CHUNK_BYTES {
+            return Err(InvokeInputError::TooLarge);
         }
+        let mut state = self.state.lock().expect("nodes lock");
+        let State { live, invokes, .. } = &mut *state;
+        let pending = invokes
+            .get_mut(invoke_id)
+            .filter(|p| {
+                live.get(&p.node_id)
+                    .is_some_and(|l| Arc::ptr_eq(&l.conn, &p.conn))
+            })
+            .ok_or(InvokeInputError::NotPending)?;
+        let event = json!({
+            "id": invoke_id,
+            "nodeId": pending.node_id,
+            "seq": pending.next_input_seq,
+            "payloadJSON": payload_json,
+        });
+        pending
+            .conn
+            .send_event(&gw.registry, "node.invoke.input", &event);
+        // A node over its outbound budget is being cut off: the frame will not arrive.
+        if pending.conn.kill.is_cancelled() {
+            return Err(InvokeInputError::SendFailed);
+        }
+        pending.next_input_seq += 1;
+        Ok(())
+    }
+
+    /// The pending invoke `id` if this node connection owns it.
+    fn owned<'s>(
+        state: &'s mut State,
+        id: &str,
+        node_id: &str,
+        conn: &Arc<ConnHandle>,
+    ) -> Option<&'s mut PendingInvoke> {
+        state
+            .invokes
+            .get_mut(id)
+            .filter(|p| p.node_id == node_id && Arc::ptr_eq(&p.conn, conn))
+    }
+
+    /// Counts an answer for an invoke the node does not own; past [`MAX_STRAYS`] in a row the
+    /// node is cut off. Returns the acknowledgement the real gateway sends.
+    fn stray(
+        &self,
+        gw: &Gateway,
+        mut state: std::sync::MutexGuard<'_, State>,
+        node_id: &str,
+        close_reason: &str,
+    ) -> Value {
+        let cut_off = state.live.get_mut(node_id).and_then(|l| {
+            l.strays += 1;
+            (l.strays > MAX_STRAYS).then(|| l.conn.clone())
+        });
+        drop(state);
+        if let Some(c) = cut_off {
+            gw.registry.close(&c, 1008, close_reason);
+        }
+        json!({"ok": true, "ignored": true})
     }
 
     /// `node.invoke.result` from a node. Results for unknown, late or someone else's invokes
@@ -626,103 +952,92 @@ impl Nodes {
         &self,
         gw: &Gateway,
         session: &Session,
+        conn: &Arc<ConnHandle>,
         params: &Value,
     ) -> Result<Value, ErrorShape> {
         let node_id = session.node_id();
         let id = params.get("id").and_then(Value::as_str).unwrap_or_default();
         if params.get("nodeId").and_then(Value::as_str) != Some(node_id.as_str()) {
-            return Err(ErrorShape::new(
-                errors::ErrorCode::InvalidRequest,
-                "nodeId mismatch",
-            ));
+            return Err(errors::node_id_mismatch());
         }
         let mut state = self.state.lock().expect("nodes lock");
-        let owned = state.invokes.get(id).is_some_and(|p| p.node_id == node_id);
-        if !owned {
-            let conn = state.live.get_mut(&node_id).map(|l| {
-                l.stray_results += 1;
-                (l.stray_results > MAX_STRAY_RESULTS).then(|| l.conn.clone())
-            });
-            drop(state);
-            if let Some(Some(c)) = conn {
-                gw.registry
-                    .close(&c, 1008, "too many results for unknown invokes");
-            }
-            return Ok(json!({"ok": true, "ignored": true}));
+        if Self::owned(&mut state, id, &node_id, conn).is_none() {
+            return Ok(self.stray(gw, state, &node_id, "too many results for unknown invokes"));
         }
         if let Some(l) = state.live.get_mut(&node_id) {
-            l.stray_results = 0;
+            l.strays = 0;
         }
         let pending = state.invokes.remove(id).expect("checked above");
         drop(state);
         let outcome = if params.get("ok").and_then(Value::as_bool) == Some(true) {
-            Outcome::Ok {
-                payload: params.get("payload").cloned(),
-                payload_json: params
+            Ok((
+                params.get("payload").cloned(),
+                params
                     .get("payloadJSON")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
-            }
+            ))
         } else {
             let err = params.get("error");
-            Outcome::Err {
-                code: err
-                    .and_then(|e| e.get("code"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("UNAVAILABLE")
-                    .to_owned(),
-                message: err
-                    .and_then(|e| e.get("message"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("node error")
-                    .to_owned(),
-            }
+            let field = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str);
+            let code = field("code").unwrap_or("UNAVAILABLE");
+            Err(if code == "NODE_NOT_READY" && pending.received_progress {
+                errors::node_not_ready_after_progress()
+            } else {
+                errors::node_error(code, field("message").unwrap_or("node error"))
+            })
         };
         let _ = pending.tx.send(outcome);
         Ok(json!({"ok": true}))
     }
 
-    /// `node.invoke.progress`: relayed to the operator that invoked.
+    /// `node.invoke.progress` from a node: relayed in `seq` order to the invoke's streaming
+    /// caller, or acknowledged as `ignored` when there is none (an operator's `node.invoke`, an
+    /// unknown or finished invoke, a duplicate). The checks come in the real gateway's order:
+    /// schema, node id, then the chunk's UTF-8 size.
     pub fn progress(
         &self,
         gw: &Gateway,
         session: &Session,
+        conn: &Arc<ConnHandle>,
         params: &Value,
     ) -> Result<Value, ErrorShape> {
+        schema::validate(Schema::NodeInvokeProgressParams, params)
+            .map_err(|e| errors::invalid_params("node.invoke.progress", &e))?;
         let node_id = session.node_id();
-        if params.get("nodeId").and_then(Value::as_str) != Some(node_id.as_str()) {
-            return Err(ErrorShape::new(
-                errors::ErrorCode::InvalidRequest,
-                "nodeId mismatch",
-            ));
+        if params["nodeId"].as_str() != Some(node_id.as_str()) {
+            return Err(errors::node_id_mismatch());
         }
-        let chunk_len = params
-            .get("chunk")
-            .and_then(Value::as_str)
-            .map_or(0, str::len);
-        if chunk_len > MAX_PROGRESS_CHUNK {
-            return Err(errors::invalid_params(
-                "node.invoke.progress",
-                &format!("at /chunk: must not have more than {MAX_PROGRESS_CHUNK} characters"),
-            ));
+        let chunk = params["chunk"].as_str().unwrap_or_default();
+        if chunk.len() > MAX_NODE_INVOKE_CHUNK_BYTES {
+            return Err(errors::progress_chunk_too_large());
         }
-        let invoke_id = params
-            .get("invokeId")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let state = self.state.lock().expect("nodes lock");
-        match state
-            .invokes
-            .get(invoke_id)
-            .filter(|p| p.node_id == node_id)
+        let invoke_id = params["invokeId"].as_str().unwrap_or_default();
+        let seq = params["seq"].as_u64().unwrap_or_default();
+        let mut state = self.state.lock().expect("nodes lock");
+        let Some(pending) = Self::owned(&mut state, invoke_id, &node_id, conn) else {
+            return Ok(self.stray(
+                gw,
+                state,
+                &node_id,
+                "too many progress chunks for unknown invokes",
+            ));
+        };
+        pending.received_progress = true;
+        let relayed = match &mut pending.relay {
+            Some(relay) => relay.relay(seq, chunk.to_owned()),
+            None => Relayed::Ignored,
+        };
+        if let Some(l) = state.live.get_mut(&node_id) {
+            l.strays = 0;
+        }
+        drop(state);
+        if relayed == Relayed::Stalled
+            && let Some(pending) = self.cancel(gw, invoke_id)
         {
-            Some(p) => {
-                p.caller
-                    .send_event(&gw.registry, "node.invoke.progress", params);
-                Ok(json!({"ok": true}))
-            }
-            None => Ok(json!({"ok": true, "ignored": true})),
+            let _ = pending.tx.send(Err(errors::node_progress_overflow()));
         }
+        Ok(json!({"ok": true, "ignored": relayed == Relayed::Ignored}))
     }
 
     /// `node.event` from a node; host stats are kept and broadcast as `node.hostStats`.

@@ -1,11 +1,14 @@
 //! Nodes end to end over real sockets: capability approval, node.invoke relayed to a node and
-//! back, timeouts with cancel, node errors, disconnects, and the bad inputs of the captures.
+//! back, timeouts with cancel, node errors, disconnects, and the bad inputs of the captures;
+//! invoke streaming (`node.invoke.progress`, `node.invoke.input`) and legacy protocol-3 nodes,
+//! against what the real 2026.9.6 gateway answered to the same frames.
 
 mod common;
 
 use common::*;
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 const COMMANDS: &[&str] = &[
@@ -18,12 +21,24 @@ const COMMANDS: &[&str] = &[
 
 /// A node host's connect, like the real one's (device-signed, role node).
 async fn node(gw: &TestGateway, seed: u8) -> (Client, String) {
+    node_with(gw, seed, 4, json!(["system"]), json!(COMMANDS)).await
+}
+
+/// A node speaking `protocol` (4, or 3 like a legacy node host) that declares `caps` and
+/// `commands`.
+async fn node_with(
+    gw: &TestGateway,
+    seed: u8,
+    protocol: u32,
+    caps: Value,
+    commands: Value,
+) -> (Client, String) {
     let key = SigningKey::from_bytes(&[seed; 32]);
     let mut c = Client::open(gw.addr).await;
     let nonce = c.nonce();
-    let params = json!({"minProtocol":4,"maxProtocol":4,
+    let params = json!({"minProtocol":protocol,"maxProtocol":protocol,
         "client":{"id":"node-host","displayName":"proto-node","version":"2026.9.6","platform":"linux","deviceFamily":"Linux","mode":"node"},
-        "caps":["system"],"commands":COMMANDS,"pathEnv":"/usr/bin:/bin","auth":{"token":TOKEN},"role":"node","scopes":[]});
+        "caps":caps,"commands":commands,"pathEnv":"/usr/bin:/bin","auth":{"token":TOKEN},"role":"node","scopes":[]});
     let res = c.connect(sign(params, &key, &nonce, now_ms())).await;
     assert_eq!(res["ok"], true, "{res}");
     assert_eq!(res["payload"]["auth"]["role"], "node");
@@ -331,7 +346,10 @@ async fn bad_input_from_operators_and_nodes() {
             json!({"invokeId":"i","nodeId":node_id,"seq":1,"chunk":"x".repeat(20_000)}),
         )
         .await;
-    assert_eq!(r["error"]["code"], "INVALID_REQUEST");
+    assert_eq!(
+        r["error"],
+        json!({"code":"INVALID_REQUEST","message":"invalid node.invoke.progress params: at /chunk: must not have more than 16384 characters"})
+    );
     let r = n.call("q", "node.list", json!({})).await;
     assert_eq!(
         r["error"],
@@ -422,4 +440,564 @@ async fn a_node_flooding_events_is_cut_off_and_the_gateway_stays_healthy() {
     let mut op = operator(&gw, &["operator.read"]).await;
     assert_eq!(op.call("h", "health", json!({})).await["ok"], true);
     let _ = node_id;
+}
+
+/// Sends one request and returns its response with the events that arrived before it (`call`
+/// would skip them).
+async fn call_seeing_events(
+    c: &mut Client,
+    id: &str,
+    method: &str,
+    params: Value,
+) -> (Value, Vec<Value>) {
+    c.send(json!({"type":"req","id":id,"method":method,"params":params}))
+        .await;
+    let mut events = Vec::new();
+    loop {
+        let f = c.recv().await;
+        if f["type"] == "res" {
+            assert_eq!(f["id"], id);
+            return (f, events);
+        }
+        if !matches!(f["event"].as_str(), Some("tick" | "health" | "presence")) {
+            events.push(f);
+        }
+    }
+}
+
+async fn progress(
+    n: &mut Client,
+    invoke_id: &Value,
+    node_id: &str,
+    seq: i64,
+    chunk: &str,
+) -> Value {
+    n.call(
+        "p",
+        "node.invoke.progress",
+        json!({"invokeId":invoke_id,"nodeId":node_id,"seq":seq,"chunk":chunk}),
+    )
+    .await
+}
+
+/// The stream's next item, waited for with a bound. (A macro: the stream type is not exported.)
+macro_rules! next_item {
+    ($s:expr) => {
+        tokio::time::timeout(WAIT, $s.next())
+            .await
+            .expect("the stream moves on")
+            .expect("the stream is not over")
+    };
+}
+
+fn chunk(
+    item: ControlFlow<Result<(Value, Value), clawgate_protocol::errors::ErrorShape>, String>,
+) -> String {
+    match item {
+        ControlFlow::Continue(c) => c,
+        ControlFlow::Break(end) => panic!("expected a chunk, the invoke ended: {end:?}"),
+    }
+}
+
+fn end(
+    item: ControlFlow<Result<(Value, Value), clawgate_protocol::errors::ErrorShape>, String>,
+) -> Result<(Value, Value), Value> {
+    match item {
+        ControlFlow::Break(end) => end.map_err(|e| serde_json::to_value(e).unwrap()),
+        ControlFlow::Continue(c) => panic!("expected the end, got a chunk {c:?}"),
+    }
+}
+
+/// Progress for an operator's `node.invoke` has no consumer: the real gateway acknowledges it
+/// as ignored and operators see no event; after progress, `NODE_NOT_READY` becomes a plain
+/// failure. Frames as the real 2026.9.6 gateway answered them.
+#[tokio::test]
+async fn progress_for_an_operator_invoke_is_acknowledged_and_dropped() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 50).await;
+    approve(&gw, &node_id).await;
+    let mut op = operator(&gw, &["operator.write", "operator.read"]).await;
+    op.send(json!({"type":"req","id":"w","method":"node.invoke","params":{"nodeId":node_id,"command":"system.which","params":{"bins":["sh"]},"idempotencyKey":"k1","timeoutMs":10000}})).await;
+    let req = next_event(&mut n, "node.invoke.request").await;
+    let id = &req["payload"]["id"];
+    let ignored = json!({"ok": true, "ignored": true});
+    for (seq, text) in [(0, "a"), (0, "a"), (5, "a"), (1, "")] {
+        assert_eq!(
+            progress(&mut n, id, &node_id, seq, text).await["payload"],
+            ignored
+        );
+    }
+    let r = n
+        .call(
+            "r",
+            "node.invoke.result",
+            json!({"id":id,"nodeId":node_id,"ok":false,"error":{"code":"NODE_NOT_READY","message":"not yet"}}),
+        )
+        .await;
+    assert_eq!(r["payload"], json!({"ok": true}));
+    // The operator's next frame is the answer: no progress event came before it.
+    let res = loop {
+        let f = op.recv().await;
+        if f["event"] == "tick" || f["event"] == "health" || f["event"] == "presence" {
+            continue;
+        }
+        break f;
+    };
+    assert_eq!(
+        res,
+        json!({"type":"res","id":"w","ok":false,"error":{"code":"UNAVAILABLE","message":"UNAVAILABLE: node reported not-ready after invocation progress","details":{"nodeError":{"code":"UNAVAILABLE","message":"node reported not-ready after invocation progress"},"nodeCommandDispatched":true}}})
+    );
+    assert_eq!(
+        progress(&mut n, id, &node_id, 2, "late").await["payload"],
+        ignored
+    );
+}
+
+/// Bad `node.invoke.progress` frames get the real gateway's answers, checked in its order:
+/// schema, node id, UTF-8 size.
+#[tokio::test]
+async fn bad_progress_gets_the_real_gateways_answers() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 51).await;
+    let big_chars = "x".repeat(16_385);
+    let big_bytes = "é".repeat(9_000);
+    let schema = |m: &str| json!({"code":"INVALID_REQUEST","message":format!("invalid node.invoke.progress params: {m}")});
+    let mismatch = json!({"code":"INVALID_REQUEST","message":"nodeId mismatch"});
+    let cases = [
+        (
+            json!({"invokeId":"nope","nodeId":node_id,"seq":0,"chunk":"x"}),
+            None,
+        ),
+        (
+            json!({"invokeId":"nope","nodeId":"other","seq":0,"chunk":"x"}),
+            Some(mismatch.clone()),
+        ),
+        (
+            json!({"invokeId":"nope","nodeId":node_id,"seq":0,"chunk":big_chars}),
+            Some(schema(
+                "at /chunk: must not have more than 16384 characters",
+            )),
+        ),
+        (
+            json!({"invokeId":"nope","nodeId":node_id,"seq":0,"chunk":big_bytes}),
+            Some(json!({"code":"INVALID_REQUEST","message":"progress chunk too large"})),
+        ),
+        (
+            json!({"invokeId":"nope","nodeId":node_id,"seq":-1,"chunk":"x"}),
+            Some(schema("at /seq: must be >= 0")),
+        ),
+        (
+            json!({"invokeId":"nope","nodeId":node_id}),
+            Some(schema("must have required property 'seq'")),
+        ),
+        (
+            json!({"invokeId":"nope","nodeId":node_id,"seq":0,"chunk":"x","foo":1}),
+            Some(schema("at root: unexpected property 'foo'")),
+        ),
+        (
+            json!({"invokeId":"","nodeId":node_id,"seq":0,"chunk":"x"}),
+            Some(schema(
+                "at /invokeId: must not have fewer than 1 characters",
+            )),
+        ),
+        (
+            json!({"invokeId":"nope","nodeId":"other","seq":0,"chunk":big_chars}),
+            Some(schema(
+                "at /chunk: must not have more than 16384 characters",
+            )),
+        ),
+        (
+            json!({"invokeId":"nope","nodeId":"other","seq":0,"chunk":big_bytes}),
+            Some(mismatch),
+        ),
+    ];
+    for (i, (params, error)) in cases.into_iter().enumerate() {
+        let r = n
+            .call(&format!("p{i}"), "node.invoke.progress", params)
+            .await;
+        match error {
+            None => assert_eq!(r["payload"], json!({"ok": true, "ignored": true}), "{i}"),
+            Some(e) => assert_eq!(r["error"], e, "{i}"),
+        }
+    }
+    let mut op = operator(&gw, &["operator.admin"]).await;
+    let r = op
+        .call(
+            "o",
+            "node.invoke.progress",
+            json!({"invokeId":"nope","nodeId":node_id,"seq":0,"chunk":"x"}),
+        )
+        .await;
+    assert_eq!(
+        r["error"],
+        json!({"code":"INVALID_REQUEST","message":"unauthorized role: operator"})
+    );
+}
+
+/// The library's streaming invoke: progress in `seq` order whatever order it arrives in
+/// (duplicates and heartbeats dropped), `node.invoke.input` frames with their own `seq`, the
+/// result after every chunk.
+#[tokio::test]
+async fn a_streaming_invoke_relays_ordered_progress_and_sends_input() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 52).await;
+    approve(&gw, &node_id).await;
+    let mut s = gw
+        .gateway
+        .invoke_node_streaming(
+            &node_id,
+            "system.run",
+            Some(json!({"command":["cat"]})),
+            Some(Duration::from_secs(20)),
+            None,
+        )
+        .unwrap();
+    let req = next_event(&mut n, "node.invoke.request").await;
+    let id = req["payload"]["id"].clone();
+    assert_eq!(id, s.invoke_id());
+    assert_eq!(req["payload"]["command"], "system.run");
+    assert_eq!(req["payload"]["paramsJSON"], "{\"command\":[\"cat\"]}");
+    let budget = req["payload"]["timeoutMs"].as_u64().unwrap();
+    assert!(budget <= 20_000 && budget > 19_000, "{budget}");
+
+    let accepted = json!({"ok": true, "ignored": false});
+    let ignored = json!({"ok": true, "ignored": true});
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 1, "b").await["payload"],
+        accepted,
+        "held until 0 comes"
+    );
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 1, "b").await["payload"],
+        ignored,
+        "a duplicate"
+    );
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 0, "a").await["payload"],
+        accepted
+    );
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 0, "a").await["payload"],
+        ignored,
+        "already passed"
+    );
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 2, "").await["payload"],
+        accepted,
+        "a heartbeat"
+    );
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 3, "c").await["payload"],
+        accepted
+    );
+    assert_eq!(chunk(next_item!(s)), "a");
+    assert_eq!(chunk(next_item!(s)), "b");
+    assert_eq!(chunk(next_item!(s)), "c");
+
+    // Input: targeted events (no seq of the connection), seq 0, 1, … per invoke.
+    for (seq, data) in ["hello\n", "world\n"].into_iter().enumerate() {
+        gw.gateway
+            .send_node_invoke_input(s.invoke_id(), &json!({"kind":"data","data":data}))
+            .unwrap();
+        let ev = next_event(&mut n, "node.invoke.input").await;
+        assert_eq!(
+            ev,
+            json!({"type":"event","event":"node.invoke.input","payload":{"id":id,"nodeId":node_id,"seq":seq,"payloadJSON":format!("{{\"kind\":\"data\",\"data\":{}}}", json!(data))}})
+        );
+    }
+    let too_big = json!({"kind":"data","data":"x".repeat(16_384)});
+    assert_eq!(
+        gw.gateway
+            .send_node_invoke_input(s.invoke_id(), &too_big)
+            .unwrap_err()
+            .to_string(),
+        "node invoke input exceeds 16 KiB"
+    );
+    assert_eq!(
+        gw.gateway
+            .send_node_invoke_input("nope", &json!({}))
+            .unwrap_err()
+            .to_string(),
+        "node invoke is not pending"
+    );
+
+    // Chunks sent before the result all come before the outcome.
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 4, "d").await["payload"],
+        accepted
+    );
+    let r = n
+        .call(
+            "r",
+            "node.invoke.result",
+            json!({"id":id,"nodeId":node_id,"ok":true,"payloadJSON":"{\"exitCode\":0}"}),
+        )
+        .await;
+    assert_eq!(r["payload"], json!({"ok": true}));
+    assert_eq!(chunk(next_item!(s)), "d");
+    assert_eq!(
+        end(next_item!(s)),
+        Ok((json!({"exitCode":0}), json!("{\"exitCode\":0}")))
+    );
+    assert!(s.next().await.is_none(), "nothing after the end");
+    assert_eq!(
+        gw.gateway
+            .send_node_invoke_input(s.invoke_id(), &json!({}))
+            .unwrap_err()
+            .to_string(),
+        "node invoke is not pending"
+    );
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 5, "late").await["payload"],
+        ignored
+    );
+}
+
+/// A streaming invoke ends with `TIMEOUT` at its deadline, with `IDLE_TIMEOUT` when the node
+/// goes quiet, and when its caller drops it; each time the node gets `node.invoke.cancel`.
+#[tokio::test]
+async fn streaming_invokes_end_on_deadline_idleness_or_drop_and_cancel_at_the_node() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 53).await;
+    approve(&gw, &node_id).await;
+    let run = json!({"command":["sleep","30"]});
+
+    // Deadline.
+    let mut s = gw
+        .gateway
+        .invoke_node_streaming(
+            &node_id,
+            "system.run",
+            Some(run.clone()),
+            Some(Duration::from_millis(300)),
+            None,
+        )
+        .unwrap();
+    let req = next_event(&mut n, "node.invoke.request").await;
+    assert!(req["payload"]["timeoutMs"].as_u64().unwrap() <= 300);
+    assert_eq!(
+        end(next_item!(s)),
+        Err(
+            json!({"code":"UNAVAILABLE","message":"TIMEOUT: node invoke timed out","details":{"nodeError":{"code":"TIMEOUT","message":"node invoke timed out"},"nodeCommandDispatched":true}})
+        )
+    );
+    let cancel = next_event(&mut n, "node.invoke.cancel").await;
+    assert_eq!(
+        cancel["payload"],
+        json!({"invokeId": req["payload"]["id"], "nodeId": node_id})
+    );
+
+    // Idle: no deadline (the node is told 0), only an idle budget, which progress renews.
+    let mut s = gw
+        .gateway
+        .invoke_node_streaming(
+            &node_id,
+            "system.run",
+            Some(run.clone()),
+            None,
+            Some(Duration::from_millis(300)),
+        )
+        .unwrap();
+    let req = next_event(&mut n, "node.invoke.request").await;
+    let id = req["payload"]["id"].clone();
+    assert_eq!(req["payload"]["timeoutMs"], 0);
+    progress(&mut n, &id, &node_id, 0, "working").await;
+    assert_eq!(chunk(next_item!(s)), "working");
+    assert_eq!(
+        end(next_item!(s)),
+        Err(
+            json!({"code":"UNAVAILABLE","message":"IDLE_TIMEOUT: node invoke produced no progress","details":{"nodeError":{"code":"IDLE_TIMEOUT","message":"node invoke produced no progress"},"nodeCommandDispatched":true}})
+        )
+    );
+    let cancel = next_event(&mut n, "node.invoke.cancel").await;
+    assert_eq!(
+        cancel["payload"],
+        json!({"invokeId": id, "nodeId": node_id})
+    );
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 1, "late").await["payload"],
+        json!({"ok": true, "ignored": true})
+    );
+
+    // Dropped by its caller.
+    let s = gw
+        .gateway
+        .invoke_node_streaming(
+            &node_id,
+            "system.run",
+            Some(run),
+            Some(Duration::from_secs(20)),
+            None,
+        )
+        .unwrap();
+    let req = next_event(&mut n, "node.invoke.request").await;
+    drop(s);
+    let cancel = next_event(&mut n, "node.invoke.cancel").await;
+    assert_eq!(cancel["payload"]["invokeId"], req["payload"]["id"]);
+
+    // Not invocable: the command policy applies as for node.invoke.
+    let refused = gw
+        .gateway
+        .invoke_node_streaming(&node_id, "camera.snap", None, None, None)
+        .err()
+        .unwrap();
+    assert_eq!(
+        refused.details.as_ref().unwrap()["reason"],
+        "command not allowlisted"
+    );
+}
+
+/// A caller that stops reading does not make the gateway buffer without end: past the queue
+/// bound the invoke is cancelled at the node, and the caller gets what was queued, then
+/// `PROGRESS_OVERFLOW`.
+#[tokio::test]
+async fn a_caller_that_stops_reading_gets_its_invoke_cancelled() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 54).await;
+    approve(&gw, &node_id).await;
+    let mut s = gw
+        .gateway
+        .invoke_node_streaming(
+            &node_id,
+            "system.run",
+            Some(json!({"command":["yes"]})),
+            Some(Duration::from_secs(20)),
+            None,
+        )
+        .unwrap();
+    let req = next_event(&mut n, "node.invoke.request").await;
+    let id = req["payload"]["id"].clone();
+    // 128 held out of order, then the gap fills: all 129 reach the queue at once.
+    for seq in 1..=128 {
+        progress(&mut n, &id, &node_id, seq, "x").await;
+    }
+    assert_eq!(
+        progress(&mut n, &id, &node_id, 129, "x").await["payload"],
+        json!({"ok": true, "ignored": true}),
+        "past the out-of-order bound"
+    );
+    progress(&mut n, &id, &node_id, 0, "x").await;
+    // The queue takes 256; the next chunk stalls it and cancels the invoke, so the one after
+    // is for an invoke no longer pending. (Responses may overtake the cancel event.)
+    let mut seq = 129;
+    let mut events = Vec::new();
+    loop {
+        let (r, seen) = call_seeing_events(
+            &mut n,
+            "p",
+            "node.invoke.progress",
+            json!({"invokeId":id,"nodeId":node_id,"seq":seq,"chunk":"x"}),
+        )
+        .await;
+        events.extend(seen);
+        if r["payload"]["ignored"] == true {
+            break;
+        }
+        seq += 1;
+        assert!(seq < 1_000, "never cut off");
+    }
+    assert_eq!(seq, 257, "chunk 256 found the queue full");
+    let cancel = match events.into_iter().next() {
+        Some(ev) => ev,
+        None => next_event(&mut n, "node.invoke.cancel").await,
+    };
+    assert_eq!(
+        cancel,
+        json!({"type":"event","event":"node.invoke.cancel","payload":{"invokeId":id,"nodeId":node_id}})
+    );
+    for _ in 0..256 {
+        assert_eq!(chunk(next_item!(s)), "x");
+    }
+    assert_eq!(
+        end(next_item!(s)).unwrap_err()["details"]["nodeError"]["code"],
+        "PROGRESS_OVERFLOW"
+    );
+}
+
+/// Progress for invokes a node does not own is acknowledged, but a node that keeps sending it
+/// is cut off like one sending stray results; the gateway stays healthy.
+#[tokio::test]
+async fn a_node_flooding_stray_progress_is_cut_off() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 55).await;
+    for i in 0..300 {
+        n.send(json!({"type":"req","id":format!("p{i}"),"method":"node.invoke.progress","params":{"invokeId":"nope","nodeId":node_id,"seq":i,"chunk":"x"}})).await;
+    }
+    assert_eq!(
+        n.expect_close().await,
+        (1008, "too many progress chunks for unknown invokes".into())
+    );
+    let mut op = operator(&gw, &["operator.read"]).await;
+    assert_eq!(op.call("h", "health", json!({})).await["ok"], true);
+}
+
+/// A node at protocol 3 gets no plugin caps or commands: as observed on the real 2026.9.6
+/// gateway, `node.describe` after approval lacks `browser`, `canvas`, `ollama` and
+/// `ollama.chat`/`ollama.models`, which the same node at protocol 4 keeps.
+#[tokio::test]
+async fn a_legacy_node_has_its_plugin_surface_withheld() {
+    let gw = start(|_| {}).await;
+    let caps = json!([
+        "browser",
+        "file",
+        "local-inference",
+        "mcp",
+        "system",
+        "canvas",
+        "ollama"
+    ]);
+    let commands = json!([
+        "browser.proxy",
+        "desktop.stream",
+        "file.fetch",
+        "mcp.tools.call.v1",
+        "ollama.chat",
+        "ollama.models",
+        "system.run",
+        "system.which"
+    ]);
+    let mut op = operator(&gw, &["operator.write", "operator.read"]).await;
+    for (seed, protocol) in [(56, 3), (57, 4)] {
+        let (_n, node_id) = node_with(&gw, seed, protocol, caps.clone(), commands.clone()).await;
+        approve(&gw, &node_id).await;
+        let d = op
+            .call("d", "node.describe", json!({"nodeId": node_id}))
+            .await["payload"]
+            .clone();
+        if protocol == 3 {
+            assert_eq!(
+                d["caps"],
+                json!(["file", "local-inference", "mcp", "system"])
+            );
+            assert_eq!(
+                d["commands"],
+                json!([
+                    "browser.proxy",
+                    "desktop.stream",
+                    "mcp.tools.call.v1",
+                    "system.run",
+                    "system.which"
+                ])
+            );
+            let r = op
+                .call("i", "node.invoke", json!({"nodeId":node_id,"command":"ollama.chat","params":{},"idempotencyKey":"k"}))
+                .await;
+            assert_eq!(r["error"]["code"], "INVALID_REQUEST", "{r}");
+            assert_eq!(r["error"]["details"]["command"], "ollama.chat");
+        } else {
+            assert_eq!(d["caps"], caps);
+            assert_eq!(
+                d["commands"],
+                json!([
+                    "browser.proxy",
+                    "desktop.stream",
+                    "mcp.tools.call.v1",
+                    "ollama.chat",
+                    "ollama.models",
+                    "system.run",
+                    "system.which"
+                ])
+            );
+        }
+    }
 }

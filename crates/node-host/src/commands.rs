@@ -3,6 +3,13 @@
 //! Each handler returns the `node.event`s to send first and the invoke result; error codes
 //! and messages are those the OpenClaw node host sends (captures show e.g.
 //! `INVALID_REQUEST` / `Error: INVALID_REQUEST: bins required`).
+//!
+//! None of these commands streams. The OpenClaw 2026.9.6 node host sends `node.invoke.progress`
+//! only for duplex plugin commands (with `enableDuplexPluginCommands`/agent runs) and
+//! `desktop.stream`, and routes `node.invoke.input` only to those; for `system.run` and the
+//! rest, output comes whole in the result, the child's stdin stays closed, and an input frame is
+//! dropped ("dropped inactive or duplicate input for invoke …"). This host does the same: it
+//! never sends progress, and the session loop ignores `node.invoke.input`.
 
 use crate::approvals::{self, ApprovalsStore, Ask, ResolvedCommand, Security, Verdict};
 use crate::argv;

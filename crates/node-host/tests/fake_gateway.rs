@@ -461,3 +461,52 @@ async fn invocations_past_the_limit_are_refused_not_queued() {
     let result = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
     assert!(result.is_ok());
 }
+
+/// Like the real node host, `system.run` does not stream: `node.invoke.input` for it is dropped
+/// (the child's stdin stays closed) and no `node.invoke.progress` is sent, only the whole result.
+#[tokio::test]
+async fn system_run_ignores_invoke_input_and_sends_no_progress() {
+    let gw = Gateway::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (shutdown, task) = start(config(&gw.url, &dir.path().join("node"), Some("t1")));
+    let (mut ws, connect) = gw.accept().await;
+    let node_id = connect["params"]["device"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&mut ws, &connect, hello(None, 30_000)).await;
+    let params = json!({"command": ["sh", "-c", "read line; echo \"read:$line\""]});
+    event(&mut ws, "node.invoke.request", json!({"id": "inv-in", "nodeId": node_id, "command": "system.run", "paramsJSON": params.to_string(), "timeoutMs": 30000})).await;
+    // The gateway's input frame, as the real gateway shapes it; then one for no invoke at all.
+    event(&mut ws, "node.invoke.input", json!({"id": "inv-in", "nodeId": node_id, "seq": 0, "payloadJSON": "{\"kind\":\"data\",\"data\":\"hello\\n\"}"})).await;
+    event(
+        &mut ws,
+        "node.invoke.input",
+        json!({"id": "nope", "nodeId": node_id, "seq": 0, "payloadJSON": "{}"}),
+    )
+    .await;
+    let mut methods = Vec::new();
+    let res = loop {
+        let req = recv(&mut ws).await;
+        let method = req["method"].as_str().unwrap().to_owned();
+        if method == "node.invoke.result" {
+            break req;
+        }
+        methods.push(method);
+        ok(&mut ws, &req, json!({"ok": true})).await;
+    };
+    assert!(
+        !methods.iter().any(|m| m == "node.invoke.progress"),
+        "{methods:?}"
+    );
+    let payload: Value =
+        serde_json::from_str(res["params"]["payloadJSON"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        payload["stdout"], "read:\n",
+        "the input never reached stdin"
+    );
+    ok(&mut ws, &res, json!({"ok": true})).await;
+    shutdown.cancel();
+    let result = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    assert!(result.is_ok());
+}

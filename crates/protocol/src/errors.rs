@@ -559,6 +559,39 @@ pub fn node_disconnected() -> ErrorShape {
     node_error("DISCONNECTED", "node disconnected before it answered")
 }
 
+/// The node did not answer, nor send progress, within the idle budget of a streaming invoke.
+pub fn node_idle_timeout() -> ErrorShape {
+    node_error("IDLE_TIMEOUT", "node invoke produced no progress")
+}
+
+/// `NODE_NOT_READY` means "retry me" only before any progress was sent; after progress the
+/// command already ran, so the real gateway turns it into this.
+pub fn node_not_ready_after_progress() -> ErrorShape {
+    node_error(
+        "UNAVAILABLE",
+        "node reported not-ready after invocation progress",
+    )
+}
+
+/// A streaming invoke whose caller stopped taking progress chunks while the node kept sending
+/// them: the invoke is cancelled instead of buffering without end.
+pub fn node_progress_overflow() -> ErrorShape {
+    node_error(
+        "PROGRESS_OVERFLOW",
+        "node invoke progress arrived faster than the caller consumed it; the invoke was cancelled",
+    )
+}
+
+/// A node answering (`node.invoke.result`, `node.invoke.progress`) in another node's name.
+pub fn node_id_mismatch() -> ErrorShape {
+    ErrorShape::new(ErrorCode::InvalidRequest, "nodeId mismatch")
+}
+
+/// A `node.invoke.progress` chunk within the schema's 16384 characters but over 16 KiB of UTF-8.
+pub fn progress_chunk_too_large() -> ErrorShape {
+    ErrorShape::new(ErrorCode::InvalidRequest, "progress chunk too large")
+}
+
 /// The gateway's policy refuses the command (`reason`: "command not allowlisted", …).
 pub fn node_command_not_allowed(message: &str, reason: &str, command: &str) -> ErrorShape {
     ErrorShape::new(ErrorCode::InvalidRequest, message)

@@ -21,6 +21,8 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(25);
 pub const DEVICE_SIGNATURE_SKEW_MS: i64 = 120_000;
 /// Close reasons are cut to this many bytes (the WebSocket limit is 123).
 pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+/// Largest `node.invoke.progress` chunk and `node.invoke.input` `payloadJSON`, in UTF-8 bytes.
+pub const MAX_NODE_INVOKE_CHUNK_BYTES: usize = 16 * 1024;
 /// Operators calling node-only methods are closed after this many refusals.
 pub const MAX_UNAUTHORIZED_ROLE_CALLS: u32 = 10;
 

@@ -16,6 +16,9 @@ pub enum Schema {
     ConnectParams,
     RequestFrame,
     NodeInvokeParams,
+    /// `node.invoke.progress` (from the 2026.9.6 gateway's TypeBox definition; the captures hold
+    /// no schema for it).
+    NodeInvokeProgressParams,
     WakeParams,
     SendParams,
     AgentParams,
@@ -27,6 +30,7 @@ impl Schema {
             Schema::ConnectParams => "ConnectParamsSchema",
             Schema::RequestFrame => "RequestFrameSchema",
             Schema::NodeInvokeParams => "NodeInvokeParamsSchema",
+            Schema::NodeInvokeProgressParams => "NodeInvokeProgressParamsSchema",
             Schema::WakeParams => "WakeParamsSchema",
             Schema::SendParams => "SendParamsSchema",
             Schema::AgentParams => "AgentParamsSchema",
@@ -339,6 +343,36 @@ mod tests {
                 &json!({"nodeId":"n","command":"system.which","params":{}})
             ),
             Err("must have required property 'idempotencyKey'".into())
+        );
+    }
+
+    /// The texts the real gateway answered to bad `node.invoke.progress` params (observed).
+    #[test]
+    fn node_invoke_progress_errors_match_the_real_gateway() {
+        let check = |v: Value| validate(Schema::NodeInvokeProgressParams, &v);
+        assert_eq!(
+            check(json!({"invokeId":"i","nodeId":"n","seq":0,"chunk":""})),
+            Ok(())
+        );
+        assert_eq!(
+            check(json!({"invokeId":"i","nodeId":"n","seq":0,"chunk":"x".repeat(16_385)})),
+            Err("at /chunk: must not have more than 16384 characters".into())
+        );
+        assert_eq!(
+            check(json!({"invokeId":"i","nodeId":"n","seq":-1,"chunk":"x"})),
+            Err("at /seq: must be >= 0".into())
+        );
+        assert_eq!(
+            check(json!({"invokeId":"i","nodeId":"n"})),
+            Err("must have required property 'seq'".into())
+        );
+        assert_eq!(
+            check(json!({"invokeId":"i","nodeId":"n","seq":0,"chunk":"x","foo":1})),
+            Err("at root: unexpected property 'foo'".into())
+        );
+        assert_eq!(
+            check(json!({"invokeId":"","nodeId":"n","seq":0,"chunk":"x"})),
+            Err("at /invokeId: must not have fewer than 1 characters".into())
         );
     }
 }

@@ -53,7 +53,7 @@ pub(crate) async fn dispatch(
             (Ok(id), Ok(name)) => nodes.rename(id, name),
             (Err(e), _) | (_, Err(e)) => Err(e),
         },
-        "node.invoke" => invoke(gw, conn, params).await,
+        "node.invoke" => invoke(gw, params).await,
         "exec.approvals.node.get" | "exec.approvals.node.set" => {
             match string_param(method, params, "nodeId") {
                 Ok(id) => {
@@ -70,7 +70,6 @@ pub(crate) async fn dispatch(
                     nodes
                         .invoke(
                             gw,
-                            conn.clone(),
                             id,
                             command,
                             Some(forwarded),
@@ -85,8 +84,8 @@ pub(crate) async fn dispatch(
                 Err(e) => Err(e),
             }
         }
-        "node.invoke.result" => nodes.result(gw, session, params),
-        "node.invoke.progress" => nodes.progress(gw, session, params),
+        "node.invoke.result" => nodes.result(gw, session, conn, params),
+        "node.invoke.progress" => nodes.progress(gw, session, conn, params),
         "node.event" => nodes.event(gw, session, params),
         "node.skills.update" | "node.pluginTools.update" | "node.runnerInventory.update" => {
             nodes.update(gw, session, method, params)
@@ -98,11 +97,7 @@ pub(crate) async fn dispatch(
 
 /// `node.invoke`: schema, policy, then the relay. `system.run` gets a `runId` like the real
 /// gateway injects.
-async fn invoke(
-    gw: &Gateway,
-    caller: &Arc<ConnHandle>,
-    params: &Value,
-) -> Result<Value, ErrorShape> {
+async fn invoke(gw: &Gateway, params: &Value) -> Result<Value, ErrorShape> {
     schema::validate(Schema::NodeInvokeParams, params)
         .map_err(|e| errors::invalid_params("node.invoke", &e))?;
     let node_id = params["nodeId"].as_str().expect("schema");
@@ -123,7 +118,6 @@ async fn invoke(
         .nodes
         .invoke(
             gw,
-            caller.clone(),
             node_id,
             command,
             forwarded,
