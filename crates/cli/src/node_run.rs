@@ -3,9 +3,13 @@
 
 use clap::Args;
 use clawgate_config as config;
+use clawgate_node_host::host::{Notice, Retry, Wait, log_notice};
 use clawgate_node_host::{DEFAULT_MAX_CONCURRENT, FatalError, NodeHostConfig};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Stopped by SIGTERM/SIGINT.
@@ -250,6 +254,115 @@ fn open_ssh_tunnel(args: &RunArgs, target: &str) -> Result<crate::tunnel::Ensure
     })
 }
 
+/// What the spinner says while the node host waits for its next attempt:
+/// `gateway unreachable (connection refused); retrying in 4s (attempt 3)`.
+pub fn retry_message(retry: &Retry, remaining: Duration) -> String {
+    const REASON_MAX: usize = 80;
+    let mut reason: String = retry.reason.chars().take(REASON_MAX).collect();
+    if retry.reason.chars().count() > REASON_MAX {
+        reason.push('…');
+    }
+    let what = match retry.wait {
+        Wait::Unreachable => format!("gateway unreachable ({reason})"),
+        Wait::PairingApproval => format!("waiting for an operator to approve this node ({reason})"),
+    };
+    let when = match remaining.as_millis().div_ceil(1000) {
+        0 => "connecting".to_owned(),
+        secs => format!("retrying in {secs}s"),
+    };
+    format!("{what}; {when} (attempt {})", retry.attempt)
+}
+
+/// On a terminal: a spinner with what the node host waits for, since when, and the live
+/// countdown to the next attempt; the log lines it would print go above it (each new one
+/// once, not at every attempt).
+struct LiveWait {
+    state: Mutex<LiveState>,
+}
+
+#[derive(Default)]
+struct LiveState {
+    /// Shown from the first failed attempt until the next connection.
+    spinner: Option<crate::tunnel::Progress>,
+    retry: Option<(Retry, Instant)>,
+    last_line: Option<String>,
+}
+
+impl LiveWait {
+    /// Starts the countdown ticker on the current runtime.
+    fn start() -> Arc<LiveWait> {
+        let live = Arc::new(LiveWait {
+            state: Mutex::default(),
+        });
+        let weak = Arc::downgrade(&live);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let Some(live) = weak.upgrade() else {
+                    break;
+                };
+                let state = live.lock();
+                if let (Some(spinner), Some((retry, at))) = (&state.spinner, &state.retry) {
+                    spinner.set(retry_message(
+                        retry,
+                        at.saturating_duration_since(Instant::now()),
+                    ));
+                }
+            }
+        });
+        live
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LiveState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notice(&self, notice: Notice) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        match notice {
+            Notice::Line(line) => match &state.spinner {
+                Some(spinner) => spinner.println(&line),
+                None => eprintln!("{line}"),
+            },
+            Notice::Connected(line) => {
+                state.spinner = None;
+                state.retry = None;
+                state.last_line = None;
+                eprintln!("{line}");
+            }
+            Notice::Retrying(retry) => {
+                let message = retry_message(&retry, retry.delay);
+                let spinner = match &mut state.spinner {
+                    Some(spinner) => {
+                        spinner.set(message);
+                        spinner
+                    }
+                    // A new wait: its elapsed time starts now.
+                    none => {
+                        let spinner = none.insert(crate::tunnel::Progress::new(false));
+                        spinner.restart(message);
+                        spinner
+                    }
+                };
+                if let Some(line) = &retry.line
+                    && state.last_line.as_ref() != Some(line)
+                {
+                    spinner.println(line);
+                    state.last_line = Some(line.clone());
+                }
+                state.retry = Some((retry.clone(), Instant::now() + retry.delay));
+            }
+        }
+    }
+
+    /// Removes the spinner (before the last words).
+    fn finish(&self) {
+        *self.lock() = LiveState::default();
+    }
+}
+
 pub fn run(mut args: RunArgs) -> ExitCode {
     crate::process::init_logging();
     let mut tunnel_reused = false;
@@ -295,7 +408,16 @@ pub fn run(mut args: RunArgs) -> ExitCode {
             shutdown.clone(),
             "node host stopping (signal received)",
         ));
-        let result = clawgate_node_host::run(config, shutdown).await;
+        let result = if std::io::stderr().is_terminal() {
+            let live = LiveWait::start();
+            let tell = live.clone();
+            let result =
+                clawgate_node_host::host::run_with(config, shutdown, move |n| tell.notice(n)).await;
+            live.finish();
+            result
+        } else {
+            clawgate_node_host::host::run_with(config, shutdown, log_notice).await
+        };
         // A tunnel this command opened goes with it; one it reused stays.
         if let Some(state) = &tunnel
             && !tunnel_reused
@@ -390,6 +512,34 @@ mod tests {
         assert!(
             err.contains("--tls-fingerprint") && err.contains("\"nope\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_retry_spinner_says_what_it_waits_for() {
+        let mut retry = Retry {
+            line: None,
+            wait: Wait::Unreachable,
+            reason: "connection refused".into(),
+            delay: Duration::from_secs(4),
+            attempt: 3,
+        };
+        assert_eq!(
+            retry_message(&retry, Duration::from_millis(3200)),
+            "gateway unreachable (connection refused); retrying in 4s (attempt 3)"
+        );
+        assert_eq!(
+            retry_message(&retry, Duration::ZERO),
+            "gateway unreachable (connection refused); connecting (attempt 3)"
+        );
+        retry.reason = "x".repeat(200);
+        let long = retry_message(&retry, Duration::from_secs(1));
+        assert!(long.contains(&format!("({}…)", "x".repeat(80))), "{long}");
+        retry.wait = Wait::PairingApproval;
+        retry.reason = "request r1".into();
+        assert_eq!(
+            retry_message(&retry, Duration::from_secs(30)),
+            "waiting for an operator to approve this node (request r1); retrying in 30s (attempt 3)"
         );
     }
 

@@ -64,10 +64,58 @@ pub enum FatalError {
     State(String),
 }
 
-/// Prints a line for the operator (stderr, like the OpenClaw node host).
-fn say(line: &str) {
-    eprintln!("{line}");
+/// What the node host tells the person running it, through the `tell` function given to
+/// [`run_with`]. [`log_notice`] writes it as log lines (what [`run`] does).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// A line (or a few) to show as it is.
+    Line(String),
+    /// Connected to the gateway: a wait, if any, is over.
+    Connected(String),
+    /// No connection: the next attempt starts in `delay`.
+    Retrying(Retry),
 }
+
+/// Why the node host waits for its next connect attempt, and how long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    /// What the log says about the failed attempt or the lost connection, when there is
+    /// something new to say (a pending pairing is announced once, by a [`Notice::Line`]).
+    pub line: Option<String>,
+    pub wait: Wait,
+    /// Short: `connection refused`, `closed 1012: service restart`, …
+    pub reason: String,
+    pub delay: Duration,
+    /// The attempt that starts after `delay`, counted from the last connection (or the
+    /// start): 1 after a lost connection, 2 after the first failed attempt, ….
+    pub attempt: u32,
+}
+
+/// What a retry waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The gateway did not answer, refused for now, or closed the connection.
+    Unreachable,
+    /// An operator has to approve this node's pairing request.
+    PairingApproval,
+}
+
+/// Writes a notice as log lines on stderr (like the OpenClaw node host); the delay of a
+/// retry goes to the `tracing` log.
+pub fn log_notice(notice: Notice) {
+    match notice {
+        Notice::Line(line) | Notice::Connected(line) => eprintln!("{line}"),
+        Notice::Retrying(retry) => {
+            if let Some(line) = &retry.line {
+                eprintln!("{line}");
+            }
+            tracing::info!("retrying in {:.1} s", retry.delay.as_secs_f64());
+        }
+    }
+}
+
+/// Where notices go.
+type Tell = Arc<dyn Fn(Notice) + Send + Sync>;
 
 /// Exponential backoff with jitter.
 #[derive(Debug, Clone)]
@@ -203,8 +251,19 @@ enum SessionEnd {
     Closed { code: u16, reason: String },
 }
 
-/// Runs until `shutdown` fires (`Ok`) or a fatal error.
+/// Runs until `shutdown` fires (`Ok`) or a fatal error, logging to stderr.
 pub async fn run(config: NodeHostConfig, shutdown: CancellationToken) -> Result<(), FatalError> {
+    run_with(config, shutdown, log_notice).await
+}
+
+/// [`run`], telling what happens (and why it waits) to `tell` instead of the log.
+pub async fn run_with(
+    config: NodeHostConfig,
+    shutdown: CancellationToken,
+    tell: impl Fn(Notice) + Send + Sync + 'static,
+) -> Result<(), FatalError> {
+    let tell: Tell = Arc::new(tell);
+    let say = |line: String| tell(Notice::Line(line));
     let endpoint = Endpoint {
         url: config.url.clone(),
         tls_fingerprint: config.tls_fingerprint.clone(),
@@ -236,7 +295,7 @@ pub async fn run(config: NodeHostConfig, shutdown: CancellationToken) -> Result<
         instance_id,
     };
     let node_id = identity.device.id().to_owned();
-    say(&format!(
+    say(format!(
         "node host starting: node id {node_id}, state {}, gateway {}",
         state.dir().display(),
         endpoint.url
@@ -247,10 +306,13 @@ pub async fn run(config: NodeHostConfig, shutdown: CancellationToken) -> Result<
     let mut announced_pairing: HashSet<String> = HashSet::new();
     let announced_capability: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut proxy_refusals = 0u32;
+    // Connect attempts since the last connection.
+    let mut attempts = 0u32;
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
         }
+        attempts += 1;
         let stored = if config.token.is_none() && config.password.is_none() {
             state.device_token(&node_id, &endpoint.url)
         } else {
@@ -269,9 +331,10 @@ pub async fn run(config: NodeHostConfig, shutdown: CancellationToken) -> Result<
             _ = shutdown.cancelled() => return Ok(()),
         };
         let mut min_delay = Duration::ZERO;
-        match result {
+        let (wait, reason, line) = match result {
             Ok(established) => {
                 proxy_refusals = 0;
+                attempts = 0;
                 backoff.reset();
                 if let Some(token) = established
                     .hello
@@ -289,10 +352,13 @@ pub async fn run(config: NodeHostConfig, shutdown: CancellationToken) -> Result<
                         gateway: endpoint.url.clone(),
                     };
                     if let Err(e) = state.save_device_token(&record) {
-                        say(&format!("node host could not store its device token: {e}"));
+                        say(format!("node host could not store its device token: {e}"));
                     }
                 }
-                say(&format!("node host gateway connected: {}", endpoint.url));
+                tell(Notice::Connected(format!(
+                    "node host gateway connected: {}",
+                    endpoint.url
+                )));
                 let end = session(
                     established,
                     ctx.clone(),
@@ -300,13 +366,16 @@ pub async fn run(config: NodeHostConfig, shutdown: CancellationToken) -> Result<
                     config.max_concurrent.max(1),
                     announced_capability.clone(),
                     shutdown.clone(),
+                    tell.clone(),
                 )
                 .await;
                 match end {
                     SessionEnd::Shutdown => return Ok(()),
-                    SessionEnd::Closed { code, reason } => {
-                        say(&format!("node host gateway closed ({code}): {reason}"));
-                    }
+                    SessionEnd::Closed { code, reason } => (
+                        Wait::Unreachable,
+                        format!("closed {code}: {reason}"),
+                        Some(format!("node host gateway closed ({code}): {reason}")),
+                    ),
                 }
             }
             Err(ConnectError::InvalidUrl(m)) => return Err(FatalError::Config(m)),
@@ -318,47 +387,83 @@ pub async fn run(config: NodeHostConfig, shutdown: CancellationToken) -> Result<
                         }
                         return Err(FatalError::Auth(message));
                     }
-                    Rejection::RetryNow => continue,
+                    Rejection::RetryNow => {
+                        attempts -= 1;
+                        continue;
+                    }
                     Rejection::Pairing(request_id) => {
                         let key = request_id.clone().unwrap_or_default();
                         if announced_pairing.insert(key) {
-                            say(&pairing_message(&error, request_id.as_deref(), &node_id));
+                            say(pairing_message(&error, request_id.as_deref(), &node_id));
                         }
+                        min_delay = Duration::from_millis(error.retry_after_ms.unwrap_or(0));
+                        let reason = match &request_id {
+                            Some(id) => format!("request {id}"),
+                            None => "`clawgate devices list` shows the request".to_owned(),
+                        };
+                        (Wait::PairingApproval, reason, None)
                     }
                     Rejection::Retry => {
-                        say(&format!(
-                            "node host gateway connect failed: {} {}{}",
-                            error.code,
-                            error.message,
-                            close_code
-                                .map(|c| format!(" (close {c})"))
-                                .unwrap_or_default()
-                        ));
+                        min_delay = Duration::from_millis(error.retry_after_ms.unwrap_or(0));
+                        (
+                            Wait::Unreachable,
+                            format!("{} {}", error.code, error.message),
+                            Some(format!(
+                                "node host gateway connect failed: {} {}{}",
+                                error.code,
+                                error.message,
+                                close_code
+                                    .map(|c| format!(" (close {c})"))
+                                    .unwrap_or_default()
+                            )),
+                        )
                     }
                 }
-                min_delay = Duration::from_millis(error.retry_after_ms.unwrap_or(0));
             }
             Err(ConnectError::Http {
                 status,
                 message,
                 error_type,
             }) => {
-                say(&format!(
-                    "node host gateway connect failed: HTTP {status}: {message}"
-                ));
+                let line = format!("node host gateway connect failed: HTTP {status}: {message}");
                 if status == 403 && error_type.as_deref() == Some("proxy_attribution_required") {
                     proxy_refusals += 1;
                     if proxy_refusals >= MAX_PROXY_REFUSALS {
+                        say(line);
                         return Err(FatalError::Auth(format!(
                             "the gateway permanently refused this connection (proxy_attribution_required): {message}"
                         )));
                     }
                 }
+                (
+                    Wait::Unreachable,
+                    format!("HTTP {status}: {message}"),
+                    Some(line),
+                )
             }
-            Err(e) => say(&format!("node host gateway connect failed: {e}")),
-        }
+            Err(e) => {
+                let reason = match &e {
+                    ConnectError::Unreachable(m) => m
+                        .strip_prefix(&format!("{}: ", endpoint.url))
+                        .unwrap_or(m)
+                        .to_owned(),
+                    other => other.to_string(),
+                };
+                (
+                    Wait::Unreachable,
+                    reason,
+                    Some(format!("node host gateway connect failed: {e}")),
+                )
+            }
+        };
         let delay = backoff.next_delay().max(min_delay);
-        tracing::info!("retrying in {:.1} s", delay.as_secs_f64());
+        tell(Notice::Retrying(Retry {
+            line,
+            wait,
+            reason,
+            delay,
+            attempt: attempts + 1,
+        }));
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => return Ok(()),
@@ -457,6 +562,7 @@ async fn publish(
     params: Value,
     refresh: Arc<Notify>,
     announced: Arc<Mutex<HashSet<String>>>,
+    tell: Tell,
 ) {
     let mut delay = PUBLISH_RETRY_INITIAL;
     let mut last_logged = String::new();
@@ -487,16 +593,18 @@ async fn publish(
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(id.to_owned());
                     if first {
-                        say(&format!(
+                        tell(Notice::Line(format!(
                             "node host is connected but its commands await operator approval. \
                              On the gateway host run:\n  clawgate nodes approve {id}\n(OpenClaw: \
                              openclaw nodes approve {id}). This node retries automatically."
-                        ));
+                        )));
                     }
                 } else if is_pairing_changed(&failure) {
                     tracing::debug!(method, "pairing changed; retrying");
                 } else if text != last_logged {
-                    say(&format!("node host {method} publish failed: {text}"));
+                    tell(Notice::Line(format!(
+                        "node host {method} publish failed: {text}"
+                    )));
                 }
                 last_logged = text;
             }
@@ -511,7 +619,7 @@ async fn publish(
 
 /// Publishes `node.host.stats` now and every 60 s; a refused publication (pairing still
 /// settling) is retried sooner, 250 ms doubling to 5 s.
-async fn publish_stats(conn: Connection, home: PathBuf) {
+async fn publish_stats(conn: Connection, home: PathBuf, tell: Tell) {
     let mut logged = false;
     loop {
         let mut delay = PUBLISH_RETRY_INITIAL;
@@ -528,7 +636,7 @@ async fn publish_stats(conn: Connection, home: PathBuf) {
                 Err(e) => {
                     if !logged && !is_pairing_changed(&e) {
                         logged = true;
-                        say(&format!("node host stats publish failed: {e}"));
+                        tell(Notice::Line(format!("node host stats publish failed: {e}")));
                     }
                 }
             }
@@ -556,7 +664,9 @@ async fn session(
     max_concurrent: usize,
     announced: Arc<Mutex<HashSet<String>>>,
     shutdown: CancellationToken,
+    tell: Tell,
 ) -> SessionEnd {
+    let say = |line: String| tell(Notice::Line(line));
     let Established {
         conn, mut incoming, ..
     } = established;
@@ -565,7 +675,7 @@ async fn session(
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"));
-    background.spawn(publish_stats(conn.clone(), home));
+    background.spawn(publish_stats(conn.clone(), home, tell.clone()));
     let inventory_refresh = Arc::new(Notify::new());
     background.spawn(publish(
         conn.clone(),
@@ -573,6 +683,7 @@ async fn session(
         json!({"protocolFeatures": ["node-worker-supervisor-v6"], "workerHost": {"enabled": false}}),
         inventory_refresh.clone(),
         announced.clone(),
+        tell.clone(),
     ));
     background.spawn(publish(
         conn.clone(),
@@ -580,6 +691,7 @@ async fn session(
         json!({"skills": []}),
         Arc::new(Notify::new()),
         announced.clone(),
+        tell.clone(),
     ));
     background.spawn(publish(
         conn.clone(),
@@ -587,6 +699,7 @@ async fn session(
         json!({"tools": []}),
         Arc::new(Notify::new()),
         announced.clone(),
+        tell.clone(),
     ));
 
     let running: Running = Arc::default();
@@ -637,7 +750,7 @@ async fn session(
                         && let Some(token) =
                             running.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
                     {
-                        say(&format!("node host invoke {id} cancelled by the gateway"));
+                        say(format!("node host invoke {id} cancelled by the gateway"));
                         token.cancel();
                     }
                 }
@@ -645,7 +758,7 @@ async fn session(
                     if payload.get("nodeId").and_then(Value::as_str) == Some(node_id.as_str())
                         && payload.get("decision").and_then(Value::as_str) == Some("approved") =>
                 {
-                    say("node host commands approved by an operator");
+                    say("node host commands approved by an operator".to_owned());
                     inventory_refresh.notify_one();
                 }
                 "shutdown" => {
@@ -653,7 +766,7 @@ async fn session(
                         .get("reason")
                         .and_then(Value::as_str)
                         .unwrap_or("shutdown");
-                    say(&format!("node host: gateway is shutting down ({reason})"));
+                    say(format!("node host: gateway is shutting down ({reason})"));
                 }
                 // Streaming input is for commands this host does not have.
                 "node.invoke.input" => tracing::debug!("ignoring node.invoke.input"),
@@ -751,6 +864,56 @@ mod tests {
         }
         b.reset();
         assert!(b.next_delay() < Duration::from_millis(1300));
+    }
+
+    /// Nothing listens: the failed attempt is told with its log line, the reason, the delay
+    /// and the number of the next attempt, which grows with each failure.
+    #[tokio::test]
+    async fn waits_for_the_next_attempt_are_told() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let state = tempfile::tempdir().unwrap();
+        let config = NodeHostConfig {
+            url: format!("ws://127.0.0.1:{port}"),
+            tls_fingerprint: None,
+            token: Some("t".into()),
+            password: None,
+            display_name: None,
+            state_dir: state.path().to_owned(),
+            max_concurrent: 1,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let host = tokio::spawn(run_with(config, shutdown.clone(), move |n| {
+            let _ = tx.send(n);
+        }));
+        let mut retries = Vec::new();
+        while retries.len() < 2 {
+            let notice = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("a notice in time")
+                .expect("the host runs");
+            match notice {
+                Notice::Line(line) => assert!(line.starts_with("node host starting"), "{line}"),
+                Notice::Retrying(r) => retries.push(r),
+                other => panic!("{other:?}"),
+            }
+        }
+        shutdown.cancel();
+        assert!(host.await.unwrap().is_ok());
+        for (r, attempt) in retries.iter().zip([2, 3]) {
+            assert_eq!(r.attempt, attempt);
+            assert_eq!(r.wait, Wait::Unreachable);
+            assert_eq!(r.reason, "connection refused");
+            let line = r.line.as_deref().unwrap_or_default();
+            assert!(
+                line.starts_with("node host gateway connect failed: "),
+                "{line}"
+            );
+        }
+        assert!(retries[0].delay >= BACKOFF_INITIAL && retries[1].delay >= 2 * BACKOFF_INITIAL);
     }
 
     #[test]
