@@ -26,6 +26,40 @@ pub(crate) enum SharedAuth {
     NotConfigured(AuthFailure),
 }
 
+/// A proxy (or client) narrowing a connection's scopes: only the listed scopes are kept.
+pub(crate) const SCOPE_CAP_HEADER: &str = "x-openclaw-scopes";
+
+/// The scopes `gateway.auth.identityScopes` grants a verified login: its exact key, else (for
+/// email-like logins) a key equal ignoring case.
+pub(crate) fn identity_grant<'a>(grants: &'a [(String, Vec<String>)], login: &str) -> &'a [String] {
+    let exact = grants.iter().find(|(k, _)| k == login);
+    let folded = || {
+        login.contains('@').then(|| {
+            grants
+                .iter()
+                .find(|(k, _)| k.contains('@') && k.eq_ignore_ascii_case(login))
+        })?
+    };
+    exact.or_else(folded).map_or(&[], |(_, scopes)| scopes)
+}
+
+/// Applies the `x-openclaw-scopes` cap: absent keeps every scope, present keeps only the ones
+/// it lists (an empty list keeps none).
+pub(crate) fn cap_scopes(scopes: Vec<String>, cap: Option<&str>) -> Vec<String> {
+    let Some(cap) = cap else {
+        return scopes;
+    };
+    let declared: Vec<&str> = cap
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    scopes
+        .into_iter()
+        .filter(|s| declared.contains(&s.as_str()))
+        .collect()
+}
+
 /// Either field works: token mode reads `auth.token ?? auth.password`, password mode
 /// `auth.password ?? auth.token`. Compared in constant time.
 pub(crate) fn check_shared_secret(
@@ -304,6 +338,36 @@ fn prune(entries: &mut HashMap<IpAddr, Entry>, now: Instant, keep: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_grants_match_exactly_or_emails_ignoring_case() {
+        let grants = vec![
+            (
+                "Alice@Example.com".to_owned(),
+                vec!["operator.admin".to_owned()],
+            ),
+            ("bob".to_owned(), vec!["operator.read".to_owned()]),
+        ];
+        assert_eq!(
+            identity_grant(&grants, "alice@example.com"),
+            ["operator.admin"]
+        );
+        assert_eq!(identity_grant(&grants, "bob"), ["operator.read"]);
+        // Only email-like logins fold case.
+        assert!(identity_grant(&grants, "BOB").is_empty());
+        assert!(identity_grant(&grants, "carol@example.com").is_empty());
+    }
+
+    #[test]
+    fn the_scope_cap_header_only_narrows() {
+        let scopes = || vec!["operator.read".to_owned(), "operator.write".to_owned()];
+        assert_eq!(cap_scopes(scopes(), None), scopes());
+        assert_eq!(
+            cap_scopes(scopes(), Some("operator.read, operator.admin")),
+            ["operator.read"]
+        );
+        assert!(cap_scopes(scopes(), Some("")).is_empty());
+    }
 
     fn limiter() -> RateLimiter {
         RateLimiter::new(RateLimit {

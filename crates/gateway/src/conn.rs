@@ -204,18 +204,17 @@ impl Connection {
         nonce: &str,
     ) -> Result<(Session, Value), HandshakeError> {
         let AcceptedConnect {
-            params: p,
-            role,
-            protocol,
+            params: p, role, ..
         } = connect::accept(params)?;
         let gw = &self.gw;
         self.check_browser_origin(&p.client)?;
         let requested_scopes = p.scopes.clone().unwrap_or_default();
         let auth = p.auth.as_ref();
-        let shared = match self.identity_auth(auth).await? {
-            Some(method) => SharedAuth::Ok { method },
-            None => auth::check_shared_secret(&gw.options, auth),
+        let (shared, verified_login) = match self.identity_auth(auth).await? {
+            Some((method, login)) => (SharedAuth::Ok { method }, Some(login)),
+            None => (auth::check_shared_secret(&gw.options, auth), None),
         };
+        let verified_login = verified_login.as_deref();
         let remote_cli = p.client.mode == "cli" && !self.peer.is_local;
         let device_token = auth.and_then(|a| a.device_token.as_deref());
         let offers_credential = matches!(shared, SharedAuth::Ok { .. } | SharedAuth::Wrong(_))
@@ -244,7 +243,8 @@ impl Connection {
                         }
                         _ => Vec::new(),
                     };
-                    Ok(self.session(&p, role, scopes, None, method, None, protocol))
+                    let scopes = self.connection_scopes(role, scopes, verified_login);
+                    Ok(self.session(&p, role, scopes, None, method, None))
                 }
                 SharedAuth::NotRequired | SharedAuth::Missing(_) => {
                     Err(errors::device_identity_required())
@@ -346,6 +346,7 @@ impl Connection {
                 } else {
                     Vec::new()
                 };
+                let scopes = self.connection_scopes(role, scopes, verified_login);
                 Ok(self.session(
                     &p,
                     role,
@@ -353,7 +354,6 @@ impl Connection {
                     Some(&proof.id),
                     method,
                     Some((token, issued_at_ms)),
-                    protocol,
                 ))
             }
             pairing::Decision::Pending {
@@ -380,13 +380,46 @@ impl Connection {
         }
     }
 
+    /// A connection's final scopes: what its device (or shared secret) allows, plus the
+    /// `gateway.auth.identityScopes` grant of a verified operator login, then narrowed by the
+    /// `x-openclaw-scopes` header. A grant that raises a connection above its device is logged.
+    fn connection_scopes(
+        &self,
+        role: Role,
+        mut scopes: Vec<String>,
+        verified_login: Option<&str>,
+    ) -> Vec<String> {
+        let base = scopes.clone();
+        if let (Role::Operator, Some(login)) = (role, verified_login) {
+            for s in auth::identity_grant(&self.gw.options.identity_scopes, login) {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+        }
+        let scopes = auth::cap_scopes(scopes, self.peer.header(auth::SCOPE_CAP_HEADER));
+        let added: Vec<&str> = scopes
+            .iter()
+            .filter(|s| !clawgate_protocol::scopes::satisfies(&base, s))
+            .map(String::as_str)
+            .collect();
+        if let (false, Some(login)) = (added.is_empty(), verified_login) {
+            tracing::warn!(
+                "security audit: identity scope grant elevated connection identity={login:?} addedScopes={} conn={}",
+                added.join(","),
+                self.handle.conn_id
+            );
+        }
+        scopes
+    }
+
     /// Identity from headers: trusted-proxy mode (the proxy's user header) and Tailscale
-    /// Serve (identity headers confirmed by whois). `Some(method)` when it authenticated the
-    /// connection, `None` to go on with the shared secret / device token.
+    /// Serve (identity headers confirmed by whois). `Some((method, login))` when it
+    /// authenticated the connection, `None` to go on with the shared secret / device token.
     async fn identity_auth(
         &self,
         auth: Option<&connect::ConnectAuth>,
-    ) -> Result<Option<&'static str>, HandshakeError> {
+    ) -> Result<Option<(&'static str, String)>, HandshakeError> {
         let gw = &self.gw;
         let explicit = auth.is_some_and(|a| a.token.is_some() || a.password.is_some());
         if gw.options.auth_mode == crate::AuthMode::TrustedProxy {
@@ -397,7 +430,7 @@ impl Connection {
                         self.peer.addr.ip(),
                         self.peer.client_ip
                     );
-                    Ok(Some("trusted-proxy"))
+                    Ok(Some(("trusted-proxy", user)))
                 }
                 // Same-host callers may still use gateway.auth.password.
                 Err(_)
@@ -438,7 +471,7 @@ impl Connection {
                         id.source
                     );
                     gw.rate_limiter.succeed(attempt);
-                    return Ok(Some("tailscale"));
+                    return Ok(Some(("tailscale", id.login)));
                 }
                 Ok(id) => {
                     tracing::warn!(
@@ -479,7 +512,6 @@ impl Connection {
         device_id: Option<&str>,
         method: &str,
         device_token: Option<(String, i64)>,
-        protocol: u32,
     ) -> (Session, Value) {
         let session = Session {
             role,
@@ -500,7 +532,7 @@ impl Connection {
             },
             path_env: p.path_env.clone().filter(|_| role == Role::Node),
         };
-        let mut hello = hello::hello_ok(&self.gw, &self.handle.conn_id, &session, method, protocol);
+        let mut hello = hello::hello_ok(&self.gw, &self.handle.conn_id, &session, method);
         if let Some((token, issued_at_ms)) = device_token {
             hello["auth"]["deviceToken"] = json!(token);
             hello["auth"]["issuedAtMs"] = json!(issued_at_ms);

