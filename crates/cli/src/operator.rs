@@ -8,6 +8,7 @@ mod devices;
 mod failure;
 mod nodes;
 mod pairing;
+mod probe_ssh;
 mod render;
 mod spinner;
 mod table;
@@ -149,6 +150,22 @@ pub struct GatewayStatusArgs {
 #[derive(Args, Debug)]
 #[command(after_long_help = EXIT_CODES_HELP)]
 pub struct ProbeArgs {
+    /// Also probe through a one-shot SSH tunnel to this gateway host ([user@]host[:port]),
+    /// closed after the probe [default: gateway.remote.sshTarget, else $USER@<host of
+    /// gateway.remote.url>]
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    pub ssh: Option<String>,
+    /// Private key for that tunnel (ssh -i) [default: gateway.remote.sshIdentity]
+    #[arg(long, value_name = "PATH")]
+    pub ssh_identity: Option<PathBuf>,
+    /// Take the SSH target from Bonjour discovery (OpenClaw's flag; clawgate does not browse
+    /// Bonjour, so give --ssh or gateway.remote.sshTarget)
+    #[arg(long)]
+    pub ssh_auto: bool,
+    /// The gateway's port: of the local gateway, and at the far end of the SSH tunnel
+    /// [default: gateway.remote.remotePort there, gateway.port here, 18789]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
     #[command(flatten)]
     pub conn: ConnArgs,
 }
@@ -233,6 +250,9 @@ struct ConnSpec {
     scopes: Vec<String>,
     /// Probe connections accept protocol 3 too.
     probe: bool,
+    /// Neither send nor keep a stored device token: the URL is a tunnel's passing local
+    /// port, which another gateway may listen on next time (`gateway probe --ssh`).
+    suppress_stored_device_auth: bool,
 }
 
 impl ConnSpec {
@@ -241,6 +261,7 @@ impl ConnSpec {
             client: client_info("cli", "cli"),
             scopes,
             probe: false,
+            suppress_stored_device_auth: false,
         }
     }
 
@@ -249,6 +270,7 @@ impl ConnSpec {
             client: client_info("cli", "probe"),
             scopes: vec![scopes::READ.to_owned()],
             probe: true,
+            suppress_stored_device_auth: false,
         }
     }
 }
@@ -263,25 +285,35 @@ impl ConnSpec {
 /// exact approve command printed and, when waiting (`--wait`, or a terminal without
 /// `--json`), is asked again until the request is approved, rejected or the wait ends.
 async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(Failure, Target)>> {
-    let target = match target::resolve(conn) {
-        Ok(t) => t,
-        Err(f) => {
-            // No target yet: report against a placeholder.
-            let placeholder = Target {
-                url: conn.url.clone().unwrap_or_default(),
-                token: None,
-                password: None,
-                tls_fingerprint: None,
-                source: clawgate_config::TargetSource::Local,
-                config_path: None,
-                state_dir: PathBuf::new(),
-                credential: target::CredentialOrigin::None,
-                connect_to: None,
-                tunnel: None,
-            };
-            return Err(Box::new((f, placeholder)));
-        }
-    };
+    match target::resolve(conn) {
+        Ok(target) => connect_session(conn, spec, target).await,
+        Err(f) => Err(Box::new((f, placeholder_target(conn)))),
+    }
+}
+
+/// What a failure is reported against when no target could be resolved.
+fn placeholder_target(conn: &ConnArgs) -> Target {
+    Target {
+        url: conn.url.clone().unwrap_or_default(),
+        token: None,
+        password: None,
+        tls_fingerprint: None,
+        source: clawgate_config::TargetSource::Local,
+        config_path: None,
+        state_dir: PathBuf::new(),
+        credential: target::CredentialOrigin::None,
+        connect_to: None,
+        tunnel: None,
+        probe_tunnel: None,
+    }
+}
+
+/// [`open_session`] to a target resolved already.
+async fn connect_session(
+    conn: &ConnArgs,
+    spec: ConnSpec,
+    target: Target,
+) -> Result<Session, Box<(Failure, Target)>> {
     let has_secret = target.token.is_some() || target.password.is_some();
     let signer = if conn.device_auth.signs(&target.url, has_secret) {
         match pairing::Signer::load(&target) {
@@ -295,8 +327,9 @@ async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(F
     let quiet = conn.json;
     let wait = pairing::should_wait(conn.wait, conn.no_wait, conn.json);
     let mut send_secret = has_secret;
+    let stored_tokens = !spec.suppress_stored_device_auth;
     let mut device_token: Option<String> = match (&signer, has_secret) {
-        (Some(s), false) => s.stored(&target.url, role).map(|t| t.token),
+        (Some(s), false) if stored_tokens => s.stored(&target.url, role).map(|t| t.token),
         _ => None,
     };
     let mut tried_device_token_fallback = false;
@@ -330,7 +363,9 @@ async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(F
                 if let Some(w) = waiter.as_mut() {
                     w.finish("Approved: connected as a paired device", quiet);
                 }
-                if let Some(s) = &signer {
+                if let Some(s) = &signer
+                    && stored_tokens
+                {
                     s.remember(&target.url, role, &hello);
                 }
                 return Ok(Session {
@@ -385,6 +420,7 @@ async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(F
                 detail.as_str(),
                 "AUTH_TOKEN_MISMATCH" | "AUTH_PASSWORD_MISMATCH"
             ) && send_secret
+                && stored_tokens
                 && !tried_device_token_fallback
                 && let Some(stored) = s.stored(&target.url, role)
             {
@@ -706,18 +742,68 @@ fn outcome_json(o: &CallOutcome) -> Value {
 
 pub const PROBE_METHODS: [&str; 4] = ["health", "status", "system-presence", "config.get"];
 
-async fn probe_async(args: ProbeArgs) -> ExitCode {
-    let json_out = args.conn.json;
-    let session = match open_session(&args.conn, ConnSpec::probe()).await {
+/// The time budget of the probe through the SSH tunnel (OpenClaw's).
+const TUNNEL_PROBE_BUDGET_MS: u64 = 2000;
+
+/// One probed target: the connection and the read calls, or why it failed.
+struct Probed {
+    target: Target,
+    result: Result<Reached, Failure>,
+}
+
+struct Reached {
+    hello: HelloOk,
+    connect_ms: u64,
+    outcomes: Vec<CallOutcome>,
+    /// [`Session::gateway_json`].
+    gateway: Value,
+}
+
+impl Probed {
+    /// `(id, kind)` in OpenClaw's words.
+    fn kind(&self) -> &'static str {
+        if self.target.probe_tunnel.is_some() {
+            return "sshTunnel";
+        }
+        match self.target.source {
+            clawgate_config::TargetSource::Flag => "explicit",
+            clawgate_config::TargetSource::Env(_) => "env",
+            clawgate_config::TargetSource::RemoteConfig => "configRemote",
+            clawgate_config::TargetSource::Local => "localLoopback",
+        }
+    }
+
+    fn json(&self, primary: bool) -> Value {
+        let mut v = json!({"id": self.kind(), "kind": self.kind(), "url": self.target.url,
+            "urlSource": self.target.source_label(), "primary": primary,
+            "tunnel": self.target.probe_tunnel.as_ref().map(probe_ssh::tunnel_json)});
+        match &self.result {
+            Ok(r) => {
+                v["connect"] = json!({"ok": true, "latencyMs": r.connect_ms});
+                for key in ["capability", "server", "auth", "protocol"] {
+                    v[key] = r.gateway[key].clone();
+                }
+            }
+            Err(f) => v["connect"] = json!({"ok": false, "error": f.json}),
+        }
+        v
+    }
+}
+
+/// Connects and asks the four read calls at once.
+async fn probe_target(conn: &ConnArgs, spec: ConnSpec, target: Result<Target, Failure>) -> Probed {
+    let session = match target {
+        Ok(t) => connect_session(conn, spec, t).await,
+        Err(f) => Err(Box::new((f, placeholder_target(conn)))),
+    };
+    let session = match session {
         Ok(s) => s,
         Err(b) => {
-            let (f, t) = *b;
-            if json_out && f.exit != EXIT_USAGE {
-                print_json(&failed_connection_json(&f, &t));
-                f.print_human();
-                return ExitCode::from(f.exit);
-            }
-            return f.report(json_out);
+            let (f, target) = *b;
+            return Probed {
+                target,
+                result: Err(f),
+            };
         }
     };
     let (health, status, presence, config) = tokio::join!(
@@ -728,14 +814,107 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
     );
     let gateway = session.gateway_json();
     session.client.close().await;
-    let outcomes = [health, status, presence, config];
-    let mut calls = serde_json::Map::new();
-    for (method, o) in PROBE_METHODS.iter().zip(&outcomes) {
-        calls.insert((*method).to_owned(), outcome_json(o));
+    Probed {
+        target: session.target,
+        result: Ok(Reached {
+            hello: session.hello,
+            connect_ms: session.connect_ms,
+            outcomes: vec![health, status, presence, config],
+            gateway,
+        }),
     }
-    let granted = session.hello.scopes();
+}
+
+/// Probes the target the flags and config name and, with `--ssh` (or
+/// `gateway.remote.sshTarget`, or a `gateway.remote.url` host), the gateway through a
+/// one-shot SSH tunnel as well. The report is about the reachable target a person most
+/// likely means (`--url`, else the tunnel, else the configured one), and lists them all.
+async fn probe_async(args: ProbeArgs) -> ExitCode {
+    let json_out = args.conn.json;
+    let ssh = match probe_ssh::plan(&args) {
+        Ok(p) => p,
+        Err(f) => return f.report(json_out),
+    };
     let mut warnings = Vec::new();
-    let limited: Vec<String> = outcomes
+    if ssh.is_none() && args.ssh_auto {
+        warnings.push(probe_ssh::no_discovery_warning());
+    }
+    let budget = Duration::from_millis(args.conn.timeout.max(1));
+    let tunnel = match &ssh {
+        Some(plan) => {
+            let progress = crate::tunnel::Progress::new(json_out);
+            let opened = probe_ssh::open(plan, budget, &progress).await;
+            progress.clear();
+            opened
+                .map_err(|e| warnings.push(probe_ssh::failed_warning(&e, plan)))
+                .ok()
+        }
+        None => None,
+    };
+    // `--port` is the local gateway's port, as CLAWGATE_GATEWAY_PORT would be.
+    let port = args.port;
+    let env = move |name: &str| match port {
+        Some(p) if name == "CLAWGATE_GATEWAY_PORT" => Some(p.to_string()),
+        _ => clawgate_config::process_env(name),
+    };
+    let direct = probe_target(
+        &args.conn,
+        ConnSpec::probe(),
+        target::resolve_with_env(&args.conn, &env),
+    );
+    let through = async {
+        let (Some(t), Some(plan)) = (&tunnel, &ssh) else {
+            return None;
+        };
+        // Never wait for a pairing approval through a tunnel that closes with the probe;
+        // like OpenClaw, give it 2 s at most (a gateway that is down on the far end leaves
+        // the connection hanging rather than refused).
+        let conn = ConnArgs {
+            wait: false,
+            no_wait: true,
+            timeout: args.conn.timeout.min(TUNNEL_PROBE_BUDGET_MS),
+            ..args.conn.clone()
+        };
+        let spec = ConnSpec {
+            suppress_stored_device_auth: true,
+            ..ConnSpec::probe()
+        };
+        Some(probe_target(&conn, spec, Ok(t.target(plan))).await)
+    };
+    let (direct, through) = tokio::join!(direct, through);
+    if let Some(t) = tunnel {
+        t.stop().await;
+    }
+
+    let probed: Vec<&Probed> = through.iter().chain([&direct]).collect();
+    fn reached(p: &Probed) -> Option<(&Probed, &Reached)> {
+        p.result.as_ref().ok().map(|r| (p, r))
+    }
+    let primary = probed
+        .iter()
+        .filter_map(|p| reached(p))
+        .find(|(p, _)| p.kind() == "explicit")
+        .or_else(|| probed.iter().find_map(|p| reached(p)));
+    let targets: Vec<Value> = probed
+        .iter()
+        .map(|p| p.json(primary.is_some_and(|(q, _)| std::ptr::eq(*p, q))))
+        .collect();
+    let (primary, r) = match (primary, &direct.result) {
+        (Some(found), _) => found,
+        (None, Err(f)) => {
+            return probe_failed(
+                f,
+                &direct.target,
+                through.as_ref(),
+                targets,
+                &warnings,
+                json_out,
+            );
+        }
+        (None, Ok(r)) => (&direct, r),
+    };
+    let limited: Vec<String> = r
+        .outcomes
         .iter()
         .filter_map(|o| match o {
             CallOutcome::Failed(e, _) => {
@@ -749,27 +928,86 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
             "read calls are limited by this connection's scopes (missing {scope}); the connection itself succeeded. OpenClaw gateways grant probe connections no scopes: use `clawgate status --deep` (a cli connection) or a paired device for full diagnostics"
         )}));
     }
-    let mut report = json!({"ok": true, "degraded": !warnings.is_empty() || outcomes.iter().any(|o| !matches!(o, CallOutcome::Ok(..)))});
-    if let (Value::Object(r), Value::Object(g)) = (&mut report, gateway) {
-        r.extend(g);
+    let mut calls = serde_json::Map::new();
+    for (method, o) in PROBE_METHODS.iter().zip(&r.outcomes) {
+        calls.insert((*method).to_owned(), outcome_json(o));
     }
-    report["version"] = json!(session.hello.server_version());
+    let degraded =
+        !warnings.is_empty() || r.outcomes.iter().any(|o| !matches!(o, CallOutcome::Ok(..)));
+    let mut report = json!({"ok": true, "degraded": degraded});
+    if let (Value::Object(out), Value::Object(g)) = (&mut report, &r.gateway) {
+        out.extend(g.clone());
+    }
+    report["version"] = json!(r.hello.server_version());
     report["calls"] = Value::Object(calls);
     report["warnings"] = Value::Array(warnings.clone());
+    report["primaryTargetId"] = json!(primary.kind());
+    report["targets"] = Value::Array(targets);
     if json_out {
         print_json(&report);
     } else {
-        print_out(&render::probe(
-            &session.hello,
-            &session.target,
-            session.connect_ms,
+        let mut text = render::probe(
+            &r.hello,
+            &primary.target,
+            r.connect_ms,
             &PROBE_METHODS,
-            &outcomes,
-            &granted,
+            &r.outcomes,
             &warnings,
-        ));
+        );
+        if probed.len() > 1 {
+            text.push_str(&render::probe_targets(&probed_rows(&probed)));
+        }
+        print_out(&text);
     }
     ExitCode::SUCCESS
+}
+
+fn probed_rows<'a>(probed: &[&'a Probed]) -> Vec<render::ProbedRow<'a>> {
+    probed
+        .iter()
+        .map(|p| render::ProbedRow {
+            target: &p.target,
+            reached: p.result.as_ref().map(|r| (&r.hello, r.connect_ms)),
+        })
+        .collect()
+}
+
+/// No target answered: the direct target's failure `f` (its exit code), with the warnings
+/// and every target in the report.
+fn probe_failed(
+    f: &Failure,
+    direct: &Target,
+    through: Option<&Probed>,
+    targets: Vec<Value>,
+    warnings: &[Value],
+    json_out: bool,
+) -> ExitCode {
+    if json_out && f.exit != EXIT_USAGE {
+        let mut report = failed_connection_json(f, direct);
+        report["warnings"] = json!(warnings);
+        report["targets"] = Value::Array(targets);
+        print_json(&report);
+    } else if json_out {
+        print_json(&json!({"ok": false, "error": f.json, "warnings": warnings,
+            "targets": targets}));
+    }
+    for w in warnings {
+        if let Some(message) = w.get("message").and_then(Value::as_str) {
+            eprintln!("warning: {message}");
+        }
+    }
+    if let Some(Probed {
+        result: Err(tunnel_failure),
+        ..
+    }) = through
+    {
+        eprintln!(
+            "warning: through the SSH tunnel: {}",
+            tunnel_failure.message
+        );
+    }
+    f.print_human();
+    ExitCode::from(f.exit)
 }
 
 // ---- status ---------------------------------------------------------------------------------

@@ -561,6 +561,7 @@ fn spec_from_args(args: &UpArgs) -> Result<TunnelSpec, Failure> {
         local_port: args.local_port,
         known_hosts: args.known_hosts.clone(),
         host_key_policy: policy,
+        profile: tunnel::ArgvProfile::Managed,
     })
 }
 

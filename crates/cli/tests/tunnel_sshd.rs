@@ -5,7 +5,8 @@
 //! changed host key and a busy local port each give their own error.
 
 use clawgate_testkit::{
-    ClawgateBin, ClawgateGateway, IsolatedHome, OpenClaw, Output, Sshd, Value, json, kill_tunnels,
+    ClawgateBin, ClawgateGateway, IsolatedHome, OpenClaw, Output, Sshd, Value, free_port, json,
+    kill_tunnels,
 };
 use std::time::{Duration, Instant};
 
@@ -533,4 +534,208 @@ async fn a_foreground_tunnel_streams_events_and_reconnects() {
         fg.transcript()
     );
     assert_eq!(status_json(&home).await["tunnels"], json!([]));
+}
+
+/// `clawgate gateway probe <args>` in `home`, checking host keys against `known_hosts`.
+async fn probe(home: &IsolatedHome, known_hosts: &std::path::Path, args: &[&str]) -> Output {
+    bin()
+        .cli()
+        .in_home(home)
+        .args(["gateway", "probe"])
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .env(
+            "CLAWGATE_SSH_KNOWN_HOSTS",
+            known_hosts.display().to_string(),
+        )
+        .timeout(Duration::from_secs(60))
+        .run()
+        .await
+}
+
+/// Running ssh clients whose command line names this SSH port (the probe's tunnels).
+fn ssh_clients_to(ssh_port: u16) -> Vec<String> {
+    let port = ssh_port.to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| {
+            c.split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|argv| {
+            argv.first().is_some_and(|a| a.ends_with("/ssh"))
+                && argv.iter().any(|a| a == "-L")
+                && argv.windows(2).any(|w| w[0] == "-p" && w[1] == port)
+        })
+        .map(|argv| argv.join(" "))
+        .collect()
+}
+
+#[tokio::test]
+async fn gateway_probe_through_a_one_shot_ssh_tunnel() {
+    let sshd = Sshd::start().await.unwrap();
+    let gw = gateway().await;
+    let home = home();
+    // Nothing listens on this machine's gateway port: only the tunnel reaches a gateway.
+    // The SSH target, identity and remote port come from the config.
+    home.write_config(&json!({"gateway": {"port": free_port(), "remote": {
+        "sshTarget": format!("{}:{}", sshd.target(), sshd.port()),
+        "sshIdentity": sshd.client_key(),
+        "remotePort": gw.port(),
+        "token": TOKEN,
+    }}}));
+    let out = probe(
+        &home,
+        &sshd.known_hosts(),
+        &["--json", "--device-auth", "always"],
+    )
+    .await;
+    out.assert_success();
+    let v = out.json();
+    assert_eq!(v["ok"], true, "{out}");
+    assert_eq!(v["primaryTargetId"], "sshTunnel", "{out}");
+    assert!(v["server"]["version"].is_string(), "{out}");
+    assert_eq!(v["calls"]["health"]["ok"], true, "{out}");
+    let tunnel = &v["targets"][0];
+    assert_eq!(tunnel["kind"], "sshTunnel", "{out}");
+    assert_eq!(tunnel["connect"]["ok"], true, "{out}");
+    assert_eq!(
+        tunnel["tunnel"]["target"],
+        format!("{}:{}", sshd.target(), sshd.port()),
+        "{out}"
+    );
+    assert_eq!(tunnel["tunnel"]["remotePort"], gw.port(), "{out}");
+    // The gateway's port is taken here (the gateway itself): another local port.
+    let local = tunnel["tunnel"]["localPort"].as_u64().unwrap();
+    assert_ne!(local, u64::from(gw.port()), "{out}");
+    assert_eq!(v["url"], format!("ws://127.0.0.1:{local}"), "{out}");
+    // The direct probe ran too, and failed.
+    assert_eq!(v["targets"][1]["kind"], "localLoopback", "{out}");
+    assert_eq!(v["targets"][1]["connect"]["ok"], false, "{out}");
+    // The tunnel is gone, and the device token the gateway issued through it was not
+    // kept for its passing local port.
+    let pid = tunnel["tunnel"]["pid"].as_u64().unwrap();
+    assert!(!alive(pid), "ssh {pid} still running");
+    assert_eq!(ssh_clients_to(sshd.port()), Vec::<String>::new());
+    let tokens = std::fs::read_to_string(home.state_dir().join("clawgate/device-tokens.json"))
+        .unwrap_or_default();
+    assert!(!tokens.contains(&format!("127.0.0.1:{local}")), "{tokens}");
+
+    // --ssh on the command line, human output: the report is the tunnel's, every target listed.
+    home.write_config(&json!({"gateway": {"port": free_port()}}));
+    let target = format!("{}:{}", sshd.target(), sshd.port());
+    let port = gw.port().to_string();
+    let key = sshd.client_key().display().to_string();
+    let ssh = ["--ssh", &target, "--ssh-identity", &key, "--token", TOKEN];
+    let direct = format!("ws://127.0.0.1:{}", free_port());
+    let out = probe(
+        &home,
+        &sshd.known_hosts(),
+        &[&ssh[..], &["--url", &direct]].concat(),
+    )
+    .await;
+    // --url keeps the config's port for the far end: nothing listens there.
+    out.assert_code(3);
+    assert!(out.stderr.contains("through the SSH tunnel"), "{out}");
+    let out = probe(
+        &home,
+        &sshd.known_hosts(),
+        &[&ssh[..], &["--port", &port]].concat(),
+    )
+    .await;
+    out.assert_success();
+    for needle in [
+        "through the probe's SSH tunnel to",
+        "Reachable: yes",
+        "Targets:",
+        "ssh tunnel",
+    ] {
+        assert!(out.stdout.contains(needle), "{needle}\n{out}");
+    }
+    assert_eq!(ssh_clients_to(sshd.port()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_probe_tunnel_that_fails_is_a_warning_with_ssh_s_words() {
+    let sshd = Sshd::start().await.unwrap();
+    let gw = gateway().await;
+    let home = home();
+    let target = format!("{}:{}", sshd.target(), sshd.port());
+    let key = sshd.client_key().display().to_string();
+    let other = sshd.other_key().display().to_string();
+    let port = gw.port().to_string();
+    let direct = |identity: &str| {
+        [
+            "--ssh",
+            &target,
+            "--ssh-identity",
+            identity,
+            "--port",
+            &port,
+            "--token",
+            TOKEN,
+            "--json",
+        ]
+        .map(str::to_owned)
+    };
+
+    // An unknown host key: the direct probe (the gateway on this machine) still answers.
+    let out = probe(&home, &sshd.empty_known_hosts(), &strs(&direct(&key))).await;
+    out.assert_success();
+    let v = out.json();
+    let w = &v["warnings"][0];
+    assert_eq!(w["code"], "ssh_tunnel_failed", "{out}");
+    assert_eq!(w["kind"], "host_key_unknown", "{out}");
+    let message = w["message"].as_str().unwrap();
+    assert!(message.starts_with("SSH tunnel failed: "), "{out}");
+    assert!(message.contains("Host key verification failed"), "{out}");
+    assert_eq!(v["primaryTargetId"], "localLoopback", "{out}");
+    assert_eq!(v["targets"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(ssh_clients_to(sshd.port()), Vec::<String>::new());
+
+    // A key the server refuses, nothing reachable directly: exit 3, the warning on stderr.
+    let closed = free_port().to_string();
+    let args = [
+        "--ssh",
+        &target,
+        "--ssh-identity",
+        &other,
+        "--port",
+        &closed,
+        "--token",
+        TOKEN,
+    ];
+    let out = probe(&home, &sshd.known_hosts(), &args).await;
+    out.assert_code(3);
+    assert!(out.stderr.contains("warning: SSH tunnel failed:"), "{out}");
+    assert!(out.stderr.contains("Permission denied"), "{out}");
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = probe(&home, &sshd.known_hosts(), &json_args).await;
+    out.assert_code(3);
+    let v = out.json();
+    assert_eq!(v["warnings"][0]["kind"], "auth_failed", "{out}");
+    assert_eq!(v["targets"][0]["kind"], "localLoopback", "{out}");
+    assert_eq!(ssh_clients_to(sshd.port()), Vec::<String>::new());
+
+    // A --ssh that cannot be a target is a usage error; --ssh-auto alone says why it
+    // found nothing.
+    let out = probe(&home, &sshd.known_hosts(), &["--ssh=-oProxyCommand=x"]).await;
+    out.assert_code(2);
+    assert!(out.stderr.contains("--ssh"), "{out}");
+    let out = probe(
+        &home,
+        &sshd.known_hosts(),
+        &["--ssh-auto", "--port", &port, "--token", TOKEN, "--json"],
+    )
+    .await;
+    out.assert_success();
+    assert_eq!(
+        out.json()["warnings"][0]["code"],
+        "ssh_auto_unavailable",
+        "{out}"
+    );
 }

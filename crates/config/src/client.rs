@@ -373,6 +373,146 @@ fn ssh_tunnel(cfg: &GatewayConfig, url: &str) -> Result<(SshTunnelTarget, String
     ))
 }
 
+/// `gateway probe`'s SSH flags (`None` = not given).
+#[derive(Debug, Clone, Default)]
+pub struct ProbeSshFlags {
+    /// `--ssh`.
+    pub ssh: Option<String>,
+    /// `--ssh-identity`.
+    pub identity: Option<PathBuf>,
+    /// `--port`: the gateway's port.
+    pub port: Option<u16>,
+    /// `--url` was given.
+    pub url: bool,
+    pub token: Option<Secret>,
+    pub password: Option<Secret>,
+}
+
+/// Where the SSH target of a probe came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeSshOrigin {
+    /// `--ssh`.
+    Flag,
+    /// `gateway.remote.sshTarget`.
+    Config,
+    /// `$USER@<host of gateway.remote.url>`.
+    RemoteUrl,
+}
+
+impl fmt::Display for ProbeSshOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProbeSshOrigin::Flag => "--ssh",
+            ProbeSshOrigin::Config => "gateway.remote.sshTarget",
+            ProbeSshOrigin::RemoteUrl => "$USER@<host of gateway.remote.url>",
+        })
+    }
+}
+
+/// The one-shot SSH tunnel `gateway probe` opens to a remote gateway, and what it sends
+/// through it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSshTarget {
+    /// `[user@]host[:port]`, as given (a leading `ssh ` removed); not validated yet.
+    pub target: String,
+    pub origin: ProbeSshOrigin,
+    /// `--ssh-identity`, else `gateway.remote.sshIdentity`.
+    pub identity: Option<PathBuf>,
+    /// The gateway's port on the SSH host.
+    pub remote_port: u16,
+    pub token: Option<Secret>,
+    pub password: Option<Secret>,
+}
+
+/// `[user@]host…` without surrounding blanks or a leading `ssh ` (a pasted command).
+fn sanitize_ssh_target(raw: &str) -> Option<String> {
+    let t = raw.trim();
+    let t = match t.strip_prefix("ssh") {
+        Some(rest) if rest.starts_with(char::is_whitespace) => rest.trim_start(),
+        _ => t,
+    };
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// OpenClaw's `gateway probe` SSH target: `--ssh`, else (unless `--port` is given without
+/// `--url`) `gateway.remote.sshTarget`, else `$USER@<host of gateway.remote.url>`; the
+/// identity `--ssh-identity`, else `gateway.remote.sshIdentity`. The gateway's port there:
+/// `--port`, else `gateway.remote.remotePort`, else this machine's gateway port (env,
+/// `gateway.port`, 18789). Credentials: `--token`/`--password`, else the remote ones
+/// (`gateway.remote.token`, else `gateway.remote.password`, else the environment's).
+///
+/// One difference: when the configured target already goes through clawgate's managed
+/// tunnel (`gateway.mode: "remote"` with `gateway.remote.transport: "ssh"`), the config
+/// opens no second tunnel; only `--ssh` does.
+pub fn resolve_probe_ssh(
+    flags: &ProbeSshFlags,
+    loaded: Option<&LoadedConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ProbeSshTarget>, ConfigError> {
+    let default_cfg = GatewayConfig::default();
+    let cfg = loaded.map_or(&default_cfg, |l| &l.gateway);
+    let managed =
+        cfg.mode == Some(GatewayMode::Remote) && cfg.remote.transport == Some(RemoteTransport::Ssh);
+    let use_config = (flags.port.is_none() || flags.url) && !managed;
+    let from_url = || {
+        let host = url_host(cfg.remote.url.as_deref()?)?;
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        Some(match env("USER").filter(|u| !u.trim().is_empty()) {
+            Some(user) => format!("{}@{host}", user.trim()),
+            None => host,
+        })
+    };
+    let picked = match flags.ssh.as_deref().and_then(sanitize_ssh_target) {
+        Some(t) => Some((t, ProbeSshOrigin::Flag)),
+        None if use_config => match cfg
+            .remote
+            .ssh_target
+            .as_deref()
+            .and_then(sanitize_ssh_target)
+        {
+            Some(t) => Some((t, ProbeSshOrigin::Config)),
+            None => from_url().map(|t| (t, ProbeSshOrigin::RemoteUrl)),
+        },
+        None => None,
+    };
+    let Some((target, origin)) = picked else {
+        return Ok(None);
+    };
+    let identity = flags.identity.clone().or_else(|| {
+        use_config
+            .then(|| cfg.remote.ssh_identity.clone())
+            .flatten()
+    });
+    let remote_port = match flags.port.or(cfg.remote.remote_port) {
+        Some(p) => p,
+        None => env_port(env)?.or(cfg.port).unwrap_or(DEFAULT_PORT),
+    };
+    let (token, password) = if flags.token.is_some() || flags.password.is_some() {
+        (flags.token.clone(), flags.password.clone())
+    } else if let Some(t) = &cfg.remote.token {
+        (Some(t.clone()), None)
+    } else if let Some(p) = &cfg.remote.password {
+        (None, Some(p.clone()))
+    } else {
+        (
+            env_with_fallback(env, "GATEWAY_TOKEN").map(|(_, v)| Secret::new(v)),
+            env_with_fallback(env, "GATEWAY_PASSWORD").map(|(_, v)| Secret::new(v)),
+        )
+    };
+    Ok(Some(ProbeSshTarget {
+        target,
+        origin,
+        identity,
+        remote_port,
+        token,
+        password,
+    }))
+}
+
 /// flag > remote config > env.
 fn remote_first(
     flag: Option<&Secret>,
@@ -405,6 +545,78 @@ mod tests {
             "--url must be a ws:// or wss:// URL such as wss://gateway.example.ts.net or ws://127.0.0.1:18789 (got \"h:18789\")"
         );
         assert!(normalize_url("ws://", "x").is_err());
+    }
+
+    fn probe_ssh(
+        flags: &ProbeSshFlags,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Option<ProbeSshTarget> {
+        let lookup = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        let loaded =
+            LoadedConfig::from_json5(std::path::Path::new("/c.json"), config, &lookup).unwrap();
+        resolve_probe_ssh(flags, Some(&loaded), &lookup).unwrap()
+    }
+
+    #[test]
+    fn the_probe_tunnel_target_follows_openclaw() {
+        let none = ProbeSshFlags::default();
+        // Nothing configured: no tunnel.
+        assert_eq!(probe_ssh(&none, "{}", &[]), None);
+        // --ssh wins; a pasted `ssh ` is dropped; the port is this gateway's.
+        let flags = ProbeSshFlags {
+            ssh: Some(" ssh me@gw:2222 ".into()),
+            ..Default::default()
+        };
+        let t = probe_ssh(&flags, "{gateway: {port: 19001}}", &[]).unwrap();
+        assert_eq!(
+            (t.target.as_str(), t.origin),
+            ("me@gw:2222", ProbeSshOrigin::Flag)
+        );
+        assert_eq!(t.remote_port, 19001);
+        // Config target, identity and remote credentials; remotePort beats gateway.port.
+        let cfg = "{gateway: {port: 1, remote: {sshTarget: 'ops@box', sshIdentity: '/k/id',
+                   remotePort: 2, token: 'remote-tok', password: 'remote-pw'}}}";
+        let t = probe_ssh(&none, cfg, &[("OPENCLAW_GATEWAY_TOKEN", "env-tok")]).unwrap();
+        assert_eq!(
+            (t.target.as_str(), t.origin),
+            ("ops@box", ProbeSshOrigin::Config)
+        );
+        assert_eq!(t.identity.as_deref(), Some(std::path::Path::new("/k/id")));
+        assert_eq!(t.remote_port, 2);
+        assert_eq!(t.token.as_ref().map(Secret::expose), Some("remote-tok"));
+        assert_eq!(t.password, None);
+        // --port without --url leaves the config out.
+        let port_only = ProbeSshFlags {
+            port: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(probe_ssh(&port_only, cfg, &[]), None);
+        // $USER@<host of remote.url>; env credentials when the config has none.
+        let cfg = "{gateway: {remote: {url: 'wss://GW.example:8443/x'}}}";
+        let env = [("USER", "alice"), ("CLAWGATE_GATEWAY_PASSWORD", "env-pw")];
+        let t = probe_ssh(&none, cfg, &env).unwrap();
+        assert_eq!(
+            (t.target.as_str(), t.origin),
+            ("alice@gw.example", ProbeSshOrigin::RemoteUrl)
+        );
+        assert_eq!(t.remote_port, DEFAULT_PORT);
+        assert_eq!(t.password.as_ref().map(Secret::expose), Some("env-pw"));
+        assert_eq!(
+            probe_ssh(&none, "{gateway: {remote: {url: 'ws://[::1]:1'}}}", &[])
+                .unwrap()
+                .target,
+            "[::1]"
+        );
+        // The managed tunnel of transport "ssh" is the configured path already.
+        let managed =
+            "{gateway: {mode: 'remote', remote: {transport: 'ssh', sshTarget: 'ops@box'}}}";
+        assert_eq!(probe_ssh(&none, managed, &[]), None);
+        assert!(probe_ssh(&flags, managed, &[]).is_some());
     }
 
     #[test]

@@ -48,7 +48,10 @@ mod secret;
 mod settings;
 mod subst;
 
-pub use client::{ClientFlags, ClientTarget, SshTunnelTarget, TargetSource, resolve_client_target};
+pub use client::{
+    ClientFlags, ClientTarget, ProbeSshFlags, ProbeSshOrigin, ProbeSshTarget, SshTunnelTarget,
+    TargetSource, resolve_client_target, resolve_probe_ssh,
+};
 pub use error::{ConfigError, InvalidValue};
 pub use gateway_config::{AuthConfig, GatewayConfig, RemoteConfig, TlsConfig};
 pub use load::{LoadedConfig, load_config, load_file};

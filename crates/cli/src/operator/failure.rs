@@ -22,6 +22,12 @@ pub fn request_error_json(e: &WireError) -> Value {
 }
 
 fn unreachable_fix(t: &Target) -> String {
+    if let Some(tun) = &t.probe_tunnel {
+        return format!(
+            "the SSH tunnel to {} is up, but nothing answered through it: is the gateway running on that host and listening on 127.0.0.1:{} there? (--port or gateway.remote.remotePort here says which port)",
+            tun.target, tun.remote_port
+        );
+    }
     if let Some(tun) = &t.tunnel {
         return format!(
             "the SSH tunnel {} → {} is up, but nothing answered through it: is the gateway running on that host and listening on 127.0.0.1:{} there (gateway.port; gateway.remote.remotePort here)? `clawgate tunnel status` shows the tunnel",

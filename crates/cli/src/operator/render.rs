@@ -270,7 +270,6 @@ pub fn probe(
     connect_ms: u64,
     methods: &[&str],
     outcomes: &[CallOutcome],
-    _granted: &[String],
     warnings: &[Value],
 ) -> String {
     let mut out = String::from("Gateway probe\n");
@@ -283,6 +282,41 @@ pub fn probe(
         if let Some(msg) = w.get("message").and_then(Value::as_str) {
             let _ = writeln!(out, "Warning: {msg}");
         }
+    }
+    out
+}
+
+/// A probed target for [`probe_targets`]: hello and time to hello, or the failure.
+pub struct ProbedRow<'a> {
+    pub target: &'a Target,
+    pub reached: Result<(&'a HelloOk, u64), &'a super::Failure>,
+}
+
+/// `Targets:`, one line each, when the probe tried more than one (an SSH tunnel).
+pub fn probe_targets(rows: &[ProbedRow<'_>]) -> String {
+    let mut out = String::from("Targets:\n");
+    for row in rows {
+        let label = if row.target.probe_tunnel.is_some() {
+            "ssh tunnel"
+        } else {
+            "direct"
+        };
+        let what = match &row.target.probe_tunnel {
+            Some(t) => format!(
+                "{} → {}, port {} there (ssh pid {})",
+                row.target.url, t.target, t.remote_port, t.pid
+            ),
+            None => format!("{} ({})", row.target.url, row.target.source_label()),
+        };
+        let state = match &row.reached {
+            Ok((hello, ms)) => format!(
+                "reachable ({ms}ms to hello) · gateway {} · {}",
+                version(hello),
+                human_capability(&hello.scopes())
+            ),
+            Err(f) => format!("not reachable: {}", f.message),
+        };
+        let _ = writeln!(out, "  {label:<10} {what}: {state}");
     }
     out
 }

@@ -6,7 +6,7 @@
 
 use super::{ConnArgs, EXIT_USAGE, Failure, failure};
 use clawgate_client::plaintext;
-use clawgate_client::tunnel::{HostKeyPolicy, TunnelSpec, TunnelState};
+use clawgate_client::tunnel::{ArgvProfile, HostKeyPolicy, TunnelSpec, TunnelState};
 use clawgate_config::{self as config, ClientFlags, Secret, TargetSource};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -45,11 +45,29 @@ pub struct Target {
     pub connect_to: Option<SocketAddr>,
     /// The SSH tunnel the connection goes through (`gateway.remote.transport: "ssh"`).
     pub tunnel: Option<TunnelState>,
+    /// The one-shot SSH tunnel of `gateway probe --ssh` the connection goes through.
+    pub probe_tunnel: Option<ProbeTunnel>,
+}
+
+/// A `gateway probe --ssh` tunnel, for messages and the report.
+#[derive(Debug, Clone)]
+pub struct ProbeTunnel {
+    /// `user@host[:port]` as dialled (after `ssh -G`).
+    pub target: String,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub pid: u32,
 }
 
 impl Target {
     /// `ws://… (local gateway)`, for messages.
     pub fn describe(&self) -> String {
+        if let Some(t) = &self.probe_tunnel {
+            return format!(
+                "{} (through the probe's SSH tunnel to {}, port {} there)",
+                self.url, t.target, t.remote_port
+            );
+        }
         if let Some(t) = &self.tunnel {
             return format!(
                 "{} (through the SSH tunnel {} → {}, port {} there; gateway.remote.transport ssh{})",
@@ -75,7 +93,10 @@ impl Target {
     }
 
     pub fn source_label(&self) -> String {
-        self.source.to_string()
+        match &self.probe_tunnel {
+            Some(_) => "ssh tunnel (gateway probe --ssh)".to_owned(),
+            None => self.source.to_string(),
+        }
     }
 
     pub fn token_file(&self) -> PathBuf {
@@ -107,16 +128,24 @@ pub fn local_tls_fingerprint(config_path: Option<&std::path::Path>) -> Option<St
 
 /// Resolves the target; configuration problems are usage errors (exit 2).
 pub fn resolve(args: &ConnArgs) -> Result<Target, Failure> {
-    let env = config::process_env;
-    let location = config::locate_config(args.config.as_deref(), None, &env);
-    let loaded = config::load_config(&location, &env).map_err(|e| usage(e.to_string()))?;
+    resolve_with_env(args, &config::process_env)
+}
+
+/// [`resolve`] with another environment (`gateway probe --port` stands for
+/// `CLAWGATE_GATEWAY_PORT`).
+pub fn resolve_with_env(
+    args: &ConnArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Target, Failure> {
+    let location = config::locate_config(args.config.as_deref(), None, env);
+    let loaded = config::load_config(&location, env).map_err(|e| usage(e.to_string()))?;
     let flags = ClientFlags {
         url: args.url.clone(),
         token: args.token.clone().map(Secret::new),
         password: args.password.clone().map(Secret::new),
         tls_fingerprint: (!args.tls_fingerprint.is_empty()).then(|| args.tls_fingerprint.join(",")),
     };
-    let target = config::resolve_client_target(&flags, loaded.as_ref(), &env)
+    let target = config::resolve_client_target(&flags, loaded.as_ref(), env)
         .map_err(|e| usage(e.to_string()))?;
     for w in target
         .warnings
@@ -125,7 +154,7 @@ pub fn resolve(args: &ConnArgs) -> Result<Target, Failure> {
     {
         eprintln!("warning: {w}");
     }
-    let state_dir = config::resolve_state_dir(None, &env);
+    let state_dir = config::resolve_state_dir(None, env);
     let mut token = target.token.map(|s| s.expose().to_owned());
     let password = target.password.map(|s| s.expose().to_owned());
     let mut credential = if token.is_some() || password.is_some() {
@@ -163,7 +192,7 @@ pub fn resolve(args: &ConnArgs) -> Result<Target, Failure> {
     // Plaintext ws:// only to loopback or private addresses: checked against what is
     // dialled (the tunnel's local end when there is one), before any socket is opened.
     if connect_to.is_none() {
-        let break_glass = plaintext::break_glass(&env);
+        let break_glass = plaintext::break_glass(env);
         if let Err(r) = plaintext::check(&url, break_glass.is_some()) {
             return Err(failure::plaintext_failure(
                 &url,
@@ -192,6 +221,7 @@ pub fn resolve(args: &ConnArgs) -> Result<Target, Failure> {
         credential,
         connect_to,
         tunnel,
+        probe_tunnel: None,
     })
 }
 
@@ -222,6 +252,7 @@ fn open_tunnel(
             config::SshHostKeyPolicy::Openssh => HostKeyPolicy::Openssh,
             config::SshHostKeyPolicy::Strict => HostKeyPolicy::Strict,
         },
+        profile: ArgvProfile::Managed,
     };
     let progress = crate::tunnel::Progress::new(args.json);
     let budget =

@@ -12,6 +12,9 @@
 //! ```
 //!
 //! so the gateway sees a loopback client and nothing crosses the network in the clear.
+//! A one-shot tunnel (`gateway probe --ssh`, [`ArgvProfile::Probe`]) runs OpenClaw's own
+//! option set instead (`UpdateHostKeys=yes`, no connection-sharing options) and is started
+//! with [`SshProcess::start`] after its target went through `ssh -G` ([`ssh_config`]).
 //! [`supervise`] keeps that process running (restarts with jittered backoff), and
 //! [`TunnelRegistry`] records running tunnels under the CLI's state dir so every command
 //! can find and reuse them. Failures that need a person — authentication refused, an
@@ -20,6 +23,7 @@
 
 mod error;
 mod process;
+mod ssh_config;
 mod state;
 mod supervisor;
 
@@ -28,6 +32,7 @@ pub use process::{
     SshProcess, detach_session, find_ssh, local_port_free, pick_local_port, process_alive,
     stop_process,
 };
+pub use ssh_config::{SshConfig, ssh_config};
 pub use state::{TunnelRegistry, TunnelState, TunnelStatus};
 pub use supervisor::{Backoff, SupervisorEvent, supervise};
 
@@ -60,6 +65,19 @@ impl HostKeyPolicy {
             HostKeyPolicy::Openssh => "openssh",
         }
     }
+}
+
+/// Which option set ssh gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArgvProfile {
+    /// A tunnel kept up by a supervisor: one process we can watch and stop (no connection
+    /// sharing, no forking), only the given identity offered.
+    #[default]
+    Managed,
+    /// OpenClaw's `startSshPortForward` (`gateway probe --ssh`), option for option: adds
+    /// `UpdateHostKeys=yes` and leaves the rest to the user's OpenSSH configuration.
+    Probe,
 }
 
 /// `[user@]host[:port]` (IPv6 hosts in brackets when a port follows).
@@ -185,6 +203,12 @@ pub struct TunnelSpec {
     pub known_hosts: Option<PathBuf>,
     #[serde(default)]
     pub host_key_policy: HostKeyPolicy,
+    #[serde(default, skip_serializing_if = "is_managed")]
+    pub profile: ArgvProfile,
+}
+
+fn is_managed(p: &ArgvProfile) -> bool {
+    *p == ArgvProfile::Managed
 }
 
 impl TunnelSpec {
@@ -198,6 +222,7 @@ impl TunnelSpec {
             local_port: None,
             known_hosts: None,
             host_key_policy: HostKeyPolicy::Strict,
+            profile: ArgvProfile::Managed,
         }
     }
 
@@ -255,28 +280,36 @@ impl TunnelSpec {
         if let Some(p) = self.effective_ssh_port() {
             args.extend(["-p".into(), p.to_string()]);
         }
-        let mut opt = |o: String| args.extend(["-o".into(), o]);
-        opt("ExitOnForwardFailure=yes".into());
-        opt("BatchMode=yes".into());
+        let managed = self.profile == ArgvProfile::Managed;
+        let mut opt = |o: &str| args.extend(["-o".into(), o.to_owned()]);
+        opt("ExitOnForwardFailure=yes");
+        opt("BatchMode=yes");
         if self.host_key_policy == HostKeyPolicy::Strict {
-            opt("StrictHostKeyChecking=yes".into());
+            opt("StrictHostKeyChecking=yes");
         }
-        opt("ConnectTimeout=5".into());
-        opt("ServerAliveInterval=15".into());
-        opt("ServerAliveCountMax=3".into());
-        // One process per tunnel that we can supervise and stop: no multiplexing, no
-        // forking into the background, no forwardings cleared by the user's config.
-        opt("ControlMaster=no".into());
-        opt("ControlPath=none".into());
-        opt("ForkAfterAuthentication=no".into());
-        opt("ClearAllForwardings=no".into());
-        opt("PermitLocalCommand=no".into());
+        if !managed {
+            opt("UpdateHostKeys=yes");
+        }
+        opt("ConnectTimeout=5");
+        opt("ServerAliveInterval=15");
+        opt("ServerAliveCountMax=3");
+        if managed {
+            // One process per tunnel that we can supervise and stop: no multiplexing, no
+            // forking into the background, no forwardings cleared by the user's config.
+            opt("ControlMaster=no");
+            opt("ControlPath=none");
+            opt("ForkAfterAuthentication=no");
+            opt("ClearAllForwardings=no");
+            opt("PermitLocalCommand=no");
+        }
         if let Some(file) = &self.known_hosts {
-            opt(format!("UserKnownHostsFile={}", file.display()));
-            opt("GlobalKnownHostsFile=none".into());
+            opt(&format!("UserKnownHostsFile={}", file.display()));
+            opt("GlobalKnownHostsFile=none");
         }
         if let Some(identity) = &self.identity {
-            opt("IdentitiesOnly=yes".into());
+            if managed {
+                opt("IdentitiesOnly=yes");
+            }
             args.extend(["-i".into(), identity.display().to_string()]);
         }
         args.push("--".into());
@@ -352,5 +385,35 @@ mod tests {
         assert!(!text.contains("StrictHostKeyChecking"), "{text}");
         assert_eq!(spec.key(), "me@gw.example_2222_18789");
         assert_eq!(spec.describe(), "me@gw.example:2222");
+    }
+
+    #[test]
+    fn probe_argv_is_openclaws() {
+        let mut spec = TunnelSpec::new("me@gw.example");
+        spec.ssh_port = Some(22);
+        spec.remote_port = 18789;
+        spec.identity = Some("/k/id".into());
+        spec.profile = ArgvProfile::Probe;
+        assert_eq!(
+            spec.ssh_args(18789).unwrap().join(" "),
+            "-N -L 127.0.0.1:18789:127.0.0.1:18789 -p 22 -o ExitOnForwardFailure=yes \
+             -o BatchMode=yes -o StrictHostKeyChecking=yes -o UpdateHostKeys=yes \
+             -o ConnectTimeout=5 -o ServerAliveInterval=15 -o ServerAliveCountMax=3 \
+             -i /k/id -- me@gw.example"
+        );
+        // A private known_hosts (CLAWGATE_SSH_KNOWN_HOSTS) is the one addition.
+        spec.identity = None;
+        spec.known_hosts = Some("/k/known".into());
+        let text = spec.ssh_args(1).unwrap().join(" ");
+        assert!(
+            text.ends_with(
+                "-o ServerAliveCountMax=3 -o UserKnownHostsFile=/k/known \
+                 -o GlobalKnownHostsFile=none -- me@gw.example"
+            ),
+            "{text}"
+        );
+        // The state file of a managed tunnel does not change.
+        let managed = serde_json::to_value(TunnelSpec::new("gw")).unwrap();
+        assert!(managed.get("profile").is_none(), "{managed}");
     }
 }

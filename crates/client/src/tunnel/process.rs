@@ -168,6 +168,24 @@ impl SshProcess {
         })
     }
 
+    /// Starts ssh and waits until the forward listens: a tunnel for one command
+    /// (`gateway probe --ssh`), not supervised. On failure ssh is gone and the error
+    /// carries what it printed.
+    pub async fn start(
+        spec: &TunnelSpec,
+        local_port: u16,
+        ready_timeout: Duration,
+    ) -> Result<Self, TunnelError> {
+        let mut process = SshProcess::spawn(&find_ssh()?, spec, local_port)?;
+        match process.wait_ready(spec, ready_timeout).await {
+            Ok(()) => Ok(process),
+            Err(e) => {
+                process.stop().await;
+                Err(e)
+            }
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -210,9 +228,10 @@ impl SshProcess {
                 let mut e = TunnelError::new(
                     TunnelErrorKind::Timeout,
                     format!(
-                        "the tunnel to {} was not up after {} s",
+                        "the tunnel to {} was not listening on 127.0.0.1:{} after {} ms",
                         spec.describe(),
-                        timeout.as_secs()
+                        self.local_port,
+                        timeout.as_millis()
                     ),
                 )
                 .with_fix("check that the SSH host is reachable from here and answers quickly (ssh -v shows where it hangs)");
@@ -240,8 +259,19 @@ impl SshProcess {
     /// Stops ssh (SIGTERM, SIGKILL after 1.5 s).
     pub async fn stop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            stop_process(self.pid, Duration::from_millis(1500)).await;
-            let _ = self.child.wait().await;
+            // Our own child: waiting on it (not polling its pid, which stays taken by the
+            // zombie until reaped) tells when it is gone.
+            if let Some(pid) = i32::try_from(self.pid).ok().and_then(Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, Signal::TERM);
+            }
+            let grace = Duration::from_millis(1500);
+            if tokio::time::timeout(grace, self.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = self.child.start_kill();
+                let _ = self.child.wait().await;
+            }
         }
         if let Some(reader) = self.reader.take() {
             reader.abort();

@@ -1,0 +1,193 @@
+//! `gateway probe --ssh`: OpenClaw's one-shot SSH tunnel to a remote gateway, open for the
+//! time of the probe (its `startSshPortForward`). The target goes through `ssh -G` (aliases,
+//! `HostName`, `User`, `Port`, the first identity file) and is validated; the local port is
+//! the gateway's port when it is free here, else any; ssh runs OpenClaw's option set
+//! ([`ArgvProfile::Probe`]); the forward is polled every 50 ms for
+//! max(250, min(1500, budget)) ms; the tunnel is stopped (SIGTERM, SIGKILL after 1.5 s) when
+//! the probe is done. A tunnel that does not come up is an `ssh_tunnel_failed` warning with
+//! ssh's own words, and the direct probe goes on.
+
+use super::target::{CredentialOrigin, ProbeTunnel, Target};
+use super::{EXIT_USAGE, Failure, ProbeArgs};
+use clawgate_client::tunnel::{
+    self, ArgvProfile, HostKeyPolicy, SshProcess, SshTarget, TunnelError, TunnelErrorKind,
+    TunnelSpec,
+};
+use clawgate_config::{self as config, ProbeSshFlags, ProbeSshOrigin, ProbeSshTarget, Secret};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The tunnel to open: what the flags and the config ask for.
+pub struct Plan {
+    pub ssh: ProbeSshTarget,
+    config_path: Option<PathBuf>,
+    state_dir: PathBuf,
+}
+
+fn usage(message: String, fixes: Vec<String>) -> Failure {
+    Failure {
+        exit: EXIT_USAGE,
+        json: json!({"type": "usage_error", "message": message}),
+        message,
+        fixes,
+    }
+}
+
+/// The probe's SSH tunnel, if any; a `--ssh` value that cannot be an SSH target is a usage
+/// error (one from the config is reported as a failed tunnel instead, as OpenClaw does).
+pub fn plan(args: &ProbeArgs) -> Result<Option<Plan>, Failure> {
+    let env = config::process_env;
+    let conn = &args.conn;
+    let location = config::locate_config(conn.config.as_deref(), None, &env);
+    let loaded =
+        config::load_config(&location, &env).map_err(|e| usage(e.to_string(), Vec::new()))?;
+    let flags = ProbeSshFlags {
+        ssh: args.ssh.clone(),
+        identity: args.ssh_identity.clone(),
+        port: args.port,
+        url: conn.url.is_some(),
+        token: conn.token.clone().map(Secret::new),
+        password: conn.password.clone().map(Secret::new),
+    };
+    let Some(ssh) = config::resolve_probe_ssh(&flags, loaded.as_ref(), &env)
+        .map_err(|e| usage(e.to_string(), Vec::new()))?
+    else {
+        return Ok(None);
+    };
+    if ssh.origin == ProbeSshOrigin::Flag
+        && let Err(e) = SshTarget::parse(&ssh.target)
+    {
+        return Err(usage(
+            format!("--ssh: {e}"),
+            vec!["pass the gateway host as --ssh user@host or --ssh user@host:port".into()],
+        ));
+    }
+    Ok(Some(Plan {
+        ssh,
+        config_path: loaded.map(|l| l.path),
+        state_dir: config::resolve_state_dir(None, &env),
+    }))
+}
+
+/// The warning when `--ssh-auto` is all there is to find a target with.
+pub fn no_discovery_warning() -> Value {
+    json!({"code": "ssh_auto_unavailable", "message":
+        "--ssh-auto takes the SSH target from Bonjour discovery, which clawgate does not browse; pass --ssh user@host or set gateway.remote.sshTarget"})
+}
+
+/// OpenClaw's `ssh_tunnel_failed` warning: the reason, then ssh's stderr, line by line.
+pub fn failed_warning(e: &TunnelError, plan: &Plan) -> Value {
+    let mut message = format!("SSH tunnel failed: {}", e.message);
+    for line in e.stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        message.push('\n');
+        message.push_str(line);
+    }
+    json!({"code": "ssh_tunnel_failed", "message": message, "kind": e.kind.as_str(),
+        "target": plan.ssh.target, "targetSource": plan.ssh.origin.to_string(),
+        "fixes": e.fixes, "stderr": e.stderr})
+}
+
+/// A tunnel that is up.
+pub struct Opened {
+    process: SshProcess,
+    pub info: ProbeTunnel,
+}
+
+/// Resolves the target with `ssh -G`, starts ssh and waits until the forward listens,
+/// within `budget` (the probe's `--timeout`).
+pub async fn open(
+    plan: &Plan,
+    budget: Duration,
+    progress: &crate::tunnel::Progress,
+) -> Result<Opened, TunnelError> {
+    let invalid = |e: String| {
+        TunnelError::new(
+            TunnelErrorKind::InvalidSpec,
+            format!("{e} (from {})", plan.ssh.origin),
+        )
+    };
+    let given = SshTarget::parse(&plan.ssh.target).map_err(invalid)?;
+    let lookup = budget.clamp(Duration::from_millis(200), Duration::from_millis(800));
+    let (target, identity) =
+        match tunnel::ssh_config(&given, plan.ssh.identity.as_deref(), lookup).await {
+            Some(c) => (
+                // What the user's OpenSSH configuration printed is checked like input.
+                SshTarget::parse(&c.target(&given).to_string()).map_err(invalid)?,
+                plan.ssh
+                    .identity
+                    .clone()
+                    .or_else(|| c.identity_files.first().map(PathBuf::from)),
+            ),
+            None => (given, plan.ssh.identity.clone()),
+        };
+    let spec = TunnelSpec {
+        ssh_port: Some(target.port.unwrap_or(22)),
+        target: target.to_string(),
+        identity,
+        remote_port: plan.ssh.remote_port,
+        local_port: None,
+        known_hosts: std::env::var_os(crate::tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from),
+        host_key_policy: HostKeyPolicy::Strict,
+        profile: ArgvProfile::Probe,
+    };
+    let local_port = tunnel::pick_local_port(Some(spec.remote_port)).map_err(|e| {
+        TunnelError::new(
+            TunnelErrorKind::LocalPortBusy,
+            format!("cannot find a free local port: {e}"),
+        )
+    })?;
+    progress.restart(format!(
+        "Opening an SSH tunnel to {} for the probe (127.0.0.1:{local_port} → port {} there)",
+        spec.describe(),
+        spec.remote_port
+    ));
+    let ready = budget.clamp(Duration::from_millis(250), Duration::from_millis(1500));
+    let process = SshProcess::start(&spec, local_port, ready).await?;
+    Ok(Opened {
+        info: ProbeTunnel {
+            target: spec.describe(),
+            local_port,
+            remote_port: spec.remote_port,
+            pid: process.pid(),
+        },
+        process,
+    })
+}
+
+impl Opened {
+    /// Where the probe through the tunnel connects, with the credentials of the remote
+    /// gateway (OpenClaw's "remote" surface).
+    pub fn target(&self, plan: &Plan) -> Target {
+        let token = plan.ssh.token.as_ref().map(|s| s.expose().to_owned());
+        let password = plan.ssh.password.as_ref().map(|s| s.expose().to_owned());
+        Target {
+            url: format!("ws://127.0.0.1:{}", self.info.local_port),
+            credential: if token.is_some() || password.is_some() {
+                CredentialOrigin::Resolved
+            } else {
+                CredentialOrigin::None
+            },
+            token,
+            password,
+            tls_fingerprint: None,
+            source: config::TargetSource::RemoteConfig,
+            config_path: plan.config_path.clone(),
+            state_dir: plan.state_dir.clone(),
+            connect_to: None,
+            tunnel: None,
+            probe_tunnel: Some(self.info.clone()),
+        }
+    }
+
+    /// SIGTERM, SIGKILL after 1.5 s.
+    pub async fn stop(mut self) {
+        self.process.stop().await;
+    }
+}
+
+/// `{kind: "ssh", target, localPort, remotePort, pid}`, as OpenClaw reports a tunnel.
+pub fn tunnel_json(t: &ProbeTunnel) -> Value {
+    json!({"kind": "ssh", "target": t.target, "localPort": t.local_port,
+        "remotePort": t.remote_port, "pid": t.pid})
+}
