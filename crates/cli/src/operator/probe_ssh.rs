@@ -25,13 +25,17 @@ pub struct Plan {
     state_dir: PathBuf,
 }
 
-fn usage(message: String, fixes: Vec<String>) -> Failure {
+fn usage(kind: &str, message: String, fixes: Vec<String>) -> Failure {
     Failure {
         exit: EXIT_USAGE,
-        json: json!({"type": "usage_error", "message": message}),
+        json: json!({"type": kind, "message": message}),
         message,
         fixes,
     }
+}
+
+fn config_error(e: config::ConfigError) -> Failure {
+    usage("config_error", e.to_string(), Vec::new())
 }
 
 /// The probe's SSH tunnel, if any; a `--ssh` value that cannot be an SSH target is a usage
@@ -40,8 +44,7 @@ pub fn plan(args: &ProbeArgs) -> Result<Option<Plan>, Failure> {
     let env = config::process_env;
     let conn = &args.conn;
     let location = config::locate_config(conn.config.as_deref(), None, &env);
-    let loaded =
-        config::load_config(&location, &env).map_err(|e| usage(e.to_string(), Vec::new()))?;
+    let loaded = config::load_config(&location, &env).map_err(config_error)?;
     let flags = ProbeSshFlags {
         ssh: args.ssh.clone(),
         identity: args.ssh_identity.clone(),
@@ -50,8 +53,8 @@ pub fn plan(args: &ProbeArgs) -> Result<Option<Plan>, Failure> {
         token: conn.token.clone().map(Secret::new),
         password: conn.password.clone().map(Secret::new),
     };
-    let Some(ssh) = config::resolve_probe_ssh(&flags, loaded.as_ref(), &env)
-        .map_err(|e| usage(e.to_string(), Vec::new()))?
+    let Some(ssh) =
+        config::resolve_probe_ssh(&flags, loaded.as_ref(), &env).map_err(config_error)?
     else {
         return Ok(None);
     };
@@ -59,6 +62,7 @@ pub fn plan(args: &ProbeArgs) -> Result<Option<Plan>, Failure> {
         && let Err(e) = SshTarget::parse(&ssh.target)
     {
         return Err(usage(
+            "usage_error",
             format!("--ssh: {e}"),
             vec!["pass the gateway host as --ssh user@host or --ssh user@host:port".into()],
         ));
