@@ -182,6 +182,10 @@ pub fn run(args: RunArgs) -> ExitCode {
                 .map(std::net::IpAddr::V4)
                 .collect();
     }
+    match identity_scopes(&raw) {
+        Ok(grants) => options.identity_scopes = grants,
+        Err(e) => return config_error(e),
+    }
     let tailscale = match settings.tailscale_mode {
         TailscaleMode::Off => None,
         TailscaleMode::Serve => Some(clawgate_gateway::tailscale::RouteMode::Serve),
@@ -305,6 +309,43 @@ fn trusted_proxy_auth(
         allow_users: list("allowUsers", false)?,
         allow_loopback: tp.get("allowLoopback").and_then(|v| v.as_bool()) == Some(true),
     })
+}
+
+/// `gateway.auth.identityScopes`: verified login → operator scopes, checked like OpenClaw's
+/// schema (non-empty keys, arrays of known operator scopes).
+fn identity_scopes(raw: &serde_json::Value) -> Result<Vec<(String, Vec<String>)>, String> {
+    let key = "gateway.auth.identityScopes";
+    let map = match raw.pointer("/gateway/auth/identityScopes") {
+        None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => {
+            return Err(format!(
+                "{key} must be an object mapping a login to its scopes, e.g. {{\"alice@example.com\": [\"operator.admin\"]}}"
+            ));
+        }
+    };
+    map.iter()
+        .map(|(login, scopes)| {
+            if login.is_empty() {
+                return Err(format!("{key}: a login must not be empty"));
+            }
+            let items = scopes
+                .as_array()
+                .ok_or_else(|| format!("{key}.{login} must be an array of operator scopes"))?;
+            let scopes = items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v.as_str() {
+                    Some(s) if clawgate_protocol::scopes::ALL.contains(&s) => Ok(s.to_owned()),
+                    _ => Err(format!(
+                        "{key}.{login}[{i}] must be one of {} (got {v})",
+                        clawgate_protocol::scopes::ALL.join(", ")
+                    )),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((login.clone(), scopes))
+        })
+        .collect()
 }
 
 /// True when the effective auth mode has a configured secret (a generated runtime token does

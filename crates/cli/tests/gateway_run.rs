@@ -277,6 +277,33 @@ async fn bad_flag_values_explain_the_fix() {
 }
 
 #[tokio::test]
+async fn an_unknown_scope_in_identity_scopes_is_refused_with_the_known_ones() {
+    let home = IsolatedHome::new();
+    let path = home.root().join("scopes.json5");
+    std::fs::write(
+        &path,
+        r#"{ gateway: { auth: { identityScopes: { "alice@example.com": ["operator.root"] } } } }"#,
+    )
+    .unwrap();
+    let p = path.display().to_string();
+    let (code, out) = run_to_end(fresh_command(
+        &home,
+        &[
+            "gateway", "run", "--config", &p, "--port", "0", "--token", "t",
+        ],
+        &[],
+    ))
+    .await;
+    assert_eq!(code, 78, "{out}");
+    assert!(
+        out.contains(
+            "gateway.auth.identityScopes.alice@example.com[0] must be one of operator.admin"
+        ),
+        "{out}"
+    );
+}
+
+#[tokio::test]
 async fn loopback_means_ipv4_and_ipv6() {
     let home = IsolatedHome::new();
     let (gw, url) = start(fresh_command(
