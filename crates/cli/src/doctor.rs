@@ -500,6 +500,21 @@ fn prefix_len(p: &str) -> u32 {
     }
 }
 
+/// `gateway.remote.tlsFingerprint` as the client takes it: one pin, or a pin set (an array in
+/// the config) joined by commas.
+fn configured_pins(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(pin) => Some(pin.clone()),
+        Value::Array(pins) => Some(
+            pins.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    }
+}
+
 /// Connects to the local gateway (or `gateway.remote.url` in remote mode) and reports.
 async fn live_check(args: &DoctorArgs, s: &GatewaySettings, raw: &Value) -> (String, Vec<Check>) {
     let remote = raw.pointer("/gateway/mode").and_then(Value::as_str) == Some("remote");
@@ -507,9 +522,7 @@ async fn live_check(args: &DoctorArgs, s: &GatewaySettings, raw: &Value) -> (Str
     let (url, pin, token, password) = match (remote, remote_url) {
         (true, Some(u)) => (
             u.to_owned(),
-            raw.pointer("/gateway/remote/tlsFingerprint")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            configured_pins(raw.pointer("/gateway/remote/tlsFingerprint")),
             raw.pointer("/gateway/remote/token")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
@@ -650,14 +663,15 @@ fn classify_failure(e: &ClientError, url: &str, is_tls: bool, had_secret: bool) 
                 }]
             }
         }
-        ClientError::TlsPinMismatch {
-            expected, actual, ..
-        } => vec![
+        ClientError::TlsPinMismatch { pins, actual, .. } => vec![
             reach_ok("the port answers"),
             Check {
                 check: "tls",
                 ok: Some(false),
-                detail: format!("certificate sha256:{actual} does not match the pin sha256:{expected}"),
+                detail: format!(
+                    "certificate sha256:{actual} does not match the pin {}",
+                    clawgate_client::pin_list(pins)
+                ),
                 fix: Some(format!("if the gateway's certificate was rotated, re-pin: set gateway.remote.tlsFingerprint to sha256:{actual} (check it on the gateway host with `clawgate gateway tls show`)")),
             },
         ],

@@ -293,4 +293,21 @@ async fn the_live_check_tells_reachability_auth_and_tls_apart() {
     let out = clawgate(&home, &["gateway", "status", "--json"]).await;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["tlsFingerprint"], fp, "{v:#}");
+
+    // From a remote-mode config with a pin set (an array): any pin matching passes; when none
+    // does, the check names every pin and the certificate's fingerprint.
+    let remote = |pins: serde_json::Value| {
+        home_with(json!({"gateway": {"mode": "remote", "remote": {
+            "url": format!("wss://127.0.0.1:{port}"), "token": token, "tlsFingerprint": pins
+        }}}))
+    };
+    let (old, other) = ("ab".repeat(32), "cd".repeat(32));
+    let (_, v) = doctor_json(&remote(json!([old, fp])), &[]).await;
+    assert_eq!(check(&v, "tls")["ok"], true, "{v:#}");
+    let (_, v) = doctor_json(&remote(json!([old, other])), &[]).await;
+    let detail = check(&v, "tls")["detail"].as_str().unwrap().to_owned();
+    assert_eq!(check(&v, "tls")["ok"], false, "{v:#}");
+    for want in [&old, &other, &fp] {
+        assert!(detail.contains(want.as_str()), "{detail}");
+    }
 }
