@@ -480,6 +480,23 @@ async fn progress(
     .await
 }
 
+/// Starts a streaming `system.run` on the node through the library API and returns the stream
+/// with the `node.invoke.request` the node received.
+async fn stream_run(
+    gw: &TestGateway,
+    n: &mut Client,
+    node_id: &str,
+    params: Value,
+    timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+) -> (clawgate_gateway::NodeInvokeStream, Value) {
+    let s = gw
+        .gateway
+        .invoke_node_streaming(node_id, "system.run", Some(params), timeout, idle_timeout)
+        .unwrap();
+    (s, next_event(n, "node.invoke.request").await)
+}
+
 type StreamItem =
     ControlFlow<Result<(Value, Value), clawgate_protocol::errors::ErrorShape>, String>;
 
@@ -641,17 +658,15 @@ async fn a_streaming_invoke_relays_ordered_progress_and_sends_input() {
     let gw = start(|_| {}).await;
     let (mut n, node_id) = node(&gw, 52).await;
     approve(&gw, &node_id).await;
-    let mut s = gw
-        .gateway
-        .invoke_node_streaming(
-            &node_id,
-            "system.run",
-            Some(json!({"command":["cat"]})),
-            Some(Duration::from_secs(20)),
-            None,
-        )
-        .unwrap();
-    let req = next_event(&mut n, "node.invoke.request").await;
+    let (mut s, req) = stream_run(
+        &gw,
+        &mut n,
+        &node_id,
+        json!({"command":["cat"]}),
+        Some(Duration::from_secs(20)),
+        None,
+    )
+    .await;
     let id = req["payload"]["id"].clone();
     assert_eq!(id, s.invoke_id());
     assert_eq!(req["payload"]["command"], "system.run");
@@ -762,17 +777,15 @@ async fn streaming_invokes_end_on_deadline_idleness_or_drop_and_cancel_at_the_no
     let run = json!({"command":["sleep","30"]});
 
     // Deadline.
-    let mut s = gw
-        .gateway
-        .invoke_node_streaming(
-            &node_id,
-            "system.run",
-            Some(run.clone()),
-            Some(Duration::from_millis(300)),
-            None,
-        )
-        .unwrap();
-    let req = next_event(&mut n, "node.invoke.request").await;
+    let (mut s, req) = stream_run(
+        &gw,
+        &mut n,
+        &node_id,
+        run.clone(),
+        Some(Duration::from_millis(300)),
+        None,
+    )
+    .await;
     assert!(req["payload"]["timeoutMs"].as_u64().unwrap() <= 300);
     assert_eq!(
         end(next_item(&mut s).await),
@@ -787,17 +800,15 @@ async fn streaming_invokes_end_on_deadline_idleness_or_drop_and_cancel_at_the_no
     );
 
     // Idle: no deadline (the node is told 0), only an idle budget, which progress renews.
-    let mut s = gw
-        .gateway
-        .invoke_node_streaming(
-            &node_id,
-            "system.run",
-            Some(run.clone()),
-            None,
-            Some(Duration::from_millis(300)),
-        )
-        .unwrap();
-    let req = next_event(&mut n, "node.invoke.request").await;
+    let (mut s, req) = stream_run(
+        &gw,
+        &mut n,
+        &node_id,
+        run.clone(),
+        None,
+        Some(Duration::from_millis(300)),
+    )
+    .await;
     let id = req["payload"]["id"].clone();
     assert_eq!(req["payload"]["timeoutMs"], 0);
     progress(&mut n, &id, &node_id, 0, "working").await;
@@ -819,17 +830,15 @@ async fn streaming_invokes_end_on_deadline_idleness_or_drop_and_cancel_at_the_no
     );
 
     // Dropped by its caller.
-    let s = gw
-        .gateway
-        .invoke_node_streaming(
-            &node_id,
-            "system.run",
-            Some(run),
-            Some(Duration::from_secs(20)),
-            None,
-        )
-        .unwrap();
-    let req = next_event(&mut n, "node.invoke.request").await;
+    let (s, req) = stream_run(
+        &gw,
+        &mut n,
+        &node_id,
+        run,
+        Some(Duration::from_secs(20)),
+        None,
+    )
+    .await;
     drop(s);
     let cancel = next_event(&mut n, "node.invoke.cancel").await;
     assert_eq!(cancel["payload"]["invokeId"], req["payload"]["id"]);
@@ -854,17 +863,15 @@ async fn a_caller_that_stops_reading_gets_its_invoke_cancelled() {
     let gw = start(|_| {}).await;
     let (mut n, node_id) = node(&gw, 54).await;
     approve(&gw, &node_id).await;
-    let mut s = gw
-        .gateway
-        .invoke_node_streaming(
-            &node_id,
-            "system.run",
-            Some(json!({"command":["yes"]})),
-            Some(Duration::from_secs(20)),
-            None,
-        )
-        .unwrap();
-    let req = next_event(&mut n, "node.invoke.request").await;
+    let (mut s, req) = stream_run(
+        &gw,
+        &mut n,
+        &node_id,
+        json!({"command":["yes"]}),
+        Some(Duration::from_secs(20)),
+        None,
+    )
+    .await;
     let id = req["payload"]["id"].clone();
     // 128 held out of order, then the gap fills: all 129 reach the queue at once.
     for seq in 1..=128 {
