@@ -419,6 +419,18 @@ impl State {
     }
 }
 
+/// Waits before sending an invoke again after the node answered `NODE_NOT_READY`.
+const NOT_READY_RETRY_DELAYS_MS: [u64; 4] = [100, 250, 500, 1000];
+
+/// The node said it is not ready yet (and sent no progress): nothing ran, a retry is safe.
+fn is_not_ready(e: &ErrorShape) -> bool {
+    e.details
+        .as_ref()
+        .and_then(|d| d.pointer("/nodeError/code"))
+        .and_then(Value::as_str)
+        == Some("NODE_NOT_READY")
+}
+
 /// A node's result as the caller sees it.
 fn parse_payload(payload: Option<Value>, payload_json: Option<String>) -> (Value, Value) {
     match (payload, payload_json) {
@@ -743,24 +755,42 @@ impl Nodes {
         session_key: Option<&str>,
         policy_checked: bool,
     ) -> Result<(Value, Value), ErrorShape> {
-        let started = Instant::now();
-        let request = InvokeRequest {
-            node_id,
-            command,
-            params,
-            timeout_ms,
-            idempotency_key,
-            session_key,
-            policy_checked,
-        };
-        let (invoke_id, rx) = self.dispatch(gw, request, None)?;
-        let remaining = Duration::from_millis(timeout_ms).saturating_sub(started.elapsed());
-        match tokio::time::timeout(remaining, rx).await {
-            Ok(Ok(outcome)) => outcome.map(|(payload, json)| parse_payload(payload, json)),
-            Ok(Err(_)) => Err(errors::node_disconnected()),
-            Err(_) => {
-                self.cancel(gw, &invoke_id);
-                Err(errors::node_invoke_timeout())
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        // A node that answers NODE_NOT_READY (before any progress) has not run the command:
+        // the real gateway sends it again, as a new invoke, after 100, 250, 500 and 1000 ms,
+        // within the caller's budget.
+        let mut retry_delays = NOT_READY_RETRY_DELAYS_MS.iter();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(errors::node_invoke_timeout());
+            }
+            let request = InvokeRequest {
+                node_id,
+                command,
+                params: params.clone(),
+                timeout_ms: remaining.as_millis() as u64,
+                idempotency_key,
+                session_key,
+                policy_checked,
+            };
+            let (invoke_id, rx) = self.dispatch(gw, request, None)?;
+            let outcome = match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => return Err(errors::node_disconnected()),
+                Err(_) => {
+                    self.cancel(gw, &invoke_id);
+                    return Err(errors::node_invoke_timeout());
+                }
+            };
+            match (outcome, retry_delays.next()) {
+                (Err(e), Some(&delay_ms)) if is_not_ready(&e) => {
+                    let next = Instant::now() + Duration::from_millis(delay_ms);
+                    tokio::time::sleep_until(next.min(deadline)).await;
+                }
+                (outcome, _) => {
+                    return outcome.map(|(payload, json)| parse_payload(payload, json));
+                }
             }
         }
     }

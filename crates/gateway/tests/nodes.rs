@@ -1007,3 +1007,42 @@ async fn a_legacy_node_has_its_plugin_surface_withheld() {
         }
     }
 }
+
+/// `NODE_NOT_READY` (before any progress) is retried as a new invoke after 100, 250, 500 and
+/// 1000 ms, as the real gateway does; any other answer, or a fifth refusal, is final.
+#[tokio::test]
+async fn a_node_not_ready_yet_is_asked_again() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 56).await;
+    approve(&gw, &node_id).await;
+    let mut op = operator(&gw, &["operator.write"]).await;
+    let not_ready = json!({"ok":false,"error":{"code":"NODE_NOT_READY","message":"starting up"}});
+    let invoke = json!({"type":"req","id":"w","method":"node.invoke","params":{"nodeId":node_id,"command":"system.which","params":{"bins":["sh"]},"idempotencyKey":"nr-1"}});
+
+    // Ready on the third try: the caller sees only the answer, the node three invokes.
+    op.send(invoke.clone()).await;
+    let first = answer(&mut n, &node_id, not_ready.clone()).await;
+    let second = answer(&mut n, &node_id, not_ready.clone()).await;
+    let third = answer(
+        &mut n,
+        &node_id,
+        json!({"ok":true,"payloadJSON":"{\"bins\":{}}"}),
+    )
+    .await;
+    assert_ne!(first["id"], second["id"]);
+    assert_ne!(second["id"], third["id"]);
+    assert_eq!(third["idempotencyKey"], "nr-1");
+    let res = op.recv_res().await;
+    assert_eq!(res["payload"]["payload"], json!({"bins": {}}), "{res}");
+
+    // Never ready: four retries, then the node's own error.
+    op.send(invoke).await;
+    for _ in 0..5 {
+        answer(&mut n, &node_id, not_ready.clone()).await;
+    }
+    let res = op.recv_res().await;
+    assert_eq!(
+        res["error"],
+        json!({"code":"UNAVAILABLE","message":"NODE_NOT_READY: starting up","details":{"nodeError":{"code":"NODE_NOT_READY","message":"starting up"},"nodeCommandDispatched":true}})
+    );
+}
