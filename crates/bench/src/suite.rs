@@ -390,6 +390,8 @@ const ALL_GATEWAY_ROWS: &[&str] = &[
 ];
 
 const HEALTH_ROWS: &[&str] = &[
+    "ping1_p50",
+    "health1_over_ping",
     "health1_cpu",
     "health8_cpu",
     "health1_p50",
@@ -536,6 +538,22 @@ async fn health(
         s.entry("health1_cpu").or_default().push(gw_cpu);
     }
     for round in 0..plan.health_rounds {
+        let (ping, health) = ping_and_health(addr, &token, plan.health_calls_one / 4).await?;
+        let p = Latencies::of(&ping).ok_or_else(|| anyhow!("no pings"))?;
+        let h = Latencies::of(&health).ok_or_else(|| anyhow!("no calls"))?;
+        say!(
+            kind,
+            "ping and health alternating, one socket, round {}: ping p50 {}, health p50 {}",
+            round + 1,
+            us(p.p50),
+            us(h.p50)
+        );
+        s.entry("ping1_p50").or_default().push(p.p50);
+        s.entry("health1_over_ping")
+            .or_default()
+            .push(h.p50 - p.p50);
+    }
+    for round in 0..plan.health_rounds {
         let cpu = CpuMeter::start(pid);
         let (lat, rate) = health_parallel(
             addr,
@@ -585,6 +603,34 @@ async fn health_one(
     let rate = calls as f64 / t0.elapsed().as_secs_f64();
     let _ = c.close().await;
     Ok((lat, rate))
+}
+
+/// On one socket, a WebSocket ping then a `health` call, `calls` times: both latencies. One
+/// request at a time, the round trip is mostly the two processes waking each other (on
+/// separate cores of a virtual machine, tens of µs, far more than either spends working);
+/// alternating puts both measurements under the same scheduling, so their difference is
+/// the gateway's own share.
+async fn ping_and_health(
+    addr: SocketAddr,
+    token: &str,
+    calls: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let mut c = Conn::open(addr, Auth::Token(token), None).await?;
+    for _ in 0..HEALTH_WARMUP {
+        c.ping().await?;
+        c.request("health", "{}").await?;
+    }
+    let (mut ping, mut health) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    for _ in 0..calls {
+        let t = Instant::now();
+        c.ping().await?;
+        ping.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        c.request("health", "{}").await?;
+        health.push(t.elapsed().as_secs_f64());
+    }
+    let _ = c.close().await;
+    Ok((ping, health))
 }
 
 /// `sockets` connections, each calling `health` sequentially, all at once.
@@ -1313,6 +1359,8 @@ const SPECS: &[Spec] = &[
     spec("health1_p90", S4, "one socket: p90 latency", Seconds, Lower, None, false),
     spec("health1_p99", S4, "one socket: p99 latency", Seconds, Lower, None, false),
     spec("health1_rate", S4, "one socket: requests/s", PerSecond, Higher, Target::at_least(20_000.0), true),
+    spec("ping1_p50", S4, "one socket: WebSocket ping → pong p50, the transport's floor", Seconds, Lower, None, false),
+    spec("health1_over_ping", S4, "one socket: `health` p50 above that floor (ping and `health` alternating)", Seconds, Lower, None, false),
     spec("health8_p50", S4, "8 sockets: p50 latency", Seconds, Lower, None, false),
     spec("health8_p99", S4, "8 sockets: p99 latency", Seconds, Lower, None, false),
     spec("health8_rate", S4, "8 sockets: requests/s", PerSecond, Higher, Target::at_least(60_000.0), true),

@@ -329,6 +329,26 @@ impl Conn {
         }
     }
 
+    /// Sends a WebSocket ping and waits for its pong (frames in between are skipped): a round
+    /// trip through both kernels and the gateway's WebSocket layer, with no gateway work.
+    pub async fn ping(&mut self) -> anyhow::Result<()> {
+        self.ws
+            .send(Message::Ping("bench".into()))
+            .await
+            .context("sending a ping")?;
+        loop {
+            let msg = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next())
+                .await
+                .map_err(|_| anyhow!("no pong within {FRAME_TIMEOUT:?}"))?
+                .ok_or_else(|| anyhow!("connection closed"))?
+                .context("reading")?;
+            if matches!(msg, Message::Pong(_)) {
+                return Ok(());
+            }
+            frame_text(msg)?;
+        }
+    }
+
     /// Like [`Conn::request`], and returns the response's `payload`.
     pub async fn request_value(&mut self, method: &str, params: &Value) -> anyhow::Result<Value> {
         let id = format!("v{}", self.next_id);
