@@ -7,6 +7,7 @@ mod gateway_tls;
 mod node_run;
 mod operator;
 mod process;
+mod service;
 mod tunnel;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,14 @@ use std::process::ExitCode;
     about = "OpenClaw-compatible gateway and operator CLI"
 )]
 struct Cli {
+    /// Use a named profile: state and config under ~/.openclaw-<NAME>, gateway port
+    /// 20000 + FNV-1a(NAME) mod 40000 unless one is set [env: CLAWGATE_PROFILE,
+    /// OPENCLAW_PROFILE]
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
+    /// Dev profile: --profile dev with gateway port 19001
+    #[arg(long, global = true)]
+    dev: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -84,10 +93,25 @@ enum GatewayCommand {
         #[command(subcommand)]
         command: gateway_tls::TlsCommand,
     },
+    /// Install the gateway as a systemd user service (openclaw-gateway[-<profile>].service)
+    /// running `clawgate gateway run`, enable and start it.
+    Install(service::InstallArgs),
+    /// Stop, disable and remove the gateway's systemd user service.
+    Uninstall(service::ServiceArgs),
+    /// Start the gateway's systemd user service.
+    Start(service::ServiceArgs),
+    /// Stop the gateway's systemd user service.
+    Stop(service::ServiceArgs),
+    /// Restart the gateway's systemd user service.
+    Restart(service::ServiceArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = clawgate_config::apply_cli_profile(cli.profile.as_deref(), cli.dev) {
+        eprintln!("error: {e}");
+        return ExitCode::from(operator::EXIT_USAGE);
+    }
     match cli.command {
         Command::Gateway { command } => match command {
             GatewayCommand::Run(args) => gateway_run::run(args),
@@ -96,6 +120,11 @@ fn main() -> ExitCode {
             GatewayCommand::Status(args) => operator::gateway_status(args),
             GatewayCommand::Probe(args) => operator::probe(args),
             GatewayCommand::Tls { command } => gateway_tls::run(command),
+            GatewayCommand::Install(args) => service::install(args),
+            GatewayCommand::Uninstall(args) => service::uninstall(args),
+            GatewayCommand::Start(args) => service::start(args),
+            GatewayCommand::Stop(args) => service::stop(args),
+            GatewayCommand::Restart(args) => service::restart(args),
         },
         Command::Health(args) => operator::health(args),
         Command::Status(args) => operator::status(args),

@@ -26,7 +26,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use target::Target;
+use target::{Target, Which};
 use tokio::time::Instant;
 
 pub const EXIT_OK: u8 = 0;
@@ -118,6 +118,10 @@ pub struct CallArgs {
     /// Wait past an interim {"status":"accepted"} answer for the final one (agent runs)
     #[arg(long)]
     pub expect_final: bool,
+    /// Fail before connecting if the resolved gateway URL differs from this one (the call
+    /// keeps the configured authentication)
+    #[arg(long, value_name = "URL")]
+    pub expect_url: Option<String>,
     #[command(flatten)]
     pub conn: ConnArgs,
 }
@@ -604,7 +608,18 @@ async fn call_async(args: CallArgs) -> ExitCode {
             return f.report(true);
         }
     };
-    let session = match open_session(&args.conn, ConnSpec::cli(scopes_for(&args.method))).await {
+    let target = match target::resolve(&args.conn) {
+        Ok(t) => t,
+        Err(f) => return f.report(true),
+    };
+    // Compared as OpenClaw does, exactly: the caller names the URL it selected before.
+    if let Some(expected) = &args.expect_url
+        && *expected != target.url
+    {
+        return failure::destination_changed(expected, &target).report(true);
+    }
+    let spec = ConnSpec::cli(scopes_for(&args.method));
+    let session = match connect_session(&args.conn, spec, target).await {
         Ok(s) => s,
         Err(b) => return b.0.report(true),
     };
@@ -760,6 +775,23 @@ struct Reached {
 }
 
 impl Probed {
+    /// A gateway answered: connected, or refused the credentials.
+    fn reachable(&self) -> bool {
+        self.result
+            .as_ref()
+            .map_or_else(|f| f.exit == EXIT_REJECTED, |_| true)
+    }
+
+    /// The gateway's identity, from its `system-presence` answer ([`self_identity`]).
+    fn identity(&self) -> Option<String> {
+        let reached = self.result.as_ref().ok()?;
+        let at = PROBE_METHODS.iter().position(|m| *m == "system-presence")?;
+        match reached.outcomes.get(at)? {
+            CallOutcome::Ok(presence, _) => self_identity(presence),
+            _ => None,
+        }
+    }
+
     /// `(id, kind)` in OpenClaw's words.
     fn kind(&self) -> &'static str {
         if self.target.probe_tunnel.is_some() {
@@ -825,10 +857,12 @@ async fn probe_target(conn: &ConnArgs, spec: ConnSpec, target: Result<Target, Fa
     }
 }
 
-/// Probes the target the flags and config name and, with `--ssh` (or
-/// `gateway.remote.sshTarget`, or a `gateway.remote.url` host), the gateway through a
-/// one-shot SSH tunnel as well. The report is about the reachable target a person most
-/// likely means (`--url`, else the tunnel, else the configured one), and lists them all.
+/// Probes the target the flags and config name, this machine's gateway when that is
+/// another one, and, with `--ssh` (or `gateway.remote.sshTarget`, or a `gateway.remote.url`
+/// host), the gateway through a one-shot SSH tunnel as well. The report is about the
+/// reachable target a person most likely means (`--url`, else the tunnel, else the
+/// configured one, else this machine's), lists them all, and warns `multiple_gateways`
+/// when several different gateways answer.
 async fn probe_async(args: ProbeArgs) -> ExitCode {
     let json_out = args.conn.json;
     let ssh = match probe_ssh::plan(&args) {
@@ -857,36 +891,41 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
         Some(p) if name == "CLAWGATE_GATEWAY_PORT" => Some(p.to_string()),
         _ => clawgate_config::process_env(name),
     };
-    let direct = probe_target(
-        &args.conn,
-        ConnSpec::probe(),
-        target::resolve_with_env(&args.conn, &env),
-    );
+    let direct_target = target::resolve_with_env(&args.conn, &env, Which::Configured);
+    let tunnel_target = tunnel
+        .as_ref()
+        .zip(ssh.as_ref())
+        .map(|(t, plan)| t.target(plan));
+    let local_target = local_probe_target(&args.conn, &env, &direct_target, tunnel_target.as_ref());
+    // Secondary targets never wait for a pairing approval.
+    let no_wait = ConnArgs {
+        wait: false,
+        no_wait: true,
+        ..args.conn.clone()
+    };
+    let direct = probe_target(&args.conn, ConnSpec::probe(), direct_target);
     let through = async {
-        let (Some(t), Some(plan)) = (&tunnel, &ssh) else {
-            return None;
-        };
-        // Never wait for a pairing approval through a tunnel that closes with the probe;
-        // like OpenClaw, give it 2 s at most (a gateway that is down on the far end leaves
-        // the connection hanging rather than refused).
+        let t = tunnel_target?;
+        // Like OpenClaw, give the tunnel that closes with the probe 2 s at most (a gateway
+        // that is down on the far end leaves the connection hanging rather than refused).
         let conn = ConnArgs {
-            wait: false,
-            no_wait: true,
             timeout: args.conn.timeout.min(TUNNEL_PROBE_BUDGET_MS),
-            ..args.conn.clone()
+            ..no_wait.clone()
         };
         let spec = ConnSpec {
             suppress_stored_device_auth: true,
             ..ConnSpec::probe()
         };
-        Some(probe_target(&conn, spec, Ok(t.target(plan))).await)
+        Some(probe_target(&conn, spec, Ok(t)).await)
     };
-    let (direct, through) = tokio::join!(direct, through);
+    let local = async { Some(probe_target(&no_wait, ConnSpec::probe(), Ok(local_target?)).await) };
+    let (direct, through, local) = tokio::join!(direct, through, local);
     if let Some(t) = tunnel {
         t.stop().await;
     }
 
-    let probed: Vec<&Probed> = through.iter().chain([&direct]).collect();
+    let probed: Vec<&Probed> = through.iter().chain([&direct]).chain(&local).collect();
+    warnings.extend(multiple_gateways_warning(&probed));
     fn reached(p: &Probed) -> Option<(&Probed, &Reached)> {
         p.result.as_ref().ok().map(|r| (p, r))
     }
@@ -960,6 +999,83 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
         print_out(&text);
     }
     ExitCode::SUCCESS
+}
+
+/// This machine's gateway as a second target when the configured one is another (OpenClaw
+/// always probes its `localLoopback` target), unless it is the same URL as one probed
+/// already. `None` when the configured target did not resolve: that failure is the report.
+fn local_probe_target(
+    conn: &ConnArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    direct: &Result<Target, Failure>,
+    tunnel: Option<&Target>,
+) -> Option<Target> {
+    let direct = direct.as_ref().ok()?;
+    if direct.source == clawgate_config::TargetSource::Local {
+        return None;
+    }
+    match target::resolve_with_env(conn, env, Which::LocalLoopback) {
+        Ok(t) if t.url == direct.url || tunnel.is_some_and(|u| u.url == t.url) => None,
+        Ok(t) => Some(t),
+        Err(f) => {
+            eprintln!("warning: not probing this machine's gateway: {}", f.message);
+            None
+        }
+    }
+}
+
+/// OpenClaw's words for two or more gateways answering one probe.
+const MULTIPLE_GATEWAYS: &str = "Unconventional setup: multiple reachable gateway identities detected. Usually one gateway per network is recommended unless you intentionally run isolated profiles, like a rescue bot (see docs: /gateway#multiple-gateways-same-host).";
+
+/// OpenClaw's `multiple_gateways` warning: more than one probed target answered and they
+/// are not all the same gateway. A gateway is known by its `reason: "self"` presence entry
+/// (host, ip, instance id); one whose presence the probe could not read counts as another.
+fn multiple_gateways_warning(probed: &[&Probed]) -> Option<Value> {
+    let reachable: Vec<&Probed> = probed.iter().copied().filter(|p| p.reachable()).collect();
+    let identities: Vec<Option<String>> = reachable.iter().map(|p| p.identity()).collect();
+    let several = identities.iter().any(Option::is_none)
+        || identities
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 1;
+    (reachable.len() > 1 && several).then(|| {
+        let ids: Vec<&str> = reachable.iter().map(|p| p.kind()).collect();
+        json!({"code": "multiple_gateways", "message": MULTIPLE_GATEWAYS, "targetIds": ids})
+    })
+}
+
+/// `host \0 ip \0 instance:<id>|device:<id>` of the gateway's own presence entry (OpenClaw's
+/// `gatewaySelfIdentityKey`), or `None` without a host or ip and an id.
+fn self_identity(presence: &Value) -> Option<String> {
+    let entries = presence.as_array()?;
+    let me = entries
+        .iter()
+        .find(|e| e["mode"] == "gateway" && e["reason"] == "self")
+        .or_else(|| {
+            entries.iter().find(|e| {
+                e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Gateway:"))
+            })
+        })?;
+    let field = |key: &str| {
+        me[key]
+            .as_str()
+            .map(|v| v.trim().to_lowercase())
+            .filter(|v| !v.is_empty())
+    };
+    let (host, ip) = (field("host"), field("ip"));
+    let id = field("instanceId")
+        .map(|id| format!("instance:{id}"))
+        .or_else(|| field("deviceId").map(|id| format!("device:{id}")))?;
+    (host.is_some() || ip.is_some()).then(|| {
+        format!(
+            "{}\0{}\0{id}",
+            host.unwrap_or_default(),
+            ip.unwrap_or_default()
+        )
+    })
 }
 
 fn probed_rows<'a>(probed: &[&'a Probed]) -> Vec<render::ProbedRow<'a>> {

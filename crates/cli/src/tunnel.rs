@@ -351,7 +351,15 @@ pub fn ensure(
         .map_err(|e| invalid(format!("cannot find the clawgate binary: {e}")))?;
     let spec_json = serde_json::to_string(spec).map_err(|e| invalid(e.to_string()))?;
     let log = open_log(&registry.log_path(&key)).map_err(|e| io_error("open the tunnel log", e))?;
-    let mut child = std::process::Command::new(exe)
+    let mut command = std::process::Command::new(exe);
+    // The supervisor finds its registry in the state dir: the same profile's.
+    for (name, value) in config::cli_env_overrides() {
+        match value {
+            Some(v) => command.env(name, v),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
         .args(["tunnel", "supervise", "--spec", &spec_json])
         .args(["--local-port", &local_port.to_string()])
         .args(["--ready-timeout", &timeout.as_millis().to_string()])

@@ -139,6 +139,57 @@ fn gateway_call_prints_the_payload_and_asks_least_privilege() {
 }
 
 #[test]
+fn gateway_call_expect_url_refuses_a_changed_destination_before_connecting() {
+    let gw = gateway(FakeConfig::default());
+    let h = home();
+    let url = gw.url();
+    let port = gw.addr().port().to_string();
+    let env = [
+        ("CLAWGATE_GATEWAY_PORT", port.as_str()),
+        ("CLAWGATE_GATEWAY_TOKEN", TOKEN),
+    ];
+    // The caller selected the default gateway; the environment now names another one.
+    let r = clawgate(
+        h.path(),
+        &[
+            "gateway",
+            "call",
+            "health",
+            "--expect-url",
+            "ws://127.0.0.1:18789",
+        ],
+        &env,
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "error: Gateway destination changed. Refresh the selected Gateway before retrying."
+        ),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains(&format!("the target now is {url}")),
+        "{r:?}"
+    );
+    let v = r.json();
+    assert_eq!(v["error"]["type"], "destination_changed");
+    assert_eq!(v["error"]["expectedUrl"], "ws://127.0.0.1:18789");
+    assert_eq!(v["error"]["gateway"]["url"], url.as_str());
+    assert!(gw.connects().is_empty(), "nothing may be sent");
+
+    // The same URL: the call goes through with the configured credentials.
+    let r = clawgate(
+        h.path(),
+        &["gateway", "call", "health", "--expect-url", &url],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["ok"], true);
+    assert_eq!(gw.connects().len(), 1);
+    assert_eq!(gw.connects()[0]["auth"]["token"], TOKEN);
+}
+
+#[test]
 fn gateway_call_sends_params_and_waits_for_the_final_answer() {
     let gw = gateway(FakeConfig {
         handler: Arc::new(|call| match call.method.as_str() {
@@ -339,6 +390,47 @@ fn gateway_probe_reports_capability_and_each_call() {
         );
         assert_eq!(r.json()["capability"], cap);
     }
+}
+
+/// A read-capable fake gateway whose own presence entry carries `instance`.
+fn gateway_with_instance(instance: &'static str) -> FakeGateway {
+    gateway(FakeConfig {
+        grant_scopes: Some(vec!["operator.read".into()]),
+        handler: Arc::new(move |call| match call.method.as_str() {
+            "system-presence" => Reply::Ok(json!([{"host": "fake", "ip": "127.0.0.1",
+                "mode": "gateway", "reason": "self", "instanceId": instance}])),
+            _ => testing::default_handler(call),
+        }),
+        ..FakeConfig::default()
+    })
+}
+
+#[test]
+fn gateway_probe_multiple_gateways_are_told_apart_by_their_presence() {
+    let h = home();
+    let a = gateway_with_instance("one");
+    let port = a.addr().port().to_string();
+    let has_warning = |r: &Run| {
+        r.json()["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "multiple_gateways")
+    };
+    // --url and this machine's gateway are two URLs of one gateway: no warning.
+    let by_name = format!("ws://localhost:{port}");
+    let args = with_target(&by_name, &["gateway", "probe", "--json"]);
+    let r = clawgate(h.path(), &args, &[("CLAWGATE_GATEWAY_PORT", &port)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["targets"].as_array().unwrap().len(), 2, "{r:?}");
+    assert!(!has_warning(&r), "{r:?}");
+
+    // Another gateway on this machine's port: two identities.
+    let b = gateway_with_instance("two");
+    let other = b.addr().port().to_string();
+    let r = clawgate(h.path(), &args, &[("CLAWGATE_GATEWAY_PORT", &other)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(has_warning(&r), "{r:?}");
 }
 
 #[test]

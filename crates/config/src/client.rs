@@ -10,7 +10,8 @@ use crate::modes::{GatewayMode, RemoteTransport, SshHostKeyPolicy};
 use crate::paths::env_with_fallback;
 use crate::secret::Secret;
 use crate::settings::{
-    DEFAULT_PORT, SecretSource, check_secret, env_port, pick_secret, source_label,
+    Credential, DEFAULT_PORT, SecretSource, check_secret, local_port, local_secrets, pick_secret,
+    source_label,
 };
 
 /// The operator CLI's connection flags. `None` = flag not given.
@@ -160,8 +161,8 @@ fn fingerprints(input: &str, named: &str) -> Result<String, ConfigError> {
 ///    With `gateway.remote.transport: "ssh"` the URL may be omitted: the target then says
 ///    which SSH tunnel to use ([`ClientTarget::ssh`]) and `url` is its local end.
 /// 4. Otherwise the local gateway, always `ws://127.0.0.1:<port>` (`wss://` when
-///    `gateway.tls.enabled`), port from env > `gateway.port` > 18789; credentials flags >
-///    env > `gateway.auth.*`.
+///    `gateway.tls.enabled`), port from env > `gateway.port` > the profile's port > 18789;
+///    credentials flags > env > `gateway.auth.*`.
 pub fn resolve_client_target(
     flags: &ClientFlags,
     loaded: Option<&LoadedConfig>,
@@ -228,36 +229,62 @@ pub fn resolve_client_target(
                 "gateway.mode=remote but gateway.remote.url is missing; connecting to the local gateway. Set gateway.remote.url (e.g. wss://gateway.example.ts.net) to use the remote one.".to_owned(),
             );
         }
-        let port = env_port(env)?.or(cfg.port).unwrap_or(DEFAULT_PORT);
-        let scheme = if cfg.tls.enabled == Some(true) {
-            "wss"
-        } else {
-            "ws"
-        };
-        let token = pick_secret(
-            flags.token.as_ref(),
-            env,
-            "GATEWAY_TOKEN",
-            cfg.auth.token.as_ref().map(|s| (s, "gateway.auth.token")),
-        );
-        let password = pick_secret(
-            flags.password.as_ref(),
-            env,
-            "GATEWAY_PASSWORD",
-            cfg.auth
-                .password
-                .as_ref()
-                .map(|s| (s, "gateway.auth.password")),
-        );
-        (
-            format!("{scheme}://127.0.0.1:{port}"),
-            token,
-            password,
-            flag_fp,
-            TargetSource::Local,
-        )
+        let (url, token, password) = local_gateway(flags, cfg, env)?;
+        (url, token, password, flag_fp, TargetSource::Local)
     };
+    finish_target(url, token, password, tls_fingerprint, source, warnings, ssh)
+}
 
+/// This machine's gateway (case 4 of [`resolve_client_target`]) whatever `--url`, the
+/// environment's URL and `gateway.mode` say: `gateway probe` checks it next to the
+/// configured target, as OpenClaw does (its `localLoopback` target). `--token` /
+/// `--password` apply; `--tls-fingerprint` does not (it pins the other target).
+pub fn resolve_local_target(
+    flags: &ClientFlags,
+    loaded: Option<&LoadedConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ClientTarget, ConfigError> {
+    let default_cfg = GatewayConfig::default();
+    let cfg = loaded.map_or(&default_cfg, |l| &l.gateway);
+    let (url, token, password) = local_gateway(flags, cfg, env)?;
+    finish_target(
+        url,
+        token,
+        password,
+        None,
+        TargetSource::Local,
+        Vec::new(),
+        None,
+    )
+}
+
+/// The local gateway's URL (`ws[s]://127.0.0.1:<port>`) and credentials
+/// ([`local_secrets`]).
+fn local_gateway(
+    flags: &ClientFlags,
+    cfg: &GatewayConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Credential, Credential), ConfigError> {
+    let port = local_port(cfg.port, env)?;
+    let scheme = if cfg.tls.enabled == Some(true) {
+        "wss"
+    } else {
+        "ws"
+    };
+    let (token, password) = local_secrets(flags.token.as_ref(), flags.password.as_ref(), cfg, env);
+    Ok((format!("{scheme}://127.0.0.1:{port}"), token, password))
+}
+
+/// Checks the secrets and the pin of a resolved target.
+fn finish_target(
+    url: String,
+    token: Credential,
+    password: Credential,
+    tls_fingerprint: Option<String>,
+    source: TargetSource,
+    warnings: Vec<String>,
+    ssh: Option<SshTunnelTarget>,
+) -> Result<ClientTarget, ConfigError> {
     if let Some((secret, source)) = &token {
         check_secret("token", secret, &source_label(source, "--token"))?;
     }
@@ -438,8 +465,9 @@ fn sanitize_ssh_target(raw: &str) -> Option<String> {
 /// `--url`) `gateway.remote.sshTarget`, else `$USER@<host of gateway.remote.url>`; the
 /// identity `--ssh-identity`, else `gateway.remote.sshIdentity`. The gateway's port there:
 /// `--port`, else `gateway.remote.remotePort`, else this machine's gateway port (env,
-/// `gateway.port`, 18789). Credentials: `--token`/`--password`, else the remote ones
-/// (`gateway.remote.token`, else `gateway.remote.password`, else the environment's).
+/// `gateway.port`, the profile's port, 18789). Credentials: `--token`/`--password`, else
+/// the remote ones (`gateway.remote.token`, else `gateway.remote.password`, else the
+/// environment's).
 ///
 /// One difference: when the configured target already goes through clawgate's managed
 /// tunnel (`gateway.mode: "remote"` with `gateway.remote.transport: "ssh"`), the config
@@ -489,7 +517,7 @@ pub fn resolve_probe_ssh(
     });
     let remote_port = match flags.port.or(cfg.remote.remote_port) {
         Some(p) => p,
-        None => env_port(env)?.or(cfg.port).unwrap_or(DEFAULT_PORT),
+        None => local_port(cfg.port, env)?,
     };
     let (token, password) = if flags.token.is_some() || flags.password.is_some() {
         (flags.token.clone(), flags.password.clone())

@@ -5,7 +5,8 @@
 //!
 //! * finds the state directory and config file ([`resolve_state_dir`],
 //!   [`resolve_config_path`], [`locate_config`]) with OpenClaw's locations and env names,
-//!   each `OPENCLAW_*` variable having a `CLAWGATE_*` twin that wins;
+//!   each `OPENCLAW_*` variable having a `CLAWGATE_*` twin that wins, and OpenClaw's
+//!   profiles (`--profile`, `--dev`, `OPENCLAW_PROFILE`: [`apply_cli_profile`]);
 //! * loads and validates the file ([`load_config`], [`load_file`], [`LoadedConfig`]):
 //!   JSON5, `${VAR}` substitution (`$${VAR}` escapes), SecretRefs with `source: "env"`,
 //!   typed checks of the `gateway.*` keys clawgate implements with errors that name the
@@ -42,6 +43,7 @@ mod gateway_config;
 mod load;
 mod modes;
 mod paths;
+mod profile;
 mod redact;
 mod schema;
 mod secret;
@@ -50,7 +52,7 @@ mod subst;
 
 pub use client::{
     ClientFlags, ClientTarget, ProbeSshFlags, ProbeSshOrigin, ProbeSshTarget, SshTunnelTarget,
-    TargetSource, resolve_client_target, resolve_probe_ssh,
+    TargetSource, resolve_client_target, resolve_local_target, resolve_probe_ssh,
 };
 pub use error::{ConfigError, InvalidValue};
 pub use gateway_config::{AuthConfig, GatewayConfig, RemoteConfig, TlsConfig};
@@ -62,6 +64,10 @@ pub use paths::{
     CONFIG_FILE_NAME, ConfigLocation, PathOrigin, STATE_DIR_NAME, locate_config,
     resolve_config_path, resolve_state_dir,
 };
+pub use profile::{
+    EnvOverrides, active_profile, apply_cli_profile, cli_env_overrides, is_valid_profile_name,
+    profile_overrides, profile_port,
+};
 pub use redact::{config_hash, redacted};
 pub use secret::{REDACTED, Secret};
 pub use settings::{
@@ -69,8 +75,9 @@ pub use settings::{
     TlsSettings, resolve_gateway_settings,
 };
 
-/// The real process environment, for production callers: `process_env("HOME")`.
-/// Non-UTF-8 values count as unset.
+/// The process environment as the command line left it, for production callers:
+/// `process_env("HOME")`. `--profile` / `--dev` ([`apply_cli_profile`]) set or clear a few
+/// variables on top of the real environment. Non-UTF-8 values count as unset.
 pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+    profile::cli_override(name).unwrap_or_else(|| std::env::var(name).ok())
 }

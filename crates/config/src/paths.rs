@@ -10,6 +10,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::profile::env_profile_state_dir;
+
 /// File name of the config inside the state directory (OpenClaw's name).
 pub const CONFIG_FILE_NAME: &str = "openclaw.json";
 
@@ -33,7 +35,7 @@ pub(crate) fn env_with_fallback(
 
 /// The user's home directory from the environment (`HOME`, then `USERPROFILE`), or the
 /// current directory when neither is set (e.g. a bare service environment).
-fn home_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+pub(crate) fn home_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     env("HOME")
         .filter(|h| !h.is_empty())
         .or_else(|| env("USERPROFILE").filter(|h| !h.is_empty()))
@@ -58,7 +60,8 @@ pub(crate) fn expand_tilde(value: &str, env: &dyn Fn(&str) -> Option<String>) ->
 }
 
 /// The state directory: `flag` > `CLAWGATE_STATE_DIR` > `OPENCLAW_STATE_DIR` >
-/// `$HOME/.openclaw`.
+/// `$HOME/.openclaw-<profile>` (`CLAWGATE_PROFILE` / `OPENCLAW_PROFILE`, see
+/// [`crate::profile_overrides`] for `--profile`) > `$HOME/.openclaw`.
 pub fn resolve_state_dir(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     if let Some(flag) = flag {
         return expand_tilde(&flag.to_string_lossy(), env);
@@ -66,7 +69,7 @@ pub fn resolve_state_dir(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<Strin
     if let Some((_, value)) = env_with_fallback(env, "STATE_DIR") {
         return expand_tilde(&value, env);
     }
-    home_dir(env).join(STATE_DIR_NAME)
+    env_profile_state_dir(env).unwrap_or_else(|| home_dir(env).join(STATE_DIR_NAME))
 }
 
 /// The config file path: `flag` > `CLAWGATE_CONFIG_PATH` > `OPENCLAW_CONFIG_PATH` >
@@ -168,6 +171,37 @@ mod tests {
         assert_eq!(
             resolve_state_dir(None, &env),
             PathBuf::from("/home/u/.oc-work")
+        );
+    }
+
+    #[test]
+    fn profile_moves_the_state_dir_and_config_unless_named_explicitly() {
+        let env = env_of(&[("HOME", "/home/u"), ("OPENCLAW_PROFILE", "work")]);
+        assert_eq!(
+            resolve_state_dir(None, &env),
+            PathBuf::from("/home/u/.openclaw-work")
+        );
+        assert_eq!(
+            locate_config(None, None, &env),
+            ConfigLocation {
+                path: "/home/u/.openclaw-work/openclaw.json".into(),
+                origin: PathOrigin::Default
+            }
+        );
+        let env = env_of(&[
+            ("HOME", "/home/u"),
+            ("CLAWGATE_PROFILE", "lab"),
+            ("OPENCLAW_STATE_DIR", "/state"),
+        ]);
+        assert_eq!(resolve_state_dir(None, &env), PathBuf::from("/state"));
+        assert_eq!(
+            resolve_state_dir(Some(Path::new("/flag")), &env),
+            PathBuf::from("/flag")
+        );
+        let env = env_of(&[("HOME", "/home/u"), ("OPENCLAW_PROFILE", "default")]);
+        assert_eq!(
+            resolve_state_dir(None, &env),
+            PathBuf::from("/home/u/.openclaw")
         );
     }
 

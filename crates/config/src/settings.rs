@@ -10,6 +10,7 @@ use crate::gateway_config::GatewayConfig;
 use crate::load::LoadedConfig;
 use crate::modes::{AuthMode, BindMode, GatewayMode, TailscaleMode};
 use crate::paths::{env_with_fallback, locate_config, resolve_state_dir};
+use crate::profile::env_profile_port;
 use crate::secret::{REDACTED, Secret};
 
 /// OpenClaw's default gateway port.
@@ -176,13 +177,26 @@ pub(crate) fn env_port(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<u1
     }
 }
 
+/// This machine's gateway port when no flag names one, OpenClaw's `resolveGatewayPort`:
+/// `CLAWGATE_GATEWAY_PORT` / `OPENCLAW_GATEWAY_PORT` > `gateway.port` > the named
+/// profile's port ([`crate::profile_port`]) > 18789.
+pub(crate) fn local_port(
+    config_port: Option<u16>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<u16, ConfigError> {
+    Ok(env_port(env)?
+        .or(config_port)
+        .or_else(|| env_profile_port(env))
+        .unwrap_or(DEFAULT_PORT))
+}
+
 /// First of flag > `CLAWGATE_<suffix>` > `OPENCLAW_<suffix>` > config.
 pub(crate) fn pick_secret(
     flag: Option<&Secret>,
     env: &dyn Fn(&str) -> Option<String>,
     env_suffix: &str,
     config: Option<(&Secret, &str)>,
-) -> Option<(Secret, SecretSource)> {
+) -> Credential {
     if let Some(s) = flag {
         return Some((s.clone(), SecretSource::Flag));
     }
@@ -190,6 +204,35 @@ pub(crate) fn pick_secret(
         return Some((Secret::new(value), SecretSource::Env(var)));
     }
     config.map(|(s, key)| (s.clone(), SecretSource::Config(key.to_owned())))
+}
+
+/// A secret with where it came from.
+pub(crate) type Credential = Option<(Secret, SecretSource)>;
+
+/// The local gateway's token and password: flag > env > `gateway.auth.*`, the one order the
+/// gateway and the local CLI share, so both agree on the secret in effect.
+pub(crate) fn local_secrets(
+    token: Option<&Secret>,
+    password: Option<&Secret>,
+    cfg: &GatewayConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Credential, Credential) {
+    let token = pick_secret(
+        token,
+        env,
+        "GATEWAY_TOKEN",
+        cfg.auth.token.as_ref().map(|s| (s, "gateway.auth.token")),
+    );
+    let password = pick_secret(
+        password,
+        env,
+        "GATEWAY_PASSWORD",
+        cfg.auth
+            .password
+            .as_ref()
+            .map(|s| (s, "gateway.auth.password")),
+    );
+    (token, password)
 }
 
 /// How a secret's source is named in a message, e.g. `--token` or `gateway.auth.token`.
@@ -254,7 +297,7 @@ pub fn resolve_gateway_settings(
     // tests use it to avoid port races. Config and env must name a real port.
     let port = match inputs.port {
         Some(p) => p,
-        None => env_port(env)?.or(cfg.port).unwrap_or(DEFAULT_PORT),
+        None => local_port(cfg.port, env)?,
     };
 
     let bind = inputs.bind.or(cfg.bind).unwrap_or(BindMode::Loopback);
@@ -264,21 +307,8 @@ pub fn resolve_gateway_settings(
         None
     };
 
-    let token = pick_secret(
-        inputs.token.as_ref(),
-        env,
-        "GATEWAY_TOKEN",
-        cfg.auth.token.as_ref().map(|s| (s, "gateway.auth.token")),
-    );
-    let password = pick_secret(
-        inputs.password.as_ref(),
-        env,
-        "GATEWAY_PASSWORD",
-        cfg.auth
-            .password
-            .as_ref()
-            .map(|s| (s, "gateway.auth.password")),
-    );
+    let (token, password) =
+        local_secrets(inputs.token.as_ref(), inputs.password.as_ref(), cfg, env);
 
     let mode = match inputs.auth_mode.or(cfg.auth.mode) {
         Some(mode) => mode,
@@ -444,6 +474,29 @@ mod tests {
         assert_eq!(parse_env_port("0"), None);
         assert_eq!(parse_env_port("65536"), None);
         assert_eq!(parse_env_port(":80"), None);
+    }
+
+    #[test]
+    fn local_port_is_env_then_config_then_profile_then_default() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let profile = env(&[("OPENCLAW_PROFILE", "work")]);
+        assert_eq!(local_port(None, &profile).unwrap(), 41984);
+        assert_eq!(local_port(Some(1234), &profile).unwrap(), 1234);
+        let both = env(&[
+            ("OPENCLAW_PROFILE", "work"),
+            ("OPENCLAW_GATEWAY_PORT", "19001"),
+        ]);
+        assert_eq!(local_port(Some(1234), &both).unwrap(), 19001);
+        let default = env(&[("OPENCLAW_PROFILE", "default")]);
+        assert_eq!(local_port(None, &default).unwrap(), DEFAULT_PORT);
+        assert_eq!(local_port(None, &env(&[])).unwrap(), DEFAULT_PORT);
     }
 
     #[test]

@@ -37,7 +37,12 @@ fn unreachable_fix(t: &Target) -> String {
         );
     }
     match &t.source {
-        TargetSource::Local => "is the gateway running? start it with `clawgate gateway run`, or check --url / gateway.remote.url".into(),
+        TargetSource::Local => {
+            let profile = clawgate_config::active_profile(&clawgate_config::process_env)
+                .map(|p| format!(" --profile {p}"))
+                .unwrap_or_default();
+            format!("is the gateway running? start it with `clawgate{profile} gateway run`, or check --url / gateway.remote.url")
+        }
         TargetSource::RemoteConfig => format!(
             "is the remote gateway up and reachable from here (and your SSH tunnel, if you use one)? check gateway.remote.url{}",
             t.config_path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default()
@@ -150,6 +155,22 @@ fn pin_mismatch(t: &Target, pins: &[String], actual: &str) -> Failure {
             "to ride through a `clawgate gateway tls rotate`, pin the current and the staged certificate together: --tls-fingerprint <current>,<next> or gateway.remote.tlsFingerprint: [\"sha256:<current>\", \"sha256:<next>\"]".into(),
             "if nothing changed on the gateway, do not re-pin: something between you and the gateway presents its own certificate".into(),
         ],
+    }
+}
+
+/// `gateway call --expect-url` named another gateway than the one the flags, env and config
+/// resolve to now (OpenClaw's message): nothing was sent.
+pub fn destination_changed(expected: &str, t: &Target) -> Failure {
+    let message = "Gateway destination changed. Refresh the selected Gateway before retrying.";
+    Failure {
+        exit: super::EXIT_USAGE,
+        message: message.to_owned(),
+        fixes: vec![format!(
+            "--expect-url is {expected}, but the target now is {}; nothing was sent. Select the gateway again (or drop --expect-url) and retry",
+            t.describe()
+        )],
+        json: json!({"type": "destination_changed", "message": message,
+            "expectedUrl": expected, "gateway": {"url": t.url, "urlSource": t.source_label()}}),
     }
 }
 

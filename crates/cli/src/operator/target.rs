@@ -128,14 +128,26 @@ pub fn local_tls_fingerprint(config_path: Option<&std::path::Path>) -> Option<St
 
 /// Resolves the target; configuration problems are usage errors (exit 2).
 pub fn resolve(args: &ConnArgs) -> Result<Target, Failure> {
-    resolve_with_env(args, &config::process_env)
+    resolve_with_env(args, &config::process_env, Which::Configured)
+}
+
+/// Which gateway [`resolve_with_env`] resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The one flags, env and config name ([`config::resolve_client_target`]).
+    Configured,
+    /// This machine's gateway whatever they name ([`config::resolve_local_target`]): the
+    /// second target of `gateway probe`. Resolved after the configured one, so the config
+    /// file's warnings are not printed again.
+    LocalLoopback,
 }
 
 /// [`resolve`] with another environment (`gateway probe --port` stands for
-/// `CLAWGATE_GATEWAY_PORT`).
+/// `CLAWGATE_GATEWAY_PORT`), of the configured gateway or this machine's.
 pub fn resolve_with_env(
     args: &ConnArgs,
     env: &dyn Fn(&str) -> Option<String>,
+    which: Which,
 ) -> Result<Target, Failure> {
     let location = config::locate_config(args.config.as_deref(), None, env);
     let loaded = config::load_config(&location, env).map_err(|e| usage(e.to_string()))?;
@@ -145,13 +157,16 @@ pub fn resolve_with_env(
         password: args.password.clone().map(Secret::new),
         tls_fingerprint: (!args.tls_fingerprint.is_empty()).then(|| args.tls_fingerprint.join(",")),
     };
-    let target = config::resolve_client_target(&flags, loaded.as_ref(), env)
-        .map_err(|e| usage(e.to_string()))?;
-    for w in target
-        .warnings
+    let target = match which {
+        Which::Configured => config::resolve_client_target(&flags, loaded.as_ref(), env),
+        Which::LocalLoopback => config::resolve_local_target(&flags, loaded.as_ref(), env),
+    }
+    .map_err(|e| usage(e.to_string()))?;
+    let config_warnings = loaded
         .iter()
-        .chain(loaded.iter().flat_map(|l| &l.warnings))
-    {
+        .filter(|_| which == Which::Configured)
+        .flat_map(|l| &l.warnings);
+    for w in target.warnings.iter().chain(config_warnings) {
         eprintln!("warning: {w}");
     }
     let state_dir = config::resolve_state_dir(None, env);
