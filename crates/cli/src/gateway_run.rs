@@ -1,6 +1,10 @@
 //! `clawgate gateway run`: resolve settings (flag > env > config > default), refuse unsafe or
-//! conflicting exposure (exit 78), set up TLS, bind the listeners `gateway.bind` asks for, and
+//! conflicting exposure (exit 78), free the port with `--force`, take the state dir's lock
+//! (one gateway per state dir), set up TLS, bind the listeners `gateway.bind` asks for, and
 //! serve until SIGTERM/SIGINT.
+
+#[path = "gateway_lock.rs"]
+mod gateway_lock;
 
 use clap::Args;
 use clawgate_config::{
@@ -8,6 +12,7 @@ use clawgate_config::{
     TailscaleMode,
 };
 use clawgate_gateway::{Gateway, GatewayOptions, RateLimit, bind, ingress, state_dir, tls};
+use gateway_lock::{GatewayLock, LockError, Supervision};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,6 +52,10 @@ pub struct RunArgs {
     /// State directory [env: CLAWGATE_STATE_DIR, OPENCLAW_STATE_DIR] [default: ~/.openclaw]
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Stop whatever listens on the port first (SIGTERM, then SIGKILL after 700 ms). Without
+    /// a terminal it refuses when that is another gateway.
+    #[arg(long)]
+    force: bool,
 }
 
 fn config_error(msg: impl std::fmt::Display) -> ExitCode {
@@ -118,6 +127,46 @@ pub fn run(args: RunArgs) -> ExitCode {
     if let Some(conflict) = runtime_conflict(&settings, &plan) {
         return config_error(conflict);
     }
+    let runtime = match build_runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("clawgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.force
+        && let Err(code) = runtime.block_on(force_free_port(settings.port))
+    {
+        return code;
+    }
+    let supervision = Supervision::detect(
+        &env,
+        plan.local_host(),
+        settings.tls.as_ref().map(|t| t.cert_path.clone()),
+    );
+    // Before anything below writes to the state dir (token, certificate, database).
+    let mut lock = match GatewayLock::acquire(
+        &settings.state_dir,
+        &settings.config_path,
+        settings.port,
+        gateway_lock::allow_multi(&env),
+    ) {
+        Ok(lock) => lock,
+        Err(err) => {
+            if let LockError::Held { holder, .. } = &err {
+                // The incumbent's own port when its lock names one: it may listen elsewhere.
+                let port = holder.and_then(|h| h.port).unwrap_or(settings.port);
+                if let Some(code) = runtime.block_on(defer_to_incumbent(&supervision, port)) {
+                    return code;
+                }
+            }
+            eprintln!("clawgate: Gateway failed to start: {err}");
+            if let Some(fix) = err.fix(&settings.state_dir) {
+                eprintln!("clawgate: {fix}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
     let mode = match settings.auth.mode {
         AuthMode::Token => clawgate_gateway::AuthMode::Token,
         AuthMode::Password => clawgate_gateway::AuthMode::Password,
@@ -242,6 +291,23 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
+    let code = runtime.block_on(serve(
+        options,
+        plan,
+        allowed_origins_seed(&settings, &raw),
+        route,
+        &mut lock,
+        &supervision,
+    ));
+    // Tasks still holding the state end with the runtime; only then may a successor have it.
+    drop(runtime);
+    drop(lock);
+    code
+}
+
+/// The runtime `gateway run` serves on (built before the lock is taken: `--force` and the
+/// supervised health probe run on it too).
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // Half the cores, at least one: the gateway shares its host with the CLI, node hosts and
     // the agent's tools, and on a small machine one worker beats two that keep waking each
@@ -251,19 +317,45 @@ pub fn run(args: RunArgs) -> ExitCode {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         builder.worker_threads((cores / 2).max(1));
     }
-    let runtime = match builder.enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("clawgate: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+    builder.enable_all().build()
+}
+
+/// `--force`: stops what listens on `port`, saying what it stopped (OpenClaw's lines).
+async fn force_free_port(port: u16) -> Result<(), ExitCode> {
+    use std::io::IsTerminal as _;
+    if port == 0 {
+        return Ok(());
+    }
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    match gateway_lock::free_port(port, interactive).await {
+        Ok(stopped) => {
+            for l in stopped {
+                eprintln!(
+                    "clawgate: force: killed pid {} ({}) on port {port}",
+                    l.pid, l.command
+                );
+            }
+            Ok(())
         }
-    };
-    runtime.block_on(serve(
-        options,
-        plan,
-        allowed_origins_seed(&settings, &raw),
-        route,
-    ))
+        Err(e @ gateway_lock::ForceError::GatewayListeners(_)) => {
+            eprintln!("clawgate: {e}");
+            Err(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!(
+                "clawgate: Could not free port {port}: {e}. Inspect the listener with `ss -ltnp 'sport = :{port}'`."
+            );
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Under systemd, a healthy incumbent on `port` ends this start with exit 78 (see
+/// [`Supervision::defer_to_incumbent`]).
+async fn defer_to_incumbent(supervision: &Supervision, port: u16) -> Option<ExitCode> {
+    let reason = supervision.defer_to_incumbent(port).await?;
+    eprintln!("clawgate: Gateway failed to start: {reason}");
+    Some(ExitCode::from(EXIT_CONFIG))
 }
 
 /// `gateway.auth.trustedProxy` for trusted-proxy mode (OpenClaw's refusals when it is missing
@@ -570,10 +662,15 @@ async fn serve(
     plan: bind::BindPlan,
     seed_hosts: Option<Vec<String>>,
     route: TailscaleRoute,
+    lock: &mut GatewayLock,
+    supervision: &Supervision,
 ) -> ExitCode {
     let (listeners, port) = match bind::bind_listeners(&plan, options.port).await {
         Ok(x) => x,
         Err(e @ bind::BindFailure::InUse { .. }) => {
+            if let Some(code) = defer_to_incumbent(supervision, options.port).await {
+                return code;
+            }
             eprintln!(
                 "clawgate: {e} (port {} is already in use); stop that gateway (`clawgate gateway status` checks it) or choose another port with --port or CLAWGATE_GATEWAY_PORT",
                 options.port
@@ -586,6 +683,12 @@ async fn serve(
         }
     };
     options.port = port;
+    if let Err(e) = lock.record_port(port) {
+        tracing::warn!(
+            "cannot record port {port} in {}: {e}",
+            lock.state_lock_path().display()
+        );
+    }
     if let Some(hosts) = seed_hosts {
         let scheme = if options.tls.is_some() {
             "https"
