@@ -398,8 +398,10 @@ async fn a_port_held_by_another_gateway_is_the_lock_error() {
     cmd.args(["gateway", "run", "--port", "0", "--token", TOKEN]);
     let (_first, line) = start(cmd, "listening on ").await;
     let port = port_of(&line).to_string();
+    // Another state dir: on the same one the state lock answers first (its own test).
+    let other = home_with(json!({}));
     let mut cmd = tokio::process::Command::new(bin());
-    home.apply(&mut cmd);
+    other.apply(&mut cmd);
     cmd.args(["gateway", "run", "--port", &port, "--token", TOKEN]);
     let ran = run(cmd).await;
     assert_eq!(ran.code, Some(69), "{ran}");
