@@ -49,7 +49,7 @@ pub struct RunArgs {
     /// Config file (JSON5, OpenClaw keys) [env: CLAWGATE_CONFIG_PATH, OPENCLAW_CONFIG_PATH]
     #[arg(long)]
     config: Option<PathBuf>,
-    /// State directory [env: CLAWGATE_STATE_DIR, OPENCLAW_STATE_DIR] [default: ~/.openclaw]
+    /// State directory [env: CLAWGATE_STATE_DIR, OPENCLAW_STATE_DIR] [default: ~/.openclaw, ~/.openclaw-<profile> with --profile]
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Stop whatever listens on the port first (SIGTERM, then SIGKILL after 700 ms). Without
