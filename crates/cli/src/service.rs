@@ -1,0 +1,736 @@
+//! `clawgate gateway install|uninstall|start|stop|restart` and the service part of
+//! `gateway status`: the gateway as a systemd user service, under OpenClaw's unit name, path
+//! and policy (OpenClaw 2026.9.6 `src/daemon/systemd*.ts`, `src/cli/daemon-cli/*.ts`), so a
+//! unit either of them installs is the one the other's scripts and doctor look for.
+//!
+//! systemctl calls, in OpenClaw's order:
+//! * every command first runs `systemctl --user status`: are user services usable at all;
+//! * install: write the unit, `daemon-reload`, `enable <unit>`, `restart <unit>`, then
+//!   `is-enabled <unit>` to verify;
+//! * start / restart: `reset-failed <unit>`, then `start` / `restart <unit>`;
+//! * stop: `stop <unit>`;
+//! * uninstall: `disable --now <unit>`, remove the unit (and its `.bak`), `daemon-reload`
+//!   (OpenClaw skips the reload, leaving systemd a stale unit in memory).
+//!
+//! Exit codes, as OpenClaw's: 0 done (also install when already installed, and stop when
+//! nothing is installed), 1 the service manager failed or is unavailable or there is no unit
+//! to start; 2 a bad flag or config (clawgate's usage code).
+
+mod systemctl;
+mod unit;
+
+use crate::operator::{EXIT_USAGE, print_json, print_out};
+use clap::Args;
+use clawgate_config::{self as config, GatewayRunInputs, PathOrigin};
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use systemctl::{Systemctl, Unavailable};
+
+/// Exit code when the service manager fails or cannot be used (OpenClaw's).
+const EXIT_SERVICE: u8 = 1;
+
+/// OpenClaw's service label and its words for an enabled / disabled unit.
+const LABEL: &str = "systemd";
+const LOADED_TEXT: &str = "enabled";
+const NOT_LOADED_TEXT: &str = "disabled";
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// Port the service's gateway listens on [default: the gateway's own: env, gateway.port,
+    /// the profile's port, 18789]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    port: Option<u16>,
+    /// Rewrite an existing unit (the old one is kept as <unit>.bak) and restart the service
+    #[arg(long)]
+    force: bool,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// A command that did not do what was asked.
+struct Failure {
+    exit: u8,
+    message: String,
+    hints: Vec<String>,
+}
+
+impl Failure {
+    fn new(exit: u8, message: impl Into<String>) -> Self {
+        Failure {
+            exit,
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    fn unavailable(action: &str, why: &Unavailable) -> Self {
+        Failure {
+            exit: EXIT_SERVICE,
+            message: format!("gateway {action} failed: {}", why.message()),
+            hints: why.hints(),
+        }
+    }
+
+    /// A systemctl step that failed: because user services are unusable here (with the
+    /// hints for that), or for its own reason.
+    fn step(action: &str, step: &str, out: &systemctl::Outcome) -> Self {
+        match systemctl::classify(&out.detail) {
+            Some(u) => Failure::unavailable(action, &u),
+            None => Failure::new(
+                EXIT_SERVICE,
+                format!(
+                    "gateway {action} failed: systemctl {step} failed: {}",
+                    if out.detail.is_empty() {
+                        "unknown error"
+                    } else {
+                        &out.detail
+                    }
+                ),
+            ),
+        }
+    }
+
+    fn not_installed(action: &str, ctx: &Context) -> Self {
+        Failure {
+            exit: EXIT_SERVICE,
+            message: format!(
+                "gateway {action} failed: the gateway service is not installed ({} not found)",
+                ctx.path.display()
+            ),
+            hints: vec![
+                "install it with `clawgate gateway install`, or run the gateway in the foreground: `clawgate gateway run`".to_owned(),
+            ],
+        }
+    }
+}
+
+/// What a command did: lines for a person, the JSON `result` word and warnings.
+struct Done {
+    result: &'static str,
+    lines: Vec<String>,
+    warnings: Vec<String>,
+    /// Whether the unit is enabled afterwards, when the command knows; otherwise JSON output
+    /// asks `is-enabled` (text output does not need it).
+    loaded: Option<bool>,
+}
+
+/// The service this invocation manages.
+struct Context {
+    unit: String,
+    path: PathBuf,
+    home: PathBuf,
+    profile: Option<String>,
+    systemctl: Systemctl,
+}
+
+impl Context {
+    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Failure> {
+        let home = env("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
+            Failure::new(
+                EXIT_USAGE,
+                "HOME is not set; the gateway's user unit lives under ~/.config/systemd/user",
+            )
+        })?;
+        let profile = profile(env);
+        let unit = unit::unit_name(profile.as_deref());
+        let home = PathBuf::from(home);
+        Ok(Context {
+            path: unit::unit_path(&home, &unit),
+            unit,
+            home,
+            profile,
+            systemctl: Systemctl::from_env(env),
+        })
+    }
+
+    /// `systemctl --user <args>` that must succeed.
+    fn run(&self, action: &str, args: &[&str]) -> Result<systemctl::Outcome, Failure> {
+        let out = self
+            .systemctl
+            .user(args)
+            .map_err(|u| Failure::unavailable(action, &u))?;
+        if out.success {
+            Ok(out)
+        } else {
+            Err(Failure::step(action, args[0], &out))
+        }
+    }
+
+    /// `is-enabled`: `None` when systemd could not say.
+    fn enabled(&self) -> Option<bool> {
+        let out = self.systemctl.user(&["is-enabled", &self.unit]).ok()?;
+        if out.success {
+            Some(true)
+        } else {
+            systemctl::classify(&out.detail).is_none().then_some(false)
+        }
+    }
+
+    /// OpenClaw's service snapshot (`buildDaemonServiceSnapshot`) plus the unit's name and path.
+    fn snapshot(&self, loaded: Option<bool>) -> Value {
+        json!({
+            "label": LABEL,
+            "unit": self.unit,
+            "unitPath": self.path,
+            "loaded": loaded,
+            "loadedText": LOADED_TEXT,
+            "notLoadedText": NOT_LOADED_TEXT,
+        })
+    }
+}
+
+/// The named profile the environment (or `--profile`, through
+/// [`config::process_env`]) selects: `CLAWGATE_PROFILE`, else `OPENCLAW_PROFILE`; `default`
+/// is the unnamed one. The binary has refused an invalid name before any command runs.
+fn profile(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    ["CLAWGATE_PROFILE", "OPENCLAW_PROFILE"]
+        .iter()
+        .find_map(|name| env(name).filter(|v| !v.trim().is_empty()))
+        .map(|v| v.trim().to_owned())
+        .filter(|p| config::is_valid_profile_name(p) && !p.eq_ignore_ascii_case("default"))
+}
+
+/// Runs `action` for the current environment's service after checking that systemd user
+/// services are usable, and reports the outcome.
+fn run_action(
+    action: &'static str,
+    json_out: bool,
+    body: impl FnOnce(&Context) -> Result<Done, Failure>,
+) -> ExitCode {
+    let env = config::process_env;
+    let outcome = Context::from_env(&env).and_then(|ctx| {
+        ctx.systemctl
+            .check_available()
+            .map_err(|u| Failure::unavailable(action, &u))?;
+        let done = body(&ctx)?;
+        Ok((ctx, done))
+    });
+    match outcome {
+        Ok((ctx, done)) => {
+            if json_out {
+                let mut report = json!({
+                    "action": action,
+                    "ok": true,
+                    "result": done.result,
+                    "message": done.lines.join("\n"),
+                    "service": ctx.snapshot(done.loaded.or_else(|| ctx.enabled())),
+                });
+                if !done.warnings.is_empty() {
+                    report["warnings"] = json!(done.warnings);
+                }
+                print_json(&report);
+            } else {
+                print_out(
+                    &done
+                        .lines
+                        .iter()
+                        .chain(&done.warnings)
+                        .fold(String::new(), |text, line| text + line + "\n"),
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            if json_out {
+                print_json(
+                    &json!({"action": action, "ok": false, "error": f.message, "hints": f.hints}),
+                );
+            }
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "error: {}", f.message);
+            for hint in &f.hints {
+                let _ = writeln!(err, "hint: {hint}");
+            }
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+// ---- install --------------------------------------------------------------------------------
+
+pub fn install(args: InstallArgs) -> ExitCode {
+    run_action("install", args.json, |ctx| install_unit(ctx, &args))
+}
+
+fn install_unit(ctx: &Context, args: &InstallArgs) -> Result<Done, Failure> {
+    let env = config::process_env;
+    let config_error = |e: config::ConfigError| {
+        let mut f = Failure::new(EXIT_USAGE, format!("gateway install failed: {e}"));
+        f.hints
+            .push("fix the config, then run `clawgate gateway install` again".to_owned());
+        f
+    };
+    let location = config::locate_config(None, None, &env);
+    let loaded = config::load_config(&location, &env).map_err(config_error)?;
+    let inputs = GatewayRunInputs {
+        port: args.port,
+        ..GatewayRunInputs::default()
+    };
+    let settings =
+        config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env).map_err(config_error)?;
+    let exe = std::env::current_exe()
+        .and_then(std::path::absolute)
+        .map_err(|e| {
+            Failure::new(
+                EXIT_SERVICE,
+                format!("gateway install failed: cannot tell this clawgate binary's path: {e}"),
+            )
+        })?;
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let state_dir = ["CLAWGATE_STATE_DIR", "OPENCLAW_STATE_DIR"]
+        .iter()
+        .any(|name| env(name).is_some_and(|v| !v.is_empty()))
+        .then(|| absolute(config::resolve_state_dir(None, &env)));
+    let config_path = (location.origin != PathOrigin::Default).then(|| absolute(location.path));
+    let text = unit::render(&unit::UnitSpec {
+        exe: &exe,
+        port: settings.port,
+        profile: ctx.profile.as_deref(),
+        home: &ctx.home,
+        state_dir: state_dir.as_deref(),
+        config_path: config_path.as_deref(),
+    })
+    .map_err(|e| Failure::new(EXIT_USAGE, format!("gateway install failed: {e}")))?;
+
+    let previous = match std::fs::read(&ctx.path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_failure("read", &ctx.path, &e)),
+    };
+    if let Some(previous) = &previous
+        && !args.force
+    {
+        // OpenClaw's answer to installing twice: success, nothing touched, how to redo it.
+        let loaded = ctx.enabled();
+        let state = if previous == text.as_bytes() {
+            "unit up to date"
+        } else {
+            "unit differs from what this install would write"
+        };
+        let enabled = match loaded {
+            Some(true) => LOADED_TEXT,
+            Some(false) => NOT_LOADED_TEXT,
+            None => "enablement unknown",
+        };
+        return Ok(Done {
+            result: "already-installed",
+            lines: vec![
+                format!(
+                    "Gateway service already installed: {} ({state}, {enabled}).",
+                    ctx.path.display()
+                ),
+                "Reinstall with: clawgate gateway install --force".to_owned(),
+            ],
+            warnings: Vec::new(),
+            loaded,
+        });
+    }
+
+    let mut lines = vec![format!("Installed systemd service: {}", ctx.path.display())];
+    if let Some(previous) = &previous {
+        let backup = backup_path(&ctx.path);
+        write_file(&backup, previous)?;
+        lines.push(format!("Previous unit backed up to: {}", backup.display()));
+    }
+    write_file(&ctx.path, text.as_bytes())?;
+    for step in [
+        &["daemon-reload"][..],
+        &["enable", &ctx.unit],
+        &["restart", &ctx.unit],
+    ] {
+        ctx.run("install", step)?;
+    }
+    let loaded = ctx.enabled();
+    if loaded != Some(true) {
+        return Err(Failure::new(
+            EXIT_SERVICE,
+            format!(
+                "gateway install verification failed: {} is not {LOADED_TEXT} (systemctl --user is-enabled {})",
+                ctx.unit, ctx.unit
+            ),
+        ));
+    }
+    lines.push(
+        "Gateway service installed. Runtime readiness has not been checked; startup may still be in progress. Check with `clawgate gateway status` and `clawgate health`.".to_owned(),
+    );
+    Ok(Done {
+        result: "installed",
+        lines,
+        warnings: linger_warning(&env).into_iter().collect(),
+        loaded,
+    })
+}
+
+/// `<unit>.bak`, where a forced install keeps the unit it replaces (OpenClaw's name).
+fn backup_path(unit: &Path) -> PathBuf {
+    let mut name = unit.as_os_str().to_owned();
+    name.push(".bak");
+    PathBuf::from(name)
+}
+
+/// Writes `bytes` to `path` as mode 0644 (the unit holds no secret, and systemd reads it
+/// as the user), through a temporary file renamed over it so systemd never reads half a
+/// unit.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| io_failure("write", path, &e))
+}
+
+fn io_failure(verb: &str, path: &Path, e: &std::io::Error) -> Failure {
+    Failure::new(
+        EXIT_SERVICE,
+        format!("cannot {verb} {}: {e}", path.display()),
+    )
+}
+
+/// OpenClaw's non-interactive lingering check (`ensureSystemdUserLingerNonInteractive`,
+/// without its `sudo -n` attempt: installing a user service should not escalate). Silent
+/// when `loginctl` cannot tell.
+fn linger_warning(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let user = env("USER")
+        .or_else(|| env("LOGNAME"))
+        .filter(|u| !u.is_empty())?;
+    let out = Command::new("loginctl")
+        .args(["show-user", &user, "-p", "Linger"])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    (out.status.success() && systemctl::parse_show(&stdout).get("Linger") == Some(&"no")).then(|| {
+        format!(
+            "Systemd lingering is disabled for {user}: user services stop when you log out, and the gateway with them. Run: sudo loginctl enable-linger {user}"
+        )
+    })
+}
+
+// ---- uninstall, start, stop, restart --------------------------------------------------------
+
+pub fn uninstall(args: ServiceArgs) -> ExitCode {
+    run_action("uninstall", args.json, |ctx| {
+        let out = ctx
+            .systemctl
+            .user(&["disable", "--now", &ctx.unit])
+            .map_err(|u| Failure::unavailable("uninstall", &u))?;
+        if !out.success && !already_gone(&out.detail) {
+            return Err(Failure::step("uninstall", "disable", &out));
+        }
+        let removed = match std::fs::remove_file(&ctx.path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io_failure("remove", &ctx.path, &e)),
+        };
+        let backup = backup_path(&ctx.path);
+        if let Err(e) = std::fs::remove_file(&backup)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(io_failure("remove", &backup, &e));
+        }
+        let line = if removed {
+            ctx.run("uninstall", &["daemon-reload"])?;
+            format!("Removed systemd service: {}", ctx.path.display())
+        } else {
+            format!("Systemd service not found at {}", ctx.path.display())
+        };
+        Ok(Done {
+            result: "uninstalled",
+            lines: vec![line],
+            warnings: Vec::new(),
+            loaded: Some(false),
+        })
+    })
+}
+
+/// Whether a failed `disable --now` only says there was nothing to disable (OpenClaw's
+/// `isSystemdUnitAlreadyMissingOrInactive`).
+fn already_gone(detail: &str) -> bool {
+    let d = detail.to_lowercase();
+    [
+        "does not exist",
+        "not loaded",
+        "not-found",
+        "could not be found",
+        "inactive",
+        "not active",
+    ]
+    .iter()
+    .any(|s| d.contains(s))
+}
+
+pub fn start(args: ServiceArgs) -> ExitCode {
+    run_action("start", args.json, |ctx| activate(ctx, "start", "Started"))
+}
+
+pub fn restart(args: ServiceArgs) -> ExitCode {
+    run_action("restart", args.json, |ctx| {
+        activate(ctx, "restart", "Restarted")
+    })
+}
+
+/// `start` / `restart`: clear a start-limit hit first, as OpenClaw does, so a unit that
+/// crashed too often starts again when asked.
+fn activate(ctx: &Context, action: &'static str, done: &str) -> Result<Done, Failure> {
+    if !ctx.path.exists() {
+        return Err(Failure::not_installed(action, ctx));
+    }
+    // Its outcome does not matter: there may be nothing to reset.
+    let _ = ctx.systemctl.user(&["reset-failed", &ctx.unit]);
+    ctx.run(action, &[action, &ctx.unit])?;
+    Ok(Done {
+        result: if action == "start" {
+            "started"
+        } else {
+            "restarted"
+        },
+        lines: vec![format!("{done} systemd service: {}", ctx.unit)],
+        warnings: Vec::new(),
+        loaded: None,
+    })
+}
+
+pub fn stop(args: ServiceArgs) -> ExitCode {
+    run_action("stop", args.json, |ctx| {
+        if !ctx.path.exists() {
+            return Ok(Done {
+                result: "not-loaded",
+                lines: vec!["Gateway service not installed.".to_owned()],
+                warnings: Vec::new(),
+                loaded: Some(false),
+            });
+        }
+        ctx.run("stop", &["stop", &ctx.unit])?;
+        Ok(Done {
+            result: "stopped",
+            lines: vec![format!("Stopped systemd service: {}", ctx.unit)],
+            warnings: Vec::new(),
+            loaded: None,
+        })
+    })
+}
+
+// ---- gateway status -------------------------------------------------------------------------
+
+/// The service section of `gateway status`.
+pub(crate) struct ServiceStatus {
+    json: Value,
+    text: String,
+}
+
+impl ServiceStatus {
+    /// OpenClaw's `service` object of `gateway status --json` (label, loaded, loadedText,
+    /// notLoadedText, command, runtime), with the unit's name, path and `installed`.
+    pub(crate) fn json(&self) -> Value {
+        self.json.clone()
+    }
+
+    /// `Service: systemd (enabled)` and, when installed, the unit file, its command and
+    /// `Runtime: running (pid 4242, state active, sub running)`.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Inspects this machine's gateway service: the unit file, `is-enabled` and `show`. `None`
+/// where there are no systemd user services to speak of (not Linux, no `HOME`). Nothing is
+/// run when no unit is installed.
+pub(crate) fn inspect(env: &dyn Fn(&str) -> Option<String>) -> Option<ServiceStatus> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let ctx = Context::from_env(env).ok()?;
+    let Ok(unit_text) = std::fs::read_to_string(&ctx.path) else {
+        let mut json = ctx.snapshot(Some(false));
+        json["installed"] = json!(false);
+        json["runtime"] = json!({"status": "stopped", "missingUnit": true});
+        return Some(ServiceStatus {
+            json,
+            text: format!(
+                "Service: {LABEL} (not installed: `clawgate gateway install` sets up {})\n",
+                ctx.unit
+            ),
+        });
+    };
+    let loaded = ctx.enabled();
+    let runtime = runtime(&ctx);
+    let exec_start = unit::exec_start(&unit_text);
+    let mut json = ctx.snapshot(loaded);
+    json["installed"] = json!(true);
+    json["command"] = json!({"execStart": exec_start, "sourcePath": ctx.path});
+    json["runtime"] = runtime.clone();
+    let state = match loaded {
+        Some(true) => LOADED_TEXT,
+        Some(false) => NOT_LOADED_TEXT,
+        None => "unknown",
+    };
+    let mut text = format!(
+        "Service: {LABEL} ({state})\nService file: {}\n",
+        ctx.path.display()
+    );
+    if let Some(cmd) = exec_start {
+        text.push_str(&format!("Command: {cmd}\n"));
+    }
+    text.push_str(&format!("Runtime: {}\n", runtime_line(&runtime)));
+    Some(ServiceStatus { json, text })
+}
+
+/// `systemctl show` as OpenClaw's `readSystemdServiceRuntime` reports it: `status` running
+/// (ActiveState active), stopped (inactive or failed) or unknown, with the systemd state,
+/// sub-state, main pid and the last exit.
+fn runtime(ctx: &Context) -> Value {
+    let unknown = |detail: String| json!({"status": "unknown", "detail": detail});
+    let out = match ctx.systemctl.user(&[
+        "show",
+        &ctx.unit,
+        "--no-page",
+        "--property",
+        "Id,LoadState,ActiveState,SubState,Result,NRestarts,MainPID,ExecMainStatus,ExecMainCode",
+    ]) {
+        Ok(out) if out.success => out,
+        Ok(out) => {
+            return unknown(match systemctl::classify(&out.detail) {
+                Some(u) => u.message(),
+                None => out.detail,
+            });
+        }
+        Err(u) => return unknown(u.message()),
+    };
+    let show = systemctl::parse_show(&out.stdout);
+    let get = |key| show.get(key).copied().unwrap_or_default();
+    if get("LoadState") != "loaded" {
+        return unknown(format!(
+            "{} is not loaded by the user systemd manager (LoadState={}); run `systemctl --user daemon-reload`",
+            ctx.unit,
+            get("LoadState")
+        ));
+    }
+    let active = get("ActiveState");
+    let status = match active {
+        "active" => "running",
+        "inactive" | "failed" => "stopped",
+        _ => "unknown",
+    };
+    let mut rt = json!({"status": status, "state": active, "subState": get("SubState")});
+    if let Some(pid) = get("MainPID").parse::<u32>().ok().filter(|p| *p > 0) {
+        rt["pid"] = json!(pid);
+    }
+    // ExecMainCode is the CLD_* code of the main process's last exit; 0 means it has not
+    // exited yet, and then ExecMainStatus says nothing.
+    let reason = match get("ExecMainCode") {
+        "1" => Some("exited"),
+        "2" => Some("killed"),
+        "3" => Some("dumped"),
+        _ => None,
+    };
+    if let (Some(reason), Ok(code)) = (reason, get("ExecMainStatus").parse::<i32>()) {
+        rt["lastExitStatus"] = json!(code);
+        rt["lastExitReason"] = json!(reason);
+    }
+    for (key, field) in [("Result", "result"), ("NRestarts", "nRestarts")] {
+        if !get(key).is_empty() {
+            rt[field] = json!(get(key));
+        }
+    }
+    rt
+}
+
+/// OpenClaw's `formatRuntimeStatus`: `running (pid 4242, state active, sub running)`.
+fn runtime_line(rt: &Value) -> String {
+    let text = |key: &str| rt.get(key).and_then(Value::as_str).unwrap_or_default();
+    let status = text("status");
+    let mut details = Vec::new();
+    if let Some(pid) = rt.get("pid") {
+        details.push(format!("pid {pid}"));
+    }
+    if !text("state").is_empty() && !text("state").eq_ignore_ascii_case(status) {
+        details.push(format!("state {}", text("state")));
+    }
+    if !text("subState").is_empty() {
+        details.push(format!("sub {}", text("subState")));
+    }
+    if let Some(code) = rt.get("lastExitStatus") {
+        details.push(format!("last exit {code}"));
+    }
+    if !text("lastExitReason").is_empty() {
+        details.push(format!("reason {}", text("lastExitReason")));
+    }
+    if !text("detail").is_empty() {
+        details.push(text("detail").to_owned());
+    }
+    if details.is_empty() {
+        status.to_owned()
+    } else {
+        format!("{status} ({})", details.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_names_the_unit_and_default_is_none() {
+        // (CLAWGATE_PROFILE, OPENCLAW_PROFILE) → the unit's profile.
+        for (clawgate, openclaw, expected) in [
+            (None, Some(" work "), Some("work")),
+            (Some("a"), Some("b"), Some("a")),
+            (None, Some("Default"), None),
+            (Some(""), Some(""), None),
+        ] {
+            let env = |name: &str| match name {
+                "CLAWGATE_PROFILE" => clawgate.map(str::to_owned),
+                "OPENCLAW_PROFILE" => openclaw.map(str::to_owned),
+                _ => None,
+            };
+            assert_eq!(
+                profile(&env).as_deref(),
+                expected,
+                "{clawgate:?} {openclaw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn runtime_lines_read_like_openclaws() {
+        let rt = json!({"status": "running", "state": "active", "subState": "running", "pid": 42});
+        assert_eq!(
+            runtime_line(&rt),
+            "running (pid 42, state active, sub running)"
+        );
+        let rt = json!({"status": "stopped", "state": "failed", "subState": "failed",
+            "lastExitStatus": 78, "lastExitReason": "exited"});
+        assert_eq!(
+            runtime_line(&rt),
+            "stopped (state failed, sub failed, last exit 78, reason exited)"
+        );
+        assert_eq!(
+            runtime_line(&json!({"status": "unknown", "detail": "x"})),
+            "unknown (x)"
+        );
+    }
+
+    #[test]
+    fn nothing_to_disable_is_not_a_failure() {
+        assert!(already_gone(
+            "Failed to disable unit: Unit file openclaw-gateway.service does not exist."
+        ));
+        assert!(!already_gone("Failed to disable unit: Access denied"));
+    }
+}
