@@ -142,7 +142,7 @@ impl Context {
                 "HOME is not set; the gateway's user unit lives under ~/.config/systemd/user",
             )
         })?;
-        let profile = profile(env);
+        let profile = config::active_profile(env);
         let unit = unit::unit_name(profile.as_deref());
         let home = PathBuf::from(home);
         Ok(Context {
@@ -188,17 +188,6 @@ impl Context {
             "notLoadedText": NOT_LOADED_TEXT,
         })
     }
-}
-
-/// The named profile the environment (or `--profile`, through
-/// [`config::process_env`]) selects: `CLAWGATE_PROFILE`, else `OPENCLAW_PROFILE`; `default`
-/// is the unnamed one. The binary has refused an invalid name before any command runs.
-fn profile(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-    ["CLAWGATE_PROFILE", "OPENCLAW_PROFILE"]
-        .iter()
-        .find_map(|name| env(name).filter(|v| !v.trim().is_empty()))
-        .map(|v| v.trim().to_owned())
-        .filter(|p| config::is_valid_profile_name(p) && !p.eq_ignore_ascii_case("default"))
 }
 
 /// Runs `action` for the current environment's service after checking that systemd user
@@ -684,28 +673,6 @@ fn runtime_line(rt: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_profile_names_the_unit_and_default_is_none() {
-        // (CLAWGATE_PROFILE, OPENCLAW_PROFILE) → the unit's profile.
-        for (clawgate, openclaw, expected) in [
-            (None, Some(" work "), Some("work")),
-            (Some("a"), Some("b"), Some("a")),
-            (None, Some("Default"), None),
-            (Some(""), Some(""), None),
-        ] {
-            let env = |name: &str| match name {
-                "CLAWGATE_PROFILE" => clawgate.map(str::to_owned),
-                "OPENCLAW_PROFILE" => openclaw.map(str::to_owned),
-                _ => None,
-            };
-            assert_eq!(
-                profile(&env).as_deref(),
-                expected,
-                "{clawgate:?} {openclaw:?}"
-            );
-        }
-    }
 
     #[test]
     fn runtime_lines_read_like_openclaws() {
