@@ -204,7 +204,9 @@ impl Connection {
         nonce: &str,
     ) -> Result<(Session, Value), HandshakeError> {
         let AcceptedConnect {
-            params: p, role, ..
+            params: p,
+            role,
+            protocol,
         } = connect::accept(params)?;
         let gw = &self.gw;
         self.check_browser_origin(&p.client)?;
@@ -244,7 +246,7 @@ impl Connection {
                         _ => Vec::new(),
                     };
                     let scopes = self.connection_scopes(role, scopes, verified_login);
-                    Ok(self.session(&p, role, scopes, None, method, None))
+                    Ok(self.session(&p, role, scopes, None, method, None, protocol))
                 }
                 SharedAuth::NotRequired | SharedAuth::Missing(_) => {
                     Err(errors::device_identity_required())
@@ -354,6 +356,7 @@ impl Connection {
                     Some(&proof.id),
                     method,
                     Some((token, issued_at_ms)),
+                    protocol,
                 ))
             }
             pairing::Decision::Pending {
@@ -512,6 +515,7 @@ impl Connection {
         device_id: Option<&str>,
         method: &str,
         device_token: Option<(String, i64)>,
+        protocol: u32,
     ) -> (Session, Value) {
         let session = Session {
             role,
@@ -531,6 +535,7 @@ impl Connection {
                 Vec::new()
             },
             path_env: p.path_env.clone().filter(|_| role == Role::Node),
+            legacy_node: role == Role::Node && protocol < clawgate_protocol::PROTOCOL_VERSION,
         };
         let mut hello = hello::hello_ok(&self.gw, &self.handle.conn_id, &session, method);
         if let Some((token, issued_at_ms)) = device_token {

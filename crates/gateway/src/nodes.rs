@@ -470,8 +470,9 @@ impl Nodes {
     }
 
     /// A node finished its handshake. A new or wider command surface becomes a pending
-    /// capability request, announced to pairing operators.
-    pub fn attach(&self, gw: &Gateway, conn: Arc<ConnHandle>, session: Session) {
+    /// capability request, announced to pairing operators. A legacy node's request lists all it
+    /// declared, its live surface only the built-in part (as the real gateway does).
+    pub fn attach(&self, gw: &Gateway, conn: Arc<ConnHandle>, mut session: Session) {
         let node_id = session.node_id();
         let now = crate::now_ms();
         let surface = policy::approval_surface(&session.commands);
@@ -516,6 +517,12 @@ impl Nodes {
                 }
                 Err(e) => tracing::error!("could not record the node's approval request: {e}"),
             }
+        }
+        if session.legacy_node {
+            clawgate_protocol::nodes::withhold_plugin_surface(
+                &mut session.caps,
+                &mut session.commands,
+            );
         }
         let previous = state.live.insert(
             node_id.clone(),

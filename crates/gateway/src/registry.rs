@@ -37,6 +37,9 @@ pub(crate) struct Session {
     pub caps: Vec<String>,
     pub commands: Vec<String>,
     pub path_env: Option<String>,
+    /// A node on protocol 3: its live surface has the plugin part withheld, though its
+    /// approval request lists everything it declared.
+    pub legacy_node: bool,
 }
 
 impl Session {

@@ -939,7 +939,8 @@ async fn a_node_flooding_stray_progress_is_cut_off() {
 
 /// A node at protocol 3 gets no plugin caps or commands: as observed on the real 2026.9.6
 /// gateway, `node.describe` after approval lacks `browser`, `canvas`, `ollama` and
-/// `ollama.chat`/`ollama.models`, which the same node at protocol 4 keeps.
+/// `ollama.chat`/`ollama.models`, which the same node at protocol 4 keeps. Its approval
+/// request still lists them, as the real gateway's does.
 #[tokio::test]
 async fn a_legacy_node_has_its_plugin_surface_withheld() {
     let gw = start(|_| {}).await;
@@ -963,8 +964,19 @@ async fn a_legacy_node_has_its_plugin_surface_withheld() {
         "system.which"
     ]);
     let mut op = operator(&gw, &["operator.write", "operator.read"]).await;
+    let mut admin = operator(&gw, &["operator.pairing"]).await;
     for (seed, protocol) in [(56, 3), (57, 4)] {
         let (_n, node_id) = node_with(&gw, seed, protocol, caps.clone(), commands.clone()).await;
+        let pending = admin.call("p", "node.pair.list", json!({})).await["payload"]["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["nodeId"] == node_id.as_str())
+            .cloned()
+            .unwrap();
+        assert_eq!(pending["caps"], caps, "{pending}");
+        let listed = pending["commands"].as_array().unwrap();
+        assert!(listed.contains(&json!("ollama.chat")), "{pending}");
         approve(&gw, &node_id).await;
         let d = op
             .call("d", "node.describe", json!({"nodeId": node_id}))

@@ -136,14 +136,13 @@ pub struct AcceptedConnect {
 }
 
 /// Schema, role and protocol checks, in the real gateway's order. A legacy (protocol 3) node's
-/// plugin caps and commands are withheld here, so its session never holds them. (The real
-/// gateway withholds them from the session only, after listing them in the node's pending
-/// approval request; the gateway builds both from these params, so here the request lacks them
-/// too.)
+/// params keep everything it declared: its pending approval request lists all of it, and only
+/// its live session has the plugin surface withheld
+/// ([`crate::nodes::withhold_plugin_surface`]), as the real gateway does.
 pub fn accept(params: Value) -> Result<AcceptedConnect, HandshakeError> {
     schema::validate(Schema::ConnectParams, &params)
         .map_err(|e| errors::invalid_connect_params(&e))?;
-    let mut params: ConnectParams = serde_json::from_value(params)
+    let params: ConnectParams = serde_json::from_value(params)
         .map_err(|e| errors::invalid_connect_params(&e.to_string()))?;
     let role = match params.role.as_deref() {
         None | Some("operator") => Role::Operator,
@@ -151,11 +150,6 @@ pub fn accept(params: Value) -> Result<AcceptedConnect, HandshakeError> {
         Some(_) => return Err(errors::invalid_role()),
     };
     let protocol = negotiate(&params, role)?;
-    if role == Role::Node && protocol < crate::PROTOCOL_VERSION {
-        let mut none = Vec::new();
-        let commands = params.commands.as_mut().unwrap_or(&mut none);
-        crate::nodes::withhold_plugin_surface(&mut params.caps, commands);
-    }
     Ok(AcceptedConnect {
         params,
         role,
@@ -206,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn legacy_nodes_keep_only_the_built_in_surface() {
+    fn legacy_nodes_negotiate_3_and_keep_what_they_declare() {
         let node = |min: u32, max: u32| {
             let mut v = base(min, max, "node", "node");
             v["client"]["id"] = json!("node-host");
@@ -216,8 +210,7 @@ mod tests {
         };
         let legacy = node(3, 3);
         assert_eq!(legacy.protocol, 3);
-        assert_eq!(legacy.params.caps, ["system"]);
-        assert_eq!(legacy.params.commands.unwrap(), ["system.run"]);
+        assert_eq!(legacy.params.caps, ["browser", "ollama", "system"]);
         let current = node(3, 4);
         assert_eq!(current.protocol, 4);
         assert_eq!(current.params.caps, ["browser", "ollama", "system"]);
@@ -225,9 +218,5 @@ mod tests {
             current.params.commands.unwrap(),
             ["ollama.chat", "system.run"]
         );
-        // A probe at protocol 3 is an operator: nothing to withhold, nothing touched.
-        let mut probe = base(3, 3, "probe", "operator");
-        probe["caps"] = json!(["browser"]);
-        assert_eq!(accept(probe).unwrap().params.caps, ["browser"]);
     }
 }
