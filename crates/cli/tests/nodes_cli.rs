@@ -2,10 +2,12 @@
 //! OpenClaw 2026.9.6 payloads (tests/fixtures/pairing-2026.9.6.json): output shapes, the
 //! params and scopes sent, node resolution, and errors.
 
+mod cli_run;
+
 use clawgate_client::testing::{Call, FakeConfig, FakeGateway, Reply, missing_scope};
+use cli_run::Run;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "sekret-token";
@@ -17,45 +19,9 @@ fn fixtures() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
+/// `clawgate args…` with no extra environment.
 fn clawgate(home: &Path, args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
-    cmd.args(args).env_clear().env("HOME", home);
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    let out = cmd.output().expect("run clawgate");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cli_run::clawgate(home, args, &[])
 }
 
 /// The fake gateway: node methods answered from the fixtures (with the real scope table),

@@ -1,58 +1,14 @@
 //! The operator commands run as a user would (the built binary, a private HOME, no inherited
 //! gateway variables) against a small fake gateway: exit codes, messages and output shapes.
 
+mod cli_run;
+
 use clawgate_client::testing::{self, FakeConfig, FakeGateway, Reply};
-use serde_json::{Value, json};
-use std::path::Path;
-use std::process::Command;
+use cli_run::{Run, clawgate};
+use serde_json::json;
 use std::sync::Arc;
 
 const TOKEN: &str = "sekret-token";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `clawgate args…` with HOME = `home` and only `env` set.
-fn clawgate(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
-    cmd.args(args).env_clear().env("HOME", home);
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run clawgate");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn home() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
