@@ -11,6 +11,7 @@ use clawgate_config::{
     self as config, AuthMode, BindMode, GatewayRunInputs, GatewaySettings, Secret, SecretSource,
     TailscaleMode,
 };
+use clawgate_gateway::discovery::{self, Advertisement, Advertiser, MdnsMode};
 use clawgate_gateway::{Gateway, GatewayOptions, RateLimit, bind, ingress, state_dir, tls};
 use gateway_lock::{GatewayLock, LockError, Supervision};
 use std::path::PathBuf;
@@ -190,6 +191,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return config_error(e),
     };
+    let mdns_mode = match MdnsMode::from_config(&raw) {
+        Ok(m) => m,
+        Err(e) => return config_error(e),
+    };
+    let mut tls_fingerprint = None;
     if let Some(tls) = &settings.tls {
         let paths = tls::TlsPaths::from_settings(tls);
         let mut sans = Vec::new();
@@ -219,7 +225,21 @@ pub fn run(args: RunArgs) -> ExitCode {
             "clawgate: gateway tls: certificate sha256 fingerprint {} (clients pin it with gateway.remote.tlsFingerprint or --tls-fingerprint; `clawgate gateway tls show` prints it again)",
             status.fingerprint
         );
+        tls_fingerprint = Some(status.fingerprint);
     }
+    // OpenClaw advertises whatever the bind: a loopback-only gateway is announced without
+    // gatewayDirectReachable, for clients that reach it through an SSH tunnel.
+    let beacon = (mdns_mode != MdnsMode::Off && !discovery::disabled_by_env(&env, in_container))
+        .then(|| {
+            Advertisement::for_this_host(
+                &env,
+                mdns_mode,
+                settings.port,
+                tls_fingerprint,
+                !plan.is_loopback(),
+                plan.tailnet.as_ref().and_then(|t| t.dns_name.as_deref()),
+            )
+        });
     if mode == clawgate_gateway::AuthMode::TrustedProxy {
         match trusted_proxy_auth(&raw) {
             Ok(tp) => options.trusted_proxy = Some(tp),
@@ -296,6 +316,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         plan,
         allowed_origins_seed(&settings, &raw),
         route,
+        beacon,
         &mut lock,
         &supervision,
     ));
@@ -662,6 +683,7 @@ async fn serve(
     plan: bind::BindPlan,
     seed_hosts: Option<Vec<String>>,
     route: TailscaleRoute,
+    beacon: Option<Advertisement>,
     lock: &mut GatewayLock,
     supervision: &Supervision,
 ) -> ExitCode {
@@ -730,6 +752,13 @@ async fn serve(
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Published before the readiness line, so whoever waits for that line can browse for it.
+    let advertiser = beacon.and_then(|ad| {
+        advertise(Advertisement {
+            gateway_port: port,
+            ..ad
+        })
+    });
     eprintln!(
         "clawgate gateway listening on {} (auth: {}, state: {})",
         urls.join(" and "),
@@ -747,9 +776,32 @@ async fn serve(
         "clawgate: shutting down (signal received)",
     ));
     clawgate_gateway::serve_listeners(all, gateway, shutdown).await;
+    if let Some(a) = advertiser {
+        let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+    }
     if let Some(task) = route_task {
         let _ = task.await;
     }
     eprintln!("clawgate gateway stopped");
     ExitCode::SUCCESS
+}
+
+/// Publishes the Bonjour beacon; a failure is a warning, as in OpenClaw: the gateway serves
+/// without it.
+fn advertise(ad: Advertisement) -> Option<Advertiser> {
+    match Advertiser::start(&ad) {
+        Ok(a) => {
+            eprintln!(
+                "clawgate: bonjour: advertised {} on port {} (discovery.mdns.mode {}; \"off\" or OPENCLAW_DISABLE_BONJOUR=1 turns it off)",
+                a.fullname(),
+                ad.gateway_port,
+                ad.mode.as_str()
+            );
+            Some(a)
+        }
+        Err(e) => {
+            tracing::warn!("bonjour: not advertising the gateway: {e}");
+            None
+        }
+    }
 }

@@ -88,6 +88,8 @@ enum GatewayCommand {
     Status(operator::GatewayStatusArgs),
     /// Probe reachability, auth and capability (read/write/admin) of the gateway.
     Probe(operator::ProbeArgs),
+    /// Find gateways on this network through Bonjour (mDNS `_openclaw-gw._tcp`).
+    Discover(operator::DiscoverArgs),
     /// The gateway's TLS certificate: show its fingerprint, rotate it.
     Tls {
         #[command(subcommand)]
@@ -119,6 +121,7 @@ fn main() -> ExitCode {
             GatewayCommand::Health(args) => operator::health(args),
             GatewayCommand::Status(args) => operator::gateway_status(args),
             GatewayCommand::Probe(args) => operator::probe(args),
+            GatewayCommand::Discover(args) => operator::discover(args),
             GatewayCommand::Tls { command } => gateway_tls::run(command),
             GatewayCommand::Install(args) => service::install(args),
             GatewayCommand::Uninstall(args) => service::uninstall(args),

@@ -5,6 +5,7 @@
 //! code and a message that names the fix (see [`EXIT_CODES_HELP`]).
 
 mod devices;
+mod discover;
 mod failure;
 mod nodes;
 mod pairing;
@@ -166,8 +167,8 @@ pub struct ProbeArgs {
     /// Private key for that tunnel (ssh -i) [default: gateway.remote.sshIdentity]
     #[arg(long, value_name = "PATH")]
     pub ssh_identity: Option<PathBuf>,
-    /// Take the SSH target from Bonjour discovery (OpenClaw's flag; clawgate does not browse
-    /// Bonjour, so give --ssh or gateway.remote.sshTarget)
+    /// Without --ssh or a configured target: tunnel to the first gateway Bonjour discovery
+    /// finds on this network ($USER@<its host>[:<its sshPort>])
     #[arg(long)]
     pub ssh_auto: bool,
     /// The gateway's port: of the local gateway, and at the far end of the SSH tunnel
@@ -794,6 +795,12 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
     block_on(probe_async(args))
 }
 
+pub use discover::DiscoverArgs;
+
+pub fn discover(args: DiscoverArgs) -> ExitCode {
+    block_on(discover::run(args))
+}
+
 /// `{ok:true, result, latencyMs}` or `{ok:false, error, latencyMs}`.
 fn outcome_json(o: &CallOutcome) -> Value {
     match o {
@@ -926,9 +933,13 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
         Err(f) => return f.report(json_out),
     };
     let mut warnings = Vec::new();
-    if ssh.is_none() && args.ssh_auto {
-        warnings.push(probe_ssh::no_discovery_warning());
-    }
+    let ssh = match ssh {
+        None if args.ssh_auto => probe_ssh::discovered(&args)
+            .await
+            .map_err(|w| warnings.push(w))
+            .ok(),
+        given => given,
+    };
     let budget = Duration::from_millis(args.conn.timeout.max(1));
     let tunnel = match &ssh {
         Some(plan) => {

@@ -1,5 +1,5 @@
-//! Which `gateway.*` keys OpenClaw 2026.9.6's schema knows, which of them clawgate
-//! implements, and the walk that sorts a config's keys into implemented / ignored /
+//! Which `gateway.*` and `discovery.*` keys OpenClaw 2026.9.6's schema knows, which of them
+//! clawgate implements, and the walk that sorts a config's keys into implemented / ignored /
 //! unknown.
 
 use serde_json::{Map, Value};
@@ -202,7 +202,17 @@ pub(crate) const GATEWAY_KEYS: &[(&str, Shape)] = &[
     ),
 ];
 
-/// The `gateway.*` keys clawgate reads. A listed object (`gateway.tls`) is implemented with
+/// Every `discovery.*` key of OpenClaw's config schema (2026.9.6).
+pub(crate) const DISCOVERY_KEYS: &[(&str, Shape)] = &[
+    ("wideArea", Obj(&[("domain", Any)])),
+    ("mdns", Obj(&[("mode", Any)])),
+];
+
+/// The top-level keys whose insides are sorted key by key, with their schema.
+const WALKED: &[(&str, &[(&str, Shape)])] =
+    &[("gateway", GATEWAY_KEYS), ("discovery", DISCOVERY_KEYS)];
+
+/// The `gateway.*` and `discovery.*` keys clawgate reads. A listed object (`gateway.tls`) is implemented with
 /// everything inside it.
 pub(crate) const IMPLEMENTED: &[&str] = &[
     "gateway.port",
@@ -236,6 +246,8 @@ pub(crate) const IMPLEMENTED: &[&str] = &[
     "gateway.nodes.commands",
     "gateway.tls",
     "gateway.tailscale.mode",
+    // Read by the gateway crate's discovery module (the Bonjour beacon).
+    "discovery.mdns.mode",
 ];
 
 /// Top-level keys that only record bookkeeping (written by OpenClaw's own tools) and
@@ -278,7 +290,7 @@ enum Coverage {
 pub(crate) struct KeyReport {
     /// Known to OpenClaw, not implemented (reported at the highest such key).
     pub ignored: Vec<String>,
-    /// Under `gateway`, not in OpenClaw's schema.
+    /// Under `gateway` or `discovery`, not in OpenClaw's schema.
     pub unknown: Vec<String>,
     /// `(unknown key, suggestion)`: a likely intended key or a legacy-key hint.
     pub suggestions: Vec<(String, String)>,
@@ -288,9 +300,9 @@ pub(crate) struct KeyReport {
 pub(crate) fn classify(root: &Map<String, Value>) -> KeyReport {
     let mut report = KeyReport::default();
     for (key, value) in root {
-        if key == "gateway" {
-            if let Value::Object(gw) = value {
-                walk(gw, GATEWAY_KEYS, "gateway", Coverage::Partial, &mut report);
+        if let Some((_, shape)) = WALKED.iter().find(|(k, _)| k == key) {
+            if let Value::Object(obj) = value {
+                walk(obj, shape, key, Coverage::Partial, &mut report);
             }
             continue;
         }
@@ -416,6 +428,7 @@ mod tests {
             "meta": {"lastTouchedVersion": "2026.9.6"},
             "agents": {},
             "channels": {"telegram": {}, "discord": {}},
+            "discovery": {"mdns": {"mode": "full"}, "wideArea": {"domain": "x."}, "dnsSd": 1},
             "gateway": {
                 "port": 1,
                 "controlUi": {"enabled": true, "bogus": 1},
@@ -432,6 +445,7 @@ mod tests {
                 "agents",
                 "channels.telegram",
                 "channels.discord",
+                "discovery.wideArea",
                 "gateway.controlUi.enabled",
                 "gateway.nodes.pairing.autoApproveCidrs",
                 "gateway.nodes.browser",
@@ -441,6 +455,7 @@ mod tests {
         assert_eq!(
             r.unknown,
             vec![
+                "discovery.dnsSd",
                 "gateway.controlUi.bogus",
                 "gateway.auth.rateLimit.nope",
                 "gateway.roles.definitions.ops.weird",
@@ -466,7 +481,11 @@ mod tests {
     #[test]
     fn implemented_paths_exist_in_the_schema() {
         for imp in IMPLEMENTED {
-            let mut shape: &[(&str, Shape)] = GATEWAY_KEYS;
+            let root = imp.split('.').next().unwrap();
+            let (_, mut shape) = *WALKED
+                .iter()
+                .find(|(k, _)| *k == root)
+                .unwrap_or_else(|| panic!("{imp}: {root} is not walked"));
             let parts: Vec<&str> = imp.split('.').skip(1).collect();
             for (i, part) in parts.iter().enumerate() {
                 let (_, child) = shape

@@ -9,6 +9,7 @@
 mod auth;
 pub mod bind;
 mod conn;
+pub mod discovery;
 mod guarded_io;
 mod hello;
 mod http;

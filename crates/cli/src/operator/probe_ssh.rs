@@ -5,7 +5,8 @@
 //! ([`ArgvProfile::Probe`]); the forward is polled every 50 ms for
 //! max(250, min(1500, budget)) ms; the tunnel is stopped (SIGTERM, SIGKILL after 1.5 s) when
 //! the probe is done. A tunnel that does not come up is an `ssh_tunnel_failed` warning with
-//! ssh's own words, and the direct probe goes on.
+//! ssh's own words, and the direct probe goes on. With `--ssh-auto` and no target named,
+//! the target is the first gateway Bonjour finds, as `$USER@<host>[:<sshPort>]`.
 
 use super::target::{CredentialOrigin, ProbeTunnel, Target};
 use super::{EXIT_USAGE, Failure, ProbeArgs};
@@ -18,9 +19,17 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// How long `--ssh-auto` browses at most (OpenClaw's probe discovery budget).
+const DISCOVERY_BUDGET_MS: u64 = 1200;
+
+/// Where an `--ssh-auto` target came from, in reports.
+const DISCOVERED: &str = "Bonjour discovery (--ssh-auto)";
+
 /// The tunnel to open: what the flags and the config ask for.
 pub struct Plan {
     pub ssh: ProbeSshTarget,
+    /// Where the target came from (`--ssh`, a config key, Bonjour discovery).
+    source: String,
     config_path: Option<PathBuf>,
     state_dir: PathBuf,
 }
@@ -41,12 +50,22 @@ fn config_error(e: config::ConfigError) -> Failure {
 /// The probe's SSH tunnel, if any; a `--ssh` value that cannot be an SSH target is a usage
 /// error (one from the config is reported as a failed tunnel instead, as OpenClaw does).
 pub fn plan(args: &ProbeArgs) -> Result<Option<Plan>, Failure> {
+    resolve(args, args.ssh.clone(), None)
+}
+
+/// [`plan`] with `ssh` standing for `--ssh`; `found_by` names where a target that did not
+/// come from the command line was found.
+fn resolve(
+    args: &ProbeArgs,
+    ssh: Option<String>,
+    found_by: Option<&str>,
+) -> Result<Option<Plan>, Failure> {
     let env = config::process_env;
     let conn = &args.conn;
     let location = config::locate_config(conn.config.as_deref(), None, &env);
     let loaded = config::load_config(&location, &env).map_err(config_error)?;
     let flags = ProbeSshFlags {
-        ssh: args.ssh.clone(),
+        ssh,
         identity: args.ssh_identity.clone(),
         port: args.port,
         url: conn.url.is_some(),
@@ -59,6 +78,7 @@ pub fn plan(args: &ProbeArgs) -> Result<Option<Plan>, Failure> {
         return Ok(None);
     };
     if ssh.origin == ProbeSshOrigin::Flag
+        && found_by.is_none()
         && let Err(e) = SshTarget::parse(&ssh.target)
     {
         return Err(usage(
@@ -68,16 +88,39 @@ pub fn plan(args: &ProbeArgs) -> Result<Option<Plan>, Failure> {
         ));
     }
     Ok(Some(Plan {
+        source: found_by.map_or_else(|| ssh.origin.to_string(), str::to_owned),
         ssh,
         config_path: loaded.map(|l| l.path),
         state_dir: config::resolve_state_dir(None, &env),
     }))
 }
 
-/// The warning when `--ssh-auto` is all there is to find a target with.
-pub fn no_discovery_warning() -> Value {
-    json!({"code": "ssh_auto_unavailable", "message":
-        "--ssh-auto takes the SSH target from Bonjour discovery, which clawgate does not browse; pass --ssh user@host or set gateway.remote.sshTarget"})
+/// `--ssh-auto` with nothing else naming a target: OpenClaw's pick, the first gateway
+/// Bonjour finds whose `$USER@<host>[:<sshPort>]` is a valid SSH target. Finding none is a
+/// warning (the direct probe goes on), as is a browse that cannot start.
+pub async fn discovered(args: &ProbeArgs) -> Result<Plan, Value> {
+    let ms = args.conn.timeout.clamp(1, DISCOVERY_BUDGET_MS);
+    let found = super::discover::browse(Duration::from_millis(ms))
+        .await
+        .map_err(|f| json!({"code": "ssh_auto_unavailable", "message": f.message}))?;
+    let user = config::process_env("USER").unwrap_or_default();
+    let Some(target) = found
+        .iter()
+        .filter_map(|b| b.ssh_target(user.trim()))
+        .find(|t| SshTarget::parse(t).is_ok())
+    else {
+        return Err(json!({"code": "ssh_auto_unavailable", "message": format!(
+            "--ssh-auto: Bonjour discovery found no gateway to tunnel to in {ms} ms ({} found; mDNS does not cross networks); pass --ssh user@host or set gateway.remote.sshTarget",
+            found.len()
+        )}));
+    };
+    match resolve(args, Some(target), Some(DISCOVERED)) {
+        Ok(Some(plan)) => Ok(plan),
+        Ok(None) => {
+            Err(json!({"code": "ssh_auto_unavailable", "message": "--ssh-auto: no SSH target"}))
+        }
+        Err(f) => Err(json!({"code": "ssh_auto_unavailable", "message": f.message})),
+    }
 }
 
 /// OpenClaw's `ssh_tunnel_failed` warning: the reason, then ssh's stderr, line by line.
@@ -88,7 +131,7 @@ pub fn failed_warning(e: &TunnelError, plan: &Plan) -> Value {
         message.push_str(line);
     }
     json!({"code": "ssh_tunnel_failed", "message": message, "kind": e.kind.as_str(),
-        "target": plan.ssh.target, "targetSource": plan.ssh.origin.to_string(),
+        "target": plan.ssh.target, "targetSource": plan.source,
         "fixes": e.fixes, "stderr": e.stderr})
 }
 
@@ -108,7 +151,7 @@ pub async fn open(
     let invalid = |e: String| {
         TunnelError::new(
             TunnelErrorKind::InvalidSpec,
-            format!("{e} (from {})", plan.ssh.origin),
+            format!("{e} (from {})", plan.source),
         )
     };
     let given = SshTarget::parse(&plan.ssh.target).map_err(invalid)?;

@@ -97,6 +97,27 @@ impl HostPair {
         pair
     }
 
+    /// Moves the gateway host's address from its veth end to a bridge holding that end.
+    /// OpenClaw's mDNS library (ciao) finds interfaces by parsing `ip -o link show`, where a
+    /// veth whose peer is in another namespace is listed as `veth-gw@if2` and so never
+    /// matches its real name: without a bridge, a real OpenClaw gateway advertises on
+    /// loopback only.
+    pub fn bridge_gateway_side(&self) {
+        let ns = self.gw.as_str();
+        let steps: [&[&str]; 5] = [
+            &["-n", ns, "link", "add", "br-gw", "type", "bridge"],
+            &["-n", ns, "addr", "del", "10.200.0.1/30", "dev", "veth-gw"],
+            &["-n", ns, "link", "set", "veth-gw", "master", "br-gw"],
+            &["-n", ns, "addr", "add", "10.200.0.1/30", "dev", "br-gw"],
+            &["-n", ns, "link", "set", "br-gw", "up"],
+        ];
+        for step in steps {
+            if let Err(e) = ip(step) {
+                panic!("cannot bridge the gateway namespace's veth: {e}");
+            }
+        }
+    }
+
     /// `ip netns exec <ns> <program> <args…>` in `home`.
     pub fn command<I, S>(
         &self,

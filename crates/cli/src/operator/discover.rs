@@ -1,0 +1,147 @@
+//! `gateway discover`: OpenClaw's Bonjour browse for `_openclaw-gw._tcp` (local. only;
+//! wide-area DNS-SD is not implemented), and the same browse for `gateway probe --ssh-auto`.
+
+use super::{EXIT_RPC, EXIT_USAGE, Failure, print_json, print_out};
+use clap::Args;
+use clawgate_gateway::discovery::{self, Beacon};
+use serde_json::{Value, json};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct DiscoverArgs {
+    /// How long to listen for gateways, in milliseconds
+    #[arg(long, value_name = "MS", default_value = "2000")]
+    pub timeout: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// OpenClaw's `--timeout` rule: a positive whole number of milliseconds.
+fn parse_timeout(raw: &str) -> Result<u64, Failure> {
+    let value = raw.trim();
+    match value.parse::<u64>() {
+        Ok(ms) if ms > 0 && !value.starts_with('+') => Ok(ms),
+        _ => {
+            let received = if value.is_empty() {
+                String::new()
+            } else {
+                format!(" Received: {value:?}.")
+            };
+            let message = format!(
+                "Invalid --timeout. Use a positive millisecond value, e.g. --timeout 30000.{received}"
+            );
+            Err(Failure {
+                exit: EXIT_USAGE,
+                json: json!({"type": "usage_error", "message": message}),
+                message,
+                fixes: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Browses for `timeout` off the async runtime (the browse blocks on mDNS's own thread).
+pub async fn browse(timeout: Duration) -> Result<Vec<Beacon>, Failure> {
+    let failed = |message: String| Failure {
+        exit: EXIT_RPC,
+        json: json!({"type": "discovery_error", "message": message}),
+        message,
+        fixes: Vec::new(),
+    };
+    match tokio::task::spawn_blocking(move || discovery::browse(timeout)).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => Err(failed(format!("gateway discover failed: {e}"))),
+        Err(e) => Err(failed(format!("gateway discover failed: {e}"))),
+    }
+}
+
+/// A beacon as `gateway discover --json` prints it: OpenClaw's fields plus `wsUrl`.
+pub fn beacon_json(b: &Beacon) -> Value {
+    let mut v = serde_json::to_value(b).unwrap_or_else(|_| json!({}));
+    v["wsUrl"] = json!(b.ws_url());
+    v
+}
+
+/// OpenClaw's lines for one beacon (`renderBeaconLines`, without colours).
+fn beacon_lines(b: &Beacon) -> Vec<String> {
+    let title = if b.display_name.trim().is_empty() {
+        "Gateway"
+    } else {
+        b.display_name.trim()
+    };
+    let mut lines = vec![format!("- {title} {}", b.domain)];
+    let mut field = |label: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            lines.push(format!("  {label}: {v}"));
+        }
+    };
+    field("tailnet", b.tailnet_dns.as_deref());
+    field("lan", b.lan_host.as_deref());
+    field("host", b.host.as_deref());
+    field("ws", b.ws_url().as_deref());
+    field("role", b.role.as_deref());
+    field("transport", b.transport.as_deref());
+    if b.gateway_tls == Some(true) {
+        let tls = b
+            .gateway_tls_fingerprint_sha256
+            .as_ref()
+            .map_or_else(|| "enabled".to_owned(), |fp| format!("sha256 {fp}"));
+        field("tls", Some(&tls));
+    }
+    if let (Some(host), Some(port), Some(ssh_port)) = (&b.host, b.port, b.ssh_port) {
+        let ssh = format!("ssh -N -L 18789:127.0.0.1:{port} <user>@{host} -p {ssh_port}");
+        field("ssh", Some(&ssh));
+    }
+    lines
+}
+
+pub async fn run(args: DiscoverArgs) -> ExitCode {
+    let timeout = match parse_timeout(&args.timeout) {
+        Ok(ms) => ms,
+        Err(f) => return f.report(args.json),
+    };
+    let found = match browse(Duration::from_millis(timeout)).await {
+        Ok(found) => found,
+        Err(f) => return f.report(args.json),
+    };
+    if args.json {
+        print_json(
+            &json!({"timeoutMs": timeout, "domains": [discovery::DOMAIN],
+            "count": found.len(), "beacons": found.iter().map(beacon_json).collect::<Vec<_>>()}),
+        );
+        return ExitCode::SUCCESS;
+    }
+    let mut text = vec![
+        "Gateway Discovery".to_owned(),
+        format!(
+            "Found {} gateway(s) · domains: {}",
+            found.len(),
+            discovery::DOMAIN
+        ),
+    ];
+    text.extend(found.iter().flat_map(beacon_lines));
+    print_out(&text.join("\n"));
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout(" 1500 ").ok(), Some(1500));
+        for bad in ["0", "-5", "1.5", "soon", ""] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_timeout("soon").err().map(|f| f.message),
+            Some(
+                "Invalid --timeout. Use a positive millisecond value, e.g. --timeout 30000. Received: \"soon\"."
+                    .into()
+            )
+        );
+    }
+}
