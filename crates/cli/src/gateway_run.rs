@@ -227,19 +227,27 @@ pub fn run(args: RunArgs) -> ExitCode {
         );
         tls_fingerprint = Some(status.fingerprint);
     }
-    // OpenClaw advertises whatever the bind: a loopback-only gateway is announced without
-    // gatewayDirectReachable, for clients that reach it through an SSH tunnel.
-    let beacon = (mdns_mode != MdnsMode::Off && !discovery::disabled_by_env(&env, in_container))
-        .then(|| {
-            Advertisement::for_this_host(
-                &env,
-                mdns_mode,
-                settings.port,
-                tls_fingerprint,
-                !plan.is_loopback(),
-                plan.tailnet.as_ref().and_then(|t| t.dns_name.as_deref()),
-            )
-        });
+    // OpenClaw's Bonjour plugin is on by default only on macOS; elsewhere
+    // `plugins.entries.bonjour.enabled: true` turns it on. It advertises whatever the bind: a
+    // loopback-only gateway is announced without gatewayDirectReachable, for clients that
+    // reach it through an SSH tunnel.
+    let bonjour_enabled = raw
+        .pointer("/plugins/entries/bonjour/enabled")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(cfg!(target_os = "macos"));
+    let beacon = (bonjour_enabled
+        && mdns_mode != MdnsMode::Off
+        && !discovery::disabled_by_env(&env, in_container))
+    .then(|| {
+        Advertisement::for_this_host(
+            &env,
+            mdns_mode,
+            settings.port,
+            tls_fingerprint,
+            !plan.is_loopback(),
+            plan.tailnet.as_ref().and_then(|t| t.dns_name.as_deref()),
+        )
+    });
     if mode == clawgate_gateway::AuthMode::TrustedProxy {
         match trusted_proxy_auth(&raw) {
             Ok(tp) => options.trusted_proxy = Some(tp),

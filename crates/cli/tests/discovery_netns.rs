@@ -44,15 +44,20 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_clawgate")
 }
 
-/// A gateway bound to lan in the pair's gateway namespace, allowed to advertise (the test
-/// homes turn Bonjour off, and this machine counts as a container, where OpenClaw needs
-/// `OPENCLAW_DISABLE_BONJOUR=0` to advertise); `env` adds to that.
+/// A gateway bound to lan in the pair's gateway namespace, allowed to advertise (Bonjour is
+/// opt-in on Linux, as OpenClaw's plugin: `plugins.entries.bonjour.enabled` unless `config`
+/// says otherwise; the test homes turn it off, and this machine counts as a container, where
+/// OpenClaw needs `OPENCLAW_DISABLE_BONJOUR=0` to advertise); `env` adds to that.
 async fn gateway(
     pair: &HostPair,
     config: Value,
     env: &[(&str, &str)],
 ) -> (ChildProcess, String, u16, IsolatedHome) {
     let home = IsolatedHome::new();
+    let mut config = config;
+    if config.pointer("/plugins/entries/bonjour").is_none() {
+        config["plugins"] = json!({"entries": {"bonjour": {"enabled": true}}});
+    }
     home.write_config(&config);
     let args = [
         "gateway", "run", "--port", "0", "--bind", "lan", "--token", TOKEN,
@@ -154,6 +159,13 @@ async fn mode_off_and_the_env_switch_keep_a_gateway_quiet_and_full_mode_adds_ssh
         gateway(&pair, json!({"discovery": {"mdns": {"mode": "off"}}}), &[]).await;
     let (disabled, _, disabled_port, _h2) =
         gateway(&pair, json!({}), &[("OPENCLAW_DISABLE_BONJOUR", "1")]).await;
+    // Without OpenClaw's plugin switch (off by default on Linux) nothing is announced.
+    let (not_enabled, _, not_enabled_port, _h4) = gateway(
+        &pair,
+        json!({"plugins": {"entries": {"bonjour": {"enabled": false}}}}),
+        &[],
+    )
+    .await;
     // The control: a gateway that does advertise, in full mode.
     let (full, _, port, _h3) = gateway(
         &pair,
@@ -174,9 +186,10 @@ async fn mode_off_and_the_env_switch_keep_a_gateway_quiet_and_full_mode_adds_ssh
     assert_eq!(
         ports,
         [&json!(port)],
-        "off: {off_port}, disabled: {disabled_port}\n{found:#}\n{}\n{}\n{}",
+        "off: {off_port}, disabled: {disabled_port}, not enabled: {not_enabled_port}\n{found:#}\n{}\n{}\n{}\n{}",
         off.transcript(),
         disabled.transcript(),
+        not_enabled.transcript(),
         full.transcript()
     );
     let beacon = &found["beacons"][0];

@@ -317,6 +317,30 @@ pub(crate) fn classify(root: &Map<String, Value>) -> KeyReport {
                     report.ignored.push(join_key(key, name));
                 }
             }
+            // Of the plugins, only the Bonjour switch is read (`plugins.entries.bonjour.enabled`).
+            Value::Object(plugins) if key == "plugins" => {
+                for (name, v) in plugins {
+                    let path = join_key(key, name);
+                    match v {
+                        Value::Object(entries) if name == "entries" => {
+                            for (plugin, entry) in entries {
+                                let at = join_key(&path, plugin);
+                                match entry {
+                                    Value::Object(e) if plugin == "bonjour" => {
+                                        report.ignored.extend(
+                                            e.keys()
+                                                .filter(|k| *k != "enabled")
+                                                .map(|k| join_key(&at, k)),
+                                        )
+                                    }
+                                    _ => report.ignored.push(at),
+                                }
+                            }
+                        }
+                        _ => report.ignored.push(path),
+                    }
+                }
+            }
             _ => report.ignored.push(key.clone()),
         }
     }
@@ -429,6 +453,7 @@ mod tests {
             "agents": {},
             "channels": {"telegram": {}, "discord": {}},
             "discovery": {"mdns": {"mode": "full"}, "wideArea": {"domain": "x."}, "dnsSd": 1},
+            "plugins": {"entries": {"bonjour": {"enabled": true, "config": {}}, "ollama": {}}, "allow": []},
             "gateway": {
                 "port": 1,
                 "controlUi": {"enabled": true, "bogus": 1},
@@ -446,6 +471,9 @@ mod tests {
                 "channels.telegram",
                 "channels.discord",
                 "discovery.wideArea",
+                "plugins.entries.bonjour.config",
+                "plugins.entries.ollama",
+                "plugins.allow",
                 "gateway.controlUi.enabled",
                 "gateway.nodes.pairing.autoApproveCidrs",
                 "gateway.nodes.browser",

@@ -78,7 +78,8 @@ fn full_openclaw_config_loads() {
             "channels.whatsapp",
             "hooks",
             "skills",
-            "plugins",
+            "plugins.entries.voice-call",
+            "plugins.entries.memory-lancedb",
             "logging",
             "gateway.controlUi.enabled",
             "gateway.controlUi.environment",
@@ -121,7 +122,7 @@ fn diagnostics_are_ready_to_log() {
     assert_eq!(
         lines[0],
         format!(
-            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models, agents, tools, messages, commands, session, channels.telegram, channels.discord, channels.whatsapp, hooks, skills, plugins, logging, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.pairing.autoApproveCidrs, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
+            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models, agents, tools, messages, commands, session, channels.telegram, channels.discord, channels.whatsapp, hooks, skills, plugins.entries.voice-call, plugins.entries.memory-lancedb, logging, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.pairing.autoApproveCidrs, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
         )
     );
     assert_eq!(
