@@ -392,21 +392,24 @@ impl Connection {
         mut scopes: Vec<String>,
         verified_login: Option<&str>,
     ) -> Vec<String> {
+        let cap = self.peer.header(auth::SCOPE_CAP_HEADER);
+        // Most connections carry no verified login: nothing to grant, nothing to audit.
+        let (Role::Operator, Some(login)) = (role, verified_login) else {
+            return auth::cap_scopes(scopes, cap);
+        };
         let base = scopes.clone();
-        if let (Role::Operator, Some(login)) = (role, verified_login) {
-            for s in auth::identity_grant(&self.gw.options.identity_scopes, login) {
-                if !scopes.contains(s) {
-                    scopes.push(s.clone());
-                }
+        for s in auth::identity_grant(&self.gw.options.identity_scopes, login) {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
             }
         }
-        let scopes = auth::cap_scopes(scopes, self.peer.header(auth::SCOPE_CAP_HEADER));
+        let scopes = auth::cap_scopes(scopes, cap);
         let added: Vec<&str> = scopes
             .iter()
             .filter(|s| !clawgate_protocol::scopes::satisfies(&base, s))
             .map(String::as_str)
             .collect();
-        if let (false, Some(login)) = (added.is_empty(), verified_login) {
+        if !added.is_empty() {
             tracing::warn!(
                 "security audit: identity scope grant elevated connection identity={login:?} addedScopes={} conn={}",
                 added.join(","),
