@@ -18,10 +18,11 @@ async fn on_a_terminal_the_reconnect_wait_is_a_live_spinner() {
     let home = home();
     let port = free_port();
     let command = format!(
-        "'{}' node run --port {port} --token t",
+        "exec '{}' node run --port {port} --token t",
         env!("CARGO_BIN_EXE_clawgate")
     );
-    // `script` gives the node host a pseudo-terminal and copies what it draws to stdout.
+    // `script` gives the node host a pseudo-terminal and copies what it draws to stdout;
+    // `exec` makes the node host the shell's successor whatever `$SHELL` is (dash forks).
     let mut cmd = tokio::process::Command::new("script");
     cmd.args(["-qfec", &command, "/dev/null"]);
     home.apply(&mut cmd);
