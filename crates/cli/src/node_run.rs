@@ -5,7 +5,6 @@ use clap::Args;
 use clawgate_config as config;
 use clawgate_node_host::host::{Notice, Retry, Wait, log_notice};
 use clawgate_node_host::{DEFAULT_MAX_CONCURRENT, FatalError, NodeHostConfig};
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -408,7 +407,7 @@ pub fn run(mut args: RunArgs) -> ExitCode {
             shutdown.clone(),
             "node host stopping (signal received)",
         ));
-        let result = if std::io::stderr().is_terminal() {
+        let result = if crate::tunnel::stderr_is_live() {
             let live = LiveWait::start();
             let tell = live.clone();
             let result =

@@ -3,13 +3,14 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Logs to stderr, filtered by `CLAWGATE_LOG` (default `info`), coloured only on a terminal.
+/// Logs to stderr, filtered by `CLAWGATE_LOG` (default `info`), coloured only on a terminal
+/// that takes escape codes (not `TERM=dumb`) and without `NO_COLOR`.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(crate::tunnel::stderr_is_live() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .try_init();
 }

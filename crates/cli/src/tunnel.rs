@@ -16,7 +16,6 @@ use clawgate_client::tunnel::{
 use clawgate_config as config;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -178,11 +177,17 @@ pub struct Progress {
     bar: Option<ProgressBar>,
 }
 
+/// Whether stderr can show a live spinner: a terminal that takes cursor control (`TERM` set
+/// and not `dumb`, indicatif's rule). Anywhere else waits are told in plain lines.
+pub fn stderr_is_live() -> bool {
+    !indicatif::ProgressDrawTarget::stderr().is_hidden()
+}
+
 impl Progress {
-    /// `quiet`: `--json` was given. The spinner also needs stderr to be a terminal; it is
-    /// drawn from the first message on.
+    /// `quiet`: `--json` was given. The spinner also needs a live stderr
+    /// ([`stderr_is_live`]); it is drawn from the first message on.
     pub fn new(quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = (!quiet && stderr_is_live()).then(|| {
             let bar = ProgressBar::hidden();
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {msg} ({elapsed})")

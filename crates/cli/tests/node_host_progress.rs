@@ -13,40 +13,79 @@ fn home() -> IsolatedHome {
     home
 }
 
-#[tokio::test]
-async fn on_a_terminal_the_reconnect_wait_is_a_live_spinner() {
-    let home = home();
+/// `clawgate node run` against a port nothing listens on, on a pseudo-terminal of type
+/// `term` (`script` copies what it draws to stdout); its pid is the node host's.
+fn node_host_on_a_terminal(home: &IsolatedHome, term: &str) -> tokio::process::Child {
     let port = free_port();
+    // `exec`: the node host succeeds the shell whatever `$SHELL` is (dash would fork), so
+    // it is the child that a signal reaches.
     let command = format!(
         "exec '{}' node run --port {port} --token t",
         env!("CARGO_BIN_EXE_clawgate")
     );
-    // `script` gives the node host a pseudo-terminal and copies what it draws to stdout;
-    // `exec` makes the node host the shell's successor whatever `$SHELL` is (dash forks).
     let mut cmd = tokio::process::Command::new("script");
     cmd.args(["-qfec", &command, "/dev/null"]);
     home.apply(&mut cmd);
     cmd.env("CLAWGATE_LOG", "info")
+        .env("TERM", term)
         .process_group(0)
         .kill_on_drop(true)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("script runs");
-    let script = child.id().expect("a pid");
-    let mut stdout = child.stdout.take().unwrap();
+    cmd.spawn().expect("script runs")
+}
 
-    // The countdown of the third attempt's wait (about 2 s), drawn live, 1 s into the outage.
+/// Reads what the terminal shows until `done` holds of it (30 s at most).
+async fn read_until(out: &mut tokio::process::ChildStdout, done: impl Fn(&str) -> bool) -> String {
     let mut drawn = String::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut buf = [0u8; 4096];
-    while !(drawn.contains("retrying in 1s (attempt 3)") && drawn.contains("(1s)")) {
+    while !done(&drawn) {
         let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, stdout.read(&mut buf)).await {
+        match tokio::time::timeout(left, out.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => drawn.push_str(&String::from_utf8_lossy(&buf[..n])),
-            _ => panic!("no live countdown in time; drawn so far:\n{drawn}"),
+            _ => panic!("not shown in time; drawn so far:\n{drawn}"),
         }
     }
+    drawn
+}
+
+/// Stops the node host under `script` with SIGTERM: it exits 0 (which `script` passes on)
+/// saying so.
+async fn stop(mut child: tokio::process::Child, mut out: tokio::process::ChildStdout, drawn: &str) {
+    let script = child.id().expect("a pid");
+    let children =
+        std::fs::read_to_string(format!("/proc/{script}/task/{script}/children")).unwrap();
+    let node_pid = children
+        .split_whitespace()
+        .next()
+        .expect("script runs the node host");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", node_pid])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let mut rest = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), out.read_to_string(&mut rest)).await;
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    assert!(
+        status.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "{drawn}{rest}"
+    );
+    assert!(rest.contains("node host stopped"), "{rest}");
+}
+
+#[tokio::test]
+async fn on_a_terminal_the_reconnect_wait_is_a_live_spinner() {
+    let home = home();
+    let mut child = node_host_on_a_terminal(&home, "xterm-256color");
+    let mut stdout = child.stdout.take().unwrap();
+
+    // The countdown of the third attempt's wait (about 2 s), drawn live, 1 s into the outage.
+    let drawn = read_until(&mut stdout, |d| {
+        d.contains("retrying in 1s (attempt 3)") && d.contains("(1s)")
+    })
+    .await;
     assert!(
         drawn.contains("gateway unreachable (connection refused); retrying in 1s (attempt 2)"),
         "{drawn}"
@@ -60,25 +99,24 @@ async fn on_a_terminal_the_reconnect_wait_is_a_live_spinner() {
     );
     assert!(!drawn.contains("retrying in 1.0 s"), "{drawn}");
 
-    // Stop the node host itself (`script` passes its exit code on).
-    let children =
-        std::fs::read_to_string(format!("/proc/{script}/task/{script}/children")).unwrap();
-    let node_pid = children
-        .split_whitespace()
-        .next()
-        .expect("script runs the node host");
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", node_pid])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()));
-    let mut rest = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(15), stdout.read_to_string(&mut rest)).await;
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
-    assert!(
-        status.is_ok_and(|s| s.is_ok_and(|s| s.success())),
-        "{drawn}{rest}"
-    );
-    assert!(rest.contains("node host stopped"), "{rest}");
+    stop(child, stdout, &drawn).await;
+}
+
+/// A terminal without cursor control (`TERM=dumb`) cannot show a spinner: every attempt
+/// keeps its log lines there, as off a terminal.
+#[tokio::test]
+async fn on_a_dumb_terminal_every_attempt_keeps_its_log_lines() {
+    let home = home();
+    let mut child = node_host_on_a_terminal(&home, "dumb");
+    let mut stdout = child.stdout.take().unwrap();
+    let drawn = read_until(&mut stdout, |d| {
+        d.matches("node host gateway connect failed").count() >= 2
+    })
+    .await;
+    assert!(drawn.contains("retrying in 1."), "{drawn}");
+    assert!(!drawn.contains("(attempt"), "{drawn}");
+    assert!(!drawn.contains('\u{1b}'), "no escape codes: {drawn}");
+    stop(child, stdout, &drawn).await;
 }
 
 #[tokio::test]

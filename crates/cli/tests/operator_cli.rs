@@ -116,7 +116,7 @@ fn gateway_call_expect_url_refuses_a_changed_destination_before_connecting() {
         ],
         &env,
     );
-    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr.contains(
             "error: Gateway destination changed. Refresh the selected Gateway before retrying."

@@ -444,10 +444,12 @@ async fn on_a_terminal(home: &IsolatedHome, args: &[String]) -> String {
         .chain(args.iter().cloned())
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
         .collect();
+    // `exec`: clawgate succeeds the shell whatever `$SHELL` is.
     let mut cmd = tokio::process::Command::new("script");
-    cmd.args(["-qec", &quoted.join(" "), "/dev/null"]);
+    cmd.args(["-qec", &format!("exec {}", quoted.join(" ")), "/dev/null"]);
     home.apply(&mut cmd);
     cmd.env_remove("SSH_AUTH_SOCK")
+        .env("TERM", "xterm-256color")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())

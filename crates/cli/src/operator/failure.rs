@@ -159,11 +159,12 @@ fn pin_mismatch(t: &Target, pins: &[String], actual: &str) -> Failure {
 }
 
 /// `gateway call --expect-url` named another gateway than the one the flags, env and config
-/// resolve to now (OpenClaw's message): nothing was sent.
+/// resolve to now (OpenClaw's message and exit code 1, which scripts written for it test):
+/// nothing was sent.
 pub fn destination_changed(expected: &str, t: &Target) -> Failure {
     let message = "Gateway destination changed. Refresh the selected Gateway before retrying.";
     Failure {
-        exit: super::EXIT_USAGE,
+        exit: super::EXIT_RPC,
         message: message.to_owned(),
         fixes: vec![format!(
             "--expect-url is {expected}, but the target now is {}; nothing was sent. Select the gateway again (or drop --expect-url) and retry",

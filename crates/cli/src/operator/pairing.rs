@@ -224,7 +224,7 @@ impl Waiter {
                 eprintln!("{line}");
             }
         }
-        let spinner = Spinner::new(!quiet && std::io::stderr().is_terminal());
+        let spinner = Spinner::new(!quiet && crate::tunnel::stderr_is_live());
         let id = p.request_id.as_deref().unwrap_or("?");
         let what = format!("Waiting for approval of request {id} ({})", asking(p));
         if !quiet && !spinner.enabled() {
