@@ -7,6 +7,7 @@ mod gateway_tls;
 mod node_run;
 mod operator;
 mod process;
+mod security_audit;
 mod service;
 mod tunnel;
 
@@ -62,6 +63,11 @@ enum Command {
     /// and each risky combination with its fix), then a live check of reachability, TLS,
     /// auth, pairing and scopes.
     Doctor(doctor::DoctorArgs),
+    /// Security checks of the gateway config and local state (OpenClaw's `security audit`).
+    Security {
+        #[command(subcommand)]
+        command: security_audit::SecurityCommand,
+    },
     /// SSH tunnels to a gateway on another host: up, status, down.
     Tunnel {
         #[command(subcommand)]
@@ -138,5 +144,6 @@ fn main() -> ExitCode {
         },
         Command::Tunnel { command } => tunnel::run(command),
         Command::Doctor(args) => doctor::run(args),
+        Command::Security { command } => security_audit::run(command),
     }
 }

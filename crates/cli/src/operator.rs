@@ -920,6 +920,23 @@ async fn probe_target(conn: &ConnArgs, spec: ConnSpec, target: Result<Target, Fa
     }
 }
 
+/// The configured target alone (no SSH tunnel, no discovery, no second local target)
+/// through [`probe_target`], for `security audit --deep`: its URL, and why the probe failed
+/// (the connection, or the first read call that did not answer), if it did.
+pub(crate) async fn probe_configured(conn: &ConnArgs) -> (String, Option<String>) {
+    let probed = probe_target(conn, ConnSpec::probe(), target::resolve(conn)).await;
+    let unanswered = |(method, outcome): (&&str, &CallOutcome)| match outcome {
+        CallOutcome::Ok(..) => None,
+        CallOutcome::Failed(e, _) => Some(format!("{method}: {e}")),
+        CallOutcome::TimedOut => Some(format!("{method}: no answer in time")),
+    };
+    let failure = match &probed.result {
+        Err(f) => Some(f.message.clone()),
+        Ok(r) => PROBE_METHODS.iter().zip(&r.outcomes).find_map(unanswered),
+    };
+    (probed.target.url, failure)
+}
+
 /// Probes the target the flags and config name, this machine's gateway when that is
 /// another one, and, with `--ssh` (or `gateway.remote.sshTarget`, or a `gateway.remote.url`
 /// host), the gateway through a one-shot SSH tunnel as well. The report is about the
