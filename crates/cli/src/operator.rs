@@ -950,9 +950,9 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
         Err(f) => return f.report(json_out),
     };
     let mut warnings = Vec::new();
+    let mut browse = discover::ProbeBrowse::start(args.conn.timeout);
     let ssh = match ssh {
-        None if args.ssh_auto => probe_ssh::discovered(&args)
-            .await
+        None if args.ssh_auto => probe_ssh::discovered(&args, browse.wait().await)
             .map_err(|w| warnings.push(w))
             .ok(),
         given => given,
@@ -1007,6 +1007,7 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
     if let Some(t) = tunnel {
         t.stop().await;
     }
+    let discovery = browse.wait().await;
 
     let probed: Vec<&Probed> = through.iter().chain([&direct]).chain(&local).collect();
     warnings.extend(multiple_gateways_warning(&probed));
@@ -1025,12 +1026,21 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
     let (primary, r) = match (primary, &direct.result) {
         (Some(found), _) => found,
         (None, Err(f)) => {
+            if discovery.is_empty() {
+                warnings.push(
+                    json!({"code": "no_gateway_reachable", "message": NO_GATEWAY_REACHABLE,
+                    "targetIds": probed.iter().map(|p| p.kind()).collect::<Vec<_>>()}),
+                );
+            }
             return probe_failed(
                 f,
                 &direct.target,
                 through.as_ref(),
-                targets,
-                &warnings,
+                ProbeLists {
+                    targets,
+                    warnings: &warnings,
+                    discovery: discovery.json(),
+                },
                 json_out,
             );
         }
@@ -1064,6 +1074,7 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
     report["version"] = json!(r.hello.server_version());
     report["calls"] = Value::Object(calls);
     report["warnings"] = Value::Array(warnings.clone());
+    report["discovery"] = discovery.json();
     report["primaryTargetId"] = json!(primary.kind());
     report["targets"] = Value::Array(targets);
     if json_out {
@@ -1077,6 +1088,7 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
             &r.outcomes,
             &warnings,
         );
+        text.push_str(&discovery.text());
         if probed.len() > 1 {
             text.push_str(&render::probe_targets(&probed_rows(&probed)));
         }
@@ -1174,22 +1186,38 @@ fn probed_rows<'a>(probed: &[&'a Probed]) -> Vec<render::ProbedRow<'a>> {
 
 /// No target answered: the direct target's failure `f` (its exit code), with the warnings
 /// and every target in the report.
+/// OpenClaw's `no_gateway_reachable` diagnostic (no probe answered, Bonjour found nothing
+/// either), naming clawgate's own commands.
+const NO_GATEWAY_REACHABLE: &str = "No gateway answered any probe and Bonjour discovery returned no local gateways. Run `clawgate gateway status --require-rpc` to inspect service state, config paths and the listener; include `ss -ltnp` or `lsof -nP -iTCP:<port> -sTCP:LISTEN` for the configured port when filing a report.";
+
+/// What a failed probe lists beside its error.
+struct ProbeLists<'a> {
+    targets: Vec<Value>,
+    warnings: &'a [Value],
+    discovery: Value,
+}
+
 fn probe_failed(
     f: &Failure,
     direct: &Target,
     through: Option<&Probed>,
-    targets: Vec<Value>,
-    warnings: &[Value],
+    lists: ProbeLists<'_>,
     json_out: bool,
 ) -> ExitCode {
+    let ProbeLists {
+        targets,
+        warnings,
+        discovery,
+    } = lists;
     if json_out && f.exit != EXIT_USAGE {
         let mut report = failed_connection_json(f, direct);
         report["warnings"] = json!(warnings);
+        report["discovery"] = discovery;
         report["targets"] = Value::Array(targets);
         print_json(&report);
     } else if json_out {
         print_json(&json!({"ok": false, "error": f.json, "warnings": warnings,
-            "targets": targets}));
+            "discovery": discovery, "targets": targets}));
     }
     for w in warnings {
         if let Some(message) = w.get("message").and_then(Value::as_str) {

@@ -225,7 +225,7 @@ async fn a_bad_mdns_mode_is_a_config_error() {
 #[tokio::test]
 async fn probe_ssh_auto_tunnels_to_the_discovered_gateway() {
     let pair = HostPair::create("sshauto");
-    let (gw, _, _, _home) = gateway(
+    let (gw, _, port, _home) = gateway(
         &pair,
         json!({"discovery": {"mdns": {"mode": "full"}}}),
         &[("OPENCLAW_SSH_PORT", "2222")],
@@ -256,6 +256,23 @@ async fn probe_ssh_auto_tunnels_to_the_discovered_gateway() {
         if let Some(w) = warnings.iter().find(|w| w["code"] == "ssh_tunnel_failed") {
             assert_eq!(w["target"], want.as_str(), "{v:#}");
             assert_eq!(w["targetSource"], "Bonjour discovery (--ssh-auto)");
+            // The browse the target came from is in the report, in OpenClaw's shape; a
+            // gateway was found, so no `no_gateway_reachable`.
+            let host = format!("{MDNS_HOST}.local");
+            let beacon = &v["discovery"]["beacons"][0];
+            assert_eq!(v["discovery"]["count"], 1, "{v:#}");
+            assert_eq!(v["discovery"]["timeoutMs"], 1200);
+            assert_eq!(beacon["host"], host.as_str());
+            assert_eq!(beacon["lanHost"], host.as_str());
+            assert_eq!(beacon["sshPort"], 2222);
+            assert_eq!(beacon["gatewayPort"], port);
+            assert_eq!(beacon["wsUrl"], format!("ws://{host}:{port}"));
+            assert_eq!(beacon["domain"], "local.");
+            assert!(beacon["instanceName"].is_string(), "{v:#}");
+            assert!(
+                !warnings.iter().any(|w| w["code"] == "no_gateway_reachable"),
+                "{v:#}"
+            );
             break;
         }
         assert!(

@@ -326,9 +326,19 @@ fn gateway_probe_reports_capability_and_each_call() {
     assert_eq!(v["calls"]["health"]["result"]["ok"], true);
     assert_eq!(v["calls"]["config.get"]["result"], json!({}));
     assert!(v["calls"]["system-presence"]["result"].is_array());
+    assert_eq!(
+        v["discovery"],
+        json!({"timeoutMs": 1200, "count": 0, "beacons": []})
+    );
     let r = clawgate(h.path(), &with_target(&url, &["gateway", "probe"]), &[]);
     assert!(r.stdout.contains("Capability: read-only"), "{r:?}");
     assert!(r.stdout.contains("config.get       ok"), "{r:?}");
+    assert!(
+        r.stdout.contains(
+            "Discovery (this machine):\n  Found 0 gateways via Bonjour (local.)\n  Tip: if the gateway is remote"
+        ),
+        "{r:?}"
+    );
 
     for (scopes, cap) in [
         (vec!["operator.write"], "write_capable"),
@@ -548,6 +558,28 @@ fn unreachable_exits_3_and_names_the_fix() {
     assert_eq!(
         (v["ok"].clone(), v["reachable"].clone()),
         (json!(false), json!(false))
+    );
+
+    // The probe also browsed Bonjour (nothing to find in a loopback-only host) and, with no
+    // gateway anywhere, says where to look next (OpenClaw's `no_gateway_reachable`).
+    let r = clawgate(
+        h.path(),
+        &with_target(&url, &["gateway", "probe", "--json"]),
+        &[],
+    );
+    assert_eq!(r.code, 3, "{r:?}");
+    let v = r.json();
+    assert_eq!(
+        v["discovery"],
+        json!({"timeoutMs": 1200, "count": 0, "beacons": []})
+    );
+    let warning = &v["warnings"][0];
+    assert_eq!(warning["code"], "no_gateway_reachable", "{v:#}");
+    assert_eq!(warning["targetIds"], json!(["explicit", "localLoopback"]));
+    let r = clawgate(h.path(), &with_target(&url, &["gateway", "probe"]), &[]);
+    assert!(
+        r.stderr.contains("warning: No gateway answered any probe and Bonjour discovery returned no local gateways. Run `clawgate gateway status --require-rpc`"),
+        "{r:?}"
     );
 
     // The local default target: zero-config, nothing running.

@@ -382,8 +382,12 @@ impl Beacon {
 
 /// Browses [`SERVICE_TYPE`] for `timeout` (mDNS has no end of answers, so the whole time),
 /// and returns each resolved gateway once, sorted by display name as `gateway discover`
-/// lists them.
+/// lists them. With no interface but loopback up there is nothing mDNS could reach (it
+/// does not browse on loopback): no gateways, at once.
 pub fn browse(timeout: Duration) -> Result<Vec<Beacon>, DiscoveryError> {
+    if !has_multicast_reach() {
+        return Ok(Vec::new());
+    }
     let daemon = ServiceDaemon::new()?;
     let events = match daemon.browse(SERVICE_TYPE) {
         Ok(rx) => rx,
@@ -421,6 +425,12 @@ pub fn browse(timeout: Duration) -> Result<Vec<Beacon>, DiscoveryError> {
     let mut beacons: Vec<Beacon> = found.into_values().collect();
     beacons.sort_by(|a, b| a.display_name.cmp(&b.display_name));
     Ok(beacons)
+}
+
+/// Whether some interface besides loopback has an address, as mdns-sd picks the
+/// interfaces it sends and listens on. If the list cannot be read, browse anyway.
+fn has_multicast_reach() -> bool {
+    if_addrs::get_if_addrs().map_or(true, |all| all.iter().any(|i| !i.is_loopback()))
 }
 
 /// `My\.Host (OpenClaw)._openclaw-gw._tcp.local.` → `My.Host (OpenClaw)`.

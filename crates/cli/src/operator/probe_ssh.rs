@@ -8,6 +8,7 @@
 //! ssh's own words, and the direct probe goes on. With `--ssh-auto` and no target named,
 //! the target is the first gateway Bonjour finds, as `$USER@<host>[:<sshPort>]`.
 
+use super::discover::ProbeDiscovery;
 use super::target::{CredentialOrigin, ProbeTunnel, Target};
 use super::{EXIT_USAGE, Failure, ProbeArgs};
 use clawgate_client::tunnel::{
@@ -18,9 +19,6 @@ use clawgate_config::{self as config, ProbeSshFlags, ProbeSshOrigin, ProbeSshTar
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// How long `--ssh-auto` browses at most (OpenClaw's probe discovery budget).
-const DISCOVERY_BUDGET_MS: u64 = 1200;
 
 /// Where an `--ssh-auto` target came from, in reports.
 const DISCOVERED: &str = "Bonjour discovery (--ssh-auto)";
@@ -96,30 +94,30 @@ fn resolve(
 }
 
 /// `--ssh-auto` with nothing else naming a target: OpenClaw's pick, the first gateway
-/// Bonjour finds whose `$USER@<host>[:<sshPort>]` is a valid SSH target. Finding none is a
-/// warning (the direct probe goes on), as is a browse that cannot start.
-pub async fn discovered(args: &ProbeArgs) -> Result<Plan, Value> {
-    let ms = args.conn.timeout.clamp(1, DISCOVERY_BUDGET_MS);
-    let found = super::discover::browse(Duration::from_millis(ms))
-        .await
-        .map_err(|f| json!({"code": "ssh_auto_unavailable", "message": f.message}))?;
+/// the probe's Bonjour browse found whose `$USER@<host>[:<sshPort>]` is a valid SSH target.
+/// Finding none is a warning (the direct probe goes on), as is a browse that cannot start.
+pub fn discovered(args: &ProbeArgs, discovery: &ProbeDiscovery) -> Result<Plan, Value> {
+    let unavailable = |message: String| json!({"code": "ssh_auto_unavailable", "message": message});
+    let found = discovery
+        .found
+        .as_ref()
+        .map_err(|e| unavailable(e.clone()))?;
     let user = config::process_env("USER").unwrap_or_default();
     let Some(target) = found
         .iter()
         .filter_map(|b| b.ssh_target(user.trim()))
         .find(|t| SshTarget::parse(t).is_ok())
     else {
-        return Err(json!({"code": "ssh_auto_unavailable", "message": format!(
-            "--ssh-auto: Bonjour discovery found no gateway to tunnel to in {ms} ms ({} found; mDNS does not cross networks); pass --ssh user@host or set gateway.remote.sshTarget",
+        return Err(unavailable(format!(
+            "--ssh-auto: Bonjour discovery found no gateway to tunnel to in {} ms ({} found; mDNS does not cross networks); pass --ssh user@host or set gateway.remote.sshTarget",
+            discovery.timeout_ms,
             found.len()
-        )}));
+        )));
     };
     match resolve(args, Some(target), Some(DISCOVERED)) {
         Ok(Some(plan)) => Ok(plan),
-        Ok(None) => {
-            Err(json!({"code": "ssh_auto_unavailable", "message": "--ssh-auto: no SSH target"}))
-        }
-        Err(f) => Err(json!({"code": "ssh_auto_unavailable", "message": f.message})),
+        Ok(None) => Err(unavailable("--ssh-auto: no SSH target".into())),
+        Err(f) => Err(unavailable(f.message)),
     }
 }
 
