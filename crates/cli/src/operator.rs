@@ -921,18 +921,22 @@ async fn probe_target(conn: &ConnArgs, spec: ConnSpec, target: Result<Target, Fa
 }
 
 /// The configured target alone (no SSH tunnel, no discovery, no second local target)
-/// through [`probe_target`], for `security audit --deep`: its URL, and why the probe failed
-/// (the connection, or the first read call that did not answer), if it did.
+/// through [`probe_target`], for `security audit --deep`: its URL, and why the probe failed,
+/// if it did: the connection's failure, or the first read call's error in OpenClaw's words
+/// (the gateway's message, or `timeout`).
 pub(crate) async fn probe_configured(conn: &ConnArgs) -> (String, Option<String>) {
     let probed = probe_target(conn, ConnSpec::probe(), target::resolve(conn)).await;
-    let unanswered = |(method, outcome): (&&str, &CallOutcome)| match outcome {
+    let unanswered = |outcome: &CallOutcome| match outcome {
         CallOutcome::Ok(..) => None,
-        CallOutcome::Failed(e, _) => Some(format!("{method}: {e}")),
-        CallOutcome::TimedOut => Some(format!("{method}: no answer in time")),
+        CallOutcome::Failed(e, _) => Some(
+            e.wire()
+                .map_or_else(|| e.to_string(), |w| w.message.clone()),
+        ),
+        CallOutcome::TimedOut => Some("timeout".to_owned()),
     };
     let failure = match &probed.result {
         Err(f) => Some(f.message.clone()),
-        Ok(r) => PROBE_METHODS.iter().zip(&r.outcomes).find_map(unanswered),
+        Ok(r) => r.outcomes.iter().find_map(unanswered),
     };
     (probed.target.url, failure)
 }

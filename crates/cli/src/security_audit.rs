@@ -535,6 +535,28 @@ fn dangerous_flags(raw: &Value) -> Vec<String> {
     flags
 }
 
+/// The check ids and fix of one kind of gateway secret.
+struct SecretKind {
+    name: &'static str,
+    placeholder_id: &'static str,
+    short_id: &'static str,
+    placeholder_fix: &'static str,
+}
+
+const TOKEN_KIND: SecretKind = SecretKind {
+    name: "token",
+    placeholder_id: "gateway.token_placeholder_value",
+    short_id: "gateway.token_too_short",
+    placeholder_fix: "Set gateway.auth.token to a long random value (for example, `openssl rand -hex 32`), or remove it so the Gateway generates one; otherwise rotate its external secret source. Restart the Gateway afterward.",
+};
+
+const PASSWORD_KIND: SecretKind = SecretKind {
+    name: "password",
+    placeholder_id: "gateway.password_placeholder_value",
+    short_id: "gateway.password_too_short",
+    placeholder_fix: "Generate a real secret (for example, `openssl rand -hex 32`) and update OPENCLAW_GATEWAY_PASSWORD or gateway.auth.password (or its external source). Restart the Gateway afterward.",
+};
+
 /// A placeholder or short secret for the mode in effect (`gateway.token_*`,
 /// `gateway.password_*`).
 fn secret_strength_finding(
@@ -544,52 +566,40 @@ fn secret_strength_finding(
 ) -> Option<Finding> {
     let (kind, resolved, overridden, configured) = match auth.mode {
         AuthMode::Token => (
-            "token",
+            TOKEN_KIND,
             &auth.token,
             auth_override.and_then(|o| o.token.as_deref()),
             secret_text(&gw.auth.token),
         ),
         AuthMode::Password => (
-            "password",
+            PASSWORD_KIND,
             &auth.password,
             auth_override.and_then(|o| o.password.as_deref()),
             secret_text(&gw.auth.password),
         ),
         AuthMode::None | AuthMode::TrustedProxy => return None,
     };
+    let name = kind.name;
     let input = resolved.as_deref().or(overridden).or(configured)?;
     if is_placeholder_secret(input) {
-        let remediation = if kind == "token" {
-            "Set gateway.auth.token to a long random value (for example, `openssl rand -hex 32`), or remove it so the Gateway generates one; otherwise rotate its external secret source. Restart the Gateway afterward."
-        } else {
-            "Generate a real secret (for example, `openssl rand -hex 32`) and update OPENCLAW_GATEWAY_PASSWORD or gateway.auth.password (or its external source). Restart the Gateway afterward."
-        };
         return Some(Finding::new(
-            if kind == "token" {
-                "gateway.token_placeholder_value"
-            } else {
-                "gateway.password_placeholder_value"
-            },
+            kind.placeholder_id,
             Severity::Critical,
-            format!("Gateway {kind} is a blank or undefined/null placeholder"),
+            format!("Gateway {name} is a blank or undefined/null placeholder"),
             format!(
-                "The selected Gateway {kind} is a known non-secret value. Gateway startup rejects it."
+                "The selected Gateway {name} is a known non-secret value. Gateway startup rejects it."
             ),
-            remediation,
+            kind.placeholder_fix,
         ));
     }
     // OpenClaw counts UTF-16 code units (JavaScript's `length`).
     let length = input.trim().encode_utf16().count();
     (length < 24).then(|| {
         Finding::bare(
-            if kind == "token" {
-                "gateway.token_too_short"
-            } else {
-                "gateway.password_too_short"
-            },
+            kind.short_id,
             Severity::Warn,
-            format!("Gateway {kind} looks short"),
-            format!("gateway auth {kind} is {length} chars; prefer a long random {kind}."),
+            format!("Gateway {name} looks short"),
+            format!("gateway auth {name} is {length} chars; prefer a long random {name}."),
         )
     })
 }
