@@ -31,7 +31,10 @@ Checks (OpenClaw's check ids, severities and texts):
   matching findings to suppressedFindings.
 
 Not checked: OpenClaw's agent, tool, exec, sandbox, MCP, hook, model, channel, plugin and
-HTTP-API checks (clawgate runs no agents, channels or plugins and serves no HTTP APIs yet).
+HTTP-API checks (clawgate runs no agents, channels or plugins and serves no HTTP APIs yet);
+gateway.env_token_overrides_config (clawgate's gateway and CLI both let the environment's
+token win, so they cannot disagree); gateway.probe_auth_secretref_unavailable (clawgate
+refuses a config whose SecretRefs do not resolve).
 
 --fix sets the state dir to 700 and the config file to 600 (never through a symlink).
 
@@ -102,11 +105,8 @@ impl Finding {
         remediation: impl Into<String>,
     ) -> Self {
         Finding {
-            check_id,
-            severity,
-            title: title.into(),
-            detail: detail.into(),
             remediation: Some(remediation.into()),
+            ..Finding::bare(check_id, severity, title, detail)
         }
     }
 
@@ -118,8 +118,11 @@ impl Finding {
         detail: impl Into<String>,
     ) -> Self {
         Finding {
+            check_id,
+            severity,
+            title: title.into(),
+            detail: detail.into(),
             remediation: None,
-            ..Finding::new(check_id, severity, title, detail, "")
         }
     }
 }
