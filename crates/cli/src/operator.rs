@@ -923,9 +923,12 @@ async fn probe_target(conn: &ConnArgs, spec: ConnSpec, target: Result<Target, Fa
 /// The configured target alone (no SSH tunnel, no discovery, no second local target)
 /// through [`probe_target`], for `security audit --deep`: its URL, and why the probe failed,
 /// if it did: the connection's failure, or the first read call's error in OpenClaw's words
-/// (the gateway's message, or `timeout`).
+/// (the gateway's message, or `timeout`). It connects as `status --deep` does, a `cli`
+/// client asking `operator.read`: gateways grant `probe` clients no scopes, so a probe
+/// connection would report a healthy gateway's read calls as a failure.
 pub(crate) async fn probe_configured(conn: &ConnArgs) -> (String, Option<String>) {
-    let probed = probe_target(conn, ConnSpec::probe(), target::resolve(conn)).await;
+    let spec = ConnSpec::cli(vec![scopes::READ.to_owned()]);
+    let probed = probe_target(conn, spec, target::resolve(conn)).await;
     let unanswered = |outcome: &CallOutcome| match outcome {
         CallOutcome::Ok(..) => None,
         CallOutcome::Failed(e, _) => Some(

@@ -1064,8 +1064,8 @@ fn auth_override(args: &AuditArgs) -> Result<Option<AuthOverride>, String> {
     }
 }
 
-/// The `--deep` probe: `gateway probe`'s connection and read calls against the configured
-/// gateway, with `--token`/`--password` when given.
+/// The `--deep` probe: `gateway probe`'s read calls against the configured gateway on a
+/// `status --deep` connection, with `--token`/`--password` when given.
 fn deep_probe(args: &AuditArgs) -> DeepProbe {
     let conn = ConnArgs {
         url: None,
