@@ -330,6 +330,13 @@ impl ResolvedAuth {
         };
         configured || self.mode == AuthMode::TrustedProxy
     }
+
+    /// Token auth with no token configured: clawgate's gateway then generates one on first
+    /// start and keeps it in `<state dir>/gateway.token`, so it never serves without auth
+    /// (where OpenClaw's gateway would, on loopback).
+    fn uses_stored_token(&self) -> bool {
+        self.mode == AuthMode::Token && self.token.is_none()
+    }
 }
 
 /// `127.0.0.1`, `::1`, `127.0.0.1/32` or `::1/128` and nothing wider (OpenClaw's
@@ -419,7 +426,12 @@ pub fn gateway_config_findings(
         ));
     }
     let tailscale_identity = auth.allow_tailscale && tailscale == "serve";
-    if !exposed && control_ui_enabled && !guarded && !tailscale_identity {
+    if !exposed
+        && control_ui_enabled
+        && !guarded
+        && !tailscale_identity
+        && !auth.uses_stored_token()
+    {
         findings.push(Finding::new(
             "gateway.loopback_no_auth",
             Critical,
@@ -1281,8 +1293,13 @@ mod tests {
 
     #[test]
     fn defaults_warn_about_proxies_and_missing_loopback_auth() {
+        // Zero config: the gateway's generated token guards loopback.
         assert_eq!(
             audit(json!({})),
+            [("gateway.trusted_proxies_missing", Warn)]
+        );
+        assert_eq!(
+            audit(json!({"gateway": {"auth": {"mode": "none"}}})),
             [
                 ("gateway.trusted_proxies_missing", Warn),
                 ("gateway.loopback_no_auth", Critical)
@@ -1417,7 +1434,7 @@ mod tests {
         let serve = |auth: Value| json!({"gateway": {"tailscale": {"mode": "serve"}, "trustedProxies": ["10.0.0.1"], "auth": auth}});
         assert_eq!(audit(serve(json!({}))), [("gateway.tailscale_serve", Info)]);
         assert_eq!(
-            audit(serve(json!({"allowTailscale": false}))),
+            audit(serve(json!({"mode": "none", "allowTailscale": false}))),
             [
                 ("gateway.loopback_no_auth", Critical),
                 ("gateway.tailscale_serve", Info)
@@ -1483,13 +1500,11 @@ mod tests {
             audit(auth(json!({"token": " undefined "}))),
             [("gateway.token_placeholder_value", Critical)]
         );
-        // A blank token is no auth at all, and a placeholder.
+        // A blank token is a placeholder (clawgate's gateway refuses to start with it, so it
+        // never serves loopback without auth).
         assert_eq!(
             audit(auth(json!({"token": "  "}))),
-            [
-                ("gateway.loopback_no_auth", Critical),
-                ("gateway.token_placeholder_value", Critical)
-            ]
+            [("gateway.token_placeholder_value", Critical)]
         );
         assert_eq!(
             audit(auth(json!({"mode": "password", "password": "hunter2"}))),

@@ -422,6 +422,39 @@ fn implemented(list: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Zero config differs on purpose: clawgate's gateway generates a token on first start and
+/// never serves loopback without auth, so its audit has no `gateway.loopback_no_auth`, which
+/// OpenClaw's reports (its gateway would serve unauthenticated there).
+#[tokio::test]
+async fn zero_config_counts_the_generated_token_as_auth() {
+    let oc = OpenClaw::from_env();
+    let home = oc.isolated_home(&json!({}));
+    chmod(&home.state_dir(), 0o700);
+    chmod(&home.config_path(), 0o600);
+    let ids = |v: &Value| -> Vec<String> {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["checkId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ours = audit(&home, &["--json"]).await;
+    ours.assert_success();
+    assert_eq!(ids(&ours.json()), ["gateway.trusted_proxies_missing"]);
+    let theirs = oc
+        .cli()
+        .in_home(&home)
+        .args(["security", "audit", "--json"])
+        .run()
+        .await;
+    theirs.assert_success();
+    assert!(
+        ids(&theirs.json()).contains(&"gateway.loopback_no_auth".to_owned()),
+        "{theirs}"
+    );
+}
+
 /// The real `openclaw security audit --json` and clawgate's on one config file and state dir
 /// report the same findings (check id, severity, title, detail, remediation) for every check
 /// clawgate implements, in the same order, and suppress the same ones.
@@ -429,8 +462,8 @@ fn implemented(list: &Value) -> Vec<Value> {
 async fn openclaw_reports_the_same_findings() {
     let oc = OpenClaw::from_env();
     let cases = [
-        // Zero config: no secret on loopback; a world-readable config file.
-        json!({}),
+        // No secret on loopback (auth switched off); a world-readable config file.
+        json!({"gateway": {"auth": {"mode": "none"}}}),
         // Exposed on the LAN with weak settings, two suppressions.
         json!({
             "gateway": {"bind": "lan", "auth": {"mode": "token", "token": "short"},
