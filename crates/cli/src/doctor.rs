@@ -3,6 +3,7 @@
 //! and every risky combination with the key that fixes it), then, when a gateway answers, a
 //! live check that tells reachability, TLS, auth, pairing and scope problems apart.
 
+use crate::security_audit;
 use clap::Args;
 use clawgate_client::{Client, ClientError, ConnectOptions, TlsOptions, client_info};
 use clawgate_config::{
@@ -35,6 +36,16 @@ pub struct DoctorArgs {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    /// Apply the repairs first: the state dir to 700 and the config file to 600 (as
+    /// `security audit --fix`); symlinks and missing paths are left alone
+    #[arg(long, visible_alias = "repair")]
+    fix: bool,
+    /// Accepted for OpenClaw's scripts: doctor never prompts
+    #[arg(long)]
+    yes: bool,
+    /// Accepted for OpenClaw's scripts: doctor never prompts
+    #[arg(long)]
+    non_interactive: bool,
 }
 
 /// One risky combination (or a start-up refusal) and its fix.
@@ -104,7 +115,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
                     location.path.display()
                 ),
             );
-            return finish(&args, &location.path, None, vec![f], Vec::new(), None);
+            return finish(&args, &location.path, None, vec![f], Vec::new(), None, None);
         }
     };
     let raw = loaded
@@ -126,10 +137,15 @@ pub fn run(args: DoctorArgs) -> ExitCode {
                 format!("the gateway refuses to start with this config: {e}"),
                 "change the keys the message names".into(),
             );
-            return finish(&args, &location.path, None, vec![f], Vec::new(), None);
+            return finish(&args, &location.path, None, vec![f], Vec::new(), None, None);
         }
     };
-    let (exposure, findings) = assess(&settings, &raw);
+    // The repairs come first, so the report shows the state they leave.
+    let repairs = args
+        .fix
+        .then(|| security_audit::fix_permissions(&settings.state_dir, &settings.config_path));
+    let (exposure, mut findings) = assess(&settings, &raw);
+    findings.extend(permission_findings(&settings));
     let live = if args.offline {
         None
     } else {
@@ -149,7 +165,28 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         findings,
         checks,
         (!url.is_empty()).then_some(url),
+        repairs.as_deref(),
     )
+}
+
+/// `security audit`'s `fs.*` findings of the state dir and config file, each with the
+/// repair that `doctor --fix` applies.
+fn permission_findings(s: &GatewaySettings) -> Vec<Finding> {
+    security_audit::current_filesystem_findings(&s.state_dir, &s.config_path)
+        .into_iter()
+        .map(|f| {
+            let severity = match f.severity {
+                security_audit::Severity::Critical => "critical",
+                security_audit::Severity::Warn => "warning",
+                security_audit::Severity::Info => "info",
+            };
+            let fix = match &f.remediation {
+                Some(r) => format!("{r} (or run clawgate doctor --fix)"),
+                None => "make sure the link's target is yours and private (doctor --fix leaves links alone)".to_owned(),
+            };
+            Finding::new(f.check_id, severity, format!("{}: {}", f.title, f.detail), fix)
+        })
+        .collect()
 }
 
 /// The exposure report of this machine's gateway config, for `clawgate status --deep`:
@@ -763,6 +800,7 @@ fn finish(
     findings: Vec<Finding>,
     checks: Vec<Check>,
     url: Option<String>,
+    repairs: Option<&[security_audit::ChmodAction]>,
 ) -> ExitCode {
     let critical = findings.iter().any(|f| f.severity == "critical");
     let live_failed = checks
@@ -775,11 +813,21 @@ fn finish(
             json!({"url": u, "reachable": checks.iter().any(|c| c.check == "reachability" && c.ok == Some(true)),
                 "checks": checks.iter().map(Check::json).collect::<Vec<_>>()})
         });
-        let v = json!({"ok": ok, "configPath": config_path.display().to_string(), "exposure": exposure,
+        let mut v = json!({"ok": ok, "configPath": config_path.display().to_string(), "exposure": exposure,
             "findings": findings.iter().map(Finding::json).collect::<Vec<_>>(), "live": live});
+        if let Some(repairs) = repairs {
+            v["repairs"] = json!(repairs);
+        }
         crate::operator::print_json(&v);
     } else {
         let mut out = format!("clawgate doctor (config: {})\n\n", config_path.display());
+        if let Some(repairs) = repairs {
+            out.push_str("Repairs\n");
+            for line in repairs.iter().filter_map(|a| a.line(&config::process_env)) {
+                out.push_str(&format!("  {line}\n"));
+            }
+            out.push('\n');
+        }
         if let Some(e) = exposure {
             exposure_text(&mut out, e);
         }

@@ -967,6 +967,20 @@ pub struct ChmodAction {
     error: Option<String>,
 }
 
+impl ChmodAction {
+    /// OpenClaw's line for it: `chmod 700 ~/.openclaw`, `skip chmod … (already)`, or the
+    /// failure.
+    pub fn line(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        let target = format!("{:03o} {}", self.mode, shorten_home(&self.path, env));
+        match (self.ok, self.skipped, &self.error) {
+            (true, _, _) => Some(format!("chmod {target}")),
+            (false, Some(why), _) => Some(format!("skip chmod {target} ({why})")),
+            (false, None, Some(e)) => Some(format!("chmod {target} failed: {e}")),
+            (false, None, None) => None,
+        }
+    }
+}
+
 /// What a chmod target must be.
 #[derive(Clone, Copy)]
 enum Expect {
@@ -1011,6 +1025,25 @@ fn safe_chmod(path: &Path, mode: u32, expect: Expect) -> ChmodAction {
         Ok(()) => action(true, None, None),
         Err(e) => action(false, None, Some(e.to_string())),
     }
+}
+
+/// OpenClaw's `--fix` for what clawgate has: the state dir to 700 and the config file to
+/// 600 (`security audit --fix`, `doctor --fix`).
+pub fn fix_permissions(state_dir: &Path, config_path: &Path) -> Vec<ChmodAction> {
+    vec![
+        safe_chmod(state_dir, 0o700, Expect::Dir),
+        safe_chmod(config_path, 0o600, Expect::File),
+    ]
+}
+
+/// The `fs.*` findings of the state dir and config file as they are now.
+pub fn current_filesystem_findings(state_dir: &Path, config_path: &Path) -> Vec<Finding> {
+    filesystem_findings(
+        state_dir,
+        inspect_permissions(state_dir),
+        config_path,
+        inspect_permissions(config_path),
+    )
 }
 
 /// `path` with the home directory shown as `~`.
@@ -1118,12 +1151,9 @@ pub fn run(command: SecurityCommand) -> ExitCode {
     let location = config::locate_config(args.config.as_deref(), None, &env);
     let state_dir = config::resolve_state_dir(None, &env);
     // Like OpenClaw, the fixes come first, so the report shows the state they leave.
-    let fix = args.fix.then(|| {
-        vec![
-            safe_chmod(&state_dir, 0o700, Expect::Dir),
-            safe_chmod(&location.path, 0o600, Expect::File),
-        ]
-    });
+    let fix = args
+        .fix
+        .then(|| fix_permissions(&state_dir, &location.path));
     // No config file at the default location audits the defaults.
     let loaded = config::load_config(&location, &env).and_then(|loaded| match loaded {
         Some(l) => Ok(l),
@@ -1142,12 +1172,7 @@ pub fn run(command: SecurityCommand) -> ExitCode {
 
     let mut findings =
         gateway_config_findings(&loaded.gateway, &loaded.raw, &env, auth_override.as_ref());
-    findings.extend(filesystem_findings(
-        &state_dir,
-        inspect_permissions(&state_dir),
-        &location.path,
-        inspect_permissions(&location.path),
-    ));
+    findings.extend(current_filesystem_findings(&state_dir, &location.path));
     let probe = args.deep.then(|| deep_probe(&args));
     findings.extend(deep_probe_findings(probe.as_ref(), &env));
     let (findings, suppressed_findings) = apply_suppressions(findings, &suppressions);
@@ -1215,15 +1240,12 @@ fn render_text(
         } else {
             lines.push(String::new());
             lines.push("FIX".to_owned());
-            for a in actions {
-                let target = format!("{:03o} {}", a.mode, shorten_home(&a.path, env));
-                match (a.ok, a.skipped, &a.error) {
-                    (true, _, _) => lines.push(format!("  chmod {target}")),
-                    (false, Some(why), _) => lines.push(format!("  skip chmod {target} ({why})")),
-                    (false, None, Some(e)) => lines.push(format!("  chmod {target} failed: {e}")),
-                    (false, None, None) => {}
-                }
-            }
+            lines.extend(
+                actions
+                    .iter()
+                    .filter_map(|a| a.line(env))
+                    .map(|l| format!("  {l}")),
+            );
         }
     }
     for (severity, label) in [

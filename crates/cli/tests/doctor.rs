@@ -311,3 +311,59 @@ async fn the_live_check_tells_reachability_auth_and_tls_apart() {
         assert!(detail.contains(want.as_str()), "{detail}");
     }
 }
+
+/// A state dir and config others can read are findings with their fix; `doctor --fix` (or
+/// `--repair`, with OpenClaw's `--yes`) makes them private first and reports what it did,
+/// and leaves a symlinked config alone.
+#[tokio::test]
+async fn loose_permissions_are_found_and_fix_repairs_them() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = home_with(json!({}));
+    let chmod = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    chmod(&home.state_dir(), 0o755);
+    chmod(&home.config_path(), 0o644);
+
+    let (code, v) = doctor_json(&home, &["--offline"]).await;
+    assert_eq!(code, Some(1), "a world-readable config is critical: {v:#}");
+    assert_eq!(
+        ids(&v),
+        [
+            "fs.state_dir.perms_readable",
+            "fs.config.perms_world_readable"
+        ]
+    );
+    let fix = v["findings"][1]["fix"].as_str().unwrap();
+    assert!(fix.contains("chmod 600"), "{fix}");
+    assert!(fix.ends_with("(or run clawgate doctor --fix)"), "{fix}");
+    assert!(v.get("repairs").is_none(), "nothing changes without --fix");
+    assert_eq!(mode(&home.state_dir()), 0o755);
+
+    let (code, v) = doctor_json(&home, &["--offline", "--repair", "--yes"]).await;
+    assert_eq!(code, Some(0), "{v:#}");
+    assert!(ids(&v).is_empty(), "{v:#}");
+    assert_eq!(v["repairs"][0]["ok"], true, "{v:#}");
+    assert_eq!(v["repairs"][0]["mode"], 0o700);
+    assert_eq!(v["repairs"][1]["ok"], true, "{v:#}");
+    assert_eq!(mode(&home.state_dir()), 0o700);
+    assert_eq!(mode(&home.config_path()), 0o600);
+
+    // Already private: nothing to do, said so in text.
+    let out = clawgate(&home, &["doctor", "--offline", "--fix"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Repairs\n  skip chmod 700 "), "{text}");
+    assert!(text.contains("(already)"), "{text}");
+
+    // A symlinked config is reported, and not changed through the link.
+    let real = home.root().join("real-config.json5");
+    std::fs::rename(home.config_path(), &real).unwrap();
+    chmod(&real, 0o644);
+    std::os::unix::fs::symlink(&real, home.config_path()).unwrap();
+    let (_, v) = doctor_json(&home, &["--offline", "--fix"]).await;
+    assert_eq!(v["repairs"][1]["skipped"], "symlink", "{v:#}");
+    assert!(ids(&v).contains(&"fs.config.symlink".to_owned()), "{v:#}");
+    assert_eq!(mode(&real), 0o644);
+}

@@ -1,6 +1,7 @@
 //! Private, throw-away homes for the processes a test starts.
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -29,7 +30,8 @@ pub struct IsolatedHome {
 }
 
 impl IsolatedHome {
-    /// Creates the directories; writes no config file.
+    /// Creates the directories (the state dir private, 0700, as OpenClaw and clawgate make
+    /// it); writes no config file.
     pub fn new() -> Self {
         let mut dir = tempfile::Builder::new()
             .prefix("clawgate-test-")
@@ -38,6 +40,11 @@ impl IsolatedHome {
         for sub in ["home", "state", "tmp"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("creating test home dirs");
         }
+        std::fs::set_permissions(
+            dir.path().join("state"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .expect("making the test state dir private");
         if std::env::var_os(KEEP_ENV).is_some() {
             dir.disable_cleanup(true);
             eprintln!("keeping test home {}", dir.path().display());
@@ -92,10 +99,13 @@ impl IsolatedHome {
         })
     }
 
-    /// Writes `config` as the config file, as is (JSON is valid JSON5).
+    /// Writes `config` as the config file, as is (JSON is valid JSON5), readable by its owner
+    /// only (0600, as OpenClaw writes it).
     pub fn write_config(&self, config: &Value) {
         let text = serde_json::to_string_pretty(config).expect("serializing config");
         std::fs::write(self.config_path(), text).expect("writing test config");
+        std::fs::set_permissions(self.config_path(), std::fs::Permissions::from_mode(0o600))
+            .expect("making the test config private");
     }
 
     /// Writes the base OpenClaw config deep-merged with `overrides`.
