@@ -142,6 +142,10 @@ pub struct GatewayOptions {
     /// `gateway.auth.identityScopes`: operator scopes a verified login (trusted-proxy user or
     /// Tailscale login) gets on top of its device's, for its connections only.
     pub identity_scopes: Vec<(String, Vec<String>)>,
+    /// How many device pairing requests are held at once; a new device beyond it displaces the
+    /// one that asked least recently (OpenClaw holds every request for its 5-minute TTL, so
+    /// connects with the shared token could make it hold any number).
+    pub max_pending_pairing_requests: usize,
 }
 
 impl GatewayOptions {
@@ -171,6 +175,7 @@ impl GatewayOptions {
             local_addresses: Vec::new(),
             tailscale_auth: None,
             identity_scopes: Vec::new(),
+            max_pending_pairing_requests: 512,
         }
     }
 }
@@ -207,8 +212,12 @@ impl Gateway {
     pub fn new(options: GatewayOptions) -> Result<Arc<Self>, InitError> {
         let identity = state_dir::GatewayIdentity::load_or_create(&options.state_dir)?;
         let store = Arc::new(clawgate_store::Store::open(&options.state_dir)?);
-        let pairing =
-            pairing::Pairing::open(store.clone(), &options.state_dir, identity.device_token_key)?;
+        let pairing = pairing::Pairing::open(
+            store.clone(),
+            &options.state_dir,
+            identity.device_token_key,
+            options.max_pending_pairing_requests,
+        )?;
         let nodes = nodes::Nodes::open(store)?;
         let rate_limiter = auth::RateLimiter::new(options.rate_limit.clone());
         let host_name = host_name();

@@ -22,6 +22,8 @@ use subtle::ConstantTimeEq;
 const TOKEN_KEY_FILE: &str = "device-token.key";
 /// A pending request expires this long after the device last asked.
 pub(crate) const REQUEST_TTL_MS: i64 = 5 * 60 * 1000;
+/// At most one log line this often about requests displaced by new ones.
+const DISPLACED_LOG_INTERVAL_MS: i64 = 60 * 1000;
 
 /// Who is asking, as far as pairing cares.
 #[derive(Debug, Clone)]
@@ -78,11 +80,15 @@ struct State {
     devices: HashMap<String, DeviceRecord>,
     tokens: HashMap<(String, String), TokenRecord>,
     requests: HashMap<String, PairingRequestRecord>,
+    /// When a displaced request was last logged: a flood of new devices logs once a minute.
+    displaced_logged_ms: i64,
 }
 
 pub(crate) struct Pairing {
     store: Arc<Store>,
     key: [u8; 32],
+    /// At most this many pending requests (`GatewayOptions::max_pending_pairing_requests`).
+    max_pending: usize,
     state: Mutex<State>,
 }
 
@@ -111,6 +117,7 @@ impl Pairing {
         store: Arc<Store>,
         state_dir: &Path,
         derived_key: [u8; 32],
+        max_pending: usize,
     ) -> Result<Pairing, StoreError> {
         let key = existing_key(state_dir, derived_key).map_err(|source| StoreError::Dir {
             path: state_dir.join(TOKEN_KEY_FILE),
@@ -134,10 +141,12 @@ impl Pairing {
         Ok(Pairing {
             store,
             key,
+            max_pending: max_pending.max(1),
             state: Mutex::new(State {
                 devices,
                 tokens,
                 requests,
+                displaced_logged_ms: i64::MIN,
             }),
         })
     }
@@ -247,7 +256,29 @@ impl Pairing {
                 true,
             ),
         };
-        self.store.apply(&[Write::PutRequest(request.clone())])?;
+        let displaced = if created {
+            self.displaced_by_new_request(&state)
+        } else {
+            None
+        };
+        let mut writes = vec![Write::PutRequest(request.clone())];
+        if let Some(old) = &displaced {
+            writes.push(Write::DeleteRequest(old.request_id.clone()));
+        }
+        self.store.apply(&writes)?;
+        if let Some(old) = displaced {
+            state.requests.remove(&old.request_id);
+            if now_ms.saturating_sub(state.displaced_logged_ms) >= DISPLACED_LOG_INTERVAL_MS {
+                state.displaced_logged_ms = now_ms;
+                tracing::warn!(
+                    "{} pending device pairing requests (the most held); dropped {} from device {} (last asked {} s ago), which asks again on its next attempt",
+                    self.max_pending,
+                    old.request_id,
+                    old.device_id,
+                    (now_ms - old.last_attempt_ms) / 1000
+                );
+            }
+        }
         state
             .requests
             .insert(request.request_id.clone(), request.clone());
@@ -259,6 +290,19 @@ impl Pairing {
             approved_roles,
             approved_scopes,
         })
+    }
+
+    /// With the most requests held, the one whose device asked least recently makes room for
+    /// a new one (its device, if it is still trying, asks again on its next attempt).
+    fn displaced_by_new_request(&self, state: &State) -> Option<PairingRequestRecord> {
+        if state.requests.len() < self.max_pending {
+            return None;
+        }
+        state
+            .requests
+            .values()
+            .min_by_key(|r| (r.last_attempt_ms, r.created_at_ms))
+            .cloned()
     }
 
     /// The device record, token record and token an approval of `request` produces.

@@ -409,3 +409,80 @@ async fn pairings_survive_a_restart_and_the_database_holds_no_usable_token() {
     let res = device_connect(&mut c, &k, p).await;
     assert_eq!(res["payload"]["auth"]["method"], "device-token", "{res}");
 }
+
+/// The `requestId` a signed connect of `key` is asked to get approved.
+async fn request_of(gw: &TestGateway, key: &SigningKey) -> String {
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, key, cli_params(&["operator.read"])).await;
+    let id = res["error"]["details"]["requestId"].as_str();
+    let id = id
+        .unwrap_or_else(|| panic!("no pairing request: {res}"))
+        .to_owned();
+    // The next attempt gets a later timestamp (millisecond clock): which request is the
+    // least recent one must not be a tie.
+    let asked = now_ms();
+    while now_ms() == asked {
+        tokio::task::yield_now().await;
+    }
+    id
+}
+
+fn pending_ids(list: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = list["payload"]["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requestId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Pending requests are bounded: a new device beyond the cap displaces the request whose
+/// device asked least recently, in memory and on disk; that device asks again with a new
+/// request on its next attempt.
+#[tokio::test]
+async fn pending_requests_are_capped_and_the_least_recent_gives_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let options = |s: std::path::PathBuf| {
+        move |o: &mut clawgate_gateway::GatewayOptions| {
+            o.state_dir = s;
+            o.auto_approve_local = false;
+            o.max_pending_pairing_requests = 3;
+        }
+    };
+    let gw = start(options(state.clone())).await;
+    let mut admin = pairing_admin(&gw).await;
+    let a = request_of(&gw, &key(40)).await;
+    let b = request_of(&gw, &key(41)).await;
+    let c = request_of(&gw, &key(42)).await;
+    // Device 40 keeps asking (same request, now the most recent): 41's is the stalest.
+    assert_eq!(request_of(&gw, &key(40)).await, a);
+    let d = request_of(&gw, &key(43)).await;
+    let list = admin.call("l", "device.pair.list", json!({})).await;
+    let mut want = vec![a.clone(), c.clone(), d.clone()];
+    want.sort();
+    assert_eq!(pending_ids(&list), want, "{list}");
+    // Approving the displaced request: unknown, as an expired one.
+    let res = admin
+        .call("x", "device.pair.approve", json!({"requestId": b}))
+        .await;
+    assert_eq!(res["ok"], false, "{res}");
+
+    // Device 41 asks again: a new request, displacing 42's (now the stalest).
+    let b2 = request_of(&gw, &key(41)).await;
+    assert_ne!(b2, b);
+    let mut want = vec![a, d, b2];
+    want.sort();
+    let list = admin.call("l2", "device.pair.list", json!({})).await;
+    assert_eq!(pending_ids(&list), want, "{list}");
+    gw.shutdown.cancel();
+    gw.task.await.unwrap();
+
+    // The database holds the same three.
+    let gw = start(options(state)).await;
+    let mut admin = pairing_admin(&gw).await;
+    let list = admin.call("l3", "device.pair.list", json!({})).await;
+    assert_eq!(pending_ids(&list), want, "{list}");
+}
