@@ -180,6 +180,13 @@ pub fn run(args: RunArgs) -> ExitCode {
     options.token = settings.auth.token.clone();
     options.config_path = Some(settings.config_path.clone());
     options.auto_approve_local = settings.auto_approve_local;
+    options.node_auto_approve_cidrs = match parse_cidrs(
+        &settings.node_auto_approve_cidrs,
+        "gateway.nodes.pairing.autoApproveCidrs",
+    ) {
+        Ok(c) => c,
+        Err(e) => return config_error(e),
+    };
     options.node_commands_allow = settings.node_commands_allow.clone();
     options.node_commands_deny = settings.node_commands_deny.clone();
     options.config = loaded
@@ -550,21 +557,21 @@ fn raw_bool(raw: &serde_json::Value, pointer: &str) -> bool {
     raw.pointer(pointer).and_then(|v| v.as_bool()) == Some(true)
 }
 
+/// The IP addresses and CIDRs of the config list `key`.
+fn parse_cidrs(list: &[String], key: &str) -> Result<Vec<ingress::Cidr>, String> {
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| p.parse().map_err(|e| format!("{key}[{i}]: {e}")))
+        .collect()
+}
+
 /// `gateway.trustedProxies`, `gateway.allowRealIpFallback`, `gateway.controlUi.allowedOrigins`
 /// and `dangerouslyAllowHostHeaderOriginFallback`.
 fn ingress_policy(
     settings: &GatewaySettings,
     raw: &serde_json::Value,
 ) -> Result<ingress::IngressPolicy, String> {
-    let trusted_proxies = settings
-        .trusted_proxies
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            p.parse::<ingress::Cidr>()
-                .map_err(|e| format!("gateway.trustedProxies[{i}]: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let trusted_proxies = parse_cidrs(&settings.trusted_proxies, "gateway.trustedProxies")?;
     let allowed_origins = match raw.pointer("/gateway/controlUi/allowedOrigins") {
         None | Some(serde_json::Value::Null) => Vec::new(),
         Some(serde_json::Value::Array(items)) => items

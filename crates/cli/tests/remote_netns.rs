@@ -519,3 +519,58 @@ async fn a_tailnet_bind_uses_the_address_tailscale_reports_or_the_interface_scan
         "{text}"
     );
 }
+
+/// `gateway.nodes.pairing.autoApproveCidrs` naming the second host's network: clawgate's node
+/// host there pairs on its first connect without an operator (`approvedVia: "trusted-cidr"`
+/// in `devices list`); with another network listed it waits for an approval.
+#[tokio::test]
+async fn a_node_host_from_a_trusted_cidr_pairs_without_asking() {
+    for (cidr, pairs) in [("10.200.0.0/30", true), ("192.168.77.0/24", false)] {
+        let pair = HostPair::create("cidr");
+        let home =
+            home_with(json!({"gateway": {"nodes": {"pairing": {"autoApproveCidrs": [cidr]}}}}));
+        let (gw, _, port) = gateway(&pair, &home, &["--bind", "lan", "--token", TOKEN]).await;
+        let port = port.to_string();
+        let gw_ip = GW_IP.to_string();
+        let node_home = home_with(json!({}));
+        let node_args = [
+            "node", "run", "--host", &gw_ip, "--port", &port, "--token", TOKEN,
+        ];
+        let marker = if pairs {
+            "node host gateway connected"
+        } else {
+            "clawgate devices approve"
+        };
+        let (node, line) = start(
+            pair.command(&pair.peer, bin(), node_args, &node_home),
+            marker,
+        )
+        .await;
+        let local = format!("ws://127.0.0.1:{port}");
+        let list_args = [
+            "devices", "list", "--json", "--url", &local, "--token", TOKEN,
+        ];
+        let listed = run(pair.command(&pair.gw, bin(), list_args, &home)).await;
+        assert_eq!(listed.code, Some(0), "{listed}");
+        let list: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+        let nodes: Vec<&serde_json::Value> = list["paired"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                d["roles"]
+                    .as_array()
+                    .is_some_and(|r| r.contains(&json!("node")))
+            })
+            .collect();
+        if pairs {
+            assert_eq!(nodes.len(), 1, "{list:#}\n{line}");
+            assert_eq!(nodes[0]["approvedVia"], "trusted-cidr", "{list:#}");
+            assert!(list["pending"].as_array().unwrap().is_empty(), "{list:#}");
+        } else {
+            assert!(nodes.is_empty(), "{list:#}");
+            assert_eq!(list["pending"][0]["role"], "node", "{list:#}");
+        }
+        drop((node, gw));
+    }
+}

@@ -38,6 +38,9 @@ pub struct GatewayConfig {
     pub trusted_proxies: Vec<String>,
     /// `gateway.nodes.pairing.autoApproveLocal`.
     pub auto_approve_local: Option<bool>,
+    /// `gateway.nodes.pairing.autoApproveCidrs[]`: IPs or CIDRs (validated) whose fresh,
+    /// scopeless node devices pair without asking.
+    pub node_auto_approve_cidrs: Vec<String>,
     /// `gateway.nodes.commands.allow[]`.
     pub node_commands_allow: Vec<String>,
     /// `gateway.nodes.commands.deny[]`.
@@ -377,9 +380,14 @@ impl Reader<'_> {
         }
     }
 
-    fn trusted_proxies(&self, gw: &Map<String, Value>) -> Result<Vec<String>, ConfigError> {
-        let key = "gateway.trustedProxies";
-        let list = self.string_list(gw, "trustedProxies", key)?;
+    /// A list of IP addresses or CIDRs, each checked.
+    fn ip_or_cidr_list(
+        &self,
+        obj: &Map<String, Value>,
+        name: &str,
+        key: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        let list = self.string_list(obj, name, key)?;
         for (i, entry) in list.iter().enumerate() {
             if !is_ip_or_cidr(entry) {
                 let item_key = format!("{key}[{i}]");
@@ -503,7 +511,7 @@ pub(crate) fn read_gateway(
         mode: r.enumeration(gw, "mode", "gateway.mode", GatewayMode::ALLOWED)?,
         bind: r.enumeration(gw, "bind", "gateway.bind", BindMode::ALLOWED)?,
         custom_bind_host: r.string(gw, "customBindHost", "gateway.customBindHost")?,
-        trusted_proxies: r.trusted_proxies(gw)?,
+        trusted_proxies: r.ip_or_cidr_list(gw, "trustedProxies", "gateway.trustedProxies")?,
         ..GatewayConfig::default()
     };
 
@@ -558,6 +566,11 @@ pub(crate) fn read_gateway(
                 pairing,
                 "autoApproveLocal",
                 "gateway.nodes.pairing.autoApproveLocal",
+            )?;
+            cfg.node_auto_approve_cidrs = r.ip_or_cidr_list(
+                pairing,
+                "autoApproveCidrs",
+                "gateway.nodes.pairing.autoApproveCidrs",
             )?;
         }
         if let Some(commands) = r.object(nodes, "commands", "gateway.nodes.commands")? {

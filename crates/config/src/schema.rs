@@ -243,6 +243,7 @@ pub(crate) const IMPLEMENTED: &[&str] = &[
     "gateway.controlUi.allowedOrigins",
     "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
     "gateway.nodes.pairing.autoApproveLocal",
+    "gateway.nodes.pairing.autoApproveCidrs",
     "gateway.nodes.commands",
     "gateway.tls",
     "gateway.tailscale.mode",
@@ -475,7 +476,6 @@ mod tests {
                 "plugins.entries.ollama",
                 "plugins.allow",
                 "gateway.controlUi.enabled",
-                "gateway.nodes.pairing.autoApproveCidrs",
                 "gateway.nodes.browser",
                 "gateway.roles",
             ]

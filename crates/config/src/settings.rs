@@ -123,6 +123,8 @@ pub struct GatewaySettings {
     pub gateway_mode: Option<GatewayMode>,
     /// `gateway.nodes.pairing.autoApproveLocal` (default true).
     pub auto_approve_local: bool,
+    /// `gateway.nodes.pairing.autoApproveCidrs` (default none).
+    pub node_auto_approve_cidrs: Vec<String>,
     pub trusted_proxies: Vec<String>,
     /// `gateway.nodes.commands.allow`.
     pub node_commands_allow: Vec<String>,
@@ -430,6 +432,7 @@ pub fn resolve_gateway_settings(
         config_path,
         gateway_mode: cfg.mode,
         auto_approve_local: cfg.auto_approve_local.unwrap_or(true),
+        node_auto_approve_cidrs: cfg.node_auto_approve_cidrs.clone(),
         trusted_proxies,
         node_commands_allow: cfg.node_commands_allow.clone(),
         node_commands_deny: cfg.node_commands_deny.clone(),

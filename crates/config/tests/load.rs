@@ -56,6 +56,7 @@ fn full_openclaw_config_loads() {
         Some("aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899")
     );
     assert_eq!(gw.auto_approve_local, Some(false));
+    assert_eq!(gw.node_auto_approve_cidrs, vec!["192.168.1.0/24"]);
     assert_eq!(gw.node_commands_allow, vec!["canvas.snapshot"]);
     assert_eq!(gw.node_commands_deny, vec!["system.run"]);
     assert_eq!(gw.tls.enabled, Some(false));
@@ -83,7 +84,6 @@ fn full_openclaw_config_loads() {
             "logging",
             "gateway.controlUi.enabled",
             "gateway.controlUi.environment",
-            "gateway.nodes.pairing.autoApproveCidrs",
             "gateway.nodes.browser",
             "gateway.reload",
             "gateway.http",
@@ -122,7 +122,7 @@ fn diagnostics_are_ready_to_log() {
     assert_eq!(
         lines[0],
         format!(
-            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models, agents, tools, messages, commands, session, channels.telegram, channels.discord, channels.whatsapp, hooks, skills, plugins.entries.voice-call, plugins.entries.memory-lancedb, logging, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.pairing.autoApproveCidrs, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
+            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models, agents, tools, messages, commands, session, channels.telegram, channels.discord, channels.whatsapp, hooks, skills, plugins.entries.voice-call, plugins.entries.memory-lancedb, logging, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
         )
     );
     assert_eq!(
@@ -370,6 +370,10 @@ fn type_errors_name_the_key_the_value_and_the_fix() {
         (
             "{gateway: {nodes: {pairing: {autoApproveLocal: 1}}}}",
             "gateway.nodes.pairing.autoApproveLocal must be true or false (got 1)",
+        ),
+        (
+            "{gateway: {nodes: {pairing: {autoApproveCidrs: ['100.64.0.0/10', 'tailnet']}}}}",
+            "gateway.nodes.pairing.autoApproveCidrs[1] must be an IP address or CIDR such as \"10.0.0.1\" or \"10.0.0.0/8\" (got \"tailnet\")",
         ),
         (
             "{gateway: {tls: {enabled: 'true'}}}",

@@ -323,11 +323,18 @@ impl Connection {
             client_mode: &p.client.mode,
         };
         // Verified Tailscale and trusted-proxy operators skip the approval round trip.
-        let silent = (self.peer.is_local && gw.options.auto_approve_local)
-            || (role == Role::Operator && matches!(method, "tailscale" | "trusted-proxy"));
+        let auto = if (self.peer.is_local && gw.options.auto_approve_local)
+            || (role == Role::Operator && matches!(method, "tailscale" | "trusted-proxy"))
+        {
+            Some(pairing::AutoApproval::Silent)
+        } else if self.node_from_trusted_cidr(role, &requested_scopes, &p.client) {
+            Some(pairing::AutoApproval::FreshFromTrustedCidr)
+        } else {
+            None
+        };
         let decision = gw
             .pairing
-            .decide(&applicant, silent, crate::now_ms())
+            .decide(&applicant, auto, crate::now_ms())
             .map_err(|e| {
                 tracing::error!("pairing store: {e}");
                 errors::internal_error(
@@ -381,6 +388,31 @@ impl Connection {
                 ))
             }
         }
+    }
+
+    /// OpenClaw's floor for trusted-CIDR approval: a node asking no scopes, not a browser or
+    /// Control UI client, whose address the gateway attributes itself (a direct socket, or a
+    /// trusted proxy that is not on loopback, where headers could be anyone's) and finds in
+    /// `gateway.nodes.pairing.autoApproveCidrs`. Whether it is a first pairing is the
+    /// pairing store's part.
+    fn node_from_trusted_cidr(
+        &self,
+        role: Role,
+        scopes: &[String],
+        client: &connect::ClientInfo,
+    ) -> bool {
+        let cidrs = &self.gw.options.node_auto_approve_cidrs;
+        let attributed = match self.peer.ingress {
+            IngressKind::DirectLocal | IngressKind::DirectRemote => true,
+            IngressKind::TrustedProxy => !self.peer.addr.ip().is_loopback(),
+            _ => false,
+        };
+        role == Role::Node
+            && scopes.is_empty()
+            && self.peer.origin.is_none()
+            && !is_browser_client(client)
+            && attributed
+            && cidrs.iter().any(|c| c.contains(self.peer.client_ip))
     }
 
     /// A connection's final scopes: what its device (or shared secret) allows, plus the
@@ -552,11 +584,7 @@ impl Connection {
     /// the Control UI and webchat clients even without one.
     fn check_browser_origin(&self, client: &connect::ClientInfo) -> Result<(), HandshakeError> {
         let origin = self.peer.origin.as_deref().filter(|o| !o.trim().is_empty());
-        let browser_client = matches!(
-            client.id.as_str(),
-            "openclaw-control-ui" | "openclaw-browser-copilot" | "webchat-ui"
-        ) || client.mode == "webchat";
-        if origin.is_none() && !browser_client {
+        if origin.is_none() && !is_browser_client(client) {
             return Ok(());
         }
         let local_client = self.peer.ingress == IngressKind::DirectLocal
@@ -877,6 +905,14 @@ enum Inbound {
     Skip,
     Oversize,
     Gone,
+}
+
+/// The Control UI and webchat clients, which speak from a browser.
+fn is_browser_client(client: &connect::ClientInfo) -> bool {
+    matches!(
+        client.id.as_str(),
+        "openclaw-control-ui" | "openclaw-browser-copilot" | "webchat-ui"
+    ) || client.mode == "webchat"
 }
 
 #[cfg(test)]

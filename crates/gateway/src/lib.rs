@@ -125,6 +125,10 @@ pub struct GatewayOptions {
     /// Pair devices on direct loopback sockets without asking
     /// (`gateway.nodes.pairing.autoApproveLocal`).
     pub auto_approve_local: bool,
+    /// `gateway.nodes.pairing.autoApproveCidrs`: a first-time node device asking no scopes
+    /// from a client address in one of these pairs without asking (OpenClaw's trusted-CIDR
+    /// approval); upgrades, operators and browser clients still ask.
+    pub node_auto_approve_cidrs: Vec<ingress::Cidr>,
     /// `gateway.nodes.commands.allow`: commands admitted beyond the platform defaults.
     pub node_commands_allow: Vec<String>,
     /// `gateway.nodes.commands.deny`: commands never invoked (deny wins over allow).
@@ -167,6 +171,7 @@ impl GatewayOptions {
             max_payload: limits::MAX_PAYLOAD,
             max_buffered_bytes: limits::MAX_BUFFERED_BYTES,
             auto_approve_local: true,
+            node_auto_approve_cidrs: Vec::new(),
             node_commands_allow: Vec::new(),
             node_commands_deny: Vec::new(),
             ingress: ingress::IngressPolicy::default(),

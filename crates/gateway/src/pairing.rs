@@ -25,6 +25,17 @@ pub(crate) const REQUEST_TTL_MS: i64 = 5 * 60 * 1000;
 /// At most one log line this often about requests displaced by new ones.
 const DISPLACED_LOG_INTERVAL_MS: i64 = 60 * 1000;
 
+/// A connect the gateway may approve on the spot, without an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AutoApproval {
+    /// Any pairing: a direct local socket with auto-approval on, or a verified operator
+    /// login (`approvedVia: "silent"`).
+    Silent,
+    /// First-time pairing only, never an upgrade of a paired device: a scopeless node from
+    /// `gateway.nodes.pairing.autoApproveCidrs` (`approvedVia: "trusted-cidr"`).
+    FreshFromTrustedCidr,
+}
+
 /// Who is asking, as far as pairing cares.
 #[derive(Debug, Clone)]
 pub(crate) struct Applicant<'a> {
@@ -185,12 +196,12 @@ impl Pairing {
         ))
     }
 
-    /// Decides a device-bearing connect that passed auth. `silent` allows approving it on the
-    /// spot (a direct local socket with auto-approval on).
+    /// Decides a device-bearing connect that passed auth; `auto` allows approving it on the
+    /// spot.
     pub fn decide(
         &self,
         a: &Applicant<'_>,
-        silent: bool,
+        auto: Option<AutoApproval>,
         now_ms: i64,
     ) -> Result<Decision, StoreError> {
         let mut state = self.state.lock().expect("pairing lock");
@@ -213,7 +224,12 @@ impl Pairing {
                 });
             }
         };
-        if silent {
+        let approved_via = match auto {
+            Some(AutoApproval::Silent) => Some("silent"),
+            Some(AutoApproval::FreshFromTrustedCidr) if existing.is_none() => Some("trusted-cidr"),
+            _ => None,
+        };
+        if let Some(via) = approved_via {
             let request_id = existing_request(&state, a)
                 .map(|r| r.request_id.clone())
                 .unwrap_or_else(new_id);
@@ -221,7 +237,7 @@ impl Pairing {
             let mut requested = pending_json(&request);
             requested["silent"] = json!(true);
             let (device, token_rec, token) =
-                self.approved(&state, &request, existing.as_ref(), "silent", now_ms);
+                self.approved(&state, &request, existing.as_ref(), via, now_ms);
             self.store.apply(&[
                 Write::PutDevice(device.clone()),
                 Write::PutToken(token_rec.clone()),

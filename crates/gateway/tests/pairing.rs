@@ -486,3 +486,81 @@ async fn pending_requests_are_capped_and_the_least_recent_gives_way() {
     let list = admin.call("l3", "device.pair.list", json!({})).await;
     assert_eq!(pending_ids(&list), want, "{list}");
 }
+
+/// Connect params of a headless node host: role node, no scopes.
+fn node_params() -> Value {
+    let mut p = cli_params(&[]);
+    p["role"] = json!("node");
+    p["client"] = json!({"id": "node-host", "version": "2026.9.6", "platform": "linux",
+        "mode": "node", "instanceId": "n-1"});
+    p
+}
+
+/// `gateway.nodes.pairing.autoApproveCidrs`: a first-time node device asking no scopes from
+/// a listed address pairs on the spot (`approvedVia: "trusted-cidr"`, the events of a silent
+/// pairing); an operator, a node asking scopes, a node outside the list and a browser client
+/// still ask.
+#[tokio::test]
+async fn nodes_from_trusted_cidrs_pair_without_asking() {
+    let gw = start(|o| {
+        o.auto_approve_local = false;
+        o.node_auto_approve_cidrs = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "127.0.0.0/8".parse().unwrap(),
+        ];
+    })
+    .await;
+    let mut admin = pairing_admin(&gw).await;
+
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &key(50), node_params()).await;
+    assert_eq!(res["ok"], true, "{res}");
+    assert!(res["payload"]["auth"]["deviceToken"].is_string(), "{res}");
+    let requested = next_event(&mut admin, "device.pair.requested").await;
+    assert_eq!(requested["payload"]["silent"], true);
+    let resolved = next_event(&mut admin, "device.pair.resolved").await;
+    assert_eq!(resolved["payload"]["decision"], "approved");
+    let list = admin.call("l", "device.pair.list", json!({})).await;
+    let paired = list["payload"]["paired"].as_array().unwrap();
+    let device = paired
+        .iter()
+        .find(|d| d["deviceId"] == resolved["payload"]["deviceId"])
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(device["approvedVia"], "trusted-cidr", "{device}");
+
+    // Everything else asks.
+    let mut asks = Vec::new();
+    let mut operator = Client::open(gw.addr).await;
+    asks.push(device_connect(&mut operator, &key(51), cli_params(&["operator.read"])).await);
+    let mut scoped = node_params();
+    scoped["scopes"] = json!(["operator.read"]);
+    let mut c = Client::open(gw.addr).await;
+    asks.push(device_connect(&mut c, &key(52), scoped).await);
+    for res in &asks {
+        assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
+    }
+    // A browser client (webchat) never gets that far without an allowed origin.
+    let mut browser = node_params();
+    browser["client"]["mode"] = json!("webchat");
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &key(53), browser).await;
+    assert_eq!(res["ok"], false, "{res}");
+    // The paired node asking for more (a role upgrade to operator) asks too.
+    let mut upgrade = cli_params(&["operator.read"]);
+    upgrade["client"] = node_params()["client"].clone();
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &key(50), upgrade).await;
+    assert_eq!(res["error"]["details"]["reason"], "role-upgrade", "{res}");
+}
+
+#[tokio::test]
+async fn nodes_outside_the_trusted_cidrs_ask() {
+    let gw = start(|o| {
+        o.auto_approve_local = false;
+        o.node_auto_approve_cidrs = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &key(54), node_params()).await;
+    assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
+}
