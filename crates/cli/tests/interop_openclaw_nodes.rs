@@ -257,3 +257,53 @@ async fn clawgate_nodes_approve_approves_a_real_node_host() {
     assert!(ok_json(&out)["payload"]["bins"]["sh"].is_string(), "{out}");
     node.stop(Duration::from_secs(5)).await;
 }
+
+/// `gateway.nodes.pairing.autoApproveCidrs` covering the real node host's address: it pairs
+/// on its first connect with no `devices approve` (the real CLI lists it as paired through
+/// `trusted-cidr`, nothing pending), and then asks only for its command surface.
+#[tokio::test]
+async fn the_real_node_host_from_a_trusted_cidr_pairs_without_asking() {
+    let oc = OpenClaw::from_env();
+    let gw = clawgate_gateway(json!({"gateway": {"nodes": {"pairing": {
+        "autoApproveLocal": false, "autoApproveCidrs": ["127.0.0.0/8"]}}}}))
+    .await;
+    let node_home = IsolatedHome::new();
+    let mut node = spawn_real_node(&oc, &gw, &node_home, "cidr-node");
+    let paired = eventually(60, "the node paired through trusted-cidr", || async {
+        let out = oc
+            .cli()
+            .config(remote(&gw))
+            .args(["devices", "list", "--json"])
+            .run()
+            .await;
+        let list = ok_json(&out);
+        let node = list["paired"]
+            .as_array()?
+            .iter()
+            .find(|d| d["clientId"] == "node-host")
+            .cloned()?;
+        Some((node, list))
+    })
+    .await;
+    let (device, list) = paired;
+    assert_eq!(device["approvedVia"], "trusted-cidr", "{list:#}");
+    assert!(
+        list["pending"].as_array().is_none_or(|p| p.is_empty()),
+        "{list:#}"
+    );
+    let node_id = device["deviceId"].as_str().unwrap().to_owned();
+    // Its command surface still waits for an operator.
+    eventually(60, "the node's capability request", || async {
+        let out = oc
+            .cli()
+            .config(remote(&gw))
+            .args(["nodes", "pending", "--json"])
+            .run()
+            .await;
+        ok_json(&out)
+            .as_array()
+            .and_then(|p| p.iter().find(|r| r["nodeId"] == node_id).cloned())
+    })
+    .await;
+    node.stop(Duration::from_secs(10)).await;
+}
