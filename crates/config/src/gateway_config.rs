@@ -41,6 +41,8 @@ pub struct GatewayConfig {
     /// `gateway.nodes.pairing.autoApproveCidrs[]`: IPs or CIDRs (validated) whose fresh,
     /// scopeless node devices pair without asking.
     pub node_auto_approve_cidrs: Vec<String>,
+    /// `gateway.nodes.pairing.sshVerify`.
+    pub node_ssh_verify: SshVerifyConfig,
     /// `gateway.nodes.commands.allow[]`.
     pub node_commands_allow: Vec<String>,
     /// `gateway.nodes.commands.deny[]`.
@@ -96,6 +98,34 @@ pub struct TlsConfig {
     pub cert_path: Option<PathBuf>,
     pub key_path: Option<PathBuf>,
     pub ca_path: Option<PathBuf>,
+}
+
+/// `gateway.nodes.pairing.sshVerify`: `false`, `true` or `{user, identity, timeoutMs, cidrs}`.
+/// Absent means on with every default, as in OpenClaw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshVerifyConfig {
+    /// `false` turns it off; `true` and the object form leave it on.
+    pub enabled: bool,
+    /// The remote user (default: the gateway process's user).
+    pub user: Option<String>,
+    /// The SSH identity file passed to `ssh -i` (default: ssh's own choice).
+    pub identity: Option<String>,
+    /// The probe's time limit (default 7000).
+    pub timeout_ms: Option<u64>,
+    /// IPs or CIDRs (validated) that may be probed (default: private and CGNAT ranges).
+    pub cidrs: Vec<String>,
+}
+
+impl Default for SshVerifyConfig {
+    fn default() -> Self {
+        SshVerifyConfig {
+            enabled: true,
+            user: None,
+            identity: None,
+            timeout_ms: None,
+            cidrs: Vec::new(),
+        }
+    }
 }
 
 /// Reads typed values out of the JSON tree; every error names the dotted key.
@@ -380,6 +410,49 @@ impl Reader<'_> {
         }
     }
 
+    /// `gateway.nodes.pairing.sshVerify`: a boolean or an object of the four known keys.
+    fn ssh_verify(&self, pairing: &Map<String, Value>) -> Result<SshVerifyConfig, ConfigError> {
+        let key = "gateway.nodes.pairing.sshVerify";
+        let obj = match pairing.get("sshVerify") {
+            None | Some(Value::Null) => return Ok(SshVerifyConfig::default()),
+            Some(Value::Bool(enabled)) => {
+                return Ok(SshVerifyConfig {
+                    enabled: *enabled,
+                    ..SshVerifyConfig::default()
+                });
+            }
+            Some(Value::Object(obj)) => obj,
+            Some(other) => {
+                return Err(self.invalid(
+                    key,
+                    format!(
+                        "{key} must be true, false or an object {{user, identity, timeoutMs, cidrs}} (got {})",
+                        shown(other)
+                    ),
+                ));
+            }
+        };
+        const KNOWN: [&str; 4] = ["user", "identity", "timeoutMs", "cidrs"];
+        if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(self.invalid(
+                key,
+                format!(
+                    "{key} has an unknown key {:?}; the keys are {}",
+                    unknown,
+                    KNOWN.join(", ")
+                ),
+            ));
+        }
+        let trimmed = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        Ok(SshVerifyConfig {
+            enabled: true,
+            user: trimmed(self.string(obj, "user", &format!("{key}.user"))?),
+            identity: trimmed(self.string(obj, "identity", &format!("{key}.identity"))?),
+            timeout_ms: self.int(obj, "timeoutMs", &format!("{key}.timeoutMs"), 1, u64::MAX)?,
+            cidrs: self.ip_or_cidr_list(obj, "cidrs", &format!("{key}.cidrs"))?,
+        })
+    }
+
     /// A list of IP addresses or CIDRs, each checked.
     fn ip_or_cidr_list(
         &self,
@@ -572,6 +645,7 @@ pub(crate) fn read_gateway(
                 "autoApproveCidrs",
                 "gateway.nodes.pairing.autoApproveCidrs",
             )?;
+            cfg.node_ssh_verify = r.ssh_verify(pairing)?;
         }
         if let Some(commands) = r.object(nodes, "commands", "gateway.nodes.commands")? {
             cfg.node_commands_allow =

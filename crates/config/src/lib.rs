@@ -55,7 +55,7 @@ pub use client::{
     TargetSource, resolve_client_target, resolve_local_target, resolve_probe_ssh,
 };
 pub use error::{ConfigError, InvalidValue};
-pub use gateway_config::{AuthConfig, GatewayConfig, RemoteConfig, TlsConfig};
+pub use gateway_config::{AuthConfig, GatewayConfig, RemoteConfig, SshVerifyConfig, TlsConfig};
 pub use load::{LoadedConfig, load_config, load_file};
 pub use modes::{
     AuthMode, BindMode, GatewayMode, RemoteTransport, SshHostKeyPolicy, TailscaleMode,

@@ -244,6 +244,7 @@ pub(crate) const IMPLEMENTED: &[&str] = &[
     "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
     "gateway.nodes.pairing.autoApproveLocal",
     "gateway.nodes.pairing.autoApproveCidrs",
+    "gateway.nodes.pairing.sshVerify",
     "gateway.nodes.commands",
     "gateway.tls",
     "gateway.tailscale.mode",
@@ -459,7 +460,7 @@ mod tests {
                 "port": 1,
                 "controlUi": {"enabled": true, "bogus": 1},
                 "auth": {"token": "x", "identityScopes": {}, "rateLimit": {"maxAttempts": 3, "nope": 1}},
-                "nodes": {"pairing": {"autoApproveLocal": true, "autoApproveCidrs": []}, "browser": {}},
+                "nodes": {"pairing": {"autoApproveLocal": true, "autoApproveCidrs": [], "sshVerify": {"timeoutMs": 1000}}, "browser": {}},
                 "roles": {"definitions": {"ops": {"scopes": [], "weird": 1}}},
                 "prot": 1,
                 "token": "legacy"

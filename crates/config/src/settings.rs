@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use crate::error::ConfigError;
-use crate::gateway_config::GatewayConfig;
+use crate::gateway_config::{GatewayConfig, SshVerifyConfig};
 use crate::load::LoadedConfig;
 use crate::modes::{AuthMode, BindMode, GatewayMode, TailscaleMode};
 use crate::paths::{env_with_fallback, locate_config, resolve_state_dir};
@@ -125,6 +125,8 @@ pub struct GatewaySettings {
     pub auto_approve_local: bool,
     /// `gateway.nodes.pairing.autoApproveCidrs` (default none).
     pub node_auto_approve_cidrs: Vec<String>,
+    /// `gateway.nodes.pairing.sshVerify` (default on).
+    pub node_ssh_verify: SshVerifyConfig,
     pub trusted_proxies: Vec<String>,
     /// `gateway.nodes.commands.allow`.
     pub node_commands_allow: Vec<String>,
@@ -433,6 +435,7 @@ pub fn resolve_gateway_settings(
         gateway_mode: cfg.mode,
         auto_approve_local: cfg.auto_approve_local.unwrap_or(true),
         node_auto_approve_cidrs: cfg.node_auto_approve_cidrs.clone(),
+        node_ssh_verify: cfg.node_ssh_verify.clone(),
         trusted_proxies,
         node_commands_allow: cfg.node_commands_allow.clone(),
         node_commands_deny: cfg.node_commands_deny.clone(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clawgate_config::{
     AuthMode, BindMode, ConfigError, ConfigLocation, GatewayMode, PathOrigin, RemoteTransport,
-    TailscaleMode, config_hash, load_config, load_file, locate_config, redacted,
+    SshVerifyConfig, TailscaleMode, config_hash, load_config, load_file, locate_config, redacted,
 };
 use common::{PATH, env, parse, parse_err};
 use serde_json::json;
@@ -376,6 +376,26 @@ fn type_errors_name_the_key_the_value_and_the_fix() {
             "gateway.nodes.pairing.autoApproveCidrs[1] must be an IP address or CIDR such as \"10.0.0.1\" or \"10.0.0.0/8\" (got \"tailnet\")",
         ),
         (
+            "{gateway: {nodes: {pairing: {sshVerify: 'yes'}}}}",
+            "gateway.nodes.pairing.sshVerify must be true, false or an object {user, identity, timeoutMs, cidrs} (got \"yes\")",
+        ),
+        (
+            "{gateway: {nodes: {pairing: {sshVerify: {port: 2222}}}}}",
+            "gateway.nodes.pairing.sshVerify has an unknown key \"port\"; the keys are user, identity, timeoutMs, cidrs",
+        ),
+        (
+            "{gateway: {nodes: {pairing: {sshVerify: {timeoutMs: 0}}}}}",
+            "gateway.nodes.pairing.sshVerify.timeoutMs must be an integer of at least 1 (got 0)",
+        ),
+        (
+            "{gateway: {nodes: {pairing: {sshVerify: {user: 7}}}}}",
+            "gateway.nodes.pairing.sshVerify.user must be a string (got 7)",
+        ),
+        (
+            "{gateway: {nodes: {pairing: {sshVerify: {cidrs: ['lan']}}}}}",
+            "gateway.nodes.pairing.sshVerify.cidrs[0] must be an IP address or CIDR such as \"10.0.0.1\" or \"10.0.0.0/8\" (got \"lan\")",
+        ),
+        (
             "{gateway: {tls: {enabled: 'true'}}}",
             "gateway.tls.enabled must be true or false (got \"true\")",
         ),
@@ -386,6 +406,41 @@ fn type_errors_name_the_key_the_value_and_the_fix() {
     ];
     for (text, want) in cases {
         assert_eq!(parse_err(text, &[]), format!("{PATH}: {want}"), "{text}");
+    }
+}
+
+/// `gateway.nodes.pairing.sshVerify`: absent and `true` are on with defaults, `false` off, the
+/// object form on with its fields (blank strings are unset).
+#[test]
+fn ssh_verify_forms() {
+    let on = SshVerifyConfig::default();
+    assert!(on.enabled);
+    for (text, want) in [
+        ("{}", on.clone()),
+        (
+            "{gateway: {nodes: {pairing: {sshVerify: true}}}}",
+            on.clone(),
+        ),
+        (
+            "{gateway: {nodes: {pairing: {sshVerify: false}}}}",
+            SshVerifyConfig {
+                enabled: false,
+                ..on.clone()
+            },
+        ),
+        (
+            "{gateway: {nodes: {pairing: {sshVerify: {user: ' ops ', identity: '  ', timeoutMs: 500, cidrs: ['10.0.0.0/8']}}}}}",
+            SshVerifyConfig {
+                enabled: true,
+                user: Some("ops".into()),
+                identity: None,
+                timeout_ms: Some(500),
+                cidrs: vec!["10.0.0.0/8".into()],
+            },
+        ),
+    ] {
+        let cfg = parse(text, &[]).unwrap();
+        assert_eq!(cfg.gateway.node_ssh_verify, want, "{text}");
     }
 }
 
