@@ -11,11 +11,12 @@ use crate::auth::{self, SharedAuth};
 use crate::guarded_io::{GuardedIo, PreHelloGuard};
 use crate::ingress::{self, IngressKind};
 use crate::registry::{ConnHandle, Outbound, Session};
-use crate::{Gateway, PeerInfo, hello, methods, pairing};
+use crate::{Gateway, PeerInfo, hello, methods, pairing, ssh_verify};
 use clawgate_protocol::connect::{self, AcceptedConnect, Challenge, Role};
 use clawgate_protocol::errors::{self, HandshakeError, close};
 use clawgate_protocol::frames::{self, FrameError, Request};
 use clawgate_protocol::limits;
+use clawgate_store::PairingRequestRecord;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -376,6 +377,7 @@ impl Connection {
                     gw.registry
                         .broadcast("device.pair.requested", &pairing::pending_json(&request));
                 }
+                self.start_ssh_verify(&request, role, &requested_scopes, &p.client);
                 let reason = errors::PairingReason::parse(&request.reason)
                     .unwrap_or(errors::PairingReason::NotPaired);
                 Err(errors::pairing_required(
@@ -390,18 +392,17 @@ impl Connection {
         }
     }
 
-    /// OpenClaw's floor for trusted-CIDR approval: a node asking no scopes, not a browser or
-    /// Control UI client, whose address the gateway attributes itself (a direct socket, or a
-    /// trusted proxy that is not on loopback, where headers could be anyone's) and finds in
-    /// `gateway.nodes.pairing.autoApproveCidrs`. Whether it is a first pairing is the
+    /// OpenClaw's floor for approving a node without an operator (trusted CIDRs, SSH
+    /// verification): a node asking no scopes, not a browser or Control UI client, whose
+    /// address the gateway attributes itself (a direct socket, or a trusted proxy that is not
+    /// on loopback, where headers could be anyone's). Whether it is a first pairing is the
     /// pairing store's part.
-    fn node_from_trusted_cidr(
+    fn unattended_node_floor(
         &self,
         role: Role,
         scopes: &[String],
         client: &connect::ClientInfo,
     ) -> bool {
-        let cidrs = &self.gw.options.node_auto_approve_cidrs;
         let attributed = match self.peer.ingress {
             IngressKind::DirectLocal | IngressKind::DirectRemote => true,
             IngressKind::TrustedProxy => !self.peer.addr.ip().is_loopback(),
@@ -412,7 +413,50 @@ impl Connection {
             && self.peer.origin.is_none()
             && !is_browser_client(client)
             && attributed
+    }
+
+    /// The floor, from an address in `gateway.nodes.pairing.autoApproveCidrs`.
+    fn node_from_trusted_cidr(
+        &self,
+        role: Role,
+        scopes: &[String],
+        client: &connect::ClientInfo,
+    ) -> bool {
+        let cidrs = &self.gw.options.node_auto_approve_cidrs;
+        self.unattended_node_floor(role, scopes, client)
             && cidrs.iter().any(|c| c.contains(self.peer.client_ip))
+    }
+
+    /// `gateway.nodes.pairing.sshVerify`: a first pairing request on the floor, from an
+    /// address that may be probed, gets its host probed in the background.
+    fn start_ssh_verify(
+        &self,
+        request: &PairingRequestRecord,
+        role: Role,
+        scopes: &[String],
+        client: &connect::ClientInfo,
+    ) {
+        let Some(policy) = &self.gw.options.node_ssh_verify else {
+            return;
+        };
+        if request.is_repair || !self.unattended_node_floor(role, scopes, client) {
+            return;
+        }
+        let Some(host) = policy.probe_host(self.peer.client_ip) else {
+            return;
+        };
+        let candidate = ssh_verify::Candidate {
+            request_id: request.request_id.clone(),
+            key: ssh_verify::ProbeKey {
+                host,
+                device_id: request.device_id.clone(),
+                public_key: request.public_key.clone(),
+            },
+            client_ip: self.peer.client_ip,
+            client_id: client.id.clone(),
+            conn_id: self.handle.conn_id.clone(),
+        };
+        ssh_verify::start(&self.gw, policy, candidate);
     }
 
     /// A connection's final scopes: what its device (or shared secret) allows, plus the

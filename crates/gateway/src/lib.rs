@@ -18,6 +18,7 @@ mod methods;
 mod nodes;
 mod pairing;
 mod registry;
+pub mod ssh_verify;
 pub mod state_dir;
 pub mod tailscale;
 pub mod tls;
@@ -129,6 +130,10 @@ pub struct GatewayOptions {
     /// from a client address in one of these pairs without asking (OpenClaw's trusted-CIDR
     /// approval); upgrades, operators and browser clients still ask.
     pub node_auto_approve_cidrs: Vec<ingress::Cidr>,
+    /// `gateway.nodes.pairing.sshVerify`: a first-time node device asking no scopes is
+    /// approved once the gateway has read its identity back from its host over SSH. `None`
+    /// (off) here; `gateway run` turns it on as OpenClaw does.
+    pub node_ssh_verify: Option<ssh_verify::SshVerifyPolicy>,
     /// `gateway.nodes.commands.allow`: commands admitted beyond the platform defaults.
     pub node_commands_allow: Vec<String>,
     /// `gateway.nodes.commands.deny`: commands never invoked (deny wins over allow).
@@ -172,6 +177,7 @@ impl GatewayOptions {
             max_buffered_bytes: limits::MAX_BUFFERED_BYTES,
             auto_approve_local: true,
             node_auto_approve_cidrs: Vec::new(),
+            node_ssh_verify: None,
             node_commands_allow: Vec::new(),
             node_commands_deny: Vec::new(),
             ingress: ingress::IngressPolicy::default(),
@@ -192,6 +198,7 @@ pub struct Gateway {
     pub(crate) rate_limiter: auth::RateLimiter,
     pub(crate) pairing: pairing::Pairing,
     pub(crate) nodes: nodes::Nodes,
+    pub(crate) ssh_probes: ssh_verify::Probes,
     pub(crate) identity: state_dir::GatewayIdentity,
     pub(crate) boot_id: String,
     pub(crate) started: Instant,
@@ -233,6 +240,7 @@ impl Gateway {
             rate_limiter,
             pairing,
             nodes,
+            ssh_probes: ssh_verify::Probes::default(),
             identity,
             boot_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
@@ -314,6 +322,7 @@ pub async fn serve_listeners(
         )));
     }
     shutdown.cancelled().await;
+    gateway.ssh_probes.shut_down();
     for a in accept_loops {
         let _ = a.await;
     }

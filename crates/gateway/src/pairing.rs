@@ -236,21 +236,8 @@ impl Pairing {
             let request = request_record(a, &request_id, reason, existing.is_some(), now_ms);
             let mut requested = pending_json(&request);
             requested["silent"] = json!(true);
-            let (device, token_rec, token) =
-                self.approved(&state, &request, existing.as_ref(), via, now_ms);
-            self.store.apply(&[
-                Write::PutDevice(device.clone()),
-                Write::PutToken(token_rec.clone()),
-                Write::DeleteRequest(request_id.clone()),
-            ])?;
-            let issued = token_rec.created_at_ms;
-            state.requests.remove(&request_id);
-            state.tokens.insert(
-                (device.device_id.clone(), token_rec.role.clone()),
-                token_rec,
-            );
-            state.devices.insert(device.device_id.clone(), device);
-            let resolved = json!({"requestId": request_id, "deviceId": a.device_id, "decision": "approved", "ts": now_ms});
+            let (_, token, issued) = self.commit_approval(&mut state, &request, via, now_ms)?;
+            let resolved = resolved_json(&request, now_ms);
             return Ok(Decision::Approved {
                 token,
                 issued_at_ms: issued,
@@ -447,15 +434,60 @@ impl Pairing {
             .get(request_id)
             .cloned()
             .ok_or_else(|| PairingError::NotFound(request_id.into()))?;
+        let (device, _, _) = self.commit_approval(&mut state, &request, "owner", now_ms)?;
+        let payload =
+            json!({"requestId": request_id, "device": device_json(&device, &state, None)});
+        Ok((payload, resolved_json(&request, now_ms)))
+    }
+
+    /// Approves `request_id` as `approvedVia: "ssh-verified"`, only while it is still the
+    /// first pairing request of a node asking no scopes from the device and key the probe
+    /// found on its host. Returns its `device.pair.resolved` payload, or `None` when the
+    /// request was resolved, replaced or changed meanwhile.
+    pub fn approve_ssh_verified(
+        &self,
+        request_id: &str,
+        device_id: &str,
+        public_key: &str,
+        now_ms: i64,
+    ) -> Result<Option<Value>, StoreError> {
+        let mut state = self.state.lock().expect("pairing lock");
+        expire(&mut state, now_ms);
+        let Some(request) = state.requests.get(request_id).cloned() else {
+            return Ok(None);
+        };
+        let still_verified = request.device_id == device_id
+            && request.public_key == public_key
+            && request.role == "node"
+            && request.scopes.is_empty()
+            && !request.is_repair
+            && !state.devices.contains_key(device_id);
+        if !still_verified {
+            return Ok(None);
+        }
+        self.commit_approval(&mut state, &request, "ssh-verified", now_ms)?;
+        Ok(Some(resolved_json(&request, now_ms)))
+    }
+
+    /// Approves a request (durably, then in memory): the device, its token for the requested
+    /// role, and when that token was issued.
+    fn commit_approval(
+        &self,
+        state: &mut State,
+        request: &PairingRequestRecord,
+        via: &str,
+        now_ms: i64,
+    ) -> Result<(DeviceRecord, String, i64), StoreError> {
         let existing = state.devices.get(&request.device_id).cloned();
-        let (device, token_rec, _token) =
-            self.approved(&state, &request, existing.as_ref(), "owner", now_ms);
+        let (device, token_rec, token) =
+            self.approved(state, request, existing.as_ref(), via, now_ms);
         self.store.apply(&[
             Write::PutDevice(device.clone()),
             Write::PutToken(token_rec.clone()),
-            Write::DeleteRequest(request_id.into()),
+            Write::DeleteRequest(request.request_id.clone()),
         ])?;
-        state.requests.remove(request_id);
+        let issued = token_rec.created_at_ms;
+        state.requests.remove(&request.request_id);
         state.tokens.insert(
             (device.device_id.clone(), token_rec.role.clone()),
             token_rec,
@@ -463,10 +495,7 @@ impl Pairing {
         state
             .devices
             .insert(device.device_id.clone(), device.clone());
-        let payload =
-            json!({"requestId": request_id, "device": device_json(&device, &state, None)});
-        let event = json!({"requestId": request_id, "deviceId": device.device_id, "decision": "approved", "ts": now_ms});
-        Ok((payload, event))
+        Ok((device, token, issued))
     }
 
     /// `device.pair.reject`.
@@ -637,6 +666,11 @@ fn expire(state: &mut State, now_ms: i64) {
     state
         .requests
         .retain(|_, r| now_ms - r.last_attempt_ms < REQUEST_TTL_MS);
+}
+
+/// The `device.pair.resolved` payload of an approved request.
+fn resolved_json(r: &PairingRequestRecord, now_ms: i64) -> Value {
+    json!({"requestId": r.request_id, "deviceId": r.device_id, "decision": "approved", "ts": now_ms})
 }
 
 /// A pending request as the real gateway lists and broadcasts it.
