@@ -9,9 +9,10 @@ mod gateway_lock;
 use clap::Args;
 use clawgate_config::{
     self as config, AuthMode, BindMode, GatewayRunInputs, GatewaySettings, Secret, SecretSource,
-    TailscaleMode,
+    SshVerifyConfig, TailscaleMode,
 };
 use clawgate_gateway::discovery::{self, Advertisement, Advertiser, MdnsMode};
+use clawgate_gateway::ssh_verify::{self, SshVerifyPolicy};
 use clawgate_gateway::{Gateway, GatewayOptions, RateLimit, bind, ingress, state_dir, tls};
 use gateway_lock::{GatewayLock, LockError, Supervision};
 use std::path::PathBuf;
@@ -187,6 +188,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_error(e),
     };
+    let ssh_verify = &settings.node_ssh_verify;
+    options.node_ssh_verify =
+        match parse_cidrs(&ssh_verify.cidrs, "gateway.nodes.pairing.sshVerify.cidrs") {
+            Ok(cidrs) => ssh_verify_policy(ssh_verify, cidrs),
+            Err(e) => return config_error(e),
+        };
     options.node_commands_allow = settings.node_commands_allow.clone();
     options.node_commands_deny = settings.node_commands_deny.clone();
     options.config = loaded
@@ -555,6 +562,24 @@ fn runtime_conflict(settings: &GatewaySettings, plan: &bind::BindPlan) -> Option
 
 fn raw_bool(raw: &serde_json::Value, pointer: &str) -> bool {
     raw.pointer(pointer).and_then(|v| v.as_bool()) == Some(true)
+}
+
+/// `gateway.nodes.pairing.sshVerify` resolved; the probe runs the OpenSSH client the SSH
+/// tunnels use, and without one it is off (said once, at start).
+fn ssh_verify_policy(
+    config: &SshVerifyConfig,
+    cidrs: Vec<ingress::Cidr>,
+) -> Option<SshVerifyPolicy> {
+    if !config.enabled {
+        return None;
+    }
+    match clawgate_client::tunnel::find_ssh() {
+        Ok(ssh_bin) => SshVerifyPolicy::resolve(config, cidrs, ssh_verify::process_user(), ssh_bin),
+        Err(e) => {
+            tracing::info!("gateway.nodes.pairing.sshVerify is off: {e}");
+            None
+        }
+    }
 }
 
 /// The IP addresses and CIDRs of the config list `key`.

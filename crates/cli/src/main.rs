@@ -80,6 +80,8 @@ enum NodeCommand {
     /// Run the headless node host in the foreground: connect to the gateway as a node and
     /// serve system.run, system.which and exec approvals.
     Run(node_run::RunArgs),
+    /// Print the node host device identity (device id + public key)
+    Identity(node_run::IdentityArgs),
 }
 
 #[derive(Subcommand)]
@@ -141,6 +143,7 @@ fn main() -> ExitCode {
         Command::Nodes { command } => operator::nodes(command),
         Command::Node { command } => match command {
             NodeCommand::Run(args) => node_run::run(args),
+            NodeCommand::Identity(args) => node_run::identity(args),
         },
         Command::Tunnel { command } => tunnel::run(command),
         Command::Doctor(args) => doctor::run(args),

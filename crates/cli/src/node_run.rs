@@ -5,7 +5,7 @@ use clap::Args;
 use clawgate_config as config;
 use clawgate_node_host::host::{Notice, Retry, Wait, log_notice};
 use clawgate_node_host::{DEFAULT_MAX_CONCURRENT, FatalError, NodeHostConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -161,6 +161,57 @@ fn config_credentials(url: &str) -> (Option<String>, Option<String>, Option<Stri
     }
 }
 
+/// The node host's state directory: `--state-dir`, else `<state dir>/node`.
+fn node_state_dir(explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(dir) => config::resolve_state_dir(Some(dir), &config::process_env),
+        None => config::resolve_state_dir(None, &config::process_env).join("node"),
+    }
+}
+
+/// `clawgate node identity`.
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    /// Output JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Node state directory (default: <state dir>/node), as for `node run`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `clawgate node identity [--json]`: the node host's device id and public key, printed as
+/// OpenClaw's `openclaw node identity` prints them. Read-only: a gateway verifying a pairing
+/// over SSH runs it on this host, and a host that never ran the node host must not get a
+/// fresh identity from that.
+pub fn identity(args: IdentityArgs) -> ExitCode {
+    let path =
+        node_state_dir(args.state_dir.as_deref()).join(clawgate_node_host::state::IDENTITY_FILE);
+    let identity = match clawgate_client::DeviceIdentity::load(&path) {
+        Ok(identity) => identity,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "no node device identity found (start the node host once with `clawgate node run`)"
+            );
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("clawgate: cannot read the node device identity: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"deviceId": identity.id(), "publicKey": identity.public_key()})
+        );
+    } else {
+        println!("deviceId:  {}", identity.id());
+        println!("publicKey: {}", identity.public_key());
+    }
+    ExitCode::SUCCESS
+}
+
 /// Builds the node host config. Credentials: flags, then `CLAWGATE_GATEWAY_*` /
 /// `OPENCLAW_GATEWAY_*`, then the config file's credentials for this very gateway, then (a
 /// loopback gateway only) the token a local clawgate gateway generated
@@ -207,10 +258,7 @@ pub fn resolve(args: &RunArgs) -> Result<NodeHostConfig, String> {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
     }
-    let state_dir = match &args.state_dir {
-        Some(dir) => config::resolve_state_dir(Some(dir), &env),
-        None => base_state.join("node"),
-    };
+    let state_dir = node_state_dir(args.state_dir.as_deref());
     Ok(NodeHostConfig {
         url,
         tls_fingerprint,

@@ -243,3 +243,57 @@ async fn tls_with_a_pinned_certificate() {
     gw.signal("TERM");
     let _ = gw.wait_timeout(Duration::from_secs(10)).await;
 }
+
+/// `clawgate node identity [--json]` prints the node host's identity as OpenClaw's
+/// `openclaw node identity` does (one compact JSON line; two aligned text lines), from the
+/// state dir `node run` uses, and never makes one up when there is none.
+#[tokio::test]
+async fn node_identity_prints_the_node_hosts_identity() {
+    let home = IsolatedHome::new();
+    home.write_config(&clawgate_testkit::json!({}));
+    let run = |args: &[&str]| {
+        let mut cmd = clawgate().command(&home);
+        cmd.args(["node", "identity"]).args(args);
+        async move { cmd.output().await.expect("running clawgate node identity") }
+    };
+    let node_dir = home.state_dir().join("node");
+    let missing = run(&["--json"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr).trim(),
+        "no node device identity found (start the node host once with `clawgate node run`)"
+    );
+    assert!(!node_dir.join("identity.json").exists());
+
+    let identity = clawgate_client::DeviceIdentity::generate();
+    identity.save(&node_dir.join("identity.json")).unwrap();
+    let json = run(&["--json"]).await;
+    assert_eq!(json.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&json.stdout),
+        format!(
+            "{{\"deviceId\":\"{}\",\"publicKey\":\"{}\"}}\n",
+            identity.id(),
+            identity.public_key()
+        )
+    );
+    let text = run(&[]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&text.stdout),
+        format!(
+            "deviceId:  {}\npublicKey: {}\n",
+            identity.id(),
+            identity.public_key()
+        )
+    );
+    // `--state-dir` as for `node run`.
+    let other = tempfile::tempdir().unwrap();
+    let elsewhere = clawgate_client::DeviceIdentity::generate();
+    elsewhere.save(&other.path().join("identity.json")).unwrap();
+    let dir = other.path().to_str().unwrap();
+    let json = run(&["--json", "--state-dir", dir]).await;
+    assert!(
+        String::from_utf8_lossy(&json.stdout).contains(elsewhere.id()),
+        "{json:?}"
+    );
+}
