@@ -43,7 +43,7 @@ pub use process::{
     ChildProcess, Line, OutputLines, Stream, is_alive, kill_group, kill_tree, signal_group,
     wait_for_line,
 };
-pub use sshd::{SSHD_BIN, Sshd, kill_tunnels};
+pub use sshd::{SSHD_BIN, Sshd, SshdSpec, kill_tunnels};
 pub use ws::{FRAME_TIMEOUT, Frame, PROTOCOL_VERSION, RawWs, WsError, connect_params};
 
 /// Re-exported so tests can build configs without their own dependency.

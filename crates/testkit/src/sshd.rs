@@ -7,6 +7,9 @@
 //! key authentication only). Everything lives in a temp dir removed on drop;
 //! the server is stopped on drop.
 //!
+//! [`Sshd::start_with`] runs one elsewhere: on another address and port, under a launcher such
+//! as `ip netns exec NS`, with extra config lines (`ForceCommand …`).
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use clawgate_testkit::Sshd;
@@ -16,6 +19,8 @@
 //! # }
 //! ```
 
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,10 +34,24 @@ use crate::process::ChildProcess;
 /// The server binary Debian's package installs.
 pub const SSHD_BIN: &str = "/usr/sbin/sshd";
 
+/// Where and how [`Sshd::start_with`] runs the server; the default is [`Sshd::start`]'s.
+#[derive(Debug, Clone, Default)]
+pub struct SshdSpec {
+    /// The address it listens on (default 127.0.0.1).
+    pub listen: Option<IpAddr>,
+    /// The port (default: a free one).
+    pub port: Option<u16>,
+    /// An argv prefix sshd runs under, e.g. `ip netns exec NS`.
+    pub launcher: Vec<OsString>,
+    /// Lines added to its config.
+    pub extra_config: String,
+}
+
 /// A running private sshd. Dropping it stops the server and removes its files.
 #[derive(Debug)]
 pub struct Sshd {
     dir: TempDir,
+    listen: IpAddr,
     port: u16,
     user: String,
     process: ChildProcess,
@@ -71,6 +90,12 @@ impl Sshd {
     /// port; returns once it listens. Fails (with a hint) when openssh-server is
     /// not installed.
     pub async fn start() -> anyhow::Result<Sshd> {
+        Self::start_with(SshdSpec::default()).await
+    }
+
+    /// [`Sshd::start`] as `spec` says.
+    pub async fn start_with(spec: SshdSpec) -> anyhow::Result<Sshd> {
+        let listen = spec.listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         if !Path::new(SSHD_BIN).exists() {
             bail!("{SSHD_BIN} not found: install Debian's openssh-server (scripts/setup-sshd)");
         }
@@ -87,7 +112,7 @@ impl Sshd {
         keygen(&d.join("other_key"), "not-authorized")?;
         std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))?;
         let config = format!(
-            "ListenAddress 127.0.0.1\n\
+            "ListenAddress {listen}\n\
              HostKey {d}/host_key\n\
              PidFile none\n\
              UsePAM no\n\
@@ -98,16 +123,25 @@ impl Sshd {
              KbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\n\
              AllowTcpForwarding yes\n\
-             LogLevel VERBOSE\n",
-            d = d.display()
+             LogLevel VERBOSE\n\
+             {extra}\n",
+            d = d.display(),
+            extra = spec.extra_config,
         );
         std::fs::write(d.join("sshd_config"), config)?;
         let user = user_name();
 
         let mut last_error = None;
         for _ in 0..3 {
-            let port = free_port();
-            let mut cmd = Command::new(SSHD_BIN);
+            let port = spec.port.unwrap_or_else(free_port);
+            let mut cmd = match spec.launcher.split_first() {
+                Some((program, args)) => {
+                    let mut cmd = Command::new(program);
+                    cmd.args(args).arg(SSHD_BIN);
+                    cmd
+                }
+                None => Command::new(SSHD_BIN),
+            };
             cmd.args(["-D", "-e", "-f"])
                 .arg(d.join("sshd_config"))
                 .args(["-p", &port.to_string()]);
@@ -120,6 +154,7 @@ impl Sshd {
                 Ok(_) => {
                     let sshd = Sshd {
                         dir,
+                        listen,
                         port,
                         user,
                         process,
@@ -129,7 +164,9 @@ impl Sshd {
                 }
                 Err(e) => {
                     last_error = Some(format!("{e:#}\n{}", process.transcript()));
-                    if !process.transcript().contains("Address already in use") {
+                    if spec.port.is_some()
+                        || !process.transcript().contains("Address already in use")
+                    {
                         break;
                     }
                 }
@@ -141,14 +178,23 @@ impl Sshd {
         )
     }
 
-    /// The loopback port it listens on.
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// `user@127.0.0.1` for the current user.
+    /// `user@ADDRESS` for the current user.
     pub fn target(&self) -> String {
-        format!("{}@127.0.0.1", self.user)
+        format!("{}@{}", self.user, self.listen)
+    }
+
+    /// How known_hosts names this server: `ADDRESS` on port 22, else `[ADDRESS]:PORT`.
+    fn known_hosts_name(&self) -> String {
+        if self.port == 22 {
+            self.listen.to_string()
+        } else {
+            format!("[{}]:{}", self.listen, self.port)
+        }
     }
 
     /// The authorized client key.
@@ -166,12 +212,12 @@ impl Sshd {
         self.dir.path().join("known_hosts")
     }
 
-    /// `[127.0.0.1]:PORT <type> <key>`.
+    /// `[127.0.0.1]:PORT <type> <key>` (see [`Sshd::known_hosts_name`]).
     pub fn known_hosts_line(&self) -> anyhow::Result<String> {
         let public = std::fs::read_to_string(self.dir.path().join("host_key.pub"))?;
         let mut parts = public.split_whitespace();
         let (kind, key) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        Ok(format!("[127.0.0.1]:{} {kind} {key}\n", self.port))
+        Ok(format!("{} {kind} {key}\n", self.known_hosts_name()))
     }
 
     /// An empty known_hosts file (the host key is unknown).
@@ -189,7 +235,7 @@ impl Sshd {
             std::fs::read_to_string(self.dir.path().join("other_key.pub")).unwrap_or_default();
         let mut parts = public.split_whitespace();
         let (kind, key) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let _ = std::fs::write(&path, format!("[127.0.0.1]:{} {kind} {key}\n", self.port));
+        let _ = std::fs::write(&path, format!("{} {kind} {key}\n", self.known_hosts_name()));
         path
     }
 
