@@ -328,3 +328,32 @@ async fn loopback_means_ipv4_and_ipv6() {
         assert_eq!(hello["payload"]["type"], "hello-ok");
     }
 }
+
+#[tokio::test]
+async fn bad_node_pairing_policies_are_refused_naming_the_key() {
+    let home = IsolatedHome::new();
+    for (config, says) in [
+        (
+            r#"{ gateway: { nodes: { pairing: { sshVerify: { port: 2222 } } } } }"#,
+            "gateway.nodes.pairing.sshVerify has an unknown key \"port\"; the keys are user, identity, timeoutMs, cidrs",
+        ),
+        (
+            r#"{ gateway: { nodes: { pairing: { autoApproveCidrs: ["lan"] } } } }"#,
+            "gateway.nodes.pairing.autoApproveCidrs[0] must be an IP address or CIDR",
+        ),
+    ] {
+        let path = home.root().join("pairing.json5");
+        std::fs::write(&path, config).unwrap();
+        let p = path.display().to_string();
+        let (code, out) = run_to_end(fresh_command(
+            &home,
+            &[
+                "gateway", "run", "--config", &p, "--port", "0", "--token", "t",
+            ],
+            &[],
+        ))
+        .await;
+        assert_eq!(code, 78, "{out}");
+        assert!(out.contains(says), "{out}");
+    }
+}
