@@ -84,6 +84,8 @@ struct Exposure {
     trusted_proxies: Vec<String>,
     tailscale: String,
     allow_tailscale: bool,
+    /// How a first-time node host gets paired.
+    node_pairing: String,
 }
 
 /// The live check's verdict on one aspect.
@@ -216,7 +218,8 @@ pub fn local_exposure(config_path: Option<&std::path::Path>) -> Option<(Value, S
 fn exposure_json(e: &Exposure) -> Value {
     json!({"bind": e.bind, "host": e.host, "reach": e.reach, "credential": e.credential,
         "transport": e.transport, "tlsFingerprint": e.tls_fingerprint,
-        "trustedProxies": e.trusted_proxies, "tailscale": {"mode": e.tailscale, "allowTailscale": e.allow_tailscale}})
+        "trustedProxies": e.trusted_proxies, "tailscale": {"mode": e.tailscale, "allowTailscale": e.allow_tailscale},
+        "nodePairing": e.node_pairing})
 }
 
 fn exposure_text(out: &mut String, e: &Exposure) {
@@ -233,7 +236,8 @@ fn exposure_text(out: &mut String, e: &Exposure) {
             e.trusted_proxies.join(", ")
         }
     ));
-    out.push_str(&format!("  tailscale:       {}\n\n", e.tailscale));
+    out.push_str(&format!("  tailscale:       {}\n", e.tailscale));
+    out.push_str(&format!("  node pairing:    {}\n\n", e.node_pairing));
 }
 
 fn findings_text(out: &mut String, findings: &[Finding]) {
@@ -437,9 +441,7 @@ fn assess(s: &GatewaySettings, raw: &Value) -> (Exposure, Vec<Finding>) {
         ));
     }
     for p in &s.trusted_proxies {
-        let v6 = p.contains(':');
-        let wide = p.parse::<ingress::Cidr>().is_ok() && prefix_len(p) < if v6 { 48 } else { 16 };
-        if wide {
+        if is_wide_range(p) {
             f.push(Finding::new(
                 "trusted_proxies_wide",
                 "critical",
@@ -508,6 +510,16 @@ fn assess(s: &GatewaySettings, raw: &Value) -> (Exposure, Vec<Finding>) {
             "set gateway.controlUi.allowedOrigins and turn the fallback off".into(),
         ));
     }
+    for c in &s.node_auto_approve_cidrs {
+        if is_wide_range(c) {
+            f.push(Finding::new(
+                "node_auto_approve_wide",
+                "warning",
+                format!("gateway.nodes.pairing.autoApproveCidrs entry {c:?} covers a wide range: any host in it that has the gateway's token pairs a node without an approval"),
+                "list only the networks your node hosts are on (for example your tailnet, 100.64.0.0/10), or remove the key to approve every node by hand".into(),
+            ));
+        }
+    }
     for hint in &s.hints {
         f.push(Finding::new(
             "hint",
@@ -526,15 +538,45 @@ fn assess(s: &GatewaySettings, raw: &Value) -> (Exposure, Vec<Finding>) {
         trusted_proxies: s.trusted_proxies.clone(),
         tailscale: s.tailscale_mode.to_string(),
         allow_tailscale,
+        node_pairing: node_pairing(s),
     };
     (exposure, f)
 }
 
-fn prefix_len(p: &str) -> u32 {
-    match p.split_once('/') {
+/// An IP range wider than a /16 (IPv4) or /48 (IPv6).
+fn is_wide_range(p: &str) -> bool {
+    let v6 = p.contains(':');
+    let prefix = match p.split_once('/') {
         Some((_, n)) => n.trim().parse().unwrap_or(0),
         None => 128,
+    };
+    p.parse::<ingress::Cidr>().is_ok() && prefix < if v6 { 48 } else { 16 }
+}
+
+/// Who approves a first-time node host: an operator, or the gateway itself for the
+/// addresses `autoApproveCidrs` lists and, with `sshVerify`, once it read the host's node
+/// identity over SSH.
+fn node_pairing(s: &GatewaySettings) -> String {
+    let mut ways = vec!["by an operator".to_owned()];
+    if !s.node_auto_approve_cidrs.is_empty() {
+        ways.push(format!(
+            "on the spot from {} (autoApproveCidrs)",
+            s.node_auto_approve_cidrs.join(", ")
+        ));
     }
+    let ssh = &s.node_ssh_verify;
+    if ssh.enabled {
+        let from = if ssh.cidrs.is_empty() {
+            "private and CGNAT addresses".to_owned()
+        } else {
+            ssh.cidrs.join(", ")
+        };
+        let user = ssh.user.as_deref().unwrap_or("the gateway's own user");
+        ways.push(format!(
+            "from {from} once ssh as {user} (port 22) reads back the node's identity (sshVerify)"
+        ));
+    }
+    ways.join("; ")
 }
 
 /// `gateway.remote.tlsFingerprint` as the client takes it: one pin, or a pin set (an array in

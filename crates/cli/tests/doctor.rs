@@ -367,3 +367,28 @@ async fn loose_permissions_are_found_and_fix_repairs_them() {
     assert!(ids(&v).contains(&"fs.config.symlink".to_owned()), "{v:#}");
     assert_eq!(mode(&real), 0o644);
 }
+
+/// The exposure report says who pairs a first-time node host (an operator, the trusted CIDRs,
+/// SSH verification) and warns about a trusted CIDR that covers a wide range.
+#[tokio::test]
+async fn node_pairing_policy_is_part_of_the_exposure() {
+    let home = home_with(json!({"gateway": {"nodes": {"pairing": {
+        "autoApproveCidrs": ["0.0.0.0/0"], "sshVerify": {"user": "ops", "cidrs": ["10.0.0.0/8"]}}}}}));
+    let (_, v) = doctor_json(&home, &["--offline"]).await;
+    assert_eq!(
+        v["exposure"]["nodePairing"],
+        "by an operator; on the spot from 0.0.0.0/0 (autoApproveCidrs); from 10.0.0.0/8 once ssh as ops (port 22) reads back the node's identity (sshVerify)"
+    );
+    assert_eq!(ids(&v), ["node_auto_approve_wide"], "{v:#}");
+
+    let home = home_with(json!({"gateway": {"nodes": {"pairing": {"sshVerify": false}}}}));
+    let (code, v) = doctor_json(&home, &["--offline"]).await;
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["exposure"]["nodePairing"], "by an operator");
+    let out = clawgate(&home, &["doctor", "--offline"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("  node pairing:    by an operator\n"),
+        "{text}"
+    );
+}
