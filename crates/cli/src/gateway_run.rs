@@ -13,6 +13,7 @@ use clawgate_config::{
 };
 use clawgate_gateway::discovery::{self, Advertisement, Advertiser, MdnsMode};
 use clawgate_gateway::ssh_verify::{self, SshVerifyPolicy};
+use clawgate_gateway::wide_area::{self, Zone};
 use clawgate_gateway::{Gateway, GatewayOptions, RateLimit, bind, ingress, state_dir, tls};
 use gateway_lock::{GatewayLock, LockError, Supervision};
 use std::path::PathBuf;
@@ -209,6 +210,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return config_error(e),
     };
+    let wide_area_domain = match wide_area::domain_from_config(&raw) {
+        Ok(d) => d,
+        Err(e) => return config_error(e),
+    };
     let mut tls_fingerprint = None;
     if let Some(tls) = &settings.tls {
         let paths = tls::TlsPaths::from_settings(tls);
@@ -249,19 +254,27 @@ pub fn run(args: RunArgs) -> ExitCode {
         .pointer("/plugins/entries/bonjour/enabled")
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(cfg!(target_os = "macos"));
-    let beacon = (bonjour_enabled
-        && mdns_mode != MdnsMode::Off
-        && !discovery::disabled_by_env(&env, in_container))
-    .then(|| {
-        Advertisement::for_this_host(
-            &env,
-            mdns_mode,
-            settings.port,
-            tls_fingerprint,
-            !plan.is_loopback(),
-            plan.tailnet.as_ref().and_then(|t| t.dns_name.as_deref()),
-        )
-    });
+    // The wide-area zone needs the tailnet address whatever the bind.
+    let tailnet = plan
+        .tailnet
+        .clone()
+        .or_else(|| wide_area_domain.as_ref().and_then(|_| detector.detect()));
+    let gateway_ad = Advertisement::for_this_host(
+        &env,
+        mdns_mode,
+        settings.port,
+        tls_fingerprint,
+        !plan.is_loopback(),
+        tailnet.as_ref().and_then(|t| t.dns_name.as_deref()),
+    );
+    let announcements = Announcements {
+        beacon: (bonjour_enabled
+            && mdns_mode != MdnsMode::Off
+            && !discovery::disabled_by_env(&env, in_container))
+        .then(|| gateway_ad.clone()),
+        zone: wide_area_domain
+            .and_then(|domain| wide_area_zone(&domain, gateway_ad, tailnet.as_ref())),
+    };
     if mode == clawgate_gateway::AuthMode::TrustedProxy {
         match trusted_proxy_auth(&raw) {
             Ok(tp) => options.trusted_proxy = Some(tp),
@@ -338,7 +351,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         plan,
         allowed_origins_seed(&settings, &raw),
         route,
-        beacon,
+        announcements,
         &mut lock,
         &supervision,
     ));
@@ -723,7 +736,7 @@ async fn serve(
     plan: bind::BindPlan,
     seed_hosts: Option<Vec<String>>,
     route: TailscaleRoute,
-    beacon: Option<Advertisement>,
+    announcements: Announcements,
     lock: &mut GatewayLock,
     supervision: &Supervision,
 ) -> ExitCode {
@@ -785,6 +798,18 @@ async fn serve(
             }
         );
     }
+    if let Some(zone) = announcements.zone {
+        write_zone(
+            Zone {
+                gateway: Advertisement {
+                    gateway_port: port,
+                    ..zone.gateway
+                },
+                ..zone
+            },
+            &options.state_dir,
+        );
+    }
     let gateway = match Gateway::new(options) {
         Ok(g) => g,
         Err(e) => {
@@ -793,7 +818,7 @@ async fn serve(
         }
     };
     // Published before the readiness line, so whoever waits for that line can browse for it.
-    let advertiser = beacon.and_then(|ad| {
+    let advertiser = announcements.beacon.and_then(|ad| {
         advertise(Advertisement {
             gateway_port: port,
             ..ad
@@ -824,6 +849,63 @@ async fn serve(
     }
     eprintln!("clawgate gateway stopped");
     ExitCode::SUCCESS
+}
+
+/// How the gateway makes itself known once it listens.
+struct Announcements {
+    /// The Bonjour beacon, unless Bonjour is off.
+    beacon: Option<Advertisement>,
+    /// The wide-area DNS-SD zone, when `discovery.wideArea.domain` is set and usable.
+    zone: Option<Zone>,
+}
+
+/// The zone for `discovery.wideArea.domain`, or `None` with OpenClaw's reason as a warning:
+/// like OpenClaw, the gateway serves without it.
+fn wide_area_zone(
+    domain: &str,
+    gateway: Advertisement,
+    tailnet: Option<&bind::TailnetInfo>,
+) -> Option<Zone> {
+    let domain = match wide_area::normalize_domain(domain) {
+        Ok(d) => d?,
+        Err(e) => {
+            tracing::warn!(
+                "{} {domain:?}: {e}; skipping unicast DNS-SD zone update",
+                wide_area::DOMAIN_KEY
+            );
+            return None;
+        }
+    };
+    let Some(tailnet) = tailnet else {
+        tracing::warn!(
+            "{} is set, but no Tailscale IPv4 address was found; skipping unicast DNS-SD zone update",
+            wide_area::DOMAIN_KEY
+        );
+        return None;
+    };
+    Some(Zone::for_this_host(
+        gateway,
+        domain,
+        tailnet.ipv4,
+        wide_area::tailnet_ipv6(),
+    ))
+}
+
+/// Writes the wide-area zone; a failure is a warning, as in OpenClaw.
+fn write_zone(zone: Zone, state_dir: &std::path::Path) {
+    match zone.write(state_dir, std::time::SystemTime::now()) {
+        Ok(written) => eprintln!(
+            "clawgate: discovery: wide-area DNS-SD {} ({} → {})",
+            if written.changed {
+                "updated"
+            } else {
+                "unchanged"
+            },
+            zone.domain,
+            written.path.display()
+        ),
+        Err(e) => tracing::warn!("wide-area discovery update failed: {e}"),
+    }
 }
 
 /// Publishes the Bonjour beacon; a failure is a warning, as in OpenClaw: the gateway serves

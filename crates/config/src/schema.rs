@@ -248,8 +248,10 @@ pub(crate) const IMPLEMENTED: &[&str] = &[
     "gateway.nodes.commands",
     "gateway.tls",
     "gateway.tailscale.mode",
-    // Read by the gateway crate's discovery module (the Bonjour beacon).
+    // Read by the gateway crate's discovery module (the Bonjour beacon) and its wide_area
+    // module (the unicast DNS-SD zone).
     "discovery.mdns.mode",
+    "discovery.wideArea.domain",
 ];
 
 /// Top-level keys that only record bookkeeping (written by OpenClaw's own tools) and
@@ -454,7 +456,7 @@ mod tests {
             "meta": {"lastTouchedVersion": "2026.9.6"},
             "agents": {},
             "channels": {"telegram": {}, "discord": {}},
-            "discovery": {"mdns": {"mode": "full"}, "wideArea": {"domain": "x."}, "dnsSd": 1},
+            "discovery": {"mdns": {"mode": "full"}, "wideArea": {"domain": "x.", "enabled": true}, "dnsSd": 1},
             "plugins": {"entries": {"bonjour": {"enabled": true, "config": {}}, "ollama": {}}, "allow": []},
             "gateway": {
                 "port": 1,
@@ -472,7 +474,6 @@ mod tests {
                 "agents",
                 "channels.telegram",
                 "channels.discord",
-                "discovery.wideArea",
                 "plugins.entries.bonjour.config",
                 "plugins.entries.ollama",
                 "plugins.allow",
@@ -484,6 +485,7 @@ mod tests {
         assert_eq!(
             r.unknown,
             vec![
+                "discovery.wideArea.enabled",
                 "discovery.dnsSd",
                 "gateway.controlUi.bogus",
                 "gateway.auth.rateLimit.nope",

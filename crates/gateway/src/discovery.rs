@@ -15,7 +15,9 @@ use serde_json::Value;
 /// OpenClaw's service type, in the form `mdns-sd` wants (with the `local.` domain).
 pub const SERVICE_TYPE: &str = "_openclaw-gw._tcp.local.";
 
-/// The only browse domain: wide-area DNS-SD (`discovery.wideArea.domain`) is not implemented.
+/// The only browse domain: the gateway writes a wide-area DNS-SD zone
+/// (`discovery.wideArea.domain`, see [`crate::wide_area`]) but `gateway discover` does not
+/// browse it.
 pub const DOMAIN: &str = "local.";
 
 /// How long the goodbye on shutdown may take before the gateway exits anyway.
@@ -109,17 +111,20 @@ pub struct Advertisement {
     pub tls_fingerprint: Option<String>,
     /// Not loopback-only: clients on the LAN can connect to the advertised port directly.
     pub direct_reachable: bool,
+    /// Known in every mode, since the wide-area zone carries it even when the beacon (minimal)
+    /// does not.
     pub tailnet_dns: Option<String>,
     pub cli_path: Option<String>,
-    pub ssh_port: u16,
+    /// `OPENCLAW_SSH_PORT`; the full beacon says 22 when unset, the wide-area zone nothing.
+    pub ssh_port: Option<u16>,
 }
 
 impl Advertisement {
     /// OpenClaw's beacon for this machine: the host label from `OPENCLAW_MDNS_HOSTNAME`,
     /// else the system host name's first label, else `openclaw`; the instance named after
-    /// the host name; in full mode `cliPath` (`OPENCLAW_CLI_PATH`, else this executable),
-    /// `sshPort` (`OPENCLAW_SSH_PORT`, else 22) and `tailnetDns` (`OPENCLAW_TAILNET_DNS`, else
-    /// `tailnet_name`).
+    /// the host name; `tailnetDns` (`OPENCLAW_TAILNET_DNS`, else `tailnet_name`); in full mode
+    /// `cliPath` (`OPENCLAW_CLI_PATH`, else this executable) and `sshPort`
+    /// (`OPENCLAW_SSH_PORT`).
     pub fn for_this_host(
         env: &dyn Fn(&str) -> Option<String>,
         mode: MdnsMode,
@@ -170,13 +175,9 @@ impl Advertisement {
             gateway_port,
             tls_fingerprint,
             direct_reachable,
-            tailnet_dns: full
-                .then(|| {
-                    var("TAILNET_DNS")
-                        .map(|d| d.trim_end_matches('.').to_owned())
-                        .or_else(|| tailnet_name.map(str::to_owned))
-                })
-                .flatten(),
+            tailnet_dns: var("TAILNET_DNS")
+                .map(|d| d.trim_end_matches('.').to_owned())
+                .or_else(|| tailnet_name.map(str::to_owned)),
             cli_path: full
                 .then(|| {
                     var("CLI_PATH").or_else(|| {
@@ -186,7 +187,10 @@ impl Advertisement {
                     })
                 })
                 .flatten(),
-            ssh_port: var("SSH_PORT").and_then(|p| parse_port(&p)).unwrap_or(22),
+            ssh_port: full
+                .then(|| var("SSH_PORT"))
+                .flatten()
+                .and_then(|p| parse_port(&p)),
         }
     }
 
@@ -226,7 +230,7 @@ impl Advertisement {
         }
         txt.push(("transport", "gateway".to_owned()));
         if full {
-            txt.push(("sshPort", self.ssh_port.to_string()));
+            txt.push(("sshPort", self.ssh_port.unwrap_or(22).to_string()));
         }
         txt
     }
@@ -504,7 +508,7 @@ mod tests {
             direct_reachable: true,
             tailnet_dns: Some("box.tail.ts.net".into()),
             cli_path: Some("/usr/bin/clawgate".into()),
-            ssh_port: 2222,
+            ssh_port: Some(2222),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod ssh_verify;
 pub mod state_dir;
 pub mod tailscale;
 pub mod tls;
+pub mod wide_area;
 
 use clawgate_config::Secret;
 use serde_json::Value;

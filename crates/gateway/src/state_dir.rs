@@ -25,14 +25,22 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `contents` to `path` atomically with mode 0600 (temp file, fsync, rename).
 pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    replace_file(path, contents, 0o600)
+}
+
+/// Replaces `path` with `contents` atomically: a temp file with exactly `mode` (whatever the
+/// umask), fsync, rename, directory fsync. Readers see the old file or the new one, never a
+/// part.
+pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(contents)?;
         f.sync_all()?;
     }

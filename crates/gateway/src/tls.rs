@@ -216,7 +216,7 @@ pub fn default_sans(extra: &[String]) -> Vec<String> {
 }
 
 /// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i32, u8, u8) {
+pub(crate) fn civil_from_days(days: i64) -> (i32, u8, u8) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

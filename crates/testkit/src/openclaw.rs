@@ -52,6 +52,23 @@ impl OpenClaw {
         &self.bin
     }
 
+    /// The Node binary and OpenClaw's `dist` directory, read from the wrapper
+    /// (`exec '<node>' '<package>/openclaw.mjs' "$@"`), for tests that import one of its
+    /// modules directly.
+    pub fn node_and_dist(&self) -> (PathBuf, PathBuf) {
+        let wrapper = std::fs::read_to_string(&self.bin).expect("read the OpenClaw wrapper");
+        let exec = wrapper
+            .lines()
+            .find_map(|l| l.strip_prefix("exec "))
+            .expect("the wrapper ends with an exec line");
+        let quoted: Vec<&str> = exec.split('\'').skip(1).step_by(2).collect();
+        let [node, entry, ..] = quoted[..] else {
+            panic!("unexpected exec line in {}: {exec}", self.bin.display());
+        };
+        let dist = Path::new(entry).with_file_name("dist");
+        (PathBuf::from(node), dist)
+    }
+
     /// A private home with the base OpenClaw config merged with `overrides`,
     /// for runs that must share state (`oc.cli().in_home(&home)`).
     pub fn isolated_home(&self, overrides: &Value) -> IsolatedHome {
