@@ -1,7 +1,5 @@
 //! Runs the built `clawgate` as a user would for the CLI tests against fake gateways: a
 //! private HOME, no inherited variables but PATH, and the output kept for assertions.
-// Each test binary uses its own part of this module.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::path::Path;
