@@ -2,8 +2,6 @@
 //! `gateway run` writes it under the state dir, leaves it alone when nothing changed, and
 //! warns instead when there is no tailnet address or the domain is not a DNS name.
 
-use clawgate_gateway::discovery::{Advertisement, MdnsMode};
-use clawgate_gateway::wide_area::Zone;
 use clawgate_testkit::{ChildProcess, ClawgateBin, IsolatedHome, OpenClaw, free_port, json};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -13,49 +11,36 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "wide-area-test-token";
 
-/// The inputs of `crates/gateway/tests/fixtures/wide-area-zone.db`: every TXT field, a
-/// non-ASCII name (the hash is over UTF-16) and the characters TXT quoting escapes.
-fn fixture_zone() -> Zone {
-    Zone {
-        domain: "openclaw.internal.".into(),
-        host_label: "studio".into(),
-        instance_label: "studio-gateway".into(),
-        tailnet_ipv4: "100.101.102.103".parse().unwrap(),
-        tailnet_ipv6: Some("fd7a:115c:a1e0::1234".parse().unwrap()),
-        gateway: Advertisement {
-            mode: MdnsMode::Full,
-            instance_name: "Zoë's \"Studio\" (OpenClaw)".into(),
-            hostname: "studio".into(),
-            gateway_port: 18789,
-            tls_fingerprint: Some("ab".repeat(32)),
-            direct_reachable: true,
-            tailnet_dns: Some("studio.tail1234.ts.net".into()),
-            cli_path: Some("C:\\tools\\open claw\nx".into()),
-            ssh_port: Some(2222),
-        },
+/// OpenClaw's `renderWideAreaGatewayZoneText` options for the inputs of the fixture `name`
+/// in crates/gateway/tests/fixtures, whose unit test renders the same inputs with clawgate:
+/// every TXT field, a non-ASCII name (the hash is over UTF-16) and the characters TXT quoting
+/// escapes; and minimal mode without TLS, IPv6 or a tailnet name, on a mixed-case domain.
+fn fixture_options(name: &str) -> Value {
+    let mut options = json!({
+        "domain": "openclaw.internal.", "hostLabel": "studio", "instanceLabel": "studio-gateway",
+        "displayName": "Zoë's \"Studio\" (OpenClaw)", "gatewayPort": 18789,
+        "gatewayTlsEnabled": true, "gatewayTlsFingerprintSha256": "ab".repeat(32),
+        "gatewayDirectReachable": true, "tailnetDns": "studio.tail1234.ts.net",
+        "sshPort": 2222, "cliPath": "C:\\tools\\open claw\nx",
+        "tailnetIPv4": "100.101.102.103", "tailnetIPv6": "fd7a:115c:a1e0::1234",
+        "serial": 2026112501,
+    });
+    if name == "wide-area-zone-minimal.db" {
+        for key in [
+            "gatewayTlsFingerprintSha256",
+            "tailnetDns",
+            "sshPort",
+            "cliPath",
+            "tailnetIPv6",
+        ] {
+            options[key] = Value::Null;
+        }
+        options["gatewayTlsEnabled"] = json!(false);
+        options["gatewayDirectReachable"] = json!(false);
+        options["domain"] = json!("Corp.Example.");
+        options["serial"] = json!(1);
     }
-}
-
-/// OpenClaw's `renderWideAreaGatewayZoneText` options for `zone`.
-fn openclaw_options(zone: &Zone, serial: u32) -> Value {
-    let g = &zone.gateway;
-    let full = g.mode == MdnsMode::Full;
-    json!({
-        "domain": zone.domain,
-        "hostLabel": zone.host_label,
-        "instanceLabel": zone.instance_label,
-        "displayName": g.instance_name,
-        "gatewayPort": g.gateway_port,
-        "gatewayTlsEnabled": g.tls_fingerprint.is_some(),
-        "gatewayTlsFingerprintSha256": g.tls_fingerprint,
-        "gatewayDirectReachable": g.direct_reachable,
-        "tailnetDns": g.tailnet_dns,
-        "sshPort": if full { g.ssh_port } else { None },
-        "cliPath": if full { g.cli_path.clone() } else { None },
-        "tailnetIPv4": zone.tailnet_ipv4.to_string(),
-        "tailnetIPv6": zone.tailnet_ipv6.map(|ip| ip.to_string()),
-        "serial": serial,
-    })
+    options
 }
 
 /// What OpenClaw's own module renders for `options`.
@@ -77,29 +62,18 @@ fn openclaw_render(options: &Value) -> String {
 
 #[test]
 fn the_zone_is_byte_identical_to_openclaws() {
-    let zone = fixture_zone();
-    let theirs = openclaw_render(&openclaw_options(&zone, 2026112501));
-    assert_eq!(
-        theirs,
-        include_str!("../../gateway/tests/fixtures/wide-area-zone.db")
-    );
-    assert_eq!(zone.render(2026112501), theirs);
-
-    // Minimal mode, no TLS, no IPv6, no tailnet name, loopback only.
-    let mut minimal = fixture_zone();
-    minimal.gateway = Advertisement {
-        mode: MdnsMode::Minimal,
-        tls_fingerprint: None,
-        direct_reachable: false,
-        tailnet_dns: None,
-        ..minimal.gateway
-    };
-    minimal.tailnet_ipv6 = None;
-    minimal.domain = "Corp.Example.".into();
-    assert_eq!(
-        minimal.render(1),
-        openclaw_render(&openclaw_options(&minimal, 1))
-    );
+    for (name, expected) in [
+        (
+            "wide-area-zone.db",
+            include_str!("../../gateway/tests/fixtures/wide-area-zone.db"),
+        ),
+        (
+            "wide-area-zone-minimal.db",
+            include_str!("../../gateway/tests/fixtures/wide-area-zone-minimal.db"),
+        ),
+    ] {
+        assert_eq!(openclaw_render(&fixture_options(name)), expected, "{name}");
+    }
 }
 
 /// A `tailscale` that reports this machine at 100.101.102.103 as `gw.tail1234.ts.net`.

@@ -343,8 +343,8 @@ mod tests {
     use serde_json::json;
 
     /// The inputs of `tests/fixtures/wide-area-zone.db`, which OpenClaw's own
-    /// `renderWideAreaGatewayZoneText` rendered (the cli crate's wide_area test checks it
-    /// against OpenClaw again).
+    /// `renderWideAreaGatewayZoneText` rendered (the cli crate's wide_area test renders both
+    /// fixtures with OpenClaw again, from the same inputs as its options).
     fn golden_zone() -> Zone {
         Zone {
             domain: "openclaw.internal.".into(),
@@ -371,6 +371,21 @@ mod tests {
         assert_eq!(
             golden_zone().render(2026112501),
             include_str!("../tests/fixtures/wide-area-zone.db")
+        );
+        // Minimal mode, no TLS, no IPv6, no tailnet name, loopback only, a mixed-case domain.
+        let mut minimal = golden_zone();
+        minimal.gateway = Advertisement {
+            mode: MdnsMode::Minimal,
+            tls_fingerprint: None,
+            direct_reachable: false,
+            tailnet_dns: None,
+            ..minimal.gateway
+        };
+        minimal.tailnet_ipv6 = None;
+        minimal.domain = "Corp.Example.".into();
+        assert_eq!(
+            minimal.render(1),
+            include_str!("../tests/fixtures/wide-area-zone-minimal.db")
         );
     }
 
