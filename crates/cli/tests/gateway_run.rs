@@ -277,33 +277,6 @@ async fn bad_flag_values_explain_the_fix() {
 }
 
 #[tokio::test]
-async fn an_unknown_scope_in_identity_scopes_is_refused_with_the_known_ones() {
-    let home = IsolatedHome::new();
-    let path = home.root().join("scopes.json5");
-    std::fs::write(
-        &path,
-        r#"{ gateway: { auth: { identityScopes: { "alice@example.com": ["operator.root"] } } } }"#,
-    )
-    .unwrap();
-    let p = path.display().to_string();
-    let (code, out) = run_to_end(fresh_command(
-        &home,
-        &[
-            "gateway", "run", "--config", &p, "--port", "0", "--token", "t",
-        ],
-        &[],
-    ))
-    .await;
-    assert_eq!(code, 78, "{out}");
-    assert!(
-        out.contains(
-            "gateway.auth.identityScopes.alice@example.com[0] must be one of operator.admin"
-        ),
-        "{out}"
-    );
-}
-
-#[tokio::test]
 async fn loopback_means_ipv4_and_ipv6() {
     let home = IsolatedHome::new();
     let (gw, url) = start(fresh_command(
@@ -330,9 +303,14 @@ async fn loopback_means_ipv4_and_ipv6() {
 }
 
 #[tokio::test]
-async fn bad_node_pairing_policies_are_refused_naming_the_key() {
+async fn bad_config_entries_are_refused_naming_the_key() {
     let home = IsolatedHome::new();
     for (config, says) in [
+        // An unknown scope: the known ones are listed.
+        (
+            r#"{ gateway: { auth: { identityScopes: { "alice@example.com": ["operator.root"] } } } }"#,
+            "gateway.auth.identityScopes.alice@example.com[0] must be one of operator.admin",
+        ),
         (
             r#"{ gateway: { nodes: { pairing: { sshVerify: { port: 2222 } } } } }"#,
             "gateway.nodes.pairing.sshVerify has an unknown key \"port\"; the keys are user, identity, timeoutMs, cidrs",
@@ -342,7 +320,7 @@ async fn bad_node_pairing_policies_are_refused_naming_the_key() {
             "gateway.nodes.pairing.autoApproveCidrs[0] must be an IP address or CIDR",
         ),
     ] {
-        let path = home.root().join("pairing.json5");
+        let path = home.root().join("config.json5");
         std::fs::write(&path, config).unwrap();
         let p = path.display().to_string();
         let (code, out) = run_to_end(fresh_command(
