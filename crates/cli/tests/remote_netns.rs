@@ -7,7 +7,9 @@
 mod remote_support;
 
 use clawgate_testkit::{IsolatedHome, OpenClaw, json};
-use remote_support::{GW_IP, HostPair, curl, port_of, run, start};
+use remote_support::{
+    GW_IP, HostPair, curl, gateway_devices, paired_nodes, peer_node_host, port_of, run, start,
+};
 
 const TOKEN: &str = "remote-test-token";
 
@@ -530,41 +532,12 @@ async fn a_node_host_from_a_trusted_cidr_pairs_without_asking() {
         let home =
             home_with(json!({"gateway": {"nodes": {"pairing": {"autoApproveCidrs": [cidr]}}}}));
         let (gw, _, port) = gateway(&pair, &home, &["--bind", "lan", "--token", TOKEN]).await;
-        let port = port.to_string();
-        let gw_ip = GW_IP.to_string();
         let node_home = home_with(json!({}));
-        let node_args = [
-            "node", "run", "--host", &gw_ip, "--port", &port, "--token", TOKEN,
-        ];
-        let marker = if pairs {
-            "node host gateway connected"
-        } else {
-            "clawgate devices approve"
-        };
-        let (node, line) = start(
-            pair.command(&pair.peer, bin(), node_args, &node_home),
-            marker,
-        )
-        .await;
-        let local = format!("ws://127.0.0.1:{port}");
-        let list_args = [
-            "devices", "list", "--json", "--url", &local, "--token", TOKEN,
-        ];
-        let listed = run(pair.command(&pair.gw, bin(), list_args, &home)).await;
-        assert_eq!(listed.code, Some(0), "{listed}");
-        let list: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
-        let nodes: Vec<&serde_json::Value> = list["paired"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| {
-                d["roles"]
-                    .as_array()
-                    .is_some_and(|r| r.contains(&json!("node")))
-            })
-            .collect();
+        let node = peer_node_host(&pair, &node_home, port, TOKEN, pairs).await;
+        let list = gateway_devices(&pair, &home, port, TOKEN).await;
+        let nodes = paired_nodes(&list);
         if pairs {
-            assert_eq!(nodes.len(), 1, "{list:#}\n{line}");
+            assert_eq!(nodes.len(), 1, "{list:#}");
             assert_eq!(nodes[0]["approvedVia"], "trusted-cidr", "{list:#}");
             assert!(list["pending"].as_array().unwrap().is_empty(), "{list:#}");
         } else {

@@ -7,7 +7,9 @@
 mod remote_support;
 
 use clawgate_testkit::{IsolatedHome, Sshd, SshdSpec, json};
-use remote_support::{GW_IP, HostPair, PEER_IP, WAIT, port_of, run, start};
+use remote_support::{
+    HostPair, PEER_IP, WAIT, gateway_devices, paired_nodes, peer_node_host, port_of, start,
+};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -35,16 +37,6 @@ fn write_wrapper(dir: &std::path::Path, node_state: &std::path::Path, impostor: 
     let path = dir.join("wrapper");
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-}
-
-/// The paired node devices and the pending requests of `devices list --json`, asked on the
-/// gateway host.
-async fn devices(pair: &HostPair, home: &IsolatedHome, port: u16) -> serde_json::Value {
-    let url = format!("ws://127.0.0.1:{port}");
-    let args = ["devices", "list", "--json", "--url", &url, "--token", TOKEN];
-    let listed = run(pair.command(&pair.gw, bin(), args, home)).await;
-    assert_eq!(listed.code, Some(0), "{listed}");
-    serde_json::from_str(&listed.stdout).unwrap()
 }
 
 #[tokio::test]
@@ -114,21 +106,7 @@ async fn a_node_whose_host_shows_its_identity_over_ssh_pairs_without_asking() {
         let (mut gw, line) = start(cmd, "listening on ").await;
         let port = port_of(&line);
 
-        let port_arg = port.to_string();
-        let gw_ip = GW_IP.to_string();
-        let node_args = [
-            "node", "run", "--host", &gw_ip, "--port", &port_arg, "--token", TOKEN,
-        ];
-        let marker = if verified {
-            "node host gateway connected"
-        } else {
-            "clawgate devices approve"
-        };
-        let (node, _) = start(
-            pair.command(&pair.peer, bin(), node_args, &node_home),
-            marker,
-        )
-        .await;
+        let node = peer_node_host(&pair, &node_home, port, TOKEN, verified).await;
 
         let verdict = if verified {
             "security audit: device pairing ssh-verified auto-approve device="
@@ -145,17 +123,8 @@ async fn a_node_whose_host_shows_its_identity_over_ssh_pairs_without_asking() {
             clawgate_gateway::ssh_verify::REMOTE_IDENTITY_COMMAND
         );
 
-        let list = devices(&pair, &home, port).await;
-        let paired_nodes: Vec<&serde_json::Value> = list["paired"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| {
-                d["roles"]
-                    .as_array()
-                    .is_some_and(|r| r.contains(&json!("node")))
-            })
-            .collect();
+        let list = gateway_devices(&pair, &home, port, TOKEN).await;
+        let paired_nodes = paired_nodes(&list);
         if verified {
             assert!(
                 logged.text.contains(&format!("ip={PEER_IP} sshUser=")),

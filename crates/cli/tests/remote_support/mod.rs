@@ -238,3 +238,57 @@ pub fn port_of(line: &str) -> u16 {
         .and_then(|p| p.trim_end_matches('/').parse().ok())
         .unwrap_or_else(|| panic!("no port in {url:?}"))
 }
+
+/// clawgate's node host in the pair's peer host, connecting to the gateway's lan listener on
+/// `port` with `token`; returns once it is connected (`paired`) or has been told the approve
+/// command to wait for.
+pub async fn peer_node_host(
+    pair: &HostPair,
+    home: &IsolatedHome,
+    port: u16,
+    token: &str,
+    paired: bool,
+) -> ChildProcess {
+    let (port, gw_ip) = (port.to_string(), GW_IP.to_string());
+    let args = [
+        "node", "run", "--host", &gw_ip, "--port", &port, "--token", token,
+    ];
+    let marker = if paired {
+        "node host gateway connected"
+    } else {
+        "clawgate devices approve"
+    };
+    let bin = env!("CARGO_BIN_EXE_clawgate");
+    start(pair.command(&pair.peer, bin, args, home), marker)
+        .await
+        .0
+}
+
+/// `clawgate devices list --json` on the gateway host, against its loopback listener.
+pub async fn gateway_devices(
+    pair: &HostPair,
+    home: &IsolatedHome,
+    port: u16,
+    token: &str,
+) -> serde_json::Value {
+    let url = format!("ws://127.0.0.1:{port}");
+    let args = ["devices", "list", "--json", "--url", &url, "--token", token];
+    let bin = env!("CARGO_BIN_EXE_clawgate");
+    let listed = run(pair.command(&pair.gw, bin, args, home)).await;
+    assert_eq!(listed.code, Some(0), "{listed}");
+    serde_json::from_str(&listed.stdout).unwrap()
+}
+
+/// The paired devices of a `devices list --json` answer that hold the node role.
+pub fn paired_nodes(list: &serde_json::Value) -> Vec<&serde_json::Value> {
+    list["paired"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| {
+            d["roles"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|role| role == "node"))
+        })
+        .collect()
+}
