@@ -42,6 +42,11 @@ fn remote(gw: &ClawgateGateway) -> Value {
     json!({"gateway": {"mode": "remote", "remote": {"url": gw.url(), "token": TOKEN}}})
 }
 
+/// The real CLI in remote mode against `gw`.
+async fn real_cli(oc: &OpenClaw, gw: &ClawgateGateway, args: &[&str]) -> Output {
+    oc.cli().config(remote(gw)).args(args).run().await
+}
+
 fn ok_json(out: &Output) -> Value {
     out.assert_success();
     out.json()
@@ -75,12 +80,7 @@ async fn the_real_node_host_pairs_is_approved_and_serves_invokes() {
 
     // Device pairing, managed by the real CLI.
     let request = eventually(60, "the node's device pairing request", || async {
-        let out = oc
-            .cli()
-            .config(remote(&gw))
-            .args(["devices", "list", "--json"])
-            .run()
-            .await;
+        let out = real_cli(&oc, &gw, &["devices", "list", "--json"]).await;
         let list = ok_json(&out);
         list["pending"]
             .as_array()
@@ -89,41 +89,31 @@ async fn the_real_node_host_pairs_is_approved_and_serves_invokes() {
     .await;
     assert_eq!(request["clientId"], "node-host");
     let node_id = request["deviceId"].as_str().unwrap().to_owned();
-    let out = oc
-        .cli()
-        .config(remote(&gw))
-        .args(["devices", "approve", request["requestId"].as_str().unwrap()])
-        .run()
-        .await;
+    let out = real_cli(
+        &oc,
+        &gw,
+        &["devices", "approve", request["requestId"].as_str().unwrap()],
+    )
+    .await;
     out.assert_success();
 
     // Capability approval, with the real CLI.
     let pending = eventually(60, "the node's capability request", || async {
-        let out = oc
-            .cli()
-            .config(remote(&gw))
-            .args(["nodes", "pending", "--json"])
-            .run()
-            .await;
+        let out = real_cli(&oc, &gw, &["nodes", "pending", "--json"]).await;
         let list = ok_json(&out);
         list.as_array()
             .and_then(|p| p.iter().find(|r| r["nodeId"] == node_id).cloned())
     })
     .await;
-    let out = oc
-        .cli()
-        .config(remote(&gw))
-        .args(["nodes", "approve", pending["requestId"].as_str().unwrap()])
-        .run()
-        .await;
+    let out = real_cli(
+        &oc,
+        &gw,
+        &["nodes", "approve", pending["requestId"].as_str().unwrap()],
+    )
+    .await;
     out.assert_success();
     eventually(30, "approvalState approved", || async {
-        let out = oc
-            .cli()
-            .config(remote(&gw))
-            .args(["nodes", "status", "--json"])
-            .run()
-            .await;
+        let out = real_cli(&oc, &gw, &["nodes", "status", "--json"]).await;
         let status = ok_json(&out);
         status["nodes"].as_array().and_then(|n| {
             n.iter()
@@ -202,12 +192,7 @@ async fn the_real_node_host_pairs_is_approved_and_serves_invokes() {
     // Killed: shown disconnected, still paired.
     node.stop(Duration::from_secs(5)).await;
     eventually(30, "the node shown disconnected", || async {
-        let out = oc
-            .cli()
-            .config(remote(&gw))
-            .args(["nodes", "status", "--json"])
-            .run()
-            .await;
+        let out = real_cli(&oc, &gw, &["nodes", "status", "--json"]).await;
         let status = ok_json(&out);
         status["nodes"].as_array().and_then(|n| {
             n.iter()
@@ -270,12 +255,7 @@ async fn the_real_node_host_from_a_trusted_cidr_pairs_without_asking() {
     let node_home = IsolatedHome::new();
     let mut node = spawn_real_node(&oc, &gw, &node_home, "cidr-node");
     let paired = eventually(60, "the node paired through trusted-cidr", || async {
-        let out = oc
-            .cli()
-            .config(remote(&gw))
-            .args(["devices", "list", "--json"])
-            .run()
-            .await;
+        let out = real_cli(&oc, &gw, &["devices", "list", "--json"]).await;
         let list = ok_json(&out);
         let node = list["paired"]
             .as_array()?
@@ -294,12 +274,7 @@ async fn the_real_node_host_from_a_trusted_cidr_pairs_without_asking() {
     let node_id = device["deviceId"].as_str().unwrap().to_owned();
     // Its command surface still waits for an operator.
     eventually(60, "the node's capability request", || async {
-        let out = oc
-            .cli()
-            .config(remote(&gw))
-            .args(["nodes", "pending", "--json"])
-            .run()
-            .await;
+        let out = real_cli(&oc, &gw, &["nodes", "pending", "--json"]).await;
         ok_json(&out)
             .as_array()
             .and_then(|p| p.iter().find(|r| r["nodeId"] == node_id).cloned())
