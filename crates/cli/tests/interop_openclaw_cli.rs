@@ -2,22 +2,15 @@
 //! Runs through ./scripts/test (the real CLI is installed there and every process runs in a
 //! loopback-only network namespace).
 
-use clawgate_testkit::{ClawgateBin, ClawgateGateway, IsolatedHome, OpenClaw, json};
+use clawgate_testkit::{ClawgateBin, ClawgateGateway, OpenClaw, json};
 
 const TOKEN: &str = "interop-token-5f0c2d7e9a41";
 
 async fn clawgate_gateway() -> ClawgateGateway {
-    let home = IsolatedHome::new();
-    // The home points OPENCLAW_CONFIG_PATH at this file; an empty config is zero config.
-    home.write_config(&json!({}));
+    // An empty config is zero config.
     ClawgateBin::new(env!("CARGO_BIN_EXE_clawgate"))
-        .spawn_gateway_in(
-            home,
-            ["gateway", "run", "--port", "0", "--token", TOKEN],
-            std::iter::empty::<(&str, &str)>(),
-        )
+        .start_token_gateway(&json!({}), TOKEN)
         .await
-        .expect("clawgate gateway starts")
 }
 
 fn remote_config(gw: &ClawgateGateway) -> clawgate_testkit::Value {

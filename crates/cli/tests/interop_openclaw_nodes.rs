@@ -11,16 +11,9 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "interop-nodes-token-73c1";
 
 async fn clawgate_gateway(config: Value) -> ClawgateGateway {
-    let home = IsolatedHome::new();
-    home.write_config(&config);
     ClawgateBin::new(env!("CARGO_BIN_EXE_clawgate"))
-        .spawn_gateway_in(
-            home,
-            ["gateway", "run", "--port", "0", "--token", TOKEN],
-            std::iter::empty::<(&str, &str)>(),
-        )
+        .start_token_gateway(&config, TOKEN)
         .await
-        .expect("clawgate gateway starts")
 }
 
 fn spawn_real_node(

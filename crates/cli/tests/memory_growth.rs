@@ -8,7 +8,7 @@
 
 use clawgate_bench::proc::{TreeMemory, tree_memory};
 use clawgate_client::{Client, ClientError, ConnectOptions, DeviceIdentity, client_info};
-use clawgate_testkit::{ClawgateBin, ClawgateGateway, IsolatedHome, Value, json};
+use clawgate_testkit::{ClawgateBin, ClawgateGateway, Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -55,16 +55,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// A gateway that asks an operator about every new device, loopback ones included, so a
 /// device-signed connect leaves a pending pairing request behind.
 async fn start_gateway() -> ClawgateGateway {
-    let home = IsolatedHome::new();
-    home.write_config(&json!({"gateway": {"nodes": {"pairing": {"autoApproveLocal": false}}}}));
+    let config = json!({"gateway": {"nodes": {"pairing": {"autoApproveLocal": false}}}});
     ClawgateBin::new(env!("CARGO_BIN_EXE_clawgate"))
-        .spawn_gateway_in(
-            home,
-            ["gateway", "run", "--port", "0", "--token", TOKEN],
-            std::iter::empty::<(&str, &str)>(),
-        )
+        .start_token_gateway(&config, TOKEN)
         .await
-        .expect("clawgate gateway starts")
 }
 
 /// A CLI operator with the shared token asking for `scopes`, signing as `device` if one is

@@ -27,14 +27,7 @@ fn home() -> IsolatedHome {
 }
 
 async fn gateway() -> ClawgateGateway {
-    bin()
-        .spawn_gateway_in(
-            home(),
-            ["gateway", "run", "--port", "0", "--token", TOKEN],
-            [("CLAWGATE_LOG", "warn")],
-        )
-        .await
-        .expect("clawgate gateway starts")
+    bin().start_token_gateway(&json!({}), TOKEN).await
 }
 
 /// A TLS 1.3 terminator with a self-signed certificate for `gw.test` only, forwarding to a

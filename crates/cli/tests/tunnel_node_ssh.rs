@@ -43,14 +43,7 @@ impl Drop for KillTunnels {
 #[tokio::test]
 async fn a_node_host_with_ssh_is_invocable_through_the_tunnel() {
     let sshd = Sshd::start().await.unwrap();
-    let gw = bin()
-        .spawn_gateway_in(
-            home(),
-            ["gateway", "run", "--port", "0", "--token", TOKEN],
-            [("CLAWGATE_LOG", "warn")],
-        )
-        .await
-        .expect("clawgate gateway starts");
+    let gw = bin().start_token_gateway(&json!({}), TOKEN).await;
     let node_home = home();
     let _cleanup = KillTunnels(node_home.state_dir());
     let target = format!("{}:{}", sshd.target(), sshd.port());

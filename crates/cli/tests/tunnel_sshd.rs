@@ -40,16 +40,7 @@ fn home() -> Home {
 }
 
 async fn gateway() -> ClawgateGateway {
-    let home = IsolatedHome::new();
-    home.write_config(&json!({}));
-    bin()
-        .spawn_gateway_in(
-            home,
-            ["gateway", "run", "--port", "0", "--token", TOKEN],
-            [("CLAWGATE_LOG", "warn")],
-        )
-        .await
-        .expect("clawgate gateway starts")
+    bin().start_token_gateway(&json!({}), TOKEN).await
 }
 
 /// `clawgate <args>` in `home`, without an ssh agent.

@@ -89,6 +89,25 @@ impl ClawgateBin {
         self.spawn_gateway_in(IsolatedHome::new(), args, env).await
     }
 
+    /// `gateway run` on a free port with `token` as its shared token, in a fresh home whose
+    /// config file is `config`, logging warnings only; panics with its output if it does not
+    /// come up.
+    pub async fn start_token_gateway(
+        &self,
+        config: &serde_json::Value,
+        token: &str,
+    ) -> ClawgateGateway {
+        let home = IsolatedHome::new();
+        home.write_config(config);
+        self.spawn_gateway_in(
+            home,
+            ["gateway", "run", "--port", "0", "--token", token],
+            [("CLAWGATE_LOG", "warn")],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("clawgate gateway run did not come up: {e:#}"))
+    }
+
     /// [`ClawgateBin::spawn_gateway`] in a given home (e.g. one with a config
     /// file written by the test).
     pub async fn spawn_gateway_in<I, S, E, K, V>(
