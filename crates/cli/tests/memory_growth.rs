@@ -135,8 +135,8 @@ async fn health_burst(url: &str) {
 
 /// Each device signs a connect, is told to wait for an operator's approval, and goes away.
 /// The same devices ask in every round, as unattended node hosts keep asking: a new device's
-/// request is kept until it expires (5 minutes after its last attempt), which is growth by
-/// design, not a leak.
+/// request is kept until it expires (5 minutes after its last attempt) or 512 newer ones
+/// displace it, which is bounded growth by design, not a leak.
 async fn abandoned_pairing_requests(url: &str, devices: &[DeviceIdentity]) {
     let mut asking = JoinSet::new();
     for device in devices {
