@@ -11,7 +11,6 @@ mod nodes;
 mod pairing;
 mod probe_ssh;
 mod render;
-mod spinner;
 mod table;
 mod target;
 

@@ -198,6 +198,11 @@ impl Progress {
         Progress { bar }
     }
 
+    /// Whether a spinner is drawn (not with `--json`, not off a live terminal).
+    pub fn is_shown(&self) -> bool {
+        self.bar.is_some()
+    }
+
     fn show(bar: &ProgressBar) {
         if bar.is_hidden() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());

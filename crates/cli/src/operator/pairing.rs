@@ -3,7 +3,6 @@
 //! first (print the exact approve command; on a terminal, wait for the approval with a
 //! spinner).
 
-use super::spinner::Spinner;
 use super::target::Target;
 use super::{EXIT_REJECTED, EXIT_USAGE, Failure};
 use clawgate_client::device_auth::{identity_path, tokens_path};
@@ -205,7 +204,7 @@ pub struct Waiter {
     pub request_id: Option<String>,
     pub until: Instant,
     pub started: Instant,
-    spinner: Spinner,
+    progress: crate::tunnel::Progress,
     what: String,
 }
 
@@ -224,10 +223,10 @@ impl Waiter {
                 eprintln!("{line}");
             }
         }
-        let spinner = Spinner::new(!quiet && crate::tunnel::stderr_is_live());
+        let progress = crate::tunnel::Progress::new(quiet);
         let id = p.request_id.as_deref().unwrap_or("?");
         let what = format!("Waiting for approval of request {id} ({})", asking(p));
-        if !quiet && !spinner.enabled() {
+        if !quiet && !progress.is_shown() {
             eprintln!("{what}; giving up after {}s", timeout.as_secs());
         }
         let now = Instant::now();
@@ -235,7 +234,7 @@ impl Waiter {
             request_id: p.request_id.clone(),
             until: now + timeout,
             started: now,
-            spinner,
+            progress,
             what,
         }
     }
@@ -244,28 +243,21 @@ impl Waiter {
         Instant::now() >= self.until
     }
 
-    /// Sleeps until the next poll, animating the spinner.
+    /// Sleeps until the next poll, the spinner (which shows the time waited) saying how much
+    /// longer the wait may last.
     pub async fn pause(&mut self) {
-        let end = (Instant::now() + POLL_INTERVAL).min(self.until);
-        loop {
-            let left = self.until.saturating_duration_since(Instant::now());
-            self.spinner.tick(&format!(
-                "{} · {} waited, up to {} more (Ctrl-C to stop)",
-                self.what,
-                super::render::duration(self.started.elapsed().as_millis() as u64),
-                super::render::duration(left.as_millis() as u64)
-            ));
-            let now = Instant::now();
-            if now >= end {
-                return;
-            }
-            tokio::time::sleep((end - now).min(Duration::from_millis(100))).await;
-        }
+        let left = self.until.saturating_duration_since(Instant::now());
+        self.progress.set(format!(
+            "{} · up to {} more (Ctrl-C to stop)",
+            self.what,
+            super::render::duration(left.as_millis() as u64)
+        ));
+        tokio::time::sleep(left.min(POLL_INTERVAL)).await;
     }
 
     /// Clears the progress line and says how it ended.
     pub fn finish(&mut self, outcome: &str, quiet: bool) {
-        self.spinner.clear();
+        self.progress.clear();
         if !quiet {
             eprintln!(
                 "{outcome} (after {})",
