@@ -3,6 +3,7 @@
 //! namespaces only. Both ends are created directly inside the new namespaces, so the test
 //! runner's own (loopback-only) namespace never sees them, and no route leads anywhere else.
 //! Needs root (`./scripts/test` runs the tests as root in a loopback-only namespace).
+// Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
 use clawgate_testkit::{ChildProcess, IsolatedHome};
