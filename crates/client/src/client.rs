@@ -49,6 +49,8 @@ pub struct ConnectOptions<'a> {
     /// Requested scopes, sent in this order (and signed in this order).
     pub scopes: Vec<String>,
     pub caps: Vec<String>,
+    /// Commands a `node` declares (`commands`); sent only when not empty.
+    pub commands: Vec<String>,
     /// Sign the challenge with this identity.
     pub device: Option<&'a DeviceIdentity>,
     /// Budget for the whole handshake: TCP/TLS connect, challenge and hello.
@@ -73,6 +75,7 @@ impl<'a> ConnectOptions<'a> {
             role: "operator".into(),
             scopes: Vec::new(),
             caps: Vec::new(),
+            commands: Vec::new(),
             device: None,
             timeout: Duration::from_secs(10),
             min_protocol: clawgate_protocol::PROTOCOL_VERSION,
@@ -89,6 +92,9 @@ impl<'a> ConnectOptions<'a> {
         params.insert("maxProtocol".into(), json!(self.max_protocol));
         params.insert("client".into(), client_json(&self.client));
         params.insert("caps".into(), json!(self.caps));
+        if !self.commands.is_empty() {
+            params.insert("commands".into(), json!(self.commands));
+        }
         let mut auth = Map::new();
         if let Some(t) = &self.token {
             auth.insert("token".into(), json!(t));
@@ -149,6 +155,7 @@ impl std::fmt::Debug for ConnectOptions<'_> {
             .field("client", &self.client)
             .field("role", &self.role)
             .field("scopes", &self.scopes)
+            .field("commands", &self.commands)
             .field("device", &self.device.map(DeviceIdentity::id))
             .field("timeout", &self.timeout)
             .field("protocol", &(self.min_protocol, self.max_protocol))
