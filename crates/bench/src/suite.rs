@@ -41,6 +41,8 @@ pub struct Plan {
     pub node_calls_one: usize,
     pub node_operators: usize,
     pub node_calls_each: usize,
+    /// Connections opened, authenticated and closed in the churn measurement.
+    pub churn_connections: usize,
 }
 
 impl Plan {
@@ -79,6 +81,7 @@ impl Plan {
             node_calls_one: pick(5_000, 500, 1_000, 200),
             node_operators: 8,
             node_calls_each: pick(1_000, 100, 250, 50),
+            churn_connections: pick(10_000, 10_000, 2_000, 1_000),
         }
     }
 }
@@ -360,6 +363,25 @@ pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
         }
     }
 
+    // 9. Connection churn, with another client calling `health` throughout.
+    match rt.block_on(churn(
+        kind,
+        addr,
+        token.clone(),
+        plan.churn_connections,
+        pid,
+    )) {
+        Ok(c) => {
+            for (id, s) in c {
+                out.set(id, s);
+            }
+        }
+        Err(e) => {
+            say!(kind, "connection churn failed: {e:#}");
+            out.fail(CHURN_ROWS, &e);
+        }
+    }
+
     // Peak: each live process's own high-water mark, summed.
     let peak = proc::tree_memory(pid);
     out.set("peak_rss", vec![peak.hwm as f64]);
@@ -415,6 +437,96 @@ const NODE_ROWS: &[&str] = &[
     "node8_rate",
     "node8_cpu",
 ];
+
+const CHURN_ROWS: &[&str] = &[
+    "churn_rate",
+    "churn_health_p50",
+    "churn_health_p99",
+    "churn_rss_growth",
+];
+
+/// Opens, authenticates and closes `n` connections, `OPEN_CONCURRENCY` at a time, while one
+/// more connection calls `health` one call after another: the churn's rate, the other
+/// client's latencies meanwhile, and how far the gateway's RSS stays above what it was before
+/// once the closed sockets are gone.
+async fn churn(
+    kind: Kind,
+    addr: SocketAddr,
+    token: Arc<str>,
+    n: usize,
+    pid: u32,
+) -> anyhow::Result<Vec<(&'static str, Vec<f64>)>> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = proc::tree_memory(pid).rss as f64;
+    let mut observer = Conn::open(addr, Auth::Token(&token), None).await?;
+    for _ in 0..HEALTH_WARMUP {
+        observer.request("health", "{}").await?;
+    }
+    let churning = Arc::new(AtomicBool::new(true));
+    let watching = churning.clone();
+    let observed = tokio::spawn(async move {
+        let mut lat = Vec::new();
+        while watching.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            observer.request("health", "{}").await?;
+            lat.push(t.elapsed().as_secs_f64());
+        }
+        let _ = observer.close().await;
+        anyhow::Ok(lat)
+    });
+    let t0 = Instant::now();
+    let mut attempts = futures_util::stream::iter(0..n)
+        .map(|_| {
+            let token = token.clone();
+            async move {
+                let c = Conn::open(addr, Auth::Token(&token), None).await?;
+                c.close().await
+            }
+        })
+        .buffer_unordered(OPEN_CONCURRENCY);
+    let (mut done, mut failed, mut first_error) = (0usize, 0usize, None);
+    while let Some(res) = attempts.next().await {
+        match res {
+            Ok(()) => done += 1,
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    churning.store(false, Ordering::Relaxed);
+    let lat = observed.await??;
+    if done == 0 {
+        bail!(
+            "no connection of {n} opened: {}",
+            first_error.unwrap_or_default()
+        );
+    }
+    // Let the gateway notice the closed sockets and free what they held.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = proc::tree_memory(pid).rss as f64;
+    let l = Latencies::of(&lat).ok_or_else(|| anyhow!("the observer made no call"))?;
+    say!(
+        kind,
+        "churn: {done} connections opened and closed in {secs:.2} s ({:.0}/s, {failed} failed{}); another client's health meanwhile p50 {}, p99 {} over {} calls; RSS {:.1} → {:.1} MB",
+        done as f64 / secs,
+        first_error
+            .map(|e| format!(", first: {e}"))
+            .unwrap_or_default(),
+        us(l.p50),
+        us(l.p99),
+        l.n,
+        before / 1e6,
+        after / 1e6
+    );
+    Ok(vec![
+        ("churn_rate", vec![done as f64 / secs]),
+        ("churn_health_p50", vec![l.p50]),
+        ("churn_health_p99", vec![l.p99]),
+        ("churn_rss_growth", vec![after - before]),
+    ])
+}
 
 /// `gateway call health --json` and `--version` with the gateway's own CLI, from a private
 /// home; one untimed warm-up run of each first.
@@ -1320,6 +1432,7 @@ const S5: &str = "5. Handshakes (connect → hello-ok → close)";
 const S6: &str = "6. Idle authenticated connections";
 const S7: &str = "7. node.invoke";
 const S8: &str = "8. Install footprint";
+const S9: &str = "9. Connection churn (open, authenticate, close; 32 at a time)";
 
 const fn spec(
     id: &'static str,
@@ -1397,6 +1510,10 @@ const SPECS: &[Spec] = &[
     spec("node1_cpu", S7, "one operator: gateway CPU time per invoke", Seconds, Lower, None, false),
     spec("node8_cpu", S7, "8 operators: gateway CPU time per invoke", Seconds, Lower, None, false),
     spec("footprint", S8, "clawgate binary (stripped) vs OpenClaw npm package tree", Bytes, Lower, Target::at_most(10e6), true),
+    spec("churn_rate", S9, "connections opened, authenticated and closed per second", PerSecond, Higher, None, true),
+    spec("churn_health_p50", S9, "another client's `health` p50 during the churn", Seconds, Lower, None, false),
+    spec("churn_health_p99", S9, "another client's `health` p99 during the churn", Seconds, Lower, None, true),
+    spec("churn_rss_growth", S9, "RSS after the churn minus before (sockets closed)", Bytes, Lower, None, false),
 ];
 
 /// Every row of the table, filled from both runs. `None` for a gateway that was not run.
