@@ -47,6 +47,13 @@ const PAIRING_DEVICES: usize = 50;
 const SLACK_MIN_BYTES: u64 = 1024 * 1024;
 const SLACK_FRACTION: f64 = 0.10;
 
+/// Connections opened and closed one after another in the churn that must leave the gateway
+/// serving (its speed and memory under that churn are measured in `bench/`, section 9).
+const CHURN_CONNECTIONS: usize = 10_000;
+/// How long any one `health` call of the client watching that churn may take: a generous
+/// bound that only a stalled gateway exceeds.
+const STILL_SERVING_BOUND: Duration = Duration::from_secs(10);
+
 /// How long the gateway may take to notice every close of a round.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
 /// Pause between two `status` polls while waiting for the closes.
@@ -246,4 +253,46 @@ async fn memory_stays_flat_across_rounds_of_churn() {
         trend.join(", ")
     );
     monitor.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_connections_come_and_go_and_the_gateway_keeps_serving() {
+    let gateway = start_gateway().await;
+    let url = gateway.url().to_owned();
+    let monitor = Arc::new(connect(&url, &["operator.read"]).await);
+
+    let churning = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (monitor, churning) = (monitor.clone(), churning.clone());
+        tokio::spawn(async move {
+            let mut calls = 0usize;
+            while churning.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::timeout(STILL_SERVING_BOUND, health(&monitor))
+                    .await
+                    .expect("health went unanswered during the churn");
+                calls += 1;
+            }
+            calls
+        })
+    };
+    let slots = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT));
+    let mut churn = JoinSet::new();
+    for _ in 0..CHURN_CONNECTIONS {
+        let (url, slots) = (url.clone(), slots.clone());
+        churn.spawn(async move {
+            let _slot = slots.acquire_owned().await.expect("never closed");
+            connect(&url, &["operator.read"]).await.close().await;
+        });
+    }
+    churn.join_all().await;
+    churning.store(false, std::sync::atomic::Ordering::Relaxed);
+    let calls = watcher.await.expect("the watcher ran to the end");
+    assert!(
+        calls > 0,
+        "the watching client made no call during the churn"
+    );
+
+    wait_until_only_monitor_is_connected(&monitor).await;
+    health(&monitor).await;
+    health(&connect(&url, &["operator.read"]).await).await;
 }
