@@ -114,6 +114,10 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error(
+        "{path} has schema version {found}, which no clawgate writes; it was left untouched — restore it from a backup, or move it aside to start with empty state"
+    )]
+    InvalidSchema { path: PathBuf, found: i64 },
     #[error("state database {path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -286,6 +290,12 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(corrupt)?;
         let known = MIGRATIONS.len() as i64;
+        if version < 0 {
+            return Err(StoreError::InvalidSchema {
+                path,
+                found: version,
+            });
+        }
         if version > known {
             return Err(StoreError::NewerSchema {
                 path,
@@ -749,5 +759,25 @@ mod tests {
             matches!(err, StoreError::NewerSchema { found: 99, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_negative_schema_version_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute_batch("PRAGMA user_version = -1").unwrap();
+        drop(c);
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(
+            matches!(err, StoreError::InvalidSchema { found: -1, .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&dir.path().join(DB_FILE).display().to_string()),
+            "{text}"
+        );
+        assert!(text.contains("left untouched"), "{text}");
     }
 }
