@@ -118,6 +118,18 @@ pub enum StoreError {
         "{path} has schema version {found}, which no clawgate writes; it was left untouched — restore it from a backup, or move it aside to start with empty state"
     )]
     InvalidSchema { path: PathBuf, found: i64 },
+    #[error(
+        "{path}: the {column} of {table} row {row} is unreadable ({detail}); the file was refused rather than loaded with that row dropped or emptied, and left untouched — correct the value, or remove the row (its device or node then asks to pair again): sqlite3 {path} \"{delete}\""
+    )]
+    UnreadableRow {
+        path: PathBuf,
+        table: String,
+        row: String,
+        column: String,
+        detail: String,
+        /// The statement that removes the row.
+        delete: String,
+    },
     #[error("state database {path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -243,8 +255,13 @@ fn json_vec(v: &[String]) -> String {
     serde_json::to_string(v).expect("strings serialize")
 }
 
-fn vec_json(s: String) -> Vec<String> {
-    serde_json::from_str(&s).unwrap_or_default()
+/// A JSON list of strings (scopes, roles, commands); one that does not parse is an error,
+/// never an empty list.
+fn string_list(r: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<Vec<String>> {
+    let text: String = r.get(column)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 impl Store {
@@ -363,21 +380,68 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// Runs a query without parameters and maps every row.
+    /// Runs a query without parameters over `table` and maps every row. A row that does not
+    /// map (a JSON list that does not parse, a value of the wrong type) fails the whole load
+    /// with an error naming the row by its `key` columns: loading the rest would silently drop
+    /// or widen what that row grants.
     fn query_all<T>(
         &self,
+        table: &str,
+        key: &[&str],
         sql: &str,
-        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
         let conn = self.conn.lock().expect("store lock");
         let mut stmt = conn.prepare(sql).map_err(|e| self.err(e))?;
-        stmt.query_map([], map)
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            out.push(map(row).map_err(|e| self.unreadable(table, key, row, e))?);
+        }
+        Ok(out)
+    }
+
+    fn unreadable(
+        &self,
+        table: &str,
+        key: &[&str],
+        row: &rusqlite::Row<'_>,
+        e: rusqlite::Error,
+    ) -> StoreError {
+        let column = match &e {
+            rusqlite::Error::FromSqlConversionFailure(i, _, _)
+            | rusqlite::Error::InvalidColumnType(i, _, _)
+            | rusqlite::Error::IntegralValueOutOfRange(i, _) => row.as_ref().column_name(*i).ok(),
+            _ => None,
+        };
+        let Some(column) = column else {
+            return self.err(e);
+        };
+        let row_key = key
+            .iter()
+            .map(|k| {
+                let value: String = row.get(*k).unwrap_or_default();
+                format!("{k}='{}'", value.replace('\'', "''"))
+            })
+            .collect::<Vec<_>>();
+        let detail = match e {
+            rusqlite::Error::FromSqlConversionFailure(_, _, cause) => cause.to_string(),
+            other => other.to_string(),
+        };
+        StoreError::UnreadableRow {
+            path: self.path.clone(),
+            table: table.to_owned(),
+            row: row_key.join(", "),
+            column: column.to_owned(),
+            detail,
+            delete: format!("DELETE FROM {table} WHERE {}", row_key.join(" AND ")),
+        }
     }
 
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
         self.query_all(
+            "devices",
+            &["device_id"],
             "SELECT device_id, public_key, display_name, platform, device_family, client_id, client_mode,
                         roles_json, scopes_json, approved_via, created_at_ms, approved_at_ms, last_seen_at_ms,
                         last_seen_reason, operator_label FROM devices ORDER BY approved_at_ms",
@@ -390,8 +454,8 @@ impl Store {
                 device_family: r.get(4)?,
                 client_id: r.get(5)?,
                 client_mode: r.get(6)?,
-                roles: vec_json(r.get(7)?),
-                scopes: vec_json(r.get(8)?),
+                roles: string_list(r, 7)?,
+                scopes: string_list(r, 8)?,
                 approved_via: r.get(9)?,
                 created_at_ms: r.get(10)?,
                 approved_at_ms: r.get(11)?,
@@ -405,13 +469,15 @@ impl Store {
 
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.query_all(
+            "device_tokens",
+            &["device_id", "role"],
             "SELECT device_id, role, scopes_json, generation, token_hash, created_at_ms, rotated_at_ms,
                         revoked_at_ms FROM device_tokens",
             |r| {
             Ok(TokenRecord {
                 device_id: r.get(0)?,
                 role: r.get(1)?,
-                scopes: vec_json(r.get(2)?),
+                scopes: string_list(r, 2)?,
                 generation: r.get(3)?,
                 token_hash: r.get(4)?,
                 created_at_ms: r.get(5)?,
@@ -424,6 +490,8 @@ impl Store {
 
     pub fn requests(&self) -> Result<Vec<PairingRequestRecord>, StoreError> {
         self.query_all(
+            "pairing_requests",
+            &["request_id"],
             "SELECT request_id, device_id, role, public_key, display_name, platform, device_family,
                         client_id, client_mode, scopes_json, reason, is_repair, created_at_ms, last_attempt_ms
                  FROM pairing_requests ORDER BY created_at_ms",
@@ -438,7 +506,7 @@ impl Store {
                 device_family: r.get(6)?,
                 client_id: r.get(7)?,
                 client_mode: r.get(8)?,
-                scopes: vec_json(r.get(9)?),
+                scopes: string_list(r, 9)?,
                 reason: r.get(10)?,
                 is_repair: r.get(11)?,
                 created_at_ms: r.get(12)?,
@@ -450,6 +518,8 @@ impl Store {
 
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
         self.query_all(
+            "nodes",
+            &["node_id"],
             "SELECT node_id, display_name, platform, version, device_family, client_id, caps_json, commands_json,
                         created_at_ms, approved_at_ms FROM nodes ORDER BY approved_at_ms",
             |r| {
@@ -460,8 +530,8 @@ impl Store {
                 version: r.get(3)?,
                 device_family: r.get(4)?,
                 client_id: r.get(5)?,
-                caps: vec_json(r.get(6)?),
-                commands: vec_json(r.get(7)?),
+                caps: string_list(r, 6)?,
+                commands: string_list(r, 7)?,
                 created_at_ms: r.get(8)?,
                 approved_at_ms: r.get(9)?,
             })
@@ -471,6 +541,8 @@ impl Store {
 
     pub fn node_requests(&self) -> Result<Vec<NodeRequestRecord>, StoreError> {
         self.query_all(
+            "node_pairing_requests",
+            &["request_id"],
             "SELECT request_id, node_id, display_name, platform, version, device_family, client_id, client_mode,
                         caps_json, commands_json, created_at_ms, last_attempt_ms
                  FROM node_pairing_requests ORDER BY created_at_ms",
@@ -484,8 +556,8 @@ impl Store {
                 device_family: r.get(5)?,
                 client_id: r.get(6)?,
                 client_mode: r.get(7)?,
-                caps: vec_json(r.get(8)?),
-                commands: vec_json(r.get(9)?),
+                caps: string_list(r, 8)?,
+                commands: string_list(r, 9)?,
                 created_at_ms: r.get(10)?,
                 last_attempt_ms: r.get(11)?,
             })
@@ -779,5 +851,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("left untouched"), "{text}");
+    }
+
+    #[test]
+    fn an_unreadable_json_column_refuses_the_load_naming_table_row_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.apply(&[Write::PutDevice(device("d1")), Write::PutToken(token("d1"))])
+            .unwrap();
+        drop(s);
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute_batch(
+            "UPDATE device_tokens SET scopes_json = '[\"operator.read\"' WHERE device_id = 'd1'",
+        )
+        .unwrap();
+        drop(c);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.devices().unwrap(),
+            vec![device("d1")],
+            "other tables still load"
+        );
+        let err = s
+            .tokens()
+            .expect_err("a token whose scopes cannot be read is not loaded");
+        let text = err.to_string();
+        for part in [
+            "the scopes_json of device_tokens row device_id='d1', role='operator'",
+            "EOF while parsing a list",
+            "DELETE FROM device_tokens WHERE device_id='d1' AND role='operator'",
+            DB_FILE,
+        ] {
+            assert!(text.contains(part), "{part} missing from: {text}");
+        }
     }
 }
