@@ -108,7 +108,8 @@ impl Connection {
         if session.role == Role::Node {
             self.gw
                 .nodes
-                .attach(&self.gw, self.handle.clone(), (*session).clone());
+                .attach(&self.gw, self.handle.clone(), (*session).clone())
+                .await;
         }
         self.serve(ws, session.clone(), queued).await;
         if session.role == Role::Node {
@@ -336,6 +337,7 @@ impl Connection {
         let decision = gw
             .pairing
             .decide(&applicant, auto, crate::now_ms())
+            .await
             .map_err(|e| {
                 tracing::error!("pairing store: {e}");
                 errors::internal_error(

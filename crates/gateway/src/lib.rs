@@ -328,7 +328,7 @@ pub async fn serve_listeners(
         let _ = a.await;
     }
     let _ = timers.await;
-    gateway.pairing.flush_last_seen();
+    gateway.pairing.flush_last_seen().await;
     gateway.registry.shutdown("gateway stopping");
     // Connections close themselves after flushing `shutdown` + close 1012; give them a moment.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);

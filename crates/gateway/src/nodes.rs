@@ -293,6 +293,10 @@ struct State {
 pub(crate) struct Nodes {
     store: Arc<Store>,
     state: Mutex<State>,
+    /// Held by a change of the approvals from reading the state it starts from until it is on
+    /// disk and in `state`, so changes apply one at a time without holding `state` (or an async
+    /// worker) while the disk works.
+    changing: tokio::sync::Mutex<()>,
 }
 
 fn opt(v: &Option<String>) -> Value {
@@ -466,58 +470,87 @@ impl Nodes {
                 live: HashMap::new(),
                 invokes: HashMap::new(),
             }),
+            changing: tokio::sync::Mutex::new(()),
         })
     }
 
     /// A node finished its handshake. A new or wider command surface becomes a pending
     /// capability request, announced to pairing operators. A legacy node's request lists all it
     /// declared, its live surface only the built-in part (as the real gateway does).
-    pub fn attach(&self, gw: &Gateway, conn: Arc<ConnHandle>, mut session: Session) {
+    pub async fn attach(&self, gw: &Gateway, conn: Arc<ConnHandle>, mut session: Session) {
         let node_id = session.node_id();
         let now = crate::now_ms();
         let surface = policy::approval_surface(&session.commands);
-        let mut state = self.state.lock().expect("nodes lock");
-        let covered = state
-            .approved
-            .get(&node_id)
-            .is_some_and(|a| surface.iter().all(|c| a.commands.contains(c)));
+        let covered = |state: &State| {
+            state
+                .approved
+                .get(&node_id)
+                .is_some_and(|a| surface.iter().all(|c| a.commands.contains(c)))
+        };
         let mut requested = None;
-        if !covered {
-            let existing = state.pending_request_for(&node_id).cloned();
-            let c = &session.client;
-            let record = NodeRequestRecord {
-                request_id: existing.as_ref().map_or_else(
-                    || uuid::Uuid::new_v4().to_string(),
-                    |r| r.request_id.clone(),
-                ),
-                node_id: node_id.clone(),
-                display_name: c.display_name.clone(),
-                platform: Some(c.platform.clone()),
-                version: Some(c.version.clone()),
-                device_family: c.device_family.clone(),
-                client_id: c.id.clone(),
-                client_mode: c.mode.clone(),
-                caps: session.caps.clone(),
-                commands: surface.clone(),
-                created_at_ms: existing.as_ref().map_or(now, |r| r.created_at_ms),
-                last_attempt_ms: now,
-            };
-            match self.store.apply(&[Write::PutNodeRequest(record.clone())]) {
-                Ok(()) => {
+        if !covered(&self.state.lock().expect("nodes lock")) {
+            let _changing = self.changing.lock().await;
+            // The request is in memory at once, so it is listed as soon as the node has its
+            // hello; on disk next. Not being an approval, it need not wait for the disk: one
+            // that does not get there is dropped again, and the node asks on its next connect.
+            let recorded = {
+                let mut state = self.state.lock().expect("nodes lock");
+                // Checked again: an approval may have landed while waiting.
+                (!covered(&state)).then(|| {
+                    let existing = state.pending_request_for(&node_id).cloned();
+                    let c = &session.client;
+                    let record = NodeRequestRecord {
+                        request_id: existing.as_ref().map_or_else(
+                            || uuid::Uuid::new_v4().to_string(),
+                            |r| r.request_id.clone(),
+                        ),
+                        node_id: node_id.clone(),
+                        display_name: c.display_name.clone(),
+                        platform: Some(c.platform.clone()),
+                        version: Some(c.version.clone()),
+                        device_family: c.device_family.clone(),
+                        client_id: c.id.clone(),
+                        client_mode: c.mode.clone(),
+                        caps: session.caps.clone(),
+                        commands: surface.clone(),
+                        created_at_ms: existing.as_ref().map_or(now, |r| r.created_at_ms),
+                        last_attempt_ms: now,
+                    };
                     if let Some(old) = &existing {
                         state.requests.remove(&old.request_id);
                     }
-                    if existing
-                        .as_ref()
-                        .is_none_or(|e| e.commands != record.commands)
+                    state
+                        .requests
+                        .insert(record.request_id.clone(), record.clone());
+                    (existing, record)
+                })
+            };
+            if let Some((existing, record)) = recorded {
+                match self
+                    .store
+                    .apply(vec![Write::PutNodeRequest(record.clone())])
+                    .await
+                {
+                    Ok(())
+                        if existing
+                            .as_ref()
+                            .is_none_or(|e| e.commands != record.commands) =>
                     {
                         requested = Some(node_request_json(&record));
                     }
-                    state.requests.insert(record.request_id.clone(), record);
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::error!("could not record the node's approval request: {e}");
+                        let mut state = self.state.lock().expect("nodes lock");
+                        state.requests.remove(&record.request_id);
+                        if let Some(old) = existing {
+                            state.requests.insert(old.request_id.clone(), old);
+                        }
+                    }
                 }
-                Err(e) => tracing::error!("could not record the node's approval request: {e}"),
             }
         }
+        let mut state = self.state.lock().expect("nodes lock");
         if session.legacy_node {
             clawgate_protocol::nodes::withhold_plugin_surface(
                 &mut session.caps,
@@ -623,46 +656,52 @@ impl Nodes {
     }
 
     /// `node.pair.approve`: the caller must hold the request's `requiredApproveScopes`.
-    pub fn approve(
+    pub async fn approve(
         &self,
         gw: &Gateway,
         request_id: &str,
         caller_scopes: &[String],
     ) -> Result<Value, ErrorShape> {
         let now = crate::now_ms();
-        let mut state = self.state.lock().expect("nodes lock");
-        let r = state
-            .requests
-            .get(request_id)
-            .cloned()
-            .ok_or_else(|| Self::not_found(request_id))?;
-        for scope in policy::required_approve_scopes(&r.commands) {
-            if !clawgate_protocol::scopes::satisfies(caller_scopes, scope) {
-                return Err(errors::missing_scope(scope));
+        let _changing = self.changing.lock().await;
+        let (r, record) = {
+            let state = self.state.lock().expect("nodes lock");
+            let r = state
+                .requests
+                .get(request_id)
+                .cloned()
+                .ok_or_else(|| Self::not_found(request_id))?;
+            for scope in policy::required_approve_scopes(&r.commands) {
+                if !clawgate_protocol::scopes::satisfies(caller_scopes, scope) {
+                    return Err(errors::missing_scope(scope));
+                }
             }
-        }
-        let created = state
-            .approved
-            .get(&r.node_id)
-            .map_or(now, |a| a.created_at_ms);
-        let record = NodeRecord {
-            node_id: r.node_id.clone(),
-            display_name: r.display_name.clone(),
-            platform: r.platform.clone(),
-            version: r.version.clone(),
-            device_family: r.device_family.clone(),
-            client_id: r.client_id.clone(),
-            caps: r.caps.clone(),
-            commands: r.commands.clone(),
-            created_at_ms: created,
-            approved_at_ms: now,
+            let created = state
+                .approved
+                .get(&r.node_id)
+                .map_or(now, |a| a.created_at_ms);
+            let record = NodeRecord {
+                node_id: r.node_id.clone(),
+                display_name: r.display_name.clone(),
+                platform: r.platform.clone(),
+                version: r.version.clone(),
+                device_family: r.device_family.clone(),
+                client_id: r.client_id.clone(),
+                caps: r.caps.clone(),
+                commands: r.commands.clone(),
+                created_at_ms: created,
+                approved_at_ms: now,
+            };
+            (r, record)
         };
         self.store
-            .apply(&[
+            .apply(vec![
                 Write::PutNode(record.clone()),
                 Write::DeleteNodeRequest(request_id.into()),
             ])
+            .await
             .map_err(Self::store_failed)?;
+        let mut state = self.state.lock().expect("nodes lock");
         state.requests.remove(request_id);
         state.approved.insert(r.node_id.clone(), record.clone());
         let node_conn = state.live.get(&r.node_id).map(|l| l.conn.clone());
@@ -678,16 +717,21 @@ impl Nodes {
         Ok(json!({"requestId": request_id, "node": node}))
     }
 
-    pub fn reject(&self, gw: &Gateway, request_id: &str) -> Result<Value, ErrorShape> {
-        let mut state = self.state.lock().expect("nodes lock");
-        let r = state
+    pub async fn reject(&self, gw: &Gateway, request_id: &str) -> Result<Value, ErrorShape> {
+        let _changing = self.changing.lock().await;
+        let r = self
+            .state
+            .lock()
+            .expect("nodes lock")
             .requests
             .get(request_id)
             .cloned()
             .ok_or_else(|| Self::not_found(request_id))?;
         self.store
-            .apply(&[Write::DeleteNodeRequest(request_id.into())])
+            .apply(vec![Write::DeleteNodeRequest(request_id.into())])
+            .await
             .map_err(Self::store_failed)?;
+        let mut state = self.state.lock().expect("nodes lock");
         state.requests.remove(request_id);
         let node_conn = state.live.get(&r.node_id).map(|l| l.conn.clone());
         drop(state);
@@ -711,17 +755,23 @@ impl Nodes {
         }
     }
 
-    pub fn remove(&self, gw: &Gateway, node_id: &str) -> Result<Value, ErrorShape> {
-        let mut state = self.state.lock().expect("nodes lock");
-        if !state.approved.contains_key(node_id) && state.pending_request_for(node_id).is_none() {
+    pub async fn remove(&self, gw: &Gateway, node_id: &str) -> Result<Value, ErrorShape> {
+        let _changing = self.changing.lock().await;
+        let known = {
+            let state = self.state.lock().expect("nodes lock");
+            state.approved.contains_key(node_id) || state.pending_request_for(node_id).is_some()
+        };
+        if !known {
             return Err(ErrorShape::new(
                 errors::ErrorCode::InvalidRequest,
                 "unknown nodeId",
             ));
         }
         self.store
-            .apply(&[Write::DeleteNode(node_id.into())])
+            .apply(vec![Write::DeleteNode(node_id.into())])
+            .await
             .map_err(Self::store_failed)?;
+        let mut state = self.state.lock().expect("nodes lock");
         state.approved.remove(node_id);
         state.requests.retain(|_, r| r.node_id != node_id);
         let conn = state.live.get(node_id).map(|l| l.conn.clone());
@@ -732,16 +782,22 @@ impl Nodes {
         Ok(json!({"nodeId": node_id, "removed": true}))
     }
 
-    pub fn rename(&self, node_id: &str, name: &str) -> Result<Value, ErrorShape> {
-        let mut state = self.state.lock().expect("nodes lock");
-        let mut record =
-            state.approved.get(node_id).cloned().ok_or_else(|| {
-                ErrorShape::new(errors::ErrorCode::InvalidRequest, "unknown nodeId")
-            })?;
+    pub async fn rename(&self, node_id: &str, name: &str) -> Result<Value, ErrorShape> {
+        let _changing = self.changing.lock().await;
+        let mut record = self
+            .state
+            .lock()
+            .expect("nodes lock")
+            .approved
+            .get(node_id)
+            .cloned()
+            .ok_or_else(|| ErrorShape::new(errors::ErrorCode::InvalidRequest, "unknown nodeId"))?;
         record.display_name = Some(name.into());
         self.store
-            .apply(&[Write::PutNode(record.clone())])
+            .apply(vec![Write::PutNode(record.clone())])
+            .await
             .map_err(Self::store_failed)?;
+        let mut state = self.state.lock().expect("nodes lock");
         state.approved.insert(node_id.into(), record);
         if let Some(l) = state.live.get_mut(node_id) {
             l.session.client.display_name = Some(name.into());

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use subtle::ConstantTimeEq;
 
 const TOKEN_KEY_FILE: &str = "device-token.key";
@@ -95,12 +95,88 @@ struct State {
     displaced_logged_ms: i64,
 }
 
+impl State {
+    /// Applies a write that is on disk to the in-memory copy.
+    fn mirror(&mut self, w: &Write) {
+        match w {
+            Write::PutDevice(d) => {
+                let mut d = d.clone();
+                // Last-seen times are kept in memory (not written per connect): one may have
+                // been recorded since this record was made.
+                if let Some(held) = self.devices.get(&d.device_id)
+                    && held.last_seen_at_ms > d.last_seen_at_ms
+                {
+                    d.last_seen_at_ms = held.last_seen_at_ms;
+                    d.last_seen_reason = held.last_seen_reason.clone();
+                }
+                self.devices.insert(d.device_id.clone(), d);
+            }
+            Write::DeleteDevice(id) => {
+                self.devices.remove(id);
+                self.tokens.retain(|(d, _), _| d != id);
+                self.requests.retain(|_, r| &r.device_id != id);
+            }
+            Write::PutToken(t) => {
+                self.tokens
+                    .insert((t.device_id.clone(), t.role.clone()), t.clone());
+            }
+            Write::PutRequest(r) => {
+                self.requests.insert(r.request_id.clone(), r.clone());
+            }
+            Write::DeleteRequest(id) => {
+                self.requests.remove(id);
+            }
+            Write::LastSeen {
+                device_id,
+                at_ms,
+                reason,
+            } => {
+                if let Some(d) = self.devices.get_mut(device_id) {
+                    d.last_seen_at_ms = Some(*at_ms);
+                    d.last_seen_reason = Some(reason.clone());
+                }
+            }
+            // The nodes' tables.
+            Write::PutNode(_)
+            | Write::DeleteNode(_)
+            | Write::PutNodeRequest(_)
+            | Write::DeleteNodeRequest(_) => {}
+        }
+    }
+}
+
 pub(crate) struct Pairing {
     store: Arc<Store>,
     key: [u8; 32],
     /// At most this many pending requests (`GatewayOptions::max_pending_pairing_requests`).
     max_pending: usize,
+    /// What is on disk, in memory: reads take it briefly and never wait for the disk.
     state: Mutex<State>,
+    /// Held by a change from the moment it reads the state it starts from until it is on disk
+    /// and mirrored, so changes apply one at a time, each to what the one before left. Reads
+    /// never take it: a change waiting for the disk holds up other changes only.
+    changing: tokio::sync::Mutex<()>,
+}
+
+/// What a connect comes to, before anything is written.
+enum Plan {
+    /// Answered from memory.
+    Answer(Decision),
+    /// Answered once `writes` are on disk.
+    Change {
+        writes: Vec<Write>,
+        decision: Decision,
+        /// A request dropped to make room for this one, to log.
+        displaced: Option<Box<PairingRequestRecord>>,
+    },
+}
+
+/// What approving a request writes, and what it answers.
+struct Approval {
+    writes: Vec<Write>,
+    device: DeviceRecord,
+    token: String,
+    issued_at_ms: i64,
 }
 
 fn hash(token: &str) -> String {
@@ -123,7 +199,8 @@ fn union(a: &[String], b: &[String]) -> Vec<String> {
 
 impl Pairing {
     /// `derived_key` is used unless the state dir already has a `device-token.key` (state dirs
-    /// from before the key was derived), so tokens already issued stay valid.
+    /// from before the key was derived), so tokens already issued stay valid. Loads from the
+    /// store on this thread: call it at startup.
     pub fn open(
         store: Arc<Store>,
         state_dir: &Path,
@@ -159,7 +236,23 @@ impl Pairing {
                 requests,
                 displaced_logged_ms: i64::MIN,
             }),
+            changing: tokio::sync::Mutex::new(()),
         })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("pairing lock")
+    }
+
+    /// Writes `writes` (on disk when this returns), then mirrors them in memory. The caller
+    /// holds `changing`.
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.store.apply(writes.clone()).await?;
+        let mut state = self.state();
+        for w in &writes {
+            state.mirror(w);
+        }
+        Ok(())
     }
 
     fn derive(&self, device_id: &str, role: &str, generation: i64) -> String {
@@ -176,7 +269,7 @@ impl Pairing {
         presented: &str,
         wanted: &[String],
     ) -> Result<(String, i64), TokenRefusal> {
-        let state = self.state.lock().expect("pairing lock");
+        let state = self.state();
         let Some(t) = state.tokens.get(&(device_id.to_owned(), role.to_owned())) else {
             return Err(TokenRefusal::Mismatch);
         };
@@ -197,14 +290,38 @@ impl Pairing {
     }
 
     /// Decides a device-bearing connect that passed auth; `auto` allows approving it on the
-    /// spot.
-    pub fn decide(
+    /// spot. Whatever it writes is on disk before it answers.
+    pub async fn decide(
         &self,
         a: &Applicant<'_>,
         auto: Option<AutoApproval>,
         now_ms: i64,
     ) -> Result<Decision, StoreError> {
-        let mut state = self.state.lock().expect("pairing lock");
+        // Most connects are of paired devices that hold their token: answered from memory,
+        // without waiting for changes under way.
+        if let Plan::Answer(decision) = self.plan(a, auto, now_ms) {
+            return Ok(decision);
+        }
+        let _changing = self.changing.lock().await;
+        // Planned again: the state may have changed while waiting.
+        match self.plan(a, auto, now_ms) {
+            Plan::Answer(decision) => Ok(decision),
+            Plan::Change {
+                writes,
+                decision,
+                displaced,
+            } => {
+                self.commit(writes).await?;
+                if let Some(old) = displaced {
+                    self.log_displaced(&old, now_ms);
+                }
+                Ok(decision)
+            }
+        }
+    }
+
+    fn plan(&self, a: &Applicant<'_>, auto: Option<AutoApproval>, now_ms: i64) -> Plan {
+        let mut state = self.state();
         expire(&mut state, now_ms);
         let existing = state.devices.get(a.device_id).cloned();
         let reason = match &existing {
@@ -212,16 +329,25 @@ impl Pairing {
             Some(d) if !d.roles.iter().any(|r| r == a.role) => "role-upgrade",
             Some(d) if a.role == "operator" && !granted_all(&d.scopes, a.scopes) => "scope-upgrade",
             Some(_) => {
-                let (token, issued) = self.ensure_token(&mut state, a.device_id, a.role, now_ms)?;
+                let (token, issued_at_ms, new_token) =
+                    self.token_of(&state, a.device_id, a.role, now_ms);
                 if let Some(d) = state.devices.get_mut(a.device_id) {
                     d.last_seen_at_ms = Some(now_ms);
                     d.last_seen_reason = Some("connect".into());
                 }
-                return Ok(Decision::Approved {
+                let decision = Decision::Approved {
                     token,
-                    issued_at_ms: issued,
+                    issued_at_ms,
                     events: Vec::new(),
-                });
+                };
+                return match new_token {
+                    None => Plan::Answer(decision),
+                    Some(t) => Plan::Change {
+                        writes: vec![Write::PutToken(t)],
+                        decision,
+                        displaced: None,
+                    },
+                };
             }
         };
         let approved_via = match auto {
@@ -236,16 +362,19 @@ impl Pairing {
             let request = request_record(a, &request_id, reason, existing.is_some(), now_ms);
             let mut requested = pending_json(&request);
             requested["silent"] = json!(true);
-            let (_, token, issued) = self.commit_approval(&mut state, &request, via, now_ms)?;
-            let resolved = resolved_json(&request, now_ms);
-            return Ok(Decision::Approved {
-                token,
-                issued_at_ms: issued,
-                events: vec![
-                    ("device.pair.requested", requested),
-                    ("device.pair.resolved", resolved),
-                ],
-            });
+            let approval = self.approval(&state, &request, via, now_ms);
+            return Plan::Change {
+                writes: approval.writes,
+                decision: Decision::Approved {
+                    token: approval.token,
+                    issued_at_ms: approval.issued_at_ms,
+                    events: vec![
+                        ("device.pair.requested", requested),
+                        ("device.pair.resolved", resolved_json(&request, now_ms)),
+                    ],
+                },
+                displaced: None,
+            };
         }
         let (request, created) = match existing_request(&state, a).cloned() {
             Some(mut r) => {
@@ -260,7 +389,7 @@ impl Pairing {
             ),
         };
         let displaced = if created {
-            self.displaced_by_new_request(&state)
+            self.displaced_by_new_request(&state).map(Box::new)
         } else {
             None
         };
@@ -268,31 +397,18 @@ impl Pairing {
         if let Some(old) = &displaced {
             writes.push(Write::DeleteRequest(old.request_id.clone()));
         }
-        self.store.apply(&writes)?;
-        if let Some(old) = displaced {
-            state.requests.remove(&old.request_id);
-            if now_ms.saturating_sub(state.displaced_logged_ms) >= DISPLACED_LOG_INTERVAL_MS {
-                state.displaced_logged_ms = now_ms;
-                tracing::warn!(
-                    "{} pending device pairing requests (the most held); dropped {} from device {} (last asked {} s ago), which asks again on its next attempt",
-                    self.max_pending,
-                    old.request_id,
-                    old.device_id,
-                    (now_ms - old.last_attempt_ms) / 1000
-                );
-            }
-        }
-        state
-            .requests
-            .insert(request.request_id.clone(), request.clone());
         let (approved_roles, approved_scopes) =
             existing.map(|d| (d.roles, d.scopes)).unwrap_or_default();
-        Ok(Decision::Pending {
-            request: Box::new(request),
-            created,
-            approved_roles,
-            approved_scopes,
-        })
+        Plan::Change {
+            writes,
+            decision: Decision::Pending {
+                request: Box::new(request),
+                created,
+                approved_roles,
+                approved_scopes,
+            },
+            displaced,
+        }
     }
 
     /// With the most requests held, the one whose device asked least recently makes room for
@@ -308,32 +424,51 @@ impl Pairing {
             .cloned()
     }
 
-    /// The device record, token record and token an approval of `request` produces.
-    fn approved(
+    fn log_displaced(&self, old: &PairingRequestRecord, now_ms: i64) {
+        let mut state = self.state();
+        if now_ms.saturating_sub(state.displaced_logged_ms) < DISPLACED_LOG_INTERVAL_MS {
+            return;
+        }
+        state.displaced_logged_ms = now_ms;
+        tracing::warn!(
+            "{} pending device pairing requests (the most held); dropped {} from device {} (last asked {} s ago), which asks again on its next attempt",
+            self.max_pending,
+            old.request_id,
+            old.device_id,
+            (now_ms - old.last_attempt_ms) / 1000
+        );
+    }
+
+    /// What approving `request` writes: the device, its token for the requested role, and the
+    /// request's removal.
+    fn approval(
         &self,
         state: &State,
         request: &PairingRequestRecord,
-        existing: Option<&DeviceRecord>,
         via: &str,
         now_ms: i64,
-    ) -> (DeviceRecord, TokenRecord, String) {
-        let mut device = existing.cloned().unwrap_or_else(|| DeviceRecord {
-            device_id: request.device_id.clone(),
-            public_key: request.public_key.clone(),
-            display_name: request.display_name.clone(),
-            platform: request.platform.clone(),
-            device_family: request.device_family.clone(),
-            client_id: request.client_id.clone(),
-            client_mode: request.client_mode.clone(),
-            roles: Vec::new(),
-            scopes: Vec::new(),
-            approved_via: via.into(),
-            created_at_ms: now_ms,
-            approved_at_ms: now_ms,
-            last_seen_at_ms: Some(now_ms),
-            last_seen_reason: Some("connect".into()),
-            operator_label: None,
-        });
+    ) -> Approval {
+        let mut device = state
+            .devices
+            .get(&request.device_id)
+            .cloned()
+            .unwrap_or_else(|| DeviceRecord {
+                device_id: request.device_id.clone(),
+                public_key: request.public_key.clone(),
+                display_name: request.display_name.clone(),
+                platform: request.platform.clone(),
+                device_family: request.device_family.clone(),
+                client_id: request.client_id.clone(),
+                client_mode: request.client_mode.clone(),
+                roles: Vec::new(),
+                scopes: Vec::new(),
+                approved_via: via.into(),
+                created_at_ms: now_ms,
+                approved_at_ms: now_ms,
+                last_seen_at_ms: Some(now_ms),
+                last_seen_reason: Some("connect".into()),
+                operator_label: None,
+            });
         device.roles = union(&device.roles, std::slice::from_ref(&request.role));
         if request.role == "operator" {
             // An approval grants what was asked, on top of what was already held — nothing more.
@@ -363,23 +498,34 @@ impl Pairing {
             rotated_at_ms: None,
             revoked_at_ms: None,
         };
-        (device, record, token)
+        Approval {
+            writes: vec![
+                Write::PutDevice(device.clone()),
+                Write::PutToken(record),
+                Write::DeleteRequest(request.request_id.clone()),
+            ],
+            device,
+            token,
+            issued_at_ms: created,
+        }
     }
 
-    /// The token of an approved device and role, issuing one (durably) if it has none.
-    fn ensure_token(
+    /// The token of an approved device and role and when it was issued, with the record to
+    /// write when it has none yet.
+    fn token_of(
         &self,
-        state: &mut State,
+        state: &State,
         device_id: &str,
         role: &str,
         now_ms: i64,
-    ) -> Result<(String, i64), StoreError> {
+    ) -> (String, i64, Option<TokenRecord>) {
         let key = (device_id.to_owned(), role.to_owned());
         if let Some(t) = state.tokens.get(&key).filter(|t| t.revoked_at_ms.is_none()) {
-            return Ok((
+            return (
                 self.derive(device_id, role, t.generation),
                 t.rotated_at_ms.unwrap_or(t.created_at_ms),
-            ));
+                None,
+            );
         }
         let generation = state
             .tokens
@@ -406,14 +552,12 @@ impl Pairing {
             rotated_at_ms: None,
             revoked_at_ms: None,
         };
-        self.store.apply(&[Write::PutToken(record.clone())])?;
-        state.tokens.insert(key, record);
-        Ok((token, now_ms))
+        (token, now_ms, Some(record))
     }
 
     /// `device.pair.list`: `{pending, paired}`; `connected` tells which devices have a live socket.
     pub fn list(&self, connected: &dyn Fn(&str) -> bool, now_ms: i64) -> Value {
-        let mut state = self.state.lock().expect("pairing lock");
+        let mut state = self.state();
         expire(&mut state, now_ms);
         let mut pending: Vec<&PairingRequestRecord> = state.requests.values().collect();
         pending.sort_by_key(|r| r.created_at_ms);
@@ -425,18 +569,23 @@ impl Pairing {
         })
     }
 
-    /// `device.pair.approve`: durable before it returns.
-    pub fn approve(&self, request_id: &str, now_ms: i64) -> Result<(Value, Value), PairingError> {
-        let mut state = self.state.lock().expect("pairing lock");
-        expire(&mut state, now_ms);
-        let request = state
-            .requests
-            .get(request_id)
-            .cloned()
-            .ok_or_else(|| PairingError::NotFound(request_id.into()))?;
-        let (device, _, _) = self.commit_approval(&mut state, &request, "owner", now_ms)?;
-        let payload =
-            json!({"requestId": request_id, "device": device_json(&device, &state, None)});
+    /// A pending request, taken from memory.
+    fn pending(&self, request_id: &str, now_ms: i64) -> Result<PairingRequestRecord, PairingError> {
+        self.request(request_id, now_ms)
+            .ok_or_else(|| PairingError::NotFound(request_id.into()))
+    }
+
+    /// `device.pair.approve`: on disk before it returns.
+    pub async fn approve(
+        &self,
+        request_id: &str,
+        now_ms: i64,
+    ) -> Result<(Value, Value), PairingError> {
+        let _changing = self.changing.lock().await;
+        let request = self.pending(request_id, now_ms)?;
+        let approval = self.approval(&self.state(), &request, "owner", now_ms);
+        self.commit(approval.writes).await?;
+        let payload = json!({"requestId": request_id, "device": device_json(&approval.device, &self.state(), None)});
         Ok((payload, resolved_json(&request, now_ms)))
     }
 
@@ -444,136 +593,109 @@ impl Pairing {
     /// first pairing request of a node asking no scopes from the device and key the probe
     /// found on its host. Returns its `device.pair.resolved` payload, or `None` when the
     /// request was resolved, replaced or changed meanwhile.
-    pub fn approve_ssh_verified(
+    pub async fn approve_ssh_verified(
         &self,
         request_id: &str,
         device_id: &str,
         public_key: &str,
         now_ms: i64,
     ) -> Result<Option<Value>, StoreError> {
-        let mut state = self.state.lock().expect("pairing lock");
-        expire(&mut state, now_ms);
-        let Some(request) = state.requests.get(request_id).cloned() else {
+        let _changing = self.changing.lock().await;
+        let Some(request) = self.request(request_id, now_ms) else {
             return Ok(None);
         };
-        let still_verified = request.device_id == device_id
-            && request.public_key == public_key
-            && request.role == "node"
-            && request.scopes.is_empty()
-            && !request.is_repair
-            && !state.devices.contains_key(device_id);
-        if !still_verified {
-            return Ok(None);
-        }
-        self.commit_approval(&mut state, &request, "ssh-verified", now_ms)?;
+        let approval = {
+            let state = self.state();
+            let still_verified = request.device_id == device_id
+                && request.public_key == public_key
+                && request.role == "node"
+                && request.scopes.is_empty()
+                && !request.is_repair
+                && !state.devices.contains_key(device_id);
+            if !still_verified {
+                return Ok(None);
+            }
+            self.approval(&state, &request, "ssh-verified", now_ms)
+        };
+        self.commit(approval.writes).await?;
         Ok(Some(resolved_json(&request, now_ms)))
     }
 
-    /// Approves a request (durably, then in memory): the device, its token for the requested
-    /// role, and when that token was issued.
-    fn commit_approval(
-        &self,
-        state: &mut State,
-        request: &PairingRequestRecord,
-        via: &str,
-        now_ms: i64,
-    ) -> Result<(DeviceRecord, String, i64), StoreError> {
-        let existing = state.devices.get(&request.device_id).cloned();
-        let (device, token_rec, token) =
-            self.approved(state, request, existing.as_ref(), via, now_ms);
-        self.store.apply(&[
-            Write::PutDevice(device.clone()),
-            Write::PutToken(token_rec.clone()),
-            Write::DeleteRequest(request.request_id.clone()),
-        ])?;
-        let issued = token_rec.created_at_ms;
-        state.requests.remove(&request.request_id);
-        state.tokens.insert(
-            (device.device_id.clone(), token_rec.role.clone()),
-            token_rec,
-        );
-        state
-            .devices
-            .insert(device.device_id.clone(), device.clone());
-        Ok((device, token, issued))
-    }
-
     /// `device.pair.reject`.
-    pub fn reject(&self, request_id: &str, now_ms: i64) -> Result<(Value, Value), PairingError> {
-        let mut state = self.state.lock().expect("pairing lock");
-        expire(&mut state, now_ms);
-        let request = state
-            .requests
-            .get(request_id)
-            .cloned()
-            .ok_or_else(|| PairingError::NotFound(request_id.into()))?;
-        self.store
-            .apply(&[Write::DeleteRequest(request_id.into())])?;
-        state.requests.remove(request_id);
+    pub async fn reject(
+        &self,
+        request_id: &str,
+        now_ms: i64,
+    ) -> Result<(Value, Value), PairingError> {
+        let _changing = self.changing.lock().await;
+        let request = self.pending(request_id, now_ms)?;
+        self.commit(vec![Write::DeleteRequest(request_id.into())])
+            .await?;
         let payload = json!({"requestId": request_id, "deviceId": request.device_id});
         let event = json!({"requestId": request_id, "deviceId": request.device_id, "decision": "rejected", "ts": now_ms});
         Ok((payload, event))
     }
 
     /// `device.pair.remove`: the device, its tokens and its pending requests.
-    pub fn remove(&self, device_id: &str) -> Result<Value, PairingError> {
-        let mut state = self.state.lock().expect("pairing lock");
-        if !state.devices.contains_key(device_id) {
+    pub async fn remove(&self, device_id: &str) -> Result<Value, PairingError> {
+        let _changing = self.changing.lock().await;
+        if !self.state().devices.contains_key(device_id) {
             return Err(PairingError::NotFound(device_id.into()));
         }
-        self.store.apply(&[Write::DeleteDevice(device_id.into())])?;
-        state.devices.remove(device_id);
-        state.tokens.retain(|(d, _), _| d != device_id);
-        state.requests.retain(|_, r| r.device_id != device_id);
+        self.commit(vec![Write::DeleteDevice(device_id.into())])
+            .await?;
         Ok(json!({"deviceId": device_id, "removed": true}))
     }
 
     /// `device.pair.rename {deviceId, label}`: an operator's label, shown as `operatorLabel`.
-    pub fn rename(&self, device_id: &str, label: &str) -> Result<Value, PairingError> {
-        let mut state = self.state.lock().expect("pairing lock");
-        let mut device = state
+    pub async fn rename(&self, device_id: &str, label: &str) -> Result<Value, PairingError> {
+        let _changing = self.changing.lock().await;
+        let mut device = self
+            .state()
             .devices
             .get(device_id)
             .cloned()
             .ok_or_else(|| PairingError::NotFound(device_id.into()))?;
         device.operator_label = Some(label.to_owned());
-        self.store.apply(&[Write::PutDevice(device.clone())])?;
-        state.devices.insert(device_id.into(), device);
+        self.commit(vec![Write::PutDevice(device)]).await?;
         Ok(json!({"deviceId": device_id, "label": label}))
     }
 
     /// A pending request, for checks before approving it.
     pub fn request(&self, request_id: &str, now_ms: i64) -> Option<PairingRequestRecord> {
-        let mut state = self.state.lock().expect("pairing lock");
+        let mut state = self.state();
         expire(&mut state, now_ms);
         state.requests.get(request_id).cloned()
+    }
+
+    /// The token record of a device and role, to change.
+    fn token_record(&self, device_id: &str, role: &str) -> Result<TokenRecord, PairingError> {
+        self.state()
+            .tokens
+            .get(&(device_id.to_owned(), role.to_owned()))
+            .cloned()
+            .ok_or_else(|| PairingError::NotFound(format!("{device_id} ({role})")))
     }
 
     /// `device.token.rotate`: a new token for the role; the old one stops working.
     /// The new token is returned only to the device itself (`in-band`); anyone else learns it
     /// was rotated, and the device gets its new token in its next hello-ok.
-    pub fn rotate(
+    pub async fn rotate(
         &self,
         device_id: &str,
         role: &str,
         in_band: bool,
         now_ms: i64,
     ) -> Result<Value, PairingError> {
-        let mut state = self.state.lock().expect("pairing lock");
-        let key = (device_id.to_owned(), role.to_owned());
-        let mut t = state
-            .tokens
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| PairingError::NotFound(format!("{device_id} ({role})")))?;
+        let _changing = self.changing.lock().await;
+        let mut t = self.token_record(device_id, role)?;
         t.generation += 1;
         let token = self.derive(device_id, role, t.generation);
         t.token_hash = hash(&token);
         t.rotated_at_ms = Some(now_ms);
         t.revoked_at_ms = None;
-        self.store.apply(&[Write::PutToken(t.clone())])?;
         let scopes = t.scopes.clone();
-        state.tokens.insert(key, t);
+        self.commit(vec![Write::PutToken(t)]).await?;
         let mut v =
             json!({"deviceId": device_id, "role": role, "scopes": scopes, "rotatedAtMs": now_ms});
         if in_band {
@@ -586,25 +708,24 @@ impl Pairing {
     }
 
     /// `device.token.revoke`.
-    pub fn revoke(&self, device_id: &str, role: &str, now_ms: i64) -> Result<Value, PairingError> {
-        let mut state = self.state.lock().expect("pairing lock");
-        let key = (device_id.to_owned(), role.to_owned());
-        let mut t = state
-            .tokens
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| PairingError::NotFound(format!("{device_id} ({role})")))?;
+    pub async fn revoke(
+        &self,
+        device_id: &str,
+        role: &str,
+        now_ms: i64,
+    ) -> Result<Value, PairingError> {
+        let _changing = self.changing.lock().await;
+        let mut t = self.token_record(device_id, role)?;
         t.revoked_at_ms = Some(now_ms);
-        self.store.apply(&[Write::PutToken(t.clone())])?;
-        state.tokens.insert(key, t);
+        self.commit(vec![Write::PutToken(t)]).await?;
         Ok(json!({"deviceId": device_id, "role": role, "revokedAtMs": now_ms}))
     }
 
     /// Writes last-seen times kept in memory since the last flush (not worth an fsync per
     /// connect).
-    pub fn flush_last_seen(&self) {
-        let state = self.state.lock().expect("pairing lock");
-        let writes: Vec<Write> = state
+    pub async fn flush_last_seen(&self) {
+        let writes: Vec<Write> = self
+            .state()
             .devices
             .values()
             .filter_map(|d| {
@@ -618,7 +739,7 @@ impl Pairing {
                 })
             })
             .collect();
-        if let Err(e) = self.store.apply(&writes) {
+        if let Err(e) = self.store.apply(writes).await {
             tracing::warn!("could not record last-seen times: {e}");
         }
     }

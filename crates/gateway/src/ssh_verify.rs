@@ -414,12 +414,15 @@ pub(crate) fn start(gw: &Arc<Gateway>, policy: &SshVerifyPolicy, candidate: Cand
             );
             return;
         }
-        let approved = gw.pairing.approve_ssh_verified(
-            &candidate.request_id,
-            &key.device_id,
-            &key.public_key,
-            crate::now_ms(),
-        );
+        let approved = gw
+            .pairing
+            .approve_ssh_verified(
+                &candidate.request_id,
+                &key.device_id,
+                &key.public_key,
+                crate::now_ms(),
+            )
+            .await;
         match approved {
             Ok(Some(resolved)) => {
                 tracing::info!(

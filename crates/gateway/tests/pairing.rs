@@ -564,3 +564,62 @@ async fn nodes_outside_the_trusted_cidrs_ask() {
     let res = device_connect(&mut c, &key(54), node_params()).await;
     assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
 }
+
+/// A write that waits for the database (here: another process holds its write lock, as a
+/// backup or a slow disk would) holds up nobody but its own caller: on this single-threaded
+/// runtime, another connection still completes its handshake and `health` while the approval
+/// waits, and the approval answers only once it is on disk.
+#[tokio::test]
+async fn a_write_waiting_for_the_database_holds_up_no_other_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let s = state.clone();
+    let gw = start(move |o| {
+        o.state_dir = s;
+        o.auto_approve_local = false;
+    })
+    .await;
+    let mut admin = pairing_admin(&gw).await;
+    let k = key(62);
+    let request_id = request_of(&gw, &k).await;
+
+    let holder = rusqlite::Connection::open(state.join("clawgate.sqlite")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    admin
+        .send(
+            json!({"type": "req", "id": "a", "method": "device.pair.approve",
+            "params": {"requestId": request_id}}),
+        )
+        .await;
+
+    let asked = std::time::Instant::now();
+    let mut other = Client::open(gw.addr).await;
+    assert_eq!(
+        other.connect(cli_params(&["operator.read"])).await["ok"],
+        true
+    );
+    let health = other.call("h", "health", json!({})).await;
+    assert_eq!(health["ok"], true, "{health}");
+    let elapsed = asked.elapsed();
+    // Far below the store's wait for a locked database (seconds).
+    assert!(
+        elapsed < std::time::Duration::from_secs(1),
+        "health took {elapsed:?} while a write waited"
+    );
+    // Reads answer from memory, which holds what is on disk: still pending, not paired.
+    let mut lister = pairing_admin(&gw).await;
+    let list = lister.call("l", "device.pair.list", json!({})).await;
+    assert_eq!(pending_ids(&list), vec![request_id.clone()], "{list}");
+    assert_eq!(list["payload"]["paired"], json!([]), "{list}");
+    // The approval has not answered: it is not on disk yet.
+    let early = tokio::time::timeout(std::time::Duration::from_millis(200), admin.recv_res()).await;
+    assert!(
+        early.is_err(),
+        "approval answered before its write landed: {early:?}"
+    );
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    let res = admin.recv_res().await;
+    assert_eq!(res["id"], "a");
+    assert_eq!(res["payload"]["requestId"], request_id, "{res}");
+}

@@ -4,6 +4,11 @@
 //! Every [`Store::apply`] is one transaction that is on disk when it returns, so an approval
 //! that was answered survives a SIGKILL right after. A database that is corrupt or was written
 //! by a newer clawgate is refused with a message naming the file; it is never replaced.
+//!
+//! Writes go through one writing connection, one batch at a time in the order they were asked,
+//! each on a blocking-pool thread: a caller awaits its batch without holding up the async
+//! worker it runs on, however long the disk takes. Loads (the `devices()`… reads) run on the
+//! caller's thread and are meant for startup, before the gateway serves.
 
 #![forbid(unsafe_code)]
 
@@ -12,10 +17,15 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The file name inside the state dir.
 pub const DB_FILE: &str = "clawgate.sqlite";
+
+/// How long a write waits for a lock another process holds on the database (an `sqlite3`
+/// shell, a backup) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Migrations, in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -130,6 +140,10 @@ pub enum StoreError {
         /// The statement that removes the row.
         delete: String,
     },
+    #[error(
+        "a write to {path} stopped before it finished (the gateway is shutting down); none of it was written"
+    )]
+    WriteAborted { path: PathBuf },
     #[error("state database {path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -248,7 +262,11 @@ pub enum Write {
 
 pub struct Store {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    /// The connection loads read through (`PRAGMA query_only`).
+    loader: Mutex<Connection>,
+    /// The connection every write goes through. tokio's mutex hands it out in the order it was
+    /// asked for, so batches apply in that order.
+    writer: Arc<tokio::sync::Mutex<Connection>>,
 }
 
 fn json_vec(v: &[String]) -> String {
@@ -346,16 +364,25 @@ impl Store {
             );
             conn.execute_batch(&tx_sql).map_err(sqlite)?;
         }
-        // Every write after this is on disk when `apply` returns.
-        conn.execute_batch("PRAGMA synchronous=FULL;")
+        // This connection only loads from now on; writes get their own.
+        conn.execute_batch("PRAGMA query_only=ON;")
             .map_err(sqlite)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+        let write_conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(sqlite)?;
+        // Every write is on disk when `apply` returns.
+        write_conn
+            .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(sqlite)?;
+        write_conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
         for suffix in ["-wal", "-shm"] {
             let side = PathBuf::from(format!("{}{suffix}", path.display()));
             let _ = fs::set_permissions(&side, fs::Permissions::from_mode(0o600));
         }
         Ok(Store {
             path,
-            conn: Mutex::new(conn),
+            loader: Mutex::new(conn),
+            writer: Arc::new(tokio::sync::Mutex::new(write_conn)),
         })
     }
 
@@ -370,14 +397,21 @@ impl Store {
         }
     }
 
-    /// Applies `writes` in one transaction, durable when this returns.
-    pub fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock().expect("store lock");
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        for w in writes {
-            apply_one(&tx, w).map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))
+    /// Applies `writes` in one transaction, durable when this returns. Batches apply one at a
+    /// time, in the order they were asked for, on a blocking-pool thread: the caller's async
+    /// worker stays free, and tokio counts the write as work under way (a runtime with paused
+    /// time does not skip ahead while the disk works). A batch whose caller stops waiting is
+    /// still applied whole.
+    pub async fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut conn = self.writer.clone().lock_owned().await;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            apply_batch(&mut conn, &writes).map_err(|source| StoreError::Sqlite { path, source })
+        })
+        .await
+        .map_err(|_| StoreError::WriteAborted {
+            path: self.path.clone(),
+        })?
     }
 
     /// Runs a query without parameters over `table` and maps every row. A row that does not
@@ -391,7 +425,7 @@ impl Store {
         sql: &str,
         map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
-        let conn = self.conn.lock().expect("store lock");
+        let conn = self.loader.lock().expect("store loader lock");
         let mut stmt = conn.prepare(sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -567,7 +601,7 @@ impl Store {
 
     /// Whether a device id is known (used by tests and diagnostics).
     pub fn has_device(&self, device_id: &str) -> Result<bool, StoreError> {
-        let conn = self.conn.lock().expect("store lock");
+        let conn = self.loader.lock().expect("store loader lock");
         conn.query_row(
             "SELECT 1 FROM devices WHERE device_id = ?1",
             [device_id],
@@ -577,6 +611,14 @@ impl Store {
         .map(|o| o.is_some())
         .map_err(|e| self.err(e))
     }
+}
+
+fn apply_batch(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for w in writes {
+        apply_one(&tx, w)?;
+    }
+    tx.commit()
 }
 
 fn apply_one(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> {
@@ -765,13 +807,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn round_trip_and_reopen() {
+    #[tokio::test]
+    async fn round_trip_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         let s = Store::open(&state).unwrap();
-        s.apply(&[Write::PutDevice(device("d1")), Write::PutToken(token("d1"))])
-            .unwrap();
+        s.apply(vec![
+            Write::PutDevice(device("d1")),
+            Write::PutToken(token("d1")),
+        ])
+        .await
+        .unwrap();
         drop(s);
         let s = Store::open(&state).unwrap();
         assert_eq!(s.devices().unwrap(), vec![device("d1")]);
@@ -784,22 +830,26 @@ mod tests {
             fs::metadata(&state).unwrap().permissions().mode() & 0o777,
             0o700
         );
-        s.apply(&[Write::DeleteDevice("d1".into())]).unwrap();
+        s.apply(vec![Write::DeleteDevice("d1".into())])
+            .await
+            .unwrap();
         assert!(
             s.tokens().unwrap().is_empty(),
             "tokens go with their device"
         );
     }
 
-    #[test]
-    fn a_failed_batch_writes_nothing() {
+    #[tokio::test]
+    async fn a_failed_batch_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         // A token for an unknown device violates the foreign key: the device write is rolled back.
-        let res = s.apply(&[
-            Write::PutDevice(device("d1")),
-            Write::PutToken(token("nope")),
-        ]);
+        let res = s
+            .apply(vec![
+                Write::PutDevice(device("d1")),
+                Write::PutToken(token("nope")),
+            ])
+            .await;
         assert!(res.is_err());
         assert!(s.devices().unwrap().is_empty());
     }
@@ -853,12 +903,16 @@ mod tests {
         assert!(text.contains("left untouched"), "{text}");
     }
 
-    #[test]
-    fn an_unreadable_json_column_refuses_the_load_naming_table_row_and_column() {
+    #[tokio::test]
+    async fn an_unreadable_json_column_refuses_the_load_naming_table_row_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.apply(&[Write::PutDevice(device("d1")), Write::PutToken(token("d1"))])
-            .unwrap();
+        s.apply(vec![
+            Write::PutDevice(device("d1")),
+            Write::PutToken(token("d1")),
+        ])
+        .await
+        .unwrap();
         drop(s);
         let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
         c.execute_batch(
@@ -884,5 +938,33 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part} missing from: {text}");
         }
+    }
+
+    /// A write that waits for the database (another process holds its write lock, as a slow
+    /// disk or a backup would make it wait) leaves the runtime free: on a single thread,
+    /// another task runs to completion meanwhile, and the write lands once the lock is gone.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiting_write_leaves_the_runtime_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let holder = Connection::open(s.path()).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let write = s.apply(vec![Write::PutDevice(device("d1"))]);
+        tokio::pin!(write);
+        let other = tokio::spawn(async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        });
+        tokio::select! {
+            outcome = &mut write => panic!("the write finished under another's lock: {outcome:?}"),
+            done = other => done.unwrap(),
+        }
+        assert!(s.devices().unwrap().is_empty(), "not written yet");
+
+        holder.execute_batch("ROLLBACK").unwrap();
+        write.await.unwrap();
+        assert_eq!(s.devices().unwrap(), vec![device("d1")]);
     }
 }

@@ -80,7 +80,7 @@ fn failed(e: PairingError, what: &str) -> ErrorShape {
     }
 }
 
-pub(crate) fn dispatch(
+pub(crate) async fn dispatch(
     gw: &Gateway,
     session: &Session,
     method: &str,
@@ -89,66 +89,103 @@ pub(crate) fn dispatch(
     let now = crate::now_ms();
     let result = match method {
         "device.pair.list" => Ok(gw.pairing.list(&|id| gw.registry.device_connected(id), now)),
-        "device.pair.approve" => param(method, params, "requestId").and_then(|id| {
-            check_may_approve(gw, session, id, now)?;
-            let (payload, event) = gw
-                .pairing
-                .approve(id, now)
-                .map_err(|e| failed(e, "requestId"))?;
-            gw.registry.broadcast("device.pair.resolved", &event);
-            Ok(payload)
-        }),
-        "device.pair.reject" => param(method, params, "requestId").and_then(|id| {
-            let (payload, event) = gw
-                .pairing
-                .reject(id, now)
-                .map_err(|e| failed(e, "requestId"))?;
-            gw.registry.broadcast("device.pair.resolved", &event);
-            Ok(payload)
-        }),
-        "device.pair.remove" => param(method, params, "deviceId").and_then(|id| {
-            let payload = gw.pairing.remove(id).map_err(|e| failed(e, "deviceId"))?;
-            gw.registry.disconnect_device(id, None, "device removed");
-            Ok(payload)
-        }),
-        "device.pair.rename" => param(method, params, "deviceId").and_then(|id| {
-            let label = param(method, params, "label")?;
-            if label.chars().count() > 64 {
-                return Err(errors::invalid_params(
-                    method,
-                    "at /label: must not have more than 64 characters",
-                ));
-            }
-            gw.pairing
-                .rename(id, label)
-                .map_err(|e| failed(e, "deviceId"))
-        }),
-        "device.token.rotate" => param(method, params, "deviceId").and_then(|id| {
-            let role = role_param(method, params)?;
-            let payload = gw
-                .pairing
-                .rotate(
-                    id,
-                    role.as_str(),
-                    session.device_id.as_deref() == Some(id),
-                    now,
-                )
-                .map_err(|e| failed(e, "deviceId"))?;
-            // Sockets authenticated with the old token keep their session; new connects need
-            // the new token.
-            Ok(payload)
-        }),
-        "device.token.revoke" => param(method, params, "deviceId").and_then(|id| {
-            let role = role_param(method, params)?;
-            let payload = gw
-                .pairing
-                .revoke(id, role.as_str(), now)
-                .map_err(|e| failed(e, "deviceId"))?;
-            gw.registry
-                .disconnect_device(id, Some(role), "device token revoked");
-            Ok(payload)
-        }),
+        "device.pair.approve" => approve(gw, session, method, params, now).await,
+        "device.pair.reject" => reject(gw, method, params, now).await,
+        "device.pair.remove" => remove(gw, method, params).await,
+        "device.pair.rename" => rename(gw, method, params).await,
+        "device.token.rotate" => rotate(gw, session, method, params, now).await,
+        "device.token.revoke" => revoke(gw, method, params, now).await,
         _ => return None,
     };
     Some(result.map(|v| if v.is_null() { json!({}) } else { v }))
+}
+
+async fn approve(
+    gw: &Gateway,
+    session: &Session,
+    method: &str,
+    params: &Value,
+    now: i64,
+) -> Result<Value, ErrorShape> {
+    let id = param(method, params, "requestId")?;
+    check_may_approve(gw, session, id, now)?;
+    let (payload, event) = gw
+        .pairing
+        .approve(id, now)
+        .await
+        .map_err(|e| failed(e, "requestId"))?;
+    gw.registry.broadcast("device.pair.resolved", &event);
+    Ok(payload)
+}
+
+async fn reject(gw: &Gateway, method: &str, params: &Value, now: i64) -> Result<Value, ErrorShape> {
+    let id = param(method, params, "requestId")?;
+    let (payload, event) = gw
+        .pairing
+        .reject(id, now)
+        .await
+        .map_err(|e| failed(e, "requestId"))?;
+    gw.registry.broadcast("device.pair.resolved", &event);
+    Ok(payload)
+}
+
+async fn remove(gw: &Gateway, method: &str, params: &Value) -> Result<Value, ErrorShape> {
+    let id = param(method, params, "deviceId")?;
+    let payload = gw
+        .pairing
+        .remove(id)
+        .await
+        .map_err(|e| failed(e, "deviceId"))?;
+    gw.registry.disconnect_device(id, None, "device removed");
+    Ok(payload)
+}
+
+async fn rename(gw: &Gateway, method: &str, params: &Value) -> Result<Value, ErrorShape> {
+    let id = param(method, params, "deviceId")?;
+    let label = param(method, params, "label")?;
+    if label.chars().count() > 64 {
+        return Err(errors::invalid_params(
+            method,
+            "at /label: must not have more than 64 characters",
+        ));
+    }
+    gw.pairing
+        .rename(id, label)
+        .await
+        .map_err(|e| failed(e, "deviceId"))
+}
+
+async fn rotate(
+    gw: &Gateway,
+    session: &Session,
+    method: &str,
+    params: &Value,
+    now: i64,
+) -> Result<Value, ErrorShape> {
+    let id = param(method, params, "deviceId")?;
+    let role = role_param(method, params)?;
+    // Sockets authenticated with the old token keep their session; new connects need the
+    // new token.
+    gw.pairing
+        .rotate(
+            id,
+            role.as_str(),
+            session.device_id.as_deref() == Some(id),
+            now,
+        )
+        .await
+        .map_err(|e| failed(e, "deviceId"))
+}
+
+async fn revoke(gw: &Gateway, method: &str, params: &Value, now: i64) -> Result<Value, ErrorShape> {
+    let id = param(method, params, "deviceId")?;
+    let role = role_param(method, params)?;
+    let payload = gw
+        .pairing
+        .revoke(id, role.as_str(), now)
+        .await
+        .map_err(|e| failed(e, "deviceId"))?;
+    gw.registry
+        .disconnect_device(id, Some(role), "device token revoked");
+    Ok(payload)
 }

@@ -81,7 +81,7 @@ pub(crate) async fn dispatch(
     }
     // Extra params are tolerated like the real gateway does (`health {"bogus":1}` answers).
     let params = params.unwrap_or(Value::Null);
-    if let Some(reply) = devices::dispatch(gw, session, method, &params) {
+    if let Some(reply) = devices::dispatch(gw, session, method, &params).await {
         return reply.map_err(Refusal::Other);
     }
     if let Some(reply) = nodes::dispatch(gw, session, conn, method, &params).await {

@@ -35,22 +35,22 @@ pub(crate) async fn dispatch(
         },
         "node.pair.list" => Ok(nodes.pair_list()),
         "node.pair.approve" => match string_param(method, params, "requestId") {
-            Ok(id) => nodes.approve(gw, id, &session.scopes),
+            Ok(id) => nodes.approve(gw, id, &session.scopes).await,
             Err(e) => Err(e),
         },
         "node.pair.reject" => match string_param(method, params, "requestId") {
-            Ok(id) => nodes.reject(gw, id),
+            Ok(id) => nodes.reject(gw, id).await,
             Err(e) => Err(e),
         },
         "node.pair.remove" => match string_param(method, params, "nodeId") {
-            Ok(id) => nodes.remove(gw, id),
+            Ok(id) => nodes.remove(gw, id).await,
             Err(e) => Err(e),
         },
         "node.rename" => match (
             string_param(method, params, "nodeId"),
             string_param(method, params, "displayName"),
         ) {
-            (Ok(id), Ok(name)) => nodes.rename(id, name),
+            (Ok(id), Ok(name)) => nodes.rename(id, name).await,
             (Err(e), _) | (_, Err(e)) => Err(e),
         },
         "node.invoke" => invoke(gw, params).await,
