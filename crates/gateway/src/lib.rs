@@ -230,6 +230,7 @@ impl Gateway {
             &options.state_dir,
             identity.device_token_key,
             options.max_pending_pairing_requests,
+            now_ms(),
         )?;
         let nodes = nodes::Nodes::open(store)?;
         let rate_limiter = auth::RateLimiter::new(options.rate_limit.clone());

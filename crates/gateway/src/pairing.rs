@@ -96,6 +96,16 @@ struct State {
 }
 
 impl State {
+    fn drop_requests_asked_before(&mut self, ms: i64) {
+        self.requests.retain(|_, r| r.last_attempt_ms >= ms);
+    }
+
+    /// Drops requests whose device stopped asking more than [`REQUEST_TTL_MS`] ago, here; the
+    /// next change drops them on disk too (see [`Pairing::commit`]).
+    fn expire(&mut self, now_ms: i64) {
+        self.drop_requests_asked_before(now_ms - REQUEST_TTL_MS);
+    }
+
     /// Applies a write that is on disk to the in-memory copy.
     fn mirror(&mut self, w: &Write) {
         match w {
@@ -121,11 +131,15 @@ impl State {
                     .insert((t.device_id.clone(), t.role.clone()), t.clone());
             }
             Write::PutRequest(r) => {
+                self.requests.retain(|id, held| {
+                    id != &r.request_id && (held.device_id != r.device_id || held.role != r.role)
+                });
                 self.requests.insert(r.request_id.clone(), r.clone());
             }
             Write::DeleteRequest(id) => {
                 self.requests.remove(id);
             }
+            Write::DeleteRequestsAskedBefore(ms) => self.drop_requests_asked_before(*ms),
             Write::LastSeen {
                 device_id,
                 at_ms,
@@ -200,12 +214,14 @@ fn union(a: &[String], b: &[String]) -> Vec<String> {
 impl Pairing {
     /// `derived_key` is used unless the state dir already has a `device-token.key` (state dirs
     /// from before the key was derived), so tokens already issued stay valid. Loads from the
-    /// store on this thread: call it at startup.
+    /// store on this thread: call it at startup. Requests that expired by `now_ms` are left
+    /// behind (and dropped on disk with the first change).
     pub fn open(
         store: Arc<Store>,
         state_dir: &Path,
         derived_key: [u8; 32],
         max_pending: usize,
+        now_ms: i64,
     ) -> Result<Pairing, StoreError> {
         let key = existing_key(state_dir, derived_key).map_err(|source| StoreError::Dir {
             path: state_dir.join(TOKEN_KEY_FILE),
@@ -226,16 +242,18 @@ impl Pairing {
             .into_iter()
             .map(|r| (r.request_id.clone(), r))
             .collect();
+        let mut state = State {
+            devices,
+            tokens,
+            requests,
+            displaced_logged_ms: i64::MIN,
+        };
+        state.expire(now_ms);
         Ok(Pairing {
             store,
             key,
             max_pending: max_pending.max(1),
-            state: Mutex::new(State {
-                devices,
-                tokens,
-                requests,
-                displaced_logged_ms: i64::MIN,
-            }),
+            state: Mutex::new(state),
             changing: tokio::sync::Mutex::new(()),
         })
     }
@@ -245,8 +263,10 @@ impl Pairing {
     }
 
     /// Writes `writes` (on disk when this returns), then mirrors them in memory. The caller
-    /// holds `changing`.
-    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    /// holds `changing`. Requests that expired go with every change, so none outlives its
+    /// lifetime on disk for long.
+    async fn commit(&self, mut writes: Vec<Write>, now_ms: i64) -> Result<(), StoreError> {
+        writes.insert(0, Write::DeleteRequestsAskedBefore(now_ms - REQUEST_TTL_MS));
         self.store.apply(writes.clone()).await?;
         let mut state = self.state();
         for w in &writes {
@@ -311,7 +331,7 @@ impl Pairing {
                 decision,
                 displaced,
             } => {
-                self.commit(writes).await?;
+                self.commit(writes, now_ms).await?;
                 if let Some(old) = displaced {
                     self.log_displaced(&old, now_ms);
                 }
@@ -322,7 +342,7 @@ impl Pairing {
 
     fn plan(&self, a: &Applicant<'_>, auto: Option<AutoApproval>, now_ms: i64) -> Plan {
         let mut state = self.state();
-        expire(&mut state, now_ms);
+        state.expire(now_ms);
         let existing = state.devices.get(a.device_id).cloned();
         let reason = match &existing {
             None => "not-paired",
@@ -558,7 +578,7 @@ impl Pairing {
     /// `device.pair.list`: `{pending, paired}`; `connected` tells which devices have a live socket.
     pub fn list(&self, connected: &dyn Fn(&str) -> bool, now_ms: i64) -> Value {
         let mut state = self.state();
-        expire(&mut state, now_ms);
+        state.expire(now_ms);
         let mut pending: Vec<&PairingRequestRecord> = state.requests.values().collect();
         pending.sort_by_key(|r| r.created_at_ms);
         let mut paired: Vec<&DeviceRecord> = state.devices.values().collect();
@@ -584,7 +604,7 @@ impl Pairing {
         let _changing = self.changing.lock().await;
         let request = self.pending(request_id, now_ms)?;
         let approval = self.approval(&self.state(), &request, "owner", now_ms);
-        self.commit(approval.writes).await?;
+        self.commit(approval.writes, now_ms).await?;
         let payload = json!({"requestId": request_id, "device": device_json(&approval.device, &self.state(), None)});
         Ok((payload, resolved_json(&request, now_ms)))
     }
@@ -617,7 +637,7 @@ impl Pairing {
             }
             self.approval(&state, &request, "ssh-verified", now_ms)
         };
-        self.commit(approval.writes).await?;
+        self.commit(approval.writes, now_ms).await?;
         Ok(Some(resolved_json(&request, now_ms)))
     }
 
@@ -629,7 +649,7 @@ impl Pairing {
     ) -> Result<(Value, Value), PairingError> {
         let _changing = self.changing.lock().await;
         let request = self.pending(request_id, now_ms)?;
-        self.commit(vec![Write::DeleteRequest(request_id.into())])
+        self.commit(vec![Write::DeleteRequest(request_id.into())], now_ms)
             .await?;
         let payload = json!({"requestId": request_id, "deviceId": request.device_id});
         let event = json!({"requestId": request_id, "deviceId": request.device_id, "decision": "rejected", "ts": now_ms});
@@ -637,18 +657,23 @@ impl Pairing {
     }
 
     /// `device.pair.remove`: the device, its tokens and its pending requests.
-    pub async fn remove(&self, device_id: &str) -> Result<Value, PairingError> {
+    pub async fn remove(&self, device_id: &str, now_ms: i64) -> Result<Value, PairingError> {
         let _changing = self.changing.lock().await;
         if !self.state().devices.contains_key(device_id) {
             return Err(PairingError::NotFound(device_id.into()));
         }
-        self.commit(vec![Write::DeleteDevice(device_id.into())])
+        self.commit(vec![Write::DeleteDevice(device_id.into())], now_ms)
             .await?;
         Ok(json!({"deviceId": device_id, "removed": true}))
     }
 
     /// `device.pair.rename {deviceId, label}`: an operator's label, shown as `operatorLabel`.
-    pub async fn rename(&self, device_id: &str, label: &str) -> Result<Value, PairingError> {
+    pub async fn rename(
+        &self,
+        device_id: &str,
+        label: &str,
+        now_ms: i64,
+    ) -> Result<Value, PairingError> {
         let _changing = self.changing.lock().await;
         let mut device = self
             .state()
@@ -657,14 +682,14 @@ impl Pairing {
             .cloned()
             .ok_or_else(|| PairingError::NotFound(device_id.into()))?;
         device.operator_label = Some(label.to_owned());
-        self.commit(vec![Write::PutDevice(device)]).await?;
+        self.commit(vec![Write::PutDevice(device)], now_ms).await?;
         Ok(json!({"deviceId": device_id, "label": label}))
     }
 
     /// A pending request, for checks before approving it.
     pub fn request(&self, request_id: &str, now_ms: i64) -> Option<PairingRequestRecord> {
         let mut state = self.state();
-        expire(&mut state, now_ms);
+        state.expire(now_ms);
         state.requests.get(request_id).cloned()
     }
 
@@ -695,7 +720,7 @@ impl Pairing {
         t.rotated_at_ms = Some(now_ms);
         t.revoked_at_ms = None;
         let scopes = t.scopes.clone();
-        self.commit(vec![Write::PutToken(t)]).await?;
+        self.commit(vec![Write::PutToken(t)], now_ms).await?;
         let mut v =
             json!({"deviceId": device_id, "role": role, "scopes": scopes, "rotatedAtMs": now_ms});
         if in_band {
@@ -717,7 +742,7 @@ impl Pairing {
         let _changing = self.changing.lock().await;
         let mut t = self.token_record(device_id, role)?;
         t.revoked_at_ms = Some(now_ms);
-        self.commit(vec![Write::PutToken(t)]).await?;
+        self.commit(vec![Write::PutToken(t)], now_ms).await?;
         Ok(json!({"deviceId": device_id, "role": role, "revokedAtMs": now_ms}))
     }
 
@@ -779,14 +804,6 @@ fn request_record(
         created_at_ms: now_ms,
         last_attempt_ms: now_ms,
     }
-}
-
-/// Drops requests whose device stopped asking more than [`REQUEST_TTL_MS`] ago. The rows are
-/// removed from disk lazily by the next write that touches them; in memory they are gone now.
-fn expire(state: &mut State, now_ms: i64) {
-    state
-        .requests
-        .retain(|_, r| now_ms - r.last_attempt_ms < REQUEST_TTL_MS);
 }
 
 /// The `device.pair.resolved` payload of an approved request.
@@ -886,5 +903,95 @@ fn existing_key(state_dir: &Path, derived: [u8; 32]) -> std::io::Result<[u8; 32]
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(derived),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ASKED_AT: i64 = 1_700_000_000_000;
+
+    fn applicant<'a>(device_id: &'a str, scopes: &'a [String]) -> Applicant<'a> {
+        Applicant {
+            device_id,
+            public_key: "pk-1",
+            role: "operator",
+            scopes,
+            display_name: Some("laptop"),
+            platform: "linux",
+            device_family: None,
+            client_id: "cli",
+            client_mode: "cli",
+        }
+    }
+
+    fn open(state_dir: &Path, now_ms: i64) -> Pairing {
+        let store = Arc::new(Store::open(state_dir).unwrap());
+        Pairing::open(store, state_dir, [7; 32], 16, now_ms).unwrap()
+    }
+
+    fn pending_id(decision: Decision) -> String {
+        match decision {
+            Decision::Pending { request, .. } => request.request_id,
+            other => panic!("expected a pending request, got {other:?}"),
+        }
+    }
+
+    /// A device that comes back after its request expired asks again with a new request,
+    /// in the same run and after a restart, instead of colliding with its stale row; expired
+    /// requests leave the disk too.
+    #[tokio::test]
+    async fn a_device_whose_request_expired_asks_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let scopes = vec!["operator.read".to_owned()];
+        let pairing = open(dir.path(), ASKED_AT);
+        let first = pending_id(
+            pairing
+                .decide(&applicant("dev-1", &scopes), None, ASKED_AT)
+                .await
+                .unwrap(),
+        );
+        let abandoned = pending_id(
+            pairing
+                .decide(&applicant("dev-2", &scopes), None, ASKED_AT)
+                .await
+                .unwrap(),
+        );
+
+        let later = ASKED_AT + REQUEST_TTL_MS + 10_000;
+        let second = pending_id(
+            pairing
+                .decide(&applicant("dev-1", &scopes), None, later)
+                .await
+                .expect("a new request replaces the expired one"),
+        );
+        assert_ne!(second, first);
+        assert!(pairing.request(&abandoned, later).is_none());
+        drop(pairing);
+
+        // After a restart past the second request's lifetime too: nothing stale is loaded or
+        // kept on disk, and the device asks again.
+        let much_later = later + REQUEST_TTL_MS + 10_000;
+        let pairing = open(dir.path(), much_later);
+        assert!(
+            pairing.state().requests.is_empty(),
+            "nothing expired is loaded"
+        );
+        let third = pending_id(
+            pairing
+                .decide(&applicant("dev-1", &scopes), None, much_later)
+                .await
+                .expect("a new request after a restart"),
+        );
+        assert_ne!(third, second);
+        let on_disk: Vec<String> = Store::open(dir.path())
+            .unwrap()
+            .requests()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect();
+        assert_eq!(on_disk, vec![third], "{abandoned} expired on disk too");
     }
 }

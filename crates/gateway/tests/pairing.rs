@@ -565,6 +565,53 @@ async fn nodes_outside_the_trusted_cidrs_ask() {
     assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
 }
 
+/// A request left on disk past its lifetime (as gateways before this fix left them) does not
+/// lock its device out after a restart: the device gets a new request, not UNAVAILABLE.
+#[tokio::test]
+async fn a_request_expired_on_disk_gives_way_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let k = key(60);
+    let stale_id = "stale-request".to_owned();
+    let asked = now_ms() - 10 * 60 * 1000;
+    clawgate_store::Store::open(&state)
+        .unwrap()
+        .apply(vec![clawgate_store::Write::PutRequest(
+            clawgate_store::PairingRequestRecord {
+                request_id: stale_id.clone(),
+                device_id: clawgate_protocol::device::device_id(&k.verifying_key()),
+                role: "operator".into(),
+                public_key: clawgate_protocol::device::b64url(k.verifying_key().as_bytes()),
+                display_name: None,
+                platform: Some("linux".into()),
+                device_family: None,
+                client_id: "cli".into(),
+                client_mode: "cli".into(),
+                scopes: vec!["operator.read".into()],
+                reason: "not-paired".into(),
+                is_repair: false,
+                created_at_ms: asked,
+                last_attempt_ms: asked,
+            },
+        )])
+        .await
+        .unwrap();
+
+    let gw = start(move |o| {
+        o.state_dir = state;
+        o.auto_approve_local = false;
+    })
+    .await;
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, cli_params(&["operator.read"])).await;
+    assert_eq!(res["error"]["code"], "NOT_PAIRED", "{res}");
+    let id = res["error"]["details"]["requestId"].as_str().unwrap();
+    assert_ne!(id, stale_id);
+    let mut admin = pairing_admin(&gw).await;
+    let list = admin.call("l", "device.pair.list", json!({})).await;
+    assert_eq!(pending_ids(&list), vec![id.to_owned()], "{list}");
+}
+
 /// A write that waits for the database (here: another process holds its write lock, as a
 /// backup or a slow disk would) holds up nobody but its own caller: on this single-threaded
 /// runtime, another connection still completes its handshake and `health` while the approval

@@ -246,8 +246,12 @@ pub enum Write {
     /// Removes the device with its tokens and pending requests.
     DeleteDevice(String),
     PutToken(TokenRecord),
+    /// Replaces the request with its id, and whatever else its device had pending for its
+    /// role (one request per device and role).
     PutRequest(PairingRequestRecord),
     DeleteRequest(String),
+    /// Removes the requests whose device last asked before this time (ms).
+    DeleteRequestsAskedBefore(i64),
     LastSeen {
         device_id: String,
         at_ms: i64,
@@ -679,15 +683,16 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> 
                 ],
             )
             .map(drop),
-        Write::PutRequest(r) => tx
-            .execute(
+        Write::PutRequest(r) => {
+            tx.execute(
+                "DELETE FROM pairing_requests WHERE request_id = ?1 OR (device_id = ?2 AND role = ?3)",
+                [&r.request_id, &r.device_id, &r.role],
+            )?;
+            tx.execute(
                 "INSERT INTO pairing_requests (request_id, device_id, role, public_key, display_name, platform,
                      device_family, client_id, client_mode, scopes_json, reason, is_repair, created_at_ms,
                      last_attempt_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-                 ON CONFLICT(request_id) DO UPDATE SET scopes_json=excluded.scopes_json,
-                     reason=excluded.reason, display_name=excluded.display_name,
-                     last_attempt_ms=excluded.last_attempt_ms",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     r.request_id,
                     r.device_id,
@@ -705,8 +710,12 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> 
                     r.last_attempt_ms
                 ],
             )
-            .map(drop),
+            .map(drop)
+        }
         Write::DeleteRequest(id) => tx.execute("DELETE FROM pairing_requests WHERE request_id = ?1", [id]).map(drop),
+        Write::DeleteRequestsAskedBefore(ms) => tx
+            .execute("DELETE FROM pairing_requests WHERE last_attempt_ms < ?1", [ms])
+            .map(drop),
         Write::PutNode(n) => tx
             .execute(
                 "INSERT INTO nodes (node_id, display_name, platform, version, device_family, client_id, caps_json,

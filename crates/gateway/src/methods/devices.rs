@@ -91,8 +91,8 @@ pub(crate) async fn dispatch(
         "device.pair.list" => Ok(gw.pairing.list(&|id| gw.registry.device_connected(id), now)),
         "device.pair.approve" => approve(gw, session, method, params, now).await,
         "device.pair.reject" => reject(gw, method, params, now).await,
-        "device.pair.remove" => remove(gw, method, params).await,
-        "device.pair.rename" => rename(gw, method, params).await,
+        "device.pair.remove" => remove(gw, method, params, now).await,
+        "device.pair.rename" => rename(gw, method, params, now).await,
         "device.token.rotate" => rotate(gw, session, method, params, now).await,
         "device.token.revoke" => revoke(gw, method, params, now).await,
         _ => return None,
@@ -129,18 +129,18 @@ async fn reject(gw: &Gateway, method: &str, params: &Value, now: i64) -> Result<
     Ok(payload)
 }
 
-async fn remove(gw: &Gateway, method: &str, params: &Value) -> Result<Value, ErrorShape> {
+async fn remove(gw: &Gateway, method: &str, params: &Value, now: i64) -> Result<Value, ErrorShape> {
     let id = param(method, params, "deviceId")?;
     let payload = gw
         .pairing
-        .remove(id)
+        .remove(id, now)
         .await
         .map_err(|e| failed(e, "deviceId"))?;
     gw.registry.disconnect_device(id, None, "device removed");
     Ok(payload)
 }
 
-async fn rename(gw: &Gateway, method: &str, params: &Value) -> Result<Value, ErrorShape> {
+async fn rename(gw: &Gateway, method: &str, params: &Value, now: i64) -> Result<Value, ErrorShape> {
     let id = param(method, params, "deviceId")?;
     let label = param(method, params, "label")?;
     if label.chars().count() > 64 {
@@ -150,7 +150,7 @@ async fn rename(gw: &Gateway, method: &str, params: &Value) -> Result<Value, Err
         ));
     }
     gw.pairing
-        .rename(id, label)
+        .rename(id, label, now)
         .await
         .map_err(|e| failed(e, "deviceId"))
 }
