@@ -78,6 +78,11 @@ pub(crate) enum TokenRefusal {
 #[derive(Debug)]
 pub(crate) enum PairingError {
     NotFound(String),
+    /// The request `id` was replaced by the wider one `by` (see [`Pairing::plan`]).
+    Superseded {
+        id: String,
+        by: Box<PairingRequestRecord>,
+    },
     Store(StoreError),
 }
 
@@ -91,6 +96,10 @@ struct State {
     devices: HashMap<String, DeviceRecord>,
     tokens: HashMap<(String, String), TokenRecord>,
     requests: HashMap<String, PairingRequestRecord>,
+    /// Ids of requests replaced by a wider one, with the id of the pending one that replaced
+    /// them: approving a replaced id says so. Kept while the replacement is pending, for at
+    /// most as many as there are pending requests.
+    superseded: HashMap<String, String>,
     /// When a displaced request was last logged: a flood of new devices logs once a minute.
     displaced_logged_ms: i64,
 }
@@ -98,6 +107,24 @@ struct State {
 impl State {
     fn drop_requests_asked_before(&mut self, ms: i64) {
         self.requests.retain(|_, r| r.last_attempt_ms >= ms);
+        self.forget_resolved_supersessions();
+    }
+
+    fn forget_resolved_supersessions(&mut self) {
+        let requests = &self.requests;
+        self.superseded.retain(|_, by| requests.contains_key(by));
+    }
+
+    /// Records that `old` was replaced by `by` (and what `old` replaced before, too).
+    fn supersede(&mut self, old: &str, by: &str) {
+        for target in self.superseded.values_mut() {
+            if target == old {
+                *target = by.to_owned();
+            }
+        }
+        if self.superseded.len() < self.requests.len() {
+            self.superseded.insert(old.to_owned(), by.to_owned());
+        }
     }
 
     /// Drops requests whose device stopped asking more than [`REQUEST_TTL_MS`] ago, here; the
@@ -125,19 +152,32 @@ impl State {
                 self.devices.remove(id);
                 self.tokens.retain(|(d, _), _| d != id);
                 self.requests.retain(|_, r| &r.device_id != id);
+                self.forget_resolved_supersessions();
             }
             Write::PutToken(t) => {
                 self.tokens
                     .insert((t.device_id.clone(), t.role.clone()), t.clone());
             }
             Write::PutRequest(r) => {
-                self.requests.retain(|id, held| {
-                    id != &r.request_id && (held.device_id != r.device_id || held.role != r.role)
-                });
+                let replaced: Vec<String> = self
+                    .requests
+                    .values()
+                    .filter(|held| {
+                        held.request_id != r.request_id
+                            && held.device_id == r.device_id
+                            && held.role == r.role
+                    })
+                    .map(|held| held.request_id.clone())
+                    .collect();
                 self.requests.insert(r.request_id.clone(), r.clone());
+                for old in &replaced {
+                    self.requests.remove(old);
+                    self.supersede(old, &r.request_id);
+                }
             }
             Write::DeleteRequest(id) => {
                 self.requests.remove(id);
+                self.forget_resolved_supersessions();
             }
             Write::DeleteRequestsAskedBefore(ms) => self.drop_requests_asked_before(*ms),
             Write::LastSeen {
@@ -246,6 +286,7 @@ impl Pairing {
             devices,
             tokens,
             requests,
+            superseded: HashMap::new(),
             displaced_logged_ms: i64::MIN,
         };
         state.expire(now_ms);
@@ -396,19 +437,33 @@ impl Pairing {
                 displaced: None,
             };
         }
-        let (request, created) = match existing_request(&state, a).cloned() {
-            Some(mut r) => {
+        // An approval grants what the approver was shown: OpenClaw users approve an id they
+        // read in `devices list`, so a request never grows under its id. Asking within what it
+        // lists keeps it; asking for more makes a new request listing both, which replaces it.
+        // Approving the replaced id then fails, naming the new one and what it asks: granting
+        // the old list instead would pair the device short of what it now asks, with its wider
+        // request left pending under a reason that no longer holds. Lists only grow, so a
+        // device alternating between asks settles on one request.
+        let held = existing_request(&state, a).cloned();
+        let replacing = held.is_some();
+        let (request, created) = match held {
+            Some(mut r) if granted_all(&r.scopes, a.scopes) => {
                 r.last_attempt_ms = now_ms;
-                r.scopes = a.scopes.to_vec();
                 r.reason = reason.into();
                 (r, false)
+            }
+            Some(narrower) => {
+                let mut r = request_record(a, &new_id(), reason, existing.is_some(), now_ms);
+                r.scopes = union(&narrower.scopes, a.scopes);
+                (r, true)
             }
             None => (
                 request_record(a, &new_id(), reason, existing.is_some(), now_ms),
                 true,
             ),
         };
-        let displaced = if created {
+        // A replacement takes the place of the request it replaces.
+        let displaced = if created && !replacing {
             self.displaced_by_new_request(&state).map(Box::new)
         } else {
             None
@@ -589,10 +644,24 @@ impl Pairing {
         })
     }
 
-    /// A pending request, taken from memory.
+    /// A pending request, to approve or reject.
     fn pending(&self, request_id: &str, now_ms: i64) -> Result<PairingRequestRecord, PairingError> {
-        self.request(request_id, now_ms)
-            .ok_or_else(|| PairingError::NotFound(request_id.into()))
+        let mut state = self.state();
+        state.expire(now_ms);
+        if let Some(r) = state.requests.get(request_id) {
+            return Ok(r.clone());
+        }
+        match state
+            .superseded
+            .get(request_id)
+            .and_then(|by| state.requests.get(by))
+        {
+            Some(by) => Err(PairingError::Superseded {
+                id: request_id.into(),
+                by: Box::new(by.clone()),
+            }),
+            None => Err(PairingError::NotFound(request_id.into())),
+        }
     }
 
     /// `device.pair.approve`: on disk before it returns.

@@ -612,6 +612,78 @@ async fn a_request_expired_on_disk_gives_way_after_a_restart() {
     assert_eq!(pending_ids(&list), vec![id.to_owned()], "{list}");
 }
 
+/// The approver grants exactly what it was shown: a device asking for more while its request
+/// is pending gets a new request id, and approving the one the approver saw fails naming it.
+#[tokio::test]
+async fn a_wider_ask_is_a_new_request_and_the_one_listed_before_cannot_grant_it() {
+    let gw = start(|o| o.auto_approve_local = false).await;
+    let mut admin = pairing_admin(&gw).await;
+    let k = key(61);
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, cli_params(&["operator.read"])).await;
+    let listed = res["error"]["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let list = admin.call("l", "device.pair.list", json!({})).await;
+    assert_eq!(
+        list["payload"]["pending"][0]["scopes"],
+        json!(["operator.read"])
+    );
+
+    // The same ask keeps its id; a wider one is a new request listing all it asks.
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, cli_params(&["operator.read"])).await;
+    assert_eq!(res["error"]["details"]["requestId"], listed);
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, cli_params(&["operator.read", "operator.admin"])).await;
+    let wider = res["error"]["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(wider, listed, "a wider ask is a new request");
+    let list = admin.call("l2", "device.pair.list", json!({})).await;
+    assert_eq!(pending_ids(&list), vec![wider.clone()], "{list}");
+    assert_eq!(
+        list["payload"]["pending"][0]["scopes"],
+        json!(["operator.read", "operator.admin"])
+    );
+
+    // The approver of the listed request grants nothing it was not shown.
+    let r = admin
+        .call("a", "device.pair.approve", json!({"requestId": listed}))
+        .await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["error"]["code"], "APPROVAL_NOT_FOUND", "{r}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&wider), "{message}");
+    assert!(message.contains("operator.admin"), "{message}");
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, cli_params(&["operator.read"])).await;
+    assert_eq!(
+        res["error"]["details"]["requestId"], wider,
+        "still not paired"
+    );
+
+    // Another role is a request of its own.
+    let mut node = cli_params(&[]);
+    node["role"] = json!("node");
+    let mut c = Client::open(gw.addr).await;
+    let res = device_connect(&mut c, &k, node).await;
+    let node_request = res["error"]["details"]["requestId"].as_str().unwrap();
+    assert_ne!(node_request, wider);
+    assert_ne!(node_request, listed);
+
+    let r = admin
+        .call("a2", "device.pair.approve", json!({"requestId": wider}))
+        .await;
+    assert_eq!(
+        r["payload"]["device"]["scopes"],
+        json!(["operator.read", "operator.admin"]),
+        "{r}"
+    );
+}
+
 /// A write that waits for the database (here: another process holds its write lock, as a
 /// backup or a slow disk would) holds up nobody but its own caller: on this single-threaded
 /// runtime, another connection still completes its handshake and `health` while the approval

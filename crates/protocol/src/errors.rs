@@ -515,6 +515,16 @@ pub fn approval_not_found(what: &str, id: &str, list_command: &str) -> ErrorShap
     .with_details(json!({"code": "APPROVAL_NOT_FOUND", "id": id}))
 }
 
+/// `device.pair.approve`/`reject` naming a request its device replaced by a wider one: what
+/// the approver was shown is no longer what the device asks for.
+pub fn approval_superseded(id: &str, by: &str, asks: &str, list_command: &str) -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::ApprovalNotFound,
+        format!("requestId {id} was superseded by {by}: the device now asks for {asks}; review it with `{list_command}` and approve {by} if that is right"),
+    )
+    .with_details(json!({"code": "APPROVAL_NOT_FOUND", "id": id, "supersededBy": by}))
+}
+
 /// Something on the gateway's side failed; the client may retry. Closed 1011 during connect.
 pub fn internal_error(message: &str) -> HandshakeError {
     HandshakeError {

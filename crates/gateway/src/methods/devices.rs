@@ -71,6 +71,14 @@ fn failed(e: PairingError, what: &str) -> ErrorShape {
         PairingError::NotFound(id) => {
             errors::approval_not_found(what, &id, "clawgate devices list")
         }
+        PairingError::Superseded { id, by } => {
+            let asks = if by.scopes.is_empty() {
+                format!("role {} without scopes", by.role)
+            } else {
+                format!("role {} with {}", by.role, by.scopes.join(", "))
+            };
+            errors::approval_superseded(&id, &by.request_id, &asks, "clawgate devices list")
+        }
         PairingError::Store(e) => {
             tracing::error!("pairing store: {e}");
             errors::unavailable(
