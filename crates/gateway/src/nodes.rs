@@ -292,12 +292,15 @@ struct State {
 
 pub(crate) struct Nodes {
     store: Arc<Store>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     /// Held by a change of the approvals from reading the state it starts from until it is on
     /// disk and in `state`, so changes apply one at a time without holding `state` (or an async
     /// worker) while the disk works.
-    changing: tokio::sync::Mutex<()>,
+    changing: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// A change of the approvals under way (see `Nodes::changing`).
+type Change = tokio::sync::OwnedMutexGuard<()>;
 
 fn opt(v: &Option<String>) -> Value {
     v.as_ref().map_or(Value::Null, |s| json!(s))
@@ -464,14 +467,37 @@ impl Nodes {
             .collect();
         Ok(Nodes {
             store,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 approved,
                 requests,
                 live: HashMap::new(),
                 invokes: HashMap::new(),
-            }),
-            changing: tokio::sync::Mutex::new(()),
+            })),
+            changing: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    async fn begin_change(&self) -> Change {
+        self.changing.clone().lock_owned().await
+    }
+
+    /// Writes `writes`, then applies them to `state` with `mirror` and ends `change`, all of it
+    /// even if the caller stops waiting (its socket closed): the disk and memory cannot part.
+    async fn commit<T: Send + 'static>(
+        &self,
+        change: Change,
+        writes: Vec<Write>,
+        mirror: impl FnOnce(&mut State) -> T + Send + 'static,
+    ) -> Result<T, ErrorShape> {
+        let state = self.state.clone();
+        self.store
+            .apply_then(writes, move || {
+                let out = mirror(&mut state.lock().expect("nodes lock"));
+                drop(change);
+                out
+            })
+            .await
+            .map_err(Self::store_failed)
     }
 
     /// A node finished its handshake. A new or wider command surface becomes a pending
@@ -489,7 +515,7 @@ impl Nodes {
         };
         let mut requested = None;
         if !covered(&self.state.lock().expect("nodes lock")) {
-            let _changing = self.changing.lock().await;
+            let _change = self.begin_change().await;
             // The request is in memory at once, so it is listed as soon as the node has its
             // hello; on disk next. Not being an approval, it need not wait for the disk: one
             // that does not get there is dropped again, and the node asks on its next connect.
@@ -663,7 +689,7 @@ impl Nodes {
         caller_scopes: &[String],
     ) -> Result<Value, ErrorShape> {
         let now = crate::now_ms();
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let (r, record) = {
             let state = self.state.lock().expect("nodes lock");
             let r = state
@@ -694,18 +720,19 @@ impl Nodes {
             };
             (r, record)
         };
-        self.store
-            .apply(vec![
-                Write::PutNode(record.clone()),
-                Write::DeleteNodeRequest(request_id.into()),
-            ])
-            .await
-            .map_err(Self::store_failed)?;
-        let mut state = self.state.lock().expect("nodes lock");
-        state.requests.remove(request_id);
-        state.approved.insert(r.node_id.clone(), record.clone());
-        let node_conn = state.live.get(&r.node_id).map(|l| l.conn.clone());
-        drop(state);
+        let writes = vec![
+            Write::PutNode(record.clone()),
+            Write::DeleteNodeRequest(request_id.into()),
+        ];
+        let (request, approved) = (request_id.to_owned(), record.clone());
+        let node_conn = self
+            .commit(change, writes, move |state| {
+                state.requests.remove(&request);
+                let node_id = approved.node_id.clone();
+                state.approved.insert(node_id.clone(), approved);
+                state.live.get(&node_id).map(|l| l.conn.clone())
+            })
+            .await?;
         self.resolved(gw, request_id, &r.node_id, "approved", node_conn.as_deref());
         gw.registry.broadcast(
             "node.runnerInventory.changed",
@@ -718,7 +745,7 @@ impl Nodes {
     }
 
     pub async fn reject(&self, gw: &Gateway, request_id: &str) -> Result<Value, ErrorShape> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let r = self
             .state
             .lock()
@@ -727,14 +754,17 @@ impl Nodes {
             .get(request_id)
             .cloned()
             .ok_or_else(|| Self::not_found(request_id))?;
-        self.store
-            .apply(vec![Write::DeleteNodeRequest(request_id.into())])
-            .await
-            .map_err(Self::store_failed)?;
-        let mut state = self.state.lock().expect("nodes lock");
-        state.requests.remove(request_id);
-        let node_conn = state.live.get(&r.node_id).map(|l| l.conn.clone());
-        drop(state);
+        let (request, node_id) = (request_id.to_owned(), r.node_id.clone());
+        let node_conn = self
+            .commit(
+                change,
+                vec![Write::DeleteNodeRequest(request_id.into())],
+                move |state| {
+                    state.requests.remove(&request);
+                    state.live.get(&node_id).map(|l| l.conn.clone())
+                },
+            )
+            .await?;
         self.resolved(gw, request_id, &r.node_id, "rejected", node_conn.as_deref());
         Ok(json!({"requestId": request_id, "nodeId": r.node_id}))
     }
@@ -756,7 +786,7 @@ impl Nodes {
     }
 
     pub async fn remove(&self, gw: &Gateway, node_id: &str) -> Result<Value, ErrorShape> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let known = {
             let state = self.state.lock().expect("nodes lock");
             state.approved.contains_key(node_id) || state.pending_request_for(node_id).is_some()
@@ -767,15 +797,18 @@ impl Nodes {
                 "unknown nodeId",
             ));
         }
-        self.store
-            .apply(vec![Write::DeleteNode(node_id.into())])
-            .await
-            .map_err(Self::store_failed)?;
-        let mut state = self.state.lock().expect("nodes lock");
-        state.approved.remove(node_id);
-        state.requests.retain(|_, r| r.node_id != node_id);
-        let conn = state.live.get(node_id).map(|l| l.conn.clone());
-        drop(state);
+        let removed = node_id.to_owned();
+        let conn = self
+            .commit(
+                change,
+                vec![Write::DeleteNode(node_id.into())],
+                move |state| {
+                    state.approved.remove(&removed);
+                    state.requests.retain(|_, r| r.node_id != removed);
+                    state.live.get(&removed).map(|l| l.conn.clone())
+                },
+            )
+            .await?;
         if let Some(c) = conn {
             gw.registry.close(&c, 1008, "node removed");
         }
@@ -783,7 +816,7 @@ impl Nodes {
     }
 
     pub async fn rename(&self, node_id: &str, name: &str) -> Result<Value, ErrorShape> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let mut record = self
             .state
             .lock()
@@ -793,15 +826,14 @@ impl Nodes {
             .cloned()
             .ok_or_else(|| ErrorShape::new(errors::ErrorCode::InvalidRequest, "unknown nodeId"))?;
         record.display_name = Some(name.into());
-        self.store
-            .apply(vec![Write::PutNode(record.clone())])
-            .await
-            .map_err(Self::store_failed)?;
-        let mut state = self.state.lock().expect("nodes lock");
-        state.approved.insert(node_id.into(), record);
-        if let Some(l) = state.live.get_mut(node_id) {
-            l.session.client.display_name = Some(name.into());
-        }
+        let (renamed, display_name) = (node_id.to_owned(), name.to_owned());
+        self.commit(change, vec![Write::PutNode(record.clone())], move |state| {
+            state.approved.insert(renamed.clone(), record);
+            if let Some(l) = state.live.get_mut(&renamed) {
+                l.session.client.display_name = Some(display_name);
+            }
+        })
+        .await?;
         Ok(json!({"nodeId": node_id, "displayName": name}))
     }
 

@@ -205,12 +205,15 @@ pub(crate) struct Pairing {
     /// At most this many pending requests (`GatewayOptions::max_pending_pairing_requests`).
     max_pending: usize,
     /// What is on disk, in memory: reads take it briefly and never wait for the disk.
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     /// Held by a change from the moment it reads the state it starts from until it is on disk
     /// and mirrored, so changes apply one at a time, each to what the one before left. Reads
     /// never take it: a change waiting for the disk holds up other changes only.
-    changing: tokio::sync::Mutex<()>,
+    changing: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// A change under way (see `Pairing::changing`).
+type Change = tokio::sync::OwnedMutexGuard<()>;
 
 /// What a connect comes to, before anything is written.
 enum Plan {
@@ -294,8 +297,8 @@ impl Pairing {
             store,
             key,
             max_pending: max_pending.max(1),
-            state: Mutex::new(state),
-            changing: tokio::sync::Mutex::new(()),
+            state: Arc::new(Mutex::new(state)),
+            changing: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -303,17 +306,31 @@ impl Pairing {
         self.state.lock().expect("pairing lock")
     }
 
-    /// Writes `writes` (on disk when this returns), then mirrors them in memory. The caller
-    /// holds `changing`. Requests that expired go with every change, so none outlives its
-    /// lifetime on disk for long.
-    async fn commit(&self, mut writes: Vec<Write>, now_ms: i64) -> Result<(), StoreError> {
+    async fn begin_change(&self) -> Change {
+        self.changing.clone().lock_owned().await
+    }
+
+    /// Writes `writes` (on disk when this returns), mirrors them in memory and ends `change`,
+    /// all of it even if the caller stops waiting. Requests that expired go with every change,
+    /// so none outlives its lifetime on disk for long.
+    async fn commit(
+        &self,
+        change: Change,
+        mut writes: Vec<Write>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         writes.insert(0, Write::DeleteRequestsAskedBefore(now_ms - REQUEST_TTL_MS));
-        self.store.apply(writes.clone()).await?;
-        let mut state = self.state();
-        for w in &writes {
-            state.mirror(w);
-        }
-        Ok(())
+        let state = self.state.clone();
+        let mirrored = writes.clone();
+        self.store
+            .apply_then(writes, move || {
+                let mut state = state.lock().expect("pairing lock");
+                for w in &mirrored {
+                    state.mirror(w);
+                }
+                drop(change);
+            })
+            .await
     }
 
     fn derive(&self, device_id: &str, role: &str, generation: i64) -> String {
@@ -363,7 +380,7 @@ impl Pairing {
         if let Plan::Answer(decision) = self.plan(a, auto, now_ms) {
             return Ok(decision);
         }
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         // Planned again: the state may have changed while waiting.
         match self.plan(a, auto, now_ms) {
             Plan::Answer(decision) => Ok(decision),
@@ -372,7 +389,7 @@ impl Pairing {
                 decision,
                 displaced,
             } => {
-                self.commit(writes, now_ms).await?;
+                self.commit(change, writes, now_ms).await?;
                 if let Some(old) = displaced {
                     self.log_displaced(&old, now_ms);
                 }
@@ -670,10 +687,10 @@ impl Pairing {
         request_id: &str,
         now_ms: i64,
     ) -> Result<(Value, Value), PairingError> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let request = self.pending(request_id, now_ms)?;
         let approval = self.approval(&self.state(), &request, "owner", now_ms);
-        self.commit(approval.writes, now_ms).await?;
+        self.commit(change, approval.writes, now_ms).await?;
         let payload = json!({"requestId": request_id, "device": device_json(&approval.device, &self.state(), None)});
         Ok((payload, resolved_json(&request, now_ms)))
     }
@@ -689,7 +706,7 @@ impl Pairing {
         public_key: &str,
         now_ms: i64,
     ) -> Result<Option<Value>, StoreError> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let Some(request) = self.request(request_id, now_ms) else {
             return Ok(None);
         };
@@ -706,7 +723,7 @@ impl Pairing {
             }
             self.approval(&state, &request, "ssh-verified", now_ms)
         };
-        self.commit(approval.writes, now_ms).await?;
+        self.commit(change, approval.writes, now_ms).await?;
         Ok(Some(resolved_json(&request, now_ms)))
     }
 
@@ -716,10 +733,14 @@ impl Pairing {
         request_id: &str,
         now_ms: i64,
     ) -> Result<(Value, Value), PairingError> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let request = self.pending(request_id, now_ms)?;
-        self.commit(vec![Write::DeleteRequest(request_id.into())], now_ms)
-            .await?;
+        self.commit(
+            change,
+            vec![Write::DeleteRequest(request_id.into())],
+            now_ms,
+        )
+        .await?;
         let payload = json!({"requestId": request_id, "deviceId": request.device_id});
         let event = json!({"requestId": request_id, "deviceId": request.device_id, "decision": "rejected", "ts": now_ms});
         Ok((payload, event))
@@ -727,11 +748,11 @@ impl Pairing {
 
     /// `device.pair.remove`: the device, its tokens and its pending requests.
     pub async fn remove(&self, device_id: &str, now_ms: i64) -> Result<Value, PairingError> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         if !self.state().devices.contains_key(device_id) {
             return Err(PairingError::NotFound(device_id.into()));
         }
-        self.commit(vec![Write::DeleteDevice(device_id.into())], now_ms)
+        self.commit(change, vec![Write::DeleteDevice(device_id.into())], now_ms)
             .await?;
         Ok(json!({"deviceId": device_id, "removed": true}))
     }
@@ -743,7 +764,7 @@ impl Pairing {
         label: &str,
         now_ms: i64,
     ) -> Result<Value, PairingError> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let mut device = self
             .state()
             .devices
@@ -751,7 +772,8 @@ impl Pairing {
             .cloned()
             .ok_or_else(|| PairingError::NotFound(device_id.into()))?;
         device.operator_label = Some(label.to_owned());
-        self.commit(vec![Write::PutDevice(device)], now_ms).await?;
+        self.commit(change, vec![Write::PutDevice(device)], now_ms)
+            .await?;
         Ok(json!({"deviceId": device_id, "label": label}))
     }
 
@@ -781,7 +803,7 @@ impl Pairing {
         in_band: bool,
         now_ms: i64,
     ) -> Result<Value, PairingError> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let mut t = self.token_record(device_id, role)?;
         t.generation += 1;
         let token = self.derive(device_id, role, t.generation);
@@ -789,7 +811,8 @@ impl Pairing {
         t.rotated_at_ms = Some(now_ms);
         t.revoked_at_ms = None;
         let scopes = t.scopes.clone();
-        self.commit(vec![Write::PutToken(t)], now_ms).await?;
+        self.commit(change, vec![Write::PutToken(t)], now_ms)
+            .await?;
         let mut v =
             json!({"deviceId": device_id, "role": role, "scopes": scopes, "rotatedAtMs": now_ms});
         if in_band {
@@ -808,10 +831,11 @@ impl Pairing {
         role: &str,
         now_ms: i64,
     ) -> Result<Value, PairingError> {
-        let _changing = self.changing.lock().await;
+        let change = self.begin_change().await;
         let mut t = self.token_record(device_id, role)?;
         t.revoked_at_ms = Some(now_ms);
-        self.commit(vec![Write::PutToken(t)], now_ms).await?;
+        self.commit(change, vec![Write::PutToken(t)], now_ms)
+            .await?;
         Ok(json!({"deviceId": device_id, "role": role, "revokedAtMs": now_ms}))
     }
 
@@ -1062,5 +1086,37 @@ mod tests {
             .map(|r| r.request_id)
             .collect();
         assert_eq!(on_disk, vec![third], "{abandoned} expired on disk too");
+    }
+
+    /// An approval whose caller stops waiting (its socket closed) while its write waits for
+    /// the disk still lands in memory as it does on disk.
+    #[tokio::test]
+    async fn an_approval_abandoned_during_its_write_is_still_mirrored() {
+        let dir = tempfile::tempdir().unwrap();
+        let scopes = vec!["operator.read".to_owned()];
+        let pairing = open(dir.path(), ASKED_AT);
+        let id = pending_id(
+            pairing
+                .decide(&applicant("dev-1", &scopes), None, ASKED_AT)
+                .await
+                .unwrap(),
+        );
+        let holder = rusqlite::Connection::open(dir.path().join(clawgate_store::DB_FILE)).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            pairing.approve(&id, ASKED_AT),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the write waits for the lock");
+
+        holder.execute_batch("ROLLBACK").unwrap();
+        // The abandoned change ends once it is on disk and mirrored.
+        drop(pairing.begin_change().await);
+        assert!(pairing.request(&id, ASKED_AT).is_none());
+        assert!(pairing.state().devices.contains_key("dev-1"));
+        drop(pairing);
+        let reopened = open(dir.path(), ASKED_AT);
+        assert!(reopened.state().devices.contains_key("dev-1"));
     }
 }

@@ -141,7 +141,7 @@ pub enum StoreError {
         delete: String,
     },
     #[error(
-        "a write to {path} stopped before it finished (the gateway is shutting down); none of it was written"
+        "a write to {path} was interrupted before it reported back (the gateway is shutting down, or the write failed unexpectedly)"
     )]
     WriteAborted { path: PathBuf },
     #[error("state database {path}: {source}")]
@@ -404,13 +404,26 @@ impl Store {
     /// Applies `writes` in one transaction, durable when this returns. Batches apply one at a
     /// time, in the order they were asked for, on a blocking-pool thread: the caller's async
     /// worker stays free, and tokio counts the write as work under way (a runtime with paused
-    /// time does not skip ahead while the disk works). A batch whose caller stops waiting is
-    /// still applied whole.
+    /// time does not skip ahead while the disk works).
     pub async fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.apply_then(writes, || ()).await
+    }
+
+    /// [`Store::apply`], then `then` right after the commit on the same thread. Once a batch's
+    /// turn has come it runs to the end even if its caller stops waiting (its socket closed),
+    /// so a caller that mirrors the tables in memory does it in `then`: what is on disk and
+    /// what it holds cannot part.
+    pub async fn apply_then<T: Send + 'static>(
+        &self,
+        writes: Vec<Write>,
+        then: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
         let mut conn = self.writer.clone().lock_owned().await;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            apply_batch(&mut conn, &writes).map_err(|source| StoreError::Sqlite { path, source })
+            apply_batch(&mut conn, &writes)
+                .map_err(|source| StoreError::Sqlite { path, source })?;
+            Ok(then())
         })
         .await
         .map_err(|_| StoreError::WriteAborted {
