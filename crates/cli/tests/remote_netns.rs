@@ -2,7 +2,8 @@
 //! test): lan and custom binds are reachable from it, loopback is not; forwarded headers from
 //! it are refused unless it is a trusted proxy; wss:// with the right pin works from it (clawgate
 //! CLI and the real OpenClaw CLI, after the pairing approval a remote device needs), a wrong pin
-//! fails naming both fingerprints. Also: the refusals that need no second host (exit 78).
+//! fails naming both fingerprints; the real OpenClaw CLI there gets `health` without any scope.
+//! Also: the refusals that need no second host (exit 78).
 
 mod remote_support;
 
@@ -240,13 +241,15 @@ async fn wss_from_a_second_host_with_the_pin_works_and_a_wrong_pin_names_both() 
             "gateway": {"mode": "remote", "remote": {"url": url, "token": TOKEN, "tlsFingerprint": pin}}
         }))
     };
-    let oc_call = |ns: &str, home: &IsolatedHome| {
-        pair.command(ns, oc.bin(), ["gateway", "call", "health", "--json"], home)
+    let oc_call_method = |ns: &str, home: &IsolatedHome, method: &str| {
+        pair.command(ns, oc.bin(), ["gateway", "call", method, "--json"], home)
     };
+    let oc_call = |ns: &str, home: &IsolatedHome| oc_call_method(ns, home, "health");
     // From the second host. `gateway call` never creates a device identity, so a fresh
-    // OpenClaw CLI connects device-less, and a remote device-less operator holds no scopes.
+    // OpenClaw CLI connects device-less, and a remote device-less operator holds no scopes
+    // (health, which needs none, is the next test's).
     let peer_oc = oc_home(&url, &fp);
-    let deviceless = run(oc_call(&pair.peer, &peer_oc)).await;
+    let deviceless = run(oc_call_method(&pair.peer, &peer_oc, "status")).await;
     assert!(
         format!("{}{}", deviceless.stdout, deviceless.stderr)
             .contains("missing scope: operator.read"),
@@ -294,6 +297,41 @@ async fn wss_from_a_second_host_with_the_pin_works_and_a_wrong_pin_names_both() 
     let v: serde_json::Value =
         serde_json::from_str(local.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {local}"));
     assert_eq!(v["ok"], true, "{local}");
+}
+
+/// OpenClaw answers `health` to every connected client whatever its scopes: the real CLI on
+/// the second host, device-less and so holding no scopes, gets clawgate's health over ws:// to
+/// a custom bind, while `status` from the same CLI is still refused for the missing scope.
+#[tokio::test]
+async fn the_real_cli_gets_health_without_scopes_from_a_second_host() {
+    let pair = HostPair::create("health");
+    let home =
+        home_with(json!({"gateway": {"bind": "custom", "customBindHost": GW_IP.to_string()}}));
+    let (gw, _, port) = gateway(&pair, &home, &["--token", TOKEN]).await;
+    let oc = OpenClaw::from_env();
+    let oc_home = oc.isolated_home(&json!({}));
+    let url = format!("ws://{GW_IP}:{port}");
+    let call = |method: &str| {
+        let args = [
+            "gateway", "call", method, "--json", "--url", &url, "--token", TOKEN,
+        ];
+        let mut cmd = pair.command(&pair.peer, oc.bin(), args, &oc_home);
+        // OpenClaw refuses plaintext ws:// to a non-loopback host without its break-glass.
+        cmd.env("OPENCLAW_ALLOW_INSECURE_PRIVATE_WS", "1");
+        cmd
+    };
+    let health = run(call("health")).await;
+    assert_eq!(health.code, Some(0), "{health}\n{}", gw.transcript());
+    let v: serde_json::Value =
+        serde_json::from_str(health.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {health}"));
+    assert_eq!(v["ok"], true, "{health}");
+    let status = run(call("status")).await;
+    assert_ne!(status.code, Some(0), "{status}");
+    assert!(
+        format!("{}{}", status.stdout, status.stderr).contains("missing scope: operator.read"),
+        "{status}\n{}",
+        gw.transcript()
+    );
 }
 
 /// Approves the newest pending pairing request from the gateway host itself (a local CLI).

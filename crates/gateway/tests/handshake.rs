@@ -240,7 +240,7 @@ async fn probes_and_other_deviceless_clients_lose_their_scopes() {
     let res = c.connect(p).await;
     assert_eq!(res["payload"]["auth"]["scopes"], json!([]));
     assert_eq!(res["payload"]["snapshot"]["presence"], json!([]));
-    let r = c.call("2", "health", json!({})).await;
+    let r = c.call("2", "status", json!({})).await;
     assert_eq!(
         r["error"],
         json!({"code":"FORBIDDEN","message":"missing scope: operator.read","details":{"code":"MISSING_SCOPE","missingScope":"operator.read","requiredScopes":["operator.read"]}})

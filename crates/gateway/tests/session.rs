@@ -45,6 +45,35 @@ async fn post_handshake_errors_match_the_capture() {
     assert_eq!(r["payload"]["publicKey"].as_str().unwrap().len(), 43);
 }
 
+/// OpenClaw's `authorizeGatewayMethod` answers `health` before any role or scope check: a
+/// connection whose scopes were cleared (here a device-less UI client) and a node both get it,
+/// while every other method keeps its gate.
+#[tokio::test]
+async fn health_needs_no_scope_and_no_operator_role() {
+    let gw = start(|_| {}).await;
+    let mut scopeless = Client::open(gw.addr).await;
+    let mut p = cli_params(&["operator.read"]);
+    p["client"] = json!({"id":"openclaw-tui","version":"2026.9.6","platform":"linux","mode":"ui"});
+    let hello = scopeless.connect(p).await;
+    assert_eq!(hello["payload"]["auth"]["scopes"], json!([]), "{hello}");
+    let r = scopeless.call("h", "health", json!({})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["payload"]["ok"], true, "{r}");
+    let r = scopeless.call("s", "status", json!({})).await;
+    assert_eq!(r["error"]["message"], "missing scope: operator.read", "{r}");
+
+    let mut node = Client::open(gw.addr).await;
+    let p = json!({"minProtocol":4,"maxProtocol":4,
+        "client":{"id":"node-host","version":"2026.9.6","platform":"linux","mode":"node"},
+        "role":"node","scopes":[],"caps":[],"auth":{"token":TOKEN}});
+    let hello = node.connect(p).await;
+    assert_eq!(hello["payload"]["auth"]["role"], "node", "{hello}");
+    let r = node.call("h", "health", json!({})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let r = node.call("s", "status", json!({})).await;
+    assert_eq!(r["error"]["message"], "unauthorized role: node", "{r}");
+}
+
 #[tokio::test]
 async fn read_methods_the_cli_flows_need() {
     let gw = start(|o| {

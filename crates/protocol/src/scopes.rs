@@ -78,6 +78,8 @@ const READ_METHODS: &[&str] = &[
     "logs.tail",
     "models.list",
     "gateway.identity.get",
+    "device.scopes.requestUpgrade",
+    "device.scopes.waitUpgrade",
 ];
 
 const WRITE_METHODS: &[&str] = &[
@@ -89,8 +91,10 @@ const WRITE_METHODS: &[&str] = &[
     "node.invoke",
 ];
 
-/// The least-privilege table of the real gateway: read, write and pairing methods are listed;
-/// anything unclassified needs admin.
+/// The least-privilege table of the real gateway (the scope a client asks for to call a
+/// method): read, write and pairing methods are listed; anything unclassified needs admin.
+/// What the gateway checks before answering is [`gate`], which lets a few of them through
+/// without their scope.
 pub fn method_access(method: &str) -> MethodAccess {
     if NODE_ONLY_METHODS.contains(&method) {
         MethodAccess::NodeOnly
@@ -106,6 +110,27 @@ pub fn method_access(method: &str) -> MethodAccess {
         MethodAccess::Scope(PAIRING)
     } else {
         MethodAccess::Scope(ADMIN)
+    }
+}
+
+/// What the gateway checks before running a method: OpenClaw's `authorizeGatewayMethod`
+/// answers `health` for every connected client whatever its role and scopes, and lets any
+/// operator ask for a scope upgrade whatever its scopes; every other method is gated as
+/// [`method_access`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Every connected client, nodes included, with or without scopes.
+    Open,
+    /// Operators, whatever their scopes.
+    AnyOperator,
+    Access(MethodAccess),
+}
+
+pub fn gate(method: &str) -> Gate {
+    match method {
+        "health" => Gate::Open,
+        "device.scopes.requestUpgrade" | "device.scopes.waitUpgrade" => Gate::AnyOperator,
+        _ => Gate::Access(method_access(method)),
     }
 }
 
@@ -138,5 +163,19 @@ mod tests {
         );
         assert_eq!(method_access("no.such.method"), MethodAccess::Scope(ADMIN));
         assert_eq!(method_access("node.invoke.result"), MethodAccess::NodeOnly);
+        // A client still asks for read to call health or request a scope upgrade.
+        assert_eq!(
+            method_access("device.scopes.requestUpgrade"),
+            MethodAccess::Scope(READ)
+        );
+    }
+
+    #[test]
+    fn the_gate_opens_health_to_everyone_and_upgrades_to_any_operator() {
+        assert_eq!(gate("health"), Gate::Open);
+        assert_eq!(gate("device.scopes.requestUpgrade"), Gate::AnyOperator);
+        assert_eq!(gate("device.scopes.waitUpgrade"), Gate::AnyOperator);
+        assert_eq!(gate("status"), Gate::Access(MethodAccess::Scope(READ)));
+        assert_eq!(gate("node.event"), Gate::Access(MethodAccess::NodeOnly));
     }
 }

@@ -8,7 +8,7 @@ use crate::Gateway;
 use crate::registry::{ConnHandle, Session};
 use clawgate_protocol::connect::Role;
 use clawgate_protocol::errors::{self, ErrorShape};
-use clawgate_protocol::scopes::{self, MethodAccess};
+use clawgate_protocol::scopes::{self, Gate, MethodAccess};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -55,7 +55,7 @@ pub(crate) enum Refusal {
     Other(ErrorShape),
 }
 
-/// Checks role and scope, then runs the handler.
+/// Checks role and scope ([`scopes::gate`]), then runs the handler.
 pub(crate) async fn dispatch(
     gw: &Gateway,
     session: &Session,
@@ -63,18 +63,19 @@ pub(crate) async fn dispatch(
     method: &str,
     params: Option<Value>,
 ) -> Result<Value, Refusal> {
-    match scopes::method_access(method) {
-        MethodAccess::NodeOnly if session.role != Role::Node => {
+    let is_node = session.role == Role::Node;
+    match scopes::gate(method) {
+        Gate::Access(MethodAccess::NodeOnly) if !is_node => {
             return Err(Refusal::Role(errors::unauthorized_role(
                 session.role.as_str(),
             )));
         }
-        MethodAccess::Scope(_) if session.role == Role::Node => {
+        Gate::AnyOperator | Gate::Access(MethodAccess::Scope(_)) if is_node => {
             return Err(Refusal::Role(errors::unauthorized_role(
                 session.role.as_str(),
             )));
         }
-        MethodAccess::Scope(scope) if !scopes::satisfies(&session.scopes, scope) => {
+        Gate::Access(MethodAccess::Scope(scope)) if !scopes::satisfies(&session.scopes, scope) => {
             return Err(Refusal::Other(errors::missing_scope(scope)));
         }
         _ => {}
