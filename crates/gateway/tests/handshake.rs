@@ -128,6 +128,24 @@ async fn missing_client_and_bad_role_match_the_capture() {
     replay_error(&cap, 10, cap.connect_params(10)).await;
 }
 
+/// A pre-auth frame fits thousands of array items: an array over its `maxItems` is refused for
+/// that bound alone, before its items are checked or compared with each other.
+#[tokio::test]
+async fn an_array_over_its_max_items_is_refused_for_that_alone() {
+    let gw = start(|_| {}).await;
+    let mut c = Client::open(gw.addr).await;
+    let mut p = cli_params(&["operator.read"]);
+    p["workerRuns"] = json!({"bundleHash": "0".repeat(64), "openclawVersion": "2026.9.6",
+        "protocolFeatures": vec!["x"; 12_000]});
+    let res = c.connect(p).await;
+    assert_eq!(
+        res["error"]["message"],
+        "invalid connect params: at /workerRuns/protocolFeatures: must not have more than 64 items",
+        "{res}"
+    );
+    assert_eq!(c.expect_close().await.0, 1008);
+}
+
 #[tokio::test]
 async fn first_request_must_be_connect() {
     let cap = Capture::load("handshake-errors.jsonl");

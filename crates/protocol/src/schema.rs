@@ -6,8 +6,11 @@
 //! walks the same keywords in the same order (type; for objects required, additionalProperties,
 //! patternProperties, properties; for strings maxLength, minLength; for numbers maximum, minimum;
 //! then const, enum, anyOf), collects up to eight errors, and joins their unique texts with "; ".
+//! One deviation: an array over its `maxItems` reports only that bound ([`check_array`]).
 
 use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::OnceLock;
 
 /// The schemas clawgate validates client input against.
@@ -122,28 +125,7 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
         check_object(schema, map, path, errors);
     }
     if let Value::Array(items) = value {
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                check(item_schema, item, &format!("{path}/{i}"), errors);
-            }
-        }
-        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-            && items.len() as u64 > max
-        {
-            push(
-                errors,
-                at(path, &format!("must not have more than {max} items")),
-            );
-        }
-        if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
-            let dup = items
-                .iter()
-                .enumerate()
-                .any(|(i, a)| items[..i].contains(a));
-            if dup {
-                push(errors, at(path, "must not have duplicate items"));
-            }
-        }
+        check_array(schema, items, path, errors);
     }
     if let Value::String(s) = value {
         if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
@@ -211,6 +193,93 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
         });
         if !any {
             push(errors, at(path, "must match a schema in anyOf"));
+        }
+    }
+}
+
+/// An array over its `maxItems` is refused for that bound alone (the real gateway also lists
+/// its bad items and duplicates): a pre-auth frame holds thousands of items, and walking them
+/// buys nothing once the frame is refused anyway.
+fn check_array(schema: &Map<String, Value>, items: &[Value], path: &str, errors: &mut Vec<String>) {
+    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+        && items.len() as u64 > max
+    {
+        push(
+            errors,
+            at(path, &format!("must not have more than {max} items")),
+        );
+        return;
+    }
+    if let Some(item_schema) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            if errors.len() >= MAX_ERRORS {
+                break;
+            }
+            check(item_schema, item, &format!("{path}/{i}"), errors);
+        }
+    }
+    if schema.get("uniqueItems") == Some(&Value::Bool(true)) && has_duplicates(items) {
+        push(errors, at(path, "must not have duplicate items"));
+    }
+}
+
+/// Whether two items are equal JSON, in linear time (hashed, as the real gateway does).
+fn has_duplicates(items: &[Value]) -> bool {
+    let members = RandomState::new();
+    let mut seen = HashSet::with_capacity(items.len());
+    !items.iter().all(|value| {
+        seen.insert(JsonKey {
+            value,
+            members: &members,
+        })
+    })
+}
+
+/// A JSON value hashed consistently with its equality: object members in any order hash alike
+/// (the sum of their hashes, keyed per check so no one can line up collisions in advance).
+struct JsonKey<'a> {
+    value: &'a Value,
+    members: &'a RandomState,
+}
+
+impl JsonKey<'_> {
+    fn of<'a>(&'a self, value: &'a Value) -> JsonKey<'a> {
+        JsonKey {
+            value,
+            members: self.members,
+        }
+    }
+}
+
+impl PartialEq for JsonKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl Eq for JsonKey<'_> {}
+
+impl Hash for JsonKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self.value).hash(state);
+        match self.value {
+            Value::Null => {}
+            Value::Bool(b) => b.hash(state),
+            Value::Number(n) => n.hash(state),
+            Value::String(s) => s.hash(state),
+            Value::Array(a) => {
+                a.len().hash(state);
+                for v in a {
+                    self.of(v).hash(state);
+                }
+            }
+            Value::Object(m) => {
+                let sum = m.iter().fold(0u64, |sum, (k, v)| {
+                    sum.wrapping_add(self.members.hash_one((k, self.of(v))))
+                });
+                m.len().hash(state);
+                sum.hash(state);
+            }
         }
     }
 }
@@ -333,6 +402,40 @@ mod tests {
             e,
             "at /minProtocol: must be integer; at /client: unexpected property 'x'; at /client/mode: must be equal to one of the allowed values"
         );
+    }
+
+    fn worker_runs(features: Value) -> Result<(), String> {
+        let mut c = json!({"minProtocol":4,"maxProtocol":4,
+            "client":{"id":"cli","version":"1","platform":"linux","mode":"cli"}});
+        c["workerRuns"] = json!({"bundleHash": "0".repeat(64), "openclawVersion": "1",
+            "protocolFeatures": features});
+        connect(c)
+    }
+
+    #[test]
+    fn an_array_over_max_items_reports_that_bound_alone() {
+        // Duplicates and bad items beyond the bound are not looked at.
+        let mut features = vec![json!("x"); 200];
+        features.push(json!(""));
+        assert_eq!(
+            worker_runs(Value::Array(features)),
+            Err("at /workerRuns/protocolFeatures: must not have more than 64 items".into())
+        );
+    }
+
+    #[test]
+    fn duplicates_are_found_by_json_equality() {
+        let dup = || Err("at /workerRuns/protocolFeatures: must not have duplicate items".into());
+        assert_eq!(worker_runs(json!(["a", "b", "a"])), dup());
+        assert_eq!(worker_runs(json!(["a", "b", "c"])), Ok(()));
+        // Items of any JSON type: numbers, nested arrays, objects whatever their member order.
+        let mixed = |v: Value| has_duplicates(v.as_array().unwrap());
+        assert!(mixed(json!([1, 2, 1])));
+        assert!(!mixed(json!([1, 1.5, "1"])));
+        assert!(mixed(json!([[1, {"a": 1}], [1, {"a": 1}]])));
+        assert!(mixed(json!([{"a": 1, "b": [2]}, {"b": [2], "a": 1}])));
+        assert!(!mixed(json!([{"a": 1, "b": 2}, {"a": 2, "b": 1}])));
+        assert!(!mixed(json!([null, false, 0, "", [], {}])));
     }
 
     #[test]
