@@ -41,15 +41,26 @@ pub fn request_from_value(value: Value) -> Result<Request, FrameError> {
     if let Err(reason) = crate::schema::validate(crate::schema::Schema::RequestFrame, &value) {
         return Err(FrameError::Invalid { id, reason });
     }
-    let Value::Object(mut map) = value else {
-        unreachable!("schema guarantees an object")
+    // The schema has checked all of this; a frame it let through by mistake is still answered
+    // as invalid, never a panic.
+    let invalid = |id: Option<String>, reason: &str| FrameError::Invalid {
+        id,
+        reason: reason.to_owned(),
     };
-    let method = match map.remove("method") {
-        Some(Value::String(m)) => m,
-        _ => unreachable!("schema guarantees a method string"),
+    let Value::Object(mut map) = value else {
+        return Err(invalid(id, "must be object"));
+    };
+    let Some(Value::String(method)) = map.remove("method") else {
+        return Err(invalid(id, "at /method: must be string"));
+    };
+    let Some(id) = id else {
+        return Err(invalid(
+            None,
+            "at /id: must not have fewer than 1 characters",
+        ));
     };
     Ok(Request {
-        id: id.expect("schema guarantees a non-empty id"),
+        id,
         method,
         params: map.remove("params"),
     })
