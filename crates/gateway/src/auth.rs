@@ -6,7 +6,7 @@ use clawgate_protocol::device::{self, SignedFields};
 use clawgate_protocol::errors::{AuthFailure, DeviceAuthFailure};
 use clawgate_protocol::limits::DEVICE_SIGNATURE_SKEW_MS;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -219,7 +219,7 @@ struct Entry {
     last_seen: Instant,
 }
 
-/// Failed-auth limiter keyed by client address: `max_attempts` wrong secrets within `window`
+/// Failed-auth limiter keyed by client address ([`client_bucket`]): `max_attempts` wrong secrets within `window`
 /// lock the address out for `lockout` (loopback exempt by default), and every failure delays
 /// the answer by an escalating amount, so brute force gets a few guesses a second at most.
 pub(crate) struct RateLimiter {
@@ -245,6 +245,7 @@ impl RateLimiter {
 
     /// Waits for this address's turn. Returns the milliseconds to wait when it is locked out.
     pub async fn begin(&self, ip: IpAddr) -> Result<Attempt, u64> {
+        let ip = client_bucket(ip);
         let gate = {
             let mut entries = self.entries.lock().expect("limiter lock");
             let now = Instant::now();
@@ -317,6 +318,19 @@ impl RateLimiter {
             e.failures.clear();
             e.consecutive = 0;
         }
+    }
+}
+
+/// The address failures are counted under: IPv4 as is (also when mapped into IPv6), IPv6 by
+/// its /64, the block one host picks its addresses from (counting exact addresses would give a
+/// /64 unlimited guesses); `::1` as itself, so loopback stays loopback.
+fn client_bucket(ip: IpAddr) -> IpAddr {
+    match crate::ingress::canonical(ip) {
+        IpAddr::V6(v6) if !v6.is_loopback() => {
+            let network = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(Ipv6Addr::from(network))
+        }
+        other => other,
     }
 }
 
@@ -396,6 +410,37 @@ mod tests {
         assert_eq!(l.begin(ip).await.err(), Some(299_000));
         tokio::time::advance(Duration::from_secs(301)).await;
         assert!(l.begin(ip).await.is_ok());
+    }
+
+    /// One IPv6 /64 is one client (a host gets a whole /64 to pick addresses from), and an
+    /// IPv4-mapped address is its IPv4 address.
+    #[tokio::test(start_paused = true)]
+    async fn ipv6_addresses_are_limited_per_64_and_mapped_ipv4_as_ipv4() {
+        let l = limiter();
+        for ip in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"] {
+            let a = l.begin(ip.parse().unwrap()).await.unwrap();
+            l.fail(a).await;
+        }
+        assert!(
+            l.begin("2001:db8:1:2:abcd::9".parse().unwrap())
+                .await
+                .is_err()
+        );
+        assert!(l.begin("2001:db8:1:3::1".parse().unwrap()).await.is_ok());
+
+        for ip in ["::ffff:192.0.2.7", "192.0.2.7", "::ffff:192.0.2.7"] {
+            let a = l.begin(ip.parse().unwrap()).await.unwrap();
+            l.fail(a).await;
+        }
+        assert!(l.begin("192.0.2.7".parse().unwrap()).await.is_err());
+
+        // ::1 stays loopback: slowed, never locked out.
+        let lo: IpAddr = "::1".parse().unwrap();
+        for _ in 0..4 {
+            let a = l.begin(lo).await.unwrap();
+            l.fail(a).await;
+        }
+        assert!(l.begin(lo).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
