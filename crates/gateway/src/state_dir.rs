@@ -95,6 +95,8 @@ pub struct GatewayIdentity {
     /// Key for deriving device tokens, derived from the identity seed so a fresh state dir
     /// needs no second key file (and no second fsync) before the gateway listens.
     pub(crate) device_token_key: [u8; 32],
+    /// Key of `config.get`'s hash (OpenClaw's config revision token), derived the same way.
+    pub(crate) config_revision_key: [u8; 32],
 }
 
 impl GatewayIdentity {
@@ -124,16 +126,21 @@ impl GatewayIdentity {
             Err(e) => return Err(e),
         };
         let vk = key.verifying_key();
-        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key.to_bytes())
-            .expect("any key length works");
-        hmac::Mac::update(&mut mac, b"clawgate device-token key v1");
-        let device_token_key: [u8; 32] = hmac::Mac::finalize(mac).into_bytes().into();
         Ok(GatewayIdentity {
             device_id: device::device_id(&vk),
             public_key: device::b64url(vk.as_bytes()),
-            device_token_key,
+            device_token_key: derive_key(&key, b"clawgate device-token key v1"),
+            config_revision_key: derive_key(&key, b"clawgate config-revision key v1"),
         })
     }
+}
+
+/// A key for one purpose, derived from the identity seed.
+fn derive_key(identity: &SigningKey, purpose: &[u8]) -> [u8; 32] {
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&identity.to_bytes())
+        .expect("any key length works");
+    hmac::Mac::update(&mut mac, purpose);
+    hmac::Mac::finalize(mac).into_bytes().into()
 }
 
 #[cfg(test)]

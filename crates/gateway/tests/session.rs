@@ -108,6 +108,40 @@ async fn read_methods_the_cli_flows_need() {
     assert_eq!(r["payload"], json!({"models": []}));
 }
 
+/// `config.get`'s hash is keyed with a key of the gateway's own, as OpenClaw's config revision
+/// token is: stable for one state dir, different for another, and not the plain SHA-256 of a
+/// config that holds secrets (which anyone with read scope could test guesses against).
+#[tokio::test]
+async fn the_config_hash_is_keyed_per_gateway() {
+    let states = tempfile::tempdir().unwrap();
+    let secret = json!({"gateway":{"auth":{"token":"secret-in-config"}}});
+    let hash_of = |state: &str, config: &serde_json::Value| {
+        let (state, config) = (states.path().join(state), config.clone());
+        async move {
+            let gw = start(move |o| {
+                o.state_dir = state;
+                o.config = config;
+            })
+            .await;
+            let mut c = Client::open(gw.addr).await;
+            c.connect(cli_params(&["operator.read"])).await;
+            let r = c.call("1", "config.get", json!({})).await;
+            drop(c);
+            gw.shutdown.cancel();
+            gw.task.await.unwrap();
+            r["payload"]["hash"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = hash_of("a", &secret).await;
+    let token = first.strip_prefix("hmac-sha256:v1:").unwrap();
+    assert_eq!(token.len(), 43, "{first}");
+    assert!(!first.contains(&clawgate_config::config_hash(&secret)));
+    assert_eq!(hash_of("a", &secret).await, first, "stable across restarts");
+    assert_ne!(hash_of("b", &secret).await, first, "keyed per gateway");
+    let changed = json!({"gateway":{"auth":{"token":"secret-in-config2"}}});
+    assert_ne!(hash_of("a", &changed).await, first, "follows the config");
+}
+
 #[tokio::test]
 async fn invalid_frames_after_hello_are_answered() {
     let gw = start(|_| {}).await;

@@ -66,8 +66,24 @@ pub(crate) fn config_get(gw: &Gateway) -> Value {
         "exists": o.config_path.as_ref().is_some_and(|p| p.exists()),
         "valid": true,
         "config": redacted,
-        "hash": clawgate_config::config_hash(&o.config),
+        "hash": config_revision(&gw.identity.config_revision_key, &o.config),
     })
+}
+
+/// OpenClaw's config revision token: `hmac-sha256:v1:` and the base64url HMAC-SHA256, under a
+/// key of the gateway's own, of `["openclaw.gateway.config-revision.raw.v1", <config hash>]`.
+/// The plain hash of a config that holds secrets would let anyone with read scope test
+/// guesses of them offline; the key comes from the gateway identity, so the token stays the
+/// same across restarts (clawgate has no `config.set`/`config.patch` that would compare a
+/// client's base hash with it).
+fn config_revision(key: &[u8; 32], config: &Value) -> String {
+    use hmac::{Hmac, Mac};
+    const DOMAIN: &str = "openclaw.gateway.config-revision.raw.v1";
+    let message = json!([DOMAIN, clawgate_config::config_hash(config)]).to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length works");
+    mac.update(message.as_bytes());
+    let token = clawgate_protocol::device::b64url(&mac.finalize().into_bytes());
+    format!("hmac-sha256:v1:{token}")
 }
 
 pub(crate) fn identity(gw: &Gateway) -> Value {
