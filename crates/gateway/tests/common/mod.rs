@@ -188,6 +188,89 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+// ---- in-memory sockets, for tests under paused time -------------------------------------------
+
+/// A gateway without listeners (its timers and shutdown sequence run); clients reach it over
+/// in-memory pipes, so tokio's paused clock can jump.
+pub struct InMemory {
+    pub gw: Arc<Gateway>,
+    pub shutdown: CancellationToken,
+    pub serve: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn in_memory(configure: impl FnOnce(&mut GatewayOptions)) -> InMemory {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = GatewayOptions::new(AuthMode::Token, dir.path().join("state"));
+    o.token = Some(Secret::new(TOKEN));
+    configure(&mut o);
+    let gw = Gateway::new(o).unwrap();
+    let shutdown = CancellationToken::new();
+    let serve = tokio::spawn(clawgate_gateway::serve(
+        vec![],
+        gw.clone(),
+        shutdown.clone(),
+    ));
+    InMemory {
+        gw,
+        shutdown,
+        serve,
+        _dir: dir,
+    }
+}
+
+pub type Pipe = WebSocketStream<tokio::io::DuplexStream>;
+
+/// A loopback client's socket, past its `connect.challenge`.
+pub async fn open_pipe(gw: &Arc<Gateway>) -> Pipe {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let peer = clawgate_gateway::PeerInfo::direct("127.0.0.1:40000".parse().unwrap());
+    tokio::spawn(clawgate_gateway::serve_websocket(gw.clone(), server, peer));
+    let mut ws = WebSocketStream::from_raw_socket(
+        client,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let ch = next_json(&mut ws).await;
+    assert_eq!(ch["event"], "connect.challenge");
+    ws
+}
+
+pub async fn next_msg(ws: &mut Pipe) -> Message {
+    ws.next()
+        .await
+        .expect("socket ended")
+        .expect("socket error")
+}
+
+/// The next text frame as JSON (pings skipped).
+pub async fn next_json(ws: &mut Pipe) -> Value {
+    loop {
+        match next_msg(ws).await {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => continue,
+        }
+    }
+}
+
+pub async fn send_connect(ws: &mut Pipe, params: Value) {
+    ws.send(Message::text(
+        json!({"type":"req","id":"c","method":"connect","params":params}).to_string(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// Connects and returns the hello-ok payload.
+pub async fn connect_pipe(ws: &mut Pipe, params: Value) -> Value {
+    send_connect(ws, params).await;
+    let res = next_json(ws).await;
+    assert_eq!(res["ok"], true, "{res}");
+    res["payload"].clone()
+}
+
 /// A recorded conversation of the real gateway (`tests/fixtures/*.jsonl`).
 pub struct Capture(Vec<Value>);
 
