@@ -159,12 +159,18 @@ impl Connection {
             let result = {
                 // Keep reading while the connect is checked (rate-limit delays can take seconds):
                 // frames that arrive meanwhile are queued, up to a bound.
-                let fut = self.process_connect(req.params.unwrap_or(Value::Null), nonce);
+                let limit = self.gw.options.connect_timeout;
+                let fut = tokio::time::timeout(
+                    limit,
+                    self.process_connect(req.params.unwrap_or(Value::Null), nonce),
+                );
                 tokio::pin!(fut);
                 let mut queued = VecDeque::new();
                 loop {
                     tokio::select! {
-                        res = &mut fut => break res.map(|(s, hello)| (s, hello, queued)),
+                        res = &mut fut => break res
+                            .unwrap_or_else(|_| Err(errors::connect_timed_out(limit.as_millis())))
+                            .map(|(s, hello)| (s, hello, queued)),
                         msg = ws.next() => match msg {
                             Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                                 if queued.len() >= limits::MAX_PENDING_HANDSHAKE_FRAMES {

@@ -122,6 +122,8 @@ pub struct GatewayOptions {
     pub tick_interval: Duration,
     pub ping_interval: Duration,
     pub handshake_timeout: Duration,
+    /// How long checking one `connect` may take (auth, a failure's delay, whois, pairing).
+    pub connect_timeout: Duration,
     pub max_payload: usize,
     pub max_buffered_bytes: usize,
     /// Pair devices on direct loopback sockets without asking
@@ -174,6 +176,7 @@ impl GatewayOptions {
             tick_interval: limits::TICK_INTERVAL,
             ping_interval: limits::PING_INTERVAL,
             handshake_timeout: limits::HANDSHAKE_TIMEOUT,
+            connect_timeout: limits::CONNECT_TIMEOUT,
             max_payload: limits::MAX_PAYLOAD,
             max_buffered_bytes: limits::MAX_BUFFERED_BYTES,
             auto_approve_local: true,

@@ -644,6 +644,19 @@ pub fn gateway_starting() -> HandshakeError {
     }
 }
 
+/// Checking a connect took longer than the gateway allows: retry, close 1013.
+pub fn connect_timed_out(limit_ms: u128) -> HandshakeError {
+    HandshakeError {
+        error: ErrorShape::new(
+            ErrorCode::Unavailable,
+            format!("the gateway took longer than {limit_ms} ms to check this connect; retry"),
+        )
+        .retry_after(1000),
+        close_code: close::TRY_AGAIN_LATER,
+        close_reason: "connect timed out".into(),
+    }
+}
+
 // ---- after hello ------------------------------------------------------------------------------
 
 /// `FORBIDDEN missing scope: <scope>`.

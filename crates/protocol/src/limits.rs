@@ -13,6 +13,9 @@ pub const MAX_BUFFERED_BYTES: usize = 50 * 1024 * 1024;
 pub const MAX_PENDING_HANDSHAKE_FRAMES: usize = 15;
 /// How long a client has to send `connect` after the socket opens.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the gateway may take to check a `connect` once it has it (auth, a failure's delay,
+/// whois, pairing); past it the client is told to retry.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `policy.tickIntervalMs`.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(30);
 /// WebSocket ping cadence after auth.
