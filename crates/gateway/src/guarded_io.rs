@@ -1,18 +1,116 @@
-//! An I/O adapter under the WebSocket codec that enforces the pre-hello frame limit while the
-//! bytes are still on the wire.
+//! I/O adapters that bound what one peer can hold.
 //!
-//! Until `hello-ok`, a client frame larger than 64 KiB closes the connection with 1009. Checking
-//! after the codec has assembled the message would let an unauthenticated peer make us buffer up
-//! to the post-hello limit (25 MiB) per socket, so this adapter reads the frame headers as they
-//! arrive and fails the read as soon as a header (or a fragmented message's running total)
-//! announces more than the limit.
+//! [`SocketIo`] wraps every accepted socket: it holds the socket's slot under the connection
+//! cap for as long as the socket lives, and fails a write that makes no progress for the
+//! write timeout (a peer that stopped reading).
+//!
+//! [`GuardedIo`] sits under the WebSocket codec and enforces the pre-hello frame limit while
+//! the bytes are still on the wire. Until `hello-ok`, a client frame larger than 64 KiB closes
+//! the connection with 1009. Checking after the codec has assembled the message would let an
+//! unauthenticated peer make us buffer up to the post-hello limit (25 MiB) per socket, so this
+//! adapter reads the frame headers as they arrive and fails the read as soon as a header (or a
+//! fragmented message's running total) announces more than the limit.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
+
+/// An accepted socket with its connection slot and a deadline on stalled writes.
+pub struct SocketIo<S> {
+    inner: S,
+    _slot: OwnedSemaphorePermit,
+    write_timeout: Duration,
+    /// Running while a write (or flush, or shutdown) is pending; allocated on the first stall.
+    stall: Option<Pin<Box<Sleep>>>,
+    stalled: bool,
+}
+
+impl<S> SocketIo<S> {
+    pub fn new(inner: S, slot: OwnedSemaphorePermit, write_timeout: Duration) -> Self {
+        SocketIo {
+            inner,
+            _slot: slot,
+            write_timeout,
+            stall: None,
+            stalled: false,
+        }
+    }
+
+    /// Passes a finished write through; a pending one starts (or keeps) the stall clock and
+    /// fails with `TimedOut` once it has run for `write_timeout`.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, res: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if res.is_ready() {
+            self.stalled = false;
+            return res;
+        }
+        let deadline = Instant::now() + self.write_timeout;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.stalled {
+            stall.as_mut().reset(deadline);
+            self.stalled = true;
+        }
+        if stall.as_mut().poll(cx).is_ready() {
+            self.stalled = false;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the peer took nothing for {} ms",
+                    self.write_timeout.as_millis()
+                ),
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SocketIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SocketIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, res)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let res = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, res)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let res = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, res)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, res)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 /// Shared between the adapter and the connection task.
 #[derive(Debug, Default)]
@@ -198,6 +296,35 @@ mod tests {
         f.extend_from_slice(&[1, 2, 3, 4]);
         f.extend(std::iter::repeat_n(b'x', len));
         f
+    }
+
+    /// A write that keeps making progress, however slowly, goes on; one that makes none for
+    /// the write timeout fails. The socket's slot is freed when the socket is dropped.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_write_that_makes_no_progress_times_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let slot = slots.clone().try_acquire_owned().unwrap();
+        let (near, mut far) = tokio::io::duplex(16);
+        let mut io = SocketIo::new(near, slot, Duration::from_secs(10));
+        let start = Instant::now();
+        let reader = tokio::spawn(async move {
+            let mut chunk = [0u8; 16];
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(9)).await;
+                far.read_exact(&mut chunk).await.unwrap();
+            }
+            far
+        });
+        io.write_all(&[0; 64]).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(27));
+        let _far = reader.await.unwrap();
+        let err = io.write_all(&[0; 32]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), Duration::from_secs(37));
+        assert_eq!(slots.available_permits(), 0);
+        drop(io);
+        assert_eq!(slots.available_permits(), 1);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP side of the port: `/healthz`, `/readyz`, `/startupz`, and the WebSocket upgrade on
 //! any path.
 
+use crate::guarded_io::SocketIo;
 use crate::ingress::{self, Ingress, IngressKind};
 use crate::{Gateway, PeerInfo, SERVER_VERSION, auth};
 use bytes::Bytes;
@@ -8,13 +9,74 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::sync::CancellationToken;
+
+/// The connection cap: one slot per open socket, from accept until the socket closes (after
+/// its WebSocket session, when it upgraded).
+pub(crate) struct ConnectionSlots {
+    free: Arc<Semaphore>,
+    limit: usize,
+    /// When the last "at its connection limit" warning was logged, and refusals since.
+    warned: Mutex<Option<Instant>>,
+    refused: AtomicU64,
+}
+
+impl ConnectionSlots {
+    pub(crate) fn new(limit: usize) -> Self {
+        ConnectionSlots {
+            free: Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS))),
+            limit,
+            warned: Mutex::new(None),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Refuses a connection beyond the cap and closes it: on a plaintext listener with an HTTP
+    /// 503 saying so, written without waiting (a fresh socket's send buffer is empty); on a TLS
+    /// listener without a word (a handshake costs more than the refusal is worth). Logged at
+    /// most once a minute.
+    fn refuse(&self, stream: TcpStream, plaintext: bool) {
+        if plaintext {
+            let body = json!({"error": {
+                "message": format!("the gateway is at its connection limit ({} connections); retry later", self.limit),
+                "type": "connection_limit",
+            }})
+            .to_string();
+            let response = format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.try_write(response.as_bytes());
+            // A request that has already arrived is read away: closing over unread bytes
+            // would reset the connection and could discard the answer at the client.
+            let mut sink = [0u8; 2048];
+            for _ in 0..4 {
+                if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+                    break;
+                }
+            }
+        }
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut warned = self.warned.lock().expect("slots lock");
+        if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            *warned = Some(Instant::now());
+            self.refused.store(0, Ordering::Relaxed);
+            tracing::warn!(
+                "gateway: at its connection limit ({} connections); refused {refused} since the last warning. Raise the open-file limit (ulimit -n) or find who holds the connections",
+                self.limit
+            );
+        }
+    }
+}
 
 pub(crate) async fn accept_loop(
     listener: TcpListener,
@@ -36,7 +98,12 @@ pub(crate) async fn accept_loop(
                 }
             },
         };
+        let Ok(slot) = gw.connection_slots.free.clone().try_acquire_owned() else {
+            gw.connection_slots.refuse(stream, tls.is_none());
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let stream = SocketIo::new(stream, slot, gw.options.write_timeout);
         let gw = gw.clone();
         match &tls {
             None => {
@@ -70,8 +137,14 @@ async fn serve_connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let header_timeout = gw.options.request_header_timeout;
     let service = hyper::service::service_fn(move |req| handle(req, gw.clone(), addr, kind));
+    // hyper starts the header clock when it starts reading a request, which for the first one
+    // is as soon as the connection is served: it closes a silent connection and one trickling
+    // its head alike.
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();

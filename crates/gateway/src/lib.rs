@@ -124,6 +124,15 @@ pub struct GatewayOptions {
     pub handshake_timeout: Duration,
     /// How long checking one `connect` may take (auth, a failure's delay, whois, pairing).
     pub connect_timeout: Duration,
+    /// Sockets held open at once, before and after their WebSocket upgrade; a connection
+    /// beyond it is refused at once (see [`default_max_connections`]).
+    pub max_connections: usize,
+    /// How long a connection has to send a complete HTTP request head, counted from when it
+    /// opened (or its previous response went out): a silent or trickling one is closed.
+    pub request_header_timeout: Duration,
+    /// How long a socket write may make no progress (a peer that stopped reading) before the
+    /// connection is dropped.
+    pub write_timeout: Duration,
     pub max_payload: usize,
     pub max_buffered_bytes: usize,
     /// Pair devices on direct loopback sockets without asking
@@ -177,6 +186,9 @@ impl GatewayOptions {
             ping_interval: limits::PING_INTERVAL,
             handshake_timeout: limits::HANDSHAKE_TIMEOUT,
             connect_timeout: limits::CONNECT_TIMEOUT,
+            max_connections: default_max_connections(),
+            request_header_timeout: limits::REQUEST_HEADER_TIMEOUT,
+            write_timeout: limits::WRITE_TIMEOUT,
             max_payload: limits::MAX_PAYLOAD,
             max_buffered_bytes: limits::MAX_BUFFERED_BYTES,
             auto_approve_local: true,
@@ -195,11 +207,46 @@ impl GatewayOptions {
     }
 }
 
+/// Descriptors kept free for the gateway's own files (store, listeners, logs, probes).
+const FD_HEADROOM: usize = 64;
+/// The default connection cap never goes beyond this, whatever the descriptor limit: each
+/// connection also costs memory, and a personal gateway has far fewer clients.
+const MAX_DEFAULT_CONNECTIONS: usize = 8192;
+
+/// The connection cap when none is set: this process's open-file limit minus
+/// [`FD_HEADROOM`], between 16 and [`MAX_DEFAULT_CONNECTIONS`]. Every socket is a descriptor;
+/// a gateway out of descriptors can accept no one, so the cap must come first.
+pub fn default_max_connections() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let fds = limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    fds.saturating_sub(FD_HEADROOM)
+        .clamp(16, MAX_DEFAULT_CONNECTIONS)
+}
+
+/// Raises this process's soft limit on open files to its hard limit (the usual soft default,
+/// 1024, would cap the gateway long before its memory does). An unlimited hard limit is taken
+/// as Linux's default `fs.nr_open`. Where the kernel refuses, the limit stays as it was and
+/// [`default_max_connections`] follows it.
+pub fn raise_fd_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    const NR_OPEN_DEFAULT: u64 = 1 << 20;
+    let limit = getrlimit(Resource::Nofile);
+    let target = limit.maximum.unwrap_or(NR_OPEN_DEFAULT);
+    if limit.current.is_some_and(|current| current < target) {
+        let raised = Rlimit {
+            current: Some(target),
+            maximum: limit.maximum,
+        };
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
+}
+
 /// Shared state of one running gateway.
 pub struct Gateway {
     pub options: GatewayOptions,
     pub registry: Registry,
     pub(crate) rate_limiter: auth::RateLimiter,
+    pub(crate) connection_slots: http::ConnectionSlots,
     pub(crate) pairing: pairing::Pairing,
     pub(crate) nodes: nodes::Nodes,
     pub(crate) ssh_probes: ssh_verify::Probes,
@@ -243,6 +290,7 @@ impl Gateway {
         Ok(Arc::new(Gateway {
             registry: Registry::new(options.max_buffered_bytes, self_entry),
             rate_limiter,
+            connection_slots: http::ConnectionSlots::new(options.max_connections),
             pairing,
             nodes,
             ssh_probes: ssh_verify::Probes::default(),

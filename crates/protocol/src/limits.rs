@@ -16,6 +16,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the gateway may take to check a `connect` once it has it (auth, a failure's delay,
 /// whois, pairing); past it the client is told to retry.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection has to send a complete HTTP request head.
+pub const REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a socket write may make no progress before the connection is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `policy.tickIntervalMs`.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(30);
 /// WebSocket ping cadence after auth.
