@@ -92,13 +92,8 @@ impl Connection {
             ts: crate::now_ms(),
             capabilities: Vec::new(),
         };
-        if write_text(
-            &mut ws,
-            &frames::event("connect.challenge", &challenge, None),
-        )
-        .await
-        .is_err()
-        {
+        let challenge = frames::event("connect.challenge", &challenge, None);
+        if self.write(&mut ws, &challenge).await.is_err() {
             return;
         }
         let Handshake::Done { session, queued } = Box::pin(self.handshake(&mut ws, &nonce)).await
@@ -187,10 +182,8 @@ impl Connection {
             };
             return match result {
                 Ok((session, hello, queued)) => {
-                    if write_text(ws, &frames::response_ok(&req.id, &hello))
-                        .await
-                        .is_err()
-                    {
+                    let hello = frames::response_ok(&req.id, &hello);
+                    if self.write(ws, &hello).await.is_err() {
                         return Handshake::Closed;
                     }
                     self.guard.finish();
@@ -724,11 +717,8 @@ impl Connection {
                 Err(FrameError::Invalid { id, reason }) => {
                     let err = errors::invalid_request_frame(&reason);
                     let id = id.unwrap_or_else(|| "invalid".into());
-                    if self
-                        .send_text(&mut ws, frames::response_err(&id, &err))
-                        .await
-                        .is_err()
-                    {
+                    let answer = frames::response_err(&id, &err);
+                    if self.write(&mut ws, &answer).await.is_err() {
                         return;
                     }
                     continue;
@@ -736,14 +726,8 @@ impl Connection {
             };
             let Request { id, method, params } = req;
             if method == "connect" {
-                if self
-                    .send_text(
-                        &mut ws,
-                        frames::response_err(&id, &errors::already_connected()),
-                    )
-                    .await
-                    .is_err()
-                {
+                let answer = frames::response_err(&id, &errors::already_connected());
+                if self.write(&mut ws, &answer).await.is_err() {
                     return;
                 }
                 continue;
@@ -770,7 +754,7 @@ impl Connection {
                 frames::response_err(id, e)
             }
         };
-        self.send_text(ws, text).await?;
+        self.write(ws, &text).await?;
         if let Err(methods::Refusal::Role(_)) = result {
             self.unauthorized_calls += 1;
             if self.unauthorized_calls > limits::MAX_UNAUTHORIZED_ROLE_CALLS {
@@ -806,20 +790,20 @@ impl Connection {
     }
 
     async fn write_outbound<S: AsyncRead + AsyncWrite + Unpin + Send>(
-        &mut self,
+        &self,
         ws: &mut Ws<S>,
         out: Outbound,
     ) -> Result<(), ()> {
         match out {
             Outbound::Text(t) => {
-                let res = write_text(ws, &t).await;
+                let res = self.write(ws, &t).await;
                 self.handle.sent(t.len());
                 res
             }
-            Outbound::Ping => ws
-                .send(Message::Ping(Default::default()))
-                .await
-                .map_err(|_| ()),
+            Outbound::Ping => {
+                let ping = ws.send(Message::Ping(Default::default()));
+                unless_killed(&self.handle, async { ping.await.map_err(|_| ()) }).await
+            }
             Outbound::Close(code, reason) => {
                 close_ws(ws, code, &reason).await;
                 Err(())
@@ -827,12 +811,13 @@ impl Connection {
         }
     }
 
-    async fn send_text<S: AsyncRead + AsyncWrite + Unpin + Send>(
-        &mut self,
+    /// Writes one text frame, unless the connection is killed first ([`unless_killed`]).
+    async fn write<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &self,
         ws: &mut Ws<S>,
-        text: String,
+        text: &str,
     ) -> Result<(), ()> {
-        write_text(ws, &text).await
+        unless_killed(&self.handle, write_text(ws, text)).await
     }
 
     async fn reject<S: AsyncRead + AsyncWrite + Unpin + Send>(
@@ -841,8 +826,33 @@ impl Connection {
         id: &str,
         e: HandshakeError,
     ) -> Handshake {
-        let _ = write_text(ws, &frames::response_err(id, &e.error)).await;
+        let _ = self.write(ws, &frames::response_err(id, &e.error)).await;
         close_ws(ws, e.close_code, &e.close_reason).await
+    }
+}
+
+/// How long a write may stay pending once a close has been queued behind it (device removed,
+/// shutdown): long enough for a reading peer to take the frames before its close.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs one socket write unless the connection is killed first, or a close queued behind it
+/// finds it still pending after [`CLOSE_GRACE`]. A peer that stopped reading leaves a write
+/// pending until the socket adapter gives it up (`write_timeout`); a slow-consumer cut, a
+/// removed device or a shutdown must not wait that long, or the socket, its registry entry
+/// and its queued bytes stay pinned.
+async fn unless_killed<T>(
+    handle: &ConnHandle,
+    write: impl std::future::Future<Output = Result<T, ()>>,
+) -> Result<T, ()> {
+    let close_grace = async {
+        handle.close_queued().await;
+        tokio::time::sleep(CLOSE_GRACE).await;
+    };
+    tokio::select! {
+        biased;
+        _ = handle.kill.cancelled() => Err(()),
+        res = write => res,
+        _ = close_grace => Err(()),
     }
 }
 

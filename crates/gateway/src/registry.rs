@@ -11,7 +11,7 @@ use clawgate_protocol::frames::{self, StateVersion};
 use clawgate_protocol::scopes;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -96,8 +96,12 @@ pub(crate) struct ConnHandle {
     /// Bytes queued for this socket and not yet written.
     queued: AtomicUsize,
     seq: AtomicU64,
-    /// Cancelled when the connection must go away at once (slow consumer, shutdown).
+    /// Cancelled when the connection must go away at once (slow consumer).
     pub kill: CancellationToken,
+    /// Set (and `closing` woken) once a close is queued (device removed, shutdown), so a write
+    /// stuck ahead of it in the queue can be given up.
+    close_queued: AtomicBool,
+    closing: Notify,
     session: RwLock<Option<Arc<Session>>>,
 }
 
@@ -123,6 +127,19 @@ impl ConnHandle {
                 }
             }
             self.outbound_ready.notified().await;
+        }
+    }
+
+    /// Resolves once a close has been queued for this connection.
+    pub(crate) async fn close_queued(&self) {
+        loop {
+            let woken = self.closing.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.close_queued.load(Ordering::Acquire) {
+                return;
+            }
+            woken.await;
         }
     }
 
@@ -180,6 +197,8 @@ impl Registry {
             queued: AtomicUsize::new(0),
             seq: AtomicU64::new(0),
             kill: CancellationToken::new(),
+            close_queued: AtomicBool::new(false),
+            closing: Notify::new(),
             session: RwLock::new(None),
         });
         self.conns
@@ -228,8 +247,13 @@ impl Registry {
             conn.kill.cancel();
             return;
         }
+        let closes = matches!(msg, Outbound::Close(..));
         conn.outbound.lock().expect("outbound lock").push_back(msg);
         conn.outbound_ready.notify_one();
+        if closes {
+            conn.close_queued.store(true, Ordering::Release);
+            conn.closing.notify_waiters();
+        }
     }
 
     pub(crate) fn attach_session(&self, conn: &ConnHandle, session: Arc<Session>) {
