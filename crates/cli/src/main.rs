@@ -124,7 +124,12 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Gateway { command } => match command {
-            GatewayCommand::Run(args) => gateway_run::run(args),
+            GatewayCommand::Run(args) => {
+                // Every connection is a file descriptor, and the gateway's default connection
+                // cap comes from this limit.
+                clawgate_gateway::raise_fd_limit();
+                gateway_run::run(args)
+            }
             GatewayCommand::Call(args) => operator::call(args),
             GatewayCommand::Health(args) => operator::health(args),
             GatewayCommand::Status(args) => operator::gateway_status(args),
