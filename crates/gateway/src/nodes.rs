@@ -341,6 +341,11 @@ fn approved_json(n: &NodeRecord) -> Value {
     })
 }
 
+/// Whether two lists hold the same strings, in any order and with any repeats.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
+}
+
 fn strip_nulls(mut v: Value) -> Value {
     if let Value::Object(m) = &mut v {
         m.retain(|_, x| !x.is_null());
@@ -503,6 +508,11 @@ impl Nodes {
     /// A node finished its handshake. A new or wider command surface becomes a pending
     /// capability request, announced to pairing operators. A legacy node's request lists all it
     /// declared, its live surface only the built-in part (as the real gateway does).
+    ///
+    /// A request's id stands for the surface it showed: a node that comes back declaring the
+    /// same surface keeps its request, one that declares another gets a new request id and the
+    /// old one is resolved as rejected (as in OpenClaw), so that approving an id grants exactly
+    /// what the approver was shown.
     pub async fn attach(&self, gw: &Gateway, conn: Arc<ConnHandle>, mut session: Session) {
         let node_id = session.node_id();
         let now = crate::now_ms();
@@ -514,6 +524,7 @@ impl Nodes {
                 .is_some_and(|a| surface.iter().all(|c| a.commands.contains(c)))
         };
         let mut requested = None;
+        let mut superseded = None;
         if !covered(&self.state.lock().expect("nodes lock")) {
             let _change = self.begin_change().await;
             // The request is in memory at once, so it is listed as soon as the node has its
@@ -524,9 +535,18 @@ impl Nodes {
                 // Checked again: an approval may have landed while waiting.
                 (!covered(&state)).then(|| {
                     let existing = state.pending_request_for(&node_id).cloned();
+                    let (kept, replaced) = match existing {
+                        Some(e)
+                            if same_set(&e.commands, &surface)
+                                && same_set(&e.caps, &session.caps) =>
+                        {
+                            (Some(e), None)
+                        }
+                        other => (None, other),
+                    };
                     let c = &session.client;
                     let record = NodeRequestRecord {
-                        request_id: existing.as_ref().map_or_else(
+                        request_id: kept.as_ref().map_or_else(
                             || uuid::Uuid::new_v4().to_string(),
                             |r| r.request_id.clone(),
                         ),
@@ -539,37 +559,36 @@ impl Nodes {
                         client_mode: c.mode.clone(),
                         caps: session.caps.clone(),
                         commands: surface.clone(),
-                        created_at_ms: existing.as_ref().map_or(now, |r| r.created_at_ms),
+                        created_at_ms: kept.as_ref().map_or(now, |r| r.created_at_ms),
                         last_attempt_ms: now,
                     };
-                    if let Some(old) = &existing {
+                    // One request per node: this one replaces the node's previous one.
+                    if let Some(old) = kept.as_ref().or(replaced.as_ref()) {
                         state.requests.remove(&old.request_id);
                     }
                     state
                         .requests
                         .insert(record.request_id.clone(), record.clone());
-                    (existing, record)
+                    (kept, replaced, record)
                 })
             };
-            if let Some((existing, record)) = recorded {
+            if let Some((kept, replaced, record)) = recorded {
                 match self
                     .store
                     .apply(vec![Write::PutNodeRequest(record.clone())])
                     .await
                 {
-                    Ok(())
-                        if existing
-                            .as_ref()
-                            .is_none_or(|e| e.commands != record.commands) =>
-                    {
-                        requested = Some(node_request_json(&record));
+                    Ok(()) => {
+                        if kept.is_none() {
+                            requested = Some(node_request_json(&record));
+                        }
+                        superseded = replaced.map(|r| r.request_id);
                     }
-                    Ok(()) => {}
                     Err(e) => {
                         tracing::error!("could not record the node's approval request: {e}");
                         let mut state = self.state.lock().expect("nodes lock");
                         state.requests.remove(&record.request_id);
-                        if let Some(old) = existing {
+                        if let Some(old) = kept.or(replaced) {
                             state.requests.insert(old.request_id.clone(), old);
                         }
                     }
@@ -600,6 +619,9 @@ impl Nodes {
         if let Some(p) = previous {
             // A reconnect replaced the old socket: what it owed will not come back.
             self.fail_invokes_on(&p.conn);
+        }
+        if let Some(request_id) = superseded {
+            self.resolved(gw, &request_id, &node_id, "rejected", None);
         }
         if let Some(payload) = requested {
             gw.registry.broadcast("node.pair.requested", &payload);

@@ -1058,3 +1058,82 @@ async fn a_node_not_ready_yet_is_asked_again() {
         json!({"code":"UNAVAILABLE","message":"NODE_NOT_READY: starting up","details":{"nodeError":{"code":"NODE_NOT_READY","message":"starting up"},"nodeCommandDispatched":true}})
     );
 }
+
+/// The pending capability request of node `node_id`, as `node.pair.list` shows it.
+async fn pending_request(op: &mut Client, node_id: &str) -> Option<Value> {
+    let list = op.call("l", "node.pair.list", json!({})).await;
+    list["payload"]["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["nodeId"] == node_id)
+        .cloned()
+}
+
+/// A node that declares more commands while its request waits gets a new request id: the
+/// approver of the old one was shown the narrower surface, and that id now grants nothing (as
+/// in OpenClaw, the old request is resolved as rejected). An unchanged reconnect keeps its id.
+#[tokio::test]
+async fn a_wider_surface_while_pending_is_a_new_request() {
+    let gw = start(|_| {}).await;
+    let mut admin = operator(&gw, &["operator.pairing", "operator.admin"]).await;
+    let (narrow, node_id) = node_with(&gw, 60, 4, json!(["system"]), json!(["system.which"])).await;
+    let shown = next_event(&mut admin, "node.pair.requested").await["payload"].clone();
+    assert_eq!(shown["commands"], json!(["system.which"]));
+    let first_id = shown["requestId"].as_str().unwrap().to_owned();
+    drop(narrow);
+
+    // The same surface again: the same request, nothing new to approve.
+    let (same, _) = node_with(&gw, 60, 4, json!(["system"]), json!(["system.which"])).await;
+    assert_eq!(
+        pending_request(&mut admin, &node_id).await.unwrap()["requestId"],
+        first_id
+    );
+    drop(same);
+
+    // Wider: the old request is resolved as rejected and a new one asks for the new surface.
+    let (_wide, _) = node_with(
+        &gw,
+        60,
+        4,
+        json!(["system"]),
+        json!(["system.which", "system.run"]),
+    )
+    .await;
+    let resolved = next_event(&mut admin, "node.pair.resolved").await["payload"].clone();
+    assert_eq!(resolved["requestId"], first_id);
+    assert_eq!(resolved["decision"], "rejected");
+    let requested = next_event(&mut admin, "node.pair.requested").await["payload"].clone();
+    let second_id = requested["requestId"].as_str().unwrap().to_owned();
+    assert_ne!(second_id, first_id);
+    assert_eq!(requested["commands"], json!(["system.run", "system.which"]));
+
+    // Approving what the approver saw first grants nothing, least of all system.run.
+    let r = admin
+        .call("a1", "node.pair.approve", json!({"requestId": first_id}))
+        .await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains(&first_id),
+        "{r}"
+    );
+    let d = admin
+        .call("d", "node.describe", json!({"nodeId": node_id}))
+        .await;
+    assert_eq!(d["payload"]["paired"], false, "{d}");
+    assert_eq!(d["payload"]["approvalState"], "pending-approval");
+    assert_eq!(
+        pending_request(&mut admin, &node_id).await.unwrap()["requestId"],
+        second_id
+    );
+
+    // The new request grants exactly what it shows.
+    let r = admin
+        .call("a2", "node.pair.approve", json!({"requestId": second_id}))
+        .await;
+    assert_eq!(
+        r["payload"]["node"]["commands"],
+        json!(["system.run", "system.which"]),
+        "{r}"
+    );
+}
