@@ -31,12 +31,21 @@ use tokio::time::Instant;
 const MAX_PENDING_PER_NODE: usize = 256;
 /// Invokes waiting across all nodes, at most.
 const MAX_PENDING_TOTAL: usize = 4096;
+/// Invokes one caller (a device, or a device-less client's address) may have waiting at once,
+/// however many sockets it opens, so that no single operator can fill [`MAX_PENDING_TOTAL`].
+const MAX_PENDING_PER_CALLER: usize = 256;
 /// Results and progress chunks for invokes a node does not own (unknown, finished, someone
 /// else's) it may send in a row before it is cut off. The real gateway acknowledges them all;
 /// clawgate bounds the work a confused or hostile node can make it do.
 const MAX_STRAYS: u32 = 256;
 /// `node.invoke` default budget.
 pub(crate) const DEFAULT_INVOKE_TIMEOUT_MS: u64 = 30_000;
+/// The longest invoke budget: what the real gateway clamps `timeoutMs` to
+/// (`MAX_TIMER_TIMEOUT_MS`, about 24.8 days, the most a Node.js timer holds). Legitimate callers
+/// ask for long budgets (OpenClaw's exec tool waits 30 min and more for a node's command), so
+/// the clamp keeps a huge value from overflowing the deadline; the per-caller and per-node caps
+/// are what keep invokes that never end from filling the table.
+const MAX_INVOKE_TIMEOUT_MS: u64 = 2_147_000_000;
 /// `node.event`s a node may send in a burst, and per second after it.
 const EVENT_BURST: f64 = 200.0;
 const EVENTS_PER_SECOND: f64 = 50.0;
@@ -68,6 +77,8 @@ type Outcome = Result<(Option<Value>, Option<String>), ErrorShape>;
 
 struct PendingInvoke {
     node_id: String,
+    /// Who asked ([`caller_key`]); `None` for the gateway's own in-process invokes.
+    caller: Option<String>,
     /// The node connection the request went out on: answers count only from it.
     conn: Arc<ConnHandle>,
     tx: oneshot::Sender<Outcome>,
@@ -143,18 +154,46 @@ pub enum InvokeInputError {
     SendFailed,
 }
 
-/// One `node.invoke.request` to send.
-struct InvokeRequest<'a> {
-    node_id: &'a str,
-    command: &'a str,
-    params: Option<Value>,
-    /// The budget the node is told (`0`: none).
-    timeout_ms: u64,
-    idempotency_key: Option<&'a str>,
-    session_key: Option<&'a str>,
+/// One invoke of a node command: what [`Nodes::invoke`] sends as `node.invoke.request`.
+#[derive(Clone)]
+pub(crate) struct InvokeRequest<'a> {
+    pub node_id: &'a str,
+    pub command: &'a str,
+    pub params: Option<Value>,
+    /// The budget (the node is told what remains of it; `0` for a streaming invoke: none).
+    pub timeout_ms: u64,
+    pub idempotency_key: Option<&'a str>,
+    pub session_key: Option<&'a str>,
     /// Whether the gateway's command policy applies (operator calls and streaming invokes);
     /// `exec.approvals.node.*` forward to the node's own approval commands without it.
-    policy_checked: bool,
+    pub policy_checked: bool,
+    /// Who asks ([`caller_key`]), counted against [`MAX_PENDING_PER_CALLER`].
+    pub caller: Option<String>,
+}
+
+/// Whose invokes count together against [`MAX_PENDING_PER_CALLER`]: a device's, whatever
+/// socket it uses; else those of a device-less client's address, so that opening more sockets
+/// does not buy more invokes.
+pub(crate) fn caller_key(session: &Session) -> String {
+    match &session.device_id {
+        Some(device) => format!("device {device}"),
+        None => format!("address {}", session.ip),
+    }
+}
+
+/// Drops a pending invoke whose caller stopped waiting for it, whether at its deadline or
+/// because the caller itself went away (its socket closed and the request was dropped), and
+/// tells the node with `node.invoke.cancel`. An invoke already answered is left alone.
+struct CancelOnDrop<'a> {
+    nodes: &'a Nodes,
+    gw: &'a Gateway,
+    invoke_id: String,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.nodes.cancel(self.gw, &self.invoke_id);
+    }
 }
 
 /// A node invoke whose progress streams to its caller, from
@@ -247,6 +286,7 @@ impl Gateway {
     ) -> Result<NodeInvokeStream, ErrorShape> {
         let (tx, progress) = mpsc::channel(MAX_QUEUED_PROGRESS);
         let idempotency_key = uuid::Uuid::new_v4().to_string();
+        let timeout = timeout.map(|t| t.min(Duration::from_millis(MAX_INVOKE_TIMEOUT_MS)));
         let request = InvokeRequest {
             node_id,
             command,
@@ -255,6 +295,7 @@ impl Gateway {
             idempotency_key: Some(&idempotency_key),
             session_key: None,
             policy_checked: true,
+            caller: None,
         };
         let (id, outcome) = self
             .nodes
@@ -383,9 +424,6 @@ impl State {
     fn node_json(&self, node_id: &str) -> Option<Value> {
         let approved = self.approved.get(node_id);
         let live = self.live.get(node_id);
-        if approved.is_none() && live.is_none() {
-            return None;
-        }
         let mut v = match (live, approved) {
             (Some(l), _) => {
                 let c = &l.session.client;
@@ -422,7 +460,7 @@ impl State {
                 "commands": a.commands,
                 "approvalState": "approved",
             }),
-            (None, None) => unreachable!("checked above"),
+            (None, None) => return None,
         };
         v["approvedAtMs"] = approved.map_or(Value::Null, |a| json!(a.approved_at_ms));
         v["paired"] = json!(approved.is_some());
@@ -859,20 +897,16 @@ impl Nodes {
         Ok(json!({"nodeId": node_id, "displayName": name}))
     }
 
-    /// Sends `command` to the node and waits for its answer, at most `timeout_ms`.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends the request's command to the node and waits for its answer, at most its
+    /// `timeout_ms` (clamped to [`MAX_INVOKE_TIMEOUT_MS`]). Dropping the future (the caller
+    /// went away) cancels the invoke at the node.
     pub async fn invoke(
         &self,
         gw: &Gateway,
-        node_id: &str,
-        command: &str,
-        params: Option<Value>,
-        timeout_ms: u64,
-        idempotency_key: Option<&str>,
-        session_key: Option<&str>,
-        policy_checked: bool,
+        request: InvokeRequest<'_>,
     ) -> Result<(Value, Value), ErrorShape> {
-        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        let budget = Duration::from_millis(request.timeout_ms.min(MAX_INVOKE_TIMEOUT_MS));
+        let deadline = Instant::now() + budget;
         // A node that answers NODE_NOT_READY (before any progress) has not run the command:
         // the real gateway sends it again, as a new invoke, after 100, 250, 500 and 1000 ms,
         // within the caller's budget.
@@ -882,23 +916,20 @@ impl Nodes {
             if remaining.is_zero() {
                 return Err(errors::node_invoke_timeout());
             }
-            let request = InvokeRequest {
-                node_id,
-                command,
-                params: params.clone(),
+            let attempt = InvokeRequest {
                 timeout_ms: remaining.as_millis() as u64,
-                idempotency_key,
-                session_key,
-                policy_checked,
+                ..request.clone()
             };
-            let (invoke_id, rx) = self.dispatch(gw, request, None)?;
+            let (invoke_id, rx) = self.dispatch(gw, attempt, None)?;
+            let _cancel = CancelOnDrop {
+                nodes: self,
+                gw,
+                invoke_id,
+            };
             let outcome = match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(_)) => return Err(errors::node_disconnected()),
-                Err(_) => {
-                    self.cancel(gw, &invoke_id);
-                    return Err(errors::node_invoke_timeout());
-                }
+                Err(_) => return Err(errors::node_invoke_timeout()),
             };
             match (outcome, retry_delays.next()) {
                 (Err(e), Some(&delay_ms)) if is_not_ready(&e) => {
@@ -962,11 +993,15 @@ impl Nodes {
                     ));
                 }
             }
-            let pending_here = state
-                .invokes
-                .values()
-                .filter(|p| p.node_id == node_id)
-                .count();
+            let (mut pending_here, mut pending_by_caller) = (0, 0);
+            for p in state.invokes.values() {
+                pending_here += usize::from(p.node_id == node_id);
+                pending_by_caller +=
+                    usize::from(request.caller.is_some() && p.caller == request.caller);
+            }
+            if pending_by_caller >= MAX_PENDING_PER_CALLER {
+                return Err(errors::node_caller_busy(MAX_PENDING_PER_CALLER));
+            }
             if pending_here >= MAX_PENDING_PER_NODE || state.invokes.len() >= MAX_PENDING_TOTAL {
                 return Err(errors::node_busy());
             }
@@ -975,6 +1010,7 @@ impl Nodes {
                 invoke_id.clone(),
                 PendingInvoke {
                     node_id: node_id.into(),
+                    caller: request.caller.clone(),
                     conn: conn.clone(),
                     tx,
                     received_progress: false,
@@ -1108,13 +1144,13 @@ impl Nodes {
             return Err(errors::node_id_mismatch());
         }
         let mut state = self.state.lock().expect("nodes lock");
-        if Self::owned(&mut state, id, &node_id, conn).is_none() {
+        let owned = Self::owned(&mut state, id, &node_id, conn).is_some();
+        let Some(pending) = owned.then(|| state.invokes.remove(id)).flatten() else {
             return Ok(self.stray(gw, state, &node_id, "too many results for unknown invokes"));
-        }
+        };
         if let Some(l) = state.live.get_mut(&node_id) {
             l.strays = 0;
         }
-        let pending = state.invokes.remove(id).expect("checked above");
         drop(state);
         let outcome = if params.get("ok").and_then(Value::as_bool) == Some(true) {
             Ok((

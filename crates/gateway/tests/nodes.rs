@@ -1137,3 +1137,122 @@ async fn a_wider_surface_while_pending_is_a_new_request() {
         "{r}"
     );
 }
+
+/// `timeoutMs` is clamped to the real gateway's timer maximum (2,147,000,000 ms), and a value
+/// past what a timer can hold is no panic.
+#[tokio::test]
+async fn a_huge_invoke_timeout_is_clamped() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 61).await;
+    approve(&gw, &node_id).await;
+    let mut op = operator(&gw, &["operator.write"]).await;
+    for (i, timeout) in [json!(1_000_000_000_000_000u64), json!(u64::MAX)]
+        .into_iter()
+        .enumerate()
+    {
+        op.send(json!({"type":"req","id":format!("w{i}"),"method":"node.invoke","params":{"nodeId":node_id,"command":"system.which","params":{"bins":["sh"]},"idempotencyKey":"k","timeoutMs":timeout}})).await;
+        let req = answer(
+            &mut n,
+            &node_id,
+            json!({"ok":true,"payloadJSON":"{\"bins\":{}}"}),
+        )
+        .await;
+        let budget = req["timeoutMs"].as_u64().unwrap();
+        assert!(
+            budget <= 2_147_000_000 && budget > 2_146_000_000,
+            "{budget}"
+        );
+        assert_eq!(op.recv_res().await["ok"], true);
+    }
+}
+
+/// Invokes whose caller went away (its socket closed) are dropped from the table and
+/// cancelled at the node, instead of waiting out their budget.
+#[tokio::test]
+async fn an_invoke_whose_caller_left_is_cancelled() {
+    let gw = start(|_| {}).await;
+    let (mut n, node_id) = node(&gw, 62).await;
+    approve(&gw, &node_id).await;
+    let mut op = operator(&gw, &["operator.write"]).await;
+    op.send(json!({"type":"req","id":"w","method":"node.invoke","params":{"nodeId":node_id,"command":"system.which","params":{"bins":["sh"]},"idempotencyKey":"k","timeoutMs":600_000}})).await;
+    let req = next_event(&mut n, "node.invoke.request").await;
+    drop(op);
+    let cancel = next_event(&mut n, "node.invoke.cancel").await;
+    assert_eq!(
+        cancel["payload"],
+        json!({"invokeId": req["payload"]["id"], "nodeId": node_id})
+    );
+    let late = n
+        .call(
+            "late",
+            "node.invoke.result",
+            json!({"id":req["payload"]["id"],"nodeId":node_id,"ok":true}),
+        )
+        .await;
+    assert_eq!(late["payload"], json!({"ok": true, "ignored": true}));
+}
+
+/// One caller (a device, or a device-less client's address) has at most 256 invokes pending:
+/// past that it is told the limit, while other callers still reach the same nodes.
+#[tokio::test]
+async fn one_caller_cannot_fill_the_invoke_table() {
+    let gw = start(|_| {}).await;
+    let (mut a, a_id) = node(&gw, 63).await;
+    let (mut b, b_id) = node(&gw, 64).await;
+    approve(&gw, &a_id).await;
+    approve(&gw, &b_id).await;
+    // Device-less operators on loopback: one caller however many sockets it opens. Each
+    // socket has 64 requests in flight at most.
+    let mut sockets = Vec::new();
+    for s in 0..4 {
+        let (node, node_id) = if s < 2 {
+            (&mut a, &a_id)
+        } else {
+            (&mut b, &b_id)
+        };
+        let mut op = operator(&gw, &["operator.write"]).await;
+        for i in 0..64 {
+            op.send(json!({"type":"req","id":format!("s{s}-{i}"),"method":"node.invoke","params":{"nodeId":node_id,"command":"system.which","params":{"bins":["sh"]},"idempotencyKey":"k","timeoutMs":600_000}})).await;
+        }
+        for _ in 0..64 {
+            next_event(node, "node.invoke.request").await;
+        }
+        sockets.push(op);
+    }
+    let mut op = operator(&gw, &["operator.write"]).await;
+    let r = op
+        .call(
+            "over",
+            "node.invoke",
+            json!({"nodeId":a_id,"command":"system.which","params":{"bins":["sh"]},"idempotencyKey":"k"}),
+        )
+        .await;
+    assert_eq!(r["error"]["code"], "UNAVAILABLE", "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("256"),
+        "the limit is named: {r}"
+    );
+
+    // Another caller (its own device) still gets through to node a.
+    let key = SigningKey::from_bytes(&[65; 32]);
+    let mut other = Client::open(gw.addr).await;
+    let nonce = other.nonce();
+    let res = other
+        .connect(sign(
+            cli_params(&["operator.write"]),
+            &key,
+            &nonce,
+            now_ms(),
+        ))
+        .await;
+    assert_eq!(res["ok"], true, "{res}");
+    other.send(json!({"type":"req","id":"d","method":"node.invoke","params":{"nodeId":a_id,"command":"system.which","params":{"bins":["sh"]},"idempotencyKey":"k"}})).await;
+    answer(
+        &mut a,
+        &a_id,
+        json!({"ok":true,"payloadJSON":"{\"bins\":{}}"}),
+    )
+    .await;
+    assert_eq!(other.recv_res().await["ok"], true);
+    drop(sockets);
+}

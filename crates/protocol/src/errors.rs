@@ -628,6 +628,17 @@ pub fn node_busy() -> ErrorShape {
     .retry_after(1000)
 }
 
+/// One caller already has `limit` node invokes waiting for an answer.
+pub fn node_caller_busy(limit: usize) -> ErrorShape {
+    ErrorShape::new(
+        ErrorCode::Unavailable,
+        format!(
+            "too many pending node invokes from this caller ({limit} at most at once); retry when some have finished"
+        ),
+    )
+    .retry_after(1000)
+}
+
 /// A store write failed; nothing was changed.
 pub fn unavailable(message: impl Into<String>) -> ErrorShape {
     ErrorShape::new(ErrorCode::Unavailable, message).retry_after(1000)

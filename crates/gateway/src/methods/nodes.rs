@@ -2,7 +2,7 @@
 //! `exec.approvals.node.*`) and what nodes call (`node.invoke.result`, `node.event`, …).
 
 use crate::Gateway;
-use crate::nodes::DEFAULT_INVOKE_TIMEOUT_MS;
+use crate::nodes::{DEFAULT_INVOKE_TIMEOUT_MS, InvokeRequest, caller_key};
 use crate::registry::{ConnHandle, Session};
 use clawgate_protocol::errors::{self, ErrorShape};
 use clawgate_protocol::schema::{self, Schema};
@@ -53,7 +53,7 @@ pub(crate) async fn dispatch(
             (Ok(id), Ok(name)) => nodes.rename(id, name).await,
             (Err(e), _) | (_, Err(e)) => Err(e),
         },
-        "node.invoke" => invoke(gw, params).await,
+        "node.invoke" => invoke(gw, session, params).await,
         "exec.approvals.node.get" | "exec.approvals.node.set" => {
             match string_param(method, params, "nodeId") {
                 Ok(id) => {
@@ -67,19 +67,17 @@ pub(crate) async fn dispatch(
                         }
                         ("system.execApprovals.set", f)
                     };
-                    nodes
-                        .invoke(
-                            gw,
-                            id,
-                            command,
-                            Some(forwarded),
-                            DEFAULT_INVOKE_TIMEOUT_MS,
-                            None,
-                            None,
-                            false,
-                        )
-                        .await
-                        .map(|(payload, _)| payload)
+                    let request = InvokeRequest {
+                        node_id: id,
+                        command,
+                        params: Some(forwarded),
+                        timeout_ms: DEFAULT_INVOKE_TIMEOUT_MS,
+                        idempotency_key: None,
+                        session_key: None,
+                        policy_checked: false,
+                        caller: Some(caller_key(session)),
+                    };
+                    nodes.invoke(gw, request).await.map(|(payload, _)| payload)
                 }
                 Err(e) => Err(e),
             }
@@ -97,15 +95,17 @@ pub(crate) async fn dispatch(
 
 /// `node.invoke`: schema, policy, then the relay. `system.run` gets a `runId` like the real
 /// gateway injects.
-async fn invoke(gw: &Gateway, params: &Value) -> Result<Value, ErrorShape> {
+async fn invoke(gw: &Gateway, session: &Session, params: &Value) -> Result<Value, ErrorShape> {
+    const METHOD: &str = "node.invoke";
     schema::validate(Schema::NodeInvokeParams, params)
-        .map_err(|e| errors::invalid_params("node.invoke", &e))?;
-    let node_id = params["nodeId"].as_str().expect("schema");
-    let command = params["command"].as_str().expect("schema");
+        .map_err(|e| errors::invalid_params(METHOD, &e))?;
+    let node_id = string_param(METHOD, params, "nodeId")?;
+    let command = string_param(METHOD, params, "command")?;
+    // Past what a u64 holds is still "as long as allowed": `Nodes::invoke` clamps it.
     let timeout_ms = params
         .get("timeoutMs")
-        .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_INVOKE_TIMEOUT_MS);
+        .and_then(Value::as_f64)
+        .map_or(DEFAULT_INVOKE_TIMEOUT_MS, |t| t as u64);
     let mut forwarded = params.get("params").cloned();
     if command == "system.run" {
         let p = forwarded.get_or_insert_with(|| json!({}));
@@ -114,19 +114,17 @@ async fn invoke(gw: &Gateway, params: &Value) -> Result<Value, ErrorShape> {
                 .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
         }
     }
-    let (payload, payload_json) = gw
-        .nodes
-        .invoke(
-            gw,
-            node_id,
-            command,
-            forwarded,
-            timeout_ms,
-            params.get("idempotencyKey").and_then(Value::as_str),
-            params.get("sessionKey").and_then(Value::as_str),
-            true,
-        )
-        .await?;
+    let request = InvokeRequest {
+        node_id,
+        command,
+        params: forwarded,
+        timeout_ms,
+        idempotency_key: params.get("idempotencyKey").and_then(Value::as_str),
+        session_key: params.get("sessionKey").and_then(Value::as_str),
+        policy_checked: true,
+        caller: Some(caller_key(session)),
+    };
+    let (payload, payload_json) = gw.nodes.invoke(gw, request).await?;
     Ok(
         json!({"ok": true, "nodeId": node_id, "command": command, "payload": payload, "payloadJSON": payload_json}),
     )
