@@ -800,6 +800,11 @@ impl Connection {
                 self.handle.sent(t.len());
                 res
             }
+            Outbound::Event(e) => {
+                let res = unless_killed(&self.handle, write_parts(ws, &e.parts())).await;
+                self.handle.sent(e.len());
+                res
+            }
             Outbound::Ping => {
                 let ping = ws.send(Message::Ping(Default::default()));
                 unless_killed(&self.handle, async { ping.await.map_err(|_| ()) }).await
@@ -863,12 +868,21 @@ async fn write_text<S: AsyncRead + AsyncWrite + Unpin + Send>(
     ws: &mut Ws<S>,
     text: &str,
 ) -> Result<(), ()> {
+    write_parts(ws, &[text.as_bytes()]).await
+}
+
+/// Writes one text frame whose payload is `parts` in order (a shared broadcast and its tail),
+/// without joining them first.
+async fn write_parts<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    ws: &mut Ws<S>,
+    parts: &[&[u8]],
+) -> Result<(), ()> {
     use tokio::io::AsyncWriteExt as _;
     // Control frames tungstenite has queued (a pong) go out first, whole.
     ws.flush().await.map_err(|_| ())?;
-    let header = text_frame_header(text.len());
+    let header = text_frame_header(parts.iter().map(|p| p.len()).sum());
     let io = ws.get_mut();
-    write_all_vectored(io, &header.bytes[..header.len], text.as_bytes())
+    write_all_vectored(io, &header.bytes[..header.len], parts)
         .await
         .map_err(|_| ())?;
     io.flush().await.map_err(|_| ())
@@ -904,28 +918,28 @@ fn text_frame_header(payload_len: usize) -> FrameHeader {
     FrameHeader { bytes, len }
 }
 
-/// Header and payload in as few writes as the socket takes (usually one).
+/// Header and payload parts in as few writes as the socket takes (usually one).
 async fn write_all_vectored<W: AsyncWrite + Unpin>(
     w: &mut W,
-    mut head: &[u8],
-    mut body: &[u8],
+    head: &[u8],
+    body: &[&[u8]],
 ) -> std::io::Result<()> {
+    use std::io::IoSlice;
     use tokio::io::AsyncWriteExt as _;
-    while !head.is_empty() {
-        let n = w
-            .write_vectored(&[std::io::IoSlice::new(head), std::io::IoSlice::new(body)])
-            .await?;
+    let mut slices: Vec<IoSlice<'_>> = std::iter::once(head)
+        .chain(body.iter().copied())
+        .filter(|part| !part.is_empty())
+        .map(IoSlice::new)
+        .collect();
+    let mut pending = &mut slices[..];
+    while !pending.is_empty() {
+        let n = w.write_vectored(pending).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        if n < head.len() {
-            head = &head[n..];
-        } else {
-            body = &body[n - head.len()..];
-            head = &[];
-        }
+        IoSlice::advance_slices(&mut pending, n);
     }
-    w.write_all(body).await
+    Ok(())
 }
 
 /// Sends a close frame and waits briefly for the peer's close so it sees a clean close.

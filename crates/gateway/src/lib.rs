@@ -18,6 +18,7 @@ mod methods;
 mod nodes;
 mod pairing;
 mod registry;
+mod shared_frame;
 pub mod ssh_verify;
 pub mod state_dir;
 pub mod tailscale;

@@ -6,6 +6,7 @@
 //! plain deque that allocates only while frames wait, not a channel with a preallocated block.
 
 use crate::Gateway;
+use crate::shared_frame::SharedEvent;
 use clawgate_protocol::connect::{ClientInfo, Role};
 use clawgate_protocol::frames::{self, StateVersion};
 use clawgate_protocol::scopes;
@@ -20,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub(crate) enum Outbound {
     Text(String),
+    /// A broadcast event, its payload serialized once for every recipient.
+    Event(SharedEvent),
     Ping,
     Close(u16, String),
 }
@@ -240,6 +243,7 @@ impl Registry {
     pub(crate) fn send(&self, conn: &ConnHandle, msg: Outbound) {
         let len = match &msg {
             Outbound::Text(t) => t.len(),
+            Outbound::Event(e) => e.len(),
             _ => 0,
         };
         let queued = conn.queued.fetch_add(len, Ordering::AcqRel) + len;
@@ -305,6 +309,7 @@ impl Registry {
 
     fn broadcast_inner(&self, event: &str, payload: &Value, state: Option<StateVersion>) {
         let required = event_scope(event);
+        let mut serialized = None;
         for conn in self.snapshot() {
             let allowed = conn.with_session(|session| match required {
                 Some(scope) => {
@@ -316,11 +321,15 @@ impl Registry {
                 continue;
             }
             let seq = conn.seq.fetch_add(1, Ordering::AcqRel) + 1;
-            let text = match &state {
-                Some(sv) => frames::event_with_state(event, payload, Some(seq), sv),
-                None => frames::event(event, payload, Some(seq)),
+            let frame = match &state {
+                Some(sv) => Outbound::Text(frames::event_with_state(event, payload, Some(seq), sv)),
+                None => {
+                    let serialized =
+                        serialized.get_or_insert_with(|| SharedEvent::serialize(event, payload));
+                    Outbound::Event(SharedEvent::with_seq(serialized, seq))
+                }
             };
-            self.send(&conn, Outbound::Text(text));
+            self.send(&conn, frame);
         }
     }
 
