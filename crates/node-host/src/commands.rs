@@ -43,6 +43,8 @@ pub struct InvokeRequest {
     pub node_id: String,
     pub command: String,
     pub params_json: Option<String>,
+    /// What the gateway still waits for the answer (`0`: no limit); `system.run` is stopped
+    /// by it.
     pub timeout_ms: Option<u64>,
     pub idempotency_key: Option<String>,
 }
@@ -811,11 +813,16 @@ async fn run(req: &InvokeRequest, ctx: &Context, cancel: CancellationToken) -> O
         overrides,
         command.shell_payload.is_some(),
     );
-    let timeout = params
+    // The command's own timeoutMs, and the invoke's budget: past it the gateway has given up
+    // on the answer (and the real one does not cancel a plain invoke), so the command must not
+    // run on. Whichever is smaller ends it as a timeout (124).
+    let own_timeout = params
         .get("timeoutMs")
         .and_then(Value::as_f64)
         .filter(|t| *t > 0.0)
         .map(|t| Duration::from_millis(t as u64));
+    let invoke_budget = req.timeout_ms.filter(|t| *t > 0).map(Duration::from_millis);
+    let timeout = own_timeout.into_iter().chain(invoke_budget).min();
     let spec = RunSpec {
         argv: exec_argv,
         cwd: exec_cwd,

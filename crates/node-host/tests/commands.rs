@@ -257,6 +257,46 @@ async fn timeout_exits_124_and_output_is_capped() {
     );
 }
 
+/// The invoke's own budget (`timeoutMs` of `node.invoke.request`) bounds `system.run` too,
+/// whichever of it and the command's `timeoutMs` is smaller: the real gateway does not cancel a
+/// plain invoke that timed out, so without this the command would run on unbounded.
+#[tokio::test]
+async fn the_invoke_budget_bounds_system_run() {
+    let node = new_node();
+    for params in [
+        json!({"command": ["sleep", "5"]}),
+        json!({"command": ["sleep", "5"], "timeoutMs": 20_000}),
+    ] {
+        let mut req = request("system.run", params.clone());
+        req.timeout_ms = Some(500);
+        let started = Instant::now();
+        let out = commands::handle(&req, &node.ctx, CancellationToken::new())
+            .await
+            .expect("not cancelled");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{params}: {:?}",
+            started.elapsed()
+        );
+        let payload = ok_payload(&out);
+        assert_eq!(payload["exitCode"], 124, "{params}: {payload}");
+        assert_eq!(payload["timedOut"], true);
+        assert_eq!(out.events[0].1["timedOut"], true);
+    }
+    // The command's own, smaller timeoutMs still wins; a budget of 0 is none.
+    let mut req = request(
+        "system.run",
+        json!({"command": ["sleep", "5"], "timeoutMs": 300}),
+    );
+    req.timeout_ms = Some(0);
+    let started = Instant::now();
+    let out = commands::handle(&req, &node.ctx, CancellationToken::new())
+        .await
+        .expect("not cancelled");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(ok_payload(&out)["timedOut"], true);
+}
+
 #[tokio::test]
 async fn cancel_sends_nothing() {
     let node = new_node();
