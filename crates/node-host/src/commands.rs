@@ -157,6 +157,15 @@ impl Context {
         }
     }
 
+    /// Forgets every variable of the node host's environment that holds one of `secrets`
+    /// (its gateway token or password), whatever its name: whoever handed the node host its
+    /// credential under a name of their own did not mean to hand it to every command it runs.
+    pub fn without_secret_values(mut self, secrets: &[&str]) -> Self {
+        self.env
+            .retain(|(_, value)| !secrets.iter().any(|s| !s.is_empty() && value == s));
+        self
+    }
+
     /// `PATH` for lookups: the node's own, else the default.
     pub fn path_env(&self) -> String {
         self.env

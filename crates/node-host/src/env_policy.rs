@@ -1,7 +1,8 @@
 //! The environment a `system.run` child gets: the node host's own environment minus
-//! variables that hook interpreters or tools, plus the caller's overrides once they pass
-//! the same checks the OpenClaw node host makes (`PATH`, `LD_*`, `NODE_OPTIONS` and the
-//! like are refused with `SYSTEM_RUN_DENIED: environment override rejected (…)`).
+//! variables that hook interpreters or tools and the gateway's credentials, plus the caller's
+//! overrides once they pass the same checks the OpenClaw node host makes (`PATH`, `LD_*`,
+//! `NODE_OPTIONS` and the like are refused with
+//! `SYSTEM_RUN_DENIED: environment override rejected (…)`).
 
 use crate::env_lists::{
     ALLOWED_INHERITED, BLOCKED_EVERYWHERE, BLOCKED_OVERRIDE_ONLY, BLOCKED_OVERRIDE_PREFIXES,
@@ -25,6 +26,18 @@ const SHELL_WRAPPER_ALLOWED: &[&str] = &[
 /// Set to `1` in every child, as the OpenClaw node host does, so tools can tell they were
 /// launched by it.
 pub const EXEC_MARKER_ENV: &str = "OPENCLAW_CLI";
+
+/// Every variable clawgate (and OpenClaw) reads a gateway credential from: the config's
+/// fallbacks for `gateway.auth.*` and the remote mode's secrets, `clawgate node run`,
+/// `gateway run` and the operator commands all take `CLAWGATE_GATEWAY_TOKEN|PASSWORD`, then
+/// `OPENCLAW_GATEWAY_TOKEN|PASSWORD`. The node host was started with them; the commands it
+/// runs for whoever may invoke it never see them.
+pub const GATEWAY_SECRET_VARS: &[&str] = &[
+    "CLAWGATE_GATEWAY_PASSWORD",
+    "CLAWGATE_GATEWAY_TOKEN",
+    "OPENCLAW_GATEWAY_PASSWORD",
+    "OPENCLAW_GATEWAY_TOKEN",
+];
 
 /// What is wrong with requested overrides.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -99,7 +112,8 @@ fn override_blocked(upper: &str) -> bool {
 /// Whether an inherited variable is dropped before the child starts.
 pub fn inherited_blocked(key: &str) -> bool {
     let upper = key.to_ascii_uppercase();
-    in_list(BLOCKED_EVERYWHERE, &upper)
+    in_list(GATEWAY_SECRET_VARS, &upper)
+        || in_list(BLOCKED_EVERYWHERE, &upper)
         || (in_list(BLOCKED_OVERRIDE_ONLY, &upper) && !in_list(ALLOWED_INHERITED, &upper))
         || BLOCKED_PREFIXES.iter().any(|p| upper.starts_with(p))
 }
@@ -232,7 +246,12 @@ mod tests {
 
     #[test]
     fn lists_are_sorted_for_binary_search() {
-        for list in [BLOCKED_EVERYWHERE, BLOCKED_OVERRIDE_ONLY, ALLOWED_INHERITED] {
+        for list in [
+            BLOCKED_EVERYWHERE,
+            BLOCKED_OVERRIDE_ONLY,
+            ALLOWED_INHERITED,
+            GATEWAY_SECRET_VARS,
+        ] {
             assert!(list.windows(2).all(|w| w[0] < w[1]));
         }
     }
@@ -283,6 +302,58 @@ mod tests {
         assert_eq!(child.get("PAGER").map(String::as_str), Some(""));
         assert_eq!(child.get("HOME").map(String::as_str), Some("/h"));
         assert!(!child.contains_key("LD_PRELOAD"));
+    }
+
+    #[test]
+    fn gateway_credentials_are_never_inherited() {
+        let inherited = GATEWAY_SECRET_VARS
+            .iter()
+            .map(|k| (k.to_string(), "secret".to_owned()))
+            .chain([("Openclaw_Gateway_Token".into(), "secret".into())])
+            .chain([("ORDINARY".into(), "plain".into())]);
+        let child = child_env(inherited, None, false);
+        assert_eq!(
+            child.keys().collect::<Vec<_>>(),
+            ["OPENCLAW_CLI", "ORDINARY"]
+        );
+    }
+
+    /// Every name the config and the CLI read a gateway credential from (`GATEWAY_*TOKEN`,
+    /// `…PASSWORD`, `…SECRET`, as the suffix of either prefix or in full) is withheld.
+    #[test]
+    fn every_credential_variable_the_project_reads_is_withheld() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let name = regex::Regex::new(
+            r#""((?:CLAWGATE_|OPENCLAW_)?GATEWAY_[A-Z_]*(?:TOKEN|PASSWORD|SECRET))""#,
+        )
+        .unwrap();
+        let mut found = Vec::new();
+        let mut dirs = vec![root.join("config/src"), root.join("cli/src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    found.extend(name.captures_iter(&text).map(|c| c[1].to_owned()));
+                }
+            }
+        }
+        assert!(found.iter().any(|n| n == "GATEWAY_TOKEN"), "{found:?}");
+        for n in found {
+            let full = if n.starts_with("GATEWAY_") {
+                vec![format!("CLAWGATE_{n}"), format!("OPENCLAW_{n}")]
+            } else {
+                vec![n]
+            };
+            for var in full {
+                assert!(
+                    GATEWAY_SECRET_VARS.contains(&var.as_str()),
+                    "{var} is read but not withheld"
+                );
+            }
+        }
     }
 
     #[test]

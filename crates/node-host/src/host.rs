@@ -283,7 +283,13 @@ pub async fn run_with(
     let instance_id = state
         .instance_id()
         .map_err(|e| state_err("cannot load or create the instance id", e))?;
-    let ctx = Arc::new(Context::new(ApprovalsStore::new(state.dir())));
+    let secrets: Vec<&str> = [&config.token, &config.password]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let ctx =
+        Arc::new(Context::new(ApprovalsStore::new(state.dir())).without_secret_values(&secrets));
     let identity = Identity {
         display_name: config
             .display_name

@@ -257,6 +257,35 @@ async fn timeout_exits_124_and_output_is_capped() {
     );
 }
 
+/// `system.run` children never see the gateway's credentials: not the variables they are read
+/// from, nor the node host's own token under another name.
+#[tokio::test]
+async fn no_command_sees_the_gateway_credentials() {
+    let mut node = new_node();
+    node.ctx.env.extend([
+        ("DEPLOY_TOKEN_COPY".into(), "s3cret-token".into()),
+        ("CLAWGATE_GATEWAY_PASSWORD".into(), "pw".into()),
+        ("OPENCLAW_GATEWAY_TOKEN".into(), "other".into()),
+        ("ORDINARY".into(), "plain".into()),
+        ("EMPTY".into(), String::new()),
+    ]);
+    node.ctx = node.ctx.without_secret_values(&["s3cret-token", ""]);
+    let out = call(&node, "system.run", json!({"command": ["env"]})).await;
+    let payload = ok_payload(&out);
+    let lines: Vec<&str> = payload["stdout"].as_str().unwrap().lines().collect();
+    assert!(lines.contains(&"ORDINARY=plain"), "{lines:?}");
+    assert!(
+        lines.contains(&"EMPTY="),
+        "an empty secret matches nothing: {lines:?}"
+    );
+    for hidden in ["s3cret-token", "GATEWAY_PASSWORD", "GATEWAY_TOKEN"] {
+        assert!(
+            !lines.iter().any(|l| l.contains(hidden)),
+            "{hidden}: {lines:?}"
+        );
+    }
+}
+
 /// The invoke's own budget (`timeoutMs` of `node.invoke.request`) bounds `system.run` too,
 /// whichever of it and the command's `timeoutMs` is smaller: the real gateway does not cancel a
 /// plain invoke that timed out, so without this the command would run on unbounded.
