@@ -1,7 +1,8 @@
 //! `clawgate doctor`: one exposure report from the local config (bind × auth × TLS × trusted
 //! proxies × Tailscale: who can reach the gateway, with what credential, over what transport,
 //! and every risky combination with the key that fixes it), then, when a gateway answers, a
-//! live check that tells reachability, TLS, auth, pairing and scope problems apart.
+//! live check that tells reachability, TLS, auth, pairing and scope problems apart. The live
+//! check keeps to its time budget (`--timeout`) whichever step goes unanswered, and says which.
 
 use crate::security_audit;
 use clap::Args;
@@ -30,7 +31,8 @@ pub struct DoctorArgs {
     /// Skip the live check (config only)
     #[arg(long)]
     offline: bool,
-    /// Time budget of the live check, in milliseconds
+    /// Time budget of the live check (connect, handshake and the health request), in
+    /// milliseconds
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     timeout: u64,
     /// Print JSON
@@ -631,11 +633,13 @@ async fn live_check(args: &DoctorArgs, s: &GatewaySettings, raw: &Value) -> (Str
         }
     };
     let mut checks = Vec::new();
+    let budget = Duration::from_millis(args.timeout);
+    let deadline = tokio::time::Instant::now() + budget;
     let mut opts = ConnectOptions::new(url.clone(), client_info("cli", "cli"));
     opts.token = token.clone();
     opts.password = password.clone();
     opts.scopes = vec!["operator.read".into()];
-    opts.timeout = Duration::from_millis(args.timeout);
+    opts.timeout = budget;
     opts.tls = TlsOptions {
         fingerprint: pin.clone(),
     };
@@ -673,15 +677,24 @@ async fn live_check(args: &DoctorArgs, s: &GatewaySettings, raw: &Value) -> (Str
                 fix: None,
             });
             let scopes = hello.scopes();
-            let health = client.request("health", None).await;
+            let health = tokio::time::timeout_at(deadline, client.request("health", None)).await;
             let scope_check = match health {
-                Ok(_) => Check {
+                Err(_) => Check {
+                    check: "health",
+                    ok: Some(false),
+                    detail: format!(
+                        "connected, but the gateway did not answer `health` within {} ms",
+                        args.timeout
+                    ),
+                    fix: Some("the gateway takes connections but does not answer requests: see its log, then restart it (`clawgate gateway restart`, or stop and start `clawgate gateway run`); on a slow link allow more time with --timeout".into()),
+                },
+                Ok(Ok(_)) => Check {
                     check: "scopes",
                     ok: Some(true),
                     detail: format!("granted {scopes:?}; health answered"),
                     fix: None,
                 },
-                Err(e) => match e.wire().and_then(|w| w.missing_scope()) {
+                Ok(Err(e)) => match e.wire().and_then(|w| w.missing_scope()) {
                     Some(missing) => Check {
                         check: "scopes",
                         ok: Some(false),
@@ -718,6 +731,16 @@ fn classify_failure(e: &ClientError, url: &str, is_tls: bool, had_secret: bool) 
         fix: None,
     };
     match e {
+        ClientError::Unreachable {
+            reason,
+            timed_out: true,
+            ..
+        } => vec![Check {
+            check: "reachability",
+            ok: Some(false),
+            detail: format!("no gateway answered at {url}: {reason}"),
+            fix: Some("something takes connections on that port (or drops them) but does not answer as a gateway: check that gateway.port / --port is the gateway's and not another program's, see the gateway's log and restart it (`clawgate gateway restart`); on a slow link allow more time with --timeout".into()),
+        }],
         ClientError::Unreachable { reason, .. } => {
             let tls_failure = is_tls
                 && ["certificate", "tls", "handshake", "alert"]

@@ -1,10 +1,12 @@
 //! `clawgate doctor`: the exposure report names each risky combination (bind × auth × TLS ×
 //! trusted proxies × Tailscale) with its fix, and the live check tells reachability, auth and
-//! scope problems apart. Also: `clawgate gateway status` prints a local TLS gateway's
-//! fingerprint.
+//! scope problems apart, within its time budget whatever step goes unanswered. Also:
+//! `clawgate gateway status` prints a local TLS gateway's fingerprint.
 
+use clawgate_client::testing::{Call, FakeConfig, FakeGateway, Reply, default_handler};
 use clawgate_testkit::{IsolatedHome, free_port, json};
 use std::process::Output;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 
@@ -391,4 +393,74 @@ async fn node_pairing_policy_is_part_of_the_exposure() {
         text.contains("  node pairing:    by an operator\n"),
         "{text}"
     );
+}
+
+/// A gateway that takes the connection but never answers, at any step: the live check still
+/// ends within its `--timeout`, saying which step got no answer and what to do about it.
+#[tokio::test]
+async fn a_gateway_that_never_answers_is_reported_within_the_timeout() {
+    let home =
+        home_with(json!({"gateway": {"auth": {"token": "doctor-silent-token-0123456789abcd"}}}));
+    let within = |started: Instant| {
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "doctor took {took:?}");
+    };
+
+    // A port that accepts connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let (_, v) = tokio::time::timeout(
+        Duration::from_secs(20),
+        doctor_json(&home, &["--port", &port, "--timeout", "1500"]),
+    )
+    .await
+    .expect("doctor ends");
+    within(started);
+    let reach = check(&v, "reachability");
+    assert_eq!(reach["ok"], false, "{v:#}");
+    assert!(
+        reach["detail"].as_str().unwrap().contains("1500 ms"),
+        "{v:#}"
+    );
+    assert!(
+        reach["fix"].as_str().unwrap().contains("--timeout"),
+        "the fix says what to check: {v:#}"
+    );
+    silent.abort();
+
+    // A gateway that completes the handshake, then leaves `health` unanswered.
+    let gw = FakeGateway::start(FakeConfig {
+        handler: Arc::new(|call: &Call| match call.method.as_str() {
+            "health" => Reply::Silence,
+            _ => default_handler(call),
+        }),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let port = gw.addr().port().to_string();
+    let started = Instant::now();
+    let (code, v) = tokio::time::timeout(
+        Duration::from_secs(20),
+        doctor_json(&home, &["--port", &port, "--timeout", "1500"]),
+    )
+    .await
+    .expect("doctor ends");
+    within(started);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(check(&v, "reachability")["ok"], true, "{v:#}");
+    let health = check(&v, "health");
+    assert_eq!(health["ok"], false, "{v:#}");
+    assert!(
+        health["detail"].as_str().unwrap().contains("1500 ms"),
+        "{v:#}"
+    );
+    assert!(health["fix"].as_str().unwrap().contains("log"), "{v:#}");
 }
