@@ -35,6 +35,10 @@ pub const CAPS: &[&str] = &["system"];
 
 /// `exec.finished` output keeps this many trailing characters.
 const EVENT_OUTPUT_TAIL: usize = 20_000;
+/// How long `system.run` may still run past the invoke's budget. The gateway gives up first
+/// and, if it cancels the invoke (`node.invoke.cancel`), that ends the command at once; this
+/// bound is for a gateway that does not.
+const INVOKE_BUDGET_GRACE: Duration = Duration::from_secs(1);
 
 /// A `node.invoke.request` payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +48,7 @@ pub struct InvokeRequest {
     pub command: String,
     pub params_json: Option<String>,
     /// What the gateway still waits for the answer (`0`: no limit); `system.run` is stopped
-    /// by it.
+    /// by it (give or take a second's grace).
     pub timeout_ms: Option<u64>,
     pub idempotency_key: Option<String>,
 }
@@ -823,14 +827,17 @@ async fn run(req: &InvokeRequest, ctx: &Context, cancel: CancellationToken) -> O
         command.shell_payload.is_some(),
     );
     // The command's own timeoutMs, and the invoke's budget: past it the gateway has given up
-    // on the answer (and the real one does not cancel a plain invoke), so the command must not
-    // run on. Whichever is smaller ends it as a timeout (124).
+    // on the answer, so the command must not run on. Whichever ends first stops it as a
+    // timeout (124).
     let own_timeout = params
         .get("timeoutMs")
         .and_then(Value::as_f64)
         .filter(|t| *t > 0.0)
         .map(|t| Duration::from_millis(t as u64));
-    let invoke_budget = req.timeout_ms.filter(|t| *t > 0).map(Duration::from_millis);
+    let invoke_budget = req
+        .timeout_ms
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_millis(t).saturating_add(INVOKE_BUDGET_GRACE));
     let timeout = own_timeout.into_iter().chain(invoke_budget).min();
     let spec = RunSpec {
         argv: exec_argv,

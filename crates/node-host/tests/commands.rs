@@ -286,9 +286,10 @@ async fn no_command_sees_the_gateway_credentials() {
     }
 }
 
-/// The invoke's own budget (`timeoutMs` of `node.invoke.request`) bounds `system.run` too,
-/// whichever of it and the command's `timeoutMs` is smaller: the real gateway does not cancel a
-/// plain invoke that timed out, so without this the command would run on unbounded.
+/// The invoke's own budget (`timeoutMs` of `node.invoke.request`, and a second's grace for the
+/// gateway's cancel to arrive first) bounds `system.run` too, whichever of it and the
+/// command's `timeoutMs` ends first: without it a command the gateway stopped waiting for would
+/// run on unbounded unless the gateway cancels it.
 #[tokio::test]
 async fn the_invoke_budget_bounds_system_run() {
     let node = new_node();
