@@ -140,7 +140,7 @@ pub(crate) struct Reader<'a> {
 }
 
 /// How a value looks in a message: JSON text for scalars, a type name for containers.
-fn shown(v: &Value) -> String {
+pub(crate) fn shown(v: &Value) -> String {
     match v {
         Value::Array(_) => "an array".to_owned(),
         Value::Object(_) => "an object".to_owned(),
@@ -149,7 +149,7 @@ fn shown(v: &Value) -> String {
 }
 
 /// Like [`shown`] but never prints the value: for secret-bearing keys.
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -161,7 +161,7 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 impl Reader<'_> {
-    fn invalid(&self, key: &str, message: String) -> ConfigError {
+    pub(crate) fn invalid(&self, key: &str, message: String) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_owned(),
             key: key.to_owned(),
@@ -181,7 +181,7 @@ impl Reader<'_> {
     }
 
     /// The object at `key`, or an empty one when absent/null.
-    fn object<'v>(
+    pub(crate) fn object<'v>(
         &self,
         parent: &'v Map<String, Value>,
         name: &str,
@@ -227,7 +227,7 @@ impl Reader<'_> {
             .map(|s| expand_tilde(&s, self.env)))
     }
 
-    fn bool(
+    pub(crate) fn bool(
         &self,
         parent: &Map<String, Value>,
         name: &str,
@@ -254,7 +254,7 @@ impl Reader<'_> {
     }
 
     /// An integer in `min..=max`.
-    fn int(
+    pub(crate) fn int(
         &self,
         parent: &Map<String, Value>,
         name: &str,

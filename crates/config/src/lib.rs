@@ -9,7 +9,8 @@
 //!   profiles (`--profile`, `--dev`, `OPENCLAW_PROFILE`: [`apply_cli_profile`]);
 //! * loads and validates the file ([`load_config`], [`load_file`], [`LoadedConfig`]):
 //!   JSON5, `${VAR}` substitution (`$${VAR}` escapes), SecretRefs with `source: "env"`,
-//!   typed checks of the `gateway.*` keys clawgate implements with errors that name the
+//!   typed checks of the `gateway.*` and model keys (`models.providers.*`,
+//!   `agents.defaults.model`: [`ModelsConfig`]) clawgate implements with errors that name the
 //!   dotted key and the fix, and a report of everything else (`ignored`, `unknown`) that
 //!   is never fatal;
 //! * resolves the gateway's run settings ([`resolve_gateway_settings`]) and the operator
@@ -41,6 +42,7 @@ mod client;
 mod error;
 mod gateway_config;
 mod load;
+mod models;
 mod modes;
 mod paths;
 mod profile;
@@ -57,6 +59,7 @@ pub use client::{
 pub use error::{ConfigError, InvalidValue};
 pub use gateway_config::{AuthConfig, GatewayConfig, RemoteConfig, SshVerifyConfig, TlsConfig};
 pub use load::{LoadedConfig, load_config, load_file};
+pub use models::{ModelApi, ModelConfig, ModelRef, ModelsConfig, ProviderConfig, UnresolvedRef};
 pub use modes::{
     AuthMode, BindMode, GatewayMode, RemoteTransport, SshHostKeyPolicy, TailscaleMode,
 };

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
 use crate::gateway_config::{GatewayConfig, Reader, read_gateway};
+use crate::models::{ModelsConfig, read_models};
 use crate::paths::{ConfigLocation, PathOrigin};
 use crate::redact::redacted;
 use crate::schema::classify;
@@ -30,6 +31,8 @@ pub struct LoadedConfig {
     pub authored: Value,
     /// The `gateway.*` keys clawgate implements, typed.
     pub gateway: GatewayConfig,
+    /// `models.providers.*` and `agents.defaults.model`, typed.
+    pub models: ModelsConfig,
     /// Dotted paths of keys OpenClaw knows but clawgate does not implement (`agents`,
     /// `channels.telegram`, `gateway.controlUi`), each reported once at its highest level.
     /// Never fatal; the caller logs them once.
@@ -51,6 +54,7 @@ impl fmt::Debug for LoadedConfig {
             .field("raw", &redacted(&self.raw))
             .field("authored", &redacted(&self.authored))
             .field("gateway", &self.gateway)
+            .field("models", &self.models)
             .field("ignored", &self.ignored)
             .field("unknown", &self.unknown)
             .field("warnings", &self.warnings)
@@ -140,13 +144,19 @@ impl LoadedConfig {
             env,
         };
         let gateway = read_gateway(&reader, gw)?;
+        let models = read_models(&reader, raw.as_object().unwrap_or(&empty))?;
 
         let report = classify(raw.as_object().unwrap_or(&empty));
         let mut warnings: Vec<String> = missing
             .iter()
             .map(|m| {
+                let effect = if models.unresolved.iter().any(|u| u.key == m.path) {
+                    "left unset: model requests that need this key fail until the variable is set"
+                } else {
+                    "left as written; clawgate does not use this key"
+                };
                 format!(
-                    "Missing env var \"{}\" referenced at config path: {} (left as written; clawgate does not use this key)",
+                    "Missing env var \"{}\" referenced at config path: {} ({effect})",
                     m.var, m.path
                 )
             })
@@ -162,6 +172,7 @@ impl LoadedConfig {
             raw,
             authored,
             gateway,
+            models,
             ignored: report.ignored,
             unknown: report.unknown,
             warnings,

@@ -208,12 +208,44 @@ pub(crate) const DISCOVERY_KEYS: &[(&str, Shape)] = &[
     ("mdns", Obj(&[("mode", Any)])),
 ];
 
-/// The top-level keys whose insides are sorted key by key, with their schema.
-const WALKED: &[(&str, &[(&str, Shape)])] =
-    &[("gateway", GATEWAY_KEYS), ("discovery", DISCOVERY_KEYS)];
+/// One `models.providers.<id>` entry of OpenClaw's schema (2026.9.6).
+const PROVIDER_KEYS: Shape = Obj(&[
+    ("baseUrl", Any),
+    ("apiKey", Any),
+    ("auth", Any),
+    ("api", Any),
+    ("maxTokens", Any),
+    ("timeoutSeconds", Any),
+    ("region", Any),
+    ("injectNumCtxForOpenAICompat", Any),
+    ("params", Any),
+    ("agentRuntime", Any),
+    ("localService", Any),
+    ("headers", Any),
+    ("authHeader", Any),
+    ("request", Any),
+    ("models", Any),
+]);
 
-/// The `gateway.*` and `discovery.*` keys clawgate reads. A listed object (`gateway.tls`) is implemented with
-/// everything inside it.
+/// Every `models.*` key of OpenClaw's config schema (2026.9.6).
+pub(crate) const MODELS_KEYS: &[(&str, Shape)] = &[
+    ("mode", Any),
+    ("providers", MapOf(&PROVIDER_KEYS)),
+    ("catalogRefresh", Any),
+];
+
+/// The top-level keys whose insides are sorted key by key, with their schema.
+const WALKED: &[(&str, &[(&str, Shape)])] = &[
+    ("gateway", GATEWAY_KEYS),
+    ("discovery", DISCOVERY_KEYS),
+    ("models", MODELS_KEYS),
+];
+
+/// The `gateway.*`, `discovery.*` and `models.*` keys clawgate reads. A listed object
+/// (`gateway.tls`) is implemented with everything inside it; a `*` segment stands for any
+/// key of a free-form map (a provider id). `agents.defaults.model` is read too; the
+/// `agents` section is sorted separately (see [`classify`]) because clawgate does not walk
+/// its schema.
 pub(crate) const IMPLEMENTED: &[&str] = &[
     "gateway.port",
     "gateway.mode",
@@ -252,6 +284,15 @@ pub(crate) const IMPLEMENTED: &[&str] = &[
     // module (the unicast DNS-SD zone).
     "discovery.mdns.mode",
     "discovery.wideArea.domain",
+    // Read by clawgate-config's models module, used by clawgate-llm.
+    "models.providers.*.baseUrl",
+    "models.providers.*.apiKey",
+    "models.providers.*.api",
+    "models.providers.*.maxTokens",
+    "models.providers.*.timeoutSeconds",
+    "models.providers.*.headers",
+    "models.providers.*.authHeader",
+    "models.providers.*.models",
 ];
 
 /// Top-level keys that only record bookkeeping (written by OpenClaw's own tools) and
@@ -316,6 +357,21 @@ pub(crate) fn classify(root: &Map<String, Value>) -> KeyReport {
         // One entry per channel, so a log line says which channels this gateway will not
         // run ("channels.telegram"), not just "channels".
         match value {
+            // Of the agent settings, only `agents.defaults.model` is read.
+            Value::Object(agents) if key == "agents" => {
+                for (name, v) in agents {
+                    let path = join_key(key, name);
+                    match v {
+                        Value::Object(defaults) if name == "defaults" => report.ignored.extend(
+                            defaults
+                                .keys()
+                                .filter(|k| *k != "model")
+                                .map(|k| join_key(&path, k)),
+                        ),
+                        _ => report.ignored.push(path),
+                    }
+                }
+            }
             Value::Object(channels) if key == "channels" && !channels.is_empty() => {
                 for name in channels.keys() {
                     report.ignored.push(join_key(key, name));
@@ -352,11 +408,23 @@ pub(crate) fn classify(root: &Map<String, Value>) -> KeyReport {
 }
 
 fn coverage_of(path: &str) -> Coverage {
-    if IMPLEMENTED.contains(&path) {
+    let segments: Vec<&str> = path.split('.').collect();
+    // Whether the first segments of `imp` match `segments` (`*` matches any one).
+    let prefix_matches = |imp: &[&str]| {
+        imp.iter()
+            .zip(&segments)
+            .all(|(pattern, seg)| *pattern == "*" || pattern == seg)
+    };
+    let implemented: Vec<Vec<&str>> = IMPLEMENTED.iter().map(|i| i.split('.').collect()).collect();
+    if implemented
+        .iter()
+        .any(|imp| imp.len() == segments.len() && prefix_matches(imp))
+    {
         Coverage::Implemented
-    } else if IMPLEMENTED.iter().any(|imp| {
-        imp.len() > path.len() && imp.starts_with(path) && imp[path.len()..].starts_with('.')
-    }) {
+    } else if implemented
+        .iter()
+        .any(|imp| imp.len() > segments.len() && prefix_matches(imp))
+    {
         Coverage::Partial
     } else {
         Coverage::Ignored
@@ -454,8 +522,9 @@ mod tests {
     fn sorts_keys() {
         let r = report(json!({
             "meta": {"lastTouchedVersion": "2026.9.6"},
-            "agents": {},
+            "agents": {"defaults": {"model": "openai/gpt-4o", "workspace": "~/w"}, "list": []},
             "channels": {"telegram": {}, "discord": {}},
+            "models": {"mode": "merge", "providers": {"mock": {"baseUrl": "http://x", "region": "eu", "bogus": 1}}},
             "discovery": {"mdns": {"mode": "full"}, "wideArea": {"domain": "x.", "enabled": true}, "dnsSd": 1},
             "plugins": {"entries": {"bonjour": {"enabled": true, "config": {}}, "ollama": {}}, "allow": []},
             "gateway": {
@@ -471,9 +540,12 @@ mod tests {
         assert_eq!(
             r.ignored,
             vec![
-                "agents",
+                "agents.defaults.workspace",
+                "agents.list",
                 "channels.telegram",
                 "channels.discord",
+                "models.mode",
+                "models.providers.mock.region",
                 "plugins.entries.bonjour.config",
                 "plugins.entries.ollama",
                 "plugins.allow",
@@ -485,6 +557,7 @@ mod tests {
         assert_eq!(
             r.unknown,
             vec![
+                "models.providers.mock.bogus",
                 "discovery.wideArea.enabled",
                 "discovery.dnsSd",
                 "gateway.controlUi.bogus",
@@ -518,16 +591,28 @@ mod tests {
                 .find(|(k, _)| *k == root)
                 .unwrap_or_else(|| panic!("{imp}: {root} is not walked"));
             let parts: Vec<&str> = imp.split('.').skip(1).collect();
-            for (i, part) in parts.iter().enumerate() {
+            let mut i = 0;
+            while i < parts.len() {
+                let part = parts[i];
                 let (_, child) = shape
                     .iter()
-                    .find(|(k, _)| k == part)
+                    .find(|(k, _)| *k == part)
                     .unwrap_or_else(|| panic!("{imp} not in schema"));
-                if i + 1 < parts.len() {
+                i += 1;
+                if i == parts.len() {
+                    break;
+                }
+                let mut child = child;
+                if parts[i] == "*" {
                     match child {
-                        Obj(c) => shape = c,
-                        _ => panic!("{imp}: {part} is not an object"),
+                        MapOf(inner) => child = inner,
+                        _ => panic!("{imp}: {part} is not a map"),
                     }
+                    i += 1;
+                }
+                match child {
+                    Obj(c) => shape = c,
+                    _ => panic!("{imp}: {part} is not an object"),
                 }
             }
         }

@@ -68,8 +68,11 @@ fn full_openclaw_config_loads() {
             "env",
             "secrets",
             "auth",
-            "models",
-            "agents",
+            "models.mode",
+            "agents.defaults.workspace",
+            "agents.defaults.heartbeat",
+            "agents.defaults.sandbox",
+            "agents.list",
             "tools",
             "messages",
             "commands",
@@ -91,10 +94,48 @@ fn full_openclaw_config_loads() {
         ]
     );
     assert_eq!(cfg.unknown, vec!["gateway.tailscale.resetOnExit"]);
+
+    let models = &cfg.models;
+    assert_eq!(
+        models.primary.as_ref().map(ToString::to_string).as_deref(),
+        Some("anthropic/claude-opus-4-5")
+    );
+    assert_eq!(
+        models
+            .fallbacks
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec!["openai/gpt-5.1"]
+    );
+    let openai = models.provider("openai").unwrap();
+    assert_eq!(
+        openai.base_url.as_deref(),
+        Some("https://api.openai.com/v1")
+    );
+    assert_eq!(openai.api_key, None, "OPENAI_API_KEY is not set");
+    assert_eq!(openai.models[0].name.as_deref(), Some("GPT-5.1"));
+    assert_eq!(openai.models[0].context_window, Some(400_000));
+    let llama = models.provider("local-llama").unwrap();
+    assert_eq!(
+        llama.api,
+        Some(clawgate_config::ModelApi::OpenAiCompletions)
+    );
+    assert_eq!(
+        models
+            .unresolved
+            .iter()
+            .map(|u| (u.key.as_str(), u.var.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("models.providers.openai.apiKey", "OPENAI_API_KEY"),
+            ("models.providers.local-llama.apiKey", "LLAMA_KEY"),
+        ]
+    );
     assert_eq!(
         cfg.warnings,
         vec![
-            "Missing env var \"OPENAI_API_KEY\" referenced at config path: models.providers.openai.apiKey (left as written; clawgate does not use this key)",
+            "Missing env var \"OPENAI_API_KEY\" referenced at config path: models.providers.openai.apiKey (left unset: model requests that need this key fail until the variable is set)",
             "Missing env var \"OPENAI_API_KEY\" referenced at config path: plugins.entries.memory-lancedb.config.embedding.apiKey (left as written; clawgate does not use this key)",
         ]
     );
@@ -122,7 +163,7 @@ fn diagnostics_are_ready_to_log() {
     assert_eq!(
         lines[0],
         format!(
-            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models, agents, tools, messages, commands, session, channels.telegram, channels.discord, channels.whatsapp, hooks, skills, plugins.entries.voice-call, plugins.entries.memory-lancedb, logging, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
+            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models.mode, agents.defaults.workspace, agents.defaults.heartbeat, agents.defaults.sandbox, agents.list, tools, messages, commands, session, channels.telegram, channels.discord, channels.whatsapp, hooks, skills, plugins.entries.voice-call, plugins.entries.memory-lancedb, logging, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
         )
     );
     assert_eq!(
