@@ -10,6 +10,8 @@
 //! * [`ChildProcess`], [`wait_for_line`], [`kill_tree`]: process-group
 //!   handling so no test leaves processes behind.
 //! * [`Sshd`]: a private OpenSSH server on a loopback port (SSH tunnel tests).
+//! * [`ModelMock`]: a scripted OpenAI / Anthropic / Ollama model server on loopback
+//!   ([`Reply`] scripts each answer; every request is recorded).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -25,6 +27,7 @@ mod clawgate;
 mod cli;
 mod gateway;
 mod home;
+mod model_mock;
 mod net;
 mod openclaw;
 mod process;
@@ -37,6 +40,7 @@ pub use clawgate::{
 pub use cli::{CliCommand, DEFAULT_CLI_TIMEOUT, Output, TimedOut};
 pub use gateway::{GatewayOptions, RealGateway, START_DEADLINE};
 pub use home::{IsolatedHome, KEEP_ENV, merge_json};
+pub use model_mock::{ModelMock, RecordedRequest, Reply, WireFormat};
 pub use net::{free_port, in_loopback_only_netns, network_interfaces, require_loopback_only_netns};
 pub use openclaw::{OPENCLAW_BIN_ENV, OPENCLAW_VERSION, OpenClaw};
 pub use process::{
