@@ -191,8 +191,10 @@ impl Decoder for OllamaDecoder {
             return Ok(false);
         }
         let doc = parse_json(line)?;
+        // Errors inside a 200 stream come from the model runner (crashed, out of
+        // memory, busy); requests that can never work fail with an HTTP status instead.
         if let Some(error) = doc.get("error").and_then(Value::as_str) {
-            return Err(DecodeError::invalid(format!(
+            return Err(DecodeError::transient(format!(
                 "Ollama reported an error in the stream: {error}"
             )));
         }
