@@ -16,10 +16,11 @@ fn hello() -> ChatRequest {
     }
 }
 
-#[tokio::test]
+// Paused time: the mock runs on the test's own runtime, so the clock only jumps while
+// nothing is in flight, and the wait is measured exactly.
+#[tokio::test(start_paused = true)]
 async fn a_429_is_retried_after_its_retry_after() {
-    // A base delay far longer than the test allows: only `retry-after: 1` can explain a
-    // retry one second later.
+    // A base delay of a minute: only `retry-after: 1` can explain a retry one second later.
     let options = LlmOptions {
         retry_base_delay: Duration::from_secs(60),
         ..fast_options()
@@ -35,7 +36,7 @@ async fn a_429_is_retried_after_its_retry_after() {
     assert_eq!(requests.len(), 2);
     let waited = requests[1].at - requests[0].at;
     assert!(
-        (Duration::from_millis(950)..Duration::from_secs(10)).contains(&waited),
+        (Duration::from_secs(1)..Duration::from_millis(1100)).contains(&waited),
         "retried after {waited:?}"
     );
 }
@@ -137,12 +138,13 @@ async fn when_every_model_fails_the_error_lists_each() {
     assert_eq!(primary.requests().len(), 1, "a 404 is not retried");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_silent_provider_hits_the_idle_limit_before_and_during_the_answer() {
     for format in FORMATS {
+        // The default limit: the mock is on loopback, a local server, so 300 s.
         let options = LlmOptions {
             max_retries: 0,
-            idle_timeout: Some(Duration::from_millis(300)),
+            idle_timeout: None,
             ..fast_options()
         };
         let (mock, llm) = mock_llm(format, options.clone()).await;
@@ -150,55 +152,37 @@ async fn a_silent_provider_hits_the_idle_limit_before_and_during_the_answer() {
         let started = tokio::time::Instant::now();
         let (events, error) = collect(llm.stream(hello())).await;
         assert!(events.is_empty(), "{format:?}: {events:?}");
-        let Some(
-            error @ LlmError::Timeout {
-                kind: TimeoutKind::Idle,
-                ..
-            },
-        ) = &error
-        else {
+        let Some(error @ LlmError::Timeout { kind: TimeoutKind::Idle, .. }) = &error else {
             panic!("{format:?}: {error:?}")
         };
-        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(started.elapsed() >= Duration::from_secs(300));
         let text = error.to_string();
         assert!(
-            text.contains("no data from") && text.contains("for 0.3 s (the model idle limit); for a slow or local model raise models.providers.mock.timeoutSeconds"),
+            text.contains("no data from")
+                && text.ends_with("for 300 s (the model idle limit); for a slow or local model raise models.providers.mock.timeoutSeconds"),
             "{format:?}: {text}"
         );
 
         // Mid-answer: the text so far is delivered, then the timeout; never a replay,
         // even with retries allowed.
-        let (mock, llm) = mock_llm(
-            format,
-            LlmOptions {
-                max_retries: 3,
-                ..options
-            },
-        )
-        .await;
+        let (mock, llm) = mock_llm(format, LlmOptions { max_retries: 3, ..options }).await;
         mock.push(Reply::text("half an answer").then_stall());
         mock.set_default(Reply::text("must not be asked for"));
         let (events, error) = collect(llm.stream(hello())).await;
         assert_eq!(text_of(&events), "half an answer", "{format:?}");
         assert!(
-            matches!(
-                error,
-                Some(LlmError::Timeout {
-                    kind: TimeoutKind::Idle,
-                    ..
-                })
-            ),
+            matches!(error, Some(LlmError::Timeout { kind: TimeoutKind::Idle, .. })),
             "{format:?}: {error:?}"
         );
         assert_eq!(mock.requests().len(), 1, "{format:?}");
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_first_answer_is_retried() {
     let options = LlmOptions {
         max_retries: 1,
-        idle_timeout: Some(Duration::from_millis(200)),
+        idle_timeout: Some(Duration::from_secs(20)),
         ..fast_options()
     };
     let (mock, llm) = mock_llm(WireFormat::Anthropic, options).await;
@@ -206,10 +190,12 @@ async fn a_stalled_first_answer_is_retried() {
     mock.push(Reply::text("awake now"));
     let reply = llm.stream(hello()).reply().await.unwrap();
     assert_eq!(reply.text, "awake now");
-    assert_eq!(mock.requests().len(), 2);
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[1].at - requests[0].at >= Duration::from_secs(20));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn timeout_seconds_limits_the_whole_request() {
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     // Text keeps the idle limit from firing; the whole request still may not exceed 1 s.

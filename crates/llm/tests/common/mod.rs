@@ -72,13 +72,17 @@ pub async fn mock_llm(format: WireFormat, options: LlmOptions) -> (ModelMock, Ll
     (mock, llm)
 }
 
+/// Longer than any time limit a test waits out (the 300 s local idle limit, in paused
+/// time), so a stream that never ends fails with its events instead of hanging.
+const STREAM_GUARD: Duration = Duration::from_secs(1000);
+
 /// Every event of `stream`, and the error that ended it, if any.
 pub async fn collect(mut stream: ModelStream) -> (Vec<StreamEvent>, Option<LlmError>) {
     let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + STREAM_GUARD;
     loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) => panic!("the model stream did not end within 30 s; events so far: {events:?}"),
+            Err(_) => panic!("the model stream did not end within {STREAM_GUARD:?}; events so far: {events:?}"),
             Ok(None) => return (events, None),
             Ok(Some(Ok(event))) => events.push(event),
             Ok(Some(Err(e))) => {
