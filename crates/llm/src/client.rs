@@ -17,7 +17,7 @@ use clawgate_config::{ModelRef, ModelsConfig};
 
 use crate::catalog::{Api, Catalog, ModelsListParams, ResolvedModel};
 use crate::error::{LlmError, TimeoutKind};
-use crate::http::{Body, BodyError, Limits, MAX_RESPONSE_BYTES, transport_detail};
+use crate::http::{Body, BodyError, Limits, MAX_RESPONSE_BYTES, shown_url, transport_detail};
 use crate::providers::{DecodeError, DecodeErrorKind, Decoder, Frame, anthropic, ollama, openai};
 use crate::types::{AssistantPart, ChatRequest, Message, StopReason, StreamEvent, ToolCall, Usage};
 
@@ -113,7 +113,7 @@ impl Llm {
             // redirect instead (its status names the baseUrl to fix).
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| LlmError::Client(transport_detail(&e)))?;
+            .map_err(|e| LlmError::Client(transport_detail(e)))?;
         Ok(Llm {
             inner: Arc::new(Inner {
                 catalog: Catalog::new(models, env, options.idle_timeout),
@@ -295,6 +295,8 @@ impl Llm {
             .headers(headers)
             .body(body)
             .send();
+        // Messages show the URL without credentials it may carry.
+        let url = shown_url(&url);
         let (expiry, limit) = limits.next_expiry();
         let response = match tokio::time::timeout_at(expiry, send).await {
             Err(_) => return Err(body_error(model, &url, limit)),
@@ -302,7 +304,7 @@ impl Llm {
                 return Err(LlmError::Connect {
                     model: model.model.clone(),
                     url,
-                    detail: transport_detail(&e),
+                    detail: transport_detail(e),
                     key: model.key("baseUrl"),
                 });
             }

@@ -116,7 +116,7 @@ impl Stream for Body {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.done = true;
-                Poll::Ready(Some(Err(BodyError::Transport(transport_detail(&e)))))
+                Poll::Ready(Some(Err(BodyError::Transport(transport_detail(e)))))
             }
             Poll::Ready(None) => {
                 self.done = true;
@@ -134,10 +134,11 @@ impl Stream for Body {
 }
 
 /// A reqwest error as one line, with its causes (reqwest's own text is often just "error
-/// sending request").
-pub(crate) fn transport_detail(e: &reqwest::Error) -> String {
+/// sending request"), without the URL (messages show it once, through [`shown_url`]).
+pub(crate) fn transport_detail(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
@@ -147,6 +148,20 @@ pub(crate) fn transport_detail(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `url` as shown in messages: without user name, password or query, which may hold
+/// credentials.
+pub(crate) fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
 }
 
 /// Reads an error response's body (at most [`MAX_ERROR_BODY_BYTES`], within `limits`) and
@@ -314,6 +329,10 @@ mod tests {
             Some("model \"x\" not found, try pulling it first")
         );
         assert_eq!(provider_message("<html>Bad Gateway</html>"), None);
+        assert_eq!(
+            shown_url("https://u:p@host.example/v1/messages?key=k"),
+            "https://host.example/v1/messages"
+        );
         assert_eq!(
             scrub("bad key sk-123 given", Some("sk-123")),
             "bad key *** given"

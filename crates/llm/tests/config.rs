@@ -312,3 +312,38 @@ fn the_config_is_read_as_the_gateway_reads_it() {
     assert_eq!(other.route(), Err(LlmError::NoModelConfigured));
     assert_eq!(llm.route().unwrap(), vec![model("ollama/llama3.2")]);
 }
+
+#[tokio::test]
+async fn credentials_in_a_base_url_never_show_in_errors() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::status(500));
+    let closed = clawgate_testkit::free_port();
+    let llm = llm(
+        json!({
+            "models": {"providers": {
+                "proxy": {"baseUrl": format!("http://gw:pw-secret-1@{}/v1", mock.addr()), "apiKey": "k"},
+                "down": {"baseUrl": format!("http://gw:pw-secret-2@127.0.0.1:{closed}/v1"), "apiKey": "k"},
+            }},
+            "agents": {"defaults": {"model": {"primary": "proxy/m", "fallbacks": ["down/m"]}}},
+        }),
+        &[],
+        clawgate_llm::LlmOptions {
+            max_retries: 0,
+            ..fast_options()
+        },
+    );
+    let (_, error) = collect(llm.stream(hello())).await;
+    let error = error.unwrap();
+    let text = format!("{error} {error:?}");
+    assert!(
+        text.contains("HTTP 500") && text.contains("cannot reach"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("from http://{}/v1/chat/completions", mock.addr())),
+        "{text}"
+    );
+    for secret in ["pw-secret-1", "pw-secret-2"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}

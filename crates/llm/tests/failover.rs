@@ -152,7 +152,13 @@ async fn a_silent_provider_hits_the_idle_limit_before_and_during_the_answer() {
         let started = tokio::time::Instant::now();
         let (events, error) = collect(llm.stream(hello())).await;
         assert!(events.is_empty(), "{format:?}: {events:?}");
-        let Some(error @ LlmError::Timeout { kind: TimeoutKind::Idle, .. }) = &error else {
+        let Some(
+            error @ LlmError::Timeout {
+                kind: TimeoutKind::Idle,
+                ..
+            },
+        ) = &error
+        else {
             panic!("{format:?}: {error:?}")
         };
         assert!(started.elapsed() >= Duration::from_secs(300));
@@ -165,13 +171,26 @@ async fn a_silent_provider_hits_the_idle_limit_before_and_during_the_answer() {
 
         // Mid-answer: the text so far is delivered, then the timeout; never a replay,
         // even with retries allowed.
-        let (mock, llm) = mock_llm(format, LlmOptions { max_retries: 3, ..options }).await;
+        let (mock, llm) = mock_llm(
+            format,
+            LlmOptions {
+                max_retries: 3,
+                ..options
+            },
+        )
+        .await;
         mock.push(Reply::text("half an answer").then_stall());
         mock.set_default(Reply::text("must not be asked for"));
         let (events, error) = collect(llm.stream(hello())).await;
         assert_eq!(text_of(&events), "half an answer", "{format:?}");
         assert!(
-            matches!(error, Some(LlmError::Timeout { kind: TimeoutKind::Idle, .. })),
+            matches!(
+                error,
+                Some(LlmError::Timeout {
+                    kind: TimeoutKind::Idle,
+                    ..
+                })
+            ),
             "{format:?}: {error:?}"
         );
         assert_eq!(mock.requests().len(), 1, "{format:?}");

@@ -82,7 +82,9 @@ pub async fn collect(mut stream: ModelStream) -> (Vec<StreamEvent>, Option<LlmEr
     let deadline = tokio::time::Instant::now() + STREAM_GUARD;
     loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) => panic!("the model stream did not end within {STREAM_GUARD:?}; events so far: {events:?}"),
+            Err(_) => panic!(
+                "the model stream did not end within {STREAM_GUARD:?}; events so far: {events:?}"
+            ),
             Ok(None) => return (events, None),
             Ok(Some(Ok(event))) => events.push(event),
             Ok(Some(Err(e))) => {
