@@ -20,25 +20,28 @@ fn hello() -> ChatRequest {
 // nothing is in flight, and the wait is measured exactly.
 #[tokio::test(start_paused = true)]
 async fn a_429_is_retried_after_its_retry_after() {
-    // A base delay of a minute: only `retry-after: 1` can explain a retry one second later.
-    let options = LlmOptions {
-        retry_base_delay: Duration::from_secs(60),
-        ..fast_options()
-    };
-    let (mock, llm) = mock_llm(WireFormat::OpenAi, options).await;
-    mock.push(Reply::status(429).retry_after(1));
-    mock.push(Reply::text("after the wait"));
+    for format in FORMATS {
+        // A base delay of a minute: only `retry-after: 1` can explain a retry one second
+        // later.
+        let options = LlmOptions {
+            retry_base_delay: Duration::from_secs(60),
+            ..fast_options()
+        };
+        let (mock, llm) = mock_llm(format, options).await;
+        mock.push(Reply::status(429).retry_after(1));
+        mock.push(Reply::text("after the wait"));
 
-    let reply = llm.stream(hello()).reply().await.unwrap();
-    assert_eq!(reply.text, "after the wait");
-    assert!(reply.failed.is_empty(), "a retry is not a fallback");
-    let requests = mock.requests();
-    assert_eq!(requests.len(), 2);
-    let waited = requests[1].at - requests[0].at;
-    assert!(
-        (Duration::from_secs(1)..Duration::from_millis(1100)).contains(&waited),
-        "retried after {waited:?}"
-    );
+        let reply = llm.stream(hello()).reply().await.unwrap();
+        assert_eq!(reply.text, "after the wait", "{format:?}");
+        assert!(reply.failed.is_empty(), "a retry is not a fallback");
+        let requests = mock.requests();
+        assert_eq!(requests.len(), 2, "{format:?}");
+        let waited = requests[1].at - requests[0].at;
+        assert!(
+            (Duration::from_secs(1)..Duration::from_millis(1100)).contains(&waited),
+            "{format:?}: retried after {waited:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -62,49 +65,52 @@ async fn server_errors_and_in_stream_overloads_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn a_failing_primary_falls_back_to_the_next_model() {
-    let primary = ModelMock::start(WireFormat::OpenAi).await;
-    primary.set_default(Reply::status(500).message("upstream exploded"));
-    let fallback = ModelMock::start(WireFormat::Anthropic).await;
-    fallback.push(Reply::text("the fallback answers"));
-    let llm = llm(
-        json!({
-            "models": {"providers": {
-                "primary": primary.provider_config(KEY, "big"),
-                "backup": fallback.provider_config(KEY, "small"),
-            }},
-            "agents": {"defaults": {"model": {"primary": "primary/big", "fallbacks": ["backup/small"]}}},
-        }),
-        &[],
-        LlmOptions {
-            max_retries: 1,
-            ..fast_options()
-        },
-    );
+    // Each format as the failing primary, with the next one as the fallback.
+    for (i, format) in FORMATS.into_iter().enumerate() {
+        let primary = ModelMock::start(format).await;
+        primary.set_default(Reply::status(500).message("upstream exploded"));
+        let fallback = ModelMock::start(FORMATS[(i + 1) % FORMATS.len()]).await;
+        fallback.push(Reply::text("the fallback answers"));
+        let llm = llm(
+            json!({
+                "models": {"providers": {
+                    "primary": primary.provider_config(KEY, "big"),
+                    "backup": fallback.provider_config(KEY, "small"),
+                }},
+                "agents": {"defaults": {"model": {"primary": "primary/big", "fallbacks": ["backup/small"]}}},
+            }),
+            &[],
+            LlmOptions {
+                max_retries: 1,
+                ..fast_options()
+            },
+        );
 
-    let (events, error) = collect(llm.stream(hello())).await;
-    assert_eq!(error, None);
-    let StreamEvent::Started { model, failed } = &events[0] else {
-        panic!("{events:?}")
-    };
-    assert_eq!(model.to_string(), "backup/small");
-    let [
-        LlmError::Http {
-            status: 500,
-            message,
-            ..
-        },
-    ] = failed.as_slice()
-    else {
-        panic!("{failed:?}")
-    };
-    assert_eq!(message, "upstream exploded");
-    assert_eq!(text_of(&events), "the fallback answers");
-    assert_eq!(
-        primary.requests().len(),
-        2,
-        "the primary is tried once, then retried once"
-    );
-    assert_eq!(fallback.requests().len(), 1);
+        let (events, error) = collect(llm.stream(hello())).await;
+        assert_eq!(error, None, "{format:?}");
+        let StreamEvent::Started { model, failed } = &events[0] else {
+            panic!("{format:?}: {events:?}")
+        };
+        assert_eq!(model.to_string(), "backup/small");
+        let [
+            LlmError::Http {
+                status: 500,
+                message,
+                ..
+            },
+        ] = failed.as_slice()
+        else {
+            panic!("{format:?}: {failed:?}")
+        };
+        assert_eq!(message, "upstream exploded", "{format:?}");
+        assert_eq!(text_of(&events), "the fallback answers", "{format:?}");
+        assert_eq!(
+            primary.requests().len(),
+            2,
+            "{format:?}: the primary is tried once, then retried once"
+        );
+        assert_eq!(fallback.requests().len(), 1, "{format:?}");
+    }
 }
 
 #[tokio::test]
