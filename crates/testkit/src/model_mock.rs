@@ -334,8 +334,9 @@ struct Shared {
     served: AtomicUsize,
 }
 
-/// A scripted model server; see the [module docs](self). Dropping it stops the server and
-/// closes every connection.
+/// A scripted model server: queue [`Reply`]s with [`ModelMock::push`], point a provider's
+/// `baseUrl` at [`ModelMock::base_url`], read what arrived with [`ModelMock::requests`].
+/// Dropping it stops the server and closes every connection.
 pub struct ModelMock {
     addr: SocketAddr,
     format: WireFormat,
