@@ -219,10 +219,7 @@ impl Catalog {
         if route.is_empty() {
             if let Some(unset) = self.config.unresolved_at("agents.defaults.model") {
                 return Err(LlmError::Config {
-                    model: ModelRef {
-                        provider: "?".into(),
-                        model: "?".into(),
-                    },
+                    model: None,
                     key: unset.key.clone(),
                     message: format!(
                         "{} is \"${{{}}}\", but {} is not set in the gateway's environment",
@@ -238,7 +235,7 @@ impl Catalog {
     /// Merges provider, model and built-in settings for `model`.
     pub(crate) fn resolve(&self, model: &ModelRef) -> Result<ResolvedModel, LlmError> {
         let config_error = |key: String, message: String| LlmError::Config {
-            model: model.clone(),
+            model: Some(model.clone()),
             key,
             message,
         };

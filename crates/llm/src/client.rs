@@ -347,7 +347,7 @@ impl Llm {
 /// The protocol's auth and version headers, then the configured extra headers (which win).
 fn request_headers(model: &ResolvedModel) -> Result<HeaderMap, LlmError> {
     let invalid = |key: String, what: &str| LlmError::Config {
-        model: model.model.clone(),
+        model: Some(model.model.clone()),
         message: format!("{key} {what}"),
         key,
     };

@@ -20,10 +20,11 @@ pub enum LlmError {
     NoModelConfigured,
 
     /// The model cannot be used as configured: unknown provider, unsupported `api`, no
-    /// `baseUrl`, no key, an unset `${VAR}`. `key` is the config key to fix.
-    #[error("{model}: {message}")]
+    /// `baseUrl`, no key, an unset `${VAR}`. `key` is the config key to fix; `model` is
+    /// `None` when no model could be named at all (an unset `${VAR}` as the primary).
+    #[error("{}: {message}", model.as_ref().map_or_else(|| "no model is configured".to_owned(), ToString::to_string))]
     Config {
-        model: ModelRef,
+        model: Option<ModelRef>,
         key: String,
         message: String,
     },
@@ -139,8 +140,8 @@ impl LlmError {
     /// The model the error is about, if it is about one.
     pub fn model(&self) -> Option<&ModelRef> {
         match self {
-            LlmError::Config { model, .. }
-            | LlmError::Http { model, .. }
+            LlmError::Config { model, .. } => model.as_ref(),
+            LlmError::Http { model, .. }
             | LlmError::Connect { model, .. }
             | LlmError::Timeout { model, .. }
             | LlmError::Stream { model, .. }

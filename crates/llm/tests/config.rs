@@ -347,3 +347,30 @@ async fn credentials_in_a_base_url_never_show_in_errors() {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
 }
+
+#[test]
+fn an_unset_variable_as_the_primary_model_says_which() {
+    let llm = llm(
+        json!({"agents": {"defaults": {"model": {"primary": "${AGENT_MODEL}"}}}}),
+        &[],
+        fast_options(),
+    );
+    let error = llm.route().unwrap_err();
+    assert!(
+        matches!(&error, LlmError::Config { key, .. } if key == "agents.defaults.model.primary"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "no model is configured: agents.defaults.model.primary is \"${AGENT_MODEL}\", but AGENT_MODEL is not set in the gateway's environment"
+    );
+}
+
+#[test]
+fn the_model_layer_can_be_shared_across_tasks() {
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+    fn sent<T: Send + 'static>() {}
+    shared::<Llm>();
+    sent::<clawgate_llm::ModelStream>();
+    shared::<LlmError>();
+}
