@@ -174,7 +174,7 @@ async fn an_existing_openclaw_config_loads_and_unimplemented_keys_are_reported_o
         &path,
         r#"{
   // written by OpenClaw
-  agents: { defaults: { model: "gpt-5" } },
+  agents: { defaults: { model: "gpt-5", workspace: "~/work" } },
   channels: { telegram: { enabled: false } },
   gateway: { mode: "local", port: 18789, auth: { mode: "token", token: "${GW_TOKEN}" }, controlUi: { enabled: true } },
 }"#,
@@ -193,9 +193,11 @@ async fn an_existing_openclaw_config_loads_and_unimplemented_keys_are_reported_o
         .filter(|l| l.contains("ignoring keys"))
         .collect();
     assert_eq!(ignored.len(), 1, "{out}");
-    for key in ["agents", "channels", "gateway.controlUi"] {
+    for key in ["agents.defaults.workspace", "channels", "gateway.controlUi"] {
         assert!(ignored[0].contains(key), "{out}");
     }
+    // The model is read (and checked) with the model settings, so it is not reported.
+    assert!(!ignored[0].contains("agents.defaults.model"), "{out}");
     let res = RawWs::handshake(
         &url,
         connect_params(Some("from-env-substitution"), &["operator.read"]),

@@ -266,15 +266,8 @@ async fn approve_nodes(url: String, ledger: Shared) {
         else {
             return;
         };
-        let Some(list) = answered(admin.request("node.pair.list", None).await) else {
+        let Some(surface_request) = pending_surface(&admin, node.id()).await else {
             return;
-        };
-        let Some(surface_request) = list["pending"]
-            .as_array()
-            .and_then(|p| p.iter().find(|r| r["nodeId"] == node.id()))
-            .map(|r| r["requestId"].clone())
-        else {
-            panic!("a connected node's new surface is not pending: {list}");
         };
         let approval = admin
             .request(
@@ -286,6 +279,28 @@ async fn approve_nodes(url: String, ledger: Shared) {
             return;
         }
         ledger.lock().unwrap().approved_nodes.push(node);
+    }
+}
+
+/// The request id of `node_id`'s pending command surface. The gateway records it as the node
+/// attaches, right after its hello, so it is polled for (with a deadline) rather than
+/// expected at once. `None` when the gateway went away.
+async fn pending_surface(admin: &Client, node_id: &str) -> Option<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = answered(admin.request("node.pair.list", None).await)?;
+        let request = list["pending"]
+            .as_array()
+            .and_then(|p| p.iter().find(|r| r["nodeId"] == node_id))
+            .map(|r| r["requestId"].clone());
+        if request.is_some() {
+            return request;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a connected node's new surface is not pending: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
