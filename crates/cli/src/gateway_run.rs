@@ -9,16 +9,14 @@ mod gateway_lock;
 use clap::Args;
 use clawgate_config::{
     self as config, AuthMode, BindMode, GatewayRunInputs, GatewaySettings, Secret, SecretSource,
-    SshVerifyConfig, TailscaleMode,
+    TailscaleMode,
 };
 use clawgate_gateway::discovery::{self, Advertisement, Advertiser, MdnsMode};
-use clawgate_gateway::ssh_verify::{self, SshVerifyPolicy};
 use clawgate_gateway::wide_area::{self, Zone};
-use clawgate_gateway::{Gateway, GatewayOptions, RateLimit, bind, ingress, state_dir, tls};
+use clawgate_gateway::{Gateway, GatewayOptions, bind, ingress, state_dir, tls};
 use gateway_lock::{GatewayLock, LockError, Supervision};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for configuration errors (EX_CONFIG); supervisors should not restart on it.
@@ -170,50 +168,25 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mode = match settings.auth.mode {
-        AuthMode::Token => clawgate_gateway::AuthMode::Token,
-        AuthMode::Password => clawgate_gateway::AuthMode::Password,
-        AuthMode::None => clawgate_gateway::AuthMode::None,
-        AuthMode::TrustedProxy => clawgate_gateway::AuthMode::TrustedProxy,
-    };
-    let mut options = GatewayOptions::new(mode, settings.state_dir.clone());
-    options.port = settings.port;
-    options.password = settings.auth.password.clone();
-    options.token = settings.auth.token.clone();
-    options.config_path = Some(settings.config_path.clone());
-    options.auto_approve_local = settings.auto_approve_local;
-    options.node_auto_approve_cidrs = match parse_cidrs(
-        &settings.node_auto_approve_cidrs,
-        "gateway.nodes.pairing.autoApproveCidrs",
-    ) {
-        Ok(c) => c,
+    let ssh_bin = settings
+        .node_ssh_verify
+        .enabled
+        .then(clawgate_client::tunnel::find_ssh)
+        .and_then(|found| {
+            // The probe runs the OpenSSH client the SSH tunnels use; without one it is off
+            // (said once, at start).
+            found
+                .inspect_err(|e| tracing::info!("gateway.nodes.pairing.sshVerify is off: {e}"))
+                .ok()
+        });
+    let mut options = match GatewayOptions::from_settings(&settings, loaded.as_ref(), ssh_bin) {
+        Ok(o) => o,
         Err(e) => return config_error(e),
     };
-    let ssh_verify = &settings.node_ssh_verify;
-    options.node_ssh_verify =
-        match parse_cidrs(&ssh_verify.cidrs, "gateway.nodes.pairing.sshVerify.cidrs") {
-            Ok(cidrs) => ssh_verify_policy(ssh_verify, cidrs),
-            Err(e) => return config_error(e),
-        };
-    options.node_commands_allow = settings.node_commands_allow.clone();
-    options.node_commands_deny = settings.node_commands_deny.clone();
-    options.config = loaded
-        .as_ref()
-        .map(|l| l.raw.clone())
-        .unwrap_or_else(|| serde_json::json!({}));
-    let raw = options.config.clone();
-    options.ingress = match ingress_policy(&settings, &raw) {
-        Ok(p) => p,
-        Err(e) => return config_error(e),
-    };
-    let mdns_mode = match MdnsMode::from_config(&raw) {
-        Ok(m) => m,
-        Err(e) => return config_error(e),
-    };
-    let wide_area_domain = match wide_area::domain_from_config(&raw) {
-        Ok(d) => d,
-        Err(e) => return config_error(e),
-    };
+    let (gateway_cfg, discovery_cfg) = loaded.map(|l| (l.gateway, l.discovery)).unwrap_or_default();
+    let mode = options.auth_mode;
+    let mdns_mode = discovery_cfg.mdns_mode.unwrap_or_default();
+    let wide_area_domain = discovery_cfg.wide_area_domain;
     let mut tls_fingerprint = None;
     if let Some(tls) = &settings.tls {
         let paths = tls::TlsPaths::from_settings(tls);
@@ -250,9 +223,8 @@ pub fn run(args: RunArgs) -> ExitCode {
     // `plugins.entries.bonjour.enabled: true` turns it on. It advertises whatever the bind: a
     // loopback-only gateway is announced without gatewayDirectReachable, for clients that
     // reach it through an SSH tunnel.
-    let bonjour_enabled = raw
-        .pointer("/plugins/entries/bonjour/enabled")
-        .and_then(serde_json::Value::as_bool)
+    let bonjour_enabled = discovery_cfg
+        .bonjour_plugin
         .unwrap_or(cfg!(target_os = "macos"));
     // The wide-area zone needs the tailnet address whatever the bind.
     let tailnet = plan
@@ -276,35 +248,24 @@ pub fn run(args: RunArgs) -> ExitCode {
             .and_then(|domain| wide_area_zone(&domain, gateway_ad, tailnet.as_ref())),
     };
     if mode == clawgate_gateway::AuthMode::TrustedProxy {
-        match trusted_proxy_auth(&raw) {
-            Ok(tp) => options.trusted_proxy = Some(tp),
-            Err(e) => return config_error(e),
-        }
         options.local_addresses =
             bind::local_ipv4_addresses(std::path::Path::new("/proc/net/fib_trie"))
                 .into_iter()
                 .map(std::net::IpAddr::V4)
                 .collect();
     }
-    match identity_scopes(&raw) {
-        Ok(grants) => options.identity_scopes = grants,
-        Err(e) => return config_error(e),
-    }
     let tailscale = match settings.tailscale_mode {
         TailscaleMode::Off => None,
         TailscaleMode::Serve => Some(clawgate_gateway::tailscale::RouteMode::Serve),
         TailscaleMode::Funnel => Some(clawgate_gateway::tailscale::RouteMode::Funnel),
     };
-    let allow_tailscale = raw
-        .pointer("/gateway/auth/allowTailscale")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(
-            settings.tailscale_mode == TailscaleMode::Serve
-                && !matches!(
-                    settings.auth.mode,
-                    AuthMode::Password | AuthMode::TrustedProxy
-                ),
-        );
+    let allow_tailscale = gateway_cfg.auth.allow_tailscale.unwrap_or(
+        settings.tailscale_mode == TailscaleMode::Serve
+            && !matches!(
+                settings.auth.mode,
+                AuthMode::Password | AuthMode::TrustedProxy
+            ),
+    );
     if tailscale.is_some() && allow_tailscale {
         options.tailscale_auth = Some(clawgate_gateway::TailscaleAuth {
             tailscale_bin: detector.tailscale_bin.clone(),
@@ -312,14 +273,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         });
     }
     let route = tailscale.map(|mode| (mode, detector.tailscale_bin.clone()));
-    let rl = &settings.auth.rate_limit;
-    options.rate_limit = RateLimit {
-        max_attempts: rl.max_attempts,
-        window: Duration::from_millis(rl.window_ms),
-        lockout: Duration::from_millis(rl.lockout_ms),
-        exempt_loopback: rl.exempt_loopback,
-        ..RateLimit::default()
-    };
     if mode == clawgate_gateway::AuthMode::Token && options.token.is_none() {
         match state_dir::load_or_create_token(&settings.state_dir) {
             Ok(stored) => {
@@ -349,7 +302,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let code = runtime.block_on(serve(
         options,
         plan,
-        allowed_origins_seed(&settings, &raw),
+        clawgate_gateway::allowed_origins_seed(&settings, &gateway_cfg),
         route,
         announcements,
         &mut lock,
@@ -412,94 +365,6 @@ async fn defer_to_incumbent(supervision: &Supervision, port: u16) -> Option<Exit
     let reason = supervision.defer_to_incumbent(port).await?;
     eprintln!("clawgate: Gateway failed to start: {reason}");
     Some(ExitCode::from(EXIT_CONFIG))
-}
-
-/// `gateway.auth.trustedProxy` for trusted-proxy mode (OpenClaw's refusals when it is missing
-/// or its `userHeader` is empty).
-fn trusted_proxy_auth(
-    raw: &serde_json::Value,
-) -> Result<clawgate_gateway::TrustedProxyAuth, String> {
-    let Some(tp) = raw
-        .pointer("/gateway/auth/trustedProxy")
-        .filter(|v| !v.is_null())
-    else {
-        return Err("gateway auth mode is trusted-proxy, but no trustedProxy config was provided (set gateway.auth.trustedProxy)".into());
-    };
-    let user_header = tp
-        .get("userHeader")
-        .and_then(|v| v.as_str())
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .ok_or("gateway auth mode is trusted-proxy, but gateway.auth.trustedProxy.userHeader is empty (set it to the header your proxy puts the user in, e.g. \"x-forwarded-user\")")?;
-    let list = |key: &str, lower: bool| -> Result<Vec<String>, String> {
-        match tp.get(key) {
-            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    v.as_str()
-                        .map(|s| {
-                            let s = s.trim();
-                            if lower {
-                                s.to_ascii_lowercase()
-                            } else {
-                                s.to_owned()
-                            }
-                        })
-                        .ok_or_else(|| {
-                            format!("gateway.auth.trustedProxy.{key}[{i}] must be a string")
-                        })
-                })
-                .collect(),
-            Some(_) => Err(format!(
-                "gateway.auth.trustedProxy.{key} must be an array of strings"
-            )),
-        }
-    };
-    Ok(clawgate_gateway::TrustedProxyAuth {
-        user_header,
-        required_headers: list("requiredHeaders", true)?,
-        allow_users: list("allowUsers", false)?,
-        allow_loopback: tp.get("allowLoopback").and_then(|v| v.as_bool()) == Some(true),
-    })
-}
-
-/// `gateway.auth.identityScopes`: verified login → operator scopes, checked like OpenClaw's
-/// schema (non-empty keys, arrays of known operator scopes).
-fn identity_scopes(raw: &serde_json::Value) -> Result<Vec<(String, Vec<String>)>, String> {
-    let key = "gateway.auth.identityScopes";
-    let map = match raw.pointer("/gateway/auth/identityScopes") {
-        None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
-        Some(serde_json::Value::Object(m)) => m,
-        Some(_) => {
-            return Err(format!(
-                "{key} must be an object mapping a login to its scopes, e.g. {{\"alice@example.com\": [\"operator.admin\"]}}"
-            ));
-        }
-    };
-    map.iter()
-        .map(|(login, scopes)| {
-            if login.is_empty() {
-                return Err(format!("{key}: a login must not be empty"));
-            }
-            let items = scopes
-                .as_array()
-                .ok_or_else(|| format!("{key}.{login} must be an array of operator scopes"))?;
-            let scopes = items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v.as_str() {
-                    Some(s) if clawgate_protocol::scopes::ALL.contains(&s) => Ok(s.to_owned()),
-                    _ => Err(format!(
-                        "{key}.{login}[{i}] must be one of {} (got {v})",
-                        clawgate_protocol::scopes::ALL.join(", ")
-                    )),
-                })
-                .collect::<Result<_, _>>()?;
-            Ok((login.clone(), scopes))
-        })
-        .collect()
 }
 
 /// True when the effective auth mode has a configured secret (a generated runtime token does
@@ -571,104 +436,6 @@ fn runtime_conflict(settings: &GatewaySettings, plan: &bind::BindPlan) -> Option
         return Some("gateway auth mode=trusted-proxy requires gateway.trustedProxies to be configured with at least one proxy IP".into());
     }
     None
-}
-
-fn raw_bool(raw: &serde_json::Value, pointer: &str) -> bool {
-    raw.pointer(pointer).and_then(|v| v.as_bool()) == Some(true)
-}
-
-/// `gateway.nodes.pairing.sshVerify` resolved; the probe runs the OpenSSH client the SSH
-/// tunnels use, and without one it is off (said once, at start).
-fn ssh_verify_policy(
-    config: &SshVerifyConfig,
-    cidrs: Vec<ingress::Cidr>,
-) -> Option<SshVerifyPolicy> {
-    if !config.enabled {
-        return None;
-    }
-    match clawgate_client::tunnel::find_ssh() {
-        Ok(ssh_bin) => SshVerifyPolicy::resolve(config, cidrs, ssh_verify::process_user(), ssh_bin),
-        Err(e) => {
-            tracing::info!("gateway.nodes.pairing.sshVerify is off: {e}");
-            None
-        }
-    }
-}
-
-/// The IP addresses and CIDRs of the config list `key`.
-fn parse_cidrs(list: &[String], key: &str) -> Result<Vec<ingress::Cidr>, String> {
-    list.iter()
-        .enumerate()
-        .map(|(i, p)| p.parse().map_err(|e| format!("{key}[{i}]: {e}")))
-        .collect()
-}
-
-/// `gateway.trustedProxies`, `gateway.allowRealIpFallback`, `gateway.controlUi.allowedOrigins`
-/// and `dangerouslyAllowHostHeaderOriginFallback`.
-fn ingress_policy(
-    settings: &GatewaySettings,
-    raw: &serde_json::Value,
-) -> Result<ingress::IngressPolicy, String> {
-    let trusted_proxies = parse_cidrs(&settings.trusted_proxies, "gateway.trustedProxies")?;
-    let allowed_origins = match raw.pointer("/gateway/controlUi/allowedOrigins") {
-        None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.as_str()
-                    .map(|s| s.trim().to_ascii_lowercase())
-                    .ok_or_else(|| {
-                        format!("gateway.controlUi.allowedOrigins[{i}] must be a string such as \"https://control.example.com\"")
-                    })
-            })
-            .filter(|r| r.as_ref().map_or(true, |s| !s.is_empty()))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => {
-            return Err(
-                "gateway.controlUi.allowedOrigins must be an array of origins such as [\"https://control.example.com\"]".into(),
-            );
-        }
-    };
-    Ok(ingress::IngressPolicy {
-        trusted_proxies,
-        allow_real_ip_fallback: raw_bool(raw, "/gateway/allowRealIpFallback"),
-        allowed_origins,
-        allow_host_header_origin_fallback: raw_bool(
-            raw,
-            "/gateway/controlUi/dangerouslyAllowHostHeaderOriginFallback",
-        ),
-    })
-}
-
-/// OpenClaw seeds `gateway.controlUi.allowedOrigins` for non-loopback binds when none are
-/// configured (for this run only). `Some(extra hosts)` when seeding applies.
-fn allowed_origins_seed(
-    settings: &GatewaySettings,
-    raw: &serde_json::Value,
-) -> Option<Vec<String>> {
-    let configured = raw
-        .pointer("/gateway/controlUi/allowedOrigins")
-        .and_then(|v| v.as_array())
-        .is_some_and(|a| {
-            a.iter()
-                .any(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()))
-        });
-    let non_loopback_mode = !matches!(settings.bind, BindMode::Loopback);
-    if configured
-        || !non_loopback_mode
-        || raw_bool(
-            raw,
-            "/gateway/controlUi/dangerouslyAllowHostHeaderOriginFallback",
-        )
-    {
-        return None;
-    }
-    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    if let Some(h) = settings.custom_bind_host {
-        hosts.push(h.to_string());
-    }
-    Some(hosts)
 }
 
 type TailscaleRoute = Option<(clawgate_gateway::tailscale::RouteMode, std::ffi::OsString)>;

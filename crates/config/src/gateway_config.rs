@@ -51,6 +51,13 @@ pub struct GatewayConfig {
     pub tls: TlsConfig,
     /// `gateway.tailscale.mode`.
     pub tailscale_mode: Option<TailscaleMode>,
+    /// `gateway.allowRealIpFallback`.
+    pub allow_real_ip_fallback: Option<bool>,
+    /// `gateway.controlUi.*`.
+    pub control_ui: ControlUiConfig,
+    /// The strings of `gateway.tools.allow[]`, other entries skipped. clawgate serves no
+    /// HTTP tools; `security audit` reads the list to judge the config as OpenClaw would.
+    pub tools_allow: Vec<String>,
 }
 
 /// `gateway.auth.*`.
@@ -59,14 +66,61 @@ pub struct AuthConfig {
     pub mode: Option<AuthMode>,
     pub token: Option<Secret>,
     pub password: Option<Secret>,
-    /// `gateway.auth.rateLimit.maxAttempts`.
+    /// `gateway.auth.rateLimit`, when the object is present (possibly empty).
+    pub rate_limit: Option<RateLimitConfig>,
+    /// `gateway.auth.allowTailscale`.
+    pub allow_tailscale: Option<bool>,
+    /// `gateway.auth.identityScopes`: a verified login and the operator scopes it gets, in
+    /// the file's order.
+    pub identity_scopes: Vec<(String, Vec<String>)>,
+    /// `gateway.auth.trustedProxy`, when present.
+    pub trusted_proxy: Option<TrustedProxyConfig>,
+}
+
+/// `gateway.auth.rateLimit.*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimitConfig {
     pub max_attempts: Option<u32>,
-    /// `gateway.auth.rateLimit.windowMs`.
     pub window_ms: Option<u64>,
-    /// `gateway.auth.rateLimit.lockoutMs`.
     pub lockout_ms: Option<u64>,
-    /// `gateway.auth.rateLimit.exemptLoopback`.
     pub exempt_loopback: Option<bool>,
+}
+
+/// `gateway.auth.trustedProxy.*`, as written (the gateway trims and lowercases header names
+/// when it starts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxyConfig {
+    pub user_header: Option<String>,
+    pub required_headers: Vec<String>,
+    pub allow_users: Vec<String>,
+    pub allow_loopback: Option<bool>,
+    /// `deviceAutoApprove.enabled` is `true`. clawgate does not implement it; `security
+    /// audit` reads it to judge the config as OpenClaw would.
+    pub device_auto_approve: bool,
+    /// The strings of `deviceAutoApprove.scopes` (same reader).
+    pub device_auto_approve_scopes: Vec<String>,
+}
+
+/// `gateway.controlUi.*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlUiConfig {
+    /// `enabled` when it is a boolean. clawgate serves no Control UI; `security audit` reads
+    /// it to judge the config as OpenClaw would.
+    pub enabled: Option<bool>,
+    /// `allowedOrigins[]`, as written.
+    pub allowed_origins: Vec<String>,
+    /// `dangerouslyAllowHostHeaderOriginFallback`.
+    pub host_header_origin_fallback: Option<bool>,
+}
+
+impl ControlUiConfig {
+    /// The non-blank origins, trimmed (OpenClaw's `normalizeStringEntries`).
+    pub fn origins(&self) -> impl Iterator<Item = &str> {
+        self.allowed_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+    }
 }
 
 /// `gateway.remote.*`.
@@ -197,7 +251,7 @@ impl Reader<'_> {
         }
     }
 
-    fn string(
+    pub(crate) fn string(
         &self,
         parent: &Map<String, Value>,
         name: &str,
@@ -303,7 +357,7 @@ impl Reader<'_> {
             .and_then(|n| u16::try_from(n).ok()))
     }
 
-    fn enumeration<T: FromStr<Err = InvalidValue>>(
+    pub(crate) fn enumeration<T: FromStr<Err = InvalidValue>>(
         &self,
         parent: &Map<String, Value>,
         name: &str,
@@ -475,6 +529,71 @@ impl Reader<'_> {
         }
         Ok(list)
     }
+
+    /// `gateway.auth.identityScopes`: an object mapping a non-empty login to an array of
+    /// known operator scopes (OpenClaw's schema).
+    fn identity_scopes(
+        &self,
+        auth: &Map<String, Value>,
+    ) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+        let key = "gateway.auth.identityScopes";
+        let map = match auth.get("identityScopes") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Object(m)) => m,
+            Some(_) => {
+                return Err(self.invalid(key, format!(
+                    "{key} must be an object mapping a login to its scopes, e.g. {{\"alice@example.com\": [\"operator.admin\"]}}"
+                )));
+            }
+        };
+        let known = clawgate_protocol::scopes::ALL;
+        map.iter()
+            .map(|(login, scopes)| {
+                if login.is_empty() {
+                    return Err(self.invalid(key, format!("{key}: a login must not be empty")));
+                }
+                let at = format!("{key}.{login}");
+                let items = scopes.as_array().ok_or_else(|| {
+                    self.invalid(&at, format!("{at} must be an array of operator scopes"))
+                })?;
+                let scopes = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v.as_str() {
+                        Some(s) if known.contains(&s) => Ok(s.to_owned()),
+                        _ => Err(self.invalid(
+                            &format!("{at}[{i}]"),
+                            format!("{at}[{i}] must be one of {} (got {v})", known.join(", ")),
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok((login.clone(), scopes))
+            })
+            .collect()
+    }
+
+    /// `gateway.auth.trustedProxy`: the keys clawgate implements checked, `deviceAutoApprove`
+    /// read as OpenClaw's audit reads it.
+    fn trusted_proxy(&self, tp: &Map<String, Value>) -> Result<TrustedProxyConfig, ConfigError> {
+        let k = "gateway.auth.trustedProxy";
+        let auto_approve = tp.get("deviceAutoApprove");
+        Ok(TrustedProxyConfig {
+            user_header: self.string(tp, "userHeader", &format!("{k}.userHeader"))?,
+            required_headers: self.string_list(
+                tp,
+                "requiredHeaders",
+                &format!("{k}.requiredHeaders"),
+            )?,
+            allow_users: self.string_list(tp, "allowUsers", &format!("{k}.allowUsers"))?,
+            allow_loopback: self.bool(tp, "allowLoopback", &format!("{k}.allowLoopback"))?,
+            device_auto_approve: auto_approve.and_then(|a| a.get("enabled"))
+                == Some(&Value::Bool(true)),
+            device_auto_approve_scopes: auto_approve
+                .and_then(|a| a.get("scopes"))
+                .map(strings_of)
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// The parts of a SecretRef we use. `None` when `obj` is not a SecretRef.
@@ -594,19 +713,25 @@ pub(crate) fn read_gateway(
         cfg.auth.password = r.secret(auth, "password", "gateway.auth.password")?;
         if let Some(rl) = r.object(auth, "rateLimit", "gateway.auth.rateLimit")? {
             let k = "gateway.auth.rateLimit";
-            cfg.auth.max_attempts = r
-                .int(
-                    rl,
-                    "maxAttempts",
-                    &format!("{k}.maxAttempts"),
-                    1,
-                    u64::from(u32::MAX),
-                )?
-                .and_then(|n| u32::try_from(n).ok());
-            cfg.auth.window_ms = r.int(rl, "windowMs", &format!("{k}.windowMs"), 1, u64::MAX)?;
-            cfg.auth.lockout_ms = r.int(rl, "lockoutMs", &format!("{k}.lockoutMs"), 0, u64::MAX)?;
-            cfg.auth.exempt_loopback =
-                r.bool(rl, "exemptLoopback", &format!("{k}.exemptLoopback"))?;
+            cfg.auth.rate_limit = Some(RateLimitConfig {
+                max_attempts: r
+                    .int(
+                        rl,
+                        "maxAttempts",
+                        &format!("{k}.maxAttempts"),
+                        1,
+                        u64::from(u32::MAX),
+                    )?
+                    .and_then(|n| u32::try_from(n).ok()),
+                window_ms: r.int(rl, "windowMs", &format!("{k}.windowMs"), 1, u64::MAX)?,
+                lockout_ms: r.int(rl, "lockoutMs", &format!("{k}.lockoutMs"), 0, u64::MAX)?,
+                exempt_loopback: r.bool(rl, "exemptLoopback", &format!("{k}.exemptLoopback"))?,
+            });
+        }
+        cfg.auth.allow_tailscale = r.bool(auth, "allowTailscale", "gateway.auth.allowTailscale")?;
+        cfg.auth.identity_scopes = r.identity_scopes(auth)?;
+        if let Some(tp) = r.object(auth, "trustedProxy", "gateway.auth.trustedProxy")? {
+            cfg.auth.trusted_proxy = Some(r.trusted_proxy(tp)?);
         }
     }
 
@@ -670,7 +795,43 @@ pub(crate) fn read_gateway(
             r.enumeration(ts, "mode", "gateway.tailscale.mode", TailscaleMode::ALLOWED)?;
     }
 
+    cfg.allow_real_ip_fallback =
+        r.bool(gw, "allowRealIpFallback", "gateway.allowRealIpFallback")?;
+    if let Some(ui) = r.object(gw, "controlUi", "gateway.controlUi")? {
+        cfg.control_ui = ControlUiConfig {
+            enabled: ui.get("enabled").and_then(Value::as_bool),
+            allowed_origins: r.string_list(
+                ui,
+                "allowedOrigins",
+                "gateway.controlUi.allowedOrigins",
+            )?,
+            host_header_origin_fallback: r.bool(
+                ui,
+                "dangerouslyAllowHostHeaderOriginFallback",
+                "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
+            )?,
+        };
+    }
+    cfg.tools_allow = gw
+        .get("tools")
+        .and_then(|t| t.get("allow"))
+        .map(strings_of)
+        .unwrap_or_default();
+
     Ok(cfg)
+}
+
+/// The strings of an array, other entries skipped; nothing for anything but an array. For
+/// keys clawgate does not implement and reads only to judge a config as OpenClaw would.
+pub(crate) fn strings_of(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -733,6 +894,80 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.contains("several pins go in an array"), "{err}");
+    }
+
+    fn gateway(config: serde_json::Value) -> Result<GatewayConfig, String> {
+        crate::LoadedConfig::from_value(Path::new("/c/openclaw.json"), config, &|_: &str| None)
+            .map(|l| l.gateway)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn exposure_keys_are_typed() {
+        use serde_json::json;
+        let gw = gateway(json!({"gateway": {
+            "allowRealIpFallback": true, "tools": {"allow": ["exec", 3]},
+            "controlUi": {"enabled": "no", "allowedOrigins": [" * ", ""],
+                "dangerouslyAllowHostHeaderOriginFallback": true},
+            "auth": {"allowTailscale": false, "rateLimit": {},
+                "identityScopes": {"alice@example.com": ["operator.admin"]},
+                "trustedProxy": {"userHeader": "X-User", "allowUsers": ["a"],
+                    "deviceAutoApprove": {"enabled": true, "scopes": ["operator.admin", 1]}}}}}))
+        .unwrap();
+        assert_eq!(gw.allow_real_ip_fallback, Some(true));
+        assert_eq!(gw.tools_allow, ["exec"]);
+        assert_eq!(gw.control_ui.enabled, None);
+        assert_eq!(gw.control_ui.origins().collect::<Vec<_>>(), ["*"]);
+        assert_eq!(gw.control_ui.host_header_origin_fallback, Some(true));
+        assert_eq!(gw.auth.allow_tailscale, Some(false));
+        assert_eq!(gw.auth.rate_limit, Some(RateLimitConfig::default()));
+        assert_eq!(
+            gw.auth.identity_scopes,
+            [(
+                "alice@example.com".to_owned(),
+                vec!["operator.admin".to_owned()]
+            )]
+        );
+        let tp = gw.auth.trusted_proxy.unwrap();
+        assert_eq!(tp.user_header.as_deref(), Some("X-User"));
+        assert_eq!(tp.allow_users, ["a"]);
+        assert!(tp.device_auto_approve);
+        assert_eq!(tp.device_auto_approve_scopes, ["operator.admin"]);
+        assert_eq!(gateway(json!({})).unwrap().auth.rate_limit, None);
+
+        for (config, says) in [
+            (
+                json!({"auth": {"identityScopes": {"a": ["operator.root"]}}}),
+                "gateway.auth.identityScopes.a[0] must be one of operator.admin",
+            ),
+            (
+                json!({"auth": {"identityScopes": {"": []}}}),
+                "gateway.auth.identityScopes: a login must not be empty",
+            ),
+            (
+                json!({"auth": {"identityScopes": {"a": "operator.admin"}}}),
+                "gateway.auth.identityScopes.a must be an array of operator scopes",
+            ),
+            (
+                json!({"auth": {"identityScopes": []}}),
+                "gateway.auth.identityScopes must be an object mapping a login",
+            ),
+            (
+                json!({"auth": {"trustedProxy": {"allowUsers": "a"}}}),
+                "gateway.auth.trustedProxy.allowUsers must be an array of strings",
+            ),
+            (
+                json!({"controlUi": {"allowedOrigins": [5]}}),
+                "gateway.controlUi.allowedOrigins[0] must be a string",
+            ),
+            (
+                json!({"auth": {"allowTailscale": "yes"}}),
+                "gateway.auth.allowTailscale must be true or false",
+            ),
+        ] {
+            let err = gateway(json!({ "gateway": config })).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@
 //! ```
 
 mod client;
+mod discovery;
 mod error;
 mod gateway_config;
 mod load;
@@ -51,17 +52,22 @@ mod schema;
 mod secret;
 mod settings;
 mod subst;
+mod suppressions;
 
 pub use client::{
     ClientFlags, ClientTarget, ProbeSshFlags, ProbeSshOrigin, ProbeSshTarget, SshTunnelTarget,
     TargetSource, resolve_client_target, resolve_local_target, resolve_probe_ssh,
 };
+pub use discovery::DiscoveryConfig;
 pub use error::{ConfigError, InvalidValue};
-pub use gateway_config::{AuthConfig, GatewayConfig, RemoteConfig, SshVerifyConfig, TlsConfig};
+pub use gateway_config::{
+    AuthConfig, ControlUiConfig, GatewayConfig, RateLimitConfig, RemoteConfig, SshVerifyConfig,
+    TlsConfig, TrustedProxyConfig,
+};
 pub use load::{LoadedConfig, load_config, load_file};
 pub use models::{ModelApi, ModelConfig, ModelRef, ModelsConfig, ProviderConfig, UnresolvedRef};
 pub use modes::{
-    AuthMode, BindMode, GatewayMode, RemoteTransport, SshHostKeyPolicy, TailscaleMode,
+    AuthMode, BindMode, GatewayMode, MdnsMode, RemoteTransport, SshHostKeyPolicy, TailscaleMode,
 };
 pub use paths::{
     CONFIG_FILE_NAME, ConfigLocation, PathOrigin, STATE_DIR_NAME, locate_config,
@@ -77,6 +83,7 @@ pub use settings::{
     AuthSettings, DEFAULT_PORT, GatewayRunInputs, GatewaySettings, RateLimitSettings, SecretSource,
     TlsSettings, resolve_gateway_settings,
 };
+pub use suppressions::Suppression;
 
 /// The process environment as the command line left it, for production callers:
 /// `process_env("HOME")`. `--profile` / `--dev` ([`apply_cli_profile`]) set or clear a few

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::discovery::{DiscoveryConfig, read_discovery};
 use crate::error::ConfigError;
 use crate::gateway_config::{GatewayConfig, Reader, read_gateway};
 use crate::models::{ModelsConfig, read_models};
@@ -33,6 +34,8 @@ pub struct LoadedConfig {
     pub gateway: GatewayConfig,
     /// `models.providers.*` and `agents.defaults.model`, typed.
     pub models: ModelsConfig,
+    /// `discovery.*` and the Bonjour plugin's switch, typed.
+    pub discovery: DiscoveryConfig,
     /// Dotted paths of keys OpenClaw knows but clawgate does not implement (`agents`,
     /// `channels.telegram`, `gateway.controlUi`), each reported once at its highest level.
     /// Never fatal; the caller logs them once.
@@ -55,6 +58,7 @@ impl fmt::Debug for LoadedConfig {
             .field("authored", &redacted(&self.authored))
             .field("gateway", &self.gateway)
             .field("models", &self.models)
+            .field("discovery", &self.discovery)
             .field("ignored", &self.ignored)
             .field("unknown", &self.unknown)
             .field("warnings", &self.warnings)
@@ -145,6 +149,7 @@ impl LoadedConfig {
         };
         let gateway = read_gateway(&reader, gw)?;
         let models = read_models(&reader, raw.as_object().unwrap_or(&empty))?;
+        let discovery = read_discovery(&reader, raw.as_object().unwrap_or(&empty))?;
 
         let report = classify(raw.as_object().unwrap_or(&empty));
         let mut warnings: Vec<String> = missing
@@ -173,6 +178,7 @@ impl LoadedConfig {
             authored,
             gateway,
             models,
+            discovery,
             ignored: report.ignored,
             unknown: report.unknown,
             warnings,

@@ -170,6 +170,22 @@ string_enum! {
     hint = |_| None
 }
 
+string_enum! {
+    /// `discovery.mdns.mode`: what the gateway's Bonjour beacon tells.
+    #[derive(Default)]
+    MdnsMode {
+        /// No beacon.
+        Off = "off",
+        /// Port, TLS and reachability only (OpenClaw's default).
+        #[default]
+        Minimal = "minimal",
+        /// Also `cliPath`, `sshPort` and `tailnetDns`: what a client needs to reach the
+        /// gateway host over SSH.
+        Full = "full",
+    }
+    hint = |_| None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -382,11 +382,12 @@ pub fn resolve_gateway_settings(
     let source_of_password = password.as_ref().map(|(_, s)| s.clone());
 
     let rl = RateLimitSettings::default();
+    let configured = cfg.auth.rate_limit.clone().unwrap_or_default();
     let rate_limit = RateLimitSettings {
-        max_attempts: cfg.auth.max_attempts.unwrap_or(rl.max_attempts),
-        window_ms: cfg.auth.window_ms.unwrap_or(rl.window_ms),
-        lockout_ms: cfg.auth.lockout_ms.unwrap_or(rl.lockout_ms),
-        exempt_loopback: cfg.auth.exempt_loopback.unwrap_or(rl.exempt_loopback),
+        max_attempts: configured.max_attempts.unwrap_or(rl.max_attempts),
+        window_ms: configured.window_ms.unwrap_or(rl.window_ms),
+        lockout_ms: configured.lockout_ms.unwrap_or(rl.lockout_ms),
+        exempt_loopback: configured.exempt_loopback.unwrap_or(rl.exempt_loopback),
     };
 
     let state_dir = resolve_state_dir(inputs.state_dir.as_deref(), env);

@@ -35,10 +35,11 @@ fn full_openclaw_config_loads() {
         gw.auth.token.as_ref().unwrap().expose(),
         "gw-token-0123456789abcdef0123456789abcdef"
     );
-    assert_eq!(gw.auth.max_attempts, Some(5));
-    assert_eq!(gw.auth.window_ms, Some(30_000));
-    assert_eq!(gw.auth.lockout_ms, Some(600_000));
-    assert_eq!(gw.auth.exempt_loopback, Some(false));
+    let rate_limit = gw.auth.rate_limit.clone().unwrap();
+    assert_eq!(rate_limit.max_attempts, Some(5));
+    assert_eq!(rate_limit.window_ms, Some(30_000));
+    assert_eq!(rate_limit.lockout_ms, Some(600_000));
+    assert_eq!(rate_limit.exempt_loopback, Some(false));
     assert_eq!(gw.trusted_proxies, vec!["10.0.0.0/8", "127.0.0.1"]);
     assert_eq!(gw.tailscale_mode, Some(TailscaleMode::Off));
     assert_eq!(

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 use serde::Serialize;
-use serde_json::Value;
 
 /// OpenClaw's service type, in the form `mdns-sd` wants (with the `local.` domain).
 pub const SERVICE_TYPE: &str = "_openclaw-gw._tcp.local.";
@@ -24,62 +23,7 @@ pub const DOMAIN: &str = "local.";
 const GOODBYE_WAIT: Duration = Duration::from_secs(1);
 
 /// `discovery.mdns.mode`: what the beacon tells (OpenClaw's default is `minimal`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MdnsMode {
-    /// No beacon.
-    Off,
-    /// Port, TLS and reachability only.
-    #[default]
-    Minimal,
-    /// Also `cliPath`, `sshPort` and `tailnetDns`: what a client needs to reach the gateway
-    /// host over SSH.
-    Full,
-}
-
-impl MdnsMode {
-    /// The config value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MdnsMode::Off => "off",
-            MdnsMode::Minimal => "minimal",
-            MdnsMode::Full => "full",
-        }
-    }
-
-    /// `discovery.mdns.mode` of a config document; `minimal` when unset. A wrong value or
-    /// shape is an error naming the key and the allowed values.
-    pub fn from_config(raw: &Value) -> Result<MdnsMode, String> {
-        let mut at = raw;
-        for (i, key) in ["discovery", "mdns", "mode"].into_iter().enumerate() {
-            let path = ["discovery", "discovery.mdns", "discovery.mdns.mode"][i];
-            at = match at.get(key) {
-                None | Some(Value::Null) => return Ok(MdnsMode::default()),
-                Some(v @ Value::Object(_)) if key != "mode" => v,
-                Some(Value::String(s)) if key == "mode" => {
-                    return match s.as_str() {
-                        "off" => Ok(MdnsMode::Off),
-                        "minimal" => Ok(MdnsMode::Minimal),
-                        "full" => Ok(MdnsMode::Full),
-                        _ => Err(format!(
-                            "{path} must be one of off, minimal, full (got {s:?})"
-                        )),
-                    };
-                }
-                Some(other) if key == "mode" => {
-                    return Err(format!(
-                        "{path} must be one of off, minimal, full (got {other})"
-                    ));
-                }
-                Some(other) => {
-                    return Err(format!(
-                        "{path} must be an object like {{ mdns: {{ mode: \"minimal\" }} }} (got {other})"
-                    ));
-                }
-            };
-        }
-        Ok(MdnsMode::default())
-    }
-}
+pub use clawgate_config::MdnsMode;
 
 /// OpenClaw's `OPENCLAW_DISABLE_BONJOUR` rule (`CLAWGATE_DISABLE_BONJOUR` wins when set):
 /// a true value (1/true/yes/on) disables the beacon, a false one (0/false/no/off) enables it
@@ -496,7 +440,6 @@ fn parse_port(raw: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn ad(mode: MdnsMode) -> Advertisement {
         Advertisement {
@@ -548,19 +491,6 @@ mod tests {
         assert_eq!(txt["displayName"], "box");
         assert_eq!(txt["lanHost"], "box.local");
         assert_eq!(txt["sshPort"], "2222");
-    }
-
-    #[test]
-    fn mode_from_config() {
-        assert_eq!(MdnsMode::from_config(&json!({})), Ok(MdnsMode::Minimal));
-        let m = |v: Value| MdnsMode::from_config(&json!({"discovery": {"mdns": {"mode": v}}}));
-        assert_eq!(m(json!("off")), Ok(MdnsMode::Off));
-        assert_eq!(m(json!("full")), Ok(MdnsMode::Full));
-        assert_eq!(
-            m(json!("loud")),
-            Err("discovery.mdns.mode must be one of off, minimal, full (got \"loud\")".into())
-        );
-        assert!(MdnsMode::from_config(&json!({"discovery": 1})).is_err());
     }
 
     #[test]

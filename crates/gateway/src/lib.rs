@@ -25,7 +25,7 @@ pub mod tailscale;
 pub mod tls;
 pub mod wide_area;
 
-use clawgate_config::Secret;
+use clawgate_config::{GatewayConfig, GatewaySettings, LoadedConfig, Secret};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +47,17 @@ pub enum AuthMode {
     None,
     /// The user named by a header a trusted reverse proxy sets (`gateway.auth.trustedProxy`).
     TrustedProxy,
+}
+
+impl From<clawgate_config::AuthMode> for AuthMode {
+    fn from(mode: clawgate_config::AuthMode) -> Self {
+        match mode {
+            clawgate_config::AuthMode::Token => AuthMode::Token,
+            clawgate_config::AuthMode::Password => AuthMode::Password,
+            clawgate_config::AuthMode::None => AuthMode::None,
+            clawgate_config::AuthMode::TrustedProxy => AuthMode::TrustedProxy,
+        }
+    }
 }
 
 impl AuthMode {
@@ -206,6 +217,121 @@ impl GatewayOptions {
             max_pending_pairing_requests: 512,
         }
     }
+}
+
+impl GatewayOptions {
+    /// The options `gateway run` starts with, from the resolved settings and the loaded
+    /// config: auth and its rate limits, node pairing and commands, the ingress policy,
+    /// trusted-proxy auth and identity scopes. `ssh_bin` is the OpenSSH client that
+    /// `gateway.nodes.pairing.sshVerify` probes with (`None`: no probe). What depends on
+    /// this host at start (TLS certificate, Tailscale, interface addresses) the caller adds.
+    /// An error names the config key and the fix.
+    pub fn from_settings(
+        settings: &GatewaySettings,
+        loaded: Option<&LoadedConfig>,
+        ssh_bin: Option<PathBuf>,
+    ) -> Result<Self, String> {
+        let default_cfg = GatewayConfig::default();
+        let cfg = loaded.map_or(&default_cfg, |l| &l.gateway);
+        let mut options =
+            GatewayOptions::new(settings.auth.mode.into(), settings.state_dir.clone());
+        options.port = settings.port;
+        options.token = settings.auth.token.clone();
+        options.password = settings.auth.password.clone();
+        options.config_path = Some(settings.config_path.clone());
+        options.config =
+            loaded.map_or_else(|| Value::Object(Default::default()), |l| l.raw.clone());
+        let rl = &settings.auth.rate_limit;
+        options.rate_limit = RateLimit {
+            max_attempts: rl.max_attempts,
+            window: Duration::from_millis(rl.window_ms),
+            lockout: Duration::from_millis(rl.lockout_ms),
+            exempt_loopback: rl.exempt_loopback,
+            ..RateLimit::default()
+        };
+        options.auto_approve_local = settings.auto_approve_local;
+        options.node_auto_approve_cidrs = parse_cidrs(
+            &settings.node_auto_approve_cidrs,
+            "gateway.nodes.pairing.autoApproveCidrs",
+        )?;
+        let ssh = &settings.node_ssh_verify;
+        let ssh_cidrs = parse_cidrs(&ssh.cidrs, "gateway.nodes.pairing.sshVerify.cidrs")?;
+        options.node_ssh_verify = ssh_bin.and_then(|bin| {
+            ssh_verify::SshVerifyPolicy::resolve(ssh, ssh_cidrs, ssh_verify::process_user(), bin)
+        });
+        options.node_commands_allow = settings.node_commands_allow.clone();
+        options.node_commands_deny = settings.node_commands_deny.clone();
+        options.ingress = ingress::IngressPolicy {
+            trusted_proxies: parse_cidrs(&settings.trusted_proxies, "gateway.trustedProxies")?,
+            allow_real_ip_fallback: cfg.allow_real_ip_fallback == Some(true),
+            allowed_origins: cfg
+                .control_ui
+                .origins()
+                .map(str::to_ascii_lowercase)
+                .collect(),
+            allow_host_header_origin_fallback: cfg.control_ui.host_header_origin_fallback
+                == Some(true),
+        };
+        if options.auth_mode == AuthMode::TrustedProxy {
+            options.trusted_proxy = Some(TrustedProxyAuth::from_config(
+                cfg.auth.trusted_proxy.as_ref(),
+            )?);
+        }
+        options.identity_scopes = cfg.auth.identity_scopes.clone();
+        Ok(options)
+    }
+}
+
+impl TrustedProxyAuth {
+    /// `gateway.auth.trustedProxy` for trusted-proxy mode, with OpenClaw's refusals when it
+    /// is missing or its `userHeader` is empty.
+    fn from_config(config: Option<&clawgate_config::TrustedProxyConfig>) -> Result<Self, String> {
+        let Some(tp) = config else {
+            return Err("gateway auth mode is trusted-proxy, but no trustedProxy config was provided (set gateway.auth.trustedProxy)".into());
+        };
+        let user_header = tp
+            .user_header
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .ok_or("gateway auth mode is trusted-proxy, but gateway.auth.trustedProxy.userHeader is empty (set it to the header your proxy puts the user in, e.g. \"x-forwarded-user\")")?;
+        Ok(TrustedProxyAuth {
+            user_header,
+            required_headers: tp
+                .required_headers
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
+            allow_users: tp.allow_users.iter().map(|u| u.trim().to_owned()).collect(),
+            allow_loopback: tp.allow_loopback == Some(true),
+        })
+    }
+}
+
+/// The IP addresses and CIDRs of the config list `key`.
+fn parse_cidrs(list: &[String], key: &str) -> Result<Vec<ingress::Cidr>, String> {
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| p.parse().map_err(|e| format!("{key}[{i}]: {e}")))
+        .collect()
+}
+
+/// OpenClaw seeds `gateway.controlUi.allowedOrigins` for non-loopback binds when none are
+/// configured (for this run only): `Some(hosts)` to seed with when that applies.
+pub fn allowed_origins_seed(
+    settings: &GatewaySettings,
+    cfg: &GatewayConfig,
+) -> Option<Vec<String>> {
+    let configured = cfg.control_ui.origins().next().is_some();
+    let loopback = matches!(settings.bind, clawgate_config::BindMode::Loopback);
+    if configured || loopback || cfg.control_ui.host_header_origin_fallback == Some(true) {
+        return None;
+    }
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if let Some(h) = settings.custom_bind_host {
+        hosts.push(h.to_string());
+    }
+    Some(hosts)
 }
 
 /// Descriptors kept free for the gateway's own files (store, listeners, logs, probes).

@@ -13,8 +13,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde_json::Value;
-
 use crate::discovery::{Advertisement, MdnsMode};
 
 /// The config key naming the zone's domain.
@@ -31,18 +29,6 @@ const HASH_PREFIX: &str = "openclaw-content-hash:";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("wide-area discovery domain must be a valid DNS name")]
 pub struct InvalidDomain;
-
-/// `discovery.wideArea.domain` of a config document, trimmed; `None` when unset or blank. A
-/// value that is not a string is an error naming the key (OpenClaw's schema rejects it).
-pub fn domain_from_config(raw: &Value) -> Result<Option<String>, String> {
-    match raw.pointer("/discovery/wideArea/domain") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty())),
-        Some(other) => Err(format!(
-            "{DOMAIN_KEY} must be a DNS name like \"openclaw.internal.\" (got {other})"
-        )),
-    }
-}
 
 /// The absolute form OpenClaw writes: labels as given, one final dot
 /// (`Example.com` → `Example.com.`); `None` for a blank value.
@@ -340,7 +326,6 @@ pub fn is_tailnet_ipv6(ip: &Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     /// The inputs of `tests/fixtures/wide-area-zone.db`, which OpenClaw's own
     /// `renderWideAreaGatewayZoneText` rendered (the cli crate's wide_area test renders both
@@ -435,19 +420,6 @@ mod tests {
         assert_eq!(
             zone_path(Path::new("/s"), "openclaw.internal."),
             Ok(PathBuf::from("/s/dns/openclaw.internal.db"))
-        );
-    }
-
-    #[test]
-    fn domain_key() {
-        let d = |v: Value| domain_from_config(&json!({"discovery": {"wideArea": {"domain": v}}}));
-        assert_eq!(d(json!(" x.y ")), Ok(Some("x.y".into())));
-        assert_eq!(d(json!("")), Ok(None));
-        assert_eq!(domain_from_config(&json!({})), Ok(None));
-        let err = d(json!(5)).unwrap_err();
-        assert!(
-            err.starts_with("discovery.wideArea.domain must be"),
-            "{err}"
         );
     }
 
