@@ -10,6 +10,7 @@ mod auth;
 pub mod bind;
 mod conn;
 pub mod discovery;
+pub mod exposure;
 mod guarded_io;
 mod hello;
 mod http;
