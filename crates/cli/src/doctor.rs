@@ -4,14 +4,14 @@
 //! live check that tells reachability, TLS, auth, pairing and scope problems apart. The live
 //! check keeps to its time budget (`--timeout`) whichever step goes unanswered, and says which.
 
-use crate::security_audit;
 use clap::Args;
 use clawgate_client::{Client, ClientError, ConnectOptions, TlsOptions, client_info};
 use clawgate_config::{
-    self as config, AuthMode, BindMode, GatewayRunInputs, GatewaySettings, SecretSource,
-    TailscaleMode,
+    self as config, GatewayConfig, GatewayMode, GatewayRunInputs, GatewaySettings,
 };
-use clawgate_gateway::{bind, ingress, tls};
+use clawgate_gateway::exposure::permissions::{self, ChmodAction};
+use clawgate_gateway::exposure::{Description, Exposure, Finding, RULES, Rule, Severity, Startup};
+use clawgate_gateway::{bind, tls};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,44 +50,29 @@ pub struct DoctorArgs {
     non_interactive: bool,
 }
 
-/// One risky combination (or a start-up refusal) and its fix.
-#[derive(Debug, Clone)]
-struct Finding {
-    id: &'static str,
-    /// `critical` (refused at start or open to abuse), `warning`, `info`.
-    severity: &'static str,
-    message: String,
-    fix: String,
+/// `doctor`'s JSON of a finding: its id, severity, message and fix.
+fn finding_json(f: &Finding) -> Value {
+    json!({"id": f.check_id, "severity": severity_name(f.severity), "message": message(f), "fix": fix(f)})
 }
 
-impl Finding {
-    fn new(id: &'static str, severity: &'static str, message: String, fix: String) -> Self {
-        Finding {
-            id,
-            severity,
-            message,
-            fix,
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({"id": self.id, "severity": self.severity, "message": self.message, "fix": self.fix})
+fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "critical",
+        Severity::Warn => "warning",
+        Severity::Info => "info",
     }
 }
 
-/// What the config exposes.
-struct Exposure {
-    bind: String,
-    host: String,
-    reach: String,
-    credential: String,
-    transport: String,
-    tls_fingerprint: Option<String>,
-    trusted_proxies: Vec<String>,
-    tailscale: String,
-    allow_tailscale: bool,
-    /// How a first-time node host gets paired.
-    node_pairing: String,
+fn message(f: &Finding) -> String {
+    if f.detail.is_empty() {
+        f.title.clone()
+    } else {
+        format!("{}: {}", f.title, f.detail)
+    }
+}
+
+fn fix(f: &Finding) -> &str {
+    f.remediation.as_deref().unwrap_or("see the message")
 }
 
 /// The live check's verdict on one aspect.
@@ -112,8 +97,9 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         Err(e) => {
             let f = Finding::new(
                 "config_invalid",
-                "critical",
+                Severity::Critical,
                 format!("the config cannot be loaded: {e}"),
+                "",
                 format!(
                     "fix {} (the gateway refuses to start with it)",
                     location.path.display()
@@ -122,10 +108,10 @@ pub fn run(args: DoctorArgs) -> ExitCode {
             return finish(&args, &location.path, None, vec![f], Vec::new(), None, None);
         }
     };
-    let raw = loaded
+    let cfg = loaded
         .as_ref()
-        .map(|l| l.raw.clone())
-        .unwrap_or_else(|| json!({}));
+        .map(|l| l.gateway.clone())
+        .unwrap_or_default();
     let inputs = GatewayRunInputs {
         port: args.port,
         config_path: args.config.clone(),
@@ -137,9 +123,10 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         Err(e) => {
             let f = Finding::new(
                 "startup_refused",
-                "critical",
+                Severity::Critical,
                 format!("the gateway refuses to start with this config: {e}"),
-                "change the keys the message names".into(),
+                "",
+                "change the keys the message names",
             );
             return finish(&args, &location.path, None, vec![f], Vec::new(), None, None);
         }
@@ -147,8 +134,8 @@ pub fn run(args: DoctorArgs) -> ExitCode {
     // The repairs come first, so the report shows the state they leave.
     let repairs = args
         .fix
-        .then(|| security_audit::fix_permissions(&settings.state_dir, &settings.config_path));
-    let (exposure, mut findings) = assess(&settings, &raw);
+        .then(|| permissions::fix_permissions(&settings.state_dir, &settings.config_path));
+    let (exposure, mut findings) = assess(RULES, &settings, &cfg);
     findings.extend(permission_findings(&settings));
     let live = if args.offline {
         None
@@ -157,7 +144,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
             .enable_all()
             .build();
         match rt {
-            Ok(rt) => Some(rt.block_on(live_check(&args, &settings, &raw))),
+            Ok(rt) => Some(rt.block_on(live_check(&args, &settings, &cfg))),
             Err(_) => None,
         }
     };
@@ -176,19 +163,17 @@ pub fn run(args: DoctorArgs) -> ExitCode {
 /// `security audit`'s `fs.*` findings of the state dir and config file, each with the
 /// repair that `doctor --fix` applies.
 fn permission_findings(s: &GatewaySettings) -> Vec<Finding> {
-    security_audit::current_filesystem_findings(&s.state_dir, &s.config_path)
+    permissions::current_filesystem_findings(&s.state_dir, &s.config_path)
         .into_iter()
         .map(|f| {
-            let severity = match f.severity {
-                security_audit::Severity::Critical => "critical",
-                security_audit::Severity::Warn => "warning",
-                security_audit::Severity::Info => "info",
-            };
             let fix = match &f.remediation {
                 Some(r) => format!("{r} (or run clawgate doctor --fix)"),
                 None => "make sure the link's target is yours and private (doctor --fix leaves links alone)".to_owned(),
             };
-            Finding::new(f.check_id, severity, format!("{}: {}", f.title, f.detail), fix)
+            Finding {
+                remediation: Some(fix),
+                ..f
+            }
         })
         .collect()
 }
@@ -199,32 +184,22 @@ pub fn local_exposure(config_path: Option<&std::path::Path>) -> Option<(Value, S
     let env = config::process_env;
     let location = config::locate_config(config_path, None, &env);
     let loaded = config::load_config(&location, &env).ok()?;
-    let raw = loaded
-        .as_ref()
-        .map(|l| l.raw.clone())
-        .unwrap_or_else(|| json!({}));
     let inputs = GatewayRunInputs {
         config_path: config_path.map(std::path::Path::to_path_buf),
         ..GatewayRunInputs::default()
     };
     let settings = config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env).ok()?;
-    let (e, findings) = assess(&settings, &raw);
-    let mut v = exposure_json(&e);
-    v["findings"] = findings.iter().map(Finding::json).collect();
+    let cfg = loaded.map(|l| l.gateway).unwrap_or_default();
+    let (e, findings) = assess(RULES, &settings, &cfg);
+    let mut v = json!(e);
+    v["findings"] = findings.iter().map(finding_json).collect();
     let mut text = String::new();
     exposure_text(&mut text, &e);
     findings_text(&mut text, &findings);
     Some((v, text))
 }
 
-fn exposure_json(e: &Exposure) -> Value {
-    json!({"bind": e.bind, "host": e.host, "reach": e.reach, "credential": e.credential,
-        "transport": e.transport, "tlsFingerprint": e.tls_fingerprint,
-        "trustedProxies": e.trusted_proxies, "tailscale": {"mode": e.tailscale, "allowTailscale": e.allow_tailscale},
-        "nodePairing": e.node_pairing})
-}
-
-fn exposure_text(out: &mut String, e: &Exposure) {
+fn exposure_text(out: &mut String, e: &Description) {
     out.push_str("Exposure\n");
     out.push_str(&format!("  bind:            {} ({})\n", e.bind, e.host));
     out.push_str(&format!("  who can reach:   {}\n", e.reach));
@@ -238,7 +213,7 @@ fn exposure_text(out: &mut String, e: &Exposure) {
             e.trusted_proxies.join(", ")
         }
     ));
-    out.push_str(&format!("  tailscale:       {}\n", e.tailscale));
+    out.push_str(&format!("  tailscale:       {}\n", e.tailscale.mode));
     out.push_str(&format!("  node pairing:    {}\n\n", e.node_pairing));
 }
 
@@ -250,27 +225,19 @@ fn findings_text(out: &mut String, findings: &[Finding]) {
         for f in findings {
             out.push_str(&format!(
                 "  [{}] {}: {}\n      fix: {}\n",
-                f.severity, f.id, f.message, f.fix
+                severity_name(f.severity),
+                f.check_id,
+                message(f),
+                fix(f)
             ));
         }
     }
 }
 
-fn has_shared_secret(s: &GatewaySettings) -> bool {
-    match s.auth.mode {
-        AuthMode::Token => !matches!(s.source_of_token, None | Some(SecretSource::Generated)),
-        AuthMode::Password => s.auth.password.is_some(),
-        AuthMode::None | AuthMode::TrustedProxy => false,
-    }
-}
-
-fn raw_bool(raw: &Value, pointer: &str) -> Option<bool> {
-    raw.pointer(pointer).and_then(Value::as_bool)
-}
-
-/// The exposure and its risky combinations.
-fn assess(s: &GatewaySettings, raw: &Value) -> (Exposure, Vec<Finding>) {
-    let mut f = Vec::new();
+/// The exposure and its risky combinations: the findings of `rules` (a start-up refusal
+/// says so) after the bind's own.
+fn assess(rules: &[Rule], s: &GatewaySettings, cfg: &GatewayConfig) -> (Description, Vec<Finding>) {
+    let mut findings = Vec::new();
     let env = config::process_env;
     let in_container = bind::is_container(&env);
     let mut detector = bind::TailnetDetector::from_env(&env);
@@ -279,337 +246,42 @@ fn assess(s: &GatewaySettings, raw: &Value) -> (Exposure, Vec<Finding>) {
     let (host, loopback) = match &plan {
         Ok(p) => (p.host.to_string(), p.is_loopback()),
         Err(e) => {
-            f.push(Finding::new(
+            findings.push(Finding::new(
                 "bind_invalid",
-                "critical",
+                Severity::Critical,
                 format!("gateway.bind={} cannot be resolved: {e}", s.bind),
-                "set gateway.bind to loopback (or fix gateway.customBindHost)".into(),
+                "",
+                "set gateway.bind to loopback (or fix gateway.customBindHost)",
             ));
             (String::from("?"), true)
         }
     };
-    let reach = match s.bind {
-        BindMode::Loopback => "this machine only (and SSH tunnels to it)".to_owned(),
-        BindMode::Lan => {
-            "every host that can route to this machine on any interface (0.0.0.0)".to_owned()
-        }
-        BindMode::Tailnet if loopback => {
-            "this machine only (no tailnet address found; bind=tailnet fell back to loopback)"
-                .to_owned()
-        }
-        BindMode::Tailnet => format!("devices on your tailnet ({host}) and this machine"),
-        BindMode::Custom => format!("hosts that can route to {host}, and this machine"),
-        BindMode::Auto if loopback => {
-            "this machine only (bind=auto resolved to loopback)".to_owned()
-        }
-        BindMode::Auto => {
-            "every host that can route to this machine (bind=auto resolved to 0.0.0.0)".to_owned()
-        }
-    };
-    let reach = match s.tailscale_mode {
-        TailscaleMode::Off => reach,
-        TailscaleMode::Serve => format!("{reach}; your tailnet through Tailscale Serve (https)"),
-        TailscaleMode::Funnel => {
-            format!("{reach}; THE PUBLIC INTERNET through Tailscale Funnel (https)")
-        }
-    };
-    let secret_len = match s.auth.mode {
-        AuthMode::Token => s.auth.token.as_ref().map(|t| t.expose().len()),
-        AuthMode::Password => s.auth.password.as_ref().map(|p| p.expose().len()),
-        _ => None,
-    };
-    let credential = match s.auth.mode {
-        AuthMode::Token => match &s.source_of_token {
-            Some(SecretSource::Generated) | None => {
-                "token (generated and stored in the state dir: <state dir>/gateway.token)"
-                    .to_owned()
+    let facts = Exposure::of_gateway(s, cfg, loopback, in_container);
+    for rule in rules {
+        for mut f in (rule.findings)(&facts) {
+            if rule.startup != Startup::Starts {
+                f.title = format!("{} (the gateway refuses to start: exit 78)", f.title);
             }
-            Some(src) => format!("token (from {src})"),
-        },
-        AuthMode::Password => format!(
-            "password (from {})",
-            s.source_of_password
-                .as_ref()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "?".into())
-        ),
-        AuthMode::None => {
-            "none: any client with a device identity; local ones are paired silently".to_owned()
-        }
-        AuthMode::TrustedProxy => {
-            "trusted-proxy: the user header set by a proxy in gateway.trustedProxies".to_owned()
-        }
-    };
-    let allow_tailscale = raw_bool(raw, "/gateway/auth/allowTailscale").unwrap_or(
-        s.tailscale_mode == TailscaleMode::Serve
-            && !matches!(s.auth.mode, AuthMode::Password | AuthMode::TrustedProxy),
-    ) && s.tailscale_mode != TailscaleMode::Off;
-    let credential = if allow_tailscale {
-        format!(
-            "{credential}; or a Tailscale identity confirmed by whois (gateway.auth.allowTailscale)"
-        )
-    } else {
-        credential
-    };
-    let fingerprint = tls::configured_fingerprint(s);
-    let transport = match (&s.tls, &fingerprint) {
-        (Some(_), Some(fp)) => format!("TLS 1.3 (wss://), certificate sha256:{fp}"),
-        (Some(_), None) => "TLS 1.3 (wss://), certificate generated at first start".to_owned(),
-        (None, _) if s.tailscale_mode != TailscaleMode::Off && loopback => {
-            "plaintext ws:// on loopback; Tailscale Serve/Funnel adds https".to_owned()
-        }
-        (None, _) => "plaintext ws://".to_owned(),
-    };
-
-    // Risky combinations.
-    let secretless = !has_shared_secret(s) && s.auth.mode != AuthMode::TrustedProxy;
-    if !loopback && secretless {
-        f.push(Finding::new(
-            "bind_without_auth",
-            "critical",
-            format!("gateway.bind={} exposes the gateway without a token or password; the gateway refuses to start (exit 78)", s.bind),
-            "set gateway.auth.token (or gateway.auth.password), or set gateway.bind to loopback".into(),
-        ));
-    }
-    if !loopback && s.tls.is_none() {
-        f.push(Finding::new(
-            "plaintext_network",
-            "warning",
-            format!("gateway.bind={} without TLS: tokens, passwords and every message cross the network in plaintext", s.bind),
-            "set gateway.tls.enabled=true (clients pin the fingerprint), or keep gateway.bind=loopback and use `clawgate tunnel up` or Tailscale Serve".into(),
-        ));
-    }
-    if matches!(s.bind, BindMode::Lan) || (matches!(s.bind, BindMode::Auto) && !loopback) {
-        f.push(Finding::new(
-            "bind_all_interfaces",
-            "warning",
-            "the gateway listens on all interfaces (0.0.0.0), including any public one".into(),
-            "prefer gateway.bind=tailnet, custom (one address) or loopback with an SSH tunnel; otherwise firewall the port".into(),
-        ));
-    }
-    if s.auth.mode == AuthMode::None {
-        f.push(Finding::new(
-            "auth_none",
-            "warning",
-            "gateway.auth.mode=none: no shared secret; any local process can pair a device silently".into(),
-            "set gateway.auth.mode=token (the default)".into(),
-        ));
-    }
-    if let Some(n) = secret_len.filter(|n| *n < 24) {
-        f.push(Finding::new(
-            "weak_secret",
-            "warning",
-            format!("the gateway {} is only {n} characters long", s.auth.mode),
-            "use at least 24 random characters (e.g. `openssl rand -hex 24`)".into(),
-        ));
-    }
-    match s.tailscale_mode {
-        TailscaleMode::Funnel if s.auth.mode != AuthMode::Password => f.push(Finding::new(
-            "funnel_without_password",
-            "critical",
-            "tailscale funnel requires gateway auth mode=password; the gateway refuses to start (exit 78)".into(),
-            "set gateway.auth.mode=password and gateway.auth.password, or set gateway.tailscale.mode=serve".into(),
-        )),
-        TailscaleMode::Funnel => f.push(Finding::new(
-            "funnel_public",
-            "warning",
-            "Tailscale Funnel publishes the gateway on the public internet, guarded by the password alone".into(),
-            "use a long random gateway.auth.password, or gateway.tailscale.mode=serve to stay inside the tailnet".into(),
-        )),
-        _ => {}
-    }
-    if s.tailscale_mode != TailscaleMode::Off && !loopback {
-        f.push(Finding::new(
-            "tailscale_needs_loopback",
-            "critical",
-            "tailscale serve/funnel requires gateway bind=loopback (127.0.0.1); the gateway refuses to start (exit 78)".into(),
-            "set gateway.bind=loopback (Serve already publishes it) or gateway.tailscale.mode=off".into(),
-        ));
-    }
-    if s.tailscale_mode == TailscaleMode::Serve && s.auth.mode == AuthMode::None {
-        f.push(Finding::new(
-            "tailscale_without_auth",
-            "critical",
-            "gateway.auth.mode=none cannot be used with gateway.tailscale.mode=serve; the gateway refuses to start (exit 78)".into(),
-            "set gateway.auth.mode to token, password or trusted-proxy".into(),
-        ));
-    }
-    if allow_tailscale {
-        f.push(Finding::new(
-            "tailscale_identity",
-            "info",
-            "anyone on your tailnet whose identity whois confirms can connect through Serve without the token (devices still pair)".into(),
-            "set gateway.auth.allowTailscale=false to require the token through Serve too".into(),
-        ));
-    }
-    for p in &s.trusted_proxies {
-        if is_wide_range(p) {
-            f.push(Finding::new(
-                "trusted_proxies_wide",
-                "critical",
-                format!("gateway.trustedProxies entry {p:?} covers a wide range: any host in it can forge client addresses (and users, in trusted-proxy mode)"),
-                "list only your proxies' addresses in gateway.trustedProxies".into(),
-            ));
+            findings.push(f);
         }
     }
-    if s.auth.mode == AuthMode::TrustedProxy {
-        let tp = raw.pointer("/gateway/auth/trustedProxy");
-        let list_empty = |k: &str| {
-            tp.and_then(|t| t.get(k))
-                .and_then(Value::as_array)
-                .is_none_or(|a| a.is_empty())
-        };
-        if tp
-            .and_then(|t| t.get("allowLoopback"))
-            .and_then(Value::as_bool)
-            == Some(true)
-        {
-            f.push(Finding::new(
-                "trusted_proxy_loopback",
-                "warning",
-                "gateway.auth.trustedProxy.allowLoopback=true: any process on this machine can claim to be any user".into(),
-                "set allowLoopback=false unless a proxy on this host fronts the gateway, and set requiredHeaders to a header only the proxy sends".into(),
-            ));
-        }
-        if list_empty("requiredHeaders") {
-            f.push(Finding::new(
-                "trusted_proxy_no_required_headers",
-                "warning",
-                "gateway.auth.trustedProxy.requiredHeaders is empty: nothing shows a request really passed the proxy's authentication".into(),
-                "list a header the proxy always sets after authenticating (e.g. x-forwarded-email)".into(),
-            ));
-        }
-        if list_empty("allowUsers") {
-            f.push(Finding::new(
-                "trusted_proxy_any_user",
-                "info",
-                "every user the proxy names is admitted".into(),
-                "set gateway.auth.trustedProxy.allowUsers to restrict them".into(),
-            ));
-        }
-    }
-    if raw
-        .pointer("/gateway/controlUi/allowedOrigins")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|o| o.as_str() == Some("*")))
-    {
-        f.push(Finding::new(
-            "origins_wildcard",
-            "warning",
-            "gateway.controlUi.allowedOrigins contains \"*\": any web page can open a browser connection".into(),
-            "list the Control UI origins explicitly".into(),
-        ));
-    }
-    if raw_bool(
-        raw,
-        "/gateway/controlUi/dangerouslyAllowHostHeaderOriginFallback",
-    ) == Some(true)
-    {
-        f.push(Finding::new(
-            "origins_host_fallback",
-            "warning",
-            "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback=true trusts the Host header for browser origins".into(),
-            "set gateway.controlUi.allowedOrigins and turn the fallback off".into(),
-        ));
-    }
-    for c in &s.node_auto_approve_cidrs {
-        if is_wide_range(c) {
-            f.push(Finding::new(
-                "node_auto_approve_wide",
-                "warning",
-                format!("gateway.nodes.pairing.autoApproveCidrs entry {c:?} covers a wide range: any host in it that has the gateway's token pairs a node without an approval"),
-                "list only the networks your node hosts are on (for example your tailnet, 100.64.0.0/10), or remove the key to approve every node by hand".into(),
-            ));
-        }
-    }
-    for hint in &s.hints {
-        f.push(Finding::new(
-            "hint",
-            "info",
-            hint.clone(),
-            "see the message".into(),
-        ));
-    }
-    let exposure = Exposure {
-        bind: s.bind.to_string(),
-        host,
-        reach,
-        credential,
-        transport,
-        tls_fingerprint: fingerprint,
-        trusted_proxies: s.trusted_proxies.clone(),
-        tailscale: s.tailscale_mode.to_string(),
-        allow_tailscale,
-        node_pairing: node_pairing(s),
-    };
-    (exposure, f)
-}
-
-/// An IP range wider than a /16 (IPv4) or /48 (IPv6).
-fn is_wide_range(p: &str) -> bool {
-    let v6 = p.contains(':');
-    let prefix = match p.split_once('/') {
-        Some((_, n)) => n.trim().parse().unwrap_or(0),
-        None => 128,
-    };
-    p.parse::<ingress::Cidr>().is_ok() && prefix < if v6 { 48 } else { 16 }
-}
-
-/// Who approves a first-time node host: an operator, or the gateway itself for the
-/// addresses `autoApproveCidrs` lists and, with `sshVerify`, once it read the host's node
-/// identity over SSH.
-fn node_pairing(s: &GatewaySettings) -> String {
-    let mut ways = vec!["by an operator".to_owned()];
-    if !s.node_auto_approve_cidrs.is_empty() {
-        ways.push(format!(
-            "on the spot from {} (autoApproveCidrs)",
-            s.node_auto_approve_cidrs.join(", ")
-        ));
-    }
-    let ssh = &s.node_ssh_verify;
-    if ssh.enabled {
-        let from = if ssh.cidrs.is_empty() {
-            "private and CGNAT addresses".to_owned()
-        } else {
-            ssh.cidrs.join(", ")
-        };
-        let user = ssh.user.as_deref().unwrap_or("the gateway's own user");
-        ways.push(format!(
-            "from {from} once ssh as {user} (port 22) reads back the node's identity (sshVerify)"
-        ));
-    }
-    ways.join("; ")
-}
-
-/// `gateway.remote.tlsFingerprint` as the client takes it: one pin, or a pin set (an array in
-/// the config) joined by commas.
-fn configured_pins(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(pin) => Some(pin.clone()),
-        Value::Array(pins) => Some(
-            pins.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        _ => None,
-    }
+    let description = Description::of(s, &facts, host, tls::configured_fingerprint(s));
+    (description, findings)
 }
 
 /// Connects to the local gateway (or `gateway.remote.url` in remote mode) and reports.
-async fn live_check(args: &DoctorArgs, s: &GatewaySettings, raw: &Value) -> (String, Vec<Check>) {
-    let remote = raw.pointer("/gateway/mode").and_then(Value::as_str) == Some("remote");
-    let remote_url = raw.pointer("/gateway/remote/url").and_then(Value::as_str);
-    let (url, pin, token, password) = match (remote, remote_url) {
+async fn live_check(
+    args: &DoctorArgs,
+    s: &GatewaySettings,
+    cfg: &GatewayConfig,
+) -> (String, Vec<Check>) {
+    let remote = cfg.mode == Some(GatewayMode::Remote);
+    let (url, pin, token, password) = match (remote, &cfg.remote.url) {
         (true, Some(u)) => (
-            u.to_owned(),
-            configured_pins(raw.pointer("/gateway/remote/tlsFingerprint")),
-            raw.pointer("/gateway/remote/token")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            raw.pointer("/gateway/remote/password")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            u.clone(),
+            cfg.remote.tls_fingerprint.clone(),
+            cfg.remote.token.as_ref().map(|t| t.expose().to_owned()),
+            cfg.remote.password.as_ref().map(|p| p.expose().to_owned()),
         ),
         _ => {
             let scheme = if s.tls.is_some() { "wss" } else { "ws" };
@@ -861,25 +533,25 @@ fn classify_failure(e: &ClientError, url: &str, is_tls: bool, had_secret: bool) 
 fn finish(
     args: &DoctorArgs,
     config_path: &std::path::Path,
-    exposure: Option<&Exposure>,
+    exposure: Option<&Description>,
     findings: Vec<Finding>,
     checks: Vec<Check>,
     url: Option<String>,
-    repairs: Option<&[security_audit::ChmodAction]>,
+    repairs: Option<&[ChmodAction]>,
 ) -> ExitCode {
-    let critical = findings.iter().any(|f| f.severity == "critical");
+    let critical = findings.iter().any(|f| f.severity == Severity::Critical);
     let live_failed = checks
         .iter()
         .any(|c| c.ok == Some(false) && c.check != "reachability");
     let ok = !critical && !live_failed;
     if args.json {
-        let exposure = exposure.map(exposure_json);
+        let exposure = exposure.map(|e| json!(e));
         let live = url.map(|u| {
             json!({"url": u, "reachable": checks.iter().any(|c| c.check == "reachability" && c.ok == Some(true)),
                 "checks": checks.iter().map(Check::json).collect::<Vec<_>>()})
         });
         let mut v = json!({"ok": ok, "configPath": config_path.display().to_string(), "exposure": exposure,
-            "findings": findings.iter().map(Finding::json).collect::<Vec<_>>(), "live": live});
+            "findings": findings.iter().map(finding_json).collect::<Vec<_>>(), "live": live});
         if let Some(repairs) = repairs {
             v["repairs"] = json!(repairs);
         }
@@ -917,5 +589,148 @@ fn finish(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clawgate_config::LoadedConfig;
+    use clawgate_gateway::exposure::audit::gateway_config_findings;
+
+    fn loaded(config: Value) -> LoadedConfig {
+        LoadedConfig::from_value(std::path::Path::new("/c/openclaw.json"), config, &|_| None)
+            .unwrap()
+    }
+
+    fn settings(config: &LoadedConfig) -> GatewaySettings {
+        let inputs = GatewayRunInputs {
+            state_dir: Some("/s".into()),
+            ..GatewayRunInputs::default()
+        };
+        config::resolve_gateway_settings(&inputs, Some(config), &|_| None).unwrap()
+    }
+
+    /// What each command makes of `config` under `rules`: `gateway run`'s refusal, the ids
+    /// `doctor` reports and the check ids `security audit` reports.
+    fn judged(
+        rules: &[Rule],
+        config: &LoadedConfig,
+    ) -> (Option<String>, Vec<&'static str>, Vec<&'static str>) {
+        let s = settings(config);
+        let loopback = s.bind == config::BindMode::Loopback;
+        let refusal =
+            crate::gateway_run::startup_refusal(rules, &s, &config.gateway, loopback, false);
+        let doctor = assess(rules, &s, &config.gateway).1;
+        let audit = gateway_config_findings(rules, config, &|_| None, None);
+        (
+            refusal,
+            doctor.iter().map(|f| f.check_id).collect(),
+            audit.iter().map(|f| f.check_id).collect(),
+        )
+    }
+
+    /// The three commands evaluate one rule set: a rule changed once, or taken out, changes
+    /// what `gateway run` refuses, what `doctor` reports and what `security audit` reports.
+    #[test]
+    fn gateway_run_doctor_and_security_audit_share_the_exposure_rules() {
+        let lan = loaded(json!({"gateway": {"bind": "lan", "auth": {"mode": "none"}}}));
+        let (refusal, doctor, audit) = judged(RULES, &lan);
+        let refusal = refusal.unwrap();
+        assert!(
+            refusal.starts_with("Refusing to bind gateway to lan without auth.\n"),
+            "{refusal}"
+        );
+        assert!(doctor.contains(&"bind_without_auth"), "{doctor:?}");
+        assert!(audit.contains(&"gateway.bind_no_auth"), "{audit:?}");
+
+        // The rule changed once (it now applies on loopback with a token too): all three
+        // report it on a config none of them objected to.
+        let mut changed = RULES.to_vec();
+        let bind_rule = changed
+            .iter_mut()
+            .find(|r| r.id == "bind_without_auth")
+            .unwrap();
+        bind_rule.findings = |_| {
+            vec![Finding::new(
+                "bind_without_auth",
+                Severity::Critical,
+                "changed rule",
+                "",
+                "changed fix",
+            )]
+        };
+        let token = loaded(json!({"gateway": {"auth": {"token": "t".repeat(32)}}}));
+        let (refusal, doctor, audit) = judged(RULES, &token);
+        assert_eq!(refusal, None);
+        assert!(!doctor.contains(&"bind_without_auth"), "{doctor:?}");
+        assert!(!audit.contains(&"gateway.bind_no_auth"), "{audit:?}");
+        let (refusal, doctor, audit) = judged(&changed, &token);
+        assert_eq!(refusal.as_deref(), Some("changed rule\nchanged fix"));
+        assert!(doctor.contains(&"bind_without_auth"), "{doctor:?}");
+        assert!(audit.contains(&"gateway.bind_no_auth"), "{audit:?}");
+
+        // The rule taken out: none of the three reports it.
+        let without: Vec<Rule> = RULES
+            .iter()
+            .copied()
+            .filter(|r| r.id != "bind_without_auth")
+            .collect();
+        let (refusal, doctor, audit) = judged(&without, &lan);
+        assert_eq!(refusal, None);
+        assert!(!doctor.contains(&"bind_without_auth"), "{doctor:?}");
+        assert!(!audit.contains(&"gateway.bind_no_auth"), "{audit:?}");
+    }
+
+    /// Every rule that keeps the gateway from starting is reported by `doctor` with the very
+    /// message `gateway run` refuses with.
+    #[test]
+    fn doctor_reports_each_start_up_refusal_in_gateway_runs_words() {
+        let cases = [
+            (
+                "bind_without_auth",
+                json!({"gateway": {"bind": "lan", "auth": {"mode": "none"}}}),
+            ),
+            (
+                "funnel_without_password",
+                json!({"gateway": {"tailscale": {"mode": "funnel"}, "auth": {"token": "t".repeat(32)}}}),
+            ),
+            (
+                "tailscale_without_auth",
+                json!({"gateway": {"tailscale": {"mode": "serve"}, "auth": {"mode": "none"}}}),
+            ),
+            (
+                "tailscale_needs_loopback",
+                json!({"gateway": {"bind": "lan", "tailscale": {"mode": "serve"}, "auth": {"token": "t".repeat(32)}}}),
+            ),
+        ];
+        let refusing: Vec<&str> = RULES
+            .iter()
+            .filter(|r| r.startup != Startup::Starts)
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            refusing,
+            cases.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            "a start-up refusal without a case here"
+        );
+        for (id, config) in cases {
+            let config = loaded(config);
+            let s = settings(&config);
+            let loopback = s.bind == config::BindMode::Loopback;
+            let refusal =
+                crate::gateway_run::startup_refusal(RULES, &s, &config.gateway, loopback, false)
+                    .unwrap_or_else(|| panic!("{id}: gateway run starts"));
+            let doctor = assess(RULES, &s, &config.gateway).1;
+            let reported = doctor
+                .iter()
+                .find(|f| f.check_id == id)
+                .unwrap_or_else(|| panic!("{id}: doctor does not report it: {doctor:?}"));
+            let said = reported
+                .title
+                .strip_suffix(" (the gateway refuses to start: exit 78)")
+                .unwrap();
+            assert!(refusal.contains(said), "{id}: {refusal:?} vs {said:?}");
+        }
     }
 }

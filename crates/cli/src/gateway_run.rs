@@ -8,10 +8,11 @@ mod gateway_lock;
 
 use clap::Args;
 use clawgate_config::{
-    self as config, AuthMode, BindMode, GatewayRunInputs, GatewaySettings, Secret, SecretSource,
+    self as config, AuthMode, BindMode, GatewayConfig, GatewayRunInputs, GatewaySettings, Secret,
     TailscaleMode,
 };
 use clawgate_gateway::discovery::{self, Advertisement, Advertiser, MdnsMode};
+use clawgate_gateway::exposure::{self, Exposure, RULES, Rule, Startup};
 use clawgate_gateway::wide_area::{self, Zone};
 use clawgate_gateway::{Gateway, GatewayOptions, bind, ingress, state_dir, tls};
 use gateway_lock::{GatewayLock, LockError, Supervision};
@@ -121,12 +122,17 @@ pub fn run(args: RunArgs) -> ExitCode {
     for note in &plan.notes {
         eprintln!("clawgate: {note}");
     }
-    if let Some(refusal) = bind_without_auth_refusal(&settings, &plan, in_container) {
+    let default_cfg = GatewayConfig::default();
+    let gateway_cfg = loaded.as_ref().map_or(&default_cfg, |l| &l.gateway);
+    if let Some(refusal) = startup_refusal(
+        RULES,
+        &settings,
+        gateway_cfg,
+        plan.is_loopback(),
+        in_container,
+    ) {
         eprintln!("{refusal}");
         return ExitCode::from(EXIT_CONFIG);
-    }
-    if let Some(conflict) = runtime_conflict(&settings, &plan) {
-        return config_error(conflict);
     }
     let runtime = match build_runtime() {
         Ok(rt) => rt,
@@ -259,12 +265,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         TailscaleMode::Serve => Some(clawgate_gateway::tailscale::RouteMode::Serve),
         TailscaleMode::Funnel => Some(clawgate_gateway::tailscale::RouteMode::Funnel),
     };
-    let allow_tailscale = gateway_cfg.auth.allow_tailscale.unwrap_or(
-        settings.tailscale_mode == TailscaleMode::Serve
-            && !matches!(
-                settings.auth.mode,
-                AuthMode::Password | AuthMode::TrustedProxy
-            ),
+    let allow_tailscale = exposure::allow_tailscale(
+        gateway_cfg.auth.allow_tailscale,
+        settings.tailscale_mode,
+        settings.auth.mode,
     );
     if tailscale.is_some() && allow_tailscale {
         options.tailscale_auth = Some(clawgate_gateway::TailscaleAuth {
@@ -367,75 +371,28 @@ async fn defer_to_incumbent(supervision: &Supervision, port: u16) -> Option<Exit
     Some(ExitCode::from(EXIT_CONFIG))
 }
 
-/// True when the effective auth mode has a configured secret (a generated runtime token does
-/// not count: nobody else knows it).
-fn has_shared_secret(settings: &GatewaySettings) -> bool {
-    match settings.auth.mode {
-        AuthMode::Token => !matches!(
-            settings.source_of_token,
-            None | Some(SecretSource::Generated)
-        ),
-        AuthMode::Password => settings.auth.password.is_some(),
-        AuthMode::None | AuthMode::TrustedProxy => false,
-    }
-}
-
-/// OpenClaw's CLI-layer refusal: a non-loopback bind needs a token or password (exit 78).
-fn bind_without_auth_refusal(
+/// The start-up refusal of `rules` for these settings, as `gateway run` prints it before
+/// exiting 78: OpenClaw's CLI-layer refusal as a paragraph (the refusal, what to do, then
+/// the hints), its runtime checks as one line.
+pub(crate) fn startup_refusal(
+    rules: &[Rule],
     settings: &GatewaySettings,
-    plan: &bind::BindPlan,
+    cfg: &GatewayConfig,
+    loopback: bool,
     in_container: bool,
 ) -> Option<String> {
-    if plan.is_loopback()
-        || has_shared_secret(settings)
-        || settings.auth.mode == AuthMode::TrustedProxy
-    {
-        return None;
-    }
-    let mut lines = vec![format!(
-        "Refusing to bind gateway to {} without auth.",
-        settings.bind
-    )];
-    if in_container {
-        lines.push("Container environment detected — the gateway defaults to bind=auto (0.0.0.0) for port-forwarding compatibility.".into());
-        lines.push("Set OPENCLAW_GATEWAY_TOKEN or OPENCLAW_GATEWAY_PASSWORD, or pass --token/--password to start with auth.".into());
-    } else {
-        lines.push("Set gateway.auth.token/password (or OPENCLAW_GATEWAY_TOKEN/OPENCLAW_GATEWAY_PASSWORD) or pass --token/--password.".into());
-    }
-    lines.extend(settings.hints.iter().cloned());
-    Some(lines.join("\n"))
-}
-
-/// OpenClaw's runtime conflict checks (bind × Tailscale × auth), one clear message each.
-/// Configuration errors, so exit 78 and no restart loop.
-fn runtime_conflict(settings: &GatewaySettings, plan: &bind::BindPlan) -> Option<String> {
-    let ts = settings.tailscale_mode;
-    let mode = settings.auth.mode;
-    if ts == TailscaleMode::Funnel && mode != AuthMode::Password {
-        return Some("tailscale funnel requires gateway auth mode=password (set gateway.auth.password or OPENCLAW_GATEWAY_PASSWORD)".into());
-    }
-    if mode == AuthMode::None && ts == TailscaleMode::Serve {
-        return Some("gateway.auth.mode=none cannot be used with gateway.tailscale.mode=serve; configure token, password, or trusted-proxy auth before exposing the gateway through Tailscale".into());
-    }
-    if mode == AuthMode::None && ts == TailscaleMode::Funnel {
-        return Some("gateway.tailscale.mode=funnel requires gateway.auth.mode=password; auth.mode=none cannot be used when exposing the gateway through Tailscale Funnel".into());
-    }
-    if ts != TailscaleMode::Off && !plan.is_loopback() {
-        return Some(format!(
-            "tailscale serve/funnel requires gateway bind=loopback (127.0.0.1); gateway.bind is {} (Tailscale {} already publishes the loopback gateway: set gateway.bind to loopback, or set gateway.tailscale.mode to off)",
-            settings.bind, ts
-        ));
-    }
-    if !plan.is_loopback() && !has_shared_secret(settings) && mode != AuthMode::TrustedProxy {
-        return Some(format!(
-            "refusing to bind gateway to {}:{} without auth (set gateway.auth.token/password, or set OPENCLAW_GATEWAY_TOKEN/OPENCLAW_GATEWAY_PASSWORD; legacy CLAWDBOT_* and MOLTBOT_* environment variables are ignored)",
-            plan.host, settings.port
-        ));
-    }
-    if mode == AuthMode::TrustedProxy && settings.trusted_proxies.is_empty() {
-        return Some("gateway auth mode=trusted-proxy requires gateway.trustedProxies to be configured with at least one proxy IP".into());
-    }
-    None
+    let facts = Exposure::of_gateway(settings, cfg, loopback, in_container);
+    let (startup, f) = exposure::startup_refusal(rules, &facts)?;
+    Some(match startup {
+        Startup::RefusedWithFix => {
+            let mut lines = vec![f.title];
+            lines.extend((!f.detail.is_empty()).then_some(f.detail));
+            lines.extend(f.remediation);
+            lines.extend(settings.hints.iter().cloned());
+            lines.join("\n")
+        }
+        Startup::Refused | Startup::Starts => format!("clawgate: {}", f.title),
+    })
 }
 
 type TailscaleRoute = Option<(clawgate_gateway::tailscale::RouteMode, std::ffi::OsString)>;
