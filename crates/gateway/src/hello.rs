@@ -46,7 +46,7 @@ pub(crate) fn hello_ok(gw: &Gateway, conn_id: &str, session: &Session, auth_meth
             "connId": conn_id,
         },
         "features": {
-            "methods": methods::METHODS,
+            "methods": methods::advertised(),
             "events": EVENTS,
         },
         "snapshot": snapshot,

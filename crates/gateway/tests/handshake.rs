@@ -374,3 +374,32 @@ async fn a_blank_nonce_is_required_and_a_replayed_proof_is_refused() {
     // Bad input on one socket leaves the others working.
     assert_eq!(first.call("h", "health", json!({})).await["ok"], true);
 }
+
+/// Every advertised method reaches a handler: none answers "unknown method", whatever it then
+/// says about the empty params (nodes' methods refuse an operator by role, before any handler).
+#[tokio::test]
+async fn every_advertised_method_is_dispatched() {
+    let gw = start(|_| {}).await;
+    let mut c = Client::open(gw.addr).await;
+    let res = c
+        .connect(cli_params(&[
+            "operator.admin",
+            "operator.read",
+            "operator.write",
+            "operator.pairing",
+        ]))
+        .await;
+    let methods = res["payload"]["features"]["methods"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(methods.len() >= 30, "{methods:?}");
+    for (i, method) in methods.iter().enumerate() {
+        let method = method.as_str().unwrap();
+        let r = c.call(&format!("m{i}"), method, json!({})).await;
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.starts_with("unknown method"), "{method}: {r}");
+    }
+    let r = c.call("x", "no.such.method", json!({})).await;
+    assert_eq!(r["error"]["message"], "unknown method: no.such.method");
+}

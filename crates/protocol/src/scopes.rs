@@ -94,7 +94,9 @@ const WRITE_METHODS: &[&str] = &[
 /// The least-privilege table of the real gateway (the scope a client asks for to call a
 /// method): read, write and pairing methods are listed; anything unclassified needs admin.
 /// What the gateway checks before answering is [`gate`], which lets a few of them through
-/// without their scope.
+/// without their scope. Clients pick their scopes from this table; the gateway's method table
+/// holds which methods it implements and their access, and a test there checks it agrees
+/// with this one.
 pub fn method_access(method: &str) -> MethodAccess {
     if NODE_ONLY_METHODS.contains(&method) {
         MethodAccess::NodeOnly

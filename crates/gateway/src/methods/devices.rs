@@ -1,5 +1,6 @@
 //! `device.pair.*` and `device.token.*`: pairing requests, paired devices and their tokens.
 
+use super::table::{Call, Reply};
 use crate::Gateway;
 use crate::pairing::PairingError;
 use crate::registry::Session;
@@ -88,112 +89,99 @@ fn failed(e: PairingError, what: &str) -> ErrorShape {
     }
 }
 
-pub(crate) async fn dispatch(
-    gw: &Gateway,
-    session: &Session,
-    method: &str,
-    params: &Value,
-) -> Option<Result<Value, ErrorShape>> {
-    let now = crate::now_ms();
-    let result = match method {
-        "device.pair.list" => Ok(gw.pairing.list(&|id| gw.registry.device_connected(id), now)),
-        "device.pair.approve" => approve(gw, session, method, params, now).await,
-        "device.pair.reject" => reject(gw, method, params, now).await,
-        "device.pair.remove" => remove(gw, method, params, now).await,
-        "device.pair.rename" => rename(gw, method, params, now).await,
-        "device.token.rotate" => rotate(gw, session, method, params, now).await,
-        "device.token.revoke" => revoke(gw, method, params, now).await,
-        _ => return None,
-    };
-    Some(result.map(|v| if v.is_null() { json!({}) } else { v }))
+/// The methods answer `{}` where the store has nothing to say, as the real gateway does.
+fn or_empty(v: Value) -> Value {
+    if v.is_null() { json!({}) } else { v }
 }
 
-async fn approve(
-    gw: &Gateway,
-    session: &Session,
-    method: &str,
-    params: &Value,
-    now: i64,
-) -> Result<Value, ErrorShape> {
-    let id = param(method, params, "requestId")?;
-    check_may_approve(gw, session, id, now)?;
+pub(crate) fn list(c: &Call<'_>) -> Reply {
+    let gw = c.gw;
+    Ok(or_empty(gw.pairing.list(
+        &|id| gw.registry.device_connected(id),
+        crate::now_ms(),
+    )))
+}
+
+pub(crate) async fn approve(c: &Call<'_>) -> Reply {
+    let (gw, now) = (c.gw, crate::now_ms());
+    let id = param(c.method, c.params, "requestId")?;
+    check_may_approve(gw, c.session, id, now)?;
     let (payload, event) = gw
         .pairing
         .approve(id, now)
         .await
         .map_err(|e| failed(e, "requestId"))?;
     gw.registry.broadcast("device.pair.resolved", &event);
-    Ok(payload)
+    Ok(or_empty(payload))
 }
 
-async fn reject(gw: &Gateway, method: &str, params: &Value, now: i64) -> Result<Value, ErrorShape> {
-    let id = param(method, params, "requestId")?;
+pub(crate) async fn reject(c: &Call<'_>) -> Reply {
+    let gw = c.gw;
+    let id = param(c.method, c.params, "requestId")?;
     let (payload, event) = gw
         .pairing
-        .reject(id, now)
+        .reject(id, crate::now_ms())
         .await
         .map_err(|e| failed(e, "requestId"))?;
     gw.registry.broadcast("device.pair.resolved", &event);
-    Ok(payload)
+    Ok(or_empty(payload))
 }
 
-async fn remove(gw: &Gateway, method: &str, params: &Value, now: i64) -> Result<Value, ErrorShape> {
-    let id = param(method, params, "deviceId")?;
+pub(crate) async fn remove(c: &Call<'_>) -> Reply {
+    let gw = c.gw;
+    let id = param(c.method, c.params, "deviceId")?;
     let payload = gw
         .pairing
-        .remove(id, now)
+        .remove(id, crate::now_ms())
         .await
         .map_err(|e| failed(e, "deviceId"))?;
     gw.registry.disconnect_device(id, None, "device removed");
-    Ok(payload)
+    Ok(or_empty(payload))
 }
 
-async fn rename(gw: &Gateway, method: &str, params: &Value, now: i64) -> Result<Value, ErrorShape> {
-    let id = param(method, params, "deviceId")?;
-    let label = param(method, params, "label")?;
+pub(crate) async fn rename(c: &Call<'_>) -> Reply {
+    let id = param(c.method, c.params, "deviceId")?;
+    let label = param(c.method, c.params, "label")?;
     if label.chars().count() > 64 {
         return Err(errors::invalid_params(
-            method,
+            c.method,
             "at /label: must not have more than 64 characters",
         ));
     }
-    gw.pairing
-        .rename(id, label, now)
+    c.gw.pairing
+        .rename(id, label, crate::now_ms())
         .await
+        .map(or_empty)
         .map_err(|e| failed(e, "deviceId"))
 }
 
-async fn rotate(
-    gw: &Gateway,
-    session: &Session,
-    method: &str,
-    params: &Value,
-    now: i64,
-) -> Result<Value, ErrorShape> {
-    let id = param(method, params, "deviceId")?;
-    let role = role_param(method, params)?;
+pub(crate) async fn rotate(c: &Call<'_>) -> Reply {
+    let id = param(c.method, c.params, "deviceId")?;
+    let role = role_param(c.method, c.params)?;
     // Sockets authenticated with the old token keep their session; new connects need the
     // new token.
-    gw.pairing
+    c.gw.pairing
         .rotate(
             id,
             role.as_str(),
-            session.device_id.as_deref() == Some(id),
-            now,
+            c.session.device_id.as_deref() == Some(id),
+            crate::now_ms(),
         )
         .await
+        .map(or_empty)
         .map_err(|e| failed(e, "deviceId"))
 }
 
-async fn revoke(gw: &Gateway, method: &str, params: &Value, now: i64) -> Result<Value, ErrorShape> {
-    let id = param(method, params, "deviceId")?;
-    let role = role_param(method, params)?;
+pub(crate) async fn revoke(c: &Call<'_>) -> Reply {
+    let gw = c.gw;
+    let id = param(c.method, c.params, "deviceId")?;
+    let role = role_param(c.method, c.params)?;
     let payload = gw
         .pairing
-        .revoke(id, role.as_str(), now)
+        .revoke(id, role.as_str(), crate::now_ms())
         .await
         .map_err(|e| failed(e, "deviceId"))?;
     gw.registry
         .disconnect_device(id, Some(role), "device token revoked");
-    Ok(payload)
+    Ok(or_empty(payload))
 }

@@ -1,13 +1,11 @@
 //! Node methods: what operators call about nodes (`node.list`, `node.invoke`, `node.pair.*`,
 //! `exec.approvals.node.*`) and what nodes call (`node.invoke.result`, `node.event`, …).
 
-use crate::Gateway;
+use super::table::{Call, Reply};
 use crate::nodes::{DEFAULT_INVOKE_TIMEOUT_MS, InvokeRequest, caller_key};
-use crate::registry::{ConnHandle, Session};
 use clawgate_protocol::errors::{self, ErrorShape};
 use clawgate_protocol::schema::{self, Schema};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 fn string_param<'a>(method: &str, params: &'a Value, key: &str) -> Result<&'a str, ErrorShape> {
     params
@@ -19,84 +17,95 @@ fn string_param<'a>(method: &str, params: &'a Value, key: &str) -> Result<&'a st
         })
 }
 
-pub(crate) async fn dispatch(
-    gw: &Gateway,
-    session: &Session,
-    conn: &Arc<ConnHandle>,
-    method: &str,
-    params: &Value,
-) -> Option<Result<Value, ErrorShape>> {
-    let nodes = &gw.nodes;
-    let result = match method {
-        "node.list" => Ok(nodes.list()),
-        "node.describe" => match string_param(method, params, "nodeId") {
-            Ok(id) => nodes.describe(id),
-            Err(e) => Err(e),
-        },
-        "node.pair.list" => Ok(nodes.pair_list()),
-        "node.pair.approve" => match string_param(method, params, "requestId") {
-            Ok(id) => nodes.approve(gw, id, &session.scopes).await,
-            Err(e) => Err(e),
-        },
-        "node.pair.reject" => match string_param(method, params, "requestId") {
-            Ok(id) => nodes.reject(gw, id).await,
-            Err(e) => Err(e),
-        },
-        "node.pair.remove" => match string_param(method, params, "nodeId") {
-            Ok(id) => nodes.remove(gw, id).await,
-            Err(e) => Err(e),
-        },
-        "node.rename" => match (
-            string_param(method, params, "nodeId"),
-            string_param(method, params, "displayName"),
-        ) {
-            (Ok(id), Ok(name)) => nodes.rename(id, name).await,
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-        "node.invoke" => invoke(gw, session, params).await,
-        "exec.approvals.node.get" | "exec.approvals.node.set" => {
-            match string_param(method, params, "nodeId") {
-                Ok(id) => {
-                    let (command, forwarded) = if method.ends_with(".get") {
-                        ("system.execApprovals.get", json!({}))
-                    } else {
-                        let mut f =
-                            json!({"file": params.get("file").cloned().unwrap_or(Value::Null)});
-                        if let Some(h) = params.get("baseHash") {
-                            f["baseHash"] = h.clone();
-                        }
-                        ("system.execApprovals.set", f)
-                    };
-                    let request = InvokeRequest {
-                        node_id: id,
-                        command,
-                        params: Some(forwarded),
-                        timeout_ms: DEFAULT_INVOKE_TIMEOUT_MS,
-                        idempotency_key: None,
-                        session_key: None,
-                        policy_checked: false,
-                        caller: Some(caller_key(session)),
-                    };
-                    nodes.invoke(gw, request).await.map(|(payload, _)| payload)
-                }
-                Err(e) => Err(e),
-            }
-        }
-        "node.invoke.result" => nodes.result(gw, session, conn, params),
-        "node.invoke.progress" => nodes.progress(gw, session, conn, params),
-        "node.event" => nodes.event(gw, session, params),
-        "node.skills.update" | "node.pluginTools.update" | "node.runnerInventory.update" => {
-            nodes.update(gw, session, method, params)
-        }
-        _ => return None,
+pub(crate) fn list(c: &Call<'_>) -> Reply {
+    Ok(c.gw.nodes.list())
+}
+
+pub(crate) fn describe(c: &Call<'_>) -> Reply {
+    c.gw.nodes
+        .describe(string_param(c.method, c.params, "nodeId")?)
+}
+
+pub(crate) fn pair_list(c: &Call<'_>) -> Reply {
+    Ok(c.gw.nodes.pair_list())
+}
+
+pub(crate) async fn pair_approve(c: &Call<'_>) -> Reply {
+    let id = string_param(c.method, c.params, "requestId")?;
+    c.gw.nodes.approve(c.gw, id, &c.session.scopes).await
+}
+
+pub(crate) async fn pair_reject(c: &Call<'_>) -> Reply {
+    let id = string_param(c.method, c.params, "requestId")?;
+    c.gw.nodes.reject(c.gw, id).await
+}
+
+pub(crate) async fn pair_remove(c: &Call<'_>) -> Reply {
+    let id = string_param(c.method, c.params, "nodeId")?;
+    c.gw.nodes.remove(c.gw, id).await
+}
+
+pub(crate) async fn rename(c: &Call<'_>) -> Reply {
+    let id = string_param(c.method, c.params, "nodeId");
+    let name = string_param(c.method, c.params, "displayName");
+    c.gw.nodes.rename(id?, name?).await
+}
+
+/// `exec.approvals.node.get`: the node's own `system.execApprovals.get`, outside the gateway's
+/// command policy.
+pub(crate) async fn exec_approvals_get(c: &Call<'_>) -> Reply {
+    forward_exec_approvals(c, "system.execApprovals.get", json!({})).await
+}
+
+/// `exec.approvals.node.set`: the node's own `system.execApprovals.set`.
+pub(crate) async fn exec_approvals_set(c: &Call<'_>) -> Reply {
+    let mut forwarded = json!({"file": c.params.get("file").cloned().unwrap_or(Value::Null)});
+    if let Some(h) = c.params.get("baseHash") {
+        forwarded["baseHash"] = h.clone();
+    }
+    forward_exec_approvals(c, "system.execApprovals.set", forwarded).await
+}
+
+async fn forward_exec_approvals(c: &Call<'_>, command: &str, forwarded: Value) -> Reply {
+    let node_id = string_param(c.method, c.params, "nodeId")?;
+    let request = InvokeRequest {
+        node_id,
+        command,
+        params: Some(forwarded),
+        timeout_ms: DEFAULT_INVOKE_TIMEOUT_MS,
+        idempotency_key: None,
+        session_key: None,
+        policy_checked: false,
+        caller: Some(caller_key(c.session)),
     };
-    Some(result)
+    c.gw.nodes
+        .invoke(c.gw, request)
+        .await
+        .map(|(payload, _)| payload)
+}
+
+pub(crate) fn invoke_result(c: &Call<'_>) -> Reply {
+    c.gw.nodes.result(c.gw, c.session, c.conn, c.params)
+}
+
+pub(crate) fn invoke_progress(c: &Call<'_>) -> Reply {
+    c.gw.nodes.progress(c.gw, c.session, c.conn, c.params)
+}
+
+pub(crate) fn event(c: &Call<'_>) -> Reply {
+    c.gw.nodes.event(c.gw, c.session, c.params)
+}
+
+/// `node.skills.update`, `node.pluginTools.update`, `node.runnerInventory.update`.
+pub(crate) fn update(c: &Call<'_>) -> Reply {
+    c.gw.nodes.update(c.gw, c.session, c.method, c.params)
 }
 
 /// `node.invoke`: schema, policy, then the relay. `system.run` gets a `runId` like the real
 /// gateway injects.
-async fn invoke(gw: &Gateway, session: &Session, params: &Value) -> Result<Value, ErrorShape> {
+pub(crate) async fn invoke(c: &Call<'_>) -> Reply {
     const METHOD: &str = "node.invoke";
+    let (gw, session, params) = (c.gw, c.session, c.params);
     schema::validate(Schema::NodeInvokeParams, params)
         .map_err(|e| errors::invalid_params(METHOD, &e))?;
     let node_id = string_param(METHOD, params, "nodeId")?;
