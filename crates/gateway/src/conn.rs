@@ -35,6 +35,17 @@ type InFlight = std::pin::Pin<
     Box<dyn std::future::Future<Output = (String, Result<Value, methods::Refusal>)> + Send>,
 >;
 
+/// What a connect was granted: the session's role and scopes and how it authenticated.
+struct Grant<'a> {
+    role: Role,
+    scopes: Vec<String>,
+    device_id: Option<&'a str>,
+    /// `hello-ok.auth.method`.
+    auth_method: &'a str,
+    /// A device token issued on this connect, and when (`hello-ok.auth.deviceToken`).
+    device_token: Option<(String, i64)>,
+}
+
 /// Requests of one connection handled concurrently at most; beyond this the socket is not read
 /// until one finishes.
 const MAX_IN_FLIGHT: usize = 64;
@@ -247,7 +258,17 @@ impl Connection {
                         _ => Vec::new(),
                     };
                     let scopes = self.connection_scopes(role, scopes, verified_login);
-                    Ok(self.session(&p, role, scopes, None, method, None, protocol))
+                    Ok(self.session(
+                        &p,
+                        protocol,
+                        Grant {
+                            role,
+                            scopes,
+                            device_id: None,
+                            auth_method: method,
+                            device_token: None,
+                        },
+                    ))
                 }
                 SharedAuth::NotRequired | SharedAuth::Missing(_) => {
                     Err(errors::device_identity_required())
@@ -360,12 +381,14 @@ impl Connection {
                 let scopes = self.connection_scopes(role, scopes, verified_login);
                 Ok(self.session(
                     &p,
-                    role,
-                    scopes,
-                    Some(&proof.id),
-                    method,
-                    Some((token, issued_at_ms)),
                     protocol,
+                    Grant {
+                        role,
+                        scopes,
+                        device_id: Some(&proof.id),
+                        auth_method: method,
+                        device_token: Some((token, issued_at_ms)),
+                    },
                 ))
             }
             pairing::Decision::Pending {
@@ -586,17 +609,19 @@ impl Connection {
     }
 
     /// The session and its hello-ok.
-    #[allow(clippy::too_many_arguments)]
     fn session(
         &self,
         p: &connect::ConnectParams,
-        role: Role,
-        scopes: Vec<String>,
-        device_id: Option<&str>,
-        method: &str,
-        device_token: Option<(String, i64)>,
         protocol: u32,
+        grant: Grant<'_>,
     ) -> (Session, Value) {
+        let Grant {
+            role,
+            scopes,
+            device_id,
+            auth_method,
+            device_token,
+        } = grant;
         let session = Session {
             role,
             scopes,
@@ -617,7 +642,7 @@ impl Connection {
             path_env: p.path_env.clone().filter(|_| role == Role::Node),
             legacy_node: role == Role::Node && protocol < clawgate_protocol::PROTOCOL_VERSION,
         };
-        let mut hello = hello::hello_ok(&self.gw, &self.handle.conn_id, &session, method);
+        let mut hello = hello::hello_ok(&self.gw, &self.handle.conn_id, &session, auth_method);
         if let Some((token, issued_at_ms)) = device_token {
             hello["auth"]["deviceToken"] = json!(token);
             hello["auth"]["issuedAtMs"] = json!(issued_at_ms);

@@ -13,7 +13,7 @@
 //! [`Gateway::send_node_invoke_input`].
 
 use crate::Gateway;
-use crate::registry::{ConnHandle, Session};
+use crate::registry::{ConnHandle, Registry, Session};
 use clawgate_protocol::errors::{self, ErrorShape};
 use clawgate_protocol::limits::MAX_NODE_INVOKE_CHUNK_BYTES;
 use clawgate_protocol::nodes as policy;
@@ -21,7 +21,9 @@ use clawgate_protocol::schema::{self, Schema};
 use clawgate_store::{NodeRecord, NodeRequestRecord, Store, StoreError, Write};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -154,6 +156,33 @@ pub enum InvokeInputError {
     SendFailed,
 }
 
+/// What relaying an invoke needs from the gateway: where node frames go and the operator's
+/// command policy (`gateway.nodes.commands.allow`/`deny`), so that [`Nodes::invoke`] is not
+/// tied to the whole gateway. [`Gateway::invoke_context`] lends one.
+#[derive(Clone, Copy)]
+pub(crate) struct InvokeContext<'a> {
+    pub registry: &'a Registry,
+    pub commands_allow: &'a [String],
+    pub commands_deny: &'a [String],
+}
+
+/// A node's `(payload, payloadJSON)`, or the error an operator gets.
+pub(crate) type InvokeFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(Value, Value), ErrorShape>> + Send + 'a>>;
+
+/// How in-process callers (node methods today, the agent runtime next) reach nodes without
+/// holding the gateway; [`Gateway`] implements it.
+pub(crate) trait NodeInvoker: Send + Sync {
+    /// [`Nodes::invoke`].
+    fn invoke_node<'a>(&'a self, request: InvokeRequest<'a>) -> InvokeFuture<'a>;
+}
+
+impl NodeInvoker for Gateway {
+    fn invoke_node<'a>(&'a self, request: InvokeRequest<'a>) -> InvokeFuture<'a> {
+        Box::pin(self.nodes.invoke(self.invoke_context(), request))
+    }
+}
+
 /// One invoke of a node command: what [`Nodes::invoke`] sends as `node.invoke.request`.
 #[derive(Clone)]
 pub(crate) struct InvokeRequest<'a> {
@@ -186,13 +215,13 @@ pub(crate) fn caller_key(session: &Session) -> String {
 /// tells the node with `node.invoke.cancel`. An invoke already answered is left alone.
 struct CancelOnDrop<'a> {
     nodes: &'a Nodes,
-    gw: &'a Gateway,
+    registry: &'a Registry,
     invoke_id: String,
 }
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
-        self.nodes.cancel(self.gw, &self.invoke_id);
+        self.nodes.cancel(self.registry, &self.invoke_id);
     }
 }
 
@@ -248,7 +277,7 @@ impl NodeInvokeStream {
             }
         };
         self.outcome = None;
-        self.gw.nodes.cancel(&self.gw, &self.id);
+        self.gw.nodes.cancel(&self.gw.registry, &self.id);
         Some(ControlFlow::Break(end))
     }
 }
@@ -256,7 +285,7 @@ impl NodeInvokeStream {
 impl Drop for NodeInvokeStream {
     fn drop(&mut self) {
         if self.outcome.is_some() {
-            self.gw.nodes.cancel(&self.gw, &self.id);
+            self.gw.nodes.cancel(&self.gw.registry, &self.id);
         }
     }
 }
@@ -270,6 +299,14 @@ async fn until(at: Option<Instant>) {
 }
 
 impl Gateway {
+    pub(crate) fn invoke_context(&self) -> InvokeContext<'_> {
+        InvokeContext {
+            registry: &self.registry,
+            commands_allow: &self.options.node_commands_allow,
+            commands_deny: &self.options.node_commands_deny,
+        }
+    }
+
     /// Invokes `command` on a node and streams its `node.invoke.progress` chunks back, like the
     /// real gateway's in-process callers (terminal relay, node CLI runs) do. The gateway's command
     /// policy applies as for `node.invoke`. `timeout` bounds the whole invoke (`None`: the node is
@@ -297,9 +334,9 @@ impl Gateway {
             policy_checked: true,
             caller: None,
         };
-        let (id, outcome) = self
-            .nodes
-            .dispatch(self, request, Some(ProgressRelay::new(tx)))?;
+        let (id, outcome) =
+            self.nodes
+                .dispatch(self.invoke_context(), request, Some(ProgressRelay::new(tx)))?;
         let now = Instant::now();
         Ok(NodeInvokeStream {
             gw: self.clone(),
@@ -902,7 +939,7 @@ impl Nodes {
     /// went away) cancels the invoke at the node.
     pub async fn invoke(
         &self,
-        gw: &Gateway,
+        cx: InvokeContext<'_>,
         request: InvokeRequest<'_>,
     ) -> Result<(Value, Value), ErrorShape> {
         let budget = Duration::from_millis(request.timeout_ms.min(MAX_INVOKE_TIMEOUT_MS));
@@ -920,10 +957,10 @@ impl Nodes {
                 timeout_ms: remaining.as_millis() as u64,
                 ..request.clone()
             };
-            let (invoke_id, rx) = self.dispatch(gw, attempt, None)?;
+            let (invoke_id, rx) = self.dispatch(cx, attempt, None)?;
             let _cancel = CancelOnDrop {
                 nodes: self,
-                gw,
+                registry: cx.registry,
                 invoke_id,
             };
             let outcome = match tokio::time::timeout_at(deadline, rx).await {
@@ -947,7 +984,7 @@ impl Nodes {
     /// `node.invoke.request`. Returns the invoke id and where its outcome will arrive.
     fn dispatch(
         &self,
-        gw: &Gateway,
+        cx: InvokeContext<'_>,
         request: InvokeRequest<'_>,
         relay: Option<ProgressRelay>,
     ) -> Result<(String, oneshot::Receiver<Outcome>), ErrorShape> {
@@ -975,16 +1012,12 @@ impl Nodes {
                     .get(node_id)
                     .map(|a| a.commands.clone())
                     .unwrap_or_default();
-                let allow = policy::allowlist(
-                    platform,
-                    &approved,
-                    &gw.options.node_commands_allow,
-                    &gw.options.node_commands_deny,
-                );
+                let allow =
+                    policy::allowlist(platform, &approved, cx.commands_allow, cx.commands_deny);
                 let effective = state.effective_commands(node_id, &s.commands);
                 if let Err(refusal) = policy::check_command(command, &allow, &effective) {
                     return Err(refusal_error(
-                        gw,
+                        cx.commands_deny,
                         refusal,
                         command,
                         platform,
@@ -1037,13 +1070,13 @@ impl Nodes {
         if let Some(k) = request.session_key {
             payload["sessionKey"] = json!(k);
         }
-        conn.send_event(&gw.registry, "node.invoke.request", &payload);
+        conn.send_event(cx.registry, "node.invoke.request", &payload);
         Ok((invoke_id, rx))
     }
 
     /// Drops a pending invoke whose caller gave up (deadline, idle budget, stopped reading) and
     /// tells the node with `node.invoke.cancel`. An invoke already answered is left alone.
-    fn cancel(&self, gw: &Gateway, invoke_id: &str) -> Option<PendingInvoke> {
+    fn cancel(&self, registry: &Registry, invoke_id: &str) -> Option<PendingInvoke> {
         let pending = self
             .state
             .lock()
@@ -1051,7 +1084,7 @@ impl Nodes {
             .invokes
             .remove(invoke_id)?;
         pending.conn.send_event(
-            &gw.registry,
+            registry,
             "node.invoke.cancel",
             &json!({"invokeId": invoke_id, "nodeId": pending.node_id}),
         );
@@ -1216,7 +1249,7 @@ impl Nodes {
         }
         drop(state);
         if relayed == Relayed::Stalled
-            && let Some(pending) = self.cancel(gw, invoke_id)
+            && let Some(pending) = self.cancel(&gw.registry, invoke_id)
         {
             let _ = pending.tx.send(Err(errors::node_progress_overflow()));
         }
@@ -1332,7 +1365,7 @@ impl Nodes {
 }
 
 fn refusal_error(
-    gw: &Gateway,
+    commands_deny: &[String],
     refusal: policy::CommandRefusal,
     command: &str,
     platform: &str,
@@ -1341,7 +1374,7 @@ fn refusal_error(
 ) -> ErrorShape {
     use policy::CommandRefusal::*;
     let (reason, message) = match refusal {
-        NotAllowlisted if gw.options.node_commands_deny.iter().any(|d| d.trim() == command) => (
+        NotAllowlisted if commands_deny.iter().any(|d| d.trim() == command) => (
             "command not allowlisted",
             format!("node command not allowed: \"{command}\" is blocked by gateway.nodes.commands.deny"),
         ),

@@ -2,7 +2,7 @@
 //! `exec.approvals.node.*`) and what nodes call (`node.invoke.result`, `node.event`, …).
 
 use super::table::{Call, Reply};
-use crate::nodes::{DEFAULT_INVOKE_TIMEOUT_MS, InvokeRequest, caller_key};
+use crate::nodes::{DEFAULT_INVOKE_TIMEOUT_MS, InvokeRequest, NodeInvoker, caller_key};
 use clawgate_protocol::errors::{self, ErrorShape};
 use clawgate_protocol::schema::{self, Schema};
 use serde_json::{Value, json};
@@ -78,10 +78,7 @@ async fn forward_exec_approvals(c: &Call<'_>, command: &str, forwarded: Value) -
         policy_checked: false,
         caller: Some(caller_key(c.session)),
     };
-    c.gw.nodes
-        .invoke(c.gw, request)
-        .await
-        .map(|(payload, _)| payload)
+    c.gw.invoke_node(request).await.map(|(payload, _)| payload)
 }
 
 pub(crate) fn invoke_result(c: &Call<'_>) -> Reply {
@@ -133,7 +130,7 @@ pub(crate) async fn invoke(c: &Call<'_>) -> Reply {
         policy_checked: true,
         caller: Some(caller_key(session)),
     };
-    let (payload, payload_json) = gw.nodes.invoke(gw, request).await?;
+    let (payload, payload_json) = gw.invoke_node(request).await?;
     Ok(
         json!({"ok": true, "nodeId": node_id, "command": command, "payload": payload, "payloadJSON": payload_json}),
     )
