@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use conn::serve_websocket;
 pub use nodes::{InvokeInputError, NodeInvokeStream};
-pub use registry::Registry;
+pub use registry::{BusEvent, EventSubscription, Registry, SubscriptionEnded};
 
 /// How connecting clients prove who they are (`gateway.auth.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,10 @@
 //! Live connections: the outbound queues, per-connection `seq`, scope-filtered broadcasts,
 //! presence, and the gateway-wide timers (tick, ping).
 //!
+//! Broadcasts also reach in-process subscribers ([`Registry::subscribe`]: agent runs, channel
+//! replies, waiters), filtered by role and scope exactly as sockets are and bounded the same
+//! way: a subscriber that falls behind is cut off like a slow consumer.
+//!
 //! Timers are global rather than per connection: one `tick` loop walks the registry every
 //! interval, so an idle connection costs no timer of its own. Likewise the outbound queue is a
 //! plain deque that allocates only while frames wait, not a channel with a preallocated block.
@@ -14,7 +18,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// What the connection task writes to its socket.
@@ -167,8 +171,73 @@ impl ConnHandle {
     }
 }
 
+/// Events an in-process subscriber may have waiting, at most; with the sockets' byte budget
+/// (`maxBufferedBytes`, counted the same way), what bounds its queue.
+const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// A broadcast event as an in-process subscriber receives it: no frame, no `seq`, the payload
+/// shared by every subscriber.
+#[derive(Debug, Clone)]
+pub struct BusEvent {
+    pub event: Arc<str>,
+    pub payload: Arc<Value>,
+    /// The frame's length, counted against the subscriber's byte budget while it waits.
+    frame_len: usize,
+}
+
+/// Why [`EventSubscription::recv`] has no more events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionEnded {
+    /// It fell more than its queue holds behind and was cut off, as a slow socket is: every
+    /// event before the cut was delivered, none after. Subscribe again and re-read the state.
+    Overflowed,
+    /// The registry is gone.
+    Closed,
+}
+
+/// An in-process listener on the broadcast bus, from [`Registry::subscribe`]. Dropping it
+/// unsubscribes.
+pub struct EventSubscription {
+    rx: mpsc::Receiver<BusEvent>,
+    queue: Arc<SubscriberQueue>,
+}
+
+impl EventSubscription {
+    /// The next event, in broadcast order.
+    pub async fn recv(&mut self) -> Result<BusEvent, SubscriptionEnded> {
+        match self.rx.recv().await {
+            Some(event) => {
+                self.queue
+                    .bytes
+                    .fetch_sub(event.frame_len, Ordering::AcqRel);
+                Ok(event)
+            }
+            None if self.queue.overflowed.load(Ordering::Acquire) => {
+                Err(SubscriptionEnded::Overflowed)
+            }
+            None => Err(SubscriptionEnded::Closed),
+        }
+    }
+}
+
+#[derive(Default)]
+struct SubscriberQueue {
+    /// Bytes of the events waiting, as [`ConnHandle`] counts its frames.
+    bytes: AtomicUsize,
+    /// Set before the sender is dropped for falling behind.
+    overflowed: AtomicBool,
+}
+
+struct Subscriber {
+    role: Role,
+    scopes: Vec<String>,
+    tx: mpsc::Sender<BusEvent>,
+    queue: Arc<SubscriberQueue>,
+}
+
 pub struct Registry {
     conns: Mutex<HashMap<u64, Arc<ConnHandle>>>,
+    subscribers: Mutex<Vec<Subscriber>>,
     next_key: AtomicU64,
     presence_version: AtomicU64,
     health_version: AtomicU64,
@@ -183,6 +252,7 @@ impl Registry {
         Registry {
             self_entry,
             conns: Mutex::new(HashMap::new()),
+            subscribers: Mutex::new(Vec::new()),
             next_key: AtomicU64::new(1),
             presence_version: AtomicU64::new(1),
             health_version: AtomicU64::new(1),
@@ -307,16 +377,32 @@ impl Registry {
         self.broadcast_inner(event, payload, Some(sv));
     }
 
+    /// Subscribes in process to what a WebSocket session with `role` and `scopes` would be
+    /// broadcast, from now on. The queue is bounded like a socket's (its byte budget, and
+    /// [`MAX_QUEUED_EVENTS`]); a subscriber over it is cut off rather than losing events
+    /// silently, so that a waiter never misses the event it waits for without knowing.
+    pub fn subscribe(&self, role: Role, scopes: Vec<String>) -> EventSubscription {
+        let (tx, rx) = mpsc::channel(MAX_QUEUED_EVENTS);
+        let queue = Arc::new(SubscriberQueue::default());
+        let mut subscribers = self.subscribers.lock().expect("subscribers lock");
+        // Dropped subscriptions go here as well as at the next broadcast, so subscribing in a
+        // loop without broadcasts does not grow the list.
+        subscribers.retain(|s| !s.tx.is_closed());
+        subscribers.push(Subscriber {
+            role,
+            scopes,
+            tx,
+            queue: queue.clone(),
+        });
+        EventSubscription { rx, queue }
+    }
+
     fn broadcast_inner(&self, event: &str, payload: &Value, state: Option<StateVersion>) {
         let required = event_scope(event);
         let mut serialized = None;
         for conn in self.snapshot() {
-            let allowed = conn.with_session(|session| match required {
-                Some(scope) => {
-                    session.role == Role::Operator && scopes::satisfies(&session.scopes, scope)
-                }
-                None => true,
-            });
+            let allowed =
+                conn.with_session(|session| receives(session.role, &session.scopes, required));
             if allowed != Some(true) {
                 continue;
             }
@@ -331,6 +417,48 @@ impl Registry {
             };
             self.send(&conn, frame);
         }
+        self.publish_in_process(event, payload, required, serialized);
+    }
+
+    fn publish_in_process(
+        &self,
+        event: &str,
+        payload: &Value,
+        required: Option<&str>,
+        serialized: Option<Arc<str>>,
+    ) {
+        let mut shared = None;
+        let mut subscribers = self.subscribers.lock().expect("subscribers lock");
+        subscribers.retain(|s| {
+            if !receives(s.role, &s.scopes, required) {
+                return !s.tx.is_closed();
+            }
+            let bus_event = shared
+                .get_or_insert_with(|| BusEvent {
+                    event: event.into(),
+                    payload: Arc::new(payload.clone()),
+                    frame_len: serialized.as_ref().map_or_else(
+                        || SharedEvent::serialize(event, payload).len(),
+                        |frame| frame.len(),
+                    ),
+                })
+                .clone();
+            let queued = s
+                .queue
+                .bytes
+                .fetch_add(bus_event.frame_len, Ordering::AcqRel)
+                + bus_event.frame_len;
+            let sent = queued <= self.max_buffered_bytes
+                && match s.tx.try_send(bus_event) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => false,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                };
+            if !sent {
+                s.queue.overflowed.store(true, Ordering::Release);
+            }
+            sent
+        });
     }
 
     /// Closes the live sockets of a device (all roles, or one), e.g. after it was removed or its
@@ -375,6 +503,15 @@ impl Registry {
     }
 }
 
+/// Whether a session (socket or in-process) with `role` and `scopes` receives a broadcast
+/// needing `required` ([`event_scope`]).
+fn receives(role: Role, granted: &[String], required: Option<&str>) -> bool {
+    match required {
+        Some(scope) => role == Role::Operator && scopes::satisfies(granted, scope),
+        None => true,
+    }
+}
+
 /// Which scope an operator needs to receive a broadcast; `None` = every session, nodes too.
 fn event_scope(event: &str) -> Option<&'static str> {
     match event {
@@ -398,5 +535,170 @@ pub(crate) async fn run_timers(gateway: Arc<Gateway>, shutdown: CancellationToke
             _ = tick.tick() => gateway.registry.broadcast("tick", &json!({"ts": crate::now_ms()})),
             _ = ping.tick() => gateway.registry.ping_all(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn session(role: Role, scopes: &[&str]) -> Session {
+        Session {
+            role,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            // Ephemeral, so attaching it broadcasts no presence of its own.
+            client: ClientInfo {
+                mode: "cli".into(),
+                ..ClientInfo::default()
+            },
+            ip: "127.0.0.1".into(),
+            device_id: None,
+            connected_at_ms: 0,
+            caps: Vec::new(),
+            commands: Vec::new(),
+            path_env: None,
+            legacy_node: false,
+        }
+    }
+
+    /// The events queued for a socket so far, by name.
+    fn socket_events(conn: &ConnHandle) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Some(out) = conn.next_outbound().now_or_never() {
+            let frame: Value = match out {
+                Outbound::Event(e) => serde_json::from_slice(&e.parts().concat()).unwrap(),
+                Outbound::Text(t) => serde_json::from_str(&t).unwrap(),
+                other => panic!("unexpected {other:?}"),
+            };
+            names.push(frame["event"].as_str().unwrap().to_owned());
+        }
+        names
+    }
+
+    fn subscriber_events(sub: &mut EventSubscription) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Some(Ok(e)) = sub.recv().now_or_never() {
+            names.push(e.event.to_string());
+        }
+        names
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_receives_what_a_socket_with_the_same_scopes_receives() {
+        let registry = Registry::new(usize::MAX, json!({}));
+        let audiences: [(Role, &[&str]); 5] = [
+            (Role::Operator, &[scopes::READ]),
+            (Role::Operator, &[scopes::PAIRING]),
+            (Role::Operator, &[scopes::WRITE]),
+            (Role::Operator, &[]),
+            (Role::Node, &[]),
+        ];
+        let listeners: Vec<_> = audiences
+            .iter()
+            .map(|(role, granted)| {
+                let (_, conn) = registry.register();
+                registry.attach_session(&conn, Arc::new(session(*role, granted)));
+                let sub =
+                    registry.subscribe(*role, granted.iter().map(|s| s.to_string()).collect());
+                (conn, sub)
+            })
+            .collect();
+        for event in [
+            "tick",
+            "node.pair.requested",
+            "health",
+            "device.pair.resolved",
+            "node.presence",
+            "chat",
+            "shutdown",
+        ] {
+            registry.broadcast(event, &json!({"event": event}));
+        }
+        let mut seen = Vec::new();
+        for ((role, granted), (conn, mut sub)) in audiences.iter().zip(listeners) {
+            let on_socket = socket_events(&conn);
+            assert_eq!(
+                subscriber_events(&mut sub),
+                on_socket,
+                "{role:?} {granted:?}"
+            );
+            seen.push(on_socket);
+        }
+        // The filter did filter: read sees node.presence and chat but not pairing events,
+        // pairing the reverse, a scope-less operator and a node only the open ones.
+        assert_eq!(
+            seen[0],
+            ["tick", "health", "node.presence", "chat", "shutdown"]
+        );
+        assert_eq!(
+            seen[1],
+            [
+                "tick",
+                "node.pair.requested",
+                "health",
+                "device.pair.resolved",
+                "shutdown"
+            ]
+        );
+        assert_eq!(seen[2], seen[0]);
+        assert_eq!(seen[3], ["tick", "health", "shutdown"]);
+        assert_eq!(seen[4], seen[3]);
+    }
+
+    #[tokio::test]
+    async fn the_payload_is_shared_by_every_subscriber() {
+        let registry = Registry::new(usize::MAX, json!({}));
+        let mut a = registry.subscribe(Role::Operator, vec![scopes::READ.into()]);
+        let mut b = registry.subscribe(Role::Operator, vec![scopes::ADMIN.into()]);
+        registry.broadcast("node.hostStats", &json!({"nodeId": "n"}));
+        let (a, b) = (a.recv().await.unwrap(), b.recv().await.unwrap());
+        assert!(Arc::ptr_eq(&a.payload, &b.payload));
+        assert_eq!(*a.payload, json!({"nodeId": "n"}));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_over_its_event_bound_is_cut_off_after_what_it_was_sent() {
+        let registry = Registry::new(usize::MAX, json!({}));
+        let mut slow = registry.subscribe(Role::Node, Vec::new());
+        let mut keeping_up = registry.subscribe(Role::Node, Vec::new());
+        for i in 0..=MAX_QUEUED_EVENTS {
+            registry.broadcast("tick", &json!({"i": i}));
+            assert_eq!(keeping_up.recv().await.unwrap().payload["i"], i);
+        }
+        for i in 0..MAX_QUEUED_EVENTS {
+            assert_eq!(slow.recv().await.unwrap().payload["i"], i);
+        }
+        assert_eq!(
+            slow.recv().await.unwrap_err(),
+            SubscriptionEnded::Overflowed
+        );
+        // The cut subscriber is gone from the bus; the other one still listens.
+        assert_eq!(registry.subscribers.lock().unwrap().len(), 1);
+        registry.broadcast("tick", &json!({}));
+        assert!(keeping_up.recv().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_over_the_byte_budget_is_cut_off() {
+        let registry = Registry::new(4096, json!({}));
+        let mut sub = registry.subscribe(Role::Operator, vec![scopes::READ.into()]);
+        registry.broadcast("chat", &json!({"text": "x".repeat(1000)}));
+        registry.broadcast("chat", &json!({"text": "x".repeat(1000)}));
+        // The third one would queue more than 4096 bytes: like a socket, the subscriber is cut.
+        registry.broadcast("chat", &json!({"text": "x".repeat(3000)}));
+        assert!(sub.recv().await.is_ok());
+        assert!(sub.recv().await.is_ok());
+        assert_eq!(sub.recv().await.unwrap_err(), SubscriptionEnded::Overflowed);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_subscription_leaves_the_bus() {
+        let registry = Registry::new(usize::MAX, json!({}));
+        for _ in 0..3 {
+            drop(registry.subscribe(Role::Node, Vec::new()));
+        }
+        let _kept = registry.subscribe(Role::Node, Vec::new());
+        assert_eq!(registry.subscribers.lock().unwrap().len(), 1);
     }
 }
