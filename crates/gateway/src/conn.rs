@@ -9,6 +9,7 @@
 
 use crate::auth::{self, SharedAuth};
 use crate::guarded_io::{GuardedIo, PreHelloGuard};
+use crate::handshake::{self, Admission};
 use crate::ingress::{self, IngressKind};
 use crate::registry::{ConnHandle, Outbound, Session};
 use crate::{Gateway, PeerInfo, hello, methods, pairing, ssh_verify};
@@ -222,18 +223,15 @@ impl Connection {
         } = connect::accept(params)?;
         let gw = &self.gw;
         self.check_browser_origin(&p.client)?;
-        let requested_scopes = p.scopes.clone().unwrap_or_default();
-        let auth = p.auth.as_ref();
-        let (shared, verified_login) = match self.identity_auth(auth).await? {
+        let (shared, verified_login) = match self.identity_auth(p.auth.as_ref()).await? {
             Some((method, login)) => (SharedAuth::Ok { method }, Some(login)),
-            None => (auth::check_shared_secret(&gw.options, auth), None),
+            None => (
+                auth::check_shared_secret(&gw.options, p.auth.as_ref()),
+                None,
+            ),
         };
         let verified_login = verified_login.as_deref();
-        let remote_cli = p.client.mode == "cli" && !self.peer.is_local;
-        let device_token = auth.and_then(|a| a.device_token.as_deref());
-        let offers_credential = matches!(shared, SharedAuth::Ok { .. } | SharedAuth::Wrong(_))
-            || device_token.is_some();
-        let attempt = if offers_credential {
+        let attempt = if handshake::offers_credential(shared, &p) {
             match gw.rate_limiter.begin(self.peer.client_ip).await {
                 Ok(a) => Some(a),
                 Err(retry_after_ms) => return Err(errors::auth_rate_limited(retry_after_ms)),
@@ -241,122 +239,56 @@ impl Connection {
         } else {
             None
         };
-        let Some(proof) = &p.device else {
-            return match shared {
-                // Tailscale identity never replaces the device identity.
-                SharedAuth::Ok {
-                    method: "tailscale",
-                } => Err(errors::device_identity_required()),
-                SharedAuth::Ok { method } => {
-                    if let Some(a) = attempt {
-                        gw.rate_limiter.succeed(a);
-                    }
-                    let scopes = match role {
-                        Role::Operator if self.keeps_deviceless_scopes(&p.client) => {
-                            requested_scopes
-                        }
-                        _ => Vec::new(),
-                    };
-                    let scopes = self.connection_scopes(role, scopes, verified_login);
-                    Ok(self.session(
-                        &p,
-                        protocol,
-                        Grant {
-                            role,
-                            scopes,
-                            device_id: None,
-                            auth_method: method,
-                            device_token: None,
-                        },
-                    ))
-                }
-                SharedAuth::NotRequired | SharedAuth::Missing(_) => {
-                    Err(errors::device_identity_required())
-                }
-                SharedAuth::NotConfigured(f) => Err(errors::auth_failed(f, remote_cli, false)),
-                SharedAuth::Wrong(f) => Err(settle_wrong(gw, attempt, f, remote_cli, false).await),
-            };
+        let policy = handshake::PairingPolicy {
+            auto_approve_local: gw.options.auto_approve_local,
+            node_auto_approve_cidrs: &gw.options.node_auto_approve_cidrs,
         };
-        if let Err(failure) = auth::verify_device(&p, proof, role.as_str(), nonce, crate::now_ms())
-        {
-            if let SharedAuth::Wrong(f) = shared {
-                // Still counts as a failed guess; the device error is what is answered.
-                let _ = settle_wrong(gw, attempt, f, remote_cli, false).await;
-            }
-            return Err(errors::device_auth_failed(failure));
-        }
-        // With a device, a failed (or absent) shared secret can be made up for by the device's
-        // own token: `auth.deviceToken`, or `auth.token` holding one.
-        let method = match shared {
-            SharedAuth::Ok { method } => method,
-            SharedAuth::NotRequired if device_token.is_none() => "none",
-            other => {
-                let candidates = [device_token, auth.and_then(|a| a.token.as_deref())];
-                let mut refusal = None;
-                let mut accepted = false;
-                for t in candidates.into_iter().flatten() {
-                    match gw
-                        .pairing
-                        .check_token(&proof.id, role.as_str(), t, &requested_scopes)
-                    {
-                        Ok(_) => {
-                            accepted = true;
-                            break;
-                        }
-                        Err(r) => refusal = refusal.or(Some(r)),
-                    }
+        let connect = handshake::Connect {
+            params: &p,
+            role,
+            nonce,
+        };
+        let now = crate::now_ms();
+        let admission = handshake::decide(&connect, &self.peer, shared, &gw.pairing, &policy, now);
+        let (method, applicant, auto) = match admission {
+            Admission::Refuse {
+                error,
+                wrong_credential,
+            } => {
+                if let (true, Some(a)) = (wrong_credential, attempt) {
+                    gw.rate_limiter.fail(a).await;
                 }
-                if accepted {
-                    "device-token"
-                } else {
-                    let failure = match (other, refusal) {
-                        (_, Some(pairing::TokenRefusal::ScopeMismatch)) => {
-                            errors::AuthFailure::ScopeMismatch
-                        }
-                        (SharedAuth::Wrong(f), _) => f,
-                        (_, Some(pairing::TokenRefusal::Mismatch)) => {
-                            errors::AuthFailure::DeviceTokenMismatch
-                        }
-                        (SharedAuth::Missing(f) | SharedAuth::NotConfigured(f), None) => f,
-                        _ => errors::AuthFailure::DeviceTokenMismatch,
-                    };
-                    let can_retry = matches!(failure, errors::AuthFailure::TokenMismatch)
-                        && auth.is_some_and(|a| a.token.is_some() && a.device_token.is_none());
-                    return Err(if failure.is_wrong_credential() {
-                        settle_wrong(gw, attempt, failure, remote_cli, can_retry).await
-                    } else {
-                        errors::auth_failed(failure, remote_cli, can_retry)
-                    });
-                }
+                return Err(error);
             }
+            Admission::Admit { method, scopes } => {
+                if let Some(a) = attempt {
+                    gw.rate_limiter.succeed(a);
+                }
+                let scopes = self.connection_scopes(role, scopes, verified_login);
+                return Ok(self.session(
+                    &p,
+                    protocol,
+                    Grant {
+                        role,
+                        scopes,
+                        device_id: None,
+                        auth_method: method,
+                        device_token: None,
+                    },
+                ));
+            }
+            Admission::Pair {
+                method,
+                applicant,
+                auto,
+            } => (method, applicant, auto),
         };
         if let Some(a) = attempt {
             gw.rate_limiter.succeed(a);
         }
-        let applicant = pairing::Applicant {
-            device_id: &proof.id,
-            public_key: &proof.public_key,
-            role: role.as_str(),
-            scopes: &requested_scopes,
-            display_name: p.client.display_name.as_deref(),
-            platform: &p.client.platform,
-            device_family: p.client.device_family.as_deref(),
-            client_id: &p.client.id,
-            client_mode: &p.client.mode,
-        };
-        // Verified Tailscale and trusted-proxy operators skip the approval round trip.
-        let auto = if (self.peer.is_local && gw.options.auto_approve_local)
-            || (role == Role::Operator && matches!(method, "tailscale" | "trusted-proxy"))
-        {
-            Some(pairing::AutoApproval::Silent)
-        } else if self.node_from_trusted_cidr(role, &requested_scopes, &p.client) {
-            Some(pairing::AutoApproval::FreshFromTrustedCidr)
-        } else {
-            None
-        };
         let decision = gw
             .pairing
-            .decide(&applicant, auto, crate::now_ms())
+            .decide(&applicant, auto, now)
             .await
             .map_err(|e| {
                 tracing::error!("pairing store: {e}");
@@ -364,6 +296,7 @@ impl Connection {
                     "the gateway could not read or write its pairing state; see its log",
                 )
             })?;
+        let requested_scopes = applicant.scopes;
         match decision {
             pairing::Decision::Approved {
                 token,
@@ -374,7 +307,7 @@ impl Connection {
                     gw.registry.broadcast(event, &payload);
                 }
                 let scopes = if role == Role::Operator {
-                    requested_scopes
+                    requested_scopes.to_vec()
                 } else {
                     Vec::new()
                 };
@@ -385,7 +318,7 @@ impl Connection {
                     Grant {
                         role,
                         scopes,
-                        device_id: Some(&proof.id),
+                        device_id: Some(applicant.device_id),
                         auth_method: method,
                         device_token: Some((token, issued_at_ms)),
                     },
@@ -401,54 +334,19 @@ impl Connection {
                     gw.registry
                         .broadcast("device.pair.requested", &pairing::pending_json(&request));
                 }
-                self.start_ssh_verify(&request, role, &requested_scopes, &p.client);
+                self.start_ssh_verify(&request, role, requested_scopes, &p.client);
                 let reason = errors::PairingReason::parse(&request.reason)
                     .unwrap_or(errors::PairingReason::NotPaired);
                 Err(errors::pairing_required(
                     reason,
                     &request.request_id,
-                    &proof.id,
+                    applicant.device_id,
                     role.as_str(),
-                    &requested_scopes,
+                    requested_scopes,
                     Some((&approved_roles, &approved_scopes)),
                 ))
             }
         }
-    }
-
-    /// OpenClaw's floor for approving a node without an operator (trusted CIDRs, SSH
-    /// verification): a node asking no scopes, not a browser or Control UI client, whose
-    /// address the gateway attributes itself (a direct socket, or a trusted proxy that is not
-    /// on loopback, where headers could be anyone's). Whether it is a first pairing is the
-    /// pairing store's part.
-    fn unattended_node_floor(
-        &self,
-        role: Role,
-        scopes: &[String],
-        client: &connect::ClientInfo,
-    ) -> bool {
-        let attributed = match self.peer.ingress {
-            IngressKind::DirectLocal | IngressKind::DirectRemote => true,
-            IngressKind::TrustedProxy => !self.peer.addr.ip().is_loopback(),
-            _ => false,
-        };
-        role == Role::Node
-            && scopes.is_empty()
-            && self.peer.origin.is_none()
-            && !is_browser_client(client)
-            && attributed
-    }
-
-    /// The floor, from an address in `gateway.nodes.pairing.autoApproveCidrs`.
-    fn node_from_trusted_cidr(
-        &self,
-        role: Role,
-        scopes: &[String],
-        client: &connect::ClientInfo,
-    ) -> bool {
-        let cidrs = &self.gw.options.node_auto_approve_cidrs;
-        self.unattended_node_floor(role, scopes, client)
-            && cidrs.iter().any(|c| c.contains(self.peer.client_ip))
     }
 
     /// `gateway.nodes.pairing.sshVerify`: a first pairing request on the floor, from an
@@ -463,7 +361,8 @@ impl Connection {
         let Some(policy) = &self.gw.options.node_ssh_verify else {
             return;
         };
-        if request.is_repair || !self.unattended_node_floor(role, scopes, client) {
+        if request.is_repair || !handshake::unattended_node_floor(&self.peer, role, scopes, client)
+        {
             return;
         }
         let Some(host) = policy.probe_host(self.peer.client_ip) else {
@@ -654,7 +553,7 @@ impl Connection {
     /// the Control UI and webchat clients even without one.
     fn check_browser_origin(&self, client: &connect::ClientInfo) -> Result<(), HandshakeError> {
         let origin = self.peer.origin.as_deref().filter(|o| !o.trim().is_empty());
-        if origin.is_none() && !is_browser_client(client) {
+        if origin.is_none() && !handshake::is_browser_client(client) {
             return Ok(());
         }
         let local_client = self.peer.ingress == IngressKind::DirectLocal
@@ -676,16 +575,6 @@ impl Connection {
             Ok(_) => Ok(()),
             Err(reason) => Err(errors::origin_not_allowed(reason)),
         }
-    }
-
-    /// Device-less operators keep their requested scopes only as a local CLI (`cli`/`cli`) or a
-    /// local backend (`gateway-client`/`backend`); every other device-less operator gets none.
-    fn keeps_deviceless_scopes(&self, client: &connect::ClientInfo) -> bool {
-        self.peer.is_local
-            && matches!(
-                (client.id.as_str(), client.mode.as_str()),
-                ("cli", "cli") | ("gateway-client", "backend")
-            )
     }
 
     /// After hello: requests in, responses and events out.
@@ -988,32 +877,11 @@ async fn close_ws<S: AsyncRead + AsyncWrite + Unpin + Send>(
 }
 
 /// Answers a wrong secret only after the limiter's delay.
-async fn settle_wrong(
-    gw: &Gateway,
-    attempt: Option<auth::Attempt>,
-    failure: errors::AuthFailure,
-    remote_cli: bool,
-    can_retry: bool,
-) -> HandshakeError {
-    if let Some(a) = attempt {
-        gw.rate_limiter.fail(a).await;
-    }
-    errors::auth_failed(failure, remote_cli, can_retry)
-}
-
 enum Inbound {
     Text(Utf8Bytes),
     Skip,
     Oversize,
     Gone,
-}
-
-/// The Control UI and webchat clients, which speak from a browser.
-fn is_browser_client(client: &connect::ClientInfo) -> bool {
-    matches!(
-        client.id.as_str(),
-        "openclaw-control-ui" | "openclaw-browser-copilot" | "webchat-ui"
-    ) || client.mode == "webchat"
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod conn;
 pub mod discovery;
 pub mod exposure;
 mod guarded_io;
+mod handshake;
 mod hello;
 mod http;
 pub mod ingress;
