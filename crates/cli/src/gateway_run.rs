@@ -3,8 +3,7 @@
 //! (one gateway per state dir), set up TLS, bind the listeners `gateway.bind` asks for, and
 //! serve until SIGTERM/SIGINT.
 
-#[path = "gateway_lock.rs"]
-mod gateway_lock;
+use crate::gateway_lock;
 
 use clap::Args;
 use clawgate_config::{

@@ -2,6 +2,7 @@
 //! Parsing and dispatch only; the work lives in the library crates.
 
 mod doctor;
+mod gateway_lock;
 mod gateway_run;
 mod gateway_tls;
 mod node_run;
