@@ -6,7 +6,7 @@
 mod cli_run;
 
 use clawgate_client::DeviceIdentity;
-use clawgate_client::testing::{FakeConfig, FakeGateway, FakePairing};
+use clawgate_testkit::fake_gateway::{FakeConfig, FakeGateway, FakePairing};
 use cli_run::clawgate;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ fn gateway() -> (FakeGateway, FakePairing) {
         pairing: Some(pairing.clone()),
         handler: std::sync::Arc::new(move |call| {
             p.handle(call)
-                .unwrap_or_else(|| clawgate_client::testing::default_handler(call))
+                .unwrap_or_else(|| clawgate_testkit::fake_gateway::default_handler(call))
         }),
         ..FakeConfig::default()
     });
@@ -610,11 +610,11 @@ fn missing_pairing_scope_exits_5() {
         grant_scopes: Some(vec!["operator.read".into()]),
         handler: std::sync::Arc::new(|call| {
             if clawgate_protocol::scopes::satisfies(&call.scopes, "operator.pairing") {
-                clawgate_client::testing::Reply::Ok(json!({"pending": [], "paired": []}))
+                clawgate_testkit::fake_gateway::Reply::Ok(json!({"pending": [], "paired": []}))
             } else {
-                clawgate_client::testing::Reply::Err(clawgate_client::testing::missing_scope(
-                    "operator.pairing",
-                ))
+                clawgate_testkit::fake_gateway::Reply::Err(
+                    clawgate_testkit::fake_gateway::missing_scope("operator.pairing"),
+                )
             }
         }),
         ..FakeConfig::default()

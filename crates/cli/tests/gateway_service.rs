@@ -7,7 +7,7 @@
 //! `loginctl`) first on `PATH`, a shell script that records its arguments and answers the
 //! way systemd 252 does.
 
-use clawgate_client::testing::{FakeConfig, FakeGateway};
+use clawgate_testkit::fake_gateway::{FakeConfig, FakeGateway};
 use clawgate_testkit::{ClawgateBin, IsolatedHome, Output, free_port};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt as _;

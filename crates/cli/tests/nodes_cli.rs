@@ -4,7 +4,7 @@
 
 mod cli_run;
 
-use clawgate_client::testing::{Call, FakeConfig, FakeGateway, Reply, missing_scope};
+use clawgate_testkit::fake_gateway::{Call, FakeConfig, FakeGateway, Reply, missing_scope};
 use cli_run::Run;
 use serde_json::{Value, json};
 use std::path::Path;

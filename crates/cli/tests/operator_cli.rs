@@ -3,7 +3,7 @@
 
 mod cli_run;
 
-use clawgate_client::testing::{self, FakeConfig, FakeGateway, Reply};
+use clawgate_testkit::fake_gateway::{self, FakeConfig, FakeGateway, Reply};
 use cli_run::{Run, clawgate};
 use serde_json::json;
 use std::sync::Arc;
@@ -151,7 +151,7 @@ fn gateway_call_sends_params_and_waits_for_the_final_answer() {
         handler: Arc::new(|call| match call.method.as_str() {
             "agent" => Reply::AcceptedThen(json!({"status": "ok", "echo": call.params})),
             "echo" => Reply::Ok(json!({"params": call.params})),
-            _ => testing::default_handler(call),
+            _ => fake_gateway::default_handler(call),
         }),
         ..FakeConfig::default()
     });
@@ -365,7 +365,7 @@ fn gateway_with_instance(instance: &'static str) -> FakeGateway {
         handler: Arc::new(move |call| match call.method.as_str() {
             "system-presence" => Reply::Ok(json!([{"host": "fake", "ip": "127.0.0.1",
                 "mode": "gateway", "reason": "self", "instanceId": instance}])),
-            _ => testing::default_handler(call),
+            _ => fake_gateway::default_handler(call),
         }),
         ..FakeConfig::default()
     })

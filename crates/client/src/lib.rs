@@ -22,7 +22,6 @@ pub mod device_auth;
 mod error;
 mod hello;
 pub mod plaintext;
-pub mod testing;
 mod transport;
 pub mod tunnel;
 

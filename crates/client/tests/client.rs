@@ -1,10 +1,10 @@
 //! The client against tiny in-test servers that script the gateway's side frame by frame.
 
-use clawgate_client::testing::{FakeConfig, FakeGateway, Reply};
 use clawgate_client::{
     Client, ClientError, ClientInfo, ConnectOptions, DeviceIdentity, RpcError, client_info,
 };
 use clawgate_protocol::device::{self, PayloadVersion, SignedFields};
+use clawgate_testkit::fake_gateway::{FakeConfig, FakeGateway, Reply};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::future::Future;
@@ -480,7 +480,7 @@ async fn the_fake_gateway_enforces_tokens_and_scopes() {
         token: Some("t1".into()),
         handler: Arc::new(|call| match call.method.as_str() {
             "agent" => Reply::AcceptedThen(json!({"status":"ok"})),
-            _ => clawgate_client::testing::default_handler(call),
+            _ => clawgate_testkit::fake_gateway::default_handler(call),
         }),
         ..FakeConfig::default()
     })

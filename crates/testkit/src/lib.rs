@@ -12,6 +12,7 @@
 //! * [`Sshd`]: a private OpenSSH server on a loopback port (SSH tunnel tests).
 //! * [`ModelMock`]: a scripted OpenAI / Anthropic / Ollama model server on loopback
 //!   ([`Reply`] scripts each answer; every request is recorded).
+//! * [`fake_gateway`]: a small in-process gateway for tests of clients and of the CLI.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -25,6 +26,7 @@
 
 mod clawgate;
 mod cli;
+pub mod fake_gateway;
 mod gateway;
 mod home;
 mod model_mock;

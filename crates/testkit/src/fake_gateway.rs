@@ -95,7 +95,7 @@ pub fn default_handler(call: &Call) -> Reply {
     }
     match call.method.as_str() {
         "health" => Reply::Ok(json!({
-            "ok": true, "ts": crate::now_ms(), "durationMs": 3,
+            "ok": true, "ts": now_ms(), "durationMs": 3,
             "channels": {"telegram": {"configured": true, "running": true}},
             "channelOrder": ["telegram"], "heartbeatSeconds": 1800, "defaultAgentId": "main",
             "agents": [{"agentId": "main", "isDefault": true}],
@@ -104,12 +104,10 @@ pub fn default_handler(call: &Call) -> Reply {
             Reply::Ok(json!({"runtimeVersion": "fake-1.0", "tasks": {"total": 0, "active": 0}}))
         }
         "system-presence" => Reply::Ok(
-            json!([{"host": "fake", "mode": "gateway", "reason": "self", "ts": crate::now_ms()}]),
+            json!([{"host": "fake", "mode": "gateway", "reason": "self", "ts": now_ms()}]),
         ),
         "config.get" => Reply::Ok(json!({})),
-        "channels.status" => {
-            Reply::Ok(json!({"ts": crate::now_ms(), "channelOrder": [], "channels": {}}))
-        }
+        "channels.status" => Reply::Ok(json!({"ts": now_ms(), "channelOrder": [], "channels": {}})),
         "last-heartbeat" => Reply::Ok(Value::Null),
         other => Reply::Err(
             json!({"code":"INVALID_REQUEST","message":format!("unknown method: {other}")}),
@@ -121,6 +119,14 @@ pub fn default_handler(call: &Call) -> Reply {
 pub fn missing_scope(scope: &str) -> Value {
     json!({"code":"FORBIDDEN","message":format!("missing scope: {scope}"),
            "details":{"code":"MISSING_SCOPE","missingScope":scope,"requiredScopes":[scope]}})
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A running fake gateway. Stops when dropped.
@@ -221,7 +227,8 @@ async fn serve(
     let _ = tcp.set_nodelay(true);
     let mut ws = tokio_tungstenite::accept_async(tcp).await?;
     let nonce = uuid::Uuid::new_v4().to_string();
-    let challenge = json!({"type":"event","event":"connect.challenge","payload":{"nonce":nonce,"ts":crate::now_ms()}});
+    let challenge =
+        json!({"type":"event","event":"connect.challenge","payload":{"nonce":nonce,"ts":now_ms()}});
     ws.send(Message::text(challenge.to_string())).await?;
 
     // Handshake.

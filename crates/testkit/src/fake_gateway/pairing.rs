@@ -184,7 +184,7 @@ impl State {
             .iter()
             .position(|r| r.request_id == request_id)?;
         let req = self.pending.remove(idx);
-        let now = crate::now_ms();
+        let now = super::now_ms();
         let token = DeviceToken {
             role: req.role.clone(),
             token: self.new_id("devtok"),
@@ -294,7 +294,7 @@ impl FakePairing {
             role: role.into(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             is_repair: false,
-            ts: crate::now_ms(),
+            ts: super::now_ms(),
         });
         let d = s.approve(&id).expect("just added");
         d.live_token(role).expect("issued").token.clone()
@@ -374,7 +374,7 @@ impl FakePairing {
                         role: role.clone(),
                         scopes: requested.clone(),
                         is_repair: known.is_some(),
-                        ts: crate::now_ms(),
+                        ts: super::now_ms(),
                     });
                     id
                 }
@@ -512,7 +512,7 @@ impl FakePairing {
                 match s.paired.iter().position(|d| d.device_id == id) {
                     Some(i) => {
                         let d = s.paired.remove(i);
-                        Reply::Ok(json!({"deviceId": d.device_id, "removedAtMs": crate::now_ms()}))
+                        Reply::Ok(json!({"deviceId": d.device_id, "removedAtMs": super::now_ms()}))
                     }
                     None => invalid("unknown deviceId"),
                 }
@@ -548,7 +548,7 @@ impl FakePairing {
                     return Some(invalid("device token rotation denied"));
                 }
                 let scopes = wanted.unwrap_or_else(|| d.scopes.clone());
-                let now = crate::now_ms();
+                let now = super::now_ms();
                 d.tokens.retain(|t| t.role != role);
                 d.tokens.push(DeviceToken {
                     role: role.clone(),
@@ -568,7 +568,7 @@ impl FakePairing {
             "device.token.revoke" => {
                 let id = str_param("deviceId").unwrap_or_default();
                 let role = str_param("role").unwrap_or_default();
-                let now = crate::now_ms();
+                let now = super::now_ms();
                 let token = s
                     .paired
                     .iter_mut()
