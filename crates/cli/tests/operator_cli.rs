@@ -300,7 +300,10 @@ fn gateway_probe_reports_capability_and_each_call() {
     );
     assert_eq!(v["capability"], "connected_no_operator_scope");
     assert_eq!(v["version"], "fake-1.0");
-    for m in ["health", "status", "system-presence", "config.get"] {
+    // `health` is answered to every connected client, as the real gateway does.
+    assert_eq!(v["calls"]["health"]["ok"], true);
+    assert_eq!(v["calls"]["health"]["result"]["ok"], true);
+    for m in ["status", "system-presence", "config.get"] {
         assert_eq!(v["calls"][m]["ok"], false, "{m}");
         assert_eq!(
             v["calls"][m]["error"]["details"]["missingScope"], "operator.read",
@@ -780,7 +783,7 @@ fn missing_scope_exits_5_and_names_the_scope() {
         ..FakeConfig::default()
     });
     let url = gw.url();
-    for cmd in [&["health"][..], &["status"], &["gateway", "call", "health"]] {
+    for cmd in [&["status"][..], &["gateway", "call", "status"]] {
         let r = clawgate(h.path(), &with_target(&url, cmd), &[]);
         assert_eq!(r.code, 5, "{cmd:?} {r:?}");
         assert!(
@@ -788,6 +791,11 @@ fn missing_scope_exits_5_and_names_the_scope() {
             "{cmd:?} {r:?}"
         );
         assert!(r.stderr.contains("loopback"), "{cmd:?} {r:?}");
+    }
+    // `health` needs no scope: the real gateway answers it to every connected client.
+    for cmd in [&["health"][..], &["gateway", "call", "health"]] {
+        let r = clawgate(h.path(), &with_target(&url, cmd), &[]);
+        assert_eq!(r.code, 0, "{cmd:?} {r:?}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! A small in-process fake gateway for tests of clients and of the CLI: it sends the
 //! challenge, checks a shared token, grants scopes, answers `hello-ok` with the required
-//! fields, and answers requests through a handler (a default one serves the read methods
-//! with scope checks like the real gateway).
+//! fields, and answers requests through a handler (a default one serves the read methods,
+//! gated like the real gateway gates them).
 //!
 //! It is deliberately minimal; the real server lives in the gateway crate.
 
@@ -9,7 +9,7 @@ mod pairing;
 
 pub use pairing::FakePairing;
 
-use clawgate_protocol::scopes::{self, MethodAccess};
+use clawgate_protocol::scopes::{self, Gate, MethodAccess};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -79,19 +79,23 @@ impl Default for FakeConfig {
     }
 }
 
-/// Read methods with the answers the minimal OpenClaw-compatible server gives; scopes are
-/// checked with the real least-privilege table; unknown methods need admin.
+/// Read methods with the answers the minimal OpenClaw-compatible server gives to an operator;
+/// methods are gated as the real gateway gates them ([`scopes::gate`]: `health` for every
+/// client whatever its scopes, the rest by the least-privilege table, unknown methods need
+/// admin).
 pub fn default_handler(call: &Call) -> Reply {
-    let required = match scopes::method_access(&call.method) {
-        MethodAccess::NodeOnly => {
+    match scopes::gate(&call.method) {
+        Gate::Open | Gate::AnyOperator => {}
+        Gate::Access(MethodAccess::NodeOnly) => {
             return Reply::Err(
                 json!({"code":"INVALID_REQUEST","message":"unauthorized role: operator"}),
             );
         }
-        MethodAccess::Scope(s) => s,
-    };
-    if !scopes::satisfies(&call.scopes, required) {
-        return Reply::Err(missing_scope(required));
+        Gate::Access(MethodAccess::Scope(required)) => {
+            if !scopes::satisfies(&call.scopes, required) {
+                return Reply::Err(missing_scope(required));
+            }
+        }
     }
     match call.method.as_str() {
         "health" => Reply::Ok(json!({
