@@ -7,9 +7,11 @@ mod gateway_run;
 mod gateway_tls;
 mod node_run;
 mod operator;
+mod output;
 mod process;
 mod security_audit;
 mod service;
+mod term;
 mod tunnel;
 
 use clap::{Parser, Subcommand};
@@ -121,7 +123,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = clawgate_config::apply_cli_profile(cli.profile.as_deref(), cli.dev) {
         eprintln!("error: {e}");
-        return ExitCode::from(operator::EXIT_USAGE);
+        return ExitCode::from(output::EXIT_USAGE);
     }
     match cli.command {
         Command::Gateway { command } => match command {

@@ -278,7 +278,7 @@ fn open_ssh_tunnel(args: &RunArgs, target: &str) -> Result<crate::tunnel::Ensure
     spec.identity = args.ssh_identity.clone();
     spec.known_hosts =
         std::env::var_os(crate::tunnel::KNOWN_HOSTS_ENV).map(std::path::PathBuf::from);
-    let progress = crate::tunnel::Progress::new(false);
+    let progress = crate::term::Progress::new(false);
     let state_dir = config::resolve_state_dir(None, &config::process_env);
     let result = crate::tunnel::ensure(
         &spec,
@@ -330,7 +330,7 @@ struct LiveWait {
 #[derive(Default)]
 struct LiveState {
     /// Shown from the first failed attempt until the next connection.
-    spinner: Option<crate::tunnel::Progress>,
+    spinner: Option<crate::term::Progress>,
     retry: Option<(Retry, Instant)>,
     last_line: Option<String>,
 }
@@ -388,7 +388,7 @@ impl LiveWait {
                     }
                     // A new wait: its elapsed time starts now.
                     none => {
-                        let spinner = none.insert(crate::tunnel::Progress::new(false));
+                        let spinner = none.insert(crate::term::Progress::new(false));
                         spinner.restart(message);
                         spinner
                     }
@@ -455,7 +455,7 @@ pub fn run(mut args: RunArgs) -> ExitCode {
             shutdown.clone(),
             "node host stopping (signal received)",
         ));
-        let result = if crate::tunnel::stderr_is_live() {
+        let result = if crate::term::stderr_is_live() {
             let live = LiveWait::start();
             let tell = live.clone();
             let result =

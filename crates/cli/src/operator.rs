@@ -21,20 +21,14 @@ use clawgate_client::{
 };
 use clawgate_protocol::scopes::{self, MethodAccess};
 use serde_json::{Value, json};
-use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use target::{Target, Which};
 use tokio::time::Instant;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_RPC: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_UNREACHABLE: u8 = 3;
-pub const EXIT_REJECTED: u8 = 4;
-pub const EXIT_SCOPE: u8 = 5;
+use crate::output::{EXIT_OK, EXIT_REJECTED, EXIT_RPC, EXIT_USAGE, Failure, block_on};
+pub(crate) use crate::output::{print_json, print_out};
 
 /// Shown at the end of each operator command's `--help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -178,67 +172,6 @@ pub struct ProbeArgs {
     pub conn: ConnArgs,
 }
 
-/// A command failure: exit code, human message (stderr), fixes, and the JSON `error` object.
-#[derive(Debug)]
-pub struct Failure {
-    pub exit: u8,
-    pub message: String,
-    pub fixes: Vec<String>,
-    pub json: Value,
-}
-
-impl Failure {
-    pub(crate) fn print_human(&self) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {}", self.message);
-        for fix in &self.fixes {
-            // Indented lines are commands to copy: printed as they are.
-            if fix.starts_with("    ") {
-                let _ = writeln!(err, "{fix}");
-            } else {
-                let _ = writeln!(err, "hint: {fix}");
-            }
-        }
-    }
-
-    /// `{"ok":false,"error":…}` on stdout (when `json_stdout`) and the message on stderr.
-    pub(crate) fn report(&self, json_stdout: bool) -> ExitCode {
-        if json_stdout {
-            print_json(&json!({"ok": false, "error": self.json}));
-        }
-        self.print_human();
-        ExitCode::from(self.exit)
-    }
-}
-
-/// Writes to stdout, ignoring a closed pipe (`clawgate … | head`).
-pub(crate) fn print_out(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    if !text.ends_with('\n') {
-        let _ = out.write_all(b"\n");
-    }
-    let _ = out.flush();
-}
-
-pub(crate) fn print_json(v: &Value) {
-    print_out(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
-}
-
-/// Runs `fut` on a single-threaded runtime (fast start-up).
-fn block_on<F: Future<Output = ExitCode>>(fut: F) -> ExitCode {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(fut),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            ExitCode::from(EXIT_USAGE)
-        }
-    }
-}
-
 /// An open connection plus what the commands print about it.
 struct Session {
     client: Client,
@@ -333,7 +266,7 @@ async fn connect_session(
     };
     let role = "operator";
     let quiet = conn.json;
-    let wait = pairing::should_wait(conn.wait, conn.no_wait, conn.json);
+    let wait = crate::term::should_wait(conn.wait, conn.no_wait, conn.json);
     let mut send_secret = has_secret;
     let stored_tokens = !spec.suppress_stored_device_auth;
     let mut device_token: Option<String> = match (&signer, has_secret) {
@@ -603,13 +536,11 @@ async fn call_async(args: CallArgs) -> ExitCode {
     let params: Value = match serde_json::from_str(&args.params) {
         Ok(v) => v,
         Err(e) => {
-            let f = Failure {
-                exit: EXIT_USAGE,
-                message: format!("--params must be valid JSON: {e}"),
-                fixes: vec![r#"for example --params '{"probe":true}'"#.into()],
-                json: json!({"type": "usage_error", "message": format!("--params must be valid JSON: {e}")}),
-            };
-            return f.report(true);
+            return Failure::usage(
+                format!("--params must be valid JSON: {e}"),
+                vec![r#"for example --params '{"probe":true}'"#.into()],
+            )
+            .report(true);
         }
     };
     let target = match target::resolve(&args.conn) {
@@ -966,7 +897,7 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
     let budget = Duration::from_millis(args.conn.timeout.max(1));
     let tunnel = match &ssh {
         Some(plan) => {
-            let progress = crate::tunnel::Progress::new(json_out);
+            let progress = crate::term::Progress::new(json_out);
             let opened = probe_ssh::open(plan, budget, &progress).await;
             progress.clear();
             opened

@@ -10,7 +10,7 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(crate::tunnel::stderr_is_live() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(crate::term::stderr_is_live() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -19,7 +19,7 @@
 mod systemctl;
 mod unit;
 
-use crate::operator::{EXIT_USAGE, print_json, print_out};
+use crate::output::{EXIT_USAGE, print_json, print_out};
 use clap::Args;
 use clawgate_config::{self as config, GatewayRunInputs, PathOrigin};
 use serde_json::{Value, json};

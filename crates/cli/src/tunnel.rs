@@ -7,14 +7,16 @@
 //! operator command with `gateway.remote.transport: "ssh"` read. See
 //! [`clawgate_client::tunnel`] for the ssh options.
 
-use crate::operator::{EXIT_REJECTED, EXIT_UNREACHABLE, EXIT_USAGE, Failure};
+use crate::output::{
+    EXIT_REJECTED, EXIT_UNREACHABLE, EXIT_USAGE, Failure, now_ms, print_json, print_out,
+};
+use crate::term::Progress;
 use clap::{Args, Subcommand, ValueEnum};
 use clawgate_client::tunnel::{
     self, DEFAULT_READY_TIMEOUT, HostKeyPolicy, SupervisorEvent, TunnelError, TunnelErrorKind,
     TunnelRegistry, TunnelSpec, TunnelState, TunnelStatus,
 };
 use clawgate_config as config;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -139,13 +141,6 @@ fn state_dir() -> PathBuf {
     config::resolve_state_dir(None, &config::process_env)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// `2026-11-25T10:30:01.123Z` for a Unix time in milliseconds (log lines).
 fn utc_stamp(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
@@ -167,84 +162,6 @@ fn utc_stamp(ms: i64) -> String {
         rem % 60,
         ms.rem_euclid(1000)
     )
-}
-
-// ---- progress -------------------------------------------------------------------------------
-
-/// A spinner on stderr with what is being waited for and for how long; nothing at all
-/// with `--json` or off a terminal.
-pub struct Progress {
-    bar: Option<ProgressBar>,
-}
-
-/// Whether stderr can show a live spinner: a terminal that takes cursor control (`TERM` set
-/// and not `dumb`, indicatif's rule). Anywhere else waits are told in plain lines.
-pub fn stderr_is_live() -> bool {
-    !indicatif::ProgressDrawTarget::stderr().is_hidden()
-}
-
-impl Progress {
-    /// `quiet`: `--json` was given. The spinner also needs a live stderr
-    /// ([`stderr_is_live`]); it is drawn from the first message on.
-    pub fn new(quiet: bool) -> Self {
-        let bar = (!quiet && stderr_is_live()).then(|| {
-            let bar = ProgressBar::hidden();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar
-        });
-        Progress { bar }
-    }
-
-    /// Whether a spinner is drawn (not with `--json`, not off a live terminal).
-    pub fn is_shown(&self) -> bool {
-        self.bar.is_some()
-    }
-
-    fn show(bar: &ProgressBar) {
-        if bar.is_hidden() {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            bar.enable_steady_tick(Duration::from_millis(100));
-        }
-    }
-
-    pub fn set(&self, message: impl Into<String>) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(message.into());
-            Self::show(bar);
-        }
-    }
-
-    /// Starts the elapsed time again (a new wait).
-    pub fn restart(&self, message: impl Into<String>) {
-        if let Some(bar) = &self.bar {
-            bar.reset_elapsed();
-            bar.set_message(message.into());
-            Self::show(bar);
-        }
-    }
-
-    /// Prints a line above the spinner (or plainly on stderr without one).
-    pub fn println(&self, line: &str) {
-        match &self.bar {
-            Some(bar) if !bar.is_hidden() => bar.println(line),
-            _ => eprintln!("{line}"),
-        }
-    }
-
-    pub fn clear(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.clear();
-    }
 }
 
 // ---- errors ---------------------------------------------------------------------------------
@@ -533,31 +450,20 @@ fn wait_until_up(
 fn spec_from_args(args: &UpArgs) -> Result<TunnelSpec, Failure> {
     let env = config::process_env;
     let location = config::locate_config(args.config.as_deref(), None, &env);
-    let loaded = config::load_config(&location, &env).map_err(|e| {
-        let message = e.to_string();
-        Failure {
-            exit: EXIT_USAGE,
-            json: json!({"type": "config_error", "message": message}),
-            message,
-            fixes: Vec::new(),
-        }
-    })?;
+    let loaded =
+        config::load_config(&location, &env).map_err(|e| Failure::config(e.to_string()))?;
     let remote = loaded.as_ref().map(|l| l.gateway.remote.clone());
     let remote = remote.unwrap_or_default();
     let target = match args.target.clone().or(remote.ssh_target.clone()) {
         Some(t) => t,
         None => {
-            let message =
-                "which host? pass the SSH target: clawgate tunnel up [user@]host[:port]".to_owned();
-            return Err(Failure {
-                exit: EXIT_USAGE,
-                json: json!({"type": "usage_error", "message": message}),
-                message,
-                fixes: vec![
+            return Err(Failure::usage(
+                "which host? pass the SSH target: clawgate tunnel up [user@]host[:port]".into(),
+                vec![
                     "or set gateway.remote.sshTarget in the config file to use it by default"
                         .into(),
                 ],
-            });
+            ));
         }
     };
     let policy = match args.host_key_policy {
@@ -608,10 +514,10 @@ fn up(args: UpArgs) -> ExitCode {
     match result {
         Ok(Ensured { state, reused }) => {
             if args.json {
-                crate::operator::print_json(&json!({"ok": true, "reused": reused,
+                print_json(&json!({"ok": true, "reused": reused,
                     "tunnel": state_json(&state, true)}));
             } else {
-                crate::operator::print_out(&up_text(&state, reused));
+                print_out(&up_text(&state, reused));
             }
             ExitCode::SUCCESS
         }
@@ -892,7 +798,7 @@ fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
                     SupervisorEvent::Up { .. } => {
                         if json_out {
                             // One JSON object per line (a stream of events).
-                            crate::operator::print_out(
+                            print_out(
                                 &json!({"event": "up", "ts": when,
                                     "tunnel": state_json(&rec.state, true)})
                                 .to_string(),
@@ -910,7 +816,7 @@ fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
                         error, retry_in, ..
                     } => {
                         if json_out {
-                            crate::operator::print_out(
+                            print_out(
                                 &json!({"event": "down", "ts": when,
                                     "error": {"kind": error.kind.as_str(), "message": error.message},
                                     "retryInMs": retry_in.as_millis() as u64})
@@ -947,7 +853,7 @@ fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
             Ok(()) => {
                 rec.registry.remove(&key);
                 if json_out {
-                    crate::operator::print_out(
+                    print_out(
                         &json!({"event": "stopped", "ts": now_ms()}).to_string(),
                     );
                 } else {
@@ -995,11 +901,9 @@ fn status(args: StatusArgs) -> ExitCode {
     let all_up = !tunnels.is_empty() && tunnels.iter().all(|s| s.status == TunnelStatus::Up);
     if args.json {
         let list: Vec<Value> = tunnels.iter().map(|s| state_json(s, true)).collect();
-        crate::operator::print_json(&json!({"ok": all_up, "tunnels": list}));
+        print_json(&json!({"ok": all_up, "tunnels": list}));
     } else if tunnels.is_empty() {
-        crate::operator::print_out(
-            "No SSH tunnel is running. Start one with: clawgate tunnel up [user@]host",
-        );
+        print_out("No SSH tunnel is running. Start one with: clawgate tunnel up [user@]host");
     } else {
         let mut out = String::new();
         for s in &tunnels {
@@ -1039,7 +943,7 @@ fn status(args: StatusArgs) -> ExitCode {
                 registry.log_path(&s.key).display()
             ));
         }
-        crate::operator::print_out(out.trim_end());
+        print_out(out.trim_end());
     }
     if all_up {
         ExitCode::SUCCESS
@@ -1116,9 +1020,9 @@ fn down(args: DownArgs) -> ExitCode {
     });
     if args.json {
         let list: Vec<Value> = stopped.iter().map(|s| state_json(s, false)).collect();
-        crate::operator::print_json(&json!({"ok": true, "stopped": list}));
+        print_json(&json!({"ok": true, "stopped": list}));
     } else if stopped.is_empty() {
-        crate::operator::print_out(&match &args.target {
+        print_out(&match &args.target {
             Some(t) => format!("No SSH tunnel to {t} is running."),
             None => "No SSH tunnel is running.".to_owned(),
         });
@@ -1127,7 +1031,7 @@ fn down(args: DownArgs) -> ExitCode {
             .iter()
             .map(|s| format!("Stopped the SSH tunnel {} → {}", s.url, s.spec.describe()))
             .collect();
-        crate::operator::print_out(&lines.join("\n"));
+        print_out(&lines.join("\n"));
     }
     ExitCode::SUCCESS
 }

@@ -2,10 +2,8 @@
 //! (`device.pair.list|approve|reject|remove|rename`, `device.token.rotate|revoke`).
 
 use super::table::{Table, clean};
-use super::{
-    ConnArgs, ConnSpec, EXIT_CODES_HELP, EXIT_RPC, EXIT_SCOPE, EXIT_USAGE, Failure, Session,
-    block_on, failure, open_session, pairing, print_json, print_out, render,
-};
+use super::{ConnArgs, ConnSpec, EXIT_CODES_HELP, Session, failure, open_session, pairing};
+use crate::output::{EXIT_SCOPE, Failure, ago, block_on, print_json, print_out};
 use clap::{Args, Subcommand};
 use clawgate_client::RpcError;
 use clawgate_protocol::scopes;
@@ -153,39 +151,6 @@ pub(super) fn list_text(items: &[String]) -> String {
         "—".into()
     } else {
         items.join(", ")
-    }
-}
-
-/// `3m ago` from a millisecond timestamp.
-pub(super) fn ago(ts: Option<i64>) -> String {
-    let Some(ts) = ts else {
-        return String::new();
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    format!(
-        "{} ago",
-        render::duration(now.saturating_sub(ts).max(0) as u64)
-    )
-}
-
-pub(super) fn usage(message: String, fixes: Vec<String>) -> Failure {
-    Failure {
-        exit: EXIT_USAGE,
-        json: json!({"type": "usage_error", "message": message}),
-        message,
-        fixes,
-    }
-}
-
-pub(super) fn not_found(message: String, fixes: Vec<String>) -> Failure {
-    Failure {
-        exit: EXIT_RPC,
-        json: json!({"type": "not_found", "message": message}),
-        message,
-        fixes,
     }
 }
 
@@ -338,11 +303,11 @@ fn resolve_device(list: &Value, query: &str) -> Result<String, Failure> {
     match matches.as_slice() {
         [one] => Ok(s(one, "deviceId").to_owned()),
         [] if q.len() == 64 && q.chars().all(|c| c.is_ascii_hexdigit()) => Ok(lower),
-        [] => Err(not_found(
+        [] => Err(Failure::not_found(
             format!("no paired device matches {q:?}"),
             vec!["run `clawgate devices list` to see paired devices and their ids".into()],
         )),
-        many => Err(usage(
+        many => Err(Failure::usage(
             format!("{q:?} matches {} paired devices", many.len()),
             vec![format!(
                 "use more of the device id: {}",
@@ -567,7 +532,7 @@ async fn approve(a: ApproveArgs) -> Result<(), Failure> {
         }];
         fixes.push("run `clawgate devices list` to see them".into());
         fixes.extend(note);
-        return Err(not_found(
+        return Err(Failure::not_found(
             match &a.request_id {
                 Some(id) => format!("no pending request {}", id.trim()),
                 None => "no pending device pairing requests".to_owned(),
@@ -610,7 +575,7 @@ async fn approve(a: ApproveArgs) -> Result<(), Failure> {
     let out = match result {
         Ok(v) => Ok(v),
         Err(Err(f)) => Err(f),
-        Err(Ok(e)) if is_unknown(&e, "requestId") => Err(not_found(
+        Err(Ok(e)) if is_unknown(&e, "requestId") => Err(Failure::not_found(
             format!("no pending request {request_id} (approved, rejected or expired meanwhile?)"),
             vec!["run `clawgate devices list`".into()],
         )),
@@ -665,7 +630,7 @@ async fn reject(a: RequestArgs) -> Result<(), Failure> {
         match try_call(&session, "device.pair.reject", json!({"requestId": id})).await {
             Ok(v) => Ok(v),
             Err(Err(f)) => Err(f),
-            Err(Ok(e)) if is_unknown(&e, "requestId") => Err(not_found(
+            Err(Ok(e)) if is_unknown(&e, "requestId") => Err(Failure::not_found(
                 format!("no pending request {id}"),
                 vec!["run `clawgate devices list`".into()],
             )),
@@ -694,7 +659,7 @@ async fn remove(a: DeviceArgs) -> Result<(), Failure> {
             match try_call(&session, "device.pair.remove", json!({"deviceId": id})).await {
                 Ok(v) => Ok((id, v)),
                 Err(Err(f)) => Err(f),
-                Err(Ok(e)) if is_unknown(&e, "deviceId") => Err(not_found(
+                Err(Ok(e)) if is_unknown(&e, "deviceId") => Err(Failure::not_found(
                     format!("no paired device {id}"),
                     vec!["run `clawgate devices list`".into()],
                 )),
@@ -735,7 +700,7 @@ async fn rename(a: RenameArgs) -> Result<(), Failure> {
     let name = a.name.trim().to_owned();
     let len = name.chars().count();
     if len == 0 || len > 64 {
-        return Err(usage(
+        return Err(Failure::usage(
             format!("the name must be 1 to 64 characters (got {len})"),
             vec![],
         ));
@@ -754,7 +719,7 @@ async fn rename(a: RenameArgs) -> Result<(), Failure> {
             {
                 Ok(v) => Ok(v),
                 Err(Err(f)) => Err(f),
-                Err(Ok(e)) if is_unknown(&e, "deviceId") => Err(not_found(
+                Err(Ok(e)) if is_unknown(&e, "deviceId") => Err(Failure::not_found(
                     format!("no paired device {id}"),
                     vec!["run `clawgate devices list`".into()],
                 )),
@@ -853,7 +818,7 @@ fn token_denied(session: &Session, method: &str, e: &RpcError, id: &str, role: &
 async fn rotate(a: RotateArgs) -> Result<(), Failure> {
     for sc in &a.scopes {
         if !sc.starts_with("operator.") && a.role == "operator" {
-            return Err(usage(
+            return Err(Failure::usage(
                 format!("{sc:?} is not an operator scope"),
                 vec![format!("operator scopes: {}", scopes::ALL.join(", "))],
             ));
@@ -995,7 +960,13 @@ mod tests {
         assert_eq!(resolve_device(&list, "abcdef0123").unwrap(), "abcdef0123");
         assert_eq!(resolve_device(&list, "abcde").unwrap(), "abcdef0123");
         assert_eq!(resolve_device(&list, "build box").unwrap(), "abcd999999");
-        assert_eq!(resolve_device(&list, "abcd").unwrap_err().exit, EXIT_USAGE);
-        assert_eq!(resolve_device(&list, "zzzz").unwrap_err().exit, EXIT_RPC);
+        assert_eq!(
+            resolve_device(&list, "abcd").unwrap_err().exit,
+            crate::output::EXIT_USAGE
+        );
+        assert_eq!(
+            resolve_device(&list, "zzzz").unwrap_err().exit,
+            crate::output::EXIT_RPC
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `gateway discover`: OpenClaw's Bonjour browse for `_openclaw-gw._tcp` (local. only;
 //! wide-area DNS-SD is not implemented), and the same browse beside every `gateway probe`.
 
-use super::{EXIT_RPC, EXIT_USAGE, Failure, print_json, print_out};
+use crate::output::{EXIT_RPC, Failure, print_json, print_out};
 use clap::Args;
 use clawgate_gateway::discovery::{self, Beacon};
 use serde_json::{Value, json};
@@ -32,12 +32,7 @@ fn parse_timeout(raw: &str) -> Result<u64, Failure> {
             let message = format!(
                 "Invalid --timeout. Use a positive millisecond value, e.g. --timeout 30000.{received}"
             );
-            Err(Failure {
-                exit: EXIT_USAGE,
-                json: json!({"type": "usage_error", "message": message}),
-                message,
-                fixes: Vec::new(),
-            })
+            Err(Failure::usage(message, Vec::new()))
         }
     }
 }

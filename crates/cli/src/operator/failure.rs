@@ -2,7 +2,7 @@
 //! and a JSON error object.
 
 use super::target::{CredentialOrigin, Target};
-use super::{EXIT_REJECTED, EXIT_RPC, EXIT_SCOPE, EXIT_UNREACHABLE, Failure};
+use crate::output::{EXIT_REJECTED, EXIT_RPC, EXIT_SCOPE, EXIT_UNREACHABLE, EXIT_USAGE, Failure};
 use clawgate_client::{ClientError, RpcError, WireError, pin_list};
 use clawgate_config::TargetSource;
 use serde_json::{Value, json};
@@ -120,7 +120,7 @@ pub fn plaintext_failure(
         "Break-glass (trusted private networks only): CLAWGATE_ALLOW_INSECURE_PRIVATE_WS=1 (or OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1) admits a host name whose every address is private; private IP literals, localhost, *.local and *.ts.net need nothing".to_owned()
     });
     Failure {
-        exit: super::EXIT_USAGE,
+        exit: EXIT_USAGE,
         json: json!({"type": "security_error", "kind": "plaintext_ws", "message": message,
             "url": url, "host": host, "reason": reason, "source": source_text}),
         message,
@@ -164,7 +164,7 @@ fn pin_mismatch(t: &Target, pins: &[String], actual: &str) -> Failure {
 pub fn destination_changed(expected: &str, t: &Target) -> Failure {
     let message = "Gateway destination changed. Refresh the selected Gateway before retrying.";
     Failure {
-        exit: super::EXIT_RPC,
+        exit: EXIT_RPC,
         message: message.to_owned(),
         fixes: vec![format!(
             "--expect-url is {expected}, but the target now is {}; nothing was sent. Select the gateway again (or drop --expect-url) and retry",
@@ -180,7 +180,7 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
     let gateway = json!({"url": t.url, "urlSource": t.source_label()});
     match e {
         ClientError::InvalidUrl { .. } => Failure {
-            exit: super::EXIT_USAGE,
+            exit: EXIT_USAGE,
             message: e.to_string(),
             fixes: vec!["use a ws:// or wss:// URL such as ws://127.0.0.1:18789".into()],
             json: json!({"type": "config_error", "message": e.to_string()}),

@@ -2,14 +2,10 @@
 //! invoking their commands (`node.list`, `node.describe`, `node.pair.*`, `node.rename`,
 //! `node.invoke`).
 
-use super::devices::{
-    ago, call, is_unknown, list_text, not_found, s, short, strs, try_call, usage,
-};
+use super::devices::{call, is_unknown, list_text, s, short, strs, try_call};
 use super::table::{Table, clean};
-use super::{
-    ConnArgs, ConnSpec, EXIT_CODES_HELP, EXIT_RPC, Failure, Session, block_on, failure,
-    open_session, print_json, print_out,
-};
+use super::{ConnArgs, ConnSpec, EXIT_CODES_HELP, Session, failure, open_session};
+use crate::output::{EXIT_RPC, Failure, ago, block_on, print_json, print_out};
 use clap::{Args, Subcommand};
 use clawgate_client::RpcError;
 use clawgate_protocol::scopes;
@@ -161,7 +157,7 @@ fn nodes_of(v: &Value, key: &str) -> Vec<Value> {
 fn resolve_node(candidates: &[Value], query: &str) -> Result<String, Failure> {
     let q = query.trim();
     if q.is_empty() {
-        return Err(usage("the node must not be empty".into(), vec![]));
+        return Err(Failure::usage("the node must not be empty".into(), vec![]));
     }
     if candidates.iter().any(|n| s(n, "nodeId") == q) {
         return Ok(q.to_owned());
@@ -184,7 +180,7 @@ fn resolve_node(candidates: &[Value], query: &str) -> Result<String, Failure> {
     match ids.as_slice() {
         [one] => Ok((*one).to_owned()),
         [] => Ok(q.to_owned()),
-        many => Err(usage(
+        many => Err(Failure::usage(
             format!("{q:?} matches {} nodes", many.len()),
             vec![format!("use more of the node id: {}", many.join(", "))],
         )),
@@ -192,7 +188,7 @@ fn resolve_node(candidates: &[Value], query: &str) -> Result<String, Failure> {
 }
 
 fn unknown_node(q: &str) -> Failure {
-    not_found(
+    Failure::not_found(
         format!("no node {q:?} is known to the gateway"),
         vec!["run `clawgate nodes status` to see the nodes and their ids".into()],
     )
@@ -549,7 +545,7 @@ fn describe_node_request(r: &Value, needs: &[String]) -> String {
 
 fn unknown_request(id: &str, pending: &[Value]) -> Failure {
     let ids: Vec<&str> = pending.iter().map(|r| s(r, "requestId")).collect();
-    not_found(
+    Failure::not_found(
         format!("no pending node request {id}"),
         vec![
             if ids.is_empty() {
@@ -682,7 +678,10 @@ async fn remove(a: NodeArgs) -> Result<(), Failure> {
 async fn rename(a: RenameArgs) -> Result<(), Failure> {
     let name = a.name.trim().to_owned();
     if name.is_empty() {
-        return Err(usage("the new name must not be empty".into(), vec![]));
+        return Err(Failure::usage(
+            "the new name must not be empty".into(),
+            vec![],
+        ));
     }
     // node.rename needs operator.pairing on the gateway.
     let session = connect(&a.conn, &[scopes::PAIRING]).await?;
@@ -758,23 +757,26 @@ fn invoke_failure(session: &Session, e: &RpcError, node: &str, timeout_ms: u64) 
 
 async fn invoke(a: InvokeArgs) -> Result<(), Failure> {
     let params: Value = serde_json::from_str(&a.params).map_err(|e| {
-        usage(
+        Failure::usage(
             format!("--params must be a JSON object: {e}"),
             vec![r#"for example --params '{"bins":["sh"]}'"#.into()],
         )
     })?;
     if !params.is_object() {
-        return Err(usage(
+        return Err(Failure::usage(
             format!("--params must be a JSON object (got {params})"),
             vec![r#"for example --params '{"command":["echo","hi"]}'"#.into()],
         ));
     }
     let command = a.command.trim().to_owned();
     if command.is_empty() {
-        return Err(usage("--command must not be empty".into(), vec![]));
+        return Err(Failure::usage("--command must not be empty".into(), vec![]));
     }
     if a.idempotency_key.as_deref() == Some("") {
-        return Err(usage("--idempotency-key must not be empty".into(), vec![]));
+        return Err(Failure::usage(
+            "--idempotency-key must not be empty".into(),
+            vec![],
+        ));
     }
     let mut session = connect(&a.conn, &[scopes::WRITE]).await?;
     // The node gets the invoke timeout; the call may take that long plus a margin.

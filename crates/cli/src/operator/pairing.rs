@@ -4,14 +4,13 @@
 //! spinner).
 
 use super::target::Target;
-use super::{EXIT_REJECTED, EXIT_USAGE, Failure};
+use crate::output::{EXIT_REJECTED, Failure, duration, now_ms};
 use clawgate_client::device_auth::{identity_path, tokens_path};
 use clawgate_client::{
     DeviceIdentity, DeviceTokenStore, HelloOk, PairingRequired, StoredDeviceToken, WireError,
     remember_device_token,
 };
 use serde_json::{Value, json};
-use std::io::IsTerminal;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -31,12 +30,10 @@ impl Signer {
         let identity = DeviceIdentity::load_or_generate(&path).map_err(|e| {
             let message = format!("cannot use the device identity {}: {e}", path.display());
             Failure {
-                exit: EXIT_USAGE,
-                json: json!({"type": "config_error", "message": message}),
-                message,
                 fixes: vec![format!(
                     "the file must be readable and writable by you (it is created with mode 0600); move a damaged one aside to create a new identity (the gateway then sees a new device to approve), or pass --device-auth never to connect with the shared token only"
                 )],
+                ..Failure::config(message)
             }
         })?;
         Ok(Signer {
@@ -190,21 +187,12 @@ pub fn pairing_failure(
     }
 }
 
-/// Whether to wait for an approval: `--wait` / `--no-wait`, else only on a terminal and
-/// without `--json`.
-pub fn should_wait(wait: bool, no_wait: bool, json_out: bool) -> bool {
-    if no_wait {
-        return false;
-    }
-    wait || (!json_out && std::io::stderr().is_terminal())
-}
-
 /// An approval being waited for.
 pub struct Waiter {
     pub request_id: Option<String>,
     pub until: Instant,
     pub started: Instant,
-    progress: crate::tunnel::Progress,
+    progress: crate::term::Progress,
     what: String,
 }
 
@@ -223,7 +211,7 @@ impl Waiter {
                 eprintln!("{line}");
             }
         }
-        let progress = crate::tunnel::Progress::new(quiet);
+        let progress = crate::term::Progress::new(quiet);
         let id = p.request_id.as_deref().unwrap_or("?");
         let what = format!("Waiting for approval of request {id} ({})", asking(p));
         if !quiet && !progress.is_shown() {
@@ -250,7 +238,7 @@ impl Waiter {
         self.progress.set(format!(
             "{} · up to {} more (Ctrl-C to stop)",
             self.what,
-            super::render::duration(left.as_millis() as u64)
+            duration(left.as_millis() as u64)
         ));
         tokio::time::sleep(left.min(POLL_INTERVAL)).await;
     }
@@ -261,7 +249,7 @@ impl Waiter {
         if !quiet {
             eprintln!(
                 "{outcome} (after {})",
-                super::render::duration(self.started.elapsed().as_millis() as u64)
+                duration(self.started.elapsed().as_millis() as u64)
             );
         }
     }
@@ -293,7 +281,7 @@ pub fn store_rotated(t: &Target, device_id: &str, role: &str, token: &str, scope
         token: token.to_owned(),
         scopes,
         issued_at_ms: None,
-        saved_at_ms: clawgate_now_ms(),
+        saved_at_ms: now_ms(),
     });
     if let Err(e) = saved {
         eprintln!(
@@ -301,11 +289,4 @@ pub fn store_rotated(t: &Target, device_id: &str, role: &str, token: &str, scope
             store.path().display()
         );
     }
-}
-
-fn clawgate_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -8,9 +8,10 @@
 //! ssh's own words, and the direct probe goes on. With `--ssh-auto` and no target named,
 //! the target is the first gateway Bonjour finds, as `$USER@<host>[:<sshPort>]`.
 
+use super::ProbeArgs;
 use super::discover::ProbeDiscovery;
 use super::target::{CredentialOrigin, ProbeTunnel, Target};
-use super::{EXIT_USAGE, Failure, ProbeArgs};
+use crate::output::Failure;
 use clawgate_client::tunnel::{
     self, ArgvProfile, HostKeyPolicy, SshProcess, SshTarget, TunnelError, TunnelErrorKind,
     TunnelSpec,
@@ -32,17 +33,8 @@ pub struct Plan {
     state_dir: PathBuf,
 }
 
-fn usage(kind: &str, message: String, fixes: Vec<String>) -> Failure {
-    Failure {
-        exit: EXIT_USAGE,
-        json: json!({"type": kind, "message": message}),
-        message,
-        fixes,
-    }
-}
-
 fn config_error(e: config::ConfigError) -> Failure {
-    usage("config_error", e.to_string(), Vec::new())
+    Failure::config(e.to_string())
 }
 
 /// The probe's SSH tunnel, if any; a `--ssh` value that cannot be an SSH target is a usage
@@ -79,8 +71,7 @@ fn resolve(
         && found_by.is_none()
         && let Err(e) = SshTarget::parse(&ssh.target)
     {
-        return Err(usage(
-            "usage_error",
+        return Err(Failure::usage(
             format!("--ssh: {e}"),
             vec!["pass the gateway host as --ssh user@host or --ssh user@host:port".into()],
         ));
@@ -144,7 +135,7 @@ pub struct Opened {
 pub async fn open(
     plan: &Plan,
     budget: Duration,
-    progress: &crate::tunnel::Progress,
+    progress: &crate::term::Progress,
 ) -> Result<Opened, TunnelError> {
     let invalid = |e: String| {
         TunnelError::new(

@@ -3,21 +3,10 @@
 
 use super::target::Target;
 use super::{CallOutcome, DEEP_CALLS, capability};
+use crate::output::{Failure, duration, now_ms};
 use clawgate_client::HelloOk;
 use serde_json::Value;
 use std::fmt::Write;
-
-/// `1h 2m`, `3m 4s`, `5s`, `120ms`.
-pub fn duration(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0 => format!("{ms}ms"),
-        1..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m {}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
-    }
-}
 
 fn num(v: &Value) -> Option<String> {
     if let Some(i) = v.as_i64() {
@@ -289,7 +278,7 @@ pub fn probe(
 /// A probed target for [`probe_targets`]: hello and time to hello, or the failure.
 pub struct ProbedRow<'a> {
     pub target: &'a Target,
-    pub reached: Result<(&'a HelloOk, u64), &'a super::Failure>,
+    pub reached: Result<(&'a HelloOk, u64), &'a Failure>,
 }
 
 /// `Targets:`, one line each, when the probe tried more than one (an SSH tunnel).
@@ -481,25 +470,10 @@ pub fn status(
     out
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration(120), "120ms");
-        assert_eq!(duration(5_000), "5s");
-        assert_eq!(duration(125_000), "2m 5s");
-        assert_eq!(duration(3_720_000), "1h 2m");
-    }
 
     #[test]
     fn health_lines_follow_the_real_cli() {

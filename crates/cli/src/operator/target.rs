@@ -4,11 +4,11 @@
 //! `gateway.remote.transport: "ssh"` (opened or reused here), and the plaintext `ws://`
 //! rule, checked against the address actually dialled before anything is sent.
 
-use super::{ConnArgs, EXIT_USAGE, Failure, failure};
+use super::{ConnArgs, failure};
+use crate::output::Failure;
 use clawgate_client::plaintext;
 use clawgate_client::tunnel::{ArgvProfile, HostKeyPolicy, TunnelSpec, TunnelState};
 use clawgate_config::{self as config, ClientFlags, Secret, TargetSource};
-use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -104,15 +104,6 @@ impl Target {
     }
 }
 
-fn usage(message: String) -> Failure {
-    Failure {
-        exit: EXIT_USAGE,
-        json: json!({"type": "config_error", "message": message}),
-        message,
-        fixes: Vec::new(),
-    }
-}
-
 /// The certificate fingerprint of this machine's gateway when its config enables TLS.
 pub fn local_tls_fingerprint(config_path: Option<&std::path::Path>) -> Option<String> {
     let env = config::process_env;
@@ -150,7 +141,7 @@ pub fn resolve_with_env(
     which: Which,
 ) -> Result<Target, Failure> {
     let location = config::locate_config(args.config.as_deref(), None, env);
-    let loaded = config::load_config(&location, env).map_err(|e| usage(e.to_string()))?;
+    let loaded = config::load_config(&location, env).map_err(|e| Failure::config(e.to_string()))?;
     let flags = ClientFlags {
         url: args.url.clone(),
         token: args.token.clone().map(Secret::new),
@@ -161,7 +152,7 @@ pub fn resolve_with_env(
         Which::Configured => config::resolve_client_target(&flags, loaded.as_ref(), env),
         Which::LocalLoopback => config::resolve_local_target(&flags, loaded.as_ref(), env),
     }
-    .map_err(|e| usage(e.to_string()))?;
+    .map_err(|e| Failure::config(e.to_string()))?;
     let config_warnings = loaded
         .iter()
         .filter(|_| which == Which::Configured)
@@ -269,7 +260,7 @@ fn open_tunnel(
         },
         profile: ArgvProfile::Managed,
     };
-    let progress = crate::tunnel::Progress::new(args.json);
+    let progress = crate::term::Progress::new(args.json);
     let budget =
         Duration::from_millis(args.timeout.max(1)).max(crate::tunnel::default_ready_timeout());
     let result = crate::tunnel::ensure(&spec, Some(ssh.local_port), state_dir, &progress, budget);
