@@ -5,6 +5,7 @@ mod doctor;
 mod gateway_lock;
 mod gateway_run;
 mod gateway_tls;
+mod managed_tunnel;
 mod node_run;
 mod operator;
 mod output;

@@ -1,7 +1,9 @@
 //! `clawgate node run`: the headless node host in the foreground. Flags and environment
 //! are resolved here; the work lives in `clawgate-node-host`.
 
+use crate::managed_tunnel;
 use clap::Args;
+use clawgate_client::tunnel::{self, DEFAULT_READY_TIMEOUT, Ensured, TunnelRegistry, TunnelSpec};
 use clawgate_config as config;
 use clawgate_node_host::host::{Notice, Retry, Wait, log_notice};
 use clawgate_node_host::{DEFAULT_MAX_CONCURRENT, FatalError, NodeHostConfig};
@@ -271,25 +273,17 @@ pub fn resolve(args: &RunArgs) -> Result<NodeHostConfig, String> {
 }
 
 /// `--ssh`: opens (or reuses) the tunnel; the node host then dials its local end.
-fn open_ssh_tunnel(args: &RunArgs, target: &str) -> Result<crate::tunnel::Ensured, ExitCode> {
-    use clawgate_client::tunnel::TunnelSpec;
+fn open_ssh_tunnel(args: &RunArgs, target: &str) -> Result<Ensured, ExitCode> {
     let mut spec = TunnelSpec::new(target);
     spec.remote_port = args.port;
     spec.identity = args.ssh_identity.clone();
-    spec.known_hosts =
-        std::env::var_os(crate::tunnel::KNOWN_HOSTS_ENV).map(std::path::PathBuf::from);
+    spec.known_hosts = std::env::var_os(managed_tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from);
     let progress = crate::term::Progress::new(false);
     let state_dir = config::resolve_state_dir(None, &config::process_env);
-    let result = crate::tunnel::ensure(
-        &spec,
-        None,
-        &state_dir,
-        &progress,
-        crate::tunnel::default_ready_timeout(),
-    );
+    let result = managed_tunnel::ensure(&spec, None, &state_dir, &progress, DEFAULT_READY_TIMEOUT);
     progress.clear();
     result.map_err(|e| {
-        let f = crate::tunnel::tunnel_failure(&e);
+        let f = managed_tunnel::failure(&e);
         eprintln!(
             "clawgate node run: cannot open the SSH tunnel: {}",
             f.message
@@ -415,7 +409,7 @@ pub fn run(mut args: RunArgs) -> ExitCode {
     let mut tunnel_reused = false;
     let tunnel = match args.ssh.clone() {
         Some(target) => match open_ssh_tunnel(&args, &target) {
-            Ok(crate::tunnel::Ensured { state, reused }) => {
+            Ok(Ensured { state, reused }) => {
                 tunnel_reused = reused;
                 let scheme = if args.tls || !args.tls_fingerprint.is_empty() {
                     "wss"
@@ -470,7 +464,7 @@ pub fn run(mut args: RunArgs) -> ExitCode {
             && !tunnel_reused
         {
             let dir = config::resolve_state_dir(None, &config::process_env);
-            crate::tunnel::stop(&dir, state).await;
+            tunnel::stop(&TunnelRegistry::new(&dir), state).await;
         }
         match result {
             Ok(()) => {

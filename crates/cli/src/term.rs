@@ -89,3 +89,14 @@ impl Drop for Progress {
         self.clear();
     }
 }
+
+/// What a managed tunnel waits for, on the spinner.
+impl clawgate_client::tunnel::WaitDisplay for Progress {
+    fn begin(&self, message: String) {
+        self.restart(message);
+    }
+
+    fn update(&self, message: String) {
+        self.set(message);
+    }
+}

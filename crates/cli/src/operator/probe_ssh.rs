@@ -163,7 +163,7 @@ pub async fn open(
         identity,
         remote_port: plan.ssh.remote_port,
         local_port: None,
-        known_hosts: std::env::var_os(crate::tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from),
+        known_hosts: std::env::var_os(crate::managed_tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from),
         host_key_policy: HostKeyPolicy::Strict,
         profile: ArgvProfile::Probe,
     };

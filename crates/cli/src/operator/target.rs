@@ -7,7 +7,9 @@
 use super::{ConnArgs, failure};
 use crate::output::Failure;
 use clawgate_client::plaintext;
-use clawgate_client::tunnel::{ArgvProfile, HostKeyPolicy, TunnelSpec, TunnelState};
+use clawgate_client::tunnel::{
+    ArgvProfile, DEFAULT_READY_TIMEOUT, HostKeyPolicy, TunnelSpec, TunnelState,
+};
 use clawgate_config::{self as config, ClientFlags, Secret, TargetSource};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -253,7 +255,7 @@ fn open_tunnel(
         identity: ssh.identity.clone(),
         remote_port: ssh.remote_port,
         local_port: None,
-        known_hosts: std::env::var_os(crate::tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from),
+        known_hosts: std::env::var_os(crate::managed_tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from),
         host_key_policy: match ssh.host_key_policy {
             config::SshHostKeyPolicy::Openssh => HostKeyPolicy::Openssh,
             config::SshHostKeyPolicy::Strict => HostKeyPolicy::Strict,
@@ -261,12 +263,12 @@ fn open_tunnel(
         profile: ArgvProfile::Managed,
     };
     let progress = crate::term::Progress::new(args.json);
-    let budget =
-        Duration::from_millis(args.timeout.max(1)).max(crate::tunnel::default_ready_timeout());
-    let result = crate::tunnel::ensure(&spec, Some(ssh.local_port), state_dir, &progress, budget);
+    let budget = Duration::from_millis(args.timeout.max(1)).max(DEFAULT_READY_TIMEOUT);
+    let result =
+        crate::managed_tunnel::ensure(&spec, Some(ssh.local_port), state_dir, &progress, budget);
     progress.clear();
     result.map(|e| e.state).map_err(|e| {
-        let mut f = crate::tunnel::tunnel_failure(&e);
+        let mut f = crate::managed_tunnel::failure(&e);
         f.message = format!(
             "cannot open the SSH tunnel to the gateway (gateway.remote.transport \"ssh\"): {}",
             f.message

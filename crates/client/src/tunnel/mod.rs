@@ -15,19 +15,23 @@
 //! A one-shot tunnel (`gateway probe --ssh`, [`ArgvProfile::Probe`]) runs OpenClaw's own
 //! option set instead (`UpdateHostKeys=yes`, no connection-sharing options) and is started
 //! with [`SshProcess::start`] after its target went through `ssh -G` ([`ssh_config`]).
-//! [`supervise`] keeps that process running (restarts with jittered backoff), and
+//! [`supervise`] keeps that process running (restarts with jittered backoff),
 //! [`TunnelRegistry`] records running tunnels under the CLI's state dir so every command
-//! can find and reuse them. Failures that need a person — authentication refused, an
-//! unknown or changed host key, a local port in use — are told apart from ssh's stderr
+//! can find and reuse them, [`ensure`] opens one through a supervisor process
+//! ([`ManagedTunnel`]) or reuses the one running, and [`stop`] ends one. Failures that need
+//! a person — authentication refused, an unknown or changed host key, a local port in use —
+//! are told apart from ssh's stderr
 //! ([`TunnelErrorKind`]), each with its fix.
 
 mod error;
+mod managed;
 mod process;
 mod ssh_config;
 mod state;
 mod supervisor;
 
 pub use error::{TunnelError, TunnelErrorKind, classify_ssh_failure};
+pub use managed::{Ensured, ManagedTunnel, WaitDisplay, ensure, log_line, running, stop};
 pub use process::{
     SshProcess, detach_session, find_ssh, local_port_free, pick_local_port, process_alive,
     stop_process,
