@@ -15,9 +15,9 @@ mod table;
 mod target;
 
 use clap::Args;
+use clawgate_client::session::{self, SessionOptions};
 use clawgate_client::{
-    Client, ClientError, ClientInfo, ConnectOptions, DeviceAuthMode, HelloOk, RpcError, TlsOptions,
-    client_info,
+    Client, ClientInfo, DeviceAuthMode, HelloOk, RpcError, TlsOptions, client_info,
 };
 use clawgate_protocol::scopes::{self, MethodAccess};
 use serde_json::{Value, json};
@@ -216,15 +216,10 @@ impl ConnSpec {
     }
 }
 
-/// Connects within the `--timeout` budget; a gateway that is still starting
-/// (`UNAVAILABLE` + `retryAfterMs`) is retried while the budget lasts.
-///
-/// Device identity: signs per `--device-auth` (by default unless the URL is loopback and a
-/// shared secret is sent). Without a shared secret a stored device token for this gateway is
-/// sent instead; a refused shared secret is retried once with the stored device token; a
-/// stale stored token is dropped. A gateway that wants this device approved first gets the
-/// exact approve command printed and, when waiting (`--wait`, or a terminal without
-/// `--json`), is asked again until the request is approved, rejected or the wait ends.
+/// Connects within the `--timeout` budget with the device policy of
+/// [`clawgate_client::session`]: signing per `--device-auth`, stored device tokens, and
+/// waiting for a pairing approval with `--wait` (or on a terminal without `--json`), the
+/// approve command printed.
 async fn open_session(conn: &ConnArgs, spec: ConnSpec) -> Result<Session, Box<(Failure, Target)>> {
     match target::resolve(conn) {
         Ok(target) => connect_session(conn, spec, target).await,
@@ -255,189 +250,42 @@ async fn connect_session(
     spec: ConnSpec,
     target: Target,
 ) -> Result<Session, Box<(Failure, Target)>> {
-    let has_secret = target.token.is_some() || target.password.is_some();
-    let signer = if conn.device_auth.signs(&target.url, has_secret) {
-        match pairing::Signer::load(&target) {
-            Ok(s) => Some(s),
-            Err(f) => return Err(Box::new((f, target))),
-        }
-    } else {
-        None
-    };
-    let role = "operator";
-    let quiet = conn.json;
-    let wait = crate::term::should_wait(conn.wait, conn.no_wait, conn.json);
-    let mut send_secret = has_secret;
-    let stored_tokens = !spec.suppress_stored_device_auth;
-    let mut device_token: Option<String> = match (&signer, has_secret) {
-        (Some(s), false) if stored_tokens => s.stored(&target.url, role).map(|t| t.token),
-        _ => None,
-    };
-    let mut tried_device_token_fallback = false;
-    let mut waiter: Option<pairing::Waiter> = None;
-    let mut started = Instant::now();
-    let mut deadline = started + Duration::from_millis(conn.timeout);
-    let fail = |f: Failure, target: Target| -> Result<Session, Box<(Failure, Target)>> {
-        Err(Box::new((f, target)))
-    };
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut opts = ConnectOptions::new(target.url.clone(), spec.client.clone());
-        if send_secret {
-            opts.token = target.token.clone();
-            opts.password = target.password.clone();
-        }
-        opts.device_token = device_token.clone();
-        opts.device = signer.as_ref().map(|s| &s.identity);
-        opts.role = role.into();
-        opts.scopes = spec.scopes.clone();
-        opts.timeout = remaining.max(Duration::from_millis(1));
-        opts.tls = TlsOptions {
+    let opts = SessionOptions {
+        url: target.url.clone(),
+        connect_to: target.connect_to,
+        token: target.token.clone(),
+        password: target.password.clone(),
+        tls: TlsOptions {
             fingerprint: target.tls_fingerprint.clone(),
-        };
-        opts.connect_to = target.connect_to;
-        if spec.probe {
-            opts.min_protocol = clawgate_protocol::MIN_PROBE_PROTOCOL;
+        },
+        client: spec.client,
+        role: "operator".into(),
+        scopes: spec.scopes,
+        min_protocol: spec.probe.then_some(clawgate_protocol::MIN_PROBE_PROTOCOL),
+        timeout: Duration::from_millis(conn.timeout),
+        device_auth: conn.device_auth,
+        state_dir: target.state_dir.clone(),
+        stored_tokens: !spec.suppress_stored_device_auth,
+        pairing_wait: crate::term::should_wait(conn.wait, conn.no_wait, conn.json)
+            .then(|| Duration::from_secs(conn.wait_timeout)),
+    };
+    let mut watcher = pairing::Watcher::new(&target, conn.json);
+    let opened = session::open(&opts, &mut |event| watcher.on(event)).await;
+    drop(watcher);
+    match opened {
+        Ok(s) => Ok(Session {
+            client: s.client,
+            hello: s.hello,
+            connect_ms: s.connect_ms,
+            target,
+            deadline: s.deadline,
+            timeout_ms: conn.timeout,
+            device_id: s.device_id,
+        }),
+        Err(e) => {
+            let f = failure::session_failure(*e, &target, conn.wait_timeout);
+            Err(Box::new((f, target)))
         }
-        let error = match Client::connect(opts).await {
-            Ok((client, hello)) => {
-                if let Some(w) = waiter.as_mut() {
-                    w.finish("Approved: connected as a paired device", quiet);
-                }
-                if let Some(s) = &signer
-                    && stored_tokens
-                {
-                    s.remember(&target.url, role, &hello);
-                }
-                return Ok(Session {
-                    client,
-                    hello,
-                    connect_ms: started.elapsed().as_millis() as u64,
-                    target,
-                    deadline,
-                    timeout_ms: conn.timeout,
-                    device_id: signer.as_ref().map(|s| s.id().to_owned()),
-                });
-            }
-            Err(e) => e,
-        };
-        let (wire, detail) = match &error {
-            ClientError::Handshake {
-                error, detail_code, ..
-            } => (Some(error.clone()), detail_code.clone()),
-            _ => (None, None),
-        };
-        let detail = detail.unwrap_or_default();
-        if let Some(w) = &wire
-            && w.code == "UNAVAILABLE"
-            && waiter.is_none()
-        {
-            let wait_ms = w.retry_after_ms.unwrap_or(500).max(50);
-            if Instant::now() + Duration::from_millis(wait_ms) < deadline {
-                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-                continue;
-            }
-        }
-        if let Some(s) = &signer {
-            // A stored device token the gateway no longer knows: drop it.
-            if detail == "AUTH_DEVICE_TOKEN_MISMATCH" && device_token.is_some() {
-                s.forget(&target.url, role);
-                if has_secret && !send_secret {
-                    eprintln!(
-                        "warning: the gateway refused both the shared secret and this device's stored token (now dropped)"
-                    );
-                }
-                let mut f = failure::connect_failure(&error, &target);
-                f.fixes = vec![format!(
-                    "the device token stored for {} was refused (rotated or revoked on the gateway) and has been dropped from {}; connect once with the shared token (--token/--password) to get a new one, or have an operator run `clawgate devices rotate {}` on the gateway host",
-                    target.url,
-                    s.store.path().display(),
-                    &s.id()[..12.min(s.id().len())]
-                )];
-                return fail(f, target);
-            }
-            // A refused shared secret: this device may still hold a token of its own.
-            if matches!(
-                detail.as_str(),
-                "AUTH_TOKEN_MISMATCH" | "AUTH_PASSWORD_MISMATCH"
-            ) && send_secret
-                && stored_tokens
-                && !tried_device_token_fallback
-                && let Some(stored) = s.stored(&target.url, role)
-            {
-                tried_device_token_fallback = true;
-                eprintln!(
-                    "warning: the gateway refused the {} sent; retrying with this device's stored device token",
-                    if target.token.is_some() {
-                        "token"
-                    } else {
-                        "password"
-                    }
-                );
-                send_secret = false;
-                device_token = Some(stored.token);
-                continue;
-            }
-            if let Some(w) = &wire
-                && let Some(p) = w.pairing_required()
-            {
-                match waiter.as_mut() {
-                    None if !wait => {
-                        let f = pairing::pairing_failure(
-                            w,
-                            &p,
-                            s.id(),
-                            &target,
-                            "this device must be approved first",
-                        );
-                        return fail(f, target);
-                    }
-                    None => {
-                        let timeout = Duration::from_secs(conn.wait_timeout);
-                        waiter = Some(pairing::Waiter::start(&p, s.id(), &target, timeout, quiet));
-                    }
-                    Some(current) if current.request_id != p.request_id => {
-                        current.finish("Stopped waiting", quiet);
-                        let f = pairing::pairing_failure(
-                            w,
-                            &p,
-                            s.id(),
-                            &target,
-                            &format!(
-                                "request {} is no longer pending (rejected, expired or replaced); the gateway opened request {}",
-                                current.request_id.as_deref().unwrap_or("?"),
-                                p.request_id.as_deref().unwrap_or("?")
-                            ),
-                        );
-                        return fail(f, target);
-                    }
-                    Some(current) if current.expired() => {
-                        current.finish("Stopped waiting", quiet);
-                        let f = pairing::pairing_failure(
-                            w,
-                            &p,
-                            s.id(),
-                            &target,
-                            &format!("still not approved after {}s", conn.wait_timeout),
-                        );
-                        return fail(f, target);
-                    }
-                    Some(_) => {}
-                }
-                if let Some(w) = waiter.as_mut() {
-                    w.pause().await;
-                }
-                // The connect budget starts again after the wait.
-                started = Instant::now();
-                deadline = started + Duration::from_millis(conn.timeout);
-                continue;
-            }
-        }
-        if let Some(w) = waiter.as_mut() {
-            w.finish("Stopped waiting", quiet);
-        }
-        let f = failure::connect_failure(&error, &target);
-        return fail(f, target);
     }
 }
 

@@ -22,6 +22,7 @@ pub mod device_auth;
 mod error;
 mod hello;
 pub mod plaintext;
+pub mod session;
 mod transport;
 pub mod tunnel;
 

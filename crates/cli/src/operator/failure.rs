@@ -1,9 +1,11 @@
 //! Turning connect and call failures into an exit code, a human message that names the fix,
 //! and a JSON error object.
 
+use super::pairing::{approve_command, instructions, openclaw_approve_command, pairing_json};
 use super::target::{CredentialOrigin, Target};
 use crate::output::{EXIT_REJECTED, EXIT_RPC, EXIT_SCOPE, EXIT_UNREACHABLE, EXIT_USAGE, Failure};
-use clawgate_client::{ClientError, RpcError, WireError, pin_list};
+use clawgate_client::session::{PairingEnd, SessionError};
+use clawgate_client::{ClientError, PairingRequired, RpcError, WireError, pin_list};
 use clawgate_config::TargetSource;
 use serde_json::{Value, json};
 
@@ -175,6 +177,80 @@ pub fn destination_changed(expected: &str, t: &Target) -> Failure {
     }
 }
 
+/// A session that could not be opened; `wait_timeout` is `--wait-timeout`, in seconds.
+pub fn session_failure(e: SessionError, t: &Target, wait_timeout: u64) -> Failure {
+    match e {
+        SessionError::Identity { path, error } => Failure {
+            fixes: vec![
+                "the file must be readable and writable by you (it is created with mode 0600); move a damaged one aside to create a new identity (the gateway then sees a new device to approve), or pass --device-auth never to connect with the shared token only".into(),
+            ],
+            ..Failure::config(format!(
+                "cannot use the device identity {}: {error}",
+                path.display()
+            ))
+        },
+        SessionError::Connect(error) => connect_failure(&error, t),
+        SessionError::DeviceTokenRefused {
+            error,
+            store,
+            device_id,
+            secret_refused_too,
+        } => {
+            if secret_refused_too {
+                eprintln!(
+                    "warning: the gateway refused both the shared secret and this device's stored token (now dropped)"
+                );
+            }
+            let mut f = connect_failure(&error, t);
+            f.fixes = vec![format!(
+                "the device token stored for {} was refused (rotated or revoked on the gateway) and has been dropped from {}; connect once with the shared token (--token/--password) to get a new one, or have an operator run `clawgate devices rotate {}` on the gateway host",
+                t.url,
+                store.display(),
+                &device_id[..12.min(device_id.len())]
+            )];
+            f
+        }
+        SessionError::PairingRequired {
+            error,
+            pairing,
+            device_id,
+            end,
+        } => {
+            let why = match end {
+                PairingEnd::NotWaiting => "this device must be approved first".to_owned(),
+                PairingEnd::Replaced { waited_for } => format!(
+                    "request {} is no longer pending (rejected, expired or replaced); the gateway opened request {}",
+                    waited_for.as_deref().unwrap_or("?"),
+                    pairing.request_id.as_deref().unwrap_or("?")
+                ),
+                PairingEnd::TimedOut => format!("still not approved after {wait_timeout}s"),
+            };
+            pairing_failure(&error, &pairing, &device_id, t, &why)
+        }
+    }
+}
+
+/// A connect that ended at "approve this device first".
+fn pairing_failure(
+    error: &WireError,
+    p: &PairingRequired,
+    device_id: &str,
+    t: &Target,
+    why: &str,
+) -> Failure {
+    let mut json = request_error_json(error);
+    json["gateway"] = json!({"url": t.url, "urlSource": t.source_label()});
+    json["pairing"] = pairing_json(p, device_id);
+    let mut fixes = instructions(p, device_id, t);
+    fixes.push("then run this command again (add --wait to wait for the approval instead)".into());
+    Failure {
+        exit: EXIT_REJECTED,
+        message: format!("{why}: {}", error.message),
+        fixes,
+        json,
+    }
+}
+
 /// A failed connect.
 pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
     let gateway = json!({"url": t.url, "urlSource": t.source_label()});
@@ -337,8 +413,8 @@ fn handshake_advice(
             EXIT_REJECTED,
             vec![format!(
                 "this device is not approved yet: approve request {request} on the gateway host with `{}` (OpenClaw: `{}`), then retry",
-                super::pairing::approve_command(request),
-                super::pairing::openclaw_approve_command(request)
+                approve_command(request),
+                openclaw_approve_command(request)
             )],
         );
     }

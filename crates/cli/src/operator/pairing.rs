@@ -1,87 +1,16 @@
-//! This machine's device identity as the operator CLI uses it: when to sign, the device
-//! tokens gateways issue, and what happens when a gateway says the device must be approved
-//! first (print the exact approve command; on a terminal, wait for the approval with a
-//! spinner).
+//! This machine's device identity as the operator CLI shows it: what a gateway that wants
+//! the device approved first is told (the exact approve command), the wait for the approval
+//! on a terminal (a spinner), and the device tokens the `devices` commands change here. When
+//! to sign and wait is `clawgate_client::session`'s policy.
 
 use super::target::Target;
-use crate::output::{EXIT_REJECTED, Failure, duration, now_ms};
+use crate::output::{duration, now_ms};
+use crate::term::Progress;
 use clawgate_client::device_auth::{identity_path, tokens_path};
-use clawgate_client::{
-    DeviceIdentity, DeviceTokenStore, HelloOk, PairingRequired, StoredDeviceToken, WireError,
-    remember_device_token,
-};
+use clawgate_client::session::SessionEvent;
+use clawgate_client::{DeviceIdentity, DeviceTokenStore, PairingRequired, StoredDeviceToken};
 use serde_json::{Value, json};
-use std::time::Duration;
 use tokio::time::Instant;
-
-/// How often a waiting command asks the gateway again.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(1500);
-
-/// This machine's identity and token store.
-pub struct Signer {
-    pub identity: DeviceIdentity,
-    pub store: DeviceTokenStore,
-}
-
-impl Signer {
-    /// Loads (or creates, once) the identity under `<state dir>/clawgate/`.
-    pub fn load(t: &Target) -> Result<Signer, Failure> {
-        let path = identity_path(&t.state_dir);
-        let identity = DeviceIdentity::load_or_generate(&path).map_err(|e| {
-            let message = format!("cannot use the device identity {}: {e}", path.display());
-            Failure {
-                fixes: vec![format!(
-                    "the file must be readable and writable by you (it is created with mode 0600); move a damaged one aside to create a new identity (the gateway then sees a new device to approve), or pass --device-auth never to connect with the shared token only"
-                )],
-                ..Failure::config(message)
-            }
-        })?;
-        Ok(Signer {
-            identity,
-            store: DeviceTokenStore::new(tokens_path(&t.state_dir)),
-        })
-    }
-
-    pub fn id(&self) -> &str {
-        self.identity.id()
-    }
-
-    /// The stored token for this gateway and role; a store that cannot be read is reported
-    /// and treated as empty.
-    pub fn stored(&self, url: &str, role: &str) -> Option<StoredDeviceToken> {
-        match self.store.get(url, self.id(), role) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("warning: ignoring stored device tokens: {e}");
-                None
-            }
-        }
-    }
-
-    /// Keeps the device token a hello carried.
-    pub fn remember(&self, url: &str, role: &str, hello: &HelloOk) {
-        if let Err(e) = remember_device_token(&self.store, url, self.id(), role, hello) {
-            eprintln!(
-                "warning: could not save the device token in {}: {e}",
-                self.store.path().display()
-            );
-        }
-    }
-
-    /// Drops the stored token for this gateway and role. Returns whether one existed.
-    pub fn forget(&self, url: &str, role: &str) -> bool {
-        match self.store.remove(url, self.id(), role) {
-            Ok(removed) => removed,
-            Err(e) => {
-                eprintln!(
-                    "warning: could not update {}: {e}",
-                    self.store.path().display()
-                );
-                false
-            }
-        }
-    }
-}
 
 /// `clawgate devices approve <id>`.
 pub fn approve_command(request_id: &str) -> String {
@@ -166,91 +95,85 @@ pub fn pairing_json(p: &PairingRequired, device_id: &str) -> Value {
     })
 }
 
-/// A connect that ended at "approve this device first".
-pub fn pairing_failure(
-    error: &WireError,
-    p: &PairingRequired,
-    device_id: &str,
-    t: &Target,
-    why: &str,
-) -> Failure {
-    let mut json = super::failure::request_error_json(error);
-    json["gateway"] = json!({"url": t.url, "urlSource": t.source_label()});
-    json["pairing"] = pairing_json(p, device_id);
-    let mut fixes = instructions(p, device_id, t);
-    fixes.push("then run this command again (add --wait to wait for the approval instead)".into());
-    Failure {
-        exit: EXIT_REJECTED,
-        message: format!("{why}: {}", error.message),
-        fixes,
-        json,
-    }
+/// What a person sees of connecting: warnings on stderr, and the wait for an approval (the
+/// instructions, then a spinner on a terminal or one line elsewhere).
+pub struct Watcher<'a> {
+    target: &'a Target,
+    /// `--json`: no instructions, no spinner.
+    quiet: bool,
+    wait: Option<Wait>,
 }
 
 /// An approval being waited for.
-pub struct Waiter {
-    pub request_id: Option<String>,
-    pub until: Instant,
-    pub started: Instant,
-    progress: crate::term::Progress,
+struct Wait {
+    progress: Progress,
     what: String,
+    started: Instant,
 }
 
-impl Waiter {
-    /// Starts waiting (prints the instructions, then shows progress on a terminal or a
-    /// single line elsewhere).
-    pub fn start(
-        p: &PairingRequired,
-        device_id: &str,
-        t: &Target,
-        timeout: Duration,
-        quiet: bool,
-    ) -> Waiter {
-        if !quiet {
-            for line in instructions(p, device_id, t) {
-                eprintln!("{line}");
+impl<'a> Watcher<'a> {
+    pub fn new(target: &'a Target, quiet: bool) -> Self {
+        Watcher {
+            target,
+            quiet,
+            wait: None,
+        }
+    }
+
+    pub fn on(&mut self, event: SessionEvent<'_>) {
+        match event {
+            SessionEvent::StoreWarning(warning) => eprintln!("warning: {warning}"),
+            SessionEvent::RetryingWithDeviceToken { refused } => eprintln!(
+                "warning: the gateway refused the {refused} sent; retrying with this device's stored device token"
+            ),
+            SessionEvent::WaitStarted {
+                pairing,
+                device_id,
+                timeout,
+            } => {
+                if !self.quiet {
+                    for line in instructions(pairing, device_id, self.target) {
+                        eprintln!("{line}");
+                    }
+                }
+                let progress = Progress::new(self.quiet);
+                let id = pairing.request_id.as_deref().unwrap_or("?");
+                let what = format!("Waiting for approval of request {id} ({})", asking(pairing));
+                if !self.quiet && !progress.is_shown() {
+                    eprintln!("{what}; giving up after {}s", timeout.as_secs());
+                }
+                self.wait = Some(Wait {
+                    progress,
+                    what,
+                    started: Instant::now(),
+                });
             }
-        }
-        let progress = crate::term::Progress::new(quiet);
-        let id = p.request_id.as_deref().unwrap_or("?");
-        let what = format!("Waiting for approval of request {id} ({})", asking(p));
-        if !quiet && !progress.is_shown() {
-            eprintln!("{what}; giving up after {}s", timeout.as_secs());
-        }
-        let now = Instant::now();
-        Waiter {
-            request_id: p.request_id.clone(),
-            until: now + timeout,
-            started: now,
-            progress,
-            what,
-        }
-    }
-
-    pub fn expired(&self) -> bool {
-        Instant::now() >= self.until
-    }
-
-    /// Sleeps until the next poll, the spinner (which shows the time waited) saying how much
-    /// longer the wait may last.
-    pub async fn pause(&mut self) {
-        let left = self.until.saturating_duration_since(Instant::now());
-        self.progress.set(format!(
-            "{} · up to {} more (Ctrl-C to stop)",
-            self.what,
-            duration(left.as_millis() as u64)
-        ));
-        tokio::time::sleep(left.min(POLL_INTERVAL)).await;
-    }
-
-    /// Clears the progress line and says how it ended.
-    pub fn finish(&mut self, outcome: &str, quiet: bool) {
-        self.progress.clear();
-        if !quiet {
-            eprintln!(
-                "{outcome} (after {})",
-                duration(self.started.elapsed().as_millis() as u64)
-            );
+            // The spinner (which shows the time waited) says how much longer the wait may last.
+            SessionEvent::Waiting { left } => {
+                if let Some(w) = &self.wait {
+                    w.progress.set(format!(
+                        "{} · up to {} more (Ctrl-C to stop)",
+                        w.what,
+                        duration(left.as_millis() as u64)
+                    ));
+                }
+            }
+            SessionEvent::WaitEnded { approved } => {
+                if let Some(w) = self.wait.take() {
+                    w.progress.clear();
+                    if !self.quiet {
+                        let outcome = if approved {
+                            "Approved: connected as a paired device"
+                        } else {
+                            "Stopped waiting"
+                        };
+                        eprintln!(
+                            "{outcome} (after {})",
+                            duration(w.started.elapsed().as_millis() as u64)
+                        );
+                    }
+                }
+            }
         }
     }
 }
