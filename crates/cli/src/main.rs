@@ -45,18 +45,18 @@ enum Command {
         command: GatewayCommand,
     },
     /// Gateway health (reads `health` from the configured or given gateway).
-    Health(operator::HealthArgs),
+    Health(operator::health::HealthArgs),
     /// Gateway status; `--deep` also asks channels, presence and the last heartbeat.
-    Status(operator::StatusArgs),
+    Status(operator::status::StatusArgs),
     /// Device pairing: pending requests, paired devices and their tokens.
     Devices {
         #[command(subcommand)]
-        command: operator::DevicesCommand,
+        command: operator::devices::DevicesCommand,
     },
     /// Nodes: status, capability approval, invoking their commands.
     Nodes {
         #[command(subcommand)]
-        command: operator::NodesCommand,
+        command: operator::nodes::NodesCommand,
     },
     /// Run this machine as a node of a gateway.
     Node {
@@ -93,15 +93,15 @@ enum GatewayCommand {
     /// Run the gateway in the foreground.
     Run(gateway_run::RunArgs),
     /// Call one gateway RPC method and print its result.
-    Call(operator::CallArgs),
+    Call(operator::call::CallArgs),
     /// Fetch `health` from the gateway.
-    Health(operator::HealthArgs),
+    Health(operator::health::HealthArgs),
     /// Connect and report whether the gateway is reachable, its version and our scopes.
-    Status(operator::GatewayStatusArgs),
+    Status(operator::gateway_status::GatewayStatusArgs),
     /// Probe reachability, auth and capability (read/write/admin) of the gateway.
-    Probe(operator::ProbeArgs),
+    Probe(operator::probe::ProbeArgs),
     /// Find gateways on this network through Bonjour (mDNS `_openclaw-gw._tcp`).
-    Discover(operator::DiscoverArgs),
+    Discover(operator::discover::DiscoverArgs),
     /// The gateway's TLS certificate: show its fingerprint, rotate it.
     Tls {
         #[command(subcommand)]
@@ -134,11 +134,11 @@ fn main() -> ExitCode {
                 clawgate_gateway::raise_fd_limit();
                 gateway_run::run(args)
             }
-            GatewayCommand::Call(args) => operator::call(args),
-            GatewayCommand::Health(args) => operator::health(args),
-            GatewayCommand::Status(args) => operator::gateway_status(args),
-            GatewayCommand::Probe(args) => operator::probe(args),
-            GatewayCommand::Discover(args) => operator::discover(args),
+            GatewayCommand::Call(args) => operator::call::run(args),
+            GatewayCommand::Health(args) => operator::health::run(args),
+            GatewayCommand::Status(args) => operator::gateway_status::run(args),
+            GatewayCommand::Probe(args) => operator::probe::run(args),
+            GatewayCommand::Discover(args) => operator::discover::run(args),
             GatewayCommand::Tls { command } => gateway_tls::run(command),
             GatewayCommand::Install(args) => service::install(args),
             GatewayCommand::Uninstall(args) => service::uninstall(args),
@@ -146,10 +146,10 @@ fn main() -> ExitCode {
             GatewayCommand::Stop(args) => service::stop(args),
             GatewayCommand::Restart(args) => service::restart(args),
         },
-        Command::Health(args) => operator::health(args),
-        Command::Status(args) => operator::status(args),
-        Command::Devices { command } => operator::devices(command),
-        Command::Nodes { command } => operator::nodes(command),
+        Command::Health(args) => operator::health::run(args),
+        Command::Status(args) => operator::status::run(args),
+        Command::Devices { command } => operator::devices::run(command),
+        Command::Nodes { command } => operator::nodes::run(command),
         Command::Node { command } => match command {
             NodeCommand::Run(args) => node_run::run(args),
             NodeCommand::Identity(args) => node_run::identity(args),

@@ -1,8 +1,12 @@
 //! `clawgate devices …`: device pairing requests, paired devices and their tokens
 //! (`device.pair.list|approve|reject|remove|rename`, `device.token.rotate|revoke`).
 
-use super::table::{Table, clean};
-use super::{ConnArgs, ConnSpec, EXIT_CODES_HELP, Session, failure, open_session, pairing};
+use super::conn::{ConnArgs, EXIT_CODES_HELP};
+use super::failure;
+use super::pairing;
+use super::rpc::{self, is_unknown};
+use super::session::Session;
+use super::table::{Table, clean, list_text, s, short, strs};
 use crate::output::{EXIT_SCOPE, Failure, ago, block_on, print_json, print_out};
 use clap::{Args, Subcommand};
 use clawgate_client::RpcError;
@@ -124,83 +128,6 @@ pub fn run(cmd: DevicesCommand) -> ExitCode {
 
 // ---- shared ---------------------------------------------------------------------------------
 
-pub(super) fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-pub(super) fn short(id: &str) -> String {
-    match id.get(..12) {
-        Some(p) if id.len() > 12 => format!("{p}…"),
-        _ => id.to_owned(),
-    }
-}
-
-pub(super) fn list_text(items: &[String]) -> String {
-    if items.is_empty() {
-        "—".into()
-    } else {
-        items.join(", ")
-    }
-}
-
-async fn connect(conn: &ConnArgs, scopes: &[&str]) -> Result<Session, Failure> {
-    open_session(
-        conn,
-        ConnSpec::cli(scopes.iter().map(|s| (*s).to_owned()).collect()),
-    )
-    .await
-    .map_err(|b| b.0)
-}
-
-/// One call; any failure ends the command (the session is closed first).
-pub(super) async fn call(session: &Session, method: &str, params: Value) -> Result<Value, Failure> {
-    session
-        .call_required(method, Some(params), false)
-        .await
-        .map(|(v, _)| v)
-}
-
-/// Whether a gateway error says the request/device/node named is unknown.
-pub(super) fn is_unknown(e: &RpcError, what: &str) -> bool {
-    e.wire().is_some_and(|w| {
-        w.code == "APPROVAL_NOT_FOUND"
-            || w.message == format!("unknown {what}")
-            || w.message.starts_with(&format!("unknown {what}"))
-    })
-}
-
-/// A call whose error is returned for the caller to interpret.
-pub(super) async fn try_call(
-    session: &Session,
-    method: &str,
-    params: Value,
-) -> Result<Value, Result<RpcError, Failure>> {
-    match session.call(method, Some(params), false).await {
-        super::CallOutcome::Ok(v, _) => Ok(v),
-        super::CallOutcome::Failed(e, _) => Err(Ok(e)),
-        super::CallOutcome::TimedOut => Err(Err(failure::call_timeout(
-            method,
-            session.timeout_ms,
-            &session.target,
-        ))),
-    }
-}
-
-fn rpc_failure(session: &Session, method: &str, e: &RpcError) -> Failure {
-    failure::rpc_failure(method, e, &session.hello.scopes(), &session.target)
-}
-
 /// The gateway shows a paired device without operator.admin only its own entries.
 fn filtered_note(session: &Session) -> Option<String> {
     (session.device_id.is_some() && !scopes::satisfies(&session.hello.scopes(), scopes::ADMIN))
@@ -255,24 +182,50 @@ fn paired_of(list: &Value) -> Vec<Value> {
     list["paired"].as_array().cloned().unwrap_or_default()
 }
 
-/// The scopes an approving connection needs: operator.pairing plus every operator scope
-/// requested, or operator.admin for another role or an unknown scope (the gateway only lets
-/// a caller grant what it holds itself).
+/// The scopes an approving connection needs: those of managing an operator token with the
+/// requested scopes ([`token_scopes`]), or operator.admin for another role (the gateway only
+/// lets a caller grant what it holds itself).
 fn approve_scopes(req: &Value) -> Vec<String> {
-    let roles = roles_of(req);
-    if roles.iter().any(|r| r != "operator") {
-        return vec![scopes::ADMIN.to_owned()];
+    match roles_of(req).iter().any(|r| r != "operator") {
+        true => vec![scopes::ADMIN.to_owned()],
+        false => token_scopes("operator", &strs(&req["scopes"])),
     }
-    let mut out = vec![scopes::PAIRING.to_owned()];
-    for sc in strs(&req["scopes"]) {
-        if sc == scopes::ADMIN || !scopes::ALL.contains(&sc.as_str()) {
-            return vec![scopes::ADMIN.to_owned()];
-        }
-        if !out.contains(&sc) {
-            out.push(sc);
-        }
+}
+
+/// This CLI's own device: the one the connection signed with, else this machine's identity
+/// if there is one.
+fn this_device(session: &Session) -> Option<String> {
+    session
+        .device_id
+        .clone()
+        .or_else(|| pairing::local_device_id(&session.target))
+}
+
+/// Connects asking operator.pairing, lists devices and pairing requests, and runs `work` on
+/// the list and the connection.
+async fn with_list<T>(
+    conn: &ConnArgs,
+    work: impl AsyncFnOnce(&Session, Value) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    rpc::connect(conn, &[scopes::PAIRING])
+        .await?
+        .run(async |session| {
+            let list = session.request("device.pair.list", json!({})).await?;
+            work(session, list).await
+        })
+        .await
+}
+
+/// `no paired device <id>` when the gateway does not know it.
+fn unknown_device(id: &str) -> impl FnOnce(&RpcError) -> Option<Failure> {
+    move |e| {
+        is_unknown(e, "deviceId").then(|| {
+            Failure::not_found(
+                format!("no paired device {id}"),
+                vec!["run `clawgate devices list`".into()],
+            )
+        })
     }
-    out
 }
 
 /// Finds a paired device by id, unique id prefix or name.
@@ -320,29 +273,17 @@ fn resolve_device(list: &Value, query: &str) -> Result<String, Failure> {
     }
 }
 
-/// Runs `f` on the session and closes it whatever happens.
-macro_rules! with_session {
-    ($session:ident, $body:expr) => {{
-        let result = $body;
-        $session.client.close().await;
-        result
-    }};
-}
-
 // ---- list -----------------------------------------------------------------------------------
 
 async fn list(a: ListArgs) -> Result<(), Failure> {
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
-    let note = filtered_note(&session);
-    let list = with_session!(session, call(&session, "device.pair.list", json!({})).await)?;
+    let (list, me, note) = with_list(&a.conn, async |session, list| {
+        Ok((list, this_device(session), filtered_note(session)))
+    })
+    .await?;
     if a.conn.json {
         print_json(&list);
         return Ok(());
     }
-    let me = session
-        .device_id
-        .clone()
-        .or_else(|| pairing::local_device_id(&session.target));
     let mut out = render_list(&list, me.as_deref());
     if let Some(note) = note {
         out.push_str(&note);
@@ -497,115 +438,117 @@ fn describe_request(r: &Value, paired: &[Value]) -> String {
     out
 }
 
+/// The request `approve` names (or the newest), else why there is none.
+fn pending_request(
+    session: &Session,
+    list: &Value,
+    request_id: Option<&str>,
+) -> Result<Value, Failure> {
+    let pending = pending_of(list);
+    let request = match request_id {
+        Some(id) => pending.iter().find(|r| s(r, "requestId") == id.trim()),
+        None => pending.iter().max_by_key(|r| r["ts"].as_i64().unwrap_or(0)),
+    };
+    if let Some(request) = request {
+        return Ok(request.clone());
+    }
+    let ids: Vec<String> = pending
+        .iter()
+        .map(|r| s(r, "requestId").to_owned())
+        .collect();
+    let mut fixes = vec![if ids.is_empty() {
+        "there are no pending device requests; the device creates one when it connects".to_owned()
+    } else {
+        format!("pending requests: {}", ids.join(", "))
+    }];
+    fixes.push("run `clawgate devices list` to see them".into());
+    fixes.extend(filtered_note(session));
+    Err(Failure::not_found(
+        match request_id {
+            Some(id) => format!("no pending request {}", id.trim()),
+            None => "no pending device pairing requests".to_owned(),
+        },
+        fixes,
+    ))
+}
+
+/// Whether the gateway refused a paired device approving another device's request.
+fn approval_denied(e: &RpcError) -> bool {
+    e.wire()
+        .is_some_and(|w| w.message == "device pairing approval denied")
+}
+
+/// What went wrong with `device.pair.approve`, in the words of what to do about it.
+fn approve_failure(session: &Session, e: &RpcError, request_id: &str) -> Failure {
+    if is_unknown(e, "requestId") {
+        return Failure::not_found(
+            format!("no pending request {request_id} (approved, rejected or expired meanwhile?)"),
+            vec!["run `clawgate devices list`".into()],
+        );
+    }
+    let granted = list_text(&session.hello.scopes());
+    let fix = match e.wire() {
+        Some(w) if approval_denied(e) => Some((
+            w,
+            format!(
+                "this connection (scopes: {granted}) may not approve request {request_id}: approving another role than operator, or another device's request from a paired device, needs operator.admin"
+            ),
+        )),
+        Some(w) if w.message.starts_with("missing scope: ") => Some((
+            w,
+            format!(
+                "the approving connection must itself hold every scope it grants (granted here: {granted}); use a credential or device that holds them"
+            ),
+        )),
+        _ => None,
+    };
+    match fix {
+        Some((w, fix)) => Failure {
+            exit: EXIT_SCOPE,
+            json: failure::request_error_json(w),
+            message: format!("device.pair.approve: {}", w.message),
+            fixes: vec![fix],
+        },
+        None => session.rpc_failure("device.pair.approve", e),
+    }
+}
+
 async fn approve(a: ApproveArgs) -> Result<(), Failure> {
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
-    let list = match call(&session, "device.pair.list", json!({})).await {
-        Ok(l) => l,
-        Err(f) => {
-            session.client.close().await;
-            return Err(f);
-        }
-    };
-    let pending = pending_of(&list);
-    let request = match &a.request_id {
-        Some(id) => pending
-            .iter()
-            .find(|r| s(r, "requestId") == id.trim())
-            .cloned(),
-        None => pending
-            .iter()
-            .max_by_key(|r| r["ts"].as_i64().unwrap_or(0))
-            .cloned(),
-    };
-    let Some(request) = request else {
-        let note = filtered_note(&session);
-        session.client.close().await;
-        let ids: Vec<String> = pending
-            .iter()
-            .map(|r| s(r, "requestId").to_owned())
-            .collect();
-        let mut fixes = vec![if ids.is_empty() {
-            "there are no pending device requests; the device creates one when it connects"
-                .to_owned()
-        } else {
-            format!("pending requests: {}", ids.join(", "))
-        }];
-        fixes.push("run `clawgate devices list` to see them".into());
-        fixes.extend(note);
-        return Err(Failure::not_found(
-            match &a.request_id {
-                Some(id) => format!("no pending request {}", id.trim()),
-                None => "no pending device pairing requests".to_owned(),
-            },
-            fixes,
-        ));
-    };
+    let (session, (list, request)) = rpc::connect(&a.conn, &[scopes::PAIRING])
+        .await?
+        .try_run(async |session| {
+            let list = session.request("device.pair.list", json!({})).await?;
+            let request = pending_request(session, &list, a.request_id.as_deref())?;
+            Ok((list, request))
+        })
+        .await?;
     let request_id = s(&request, "requestId").to_owned();
     if !a.conn.json {
         print_out(&describe_request(&request, &paired_of(&list)));
     }
-    let needed = approve_scopes(&request);
-    let mut session = if needed
-        .iter()
-        .all(|n| scopes::satisfies(&session.hello.scopes(), n))
-    {
-        session
-    } else {
-        session.client.close().await;
-        connect(
-            &a.conn,
-            &needed.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
-        .await?
-    };
+    let mut session = session.widen(&a.conn, &approve_scopes(&request)).await?;
     let params = json!({"requestId": request_id});
-    let mut result = try_call(&session, "device.pair.approve", params.clone()).await;
+    let mut result = session
+        .try_request("device.pair.approve", params.clone())
+        .await;
     // A paired device approving another device's request needs admin (the gateway says
     // "device pairing approval denied"): ask once more with admin, as the OpenClaw CLI does.
     if let Err(Ok(e)) = &result
-        && e.wire()
-            .is_some_and(|w| w.message == "device pairing approval denied")
-        && !scopes::satisfies(&session.hello.scopes(), scopes::ADMIN)
+        && approval_denied(e)
     {
-        session.client.close().await;
-        session = connect(&a.conn, &[scopes::ADMIN]).await?;
-        result = try_call(&session, "device.pair.approve", params).await;
-    }
-    let granted = session.hello.scopes();
-    let out = match result {
-        Ok(v) => Ok(v),
-        Err(Err(f)) => Err(f),
-        Err(Ok(e)) if is_unknown(&e, "requestId") => Err(Failure::not_found(
-            format!("no pending request {request_id} (approved, rejected or expired meanwhile?)"),
-            vec!["run `clawgate devices list`".into()],
-        )),
-        Err(Ok(e)) => {
-            let w = e.wire().cloned();
-            match w {
-                Some(w) if w.message == "device pairing approval denied" => Err(Failure {
-                    exit: EXIT_SCOPE,
-                    json: failure::request_error_json(&w),
-                    message: format!("device.pair.approve: {}", w.message),
-                    fixes: vec![format!(
-                        "this connection (scopes: {}) may not approve request {request_id}: approving another role than operator, or another device's request from a paired device, needs operator.admin",
-                        list_text(&granted)
-                    )],
-                }),
-                Some(w) if w.message.starts_with("missing scope: ") => Err(Failure {
-                    exit: EXIT_SCOPE,
-                    json: failure::request_error_json(&w),
-                    message: format!("device.pair.approve: {}", w.message),
-                    fixes: vec![format!(
-                        "the approving connection must itself hold every scope it grants (granted here: {}); use a credential or device that holds them",
-                        list_text(&granted)
-                    )],
-                }),
-                _ => Err(rpc_failure(&session, "device.pair.approve", &e)),
-            }
+        let admin = [scopes::ADMIN.to_owned()];
+        if !scopes::satisfies(&session.hello.scopes(), scopes::ADMIN) {
+            session = session.widen(&a.conn, &admin).await?;
+            result = session.try_request("device.pair.approve", params).await;
         }
-    };
-    session.client.close().await;
-    let v = out?;
+    }
+    let v = session
+        .run(async |session| match result {
+            Ok(v) => Ok(v),
+            Err(Err(f)) => Err(f),
+            Err(Ok(e)) => Err(approve_failure(session, &e, &request_id)),
+        })
+        .await?;
     if a.conn.json {
         print_json(&v);
     } else {
@@ -623,20 +566,24 @@ async fn approve(a: ApproveArgs) -> Result<(), Failure> {
 // ---- reject ---------------------------------------------------------------------------------
 
 async fn reject(a: RequestArgs) -> Result<(), Failure> {
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
     let id = a.request_id.trim().to_owned();
-    let result = with_session!(
-        session,
-        match try_call(&session, "device.pair.reject", json!({"requestId": id})).await {
-            Ok(v) => Ok(v),
-            Err(Err(f)) => Err(f),
-            Err(Ok(e)) if is_unknown(&e, "requestId") => Err(Failure::not_found(
+    let unknown = |e: &RpcError| {
+        is_unknown(e, "requestId").then(|| {
+            Failure::not_found(
                 format!("no pending request {id}"),
                 vec!["run `clawgate devices list`".into()],
-            )),
-            Err(Ok(e)) => Err(rpc_failure(&session, "device.pair.reject", &e)),
-        }
-    )?;
+            )
+        })
+    };
+    let result = rpc::connect(&a.conn, &[scopes::PAIRING])
+        .await?
+        .run(async |session| {
+            let params = json!({"requestId": id});
+            session
+                .request_or("device.pair.reject", params, unknown)
+                .await
+        })
+        .await?;
     if a.conn.json {
         print_json(&result);
     } else {
@@ -651,38 +598,23 @@ async fn reject(a: RequestArgs) -> Result<(), Failure> {
 // ---- remove / rename ------------------------------------------------------------------------
 
 async fn remove(a: DeviceArgs) -> Result<(), Failure> {
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
-    let result = with_session!(session, {
-        async {
-            let list = call(&session, "device.pair.list", json!({})).await?;
-            let id = resolve_device(&list, &a.device)?;
-            match try_call(&session, "device.pair.remove", json!({"deviceId": id})).await {
-                Ok(v) => Ok((id, v)),
-                Err(Err(f)) => Err(f),
-                Err(Ok(e)) if is_unknown(&e, "deviceId") => Err(Failure::not_found(
-                    format!("no paired device {id}"),
-                    vec!["run `clawgate devices list`".into()],
-                )),
-                Err(Ok(e)) => Err(rpc_failure(&session, "device.pair.remove", &e)),
-            }
-        }
-        .await
-    });
-    let (id, v) = result?;
-    let me = session
-        .device_id
-        .clone()
-        .or_else(|| pairing::local_device_id(&session.target));
-    let dropped = if me.as_deref() == Some(id.as_str()) {
-        pairing::forget_device(&session.target, &id)
-    } else {
-        0
-    };
+    let (id, v, me) = with_list(&a.conn, async |session, list| {
+        let id = resolve_device(&list, &a.device)?;
+        let params = json!({"deviceId": id});
+        let v = session
+            .request_or("device.pair.remove", params, unknown_device(&id))
+            .await?;
+        let me = this_device(session).filter(|me| *me == id);
+        // This CLI's own device: its stored tokens for this gateway are of no use any more.
+        let dropped = me.map(|_| pairing::forget_device(&session.target, &id));
+        Ok((id, v, dropped))
+    })
+    .await?;
     if a.conn.json {
         print_json(&v);
     } else {
         print_out(&format!("Removed device {id}."));
-        if me.as_deref() == Some(id.as_str()) {
+        if let Some(dropped) = me {
             print_out(&format!(
                 "That was this CLI's own device: it must be approved again to connect by device{}.",
                 if dropped > 0 {
@@ -705,29 +637,14 @@ async fn rename(a: RenameArgs) -> Result<(), Failure> {
             vec![],
         ));
     }
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
-    let result = with_session!(session, {
-        async {
-            let list = call(&session, "device.pair.list", json!({})).await?;
-            let id = resolve_device(&list, &a.device)?;
-            match try_call(
-                &session,
-                "device.pair.rename",
-                json!({"deviceId": id, "label": name}),
-            )
+    let result = with_list(&a.conn, async |session, list| {
+        let id = resolve_device(&list, &a.device)?;
+        let params = json!({"deviceId": id, "label": name});
+        session
+            .request_or("device.pair.rename", params, unknown_device(&id))
             .await
-            {
-                Ok(v) => Ok(v),
-                Err(Err(f)) => Err(f),
-                Err(Ok(e)) if is_unknown(&e, "deviceId") => Err(Failure::not_found(
-                    format!("no paired device {id}"),
-                    vec!["run `clawgate devices list`".into()],
-                )),
-                Err(Ok(e)) => Err(rpc_failure(&session, "device.pair.rename", &e)),
-            }
-        }
-        .await
-    })?;
+    })
+    .await?;
     if a.conn.json {
         print_json(&result);
     } else {
@@ -767,45 +684,32 @@ async fn token_session(
     role: &str,
     wanted: Option<&[String]>,
 ) -> Result<(Session, String), Failure> {
-    let session = connect(conn, &[scopes::PAIRING]).await?;
-    let found = async {
-        let list = call(&session, "device.pair.list", json!({})).await?;
-        let id = resolve_device(&list, query)?;
-        let device = paired_of(&list)
-            .into_iter()
-            .find(|d| s(d, "deviceId") == id);
-        let held: Vec<String> = match (wanted, &device) {
-            (Some(w), _) => w.to_vec(),
-            (None, Some(d)) => d["tokens"]
-                .as_array()
-                .and_then(|a| a.iter().find(|t| s(t, "role") == role))
-                .map(|t| strs(&t["scopes"]))
-                .unwrap_or_else(|| strs(&d["scopes"])),
-            (None, None) => Vec::new(),
-        };
-        Ok::<_, Failure>((id, token_scopes(role, &held)))
-    }
-    .await;
-    let (id, needed) = match found {
-        Ok(x) => x,
-        Err(f) => {
-            session.client.close().await;
-            return Err(f);
-        }
-    };
-    if needed
-        .iter()
-        .all(|n| scopes::satisfies(&session.hello.scopes(), n))
-    {
-        return Ok((session, id));
-    }
-    session.client.close().await;
-    let s2 = connect(conn, &needed.iter().map(String::as_str).collect::<Vec<_>>()).await?;
-    Ok((s2, id))
+    let (session, (id, needed)) = rpc::connect(conn, &[scopes::PAIRING])
+        .await?
+        .try_run(async |session| {
+            let list = session.request("device.pair.list", json!({})).await?;
+            let id = resolve_device(&list, query)?;
+            let device = paired_of(&list)
+                .into_iter()
+                .find(|d| s(d, "deviceId") == id);
+            let held: Vec<String> = match (wanted, &device) {
+                (Some(w), _) => w.to_vec(),
+                (None, Some(d)) => d["tokens"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|t| s(t, "role") == role))
+                    .map(|t| strs(&t["scopes"]))
+                    .unwrap_or_else(|| strs(&d["scopes"])),
+                (None, None) => Vec::new(),
+            };
+            Ok((id, token_scopes(role, &held)))
+        })
+        .await?;
+    Ok((session.widen(conn, &needed).await?, id))
 }
 
+/// A refused token change, with what may be wrong.
 fn token_denied(session: &Session, method: &str, e: &RpcError, id: &str, role: &str) -> Failure {
-    let mut f = rpc_failure(session, method, e);
+    let mut f = session.rpc_failure(method, e);
     if e.wire().is_some_and(|w| w.message.ends_with(" denied")) {
         f.fixes.push(format!(
             "is {} paired with role {role}? see `clawgate devices list`; managing a role other than operator needs operator.admin, and an operator token may only carry scopes the caller holds",
@@ -830,34 +734,24 @@ async fn rotate(a: RotateArgs) -> Result<(), Failure> {
     if !a.scopes.is_empty() {
         params["scopes"] = json!(a.scopes);
     }
-    let result = with_session!(
-        session,
-        match try_call(&session, "device.token.rotate", params).await {
-            Ok(v) => Ok(v),
-            Err(Err(f)) => Err(f),
-            Err(Ok(e)) => Err(token_denied(
-                &session,
-                "device.token.rotate",
-                &e,
-                &id,
-                &a.role
-            )),
-        }
-    )?;
-    let me = session
-        .device_id
-        .clone()
-        .or_else(|| pairing::local_device_id(&session.target));
-    let own = me.as_deref() == Some(id.as_str());
-    if own && let Some(token) = result.get("token").and_then(Value::as_str) {
-        pairing::store_rotated(
-            &session.target,
-            &id,
-            &a.role,
-            token,
-            strs(&result["scopes"]),
-        );
-    }
+    let method = "device.token.rotate";
+    let (result, own) = session
+        .run(async |session| {
+            let denied = |e: &RpcError| Some(token_denied(session, method, e, &id, &a.role));
+            let result = session.request_or(method, params, denied).await?;
+            let own = this_device(session).as_deref() == Some(id.as_str());
+            if own && let Some(token) = result.get("token").and_then(Value::as_str) {
+                pairing::store_rotated(
+                    &session.target,
+                    &id,
+                    &a.role,
+                    token,
+                    strs(&result["scopes"]),
+                );
+            }
+            Ok::<_, Failure>((result, own))
+        })
+        .await?;
     if a.conn.json {
         print_json(&result);
     } else {
@@ -878,36 +772,18 @@ async fn rotate(a: RotateArgs) -> Result<(), Failure> {
 
 async fn revoke(a: RevokeArgs) -> Result<(), Failure> {
     let (session, id) = token_session(&a.conn, &a.device, &a.role, None).await?;
-    let result = with_session!(
-        session,
-        match try_call(
-            &session,
-            "device.token.revoke",
-            json!({"deviceId": id, "role": a.role}),
-        )
-        .await
-        {
-            Ok(v) => Ok(v),
-            Err(Err(f)) => Err(f),
-            Err(Ok(e)) => Err(token_denied(
-                &session,
-                "device.token.revoke",
-                &e,
-                &id,
-                &a.role
-            )),
-        }
-    )?;
-    let me = session
-        .device_id
-        .clone()
-        .or_else(|| pairing::local_device_id(&session.target));
-    if me.as_deref() == Some(id.as_str()) {
-        let store = clawgate_client::DeviceTokenStore::new(
-            clawgate_client::device_auth::tokens_path(&session.target.state_dir),
-        );
-        let _ = store.remove(&session.target.url, &id, &a.role);
-    }
+    let method = "device.token.revoke";
+    let result = session
+        .run(async |session| {
+            let denied = |e: &RpcError| Some(token_denied(session, method, e, &id, &a.role));
+            let params = json!({"deviceId": id, "role": a.role});
+            let result = session.request_or(method, params, denied).await?;
+            if this_device(session).as_deref() == Some(id.as_str()) {
+                pairing::forget_token(&session.target, &id, &a.role);
+            }
+            Ok::<_, Failure>(result)
+        })
+        .await?;
     if a.conn.json {
         print_json(&result);
     } else {

@@ -2,9 +2,10 @@
 //! invoking their commands (`node.list`, `node.describe`, `node.pair.*`, `node.rename`,
 //! `node.invoke`).
 
-use super::devices::{call, is_unknown, list_text, s, short, strs, try_call};
-use super::table::{Table, clean};
-use super::{ConnArgs, ConnSpec, EXIT_CODES_HELP, Session, failure, open_session};
+use super::conn::{ConnArgs, EXIT_CODES_HELP};
+use super::rpc::{self, is_unknown};
+use super::session::Session;
+use super::table::{Table, clean, list_text, s, short, strs};
 use crate::output::{EXIT_RPC, Failure, ago, block_on, print_json, print_out};
 use clap::{Args, Subcommand};
 use clawgate_client::RpcError;
@@ -126,19 +127,6 @@ pub fn run(cmd: NodesCommand) -> ExitCode {
     })
 }
 
-async fn connect(conn: &ConnArgs, scopes: &[&str]) -> Result<Session, Failure> {
-    open_session(
-        conn,
-        ConnSpec::cli(scopes.iter().map(|s| (*s).to_owned()).collect()),
-    )
-    .await
-    .map_err(|b| b.0)
-}
-
-fn rpc_failure(session: &Session, method: &str, e: &RpcError) -> Failure {
-    failure::rpc_failure(method, e, &session.hello.scopes(), &session.target)
-}
-
 fn node_name(n: &Value) -> String {
     let name = s(n, "displayName");
     if name.is_empty() {
@@ -187,11 +175,24 @@ fn resolve_node(candidates: &[Value], query: &str) -> Result<String, Failure> {
     }
 }
 
-fn unknown_node(q: &str) -> Failure {
-    Failure::not_found(
-        format!("no node {q:?} is known to the gateway"),
-        vec!["run `clawgate nodes status` to see the nodes and their ids".into()],
-    )
+/// `no node … is known` when the gateway does not know the node `q` named.
+fn unknown_node(q: &str) -> impl FnOnce(&RpcError) -> Option<Failure> {
+    move |e| {
+        is_unknown(e, "nodeId").then(|| {
+            Failure::not_found(
+                format!("no node {q:?} is known to the gateway"),
+                vec!["run `clawgate nodes status` to see the nodes and their ids".into()],
+            )
+        })
+    }
+}
+
+/// One call on a new connection asking `scopes`, closed after it.
+async fn call_once(conn: &ConnArgs, scopes: &[&str], method: &str) -> Result<Value, Failure> {
+    rpc::connect(conn, scopes)
+        .await?
+        .run(async |session| session.request(method, json!({})).await)
+        .await
 }
 
 /// Scopes `node.pair.approve` needs: the request's `requiredApproveScopes` (pairing plus
@@ -230,10 +231,7 @@ fn node_approve_scopes(req: &Value) -> Vec<String> {
 // ---- status / list / describe ---------------------------------------------------------------
 
 async fn status(a: PlainArgs) -> Result<(), Failure> {
-    let session = connect(&a.conn, &[scopes::READ]).await?;
-    let result = call(&session, "node.list", json!({})).await;
-    session.client.close().await;
-    let v = result?;
+    let v = call_once(&a.conn, &[scopes::READ], "node.list").await?;
     if a.conn.json {
         print_json(&v);
         return Ok(());
@@ -301,11 +299,14 @@ async fn status(a: PlainArgs) -> Result<(), Failure> {
 }
 
 async fn list(a: PlainArgs) -> Result<(), Failure> {
-    let session = connect(&a.conn, &[scopes::PAIRING, scopes::READ]).await?;
-    let pairs = call(&session, "node.pair.list", json!({})).await;
-    let live = try_call(&session, "node.list", json!({})).await.ok();
-    session.client.close().await;
-    let v = pairs?;
+    let (v, live) = rpc::connect(&a.conn, &[scopes::PAIRING, scopes::READ])
+        .await?
+        .run(async |session| {
+            let pairs = session.request("node.pair.list", json!({})).await;
+            let live = session.try_request("node.list", json!({})).await.ok();
+            pairs.map(|v| (v, live))
+        })
+        .await?;
     if a.conn.json {
         print_json(&json!({"pending": nodes_of(&v, "pending"), "paired": nodes_of(&v, "paired")}));
         return Ok(());
@@ -383,23 +384,16 @@ fn render_pending(pending: &[Value]) -> String {
 }
 
 async fn describe(a: NodeArgs) -> Result<(), Failure> {
-    let session = connect(&a.conn, &[scopes::READ]).await?;
-    let result = async {
-        let known = try_call(&session, "node.list", json!({})).await.ok();
-        let id = resolve_node(
-            &known.map(|l| nodes_of(&l, "nodes")).unwrap_or_default(),
-            &a.node,
-        )?;
-        match try_call(&session, "node.describe", json!({"nodeId": id})).await {
-            Ok(v) => Ok(v),
-            Err(Err(f)) => Err(f),
-            Err(Ok(e)) if is_unknown(&e, "nodeId") => Err(unknown_node(&a.node)),
-            Err(Ok(e)) => Err(rpc_failure(&session, "node.describe", &e)),
-        }
-    }
-    .await;
-    session.client.close().await;
-    let v = result?;
+    let v = rpc::connect(&a.conn, &[scopes::READ])
+        .await?
+        .run(async |session| {
+            let id = resolve_live(session, &a.node).await?;
+            let params = json!({"nodeId": id});
+            session
+                .request_or("node.describe", params, unknown_node(&a.node))
+                .await
+        })
+        .await?;
     if a.conn.json {
         print_json(&v);
         return Ok(());
@@ -499,10 +493,7 @@ fn render_describe(v: &Value) -> String {
 // ---- pending / approve / reject -------------------------------------------------------------
 
 async fn pending(a: PlainArgs) -> Result<(), Failure> {
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
-    let result = call(&session, "node.pair.list", json!({})).await;
-    session.client.close().await;
-    let v = result?;
+    let v = call_once(&a.conn, &[scopes::PAIRING], "node.pair.list").await?;
     let pending = nodes_of(&v, "pending");
     if a.conn.json {
         print_json(&Value::Array(pending));
@@ -559,46 +550,38 @@ fn unknown_request(id: &str, pending: &[Value]) -> Failure {
     )
 }
 
+/// `no pending node request` when the gateway does not know the request.
+fn unknown_request_error(id: &str) -> impl FnOnce(&RpcError) -> Option<Failure> {
+    move |e| is_unknown(e, "requestId").then(|| unknown_request(id, &[]))
+}
+
 async fn approve(a: RequestArgs) -> Result<(), Failure> {
     let id = a.request_id.trim().to_owned();
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
-    let listed = call(&session, "node.pair.list", json!({})).await;
-    let pending = match listed {
-        Ok(v) => nodes_of(&v, "pending"),
-        Err(f) => {
-            session.client.close().await;
-            return Err(f);
-        }
-    };
-    let Some(request) = pending.iter().find(|r| s(r, "requestId") == id).cloned() else {
-        session.client.close().await;
-        return Err(unknown_request(&id, &pending));
-    };
+    let (session, request) = rpc::connect(&a.conn, &[scopes::PAIRING])
+        .await?
+        .try_run(async |session| {
+            let v = session.request("node.pair.list", json!({})).await?;
+            let pending = nodes_of(&v, "pending");
+            match pending.iter().find(|r| s(r, "requestId") == id) {
+                Some(request) => Ok(request.clone()),
+                None => Err(unknown_request(&id, &pending)),
+            }
+        })
+        .await?;
     let needed = node_approve_scopes(&request);
     if !a.conn.json {
         print_out(&describe_node_request(&request, &needed));
     }
-    let session = if needed
-        .iter()
-        .all(|n| scopes::satisfies(&session.hello.scopes(), n))
-    {
-        session
-    } else {
-        session.client.close().await;
-        connect(
-            &a.conn,
-            &needed.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
+    let v = session
+        .widen(&a.conn, &needed)
         .await?
-    };
-    let result = match try_call(&session, "node.pair.approve", json!({"requestId": id})).await {
-        Ok(v) => Ok(v),
-        Err(Err(f)) => Err(f),
-        Err(Ok(e)) if is_unknown(&e, "requestId") => Err(unknown_request(&id, &[])),
-        Err(Ok(e)) => Err(rpc_failure(&session, "node.pair.approve", &e)),
-    };
-    session.client.close().await;
-    let v = result?;
+        .run(async |session| {
+            let params = json!({"requestId": id});
+            session
+                .request_or("node.pair.approve", params, unknown_request_error(&id))
+                .await
+        })
+        .await?;
     if a.conn.json {
         print_json(&v);
     } else {
@@ -615,15 +598,15 @@ async fn approve(a: RequestArgs) -> Result<(), Failure> {
 
 async fn reject(a: RequestArgs) -> Result<(), Failure> {
     let id = a.request_id.trim().to_owned();
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
-    let result = match try_call(&session, "node.pair.reject", json!({"requestId": id})).await {
-        Ok(v) => Ok(v),
-        Err(Err(f)) => Err(f),
-        Err(Ok(e)) if is_unknown(&e, "requestId") => Err(unknown_request(&id, &[])),
-        Err(Ok(e)) => Err(rpc_failure(&session, "node.pair.reject", &e)),
-    };
-    session.client.close().await;
-    let v = result?;
+    let v = rpc::connect(&a.conn, &[scopes::PAIRING])
+        .await?
+        .run(async |session| {
+            let params = json!({"requestId": id});
+            session
+                .request_or("node.pair.reject", params, unknown_request_error(&id))
+                .await
+        })
+        .await?;
     if a.conn.json {
         print_json(&v);
     } else {
@@ -639,7 +622,7 @@ async fn reject(a: RequestArgs) -> Result<(), Failure> {
 
 /// Resolves a node from `node.pair.list` (what a pairing-scoped connection can see).
 async fn resolve_paired(session: &Session, query: &str) -> Result<String, Failure> {
-    let known = try_call(session, "node.pair.list", json!({})).await.ok();
+    let known = session.try_request("node.pair.list", json!({})).await.ok();
     let mut candidates = known
         .as_ref()
         .map(|v| nodes_of(v, "paired"))
@@ -653,20 +636,26 @@ async fn resolve_paired(session: &Session, query: &str) -> Result<String, Failur
     resolve_node(&candidates, query)
 }
 
+/// Resolves a node from `node.list` (the nodes the gateway knows now).
+async fn resolve_live(session: &Session, query: &str) -> Result<String, Failure> {
+    let known = session.try_request("node.list", json!({})).await.ok();
+    resolve_node(
+        &known.map(|l| nodes_of(&l, "nodes")).unwrap_or_default(),
+        query,
+    )
+}
+
 async fn remove(a: NodeArgs) -> Result<(), Failure> {
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
-    let result = async {
-        let id = resolve_paired(&session, &a.node).await?;
-        match try_call(&session, "node.pair.remove", json!({"nodeId": id})).await {
-            Ok(v) => Ok(v),
-            Err(Err(f)) => Err(f),
-            Err(Ok(e)) if is_unknown(&e, "nodeId") => Err(unknown_node(&a.node)),
-            Err(Ok(e)) => Err(rpc_failure(&session, "node.pair.remove", &e)),
-        }
-    }
-    .await;
-    session.client.close().await;
-    let v = result?;
+    let v = rpc::connect(&a.conn, &[scopes::PAIRING])
+        .await?
+        .run(async |session| {
+            let id = resolve_paired(session, &a.node).await?;
+            let params = json!({"nodeId": id});
+            session
+                .request_or("node.pair.remove", params, unknown_node(&a.node))
+                .await
+        })
+        .await?;
     if a.conn.json {
         print_json(&v);
     } else {
@@ -684,25 +673,16 @@ async fn rename(a: RenameArgs) -> Result<(), Failure> {
         ));
     }
     // node.rename needs operator.pairing on the gateway.
-    let session = connect(&a.conn, &[scopes::PAIRING]).await?;
-    let result = async {
-        let id = resolve_paired(&session, &a.node).await?;
-        match try_call(
-            &session,
-            "node.rename",
-            json!({"nodeId": id, "displayName": name}),
-        )
-        .await
-        {
-            Ok(v) => Ok(v),
-            Err(Err(f)) => Err(f),
-            Err(Ok(e)) if is_unknown(&e, "nodeId") => Err(unknown_node(&a.node)),
-            Err(Ok(e)) => Err(rpc_failure(&session, "node.rename", &e)),
-        }
-    }
-    .await;
-    session.client.close().await;
-    let v = result?;
+    let v = rpc::connect(&a.conn, &[scopes::PAIRING])
+        .await?
+        .run(async |session| {
+            let id = resolve_paired(session, &a.node).await?;
+            let params = json!({"nodeId": id, "displayName": name});
+            session
+                .request_or("node.rename", params, unknown_node(&a.node))
+                .await
+        })
+        .await?;
     if a.conn.json {
         print_json(&v);
     } else {
@@ -718,7 +698,7 @@ async fn rename(a: RenameArgs) -> Result<(), Failure> {
 // ---- invoke ---------------------------------------------------------------------------------
 
 fn invoke_failure(session: &Session, e: &RpcError, node: &str, timeout_ms: u64) -> Failure {
-    let mut f = rpc_failure(session, "node.invoke", e);
+    let mut f = session.rpc_failure("node.invoke", e);
     let Some(w) = e.wire() else {
         return f;
     };
@@ -778,33 +758,25 @@ async fn invoke(a: InvokeArgs) -> Result<(), Failure> {
             vec![],
         ));
     }
-    let mut session = connect(&a.conn, &[scopes::WRITE]).await?;
+    let mut session = rpc::connect(&a.conn, &[scopes::WRITE]).await?;
     // The node gets the invoke timeout; the call may take that long plus a margin.
     let budget = tokio::time::Instant::now() + Duration::from_millis(a.invoke_timeout + 5_000);
     if budget > session.deadline {
         session.deadline = budget;
     }
-    let result = async {
-        let known = try_call(&session, "node.list", json!({})).await.ok();
-        let id = resolve_node(
-            &known.map(|l| nodes_of(&l, "nodes")).unwrap_or_default(),
-            &a.node,
-        )?;
-        let key = a
-            .idempotency_key
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let p = json!({"nodeId": id, "command": command, "params": params,
-            "idempotencyKey": key, "timeoutMs": a.invoke_timeout});
-        match try_call(&session, "node.invoke", p).await {
-            Ok(v) => Ok(v),
-            Err(Err(f)) => Err(f),
-            Err(Ok(e)) => Err(invoke_failure(&session, &e, &a.node, a.invoke_timeout)),
-        }
-    }
-    .await;
-    session.client.close().await;
-    let v = result?;
+    let v = session
+        .run(async |session| {
+            let id = resolve_live(session, &a.node).await?;
+            let key = a
+                .idempotency_key
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let p = json!({"nodeId": id, "command": command, "params": params,
+                "idempotencyKey": key, "timeoutMs": a.invoke_timeout});
+            let failed = |e: &RpcError| Some(invoke_failure(session, e, &a.node, a.invoke_timeout));
+            session.request_or("node.invoke", p, failed).await
+        })
+        .await?;
     print_json(&v);
     if v.get("ok") == Some(&Value::Bool(false)) {
         return Err(Failure {

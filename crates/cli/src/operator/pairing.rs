@@ -194,6 +194,11 @@ pub fn forget_device(t: &Target, device_id: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Drops this gateway's stored token of `device_id` for `role` (after it was revoked there).
+pub fn forget_token(t: &Target, device_id: &str, role: &str) {
+    let _ = DeviceTokenStore::new(tokens_path(&t.state_dir)).remove(&t.url, device_id, role);
+}
+
 /// Stores a token handed back in-band (a device rotating its own token).
 pub fn store_rotated(t: &Target, device_id: &str, role: &str, token: &str, scopes: Vec<String>) {
     let store = DeviceTokenStore::new(tokens_path(&t.state_dir));

@@ -8,8 +8,8 @@
 //! ssh's own words, and the direct probe goes on. With `--ssh-auto` and no target named,
 //! the target is the first gateway Bonjour finds, as `$USER@<host>[:<sshPort>]`.
 
-use super::ProbeArgs;
-use super::discover::ProbeDiscovery;
+use super::bonjour::ProbeDiscovery;
+use super::conn::ConnArgs;
 use super::target::{CredentialOrigin, ProbeTunnel, Target};
 use crate::output::Failure;
 use clawgate_client::tunnel::{
@@ -18,7 +18,7 @@ use clawgate_client::tunnel::{
 };
 use clawgate_config::{self as config, ProbeSshFlags, ProbeSshOrigin, ProbeSshTarget, Secret};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where an `--ssh-auto` target came from, in reports.
@@ -37,33 +37,43 @@ fn config_error(e: config::ConfigError) -> Failure {
     Failure::config(e.to_string())
 }
 
-/// The probe's SSH tunnel, if any; a `--ssh` value that cannot be an SSH target is a usage
-/// error (one from the config is reported as a failed tunnel instead, as OpenClaw does).
-pub fn plan(args: &ProbeArgs) -> Result<Option<Plan>, Failure> {
-    resolve(args, args.ssh.clone(), None)
-}
-
-/// [`plan`] with `ssh` standing for `--ssh`; `found_by` names where a target that did not
-/// come from the command line was found.
-fn resolve(
-    args: &ProbeArgs,
+/// The flags of `gateway probe` that decide its SSH tunnel: `--ssh`, `--ssh-identity`,
+/// `--port` and the connection flags.
+pub fn flags(
+    conn: &ConnArgs,
     ssh: Option<String>,
-    found_by: Option<&str>,
-) -> Result<Option<Plan>, Failure> {
-    let env = config::process_env;
-    let conn = &args.conn;
-    let location = config::locate_config(conn.config.as_deref(), None, &env);
-    let loaded = config::load_config(&location, &env).map_err(config_error)?;
-    let flags = ProbeSshFlags {
+    identity: Option<PathBuf>,
+    port: Option<u16>,
+) -> ProbeSshFlags {
+    ProbeSshFlags {
         ssh,
-        identity: args.ssh_identity.clone(),
-        port: args.port,
+        identity,
+        port,
         url: conn.url.is_some(),
         token: conn.token.clone().map(Secret::new),
         password: conn.password.clone().map(Secret::new),
-    };
+    }
+}
+
+/// The probe's SSH tunnel, if any; a `--ssh` value that cannot be an SSH target is a usage
+/// error (one from the config is reported as a failed tunnel instead, as OpenClaw does).
+/// `config` is `--config`.
+pub fn plan(flags: &ProbeSshFlags, config: Option<&Path>) -> Result<Option<Plan>, Failure> {
+    resolve(flags, config, None)
+}
+
+/// [`plan`]; `found_by` names where a target that did not come from the command line was
+/// found.
+fn resolve(
+    flags: &ProbeSshFlags,
+    config: Option<&Path>,
+    found_by: Option<&str>,
+) -> Result<Option<Plan>, Failure> {
+    let env = config::process_env;
+    let location = config::locate_config(config, None, &env);
+    let loaded = config::load_config(&location, &env).map_err(config_error)?;
     let Some(ssh) =
-        config::resolve_probe_ssh(&flags, loaded.as_ref(), &env).map_err(config_error)?
+        config::resolve_probe_ssh(flags, loaded.as_ref(), &env).map_err(config_error)?
     else {
         return Ok(None);
     };
@@ -87,7 +97,11 @@ fn resolve(
 /// `--ssh-auto` with nothing else naming a target: OpenClaw's pick, the first gateway
 /// the probe's Bonjour browse found whose `$USER@<host>[:<sshPort>]` is a valid SSH target.
 /// Finding none is a warning (the direct probe goes on), as is a browse that cannot start.
-pub fn discovered(args: &ProbeArgs, discovery: &ProbeDiscovery) -> Result<Plan, Value> {
+pub fn discovered(
+    flags: &ProbeSshFlags,
+    config: Option<&Path>,
+    discovery: &ProbeDiscovery,
+) -> Result<Plan, Value> {
     let unavailable = |message: String| json!({"code": "ssh_auto_unavailable", "message": message});
     let found = discovery
         .found
@@ -105,7 +119,11 @@ pub fn discovered(args: &ProbeArgs, discovery: &ProbeDiscovery) -> Result<Plan, 
             found.len()
         )));
     };
-    match resolve(args, Some(target), Some(DISCOVERED)) {
+    let flags = ProbeSshFlags {
+        ssh: Some(target),
+        ..flags.clone()
+    };
+    match resolve(&flags, config, Some(DISCOVERED)) {
         Ok(Some(plan)) => Ok(plan),
         Ok(None) => Err(unavailable("--ssh-auto: no SSH target".into())),
         Err(f) => Err(unavailable(f.message)),

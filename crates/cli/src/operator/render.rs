@@ -1,8 +1,9 @@
 //! Human output of the operator commands. Every field the gateway sends is optional, so each
 //! line appears only when its data is there.
 
+use super::rpc::CallOutcome;
+use super::session::capability;
 use super::target::Target;
-use super::{CallOutcome, DEEP_CALLS, capability};
 use crate::output::{Failure, duration, now_ms};
 use clawgate_client::HelloOk;
 use serde_json::Value;
@@ -69,6 +70,14 @@ fn event_loop(el: &Value) -> Option<String> {
     }
     Some(line)
 }
+
+/// The calls of `status --deep`, and the key of each answer in its report.
+pub const DEEP_CALLS: [(&str, &str); 4] = [
+    ("system-presence", "presence"),
+    ("channels.status", "channels"),
+    ("health", "health"),
+    ("last-heartbeat", "lastHeartbeat"),
+];
 
 /// One line per channel: `telegram (Telegram): running`.
 fn channel_lines(health: &Value) -> Vec<String> {

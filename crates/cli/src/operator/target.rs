@@ -4,13 +4,14 @@
 //! `gateway.remote.transport: "ssh"` (opened or reused here), and the plaintext `ws://`
 //! rule, checked against the address actually dialled before anything is sent.
 
-use super::{ConnArgs, failure};
-use crate::output::Failure;
+use super::conn::ConnArgs;
+use crate::output::{EXIT_USAGE, Failure};
 use clawgate_client::plaintext;
 use clawgate_client::tunnel::{
     ArgvProfile, DEFAULT_READY_TIMEOUT, HostKeyPolicy, TunnelSpec, TunnelState,
 };
 use clawgate_config::{self as config, ClientFlags, Secret, TargetSource};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -202,7 +203,7 @@ pub fn resolve_with_env(
     if connect_to.is_none() {
         let break_glass = plaintext::break_glass(env);
         if let Err(r) = plaintext::check(&url, break_glass.is_some()) {
-            return Err(failure::plaintext_failure(
+            return Err(plaintext_failure(
                 &url,
                 &r.host,
                 &r.reason,
@@ -231,6 +232,50 @@ pub fn resolve_with_env(
         tunnel,
         probe_tunnel: None,
     })
+}
+
+/// A plaintext `ws://` URL to a host that is not loopback or private: OpenClaw's SECURITY
+/// ERROR, with the fixes clawgate offers. Exit 2 (a configuration problem: nothing was
+/// sent).
+pub fn plaintext_failure(
+    url: &str,
+    host: &str,
+    reason: &str,
+    source: &TargetSource,
+    config: Option<&std::path::Path>,
+    break_glass: bool,
+) -> Failure {
+    let source_text = match source {
+        TargetSource::Flag => "--url".to_owned(),
+        TargetSource::Env(var) => format!("env {var}"),
+        TargetSource::RemoteConfig => "config gateway.remote.url".to_owned(),
+        TargetSource::Local => "local gateway".to_owned(),
+    };
+    let mut message = format!(
+        "SECURITY ERROR: Gateway URL \"{url}\" uses plaintext ws:// to a non-loopback address ({reason}).\nBoth credentials and chat data would be exposed to network interception.\nSource: {source_text}"
+    );
+    if let Some(p) = config {
+        message.push_str(&format!("\nConfig: {}", p.display()));
+    }
+    let mut fixes = vec![
+        "Fix: use wss:// for remote gateway URLs (a self-signed gateway certificate is pinned with --tls-fingerprint or gateway.remote.tlsFingerprint)".to_owned(),
+        format!(
+            "or keep gateway.bind=loopback on the gateway host and go through SSH: `clawgate tunnel up <user>@{host}` then use ws://127.0.0.1:18789, or set gateway.remote.transport to \"ssh\" and gateway.remote.sshTarget to \"<user>@{host}\" so every command opens the tunnel itself"
+        ),
+        "or use Tailscale Serve for HTTPS remote access".to_owned(),
+    ];
+    fixes.push(if break_glass {
+        "CLAWGATE_ALLOW_INSECURE_PRIVATE_WS is set, but it only admits host names whose every address is private (RFC 1918, 100.64.0.0/10, link-local, IPv6 ULA); it never admits a public address".to_owned()
+    } else {
+        "Break-glass (trusted private networks only): CLAWGATE_ALLOW_INSECURE_PRIVATE_WS=1 (or OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1) admits a host name whose every address is private; private IP literals, localhost, *.local and *.ts.net need nothing".to_owned()
+    });
+    Failure {
+        exit: EXIT_USAGE,
+        json: json!({"type": "security_error", "kind": "plaintext_ws", "message": message,
+            "url": url, "host": host, "reason": reason, "source": source_text}),
+        message,
+        fixes,
+    }
 }
 
 /// `ws://127.0.0.1:<old>/path` with another port.
