@@ -1,21 +1,16 @@
-//! `gateway probe --ssh`: OpenClaw's one-shot SSH tunnel to a remote gateway, open for the
-//! time of the probe (its `startSshPortForward`). The target goes through `ssh -G` (aliases,
-//! `HostName`, `User`, `Port`, the first identity file) and is validated; the local port is
-//! the gateway's port when it is free here, else any; ssh runs OpenClaw's option set
-//! ([`ArgvProfile::Probe`]); the forward is polled every 50 ms for
-//! max(250, min(1500, budget)) ms; the tunnel is stopped (SIGTERM, SIGKILL after 1.5 s) when
-//! the probe is done. A tunnel that does not come up is an `ssh_tunnel_failed` warning with
+//! `gateway probe --ssh`: OpenClaw's one-shot SSH tunnel to a remote gateway
+//! ([`OneShotTunnel`]), open for the time of the probe and stopped (SIGTERM, SIGKILL after
+//! 1.5 s) when the probe is done. A tunnel that does not come up is an `ssh_tunnel_failed` warning with
 //! ssh's own words, and the direct probe goes on. With `--ssh-auto` and no target named,
 //! the target is the first gateway Bonjour finds, as `$USER@<host>[:<sshPort>]`.
 
 use super::bonjour::ProbeDiscovery;
 use super::conn::ConnArgs;
 use super::target::{CredentialOrigin, ProbeTunnel, Target};
+use crate::managed_tunnel::KNOWN_HOSTS_ENV;
 use crate::output::Failure;
-use clawgate_client::tunnel::{
-    self, ArgvProfile, HostKeyPolicy, SshProcess, SshTarget, TunnelError, TunnelErrorKind,
-    TunnelSpec,
-};
+use crate::term::Progress;
+use clawgate_client::tunnel::{OneShotSpec, OneShotTunnel, SshTarget, TunnelError};
 use clawgate_config::{self as config, ProbeSshFlags, ProbeSshOrigin, ProbeSshTarget, Secret};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -144,68 +139,33 @@ pub fn failed_warning(e: &TunnelError, plan: &Plan) -> Value {
 
 /// A tunnel that is up.
 pub struct Opened {
-    process: SshProcess,
+    tunnel: OneShotTunnel,
     pub info: ProbeTunnel,
 }
 
-/// Resolves the target with `ssh -G`, starts ssh and waits until the forward listens,
-/// within `budget` (the probe's `--timeout`).
+/// Opens the probe's tunnel ([`OneShotTunnel::open`]) within `budget` (the probe's
+/// `--timeout`).
 pub async fn open(
     plan: &Plan,
     budget: Duration,
-    progress: &crate::term::Progress,
+    progress: &Progress,
 ) -> Result<Opened, TunnelError> {
-    let invalid = |e: String| {
-        TunnelError::new(
-            TunnelErrorKind::InvalidSpec,
-            format!("{e} (from {})", plan.source),
-        )
-    };
-    let given = SshTarget::parse(&plan.ssh.target).map_err(invalid)?;
-    let lookup = budget.clamp(Duration::from_millis(200), Duration::from_millis(800));
-    let (target, identity) =
-        match tunnel::ssh_config(&given, plan.ssh.identity.as_deref(), lookup).await {
-            Some(c) => (
-                // What the user's OpenSSH configuration printed is checked like input.
-                SshTarget::parse(&c.target(&given).to_string()).map_err(invalid)?,
-                plan.ssh
-                    .identity
-                    .clone()
-                    .or_else(|| c.identity_files.first().map(PathBuf::from)),
-            ),
-            None => (given, plan.ssh.identity.clone()),
-        };
-    let spec = TunnelSpec {
-        ssh_port: Some(target.port.unwrap_or(22)),
-        target: target.to_string(),
-        identity,
+    let want = OneShotSpec {
+        target: &plan.ssh.target,
+        source: &plan.source,
+        identity: plan.ssh.identity.as_deref(),
         remote_port: plan.ssh.remote_port,
-        local_port: None,
-        known_hosts: std::env::var_os(crate::managed_tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from),
-        host_key_policy: HostKeyPolicy::Strict,
-        profile: ArgvProfile::Probe,
+        known_hosts: std::env::var_os(KNOWN_HOSTS_ENV).map(PathBuf::from),
     };
-    let local_port = tunnel::pick_local_port(Some(spec.remote_port)).map_err(|e| {
-        TunnelError::new(
-            TunnelErrorKind::LocalPortBusy,
-            format!("cannot find a free local port: {e}"),
-        )
-    })?;
-    progress.restart(format!(
-        "Opening an SSH tunnel to {} for the probe (127.0.0.1:{local_port} → port {} there)",
-        spec.describe(),
-        spec.remote_port
-    ));
-    let ready = budget.clamp(Duration::from_millis(250), Duration::from_millis(1500));
-    let process = SshProcess::start(&spec, local_port, ready).await?;
+    let tunnel = OneShotTunnel::open(&want, budget, progress).await?;
     Ok(Opened {
         info: ProbeTunnel {
-            target: spec.describe(),
-            local_port,
-            remote_port: spec.remote_port,
-            pid: process.pid(),
+            target: tunnel.target.clone(),
+            local_port: tunnel.local_port,
+            remote_port: tunnel.remote_port,
+            pid: tunnel.pid(),
         },
-        process,
+        tunnel,
     })
 }
 
@@ -235,8 +195,8 @@ impl Opened {
     }
 
     /// SIGTERM, SIGKILL after 1.5 s.
-    pub async fn stop(mut self) {
-        self.process.stop().await;
+    pub async fn stop(self) {
+        self.tunnel.stop().await;
     }
 }
 

@@ -13,8 +13,8 @@
 //!
 //! so the gateway sees a loopback client and nothing crosses the network in the clear.
 //! A one-shot tunnel (`gateway probe --ssh`, [`ArgvProfile::Probe`]) runs OpenClaw's own
-//! option set instead (`UpdateHostKeys=yes`, no connection-sharing options) and is started
-//! with [`SshProcess::start`] after its target went through `ssh -G` ([`ssh_config`]).
+//! option set instead (`UpdateHostKeys=yes`, no connection-sharing options) and is opened
+//! with [`OneShotTunnel::open`] after its target went through `ssh -G` ([`ssh_config`]).
 //! [`supervise`] keeps that process running (restarts with jittered backoff),
 //! [`TunnelRegistry`] records running tunnels under the CLI's state dir so every command
 //! can find and reuse them, [`ensure`] opens one through a supervisor process
@@ -25,6 +25,7 @@
 
 mod error;
 mod managed;
+mod one_shot;
 mod process;
 mod ssh_config;
 mod state;
@@ -32,6 +33,7 @@ mod supervisor;
 
 pub use error::{TunnelError, TunnelErrorKind, classify_ssh_failure};
 pub use managed::{Ensured, ManagedTunnel, WaitDisplay, ensure, log_line, running, stop};
+pub use one_shot::{OneShotSpec, OneShotTunnel};
 pub use process::{
     SshProcess, detach_session, find_ssh, local_port_free, pick_local_port, process_alive,
     stop_process,
