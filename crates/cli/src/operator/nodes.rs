@@ -9,7 +9,7 @@ use super::table::{Table, clean, list_text, s, short, strs};
 use crate::output::{EXIT_RPC, Failure, ago, block_on, print_json, print_out};
 use clap::{Args, Subcommand};
 use clawgate_client::RpcError;
-use clawgate_protocol::scopes;
+use clawgate_protocol::{nodes, scopes};
 use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -196,7 +196,7 @@ async fn call_once(conn: &ConnArgs, scopes: &[&str], method: &str) -> Result<Val
 }
 
 /// Scopes `node.pair.approve` needs: the request's `requiredApproveScopes` (pairing plus
-/// write or admin), else derived from its commands like the gateway does.
+/// write or admin), else derived from its commands with the gateway's own table.
 fn node_approve_scopes(req: &Value) -> Vec<String> {
     let allowed = [scopes::PAIRING, scopes::WRITE, scopes::ADMIN];
     let mut out = vec![scopes::PAIRING.to_owned()];
@@ -208,24 +208,10 @@ fn node_approve_scopes(req: &Value) -> Vec<String> {
     if out.len() > 1 {
         return out;
     }
-    let commands = strs(&req["commands"]);
-    let dangerous = commands.iter().any(|c| {
-        matches!(
-            c.as_str(),
-            "system.run"
-                | "system.run.prepare"
-                | "system.which"
-                | "browser.proxy"
-                | "browser.proxy.upload.v1"
-                | "fs.listDir"
-        ) || c.starts_with("system.execApprovals.")
-    });
-    if dangerous {
-        out.push(scopes::ADMIN.to_owned());
-    } else if !commands.is_empty() {
-        out.push(scopes::WRITE.to_owned());
-    }
-    out
+    nodes::required_approve_scopes(&strs(&req["commands"]))
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 // ---- status / list / describe ---------------------------------------------------------------
