@@ -16,26 +16,20 @@
 //! nothing is installed), 1 the service manager failed or is unavailable or there is no unit
 //! to start; 2 a bad flag or config (clawgate's usage code).
 
+mod context;
+pub mod status;
 mod systemctl;
 mod unit;
 
 use crate::output::{EXIT_USAGE, print_json, print_out};
 use clap::Args;
 use clawgate_config::{self as config, GatewayRunInputs, PathOrigin};
-use serde_json::{Value, json};
+use context::{Context, EXIT_SERVICE, Failure, LOADED_TEXT, NOT_LOADED_TEXT};
+use serde_json::json;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use systemctl::{Systemctl, Unavailable};
-
-/// Exit code when the service manager fails or cannot be used (OpenClaw's).
-const EXIT_SERVICE: u8 = 1;
-
-/// OpenClaw's service label and its words for an enabled / disabled unit.
-const LABEL: &str = "systemd";
-const LOADED_TEXT: &str = "enabled";
-const NOT_LOADED_TEXT: &str = "disabled";
 
 #[derive(Args, Debug)]
 pub struct InstallArgs {
@@ -58,63 +52,6 @@ pub struct ServiceArgs {
     json: bool,
 }
 
-/// A command that did not do what was asked.
-struct Failure {
-    exit: u8,
-    message: String,
-    hints: Vec<String>,
-}
-
-impl Failure {
-    fn new(exit: u8, message: impl Into<String>) -> Self {
-        Failure {
-            exit,
-            message: message.into(),
-            hints: Vec::new(),
-        }
-    }
-
-    fn unavailable(action: &str, why: &Unavailable) -> Self {
-        Failure {
-            exit: EXIT_SERVICE,
-            message: format!("gateway {action} failed: {}", why.message()),
-            hints: why.hints(),
-        }
-    }
-
-    /// A systemctl step that failed: because user services are unusable here (with the
-    /// hints for that), or for its own reason.
-    fn step(action: &str, step: &str, out: &systemctl::Outcome) -> Self {
-        match systemctl::classify(&out.detail) {
-            Some(u) => Failure::unavailable(action, &u),
-            None => Failure::new(
-                EXIT_SERVICE,
-                format!(
-                    "gateway {action} failed: systemctl {step} failed: {}",
-                    if out.detail.is_empty() {
-                        "unknown error"
-                    } else {
-                        &out.detail
-                    }
-                ),
-            ),
-        }
-    }
-
-    fn not_installed(action: &str, ctx: &Context) -> Self {
-        Failure {
-            exit: EXIT_SERVICE,
-            message: format!(
-                "gateway {action} failed: the gateway service is not installed ({} not found)",
-                ctx.path.display()
-            ),
-            hints: vec![
-                "install it with `clawgate gateway install`, or run the gateway in the foreground: `clawgate gateway run`".to_owned(),
-            ],
-        }
-    }
-}
-
 /// What a command did: lines for a person, the JSON `result` word and warnings.
 struct Done {
     result: &'static str,
@@ -124,72 +61,6 @@ struct Done {
     /// asks `is-enabled` (text output does not need it).
     loaded: Option<bool>,
 }
-
-/// The service this invocation manages.
-struct Context {
-    unit: String,
-    path: PathBuf,
-    home: PathBuf,
-    profile: Option<String>,
-    systemctl: Systemctl,
-}
-
-impl Context {
-    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Failure> {
-        let home = env("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
-            Failure::new(
-                EXIT_USAGE,
-                "HOME is not set; the gateway's user unit lives under ~/.config/systemd/user",
-            )
-        })?;
-        let profile = config::active_profile(env);
-        let unit = unit::unit_name(profile.as_deref());
-        let home = PathBuf::from(home);
-        Ok(Context {
-            path: unit::unit_path(&home, &unit),
-            unit,
-            home,
-            profile,
-            systemctl: Systemctl::from_env(env),
-        })
-    }
-
-    /// `systemctl --user <args>` that must succeed.
-    fn run(&self, action: &str, args: &[&str]) -> Result<systemctl::Outcome, Failure> {
-        let out = self
-            .systemctl
-            .user(args)
-            .map_err(|u| Failure::unavailable(action, &u))?;
-        if out.success {
-            Ok(out)
-        } else {
-            Err(Failure::step(action, args[0], &out))
-        }
-    }
-
-    /// `is-enabled`: `None` when systemd could not say.
-    fn enabled(&self) -> Option<bool> {
-        let out = self.systemctl.user(&["is-enabled", &self.unit]).ok()?;
-        if out.success {
-            Some(true)
-        } else {
-            systemctl::classify(&out.detail).is_none().then_some(false)
-        }
-    }
-
-    /// OpenClaw's service snapshot (`buildDaemonServiceSnapshot`) plus the unit's name and path.
-    fn snapshot(&self, loaded: Option<bool>) -> Value {
-        json!({
-            "label": LABEL,
-            "unit": self.unit,
-            "unitPath": self.path,
-            "loaded": loaded,
-            "loadedText": LOADED_TEXT,
-            "notLoadedText": NOT_LOADED_TEXT,
-        })
-    }
-}
-
 /// Runs `action` for the current environment's service after checking that systemd user
 /// services are usable, and reports the outcome.
 fn run_action(
@@ -515,183 +386,9 @@ pub fn stop(args: ServiceArgs) -> ExitCode {
     })
 }
 
-// ---- gateway status -------------------------------------------------------------------------
-
-/// The service section of `gateway status`.
-pub(crate) struct ServiceStatus {
-    json: Value,
-    text: String,
-}
-
-impl ServiceStatus {
-    /// OpenClaw's `service` object of `gateway status --json` (label, loaded, loadedText,
-    /// notLoadedText, command, runtime), with the unit's name, path and `installed`.
-    pub(crate) fn json(&self) -> Value {
-        self.json.clone()
-    }
-
-    /// `Service: systemd (enabled)` and, when installed, the unit file, its command and
-    /// `Runtime: running (pid 4242, state active, sub running)`.
-    pub(crate) fn text(&self) -> &str {
-        &self.text
-    }
-}
-
-/// Inspects this machine's gateway service: the unit file, `is-enabled` and `show`. `None`
-/// where there are no systemd user services to speak of (not Linux, no `HOME`). Nothing is
-/// run when no unit is installed.
-pub(crate) fn inspect(env: &dyn Fn(&str) -> Option<String>) -> Option<ServiceStatus> {
-    if !cfg!(target_os = "linux") {
-        return None;
-    }
-    let ctx = Context::from_env(env).ok()?;
-    let Ok(unit_text) = std::fs::read_to_string(&ctx.path) else {
-        let mut json = ctx.snapshot(Some(false));
-        json["installed"] = json!(false);
-        json["runtime"] = json!({"status": "stopped", "missingUnit": true});
-        return Some(ServiceStatus {
-            json,
-            text: format!(
-                "Service: {LABEL} (not installed: `clawgate gateway install` sets up {})\n",
-                ctx.unit
-            ),
-        });
-    };
-    let loaded = ctx.enabled();
-    let runtime = runtime(&ctx);
-    let exec_start = unit::exec_start(&unit_text);
-    let mut json = ctx.snapshot(loaded);
-    json["installed"] = json!(true);
-    json["command"] = json!({"execStart": exec_start, "sourcePath": ctx.path});
-    json["runtime"] = runtime.clone();
-    let state = match loaded {
-        Some(true) => LOADED_TEXT,
-        Some(false) => NOT_LOADED_TEXT,
-        None => "unknown",
-    };
-    let mut text = format!(
-        "Service: {LABEL} ({state})\nService file: {}\n",
-        ctx.path.display()
-    );
-    if let Some(cmd) = exec_start {
-        text.push_str(&format!("Command: {cmd}\n"));
-    }
-    text.push_str(&format!("Runtime: {}\n", runtime_line(&runtime)));
-    Some(ServiceStatus { json, text })
-}
-
-/// `systemctl show` as OpenClaw's `readSystemdServiceRuntime` reports it: `status` running
-/// (ActiveState active), stopped (inactive or failed) or unknown, with the systemd state,
-/// sub-state, main pid and the last exit.
-fn runtime(ctx: &Context) -> Value {
-    let unknown = |detail: String| json!({"status": "unknown", "detail": detail});
-    let out = match ctx.systemctl.user(&[
-        "show",
-        &ctx.unit,
-        "--no-page",
-        "--property",
-        "Id,LoadState,ActiveState,SubState,Result,NRestarts,MainPID,ExecMainStatus,ExecMainCode",
-    ]) {
-        Ok(out) if out.success => out,
-        Ok(out) => {
-            return unknown(match systemctl::classify(&out.detail) {
-                Some(u) => u.message(),
-                None => out.detail,
-            });
-        }
-        Err(u) => return unknown(u.message()),
-    };
-    let show = systemctl::parse_show(&out.stdout);
-    let get = |key| show.get(key).copied().unwrap_or_default();
-    if get("LoadState") != "loaded" {
-        return unknown(format!(
-            "{} is not loaded by the user systemd manager (LoadState={}); run `systemctl --user daemon-reload`",
-            ctx.unit,
-            get("LoadState")
-        ));
-    }
-    let active = get("ActiveState");
-    let status = match active {
-        "active" => "running",
-        "inactive" | "failed" => "stopped",
-        _ => "unknown",
-    };
-    let mut rt = json!({"status": status, "state": active, "subState": get("SubState")});
-    if let Some(pid) = get("MainPID").parse::<u32>().ok().filter(|p| *p > 0) {
-        rt["pid"] = json!(pid);
-    }
-    // ExecMainCode is the CLD_* code of the main process's last exit; 0 means it has not
-    // exited yet, and then ExecMainStatus says nothing.
-    let reason = match get("ExecMainCode") {
-        "1" => Some("exited"),
-        "2" => Some("killed"),
-        "3" => Some("dumped"),
-        _ => None,
-    };
-    if let (Some(reason), Ok(code)) = (reason, get("ExecMainStatus").parse::<i32>()) {
-        rt["lastExitStatus"] = json!(code);
-        rt["lastExitReason"] = json!(reason);
-    }
-    for (key, field) in [("Result", "result"), ("NRestarts", "nRestarts")] {
-        if !get(key).is_empty() {
-            rt[field] = json!(get(key));
-        }
-    }
-    rt
-}
-
-/// OpenClaw's `formatRuntimeStatus`: `running (pid 4242, state active, sub running)`.
-fn runtime_line(rt: &Value) -> String {
-    let text = |key: &str| rt.get(key).and_then(Value::as_str).unwrap_or_default();
-    let status = text("status");
-    let mut details = Vec::new();
-    if let Some(pid) = rt.get("pid") {
-        details.push(format!("pid {pid}"));
-    }
-    if !text("state").is_empty() && !text("state").eq_ignore_ascii_case(status) {
-        details.push(format!("state {}", text("state")));
-    }
-    if !text("subState").is_empty() {
-        details.push(format!("sub {}", text("subState")));
-    }
-    if let Some(code) = rt.get("lastExitStatus") {
-        details.push(format!("last exit {code}"));
-    }
-    if !text("lastExitReason").is_empty() {
-        details.push(format!("reason {}", text("lastExitReason")));
-    }
-    if !text("detail").is_empty() {
-        details.push(text("detail").to_owned());
-    }
-    if details.is_empty() {
-        status.to_owned()
-    } else {
-        format!("{status} ({})", details.join(", "))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runtime_lines_read_like_openclaws() {
-        let rt = json!({"status": "running", "state": "active", "subState": "running", "pid": 42});
-        assert_eq!(
-            runtime_line(&rt),
-            "running (pid 42, state active, sub running)"
-        );
-        let rt = json!({"status": "stopped", "state": "failed", "subState": "failed",
-            "lastExitStatus": 78, "lastExitReason": "exited"});
-        assert_eq!(
-            runtime_line(&rt),
-            "stopped (state failed, sub failed, last exit 78, reason exited)"
-        );
-        assert_eq!(
-            runtime_line(&json!({"status": "unknown", "detail": "x"})),
-            "unknown (x)"
-        );
-    }
 
     #[test]
     fn nothing_to_disable_is_not_a_failure() {
