@@ -137,10 +137,6 @@ fn state_dir() -> PathBuf {
     config::resolve_state_dir(None, &config::process_env)
 }
 
-fn invalid(message: impl Into<String>) -> TunnelError {
-    TunnelError::new(TunnelErrorKind::InvalidSpec, message)
-}
-
 // ---- up -------------------------------------------------------------------------------------
 
 /// Builds the spec from the flags, falling back to `gateway.remote.*`.
@@ -199,7 +195,8 @@ fn up(args: UpArgs) -> ExitCode {
         Err(f) => return f.report(args.json),
     };
     if let Err(e) = spec.parsed_target() {
-        return managed_tunnel::failure(&invalid(e)).report(args.json);
+        let e = TunnelError::new(TunnelErrorKind::InvalidSpec, e);
+        return managed_tunnel::failure(&e).report(args.json);
     }
     if args.foreground {
         return up_foreground(spec, &args);
@@ -320,41 +317,11 @@ fn supervise_background(args: SuperviseArgs) -> ExitCode {
 
 /// `tunnel up --foreground`: the supervisor in this process, with progress on a terminal.
 fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
-    let dir = state_dir();
-    let registry = TunnelRegistry::new(&dir);
-    let key = spec.key();
-    if registry.is_running(&key) {
-        let state = registry.read(&key);
-        return managed_tunnel::failure(
-            &invalid(format!(
-                "a tunnel to {} is already running{}",
-                spec.describe(),
-                state
-                    .map(|s| format!(" on {} (supervisor pid {})", s.url, s.supervisor_pid))
-                    .unwrap_or_default()
-            ))
-            .with_fix(format!(
-                "stop it first: clawgate tunnel down {}",
-                spec.target
-            )),
-        )
-        .report(args.json);
-    }
-    let local_port = match spec.local_port {
-        Some(p) if !tunnel::local_port_free(p) => {
-            return managed_tunnel::failure(&TunnelError::local_port_busy(p)).report(args.json);
-        }
-        Some(p) => p,
-        None => match tunnel::pick_local_port(Some(spec.remote_port)) {
-            Ok(p) => p,
-            Err(e) => {
-                return managed_tunnel::failure(&invalid(format!(
-                    "cannot find a free local port: {e}"
-                )))
-                .report(args.json);
-            }
-        },
+    let mut managed = match ManagedTunnel::claim_here(&spec, &state_dir()) {
+        Ok(m) => m,
+        Err(e) => return managed_tunnel::failure(&e).report(args.json),
     };
+    let (key, local_port) = (spec.key(), managed.state().local_port);
     let Some(rt) = runtime() else {
         return ExitCode::from(EXIT_USAGE);
     };
@@ -362,10 +329,6 @@ fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
     let ready = Duration::from_millis(args.timeout.max(1));
     rt.block_on(async move {
         let progress = Progress::new(json_out);
-        let Ok(Some(mut managed)) = ManagedTunnel::claim(&spec, local_port, &dir) else {
-            return managed_tunnel::failure(&invalid("another supervisor runs this tunnel"))
-                .report(json_out);
-        };
         progress.restart(format!(
             "Opening SSH tunnel to {} (127.0.0.1:{local_port} → port {} on the host)",
             spec.describe(),

@@ -93,12 +93,7 @@ pub fn ensure(
     }
     registry.clean(&key);
 
-    let local_port = match spec.local_port {
-        Some(p) if !local_port_free(p) => return Err(TunnelError::local_port_busy(p)),
-        Some(p) => p,
-        None => pick_local_port(preferred_local.or(Some(spec.remote_port)))
-            .map_err(|e| invalid(format!("cannot find a free local port: {e}")))?,
-    };
+    let local_port = local_port_for(spec, preferred_local)?;
     display.begin(format!(
         "Opening SSH tunnel to {} (127.0.0.1:{local_port} → port {} on the host)",
         spec.describe(),
@@ -163,6 +158,17 @@ pub fn ensure(
             ));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The local port a new tunnel listens on: the one `spec` asks for if it is free, else
+/// `preferred`, the remote port or any free port.
+fn local_port_for(spec: &TunnelSpec, preferred: Option<u16>) -> Result<u16, TunnelError> {
+    match spec.local_port {
+        Some(p) if !local_port_free(p) => Err(TunnelError::local_port_busy(p)),
+        Some(p) => Ok(p),
+        None => pick_local_port(preferred.or(Some(spec.remote_port)))
+            .map_err(|e| invalid(format!("cannot find a free local port: {e}"))),
     }
 }
 
@@ -314,6 +320,31 @@ impl ManagedTunnel {
         tunnel._held = Some(held);
         tunnel.save();
         Ok(Some(tunnel))
+    }
+
+    /// The supervisor in this process (`tunnel up --foreground`): fails when the tunnel runs
+    /// already, else takes its local port and [`ManagedTunnel::claim`]s it.
+    pub fn claim_here(spec: &TunnelSpec, state_dir: &Path) -> Result<ManagedTunnel, TunnelError> {
+        let registry = TunnelRegistry::new(state_dir);
+        if registry.is_running(&spec.key()) {
+            let state = registry.read(&spec.key());
+            return Err(invalid(format!(
+                "a tunnel to {} is already running{}",
+                spec.describe(),
+                state
+                    .map(|s| format!(" on {} (supervisor pid {})", s.url, s.supervisor_pid))
+                    .unwrap_or_default()
+            ))
+            .with_fix(format!(
+                "stop it first: clawgate tunnel down {}",
+                spec.target
+            )));
+        }
+        let local_port = local_port_for(spec, None)?;
+        match ManagedTunnel::claim(spec, local_port, state_dir) {
+            Ok(Some(tunnel)) => Ok(tunnel),
+            _ => Err(invalid("another supervisor runs this tunnel")),
+        }
     }
 
     pub fn state(&self) -> &TunnelState {
