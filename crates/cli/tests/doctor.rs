@@ -3,7 +3,7 @@
 //! scope problems apart, within its time budget whatever step goes unanswered. Also:
 //! `clawgate gateway status` prints a local TLS gateway's fingerprint.
 
-use clawgate_client::testing::{Call, FakeConfig, FakeGateway, Reply, default_handler};
+use clawgate_testkit::fake_gateway::{Call, FakeConfig, FakeGateway, Reply, default_handler};
 use clawgate_testkit::{IsolatedHome, free_port, json};
 use std::process::Output;
 use std::sync::Arc;
