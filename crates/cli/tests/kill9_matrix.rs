@@ -135,6 +135,12 @@ fn answered(r: Result<Value, RpcError>) -> Option<Value> {
     }
 }
 
+/// Approves a device pairing or node surface request: `None` when the gateway went away first.
+async fn approve(admin: &Client, method: &str, request_id: impl Into<Value>) -> Option<Value> {
+    let params = json!({"requestId": request_id.into()});
+    answered(admin.request(method, Some(params)).await)
+}
+
 async fn admin(url: &str) -> Option<Client> {
     unless_gone(Client::connect(options(url, "operator", ADMIN_SCOPES, None)).await).map(|c| c.0)
 }
@@ -175,13 +181,10 @@ async fn pair_devices(url: String, ledger: Shared) {
             l.devices.push(device.clone());
             l.devices.len() - 1
         };
-        let approval = admin
-            .request(
-                "device.pair.approve",
-                Some(json!({"requestId": request_id})),
-            )
-            .await;
-        if answered(approval).is_none() {
+        if approve(&admin, "device.pair.approve", request_id)
+            .await
+            .is_none()
+        {
             return;
         }
         ledger.lock().unwrap().approved.push(idx);
@@ -252,13 +255,10 @@ async fn approve_nodes(url: String, ledger: Shared) {
         let Some(request_id) = pairing_request(&url, "node", &node).await else {
             return;
         };
-        let approval = admin
-            .request(
-                "device.pair.approve",
-                Some(json!({"requestId": request_id})),
-            )
-            .await;
-        if answered(approval).is_none() {
+        if approve(&admin, "device.pair.approve", request_id)
+            .await
+            .is_none()
+        {
             return;
         }
         let Some((_node_conn, _)) =
@@ -269,13 +269,10 @@ async fn approve_nodes(url: String, ledger: Shared) {
         let Some(surface_request) = pending_surface(&admin, node.id()).await else {
             return;
         };
-        let approval = admin
-            .request(
-                "node.pair.approve",
-                Some(json!({"requestId": surface_request})),
-            )
-            .await;
-        if answered(approval).is_none() {
+        if approve(&admin, "node.pair.approve", surface_request)
+            .await
+            .is_none()
+        {
             return;
         }
         ledger.lock().unwrap().approved_nodes.push(node);
