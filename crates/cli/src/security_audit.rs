@@ -294,7 +294,6 @@ fn render_text(
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests {
     use super::*;
     use Severity::{Critical, Info};
