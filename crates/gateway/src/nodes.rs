@@ -18,7 +18,7 @@ use clawgate_protocol::errors::{self, ErrorShape};
 use clawgate_protocol::limits::MAX_NODE_INVOKE_CHUNK_BYTES;
 use clawgate_protocol::nodes as policy;
 use clawgate_protocol::schema::{self, Schema};
-use clawgate_store::{NodeRecord, NodeRequestRecord, Store, StoreError, Write};
+use clawgate_store::{NodeRecord, NodeRequestRecord, NodeWrite, Store, StoreError, Write};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -650,7 +650,7 @@ impl Nodes {
             if let Some((kept, replaced, record)) = recorded {
                 match self
                     .store
-                    .apply(vec![Write::PutNodeRequest(record.clone())])
+                    .apply(vec![Write::Node(NodeWrite::PutNodeRequest(record.clone()))])
                     .await
                 {
                     Ok(()) => {
@@ -818,8 +818,8 @@ impl Nodes {
             (r, record)
         };
         let writes = vec![
-            Write::PutNode(record.clone()),
-            Write::DeleteNodeRequest(request_id.into()),
+            Write::Node(NodeWrite::PutNode(record.clone())),
+            Write::Node(NodeWrite::DeleteNodeRequest(request_id.into())),
         ];
         let (request, approved) = (request_id.to_owned(), record.clone());
         let node_conn = self
@@ -855,7 +855,7 @@ impl Nodes {
         let node_conn = self
             .commit(
                 change,
-                vec![Write::DeleteNodeRequest(request_id.into())],
+                vec![Write::Node(NodeWrite::DeleteNodeRequest(request_id.into()))],
                 move |state| {
                     state.requests.remove(&request);
                     state.live.get(&node_id).map(|l| l.conn.clone())
@@ -898,7 +898,7 @@ impl Nodes {
         let conn = self
             .commit(
                 change,
-                vec![Write::DeleteNode(node_id.into())],
+                vec![Write::Node(NodeWrite::DeleteNode(node_id.into()))],
                 move |state| {
                     state.approved.remove(&removed);
                     state.requests.retain(|_, r| r.node_id != removed);
@@ -924,12 +924,16 @@ impl Nodes {
             .ok_or_else(|| ErrorShape::new(errors::ErrorCode::InvalidRequest, "unknown nodeId"))?;
         record.display_name = Some(name.into());
         let (renamed, display_name) = (node_id.to_owned(), name.to_owned());
-        self.commit(change, vec![Write::PutNode(record.clone())], move |state| {
-            state.approved.insert(renamed.clone(), record);
-            if let Some(l) = state.live.get_mut(&renamed) {
-                l.session.client.display_name = Some(display_name);
-            }
-        })
+        self.commit(
+            change,
+            vec![Write::Node(NodeWrite::PutNode(record.clone()))],
+            move |state| {
+                state.approved.insert(renamed.clone(), record);
+                if let Some(l) = state.live.get_mut(&renamed) {
+                    l.session.client.display_name = Some(display_name);
+                }
+            },
+        )
         .await?;
         Ok(json!({"nodeId": node_id, "displayName": name}))
     }

@@ -10,7 +10,9 @@
 
 use clawgate_protocol::device::b64url;
 use clawgate_protocol::scopes;
-use clawgate_store::{DeviceRecord, PairingRequestRecord, Store, StoreError, TokenRecord, Write};
+use clawgate_store::{
+    DeviceRecord, DeviceWrite, PairingRequestRecord, Store, StoreError, TokenRecord, Write,
+};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -136,7 +138,7 @@ impl State {
     /// Applies a write that is on disk to the in-memory copy.
     fn mirror(&mut self, w: &Write) {
         match w {
-            Write::PutDevice(d) => {
+            Write::Device(DeviceWrite::PutDevice(d)) => {
                 let mut d = d.clone();
                 // Last-seen times are kept in memory (not written per connect): one may have
                 // been recorded since this record was made.
@@ -148,17 +150,17 @@ impl State {
                 }
                 self.devices.insert(d.device_id.clone(), d);
             }
-            Write::DeleteDevice(id) => {
+            Write::Device(DeviceWrite::DeleteDevice(id)) => {
                 self.devices.remove(id);
                 self.tokens.retain(|(d, _), _| d != id);
                 self.requests.retain(|_, r| &r.device_id != id);
                 self.forget_resolved_supersessions();
             }
-            Write::PutToken(t) => {
+            Write::Device(DeviceWrite::PutToken(t)) => {
                 self.tokens
                     .insert((t.device_id.clone(), t.role.clone()), t.clone());
             }
-            Write::PutRequest(r) => {
+            Write::Device(DeviceWrite::PutRequest(r)) => {
                 let replaced: Vec<String> = self
                     .requests
                     .values()
@@ -175,26 +177,25 @@ impl State {
                     self.supersede(old, &r.request_id);
                 }
             }
-            Write::DeleteRequest(id) => {
+            Write::Device(DeviceWrite::DeleteRequest(id)) => {
                 self.requests.remove(id);
                 self.forget_resolved_supersessions();
             }
-            Write::DeleteRequestsAskedBefore(ms) => self.drop_requests_asked_before(*ms),
-            Write::LastSeen {
+            Write::Device(DeviceWrite::DeleteRequestsAskedBefore(ms)) => {
+                self.drop_requests_asked_before(*ms)
+            }
+            Write::Device(DeviceWrite::LastSeen {
                 device_id,
                 at_ms,
                 reason,
-            } => {
+            }) => {
                 if let Some(d) = self.devices.get_mut(device_id) {
                     d.last_seen_at_ms = Some(*at_ms);
                     d.last_seen_reason = Some(reason.clone());
                 }
             }
-            // The nodes' tables.
-            Write::PutNode(_)
-            | Write::DeleteNode(_)
-            | Write::PutNodeRequest(_)
-            | Write::DeleteNodeRequest(_) => {}
+            // The other families' tables.
+            Write::Node(_) | Write::Session(_) => {}
         }
     }
 }
@@ -319,7 +320,12 @@ impl Pairing {
         mut writes: Vec<Write>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        writes.insert(0, Write::DeleteRequestsAskedBefore(now_ms - REQUEST_TTL_MS));
+        writes.insert(
+            0,
+            Write::Device(DeviceWrite::DeleteRequestsAskedBefore(
+                now_ms - REQUEST_TTL_MS,
+            )),
+        );
         let state = self.state.clone();
         let mirrored = writes.clone();
         self.store
@@ -421,7 +427,7 @@ impl Pairing {
                 return match new_token {
                     None => Plan::Answer(decision),
                     Some(t) => Plan::Change {
-                        writes: vec![Write::PutToken(t)],
+                        writes: vec![Write::Device(DeviceWrite::PutToken(t))],
                         decision,
                         displaced: None,
                     },
@@ -485,9 +491,11 @@ impl Pairing {
         } else {
             None
         };
-        let mut writes = vec![Write::PutRequest(request.clone())];
+        let mut writes = vec![Write::Device(DeviceWrite::PutRequest(request.clone()))];
         if let Some(old) = &displaced {
-            writes.push(Write::DeleteRequest(old.request_id.clone()));
+            writes.push(Write::Device(DeviceWrite::DeleteRequest(
+                old.request_id.clone(),
+            )));
         }
         let (approved_roles, approved_scopes) =
             existing.map(|d| (d.roles, d.scopes)).unwrap_or_default();
@@ -592,9 +600,9 @@ impl Pairing {
         };
         Approval {
             writes: vec![
-                Write::PutDevice(device.clone()),
-                Write::PutToken(record),
-                Write::DeleteRequest(request.request_id.clone()),
+                Write::Device(DeviceWrite::PutDevice(device.clone())),
+                Write::Device(DeviceWrite::PutToken(record)),
+                Write::Device(DeviceWrite::DeleteRequest(request.request_id.clone())),
             ],
             device,
             token,
@@ -737,7 +745,7 @@ impl Pairing {
         let request = self.pending(request_id, now_ms)?;
         self.commit(
             change,
-            vec![Write::DeleteRequest(request_id.into())],
+            vec![Write::Device(DeviceWrite::DeleteRequest(request_id.into()))],
             now_ms,
         )
         .await?;
@@ -752,8 +760,12 @@ impl Pairing {
         if !self.state().devices.contains_key(device_id) {
             return Err(PairingError::NotFound(device_id.into()));
         }
-        self.commit(change, vec![Write::DeleteDevice(device_id.into())], now_ms)
-            .await?;
+        self.commit(
+            change,
+            vec![Write::Device(DeviceWrite::DeleteDevice(device_id.into()))],
+            now_ms,
+        )
+        .await?;
         Ok(json!({"deviceId": device_id, "removed": true}))
     }
 
@@ -772,8 +784,12 @@ impl Pairing {
             .cloned()
             .ok_or_else(|| PairingError::NotFound(device_id.into()))?;
         device.operator_label = Some(label.to_owned());
-        self.commit(change, vec![Write::PutDevice(device)], now_ms)
-            .await?;
+        self.commit(
+            change,
+            vec![Write::Device(DeviceWrite::PutDevice(device))],
+            now_ms,
+        )
+        .await?;
         Ok(json!({"deviceId": device_id, "label": label}))
     }
 
@@ -811,8 +827,12 @@ impl Pairing {
         t.rotated_at_ms = Some(now_ms);
         t.revoked_at_ms = None;
         let scopes = t.scopes.clone();
-        self.commit(change, vec![Write::PutToken(t)], now_ms)
-            .await?;
+        self.commit(
+            change,
+            vec![Write::Device(DeviceWrite::PutToken(t))],
+            now_ms,
+        )
+        .await?;
         let mut v =
             json!({"deviceId": device_id, "role": role, "scopes": scopes, "rotatedAtMs": now_ms});
         if in_band {
@@ -834,8 +854,12 @@ impl Pairing {
         let change = self.begin_change().await;
         let mut t = self.token_record(device_id, role)?;
         t.revoked_at_ms = Some(now_ms);
-        self.commit(change, vec![Write::PutToken(t)], now_ms)
-            .await?;
+        self.commit(
+            change,
+            vec![Write::Device(DeviceWrite::PutToken(t))],
+            now_ms,
+        )
+        .await?;
         Ok(json!({"deviceId": device_id, "role": role, "revokedAtMs": now_ms}))
     }
 
@@ -847,14 +871,14 @@ impl Pairing {
             .devices
             .values()
             .filter_map(|d| {
-                Some(Write::LastSeen {
+                Some(Write::Device(DeviceWrite::LastSeen {
                     device_id: d.device_id.clone(),
                     at_ms: d.last_seen_at_ms?,
                     reason: d
                         .last_seen_reason
                         .clone()
                         .unwrap_or_else(|| "connect".into()),
-                })
+                }))
             })
             .collect();
         if let Err(e) = self.store.apply(writes).await {

@@ -576,8 +576,8 @@ async fn a_request_expired_on_disk_gives_way_after_a_restart() {
     let asked = now_ms() - 10 * 60 * 1000;
     clawgate_store::Store::open(&state)
         .unwrap()
-        .apply(vec![clawgate_store::Write::PutRequest(
-            clawgate_store::PairingRequestRecord {
+        .apply(vec![clawgate_store::Write::Device(
+            clawgate_store::DeviceWrite::PutRequest(clawgate_store::PairingRequestRecord {
                 request_id: stale_id.clone(),
                 device_id: clawgate_protocol::device::device_id(&k.verifying_key()),
                 role: "operator".into(),
@@ -592,7 +592,7 @@ async fn a_request_expired_on_disk_gives_way_after_a_restart() {
                 is_repair: false,
                 created_at_ms: asked,
                 last_attempt_ms: asked,
-            },
+            }),
         )])
         .await
         .unwrap();

@@ -12,8 +12,15 @@
 
 #![forbid(unsafe_code)]
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
+mod devices;
+mod nodes;
+mod sessions;
+
+pub use devices::{DeviceRecord, DeviceWrite, PairingRequestRecord, TokenRecord};
+pub use nodes::{NodeRecord, NodeRequestRecord, NodeWrite};
+pub use sessions::{RunRecord, RunStatus, SessionRecord, SessionWrite, TranscriptEntry};
+
+use rusqlite::{Connection, OpenFlags};
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -103,6 +110,35 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: a label an operator gives a device (`device.pair.rename`), apart from its own name.
     "ALTER TABLE devices ADD COLUMN operator_label TEXT;",
+    // 4: the agent's sessions (a key's current session id), their transcripts and runs.
+    "CREATE TABLE sessions (
+        session_key TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL UNIQUE,
+        agent_id TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        meta_json TEXT NOT NULL
+    );
+    CREATE TABLE transcript (
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        run_id TEXT,
+        message_json TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        session_key TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        ended_at_ms INTEGER,
+        stop_reason TEXT,
+        reply_text TEXT,
+        error TEXT
+    );
+    CREATE INDEX runs_by_status ON runs (status);",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -151,135 +187,49 @@ pub enum StoreError {
     },
 }
 
-/// A paired device.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeviceRecord {
-    pub device_id: String,
-    pub public_key: String,
-    pub display_name: Option<String>,
-    pub platform: Option<String>,
-    pub device_family: Option<String>,
-    pub client_id: String,
-    pub client_mode: String,
-    pub roles: Vec<String>,
-    pub scopes: Vec<String>,
-    /// `silent` (local auto-approval) or `owner` (an operator approved it).
-    pub approved_via: String,
-    pub created_at_ms: i64,
-    pub approved_at_ms: i64,
-    pub last_seen_at_ms: Option<i64>,
-    pub last_seen_reason: Option<String>,
-    /// Set by `device.pair.rename`.
-    pub operator_label: Option<String>,
-}
-
-/// A device token. Only its hash is stored; see the gateway for how tokens are derived.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TokenRecord {
-    pub device_id: String,
-    pub role: String,
-    pub scopes: Vec<String>,
-    /// Bumped by every rotation; part of the token derivation.
-    pub generation: i64,
-    pub token_hash: String,
-    pub created_at_ms: i64,
-    pub rotated_at_ms: Option<i64>,
-    pub revoked_at_ms: Option<i64>,
-}
-
-/// A pending device pairing request (one per device and role).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PairingRequestRecord {
-    pub request_id: String,
-    pub device_id: String,
-    pub role: String,
-    pub public_key: String,
-    pub display_name: Option<String>,
-    pub platform: Option<String>,
-    pub device_family: Option<String>,
-    pub client_id: String,
-    pub client_mode: String,
-    pub scopes: Vec<String>,
-    /// `not-paired`, `role-upgrade`, `scope-upgrade` or `metadata-upgrade`.
-    pub reason: String,
-    pub is_repair: bool,
-    pub created_at_ms: i64,
-    pub last_attempt_ms: i64,
-}
-
-/// A node's approved command surface.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeRecord {
-    pub node_id: String,
-    pub display_name: Option<String>,
-    pub platform: Option<String>,
-    pub version: Option<String>,
-    pub device_family: Option<String>,
-    pub client_id: String,
-    pub caps: Vec<String>,
-    pub commands: Vec<String>,
-    pub created_at_ms: i64,
-    pub approved_at_ms: i64,
-}
-
-/// A pending capability approval (one per node).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeRequestRecord {
-    pub request_id: String,
-    pub node_id: String,
-    pub display_name: Option<String>,
-    pub platform: Option<String>,
-    pub version: Option<String>,
-    pub device_family: Option<String>,
-    pub client_id: String,
-    pub client_mode: String,
-    pub caps: Vec<String>,
-    pub commands: Vec<String>,
-    pub created_at_ms: i64,
-    pub last_attempt_ms: i64,
-}
-
-/// One change; [`Store::apply`] runs a batch in one transaction.
+/// One change; [`Store::apply`] runs a batch in one transaction. One variant per table
+/// family, each family's records, loads and SQL in its own module.
 #[derive(Debug, Clone)]
 pub enum Write {
-    PutDevice(DeviceRecord),
-    /// Removes the device with its tokens and pending requests.
-    DeleteDevice(String),
-    PutToken(TokenRecord),
-    /// Replaces the request with its id, and whatever else its device had pending for its
-    /// role (one request per device and role).
-    PutRequest(PairingRequestRecord),
-    DeleteRequest(String),
-    /// Removes the requests whose device last asked before this time (ms).
-    DeleteRequestsAskedBefore(i64),
-    LastSeen {
-        device_id: String,
-        at_ms: i64,
-        reason: String,
-    },
-    PutNode(NodeRecord),
-    /// Removes the node's approval and its pending request.
-    DeleteNode(String),
-    PutNodeRequest(NodeRequestRecord),
-    DeleteNodeRequest(String),
+    Device(DeviceWrite),
+    Node(NodeWrite),
+    Session(SessionWrite),
+}
+
+impl From<DeviceWrite> for Write {
+    fn from(w: DeviceWrite) -> Write {
+        Write::Device(w)
+    }
+}
+
+impl From<NodeWrite> for Write {
+    fn from(w: NodeWrite) -> Write {
+        Write::Node(w)
+    }
+}
+
+impl From<SessionWrite> for Write {
+    fn from(w: SessionWrite) -> Write {
+        Write::Session(w)
+    }
 }
 
 pub struct Store {
     path: PathBuf,
     /// The connection loads read through (`PRAGMA query_only`).
-    loader: Mutex<Connection>,
+    pub(crate) loader: Arc<Mutex<Connection>>,
     /// The connection every write goes through. tokio's mutex hands it out in the order it was
     /// asked for, so batches apply in that order.
     writer: Arc<tokio::sync::Mutex<Connection>>,
 }
 
-fn json_vec(v: &[String]) -> String {
+pub(crate) fn json_vec(v: &[String]) -> String {
     serde_json::to_string(v).expect("strings serialize")
 }
 
 /// A JSON list of strings (scopes, roles, commands); one that does not parse is an error,
 /// never an empty list.
-fn string_list(r: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn string_list(r: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<Vec<String>> {
     let text: String = r.get(column)?;
     serde_json::from_str(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
@@ -385,16 +335,34 @@ impl Store {
         }
         Ok(Store {
             path,
-            loader: Mutex::new(conn),
+            loader: Arc::new(Mutex::new(conn)),
             writer: Arc::new(tokio::sync::Mutex::new(write_conn)),
         })
+    }
+
+    /// Runs a read on the loading connection on a blocking-pool thread, for reads while the
+    /// gateway serves (a transcript page): the caller's async worker never waits on the disk.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let loader = self.loader.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = loader.lock().unwrap_or_else(|e| e.into_inner());
+            f(&conn).map_err(|source| StoreError::Sqlite { path, source })
+        })
+        .await
+        .map_err(|_| StoreError::WriteAborted {
+            path: self.path.clone(),
+        })?
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
+    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
             source,
@@ -435,7 +403,7 @@ impl Store {
     /// map (a JSON list that does not parse, a value of the wrong type) fails the whole load
     /// with an error naming the row by its `key` columns: loading the rest would silently drop
     /// or widen what that row grants.
-    fn query_all<T>(
+    pub(crate) fn query_all<T>(
         &self,
         table: &str,
         key: &[&str],
@@ -488,146 +456,6 @@ impl Store {
             delete: format!("DELETE FROM {table} WHERE {}", row_key.join(" AND ")),
         }
     }
-
-    pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
-        self.query_all(
-            "devices",
-            &["device_id"],
-            "SELECT device_id, public_key, display_name, platform, device_family, client_id, client_mode,
-                        roles_json, scopes_json, approved_via, created_at_ms, approved_at_ms, last_seen_at_ms,
-                        last_seen_reason, operator_label FROM devices ORDER BY approved_at_ms",
-            |r| {
-            Ok(DeviceRecord {
-                device_id: r.get(0)?,
-                public_key: r.get(1)?,
-                display_name: r.get(2)?,
-                platform: r.get(3)?,
-                device_family: r.get(4)?,
-                client_id: r.get(5)?,
-                client_mode: r.get(6)?,
-                roles: string_list(r, 7)?,
-                scopes: string_list(r, 8)?,
-                approved_via: r.get(9)?,
-                created_at_ms: r.get(10)?,
-                approved_at_ms: r.get(11)?,
-                last_seen_at_ms: r.get(12)?,
-                last_seen_reason: r.get(13)?,
-                operator_label: r.get(14)?,
-            })
-            },
-        )
-    }
-
-    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        self.query_all(
-            "device_tokens",
-            &["device_id", "role"],
-            "SELECT device_id, role, scopes_json, generation, token_hash, created_at_ms, rotated_at_ms,
-                        revoked_at_ms FROM device_tokens",
-            |r| {
-            Ok(TokenRecord {
-                device_id: r.get(0)?,
-                role: r.get(1)?,
-                scopes: string_list(r, 2)?,
-                generation: r.get(3)?,
-                token_hash: r.get(4)?,
-                created_at_ms: r.get(5)?,
-                rotated_at_ms: r.get(6)?,
-                revoked_at_ms: r.get(7)?,
-            })
-            },
-        )
-    }
-
-    pub fn requests(&self) -> Result<Vec<PairingRequestRecord>, StoreError> {
-        self.query_all(
-            "pairing_requests",
-            &["request_id"],
-            "SELECT request_id, device_id, role, public_key, display_name, platform, device_family,
-                        client_id, client_mode, scopes_json, reason, is_repair, created_at_ms, last_attempt_ms
-                 FROM pairing_requests ORDER BY created_at_ms",
-            |r| {
-            Ok(PairingRequestRecord {
-                request_id: r.get(0)?,
-                device_id: r.get(1)?,
-                role: r.get(2)?,
-                public_key: r.get(3)?,
-                display_name: r.get(4)?,
-                platform: r.get(5)?,
-                device_family: r.get(6)?,
-                client_id: r.get(7)?,
-                client_mode: r.get(8)?,
-                scopes: string_list(r, 9)?,
-                reason: r.get(10)?,
-                is_repair: r.get(11)?,
-                created_at_ms: r.get(12)?,
-                last_attempt_ms: r.get(13)?,
-            })
-            },
-        )
-    }
-
-    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        self.query_all(
-            "nodes",
-            &["node_id"],
-            "SELECT node_id, display_name, platform, version, device_family, client_id, caps_json, commands_json,
-                        created_at_ms, approved_at_ms FROM nodes ORDER BY approved_at_ms",
-            |r| {
-            Ok(NodeRecord {
-                node_id: r.get(0)?,
-                display_name: r.get(1)?,
-                platform: r.get(2)?,
-                version: r.get(3)?,
-                device_family: r.get(4)?,
-                client_id: r.get(5)?,
-                caps: string_list(r, 6)?,
-                commands: string_list(r, 7)?,
-                created_at_ms: r.get(8)?,
-                approved_at_ms: r.get(9)?,
-            })
-            },
-        )
-    }
-
-    pub fn node_requests(&self) -> Result<Vec<NodeRequestRecord>, StoreError> {
-        self.query_all(
-            "node_pairing_requests",
-            &["request_id"],
-            "SELECT request_id, node_id, display_name, platform, version, device_family, client_id, client_mode,
-                        caps_json, commands_json, created_at_ms, last_attempt_ms
-                 FROM node_pairing_requests ORDER BY created_at_ms",
-            |r| {
-            Ok(NodeRequestRecord {
-                request_id: r.get(0)?,
-                node_id: r.get(1)?,
-                display_name: r.get(2)?,
-                platform: r.get(3)?,
-                version: r.get(4)?,
-                device_family: r.get(5)?,
-                client_id: r.get(6)?,
-                client_mode: r.get(7)?,
-                caps: string_list(r, 8)?,
-                commands: string_list(r, 9)?,
-                created_at_ms: r.get(10)?,
-                last_attempt_ms: r.get(11)?,
-            })
-            },
-        )
-    }
-
-    /// Whether a device id is known (used by tests and diagnostics).
-    pub fn has_device(&self, device_id: &str) -> Result<bool, StoreError> {
-        let conn = self.loader.lock().expect("store loader lock");
-        conn.query_row(
-            "SELECT 1 FROM devices WHERE device_id = ?1",
-            [device_id],
-            |_| Ok(()),
-        )
-        .optional()
-        .map(|o| o.is_some())
-        .map_err(|e| self.err(e))
-    }
 }
 
 fn apply_batch(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
@@ -640,155 +468,9 @@ fn apply_batch(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> 
 
 fn apply_one(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> {
     match w {
-        Write::PutDevice(d) => tx
-            .execute(
-                "INSERT INTO devices (device_id, public_key, display_name, platform, device_family, client_id,
-                     client_mode, roles_json, scopes_json, approved_via, created_at_ms, approved_at_ms,
-                     last_seen_at_ms, last_seen_reason, operator_label)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT(device_id) DO UPDATE SET public_key=excluded.public_key,
-                     display_name=excluded.display_name, platform=excluded.platform,
-                     device_family=excluded.device_family, client_id=excluded.client_id,
-                     client_mode=excluded.client_mode, roles_json=excluded.roles_json,
-                     scopes_json=excluded.scopes_json, approved_via=excluded.approved_via,
-                     approved_at_ms=excluded.approved_at_ms, last_seen_at_ms=excluded.last_seen_at_ms,
-                     last_seen_reason=excluded.last_seen_reason, operator_label=excluded.operator_label",
-                params![
-                    d.device_id,
-                    d.public_key,
-                    d.display_name,
-                    d.platform,
-                    d.device_family,
-                    d.client_id,
-                    d.client_mode,
-                    json_vec(&d.roles),
-                    json_vec(&d.scopes),
-                    d.approved_via,
-                    d.created_at_ms,
-                    d.approved_at_ms,
-                    d.last_seen_at_ms,
-                    d.last_seen_reason,
-                    d.operator_label
-                ],
-            )
-            .map(drop),
-        Write::DeleteDevice(id) => {
-            tx.execute("DELETE FROM pairing_requests WHERE device_id = ?1", [id])?;
-            tx.execute("DELETE FROM devices WHERE device_id = ?1", [id]).map(drop)
-        }
-        Write::PutToken(t) => tx
-            .execute(
-                "INSERT INTO device_tokens (device_id, role, scopes_json, generation, token_hash, created_at_ms,
-                     rotated_at_ms, revoked_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(device_id, role) DO UPDATE SET scopes_json=excluded.scopes_json,
-                     generation=excluded.generation, token_hash=excluded.token_hash,
-                     rotated_at_ms=excluded.rotated_at_ms, revoked_at_ms=excluded.revoked_at_ms",
-                params![
-                    t.device_id,
-                    t.role,
-                    json_vec(&t.scopes),
-                    t.generation,
-                    t.token_hash,
-                    t.created_at_ms,
-                    t.rotated_at_ms,
-                    t.revoked_at_ms
-                ],
-            )
-            .map(drop),
-        Write::PutRequest(r) => {
-            tx.execute(
-                "DELETE FROM pairing_requests WHERE request_id = ?1 OR (device_id = ?2 AND role = ?3)",
-                [&r.request_id, &r.device_id, &r.role],
-            )?;
-            tx.execute(
-                "INSERT INTO pairing_requests (request_id, device_id, role, public_key, display_name, platform,
-                     device_family, client_id, client_mode, scopes_json, reason, is_repair, created_at_ms,
-                     last_attempt_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    r.request_id,
-                    r.device_id,
-                    r.role,
-                    r.public_key,
-                    r.display_name,
-                    r.platform,
-                    r.device_family,
-                    r.client_id,
-                    r.client_mode,
-                    json_vec(&r.scopes),
-                    r.reason,
-                    r.is_repair,
-                    r.created_at_ms,
-                    r.last_attempt_ms
-                ],
-            )
-            .map(drop)
-        }
-        Write::DeleteRequest(id) => tx.execute("DELETE FROM pairing_requests WHERE request_id = ?1", [id]).map(drop),
-        Write::DeleteRequestsAskedBefore(ms) => tx
-            .execute("DELETE FROM pairing_requests WHERE last_attempt_ms < ?1", [ms])
-            .map(drop),
-        Write::PutNode(n) => tx
-            .execute(
-                "INSERT INTO nodes (node_id, display_name, platform, version, device_family, client_id, caps_json,
-                     commands_json, created_at_ms, approved_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT(node_id) DO UPDATE SET display_name=excluded.display_name,
-                     platform=excluded.platform, version=excluded.version, device_family=excluded.device_family,
-                     client_id=excluded.client_id, caps_json=excluded.caps_json,
-                     commands_json=excluded.commands_json, approved_at_ms=excluded.approved_at_ms",
-                params![
-                    n.node_id,
-                    n.display_name,
-                    n.platform,
-                    n.version,
-                    n.device_family,
-                    n.client_id,
-                    json_vec(&n.caps),
-                    json_vec(&n.commands),
-                    n.created_at_ms,
-                    n.approved_at_ms
-                ],
-            )
-            .map(drop),
-        Write::DeleteNode(id) => {
-            tx.execute("DELETE FROM node_pairing_requests WHERE node_id = ?1", [id])?;
-            tx.execute("DELETE FROM nodes WHERE node_id = ?1", [id]).map(drop)
-        }
-        Write::PutNodeRequest(r) => {
-            // One request per node: replace whatever the node had pending.
-            tx.execute("DELETE FROM node_pairing_requests WHERE node_id = ?1 OR request_id = ?2", [&r.node_id, &r.request_id])?;
-            tx.execute(
-                "INSERT INTO node_pairing_requests (request_id, node_id, display_name, platform, version,
-                     device_family, client_id, client_mode, caps_json, commands_json, created_at_ms, last_attempt_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    r.request_id,
-                    r.node_id,
-                    r.display_name,
-                    r.platform,
-                    r.version,
-                    r.device_family,
-                    r.client_id,
-                    r.client_mode,
-                    json_vec(&r.caps),
-                    json_vec(&r.commands),
-                    r.created_at_ms,
-                    r.last_attempt_ms
-                ],
-            )
-            .map(drop)
-        }
-        Write::DeleteNodeRequest(id) => tx
-            .execute("DELETE FROM node_pairing_requests WHERE request_id = ?1", [id])
-            .map(drop),
-        Write::LastSeen { device_id, at_ms, reason } => tx
-            .execute(
-                "UPDATE devices SET last_seen_at_ms = ?2, last_seen_reason = ?3 WHERE device_id = ?1",
-                params![device_id, at_ms, reason],
-            )
-            .map(drop),
+        Write::Device(w) => devices::apply(tx, w),
+        Write::Node(w) => nodes::apply(tx, w),
+        Write::Session(w) => sessions::apply(tx, w),
     }
 }
 
@@ -835,8 +517,8 @@ mod tests {
         let state = dir.path().join("state");
         let s = Store::open(&state).unwrap();
         s.apply(vec![
-            Write::PutDevice(device("d1")),
-            Write::PutToken(token("d1")),
+            Write::Device(DeviceWrite::PutDevice(device("d1"))),
+            Write::Device(DeviceWrite::PutToken(token("d1"))),
         ])
         .await
         .unwrap();
@@ -852,7 +534,7 @@ mod tests {
             fs::metadata(&state).unwrap().permissions().mode() & 0o777,
             0o700
         );
-        s.apply(vec![Write::DeleteDevice("d1".into())])
+        s.apply(vec![Write::Device(DeviceWrite::DeleteDevice("d1".into()))])
             .await
             .unwrap();
         assert!(
@@ -868,8 +550,8 @@ mod tests {
         // A token for an unknown device violates the foreign key: the device write is rolled back.
         let res = s
             .apply(vec![
-                Write::PutDevice(device("d1")),
-                Write::PutToken(token("nope")),
+                Write::Device(DeviceWrite::PutDevice(device("d1"))),
+                Write::Device(DeviceWrite::PutToken(token("nope"))),
             ])
             .await;
         assert!(res.is_err());
@@ -930,8 +612,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         s.apply(vec![
-            Write::PutDevice(device("d1")),
-            Write::PutToken(token("d1")),
+            Write::Device(DeviceWrite::PutDevice(device("d1"))),
+            Write::Device(DeviceWrite::PutToken(token("d1"))),
         ])
         .await
         .unwrap();
@@ -972,7 +654,7 @@ mod tests {
         let holder = Connection::open(s.path()).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
 
-        let write = s.apply(vec![Write::PutDevice(device("d1"))]);
+        let write = s.apply(vec![Write::Device(DeviceWrite::PutDevice(device("d1")))]);
         tokio::pin!(write);
         let other = tokio::spawn(async {
             for _ in 0..10 {
