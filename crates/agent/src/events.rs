@@ -1,0 +1,190 @@
+//! The events a run publishes, in OpenClaw's shapes: `agent` (streams `lifecycle`,
+//! `assistant`, `tool`), `chat` (states `delta`, `final`, `aborted`, `error`) and
+//! `sessions.changed`.
+//!
+//! Every event of a run carries the run's own `seq`, counted across its `agent` events;
+//! a `chat` event carries the `seq` of the last `agent` event before it. Text deltas are
+//! coalesced: a `chat` delta goes out at most every [`DELTA_INTERVAL`], carrying the whole
+//! text so far, and the text pending is flushed before a tool starts and before the end.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The shortest time between two `chat` deltas of a run.
+pub(crate) const DELTA_INTERVAL: Duration = Duration::from_millis(150);
+
+/// Who may receive an event, beyond the read scope every agent event needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every operator with `operator.read`.
+    Everyone,
+    /// Only clients that declared `caps: ["tool-events"]` (tool payloads).
+    ToolEvents,
+}
+
+/// Where the runtime's events go; the gateway broadcasts them to its clients and in-process
+/// subscribers.
+pub trait EventSink: Send + Sync + 'static {
+    fn publish(&self, event: &str, payload: Value, audience: Audience);
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The events of one run, numbered.
+pub(crate) struct RunEvents<'a> {
+    sink: &'a dyn EventSink,
+    run_id: String,
+    session_key: String,
+    session_id: String,
+    agent_id: String,
+    seq: u64,
+    /// The reply text so far, and what of it no `chat` delta has carried yet.
+    text: String,
+    unsent: String,
+    last_delta: Option<Instant>,
+}
+
+impl<'a> RunEvents<'a> {
+    pub fn new(
+        sink: &'a dyn EventSink,
+        run_id: &str,
+        session_key: &str,
+        session_id: &str,
+        agent_id: &str,
+    ) -> Self {
+        RunEvents {
+            sink,
+            run_id: run_id.to_owned(),
+            session_key: session_key.to_owned(),
+            session_id: session_id.to_owned(),
+            agent_id: agent_id.to_owned(),
+            seq: 0,
+            text: String::new(),
+            unsent: String::new(),
+            last_delta: None,
+        }
+    }
+
+    fn agent(&mut self, stream: &str, data: Value, audience: Audience) {
+        self.seq += 1;
+        let payload = json!({
+            "runId": self.run_id,
+            "agentId": self.agent_id,
+            "sessionId": self.session_id,
+            "sessionKey": self.session_key,
+            "stream": stream,
+            "data": data,
+            "seq": self.seq,
+            "ts": now_ms(),
+        });
+        self.sink.publish("agent", payload, audience);
+    }
+
+    fn chat(&self, state: &str, fields: Value) {
+        let mut payload = json!({
+            "runId": self.run_id,
+            "sessionKey": self.session_key,
+            "agentId": self.agent_id,
+            "seq": self.seq,
+            "state": state,
+        });
+        if let (Some(p), Value::Object(f)) = (payload.as_object_mut(), fields) {
+            p.extend(f);
+        }
+        self.sink.publish("chat", payload, Audience::Everyone);
+    }
+
+    pub fn lifecycle(&mut self, data: Value) {
+        self.agent("lifecycle", data, Audience::Everyone);
+    }
+
+    /// More reply text: an `assistant` event now, a `chat` delta when one is due.
+    pub fn text_delta(&mut self, delta: &str) {
+        self.text.push_str(delta);
+        self.unsent.push_str(delta);
+        self.agent(
+            "assistant",
+            json!({"text": self.text, "delta": delta}),
+            Audience::Everyone,
+        );
+        let due = self
+            .last_delta
+            .is_none_or(|at| at.elapsed() >= DELTA_INTERVAL);
+        if due {
+            self.flush_delta();
+        }
+    }
+
+    /// Sends the text no `chat` delta has carried yet.
+    pub fn flush_delta(&mut self) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let delta = std::mem::take(&mut self.unsent);
+        self.last_delta = Some(Instant::now());
+        self.chat(
+            "delta",
+            json!({
+                "deltaText": delta,
+                "message": {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": self.text}],
+                    "timestamp": now_ms(),
+                },
+            }),
+        );
+    }
+
+    /// A model answer ended in tool calls: the next answer's text starts afresh.
+    pub fn next_answer(&mut self) {
+        self.flush_delta();
+        self.text.clear();
+    }
+
+    pub fn tool_start(&mut self, name: &str, call_id: &str, args: &Value) {
+        self.flush_delta();
+        self.agent(
+            "tool",
+            json!({"phase": "start", "name": name, "toolCallId": call_id, "args": args}),
+            Audience::ToolEvents,
+        );
+    }
+
+    pub fn tool_result(&mut self, name: &str, call_id: &str, result: &str, is_error: bool) {
+        self.agent(
+            "tool",
+            json!({
+                "phase": "result",
+                "name": name,
+                "toolCallId": call_id,
+                "result": result,
+                "isError": is_error,
+            }),
+            Audience::ToolEvents,
+        );
+    }
+
+    pub fn chat_final(&mut self, message: &Value, stop_reason: &str) {
+        self.flush_delta();
+        self.chat(
+            "final",
+            json!({"message": message, "stopReason": stop_reason}),
+        );
+    }
+
+    pub fn chat_aborted(&mut self, stop_reason: &str) {
+        self.flush_delta();
+        self.chat("aborted", json!({"stopReason": stop_reason}));
+    }
+
+    pub fn chat_error(&mut self, message: &str) {
+        self.flush_delta();
+        self.chat("error", json!({"errorMessage": message}));
+    }
+}

@@ -1,0 +1,437 @@
+//! The turn loop against a scripted model server and an in-memory node: tool calls,
+//! transcripts, events, idempotency, abort, the tool-call limit, no model, and a restart
+//! in the middle of a run.
+
+use clawgate_agent::{
+    Agent, AgentOptions, Audience, EventSink, NodeAccess, NodeCall, NodeCallError, NodeInfo,
+    RunOutcome, SendAccepted, SendRequest,
+};
+use clawgate_config::LoadedConfig;
+use clawgate_llm::{Llm, LlmOptions};
+use clawgate_store::{RunRecord, RunStatus, SessionRecord, SessionWrite, Store, TranscriptEntry};
+use clawgate_testkit::{ModelMock, Reply, WireFormat};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const MAIN: &str = "agent:main:main";
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<(String, Value, Audience)>>,
+}
+
+impl EventSink for Recorder {
+    fn publish(&self, event: &str, payload: Value, audience: Audience) {
+        self.events
+            .lock()
+            .unwrap()
+            .push((event.to_owned(), payload, audience));
+    }
+}
+
+impl Recorder {
+    /// `chat:<state>` and `agent:<stream>[:<phase>]` labels of one run, in order.
+    fn labels(&self, run_id: &str) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p, _)| p["runId"] == run_id)
+            .map(|(e, p, _)| match e.as_str() {
+                "chat" => format!("chat:{}", p["state"].as_str().unwrap()),
+                _ => match p["data"]["phase"].as_str() {
+                    Some(phase) => format!("agent:{}:{phase}", p["stream"].as_str().unwrap()),
+                    None => format!("agent:{}", p["stream"].as_str().unwrap()),
+                },
+            })
+            .collect()
+    }
+
+    fn of(&self, run_id: &str, event: &str) -> Vec<Value> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(e, p, _)| e == event && p["runId"] == run_id)
+            .map(|(_, p, _)| p.clone())
+            .collect()
+    }
+}
+
+/// A node that answers `system.run` by echoing the command it got, as `stdout`.
+struct EchoNode {
+    connected: bool,
+    calls: Mutex<Vec<NodeCall>>,
+}
+
+impl NodeAccess for EchoNode {
+    fn nodes(&self) -> Vec<NodeInfo> {
+        vec![NodeInfo {
+            node_id: "node-1".into(),
+            display_name: Some("build box".into()),
+            remote_ip: None,
+            platform: Some("linux".into()),
+            commands: vec!["system.run".into(), "system.which".into()],
+            connected: self.connected,
+            row: json!({"nodeId": "node-1", "connected": self.connected}),
+        }]
+    }
+
+    fn invoke(&self, call: NodeCall) -> clawgate_agent::tools::NodeFuture<'_> {
+        self.calls.lock().unwrap().push(call.clone());
+        Box::pin(async move {
+            if call.command != "system.run" {
+                return Err(NodeCallError {
+                    code: "INVALID_REQUEST".into(),
+                    message: "unsupported".into(),
+                });
+            }
+            let cmd = call.params["command"][2]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            Ok(
+                json!({"exitCode": 0, "timedOut": false, "success": true, "stdout": format!("ran: {cmd}\n"), "stderr": "", "error": null}),
+            )
+        })
+    }
+}
+
+fn llm_for(mock: Option<&ModelMock>) -> Llm {
+    let doc = match mock {
+        Some(m) => json!({
+            "models": {"providers": {"mock": m.provider_config("k", "mock-1")}},
+            "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
+        }),
+        None => json!({}),
+    };
+    let models = LoadedConfig::from_value(Path::new("/test/openclaw.json"), doc, &|_| None)
+        .unwrap()
+        .models;
+    Llm::with_options(
+        &models,
+        &|_| None,
+        LlmOptions {
+            max_retries: 0,
+            ..LlmOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    agent: Agent,
+    events: Arc<Recorder>,
+    node: Arc<EchoNode>,
+}
+
+async fn setup(mock: Option<&ModelMock>, options: AgentOptions) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let events = Arc::new(Recorder::default());
+    let node = Arc::new(EchoNode {
+        connected: true,
+        calls: Mutex::default(),
+    });
+    let agent = Agent::open(
+        store.clone(),
+        llm_for(mock),
+        node.clone(),
+        events.clone(),
+        options,
+    )
+    .await
+    .unwrap();
+    Setup {
+        _dir: dir,
+        store,
+        agent,
+        events,
+        node,
+    }
+}
+
+fn send(message: &str, run_id: &str) -> SendRequest {
+    SendRequest {
+        session_key: MAIN.into(),
+        message: message.into(),
+        run_id: run_id.into(),
+        channel: Some("webchat".into()),
+        queue_mode: None,
+        timeout: None,
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_tool_turn_runs_the_command_on_the_node_and_replies() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "uname -s", "host": "node"}),
+    ));
+    mock.push(Reply::text_chunks(["The node ", "runs ", "Linux."]));
+    let s = setup(Some(&mock), AgentOptions::default()).await;
+
+    let first = s.agent.send(send("what OS?", "run-1")).await.unwrap();
+    assert!(matches!(first, SendAccepted::Started { .. }), "{first:?}");
+    let again = s.agent.send(send("what OS?", "run-1")).await.unwrap();
+    assert_eq!(
+        again,
+        SendAccepted::InFlight {
+            run_id: "run-1".into()
+        }
+    );
+
+    let summary = s.agent.wait("run-1", WAIT).await.expect("the run ends");
+    assert_eq!(summary.outcome, RunOutcome::Ok, "{summary:?}");
+    assert_eq!(summary.reply.as_deref(), Some("The node runs Linux."));
+    let after = s.agent.send(send("what OS?", "run-1")).await.unwrap();
+    assert_eq!(
+        after,
+        SendAccepted::Done(summary.clone()),
+        "a finished run is answered, not run again"
+    );
+
+    // The node got the command as OpenClaw sends it.
+    let calls = s.node.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].command, "system.run");
+    assert_eq!(
+        calls[0].params["command"],
+        json!(["/bin/sh", "-lc", "uname -s"])
+    );
+    assert_eq!(calls[0].params["runId"], "run-1");
+
+    // The follow-up model request carries the tool result.
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let follow_up = requests[1].body["messages"].as_array().unwrap();
+    let tool = follow_up
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .expect("a tool message");
+    assert_eq!(tool["content"], "Node: node-1\nran: uname -s");
+    assert!(
+        requests[0].body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["function"]["name"] == "exec")
+    );
+
+    // Events in order, tool payloads only for tool-event clients.
+    let labels = s.events.labels("run-1");
+    let pos = |l: &str| {
+        labels
+            .iter()
+            .position(|x| x == l)
+            .unwrap_or_else(|| panic!("{l} in {labels:?}"))
+    };
+    assert!(pos("agent:lifecycle:start") < pos("agent:lifecycle:model"));
+    assert!(pos("agent:lifecycle:model") < pos("agent:tool:start"));
+    assert!(pos("agent:tool:start") < pos("agent:tool:result"));
+    assert!(pos("agent:tool:result") < pos("chat:delta"));
+    assert!(pos("chat:delta") < pos("agent:lifecycle:end"));
+    assert_eq!(labels.last().unwrap(), "chat:final", "{labels:?}");
+    let tool_events: Vec<Audience> = s
+        .events
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p, _)| p["stream"] == "tool")
+        .map(|(_, _, a)| *a)
+        .collect();
+    assert_eq!(tool_events, vec![Audience::ToolEvents; 2]);
+    let finals = s.events.of("run-1", "chat");
+    let last = finals.last().unwrap();
+    assert_eq!(
+        last["message"]["content"][0]["text"],
+        "The node runs Linux."
+    );
+    // seq counts up through the run.
+    let seqs: Vec<u64> = s
+        .events
+        .of("run-1", "agent")
+        .iter()
+        .map(|p| p["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+
+    // The transcript: user, assistant tool call, tool result, assistant reply.
+    let history = s.agent.history(MAIN, 100).await.unwrap();
+    let roles: Vec<&str> = history
+        .messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "toolResult", "assistant"]);
+    assert!(
+        history.messages[0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("] what OS?")
+    );
+    assert_eq!(history.messages[1]["content"][0]["type"], "toolCall");
+    assert_eq!(history.messages[1]["stopReason"], "toolUse");
+    assert_eq!(
+        history.messages[2]["content"][0]["text"],
+        "Node: node-1\nran: uname -s"
+    );
+    assert_eq!(history.messages[3]["stopReason"], "stop");
+
+    // A second turn sends the whole conversation.
+    mock.push(Reply::text("Still Linux."));
+    s.agent.send(send("and now?", "run-2")).await.unwrap();
+    assert_eq!(
+        s.agent.wait("run-2", WAIT).await.unwrap().outcome,
+        RunOutcome::Ok
+    );
+    let third = &mock.requests()[2].body["messages"];
+    assert_eq!(
+        third.as_array().unwrap().len(),
+        1 + 4 + 1,
+        "system, four earlier messages and the new one: {third:#}"
+    );
+    drop(s.store);
+}
+
+#[tokio::test]
+async fn no_model_configured_ends_the_turn_with_the_key_to_set() {
+    let s = setup(None, AgentOptions::default()).await;
+    s.agent.send(send("hi", "r")).await.unwrap();
+    let summary = s.agent.wait("r", WAIT).await.unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Error);
+    let error = summary.error.unwrap();
+    assert!(error.contains("agents.defaults.model.primary"), "{error}");
+    let chat = s.events.of("r", "chat");
+    assert_eq!(chat.last().unwrap()["state"], "error");
+    assert_eq!(chat.last().unwrap()["errorMessage"], error);
+    let history = s.agent.history(MAIN, 10).await.unwrap();
+    assert_eq!(
+        history.messages.len(),
+        2,
+        "the message and the note of what went wrong"
+    );
+    assert_eq!(history.messages[1]["errorMessage"], error);
+}
+
+#[tokio::test]
+async fn a_model_that_keeps_calling_tools_is_stopped_at_the_limit() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    for _ in 0..10 {
+        mock.push(Reply::tool_call("exec", json!({"command": "true"})));
+    }
+    let s = setup(
+        Some(&mock),
+        AgentOptions {
+            max_tool_calls: 3,
+            ..AgentOptions::default()
+        },
+    )
+    .await;
+    s.agent.send(send("loop", "r")).await.unwrap();
+    let summary = s.agent.wait("r", WAIT).await.unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Ok);
+    assert!(summary.reply.unwrap().contains("3 tool calls"));
+    assert_eq!(s.node.calls.lock().unwrap().len(), 3);
+    assert_eq!(mock.requests().len(), 3, "no model call after the limit");
+}
+
+#[tokio::test]
+async fn an_abort_mid_stream_ends_the_run_as_aborted() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::text_chunks(["partial "]).then_stall());
+    let s = setup(Some(&mock), AgentOptions::default()).await;
+    s.agent.send(send("go", "r")).await.unwrap();
+    // Wait for the model's first text before aborting.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.events.of("r", "chat").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no delta arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.agent.abort(MAIN, None), vec!["r".to_owned()]);
+    let summary = s.agent.wait("r", WAIT).await.unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Aborted);
+    assert_eq!(s.events.of("r", "chat").last().unwrap()["state"], "aborted");
+    let history = s.agent.history(MAIN, 10).await.unwrap();
+    assert_eq!(history.messages[1]["stopReason"], "aborted");
+    assert_eq!(history.messages[1]["content"][0]["text"], "partial ");
+}
+
+#[tokio::test]
+async fn a_run_left_running_by_a_killed_gateway_is_ended_not_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .apply(vec![
+                SessionWrite::PutSession(SessionRecord {
+                    session_key: MAIN.into(),
+                    session_id: "s1".into(),
+                    agent_id: "main".into(),
+                    created_at_ms: 1,
+                    updated_at_ms: 1,
+                    meta: json!({}),
+                })
+                .into(),
+                SessionWrite::Append(TranscriptEntry {
+                    session_id: "s1".into(),
+                    seq: 1,
+                    run_id: Some("r".into()),
+                    message: json!({"role": "user", "content": [{"type": "text", "text": "hi"}]}),
+                    created_at_ms: 1,
+                })
+                .into(),
+                SessionWrite::PutRun(RunRecord {
+                    run_id: "r".into(),
+                    session_key: MAIN.into(),
+                    session_id: "s1".into(),
+                    status: RunStatus::Running,
+                    started_at_ms: 1,
+                    ended_at_ms: None,
+                    stop_reason: None,
+                    reply_text: None,
+                    error: None,
+                })
+                .into(),
+            ])
+            .await
+            .unwrap();
+    }
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let agent = Agent::open(
+        store.clone(),
+        llm_for(Some(&mock)),
+        Arc::new(EchoNode {
+            connected: true,
+            calls: Mutex::default(),
+        }),
+        Arc::new(Recorder::default()),
+        AgentOptions::default(),
+    )
+    .await
+    .unwrap();
+    let history = agent.history(MAIN, 10).await.unwrap();
+    assert_eq!(history.messages.len(), 2);
+    assert!(
+        history.messages[1]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{:#}",
+        history.messages[1]
+    );
+    let summary = agent.wait("r", Duration::from_secs(1)).await.unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Interrupted);
+    let resent = agent.send(send("hi", "r")).await.unwrap();
+    assert!(matches!(resent, SendAccepted::Done(_)), "{resent:?}");
+    assert!(mock.requests().is_empty(), "nothing ran again");
+}
