@@ -38,6 +38,7 @@
 //! # }
 //! ```
 
+mod agent;
 mod client;
 mod discovery;
 mod error;
@@ -54,6 +55,7 @@ mod settings;
 mod subst;
 mod suppressions;
 
+pub use agent::AgentConfig;
 pub use client::{
     ClientFlags, ClientTarget, ProbeSshFlags, ProbeSshOrigin, ProbeSshTarget, SshTunnelTarget,
     TargetSource, resolve_client_target, resolve_local_target, resolve_probe_ssh,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::agent::{AgentConfig, read_agent};
 use crate::discovery::{DiscoveryConfig, read_discovery};
 use crate::error::ConfigError;
 use crate::gateway_config::{GatewayConfig, Reader, read_gateway};
@@ -36,6 +37,8 @@ pub struct LoadedConfig {
     pub models: ModelsConfig,
     /// `discovery.*` and the Bonjour plugin's switch, typed.
     pub discovery: DiscoveryConfig,
+    /// The agent runtime's settings (`agents.defaults.maxConcurrent`, `messages.queue.mode`…).
+    pub agent: AgentConfig,
     /// Dotted paths of keys OpenClaw knows but clawgate does not implement (`agents`,
     /// `channels.telegram`, `gateway.controlUi`), each reported once at its highest level.
     /// Never fatal; the caller logs them once.
@@ -151,6 +154,7 @@ impl LoadedConfig {
         let gateway = read_gateway(&reader, gw)?;
         let models = read_models(&reader, raw.as_object().unwrap_or(&empty))?;
         let discovery = read_discovery(&reader, raw.as_object().unwrap_or(&empty))?;
+        let agent = read_agent(&reader, raw.as_object().unwrap_or(&empty))?;
 
         let report = classify(raw.as_object().unwrap_or(&empty));
         let mut warnings: Vec<String> = missing
@@ -180,6 +184,7 @@ impl LoadedConfig {
             gateway,
             models,
             discovery,
+            agent,
             ignored: report.ignored,
             unknown: report.unknown,
             warnings,

@@ -365,7 +365,10 @@ pub(crate) fn classify(root: &Map<String, Value>) -> KeyReport {
                         Value::Object(defaults) if name == "defaults" => report.ignored.extend(
                             defaults
                                 .keys()
-                                .filter(|k| *k != "model")
+                                .filter(|k| {
+                                    !["model", "maxConcurrent", "timeoutSeconds"]
+                                        .contains(&k.as_str())
+                                })
                                 .map(|k| join_key(&path, k)),
                         ),
                         _ => report.ignored.push(path),
