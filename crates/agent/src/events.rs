@@ -15,12 +15,13 @@ use tokio::time::Instant;
 pub(crate) const DELTA_INTERVAL: Duration = Duration::from_millis(150);
 
 /// Who may receive an event, beyond the read scope every agent event needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Audience {
     /// Every operator with `operator.read`.
     Everyone,
-    /// Only clients that declared `caps: ["tool-events"]` (tool payloads).
-    ToolEvents,
+    /// Tool payloads: only the client that started the run (`owner`, its connection id), and
+    /// only if it declared `caps: ["tool-events"]`, as OpenClaw sends them.
+    ToolEvents { owner: Option<String> },
 }
 
 /// Where the runtime's events go; the gateway broadcasts them to its clients and in-process
@@ -43,6 +44,7 @@ pub(crate) struct RunEvents<'a> {
     session_key: String,
     session_id: String,
     agent_id: String,
+    owner: Option<String>,
     seq: u64,
     /// The reply text so far, and what of it no `chat` delta has carried yet.
     text: String,
@@ -57,9 +59,11 @@ impl<'a> RunEvents<'a> {
         session_key: &str,
         session_id: &str,
         agent_id: &str,
+        owner: Option<&str>,
     ) -> Self {
         RunEvents {
             sink,
+            owner: owner.map(str::to_owned),
             run_id: run_id.to_owned(),
             session_key: session_key.to_owned(),
             session_id: session_id.to_owned(),
@@ -152,7 +156,9 @@ impl<'a> RunEvents<'a> {
         self.agent(
             "tool",
             json!({"phase": "start", "name": name, "toolCallId": call_id, "args": args}),
-            Audience::ToolEvents,
+            Audience::ToolEvents {
+                owner: self.owner.clone(),
+            },
         );
     }
 
@@ -166,7 +172,9 @@ impl<'a> RunEvents<'a> {
                 "result": result,
                 "isError": is_error,
             }),
-            Audience::ToolEvents,
+            Audience::ToolEvents {
+                owner: self.owner.clone(),
+            },
         );
     }
 

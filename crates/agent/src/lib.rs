@@ -24,8 +24,8 @@ mod turn;
 
 pub use events::{Audience, EventSink};
 pub use runtime::{
-    Agent, AgentError, AgentOptions, History, QueueMode, RunOutcome, RunSummary, SendAccepted,
-    SendRequest, SessionRow,
+    Agent, AgentError, AgentOptions, History, LoadedSessions, QueueMode, RunOutcome, RunSummary,
+    SendAccepted, SendRequest, SessionRow,
 };
 pub use session_key::{DmScope, SessionKey};
 pub use tools::{NodeAccess, NodeCall, NodeCallError, NodeInfo};

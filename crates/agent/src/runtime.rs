@@ -108,6 +108,8 @@ pub struct SendRequest {
     pub queue_mode: Option<QueueMode>,
     /// Overrides the run timeout.
     pub timeout: Option<Duration>,
+    /// The connection that asked (its id), which alone gets the run's tool payloads.
+    pub owner: Option<String>,
 }
 
 /// How a run ended.
@@ -222,6 +224,24 @@ pub struct History {
     pub messages: Vec<Value>,
 }
 
+/// The sessions as the store has them, read at start-up.
+pub struct LoadedSessions(HashMap<String, SessionState>);
+
+impl LoadedSessions {
+    pub fn load(store: &Store) -> Result<LoadedSessions, AgentError> {
+        let ends: HashMap<String, i64> = store.transcript_ends()?.into_iter().collect();
+        let mut sessions = HashMap::new();
+        for record in store.sessions()? {
+            let last_seq = ends.get(&record.session_id).copied().unwrap_or(0);
+            sessions.insert(
+                record.session_key.clone(),
+                SessionState { record, last_seq },
+            );
+        }
+        Ok(LoadedSessions(sessions))
+    }
+}
+
 pub(crate) struct SessionState {
     pub record: SessionRecord,
     /// The position of the last transcript message of the current session id.
@@ -278,8 +298,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Loads the sessions and ends the runs a previous process left running: each gets a
-    /// note in its transcript and the outcome `interrupted`; none is run again.
+    /// [`Agent::new`], then [`Agent::end_interrupted_runs`].
     pub async fn open(
         store: Arc<Store>,
         llm: Llm,
@@ -287,21 +306,68 @@ impl Agent {
         events: Arc<dyn EventSink>,
         options: AgentOptions,
     ) -> Result<Agent, AgentError> {
-        let ends: HashMap<String, i64> = store.transcript_ends()?.into_iter().collect();
-        let mut sessions = HashMap::new();
-        for record in store.sessions()? {
-            let last_seq = ends.get(&record.session_id).copied().unwrap_or(0);
-            sessions.insert(
-                record.session_key.clone(),
-                SessionState { record, last_seq },
-            );
+        let agent = Agent::new(store, llm, nodes, events, options)?;
+        agent.end_interrupted_runs().await?;
+        Ok(agent)
+    }
+
+    /// Loads the sessions from the store (start-up, before the gateway serves).
+    pub fn new(
+        store: Arc<Store>,
+        llm: Llm,
+        nodes: Arc<dyn NodeAccess>,
+        events: Arc<dyn EventSink>,
+        options: AgentOptions,
+    ) -> Result<Agent, AgentError> {
+        let sessions = LoadedSessions::load(&store)?;
+        Ok(Agent::with_sessions(
+            sessions, store, llm, nodes, events, options,
+        ))
+    }
+
+    /// [`Agent::new`] with the sessions already loaded (a caller that must build the runtime
+    /// where it cannot fail, such as inside the gateway's constructor).
+    pub fn with_sessions(
+        sessions: LoadedSessions,
+        store: Arc<Store>,
+        llm: Llm,
+        nodes: Arc<dyn NodeAccess>,
+        events: Arc<dyn EventSink>,
+        options: AgentOptions,
+    ) -> Agent {
+        let keys = SessionKey::new(&options.agent_id, &options.main_key);
+        let concurrency = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
+        Agent {
+            inner: Arc::new(Inner {
+                store,
+                llm: RwLock::new(llm),
+                nodes,
+                events,
+                keys,
+                sessions: Mutex::new(sessions.0),
+                lanes: Mutex::default(),
+                runs: Mutex::default(),
+                concurrency,
+                writes: tokio::sync::Mutex::new(()),
+                options,
+            }),
         }
-        let interrupted = store.running_runs()?;
-        let mut writes: Vec<Write> = Vec::new();
+    }
+
+    /// Ends the runs a previous process left running: each gets a note in its transcript and
+    /// the outcome `interrupted`; none is run again. Call once at start, before serving.
+    pub async fn end_interrupted_runs(&self) -> Result<usize, AgentError> {
+        let inner = &self.inner;
+        let interrupted = inner.store.running_runs()?;
+        if interrupted.is_empty() {
+            return Ok(0);
+        }
+        let _order = inner.writes.lock().await;
         let now = now_ms();
-        let mut seqs: HashMap<String, i64> = ends.clone();
+        let mut seqs: HashMap<String, i64> = inner.store.transcript_ends()?.into_iter().collect();
+        let mut writes: Vec<Write> = Vec::new();
+        let note = "This turn was interrupted: the gateway stopped before it finished. Nothing it had started was run again; send the message again to retry.";
         for run in &interrupted {
-            let note = "This turn was interrupted: the gateway stopped before it finished. Nothing it had started was run again; send the message again to retry.";
             let seq = seqs.entry(run.session_id.clone()).or_insert(0);
             *seq += 1;
             writes.push(
@@ -325,35 +391,17 @@ impl Agent {
                 .into(),
             );
         }
-        if !writes.is_empty() {
-            store.apply(writes).await?;
-            for s in sessions.values_mut() {
-                if let Some(seq) = seqs.get(&s.record.session_id) {
-                    s.last_seq = *seq;
-                }
+        inner.store.apply(writes).await?;
+        for s in self.lock_sessions().values_mut() {
+            if let Some(seq) = seqs.get(&s.record.session_id) {
+                s.last_seq = *seq;
             }
-            tracing::warn!(
-                runs = interrupted.len(),
-                "ended the agent runs the previous gateway left unfinished"
-            );
         }
-        let keys = SessionKey::new(&options.agent_id, &options.main_key);
-        let concurrency = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
-        Ok(Agent {
-            inner: Arc::new(Inner {
-                store,
-                llm: RwLock::new(llm),
-                nodes,
-                events,
-                keys,
-                sessions: Mutex::new(sessions),
-                lanes: Mutex::default(),
-                runs: Mutex::default(),
-                concurrency,
-                writes: tokio::sync::Mutex::new(()),
-                options,
-            }),
-        })
+        tracing::warn!(
+            runs = interrupted.len(),
+            "ended the agent runs the previous gateway left unfinished"
+        );
+        Ok(interrupted.len())
     }
 
     pub fn options(&self) -> &AgentOptions {
@@ -519,15 +567,31 @@ impl Agent {
         })
     }
 
-    /// Adds an assistant note to a session's transcript without running the model.
-    pub async fn inject(&self, session_key: &str, text: &str) -> Result<Value, AgentError> {
+    /// Adds an assistant note to an existing session's transcript without running the model,
+    /// and announces it as a `chat` final of run `inject-<messageId>`. Returns the message id.
+    pub async fn inject(&self, session_key: &str, text: &str) -> Result<String, AgentError> {
         validate_key(session_key)?;
-        let now = now_ms();
-        let message = transcript::assistant(text, &[], "stop", None, None, now);
-        let mut m = message.clone();
-        m["injected"] = json!(true);
-        turn::append_outside_run(&self.inner, session_key, m.clone(), None).await?;
-        Ok(m)
+        if !self.lock_sessions().contains_key(session_key) {
+            return Err(AgentError::UnknownSession(session_key.to_owned()));
+        }
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let mut message = transcript::assistant(text, &[], "stop", None, None, now_ms());
+        message["model"] = json!("gateway-injected");
+        message["messageId"] = json!(message_id);
+        turn::append_outside_run(&self.inner, session_key, message.clone(), None).await?;
+        self.inner.events.publish(
+            "chat",
+            json!({
+                "runId": format!("inject-{message_id}"),
+                "sessionKey": session_key,
+                "agentId": self.inner.options.agent_id,
+                "seq": 0,
+                "state": "final",
+                "message": message,
+            }),
+            Audience::Everyone,
+        );
+        Ok(message_id)
     }
 
     pub fn sessions(&self) -> Vec<SessionRow> {

@@ -40,8 +40,10 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// What the user said, as sent (the model gets it with the date stamp, the transcript
+/// without, as OpenClaw keeps it).
 pub(crate) fn user(text: &str, at_ms: i64) -> Value {
-    json!({"role": "user", "content": [{"type": "text", "text": text}], "timestamp": at_ms})
+    json!({"role": "user", "content": text, "timestamp": at_ms})
 }
 
 /// An assistant message: its text, its tool calls, why it stopped.
@@ -124,7 +126,13 @@ pub(crate) fn to_model(messages: &[Value]) -> Vec<Message> {
     let mut open_calls: Vec<String> = Vec::new();
     for m in messages {
         match m["role"].as_str() {
-            Some("user") => out.push(Message::user(text_of(&m["content"]))),
+            Some("user") => {
+                let text = text_of(&m["content"]);
+                out.push(Message::user(match m["timestamp"].as_i64() {
+                    Some(at) => stamped(&text, at),
+                    None => text,
+                }));
+            }
             Some("assistant") => {
                 if m.get("errorMessage").is_some() {
                     continue;
@@ -247,7 +255,7 @@ mod tests {
         ];
         let model = to_model(&messages);
         assert_eq!(model.len(), 7, "{model:#?}");
-        assert_eq!(model[0], Message::user("hi"));
+        assert_eq!(model[0], Message::user("[Thu 1970-01-01 00:00 UTC] hi"));
         assert!(
             matches!(&model[2], Message::ToolResult { content, .. } if content == "Node: n1\nok")
         );

@@ -183,6 +183,7 @@ async fn aborted_while_queued(inner: &Arc<Inner>, request: &SendRequest) -> RunS
         &run.session_key,
         &run.session_id,
         &inner.options.agent_id,
+        request.owner.as_deref(),
     );
     ev.chat_aborted("aborted");
     run.summary(&record, RunOutcome::Aborted)
@@ -194,10 +195,7 @@ async fn run_in_lane(
     cancel: &CancellationToken,
 ) -> RunSummary {
     let started_at_ms = now_ms();
-    let user = transcript::user(
-        &transcript::stamped(&request.message, started_at_ms),
-        started_at_ms,
-    );
+    let user = transcript::user(&request.message, started_at_ms);
     let begun = begin(inner, request, user, started_at_ms).await;
     let session_id = match &begun {
         Ok(id) => id.clone(),
@@ -219,6 +217,7 @@ async fn run_in_lane(
         &run.session_key,
         &run.session_id,
         &inner.options.agent_id,
+        request.owner.as_deref(),
     );
     if let Err(e) = begun {
         let message = format!("The message could not be stored, so it was not run: {e}");

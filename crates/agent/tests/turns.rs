@@ -163,6 +163,7 @@ fn send(message: &str, run_id: &str) -> SendRequest {
         channel: Some("webchat".into()),
         queue_mode: None,
         timeout: None,
+        owner: Some("conn-1".into()),
     }
 }
 
@@ -211,6 +212,11 @@ async fn a_tool_turn_runs_the_command_on_the_node_and_replies() {
     // The follow-up model request carries the tool result.
     let requests = mock.requests();
     assert_eq!(requests.len(), 2);
+    let first_user = &requests[0].body["messages"][1]["content"];
+    assert!(
+        first_user.as_str().unwrap().ends_with(" UTC] what OS?"),
+        "the model gets the date stamp: {first_user}"
+    );
     let follow_up = requests[1].body["messages"].as_array().unwrap();
     let tool = follow_up
         .iter()
@@ -246,9 +252,16 @@ async fn a_tool_turn_runs_the_command_on_the_node_and_replies() {
         .unwrap()
         .iter()
         .filter(|(_, p, _)| p["stream"] == "tool")
-        .map(|(_, _, a)| *a)
+        .map(|(_, _, a)| a.clone())
         .collect();
-    assert_eq!(tool_events, vec![Audience::ToolEvents; 2]);
+    let owner = Audience::ToolEvents {
+        owner: Some("conn-1".into()),
+    };
+    assert_eq!(
+        tool_events,
+        vec![owner; 2],
+        "tool payloads go to the client that asked"
+    );
     let finals = s.events.of("run-1", "chat");
     let last = finals.last().unwrap();
     assert_eq!(
@@ -272,12 +285,7 @@ async fn a_tool_turn_runs_the_command_on_the_node_and_replies() {
         .map(|m| m["role"].as_str().unwrap())
         .collect();
     assert_eq!(roles, ["user", "assistant", "toolResult", "assistant"]);
-    assert!(
-        history.messages[0]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .ends_with("] what OS?")
-    );
+    assert!(history.messages[0]["content"] == "what OS?");
     assert_eq!(history.messages[1]["content"][0]["type"], "toolCall");
     assert_eq!(history.messages[1]["stopReason"], "toolUse");
     assert_eq!(

@@ -528,11 +528,7 @@ impl Connection {
             ip: self.peer.client_ip.to_string(),
             device_id: device_id.map(str::to_owned),
             connected_at_ms: crate::now_ms(),
-            caps: if role == Role::Node {
-                p.caps.clone()
-            } else {
-                Vec::new()
-            },
+            caps: p.caps.clone(),
             commands: if role == Role::Node {
                 p.commands.clone().unwrap_or_default()
             } else {
@@ -650,7 +646,7 @@ impl Connection {
             let session = session.clone();
             let conn = self.handle.clone();
             in_flight.push(Box::pin(async move {
-                let result = methods::dispatch(&gw, &session, &conn, &method, params).await;
+                let result = methods::dispatch(&gw, &session, &conn, &id, &method, params).await;
                 (id, result)
             }));
         }
@@ -667,6 +663,8 @@ impl Connection {
             Err(methods::Refusal::Role(e) | methods::Refusal::Other(e)) => {
                 frames::response_err(id, e)
             }
+            // The handler queued its own response frames.
+            Err(methods::Refusal::Answered) => return Ok(()),
         };
         self.write(ws, &text).await?;
         if let Err(methods::Refusal::Role(_)) = result {

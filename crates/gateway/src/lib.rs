@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod agent_host;
 mod auth;
 pub mod bind;
 mod conn;
@@ -181,6 +182,10 @@ pub struct GatewayOptions {
     /// one that asked least recently (OpenClaw holds every request for its 5-minute TTL, so
     /// connects with the shared token could make it hold any number).
     pub max_pending_pairing_requests: usize,
+    /// `models.providers.*` and `agents.defaults.model`: the models the agent runs.
+    pub models: clawgate_config::ModelsConfig,
+    /// The agent runtime's settings (`agents.defaults.maxConcurrent`, `messages.queue.mode`…).
+    pub agent: clawgate_config::AgentConfig,
 }
 
 impl GatewayOptions {
@@ -217,6 +222,8 @@ impl GatewayOptions {
             tailscale_auth: None,
             identity_scopes: Vec::new(),
             max_pending_pairing_requests: 512,
+            models: clawgate_config::ModelsConfig::default(),
+            agent: clawgate_config::AgentConfig::default(),
         }
     }
 }
@@ -280,6 +287,10 @@ impl GatewayOptions {
             )?);
         }
         options.identity_scopes = cfg.auth.identity_scopes.clone();
+        if let Some(l) = loaded {
+            options.models = l.models.clone();
+            options.agent = l.agent.clone();
+        }
         Ok(options)
     }
 }
@@ -378,6 +389,8 @@ pub struct Gateway {
     pub(crate) connection_slots: http::ConnectionSlots,
     pub(crate) pairing: pairing::Pairing,
     pub(crate) nodes: nodes::Nodes,
+    /// The agent runtime: sessions, runs and the turn loop.
+    pub(crate) agent: clawgate_agent::Agent,
     pub(crate) ssh_probes: ssh_verify::Probes,
     pub(crate) identity: state_dir::GatewayIdentity,
     pub(crate) boot_id: String,
@@ -411,26 +424,41 @@ impl Gateway {
             options.max_pending_pairing_requests,
             now_ms(),
         )?;
-        let nodes = nodes::Nodes::open(store)?;
+        let nodes = nodes::Nodes::open(store.clone())?;
         let rate_limiter = auth::RateLimiter::new(options.rate_limit.clone());
         let host_name = host_name();
         let instance_id = uuid::Uuid::new_v4().to_string();
         let self_entry = self_presence(&host_name, &instance_id);
-        Ok(Arc::new(Gateway {
-            registry: Registry::new(options.max_buffered_bytes, self_entry),
-            rate_limiter,
-            connection_slots: http::ConnectionSlots::new(options.max_connections),
-            pairing,
-            nodes,
-            ssh_probes: ssh_verify::Probes::default(),
-            identity,
-            boot_id: uuid::Uuid::new_v4().to_string(),
-            started: Instant::now(),
-            whois: options
-                .tailscale_auth
-                .as_ref()
-                .map(|t| tailscale::Whois::new(t.tailscale_bin.clone(), t.localapi_socket.clone())),
-            options,
+        let llm = clawgate_llm::Llm::new(&options.models, &clawgate_config::process_env)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let agent_options = agent_host::agent_options(&options.agent);
+        let sessions = clawgate_agent::LoadedSessions::load(&store)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Arc::new_cyclic(|weak: &std::sync::Weak<Gateway>| {
+            let agent = clawgate_agent::Agent::with_sessions(
+                sessions,
+                store,
+                llm,
+                Arc::new(agent_host::GatewayNodes(weak.clone())),
+                Arc::new(agent_host::GatewayEvents(weak.clone())),
+                agent_options,
+            );
+            Gateway {
+                registry: Registry::new(options.max_buffered_bytes, self_entry),
+                rate_limiter,
+                connection_slots: http::ConnectionSlots::new(options.max_connections),
+                pairing,
+                nodes,
+                agent,
+                ssh_probes: ssh_verify::Probes::default(),
+                identity,
+                boot_id: uuid::Uuid::new_v4().to_string(),
+                started: Instant::now(),
+                whois: options.tailscale_auth.as_ref().map(|t| {
+                    tailscale::Whois::new(t.tailscale_bin.clone(), t.localapi_socket.clone())
+                }),
+                options,
+            }
         }))
     }
 
@@ -493,6 +521,9 @@ pub async fn serve_listeners(
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
 ) {
+    if let Err(e) = gateway.agent.end_interrupted_runs().await {
+        tracing::error!("could not end the agent runs the previous gateway left unfinished: {e}");
+    }
     let timers = tokio::spawn(registry::run_timers(gateway.clone(), shutdown.clone()));
     let mut accept_loops = Vec::new();
     for (listener, kind) in listeners {

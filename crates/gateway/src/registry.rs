@@ -40,7 +40,8 @@ pub(crate) struct Session {
     pub ip: String,
     pub device_id: Option<String>,
     pub connected_at_ms: i64,
-    /// What a node declared at connect (empty for operators).
+    /// What the client declared at connect: a node's capabilities, an operator's
+    /// `tool-events`.
     pub caps: Vec<String>,
     pub commands: Vec<String>,
     pub path_env: Option<String>,
@@ -369,12 +370,25 @@ impl Registry {
     /// Sends an event to every authenticated connection allowed to see it, each with its own
     /// next `seq`.
     pub fn broadcast(&self, event: &str, payload: &Value) {
-        self.broadcast_inner(event, payload, None);
+        self.broadcast_inner(event, payload, None, None);
+    }
+
+    /// [`Registry::broadcast`] to one connection, if it declared `cap` at connect (an agent
+    /// run's tool payloads go to the client that started it, when it asked for
+    /// `tool-events`, as OpenClaw sends them); in-process subscribers get it too.
+    pub(crate) fn broadcast_to_conn_with_cap(
+        &self,
+        event: &str,
+        payload: &Value,
+        conn_id: &str,
+        cap: &str,
+    ) {
+        self.broadcast_inner(event, payload, None, Some((conn_id, cap)));
     }
 
     fn broadcast_with_state(&self, event: &str, payload: &Value) {
         let sv = self.state_version();
-        self.broadcast_inner(event, payload, Some(sv));
+        self.broadcast_inner(event, payload, Some(sv), None);
     }
 
     /// Subscribes in process to what a WebSocket session with `role` and `scopes` would be
@@ -397,12 +411,23 @@ impl Registry {
         EventSubscription { rx, queue }
     }
 
-    fn broadcast_inner(&self, event: &str, payload: &Value, state: Option<StateVersion>) {
+    fn broadcast_inner(
+        &self,
+        event: &str,
+        payload: &Value,
+        state: Option<StateVersion>,
+        only: Option<(&str, &str)>,
+    ) {
         let required = event_scope(event);
         let mut serialized = None;
         for conn in self.snapshot() {
-            let allowed =
-                conn.with_session(|session| receives(session.role, &session.scopes, required));
+            if only.is_some_and(|(id, _)| id != conn.conn_id) {
+                continue;
+            }
+            let allowed = conn.with_session(|session| {
+                receives(session.role, &session.scopes, required)
+                    && only.is_none_or(|(_, cap)| session.caps.iter().any(|c| c == cap))
+            });
             if allowed != Some(true) {
                 continue;
             }

@@ -640,6 +640,16 @@ pub fn node_caller_busy(limit: usize) -> ErrorShape {
 }
 
 /// A store write failed; nothing was changed.
+/// `chat.inject` and the like on a session key the agent has never seen (OpenClaw's text).
+pub fn session_not_found() -> ErrorShape {
+    ErrorShape::new(ErrorCode::InvalidRequest, "session not found")
+}
+
+/// An agent run that ended in an error: the run's own message (it names the fix).
+pub fn agent_run_failed(message: &str) -> ErrorShape {
+    ErrorShape::new(ErrorCode::Unavailable, message)
+}
+
 pub fn unavailable(message: impl Into<String>) -> ErrorShape {
     ErrorShape::new(ErrorCode::Unavailable, message).retry_after(1000)
 }

@@ -78,6 +78,8 @@ const READ_METHODS: &[&str] = &[
     "logs.tail",
     "models.list",
     "gateway.identity.get",
+    "chat.history",
+    "sessions.list",
     "device.scopes.requestUpgrade",
     "device.scopes.waitUpgrade",
 ];
@@ -87,6 +89,7 @@ const WRITE_METHODS: &[&str] = &[
     "agent.wait",
     "send",
     "chat.send",
+    "chat.abort",
     "wake",
     "node.invoke",
 ];

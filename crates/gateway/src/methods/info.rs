@@ -1,5 +1,6 @@
 //! Read-only methods about the gateway itself: health, status, presence, config, identity.
 
+use super::table::{Call, Reply};
 use crate::{Gateway, SERVER_VERSION};
 use serde_json::{Value, json};
 
@@ -88,4 +89,11 @@ fn config_revision(key: &[u8; 32], config: &Value) -> String {
 
 pub(crate) fn identity(gw: &Gateway) -> Value {
     json!({"deviceId": gw.identity.device_id, "publicKey": gw.identity.public_key})
+}
+
+/// `models.list`: the configured models (and the built-in providers' defaults), from the
+/// agent's model layer.
+pub(crate) fn models_list(c: &Call<'_>) -> Reply {
+    let params = serde_json::from_value(c.params.clone()).unwrap_or_default();
+    Ok(c.gw.agent.llm().models_list(&params))
 }

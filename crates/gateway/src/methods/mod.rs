@@ -1,8 +1,11 @@
 //! RPC dispatch: the role and scope gate, then the method's handler, both from [`table`].
 
+mod agent;
+mod chat;
 mod devices;
 mod info;
 mod nodes;
+mod sessions;
 mod table;
 
 use crate::Gateway;
@@ -21,6 +24,8 @@ pub(crate) enum Refusal {
     /// The caller's role may not call this method (counted towards the flood guard).
     Role(ErrorShape),
     Other(ErrorShape),
+    /// Not a refusal: the handler sent its response frames itself (`agent` answers twice).
+    Answered,
 }
 
 /// Checks role and scope, then runs the handler. A method the gateway does not implement is
@@ -30,6 +35,7 @@ pub(crate) async fn dispatch(
     gw: &Gateway,
     session: &Session,
     conn: &Arc<ConnHandle>,
+    request_id: &str,
     method: &str,
     params: Option<Value>,
 ) -> Result<Value, Refusal> {
@@ -46,10 +52,11 @@ pub(crate) async fn dispatch(
         gw,
         session,
         conn,
+        request_id,
         method,
         params: &params,
     };
-    entry.handler.run(&call).await.map_err(Refusal::Other)
+    entry.handler.run(&call).await
 }
 
 fn check_access(session: &Session, access: Gate) -> Result<(), Refusal> {

@@ -9,12 +9,12 @@
 //! a handler taking a [`Call`] — [`Handler::Sync`] for a plain function, [`Handler::Async`]
 //! (built with `async_handler!`) when it awaits.
 
-use super::{devices, info, nodes};
+use super::{Refusal, agent, chat, devices, info, nodes, sessions};
 use crate::Gateway;
 use crate::registry::{ConnHandle, Session};
 use clawgate_protocol::errors::ErrorShape;
 use clawgate_protocol::scopes::{self, Gate, MethodAccess};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,6 +24,8 @@ pub(crate) struct Call<'a> {
     pub gw: &'a Gateway,
     pub session: &'a Session,
     pub conn: &'a Arc<ConnHandle>,
+    /// The request's id, for handlers that send their own response frames.
+    pub request_id: &'a str,
     pub method: &'a str,
     /// `null` when the request had none; extra keys are tolerated like the real gateway does.
     pub params: &'a Value,
@@ -32,16 +34,25 @@ pub(crate) struct Call<'a> {
 pub(crate) type Reply = Result<Value, ErrorShape>;
 type ReplyFuture<'a> = Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
 
+type AnsweredFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 pub(crate) enum Handler {
     Sync(fn(&Call<'_>) -> Reply),
     Async(for<'a> fn(&'a Call<'a>) -> ReplyFuture<'a>),
+    /// Sends its response frames itself, through the connection's queue (`agent`: an
+    /// `accepted` response, then the final one, both with the request's id).
+    Answers(for<'a> fn(&'a Call<'a>) -> AnsweredFuture<'a>),
 }
 
 impl Handler {
-    pub(crate) async fn run(&self, call: &Call<'_>) -> Reply {
+    pub(crate) async fn run(&self, call: &Call<'_>) -> Result<Value, Refusal> {
         match self {
-            Handler::Sync(f) => f(call),
-            Handler::Async(f) => f(call).await,
+            Handler::Sync(f) => f(call).map_err(Refusal::Other),
+            Handler::Async(f) => f(call).await.map_err(Refusal::Other),
+            Handler::Answers(f) => {
+                f(call).await;
+                Err(Refusal::Answered)
+            }
         }
     }
 }
@@ -103,11 +114,7 @@ pub(crate) static METHODS: &[Method] = &[
         READ,
         Handler::Sync(|_| Ok(info::channels_status())),
     ),
-    method(
-        "models.list",
-        READ,
-        Handler::Sync(|_| Ok(json!({"models": []}))),
-    ),
+    method("models.list", READ, Handler::Sync(info::models_list)),
     method(
         "gateway.identity.get",
         READ,
@@ -199,6 +206,18 @@ pub(crate) static METHODS: &[Method] = &[
             Handler::Sync(nodes::update),
         )
     },
+    method("chat.send", WRITE, async_handler!(chat::send)),
+    method("chat.history", READ, async_handler!(chat::history)),
+    method("chat.abort", WRITE, Handler::Sync(chat::abort)),
+    method("chat.inject", ADMIN, async_handler!(chat::inject)),
+    method(
+        "agent",
+        WRITE,
+        Handler::Answers(|call| Box::pin(agent::agent(call))),
+    ),
+    method("agent.wait", WRITE, async_handler!(agent::wait)),
+    method("sessions.list", READ, Handler::Sync(sessions::list)),
+    method("sessions.reset", ADMIN, async_handler!(sessions::reset)),
 ];
 
 pub(crate) fn find(name: &str) -> Option<&'static Method> {

@@ -1,0 +1,126 @@
+//! What the agent runtime needs from the gateway: its nodes ([`NodeAccess`], over the node
+//! registry and `node.invoke` with the command policy) and its clients ([`EventSink`], over
+//! the registry's broadcast). Both hold the gateway weakly: the gateway owns the runtime.
+
+use crate::Gateway;
+use crate::nodes::{InvokeRequest, NodeInvoker};
+use clawgate_agent::tools::NodeFuture;
+use clawgate_agent::{Audience, EventSink, NodeAccess, NodeCall, NodeCallError, NodeInfo};
+use serde_json::Value;
+use std::sync::Weak;
+
+/// The capability a client declares to receive tool payloads in `agent` events.
+pub(crate) const TOOL_EVENTS_CAP: &str = "tool-events";
+
+pub(crate) struct GatewayNodes(pub Weak<Gateway>);
+
+fn node_info(row: &Value) -> Option<NodeInfo> {
+    let strings = |key: &str| -> Vec<String> {
+        row[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let text = |key: &str| row[key].as_str().map(str::to_owned);
+    Some(NodeInfo {
+        node_id: text("nodeId")?,
+        display_name: text("displayName"),
+        remote_ip: text("remoteIp"),
+        platform: text("platform"),
+        commands: strings("commands"),
+        connected: row["connected"].as_bool() == Some(true),
+        row: row.clone(),
+    })
+}
+
+impl NodeAccess for GatewayNodes {
+    fn nodes(&self) -> Vec<NodeInfo> {
+        let Some(gw) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let list = gw.nodes.list();
+        let mut nodes: Vec<NodeInfo> = list["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(node_info)
+            .collect();
+        nodes.sort_by_key(|n| !n.connected);
+        nodes
+    }
+
+    fn invoke(&self, call: NodeCall) -> NodeFuture<'_> {
+        Box::pin(async move {
+            let Some(gw) = self.0.upgrade() else {
+                return Err(NodeCallError {
+                    code: "UNAVAILABLE".into(),
+                    message: "the gateway is stopping".into(),
+                });
+            };
+            let request = InvokeRequest {
+                node_id: &call.node_id,
+                command: &call.command,
+                params: Some(call.params.clone()),
+                timeout_ms: call.timeout_ms,
+                idempotency_key: Some(&call.idempotency_key),
+                session_key: Some(&call.session_key),
+                policy_checked: true,
+                caller: None,
+            };
+            match gw.invoke_node(request).await {
+                Ok((payload, payload_json)) => Ok(match (payload, payload_json) {
+                    (Value::Null, Value::String(text)) => {
+                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                    }
+                    (payload, _) => payload,
+                }),
+                Err(e) => Err(NodeCallError {
+                    code: e.code.as_str().to_owned(),
+                    message: e.message,
+                }),
+            }
+        })
+    }
+}
+
+pub(crate) struct GatewayEvents(pub Weak<Gateway>);
+
+impl EventSink for GatewayEvents {
+    fn publish(&self, event: &str, payload: Value, audience: Audience) {
+        let Some(gw) = self.0.upgrade() else {
+            return;
+        };
+        match audience {
+            Audience::Everyone => gw.registry.broadcast(event, &payload),
+            Audience::ToolEvents { owner: Some(owner) } => {
+                gw.registry
+                    .broadcast_to_conn_with_cap(event, &payload, &owner, TOOL_EVENTS_CAP)
+            }
+            // A run nobody on a socket started (a channel's): only in-process listeners.
+            Audience::ToolEvents { owner: None } => {}
+        }
+    }
+}
+
+/// The runtime's options from the typed config; the runtime's defaults where it is silent.
+pub(crate) fn agent_options(config: &clawgate_config::AgentConfig) -> clawgate_agent::AgentOptions {
+    let mut options = clawgate_agent::AgentOptions::default();
+    if let Some(n) = config.max_concurrent {
+        options.max_concurrent = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(secs) = config.timeout_seconds {
+        options.run_timeout = std::time::Duration::from_secs(secs);
+    }
+    if let Some(mode) = config
+        .queue_mode
+        .as_deref()
+        .and_then(clawgate_agent::QueueMode::parse)
+    {
+        options.queue_mode = mode;
+    }
+    options.exec_node = config.exec_node.clone();
+    options
+}
