@@ -10,6 +10,7 @@ pub mod device;
 pub mod errors;
 pub mod frames;
 pub mod limits;
+pub mod node_invoke;
 pub mod nodes;
 pub mod schema;
 pub mod scopes;
