@@ -16,6 +16,7 @@ use crate::Gateway;
 use crate::registry::{ConnHandle, Registry, Session};
 use clawgate_protocol::errors::{self, ErrorShape};
 use clawgate_protocol::limits::MAX_NODE_INVOKE_CHUNK_BYTES;
+use clawgate_protocol::node_invoke as wire;
 use clawgate_protocol::nodes as policy;
 use clawgate_protocol::schema::{self, Schema};
 use clawgate_store::{NodeRecord, NodeRequestRecord, NodeWrite, Store, StoreError, Write};
@@ -516,6 +517,12 @@ fn is_not_ready(e: &ErrorShape) -> bool {
         .and_then(|d| d.pointer("/nodeError/code"))
         .and_then(Value::as_str)
         == Some("NODE_NOT_READY")
+}
+
+/// A payload the gateway built, as the JSON value an event carries.
+fn to_value<T: serde::Serialize>(payload: &T) -> Value {
+    // Plain structs of strings and numbers: serialization cannot fail.
+    serde_json::to_value(payload).unwrap_or(Value::Null)
 }
 
 /// A node's result as the caller sees it.
@@ -1057,24 +1064,19 @@ impl Nodes {
             );
             conn
         };
-        let params_json = request.params.map(|p| p.to_string());
         let remaining = request
             .timeout_ms
             .saturating_sub(started.elapsed().as_millis() as u64);
-        let mut payload = json!({
-            "id": invoke_id,
-            "nodeId": node_id,
-            "command": command,
-            "paramsJSON": params_json,
-            "timeoutMs": remaining,
-        });
-        if let Some(k) = request.idempotency_key {
-            payload["idempotencyKey"] = json!(k);
-        }
-        if let Some(k) = request.session_key {
-            payload["sessionKey"] = json!(k);
-        }
-        conn.send_event(cx.registry, "node.invoke.request", &payload);
+        let payload = wire::InvokeRequest {
+            id: invoke_id.clone(),
+            node_id: node_id.into(),
+            command: command.into(),
+            params_json: request.params.map(|p| p.to_string()),
+            timeout_ms: Some(remaining),
+            idempotency_key: request.idempotency_key.map(str::to_owned),
+            session_key: request.session_key.map(str::to_owned),
+        };
+        conn.send_event(cx.registry, wire::REQUEST_EVENT, &to_value(&payload));
         Ok((invoke_id, rx))
     }
 
@@ -1087,11 +1089,13 @@ impl Nodes {
             .expect("nodes lock")
             .invokes
             .remove(invoke_id)?;
-        pending.conn.send_event(
-            registry,
-            "node.invoke.cancel",
-            &json!({"invokeId": invoke_id, "nodeId": pending.node_id}),
-        );
+        let cancel = wire::InvokeCancel {
+            invoke_id: invoke_id.into(),
+            node_id: pending.node_id.clone(),
+        };
+        pending
+            .conn
+            .send_event(registry, wire::CANCEL_EVENT, &to_value(&cancel));
         Some(pending)
     }
 
@@ -1116,15 +1120,15 @@ impl Nodes {
                     .is_some_and(|l| Arc::ptr_eq(&l.conn, &p.conn))
             })
             .ok_or(InvokeInputError::NotPending)?;
-        let event = json!({
-            "id": invoke_id,
-            "nodeId": pending.node_id,
-            "seq": pending.next_input_seq,
-            "payloadJSON": payload_json,
-        });
+        let event = wire::InvokeInput {
+            id: invoke_id.into(),
+            node_id: pending.node_id.clone(),
+            seq: pending.next_input_seq,
+            payload_json,
+        };
         pending
             .conn
-            .send_event(&gw.registry, "node.invoke.input", &event);
+            .send_event(&gw.registry, wire::INPUT_EVENT, &to_value(&event));
         // A node over its outbound budget is being cut off: the frame will not arrive.
         if pending.conn.kill.is_cancelled() {
             return Err(InvokeInputError::SendFailed);
@@ -1175,11 +1179,13 @@ impl Nodes {
         conn: &Arc<ConnHandle>,
         params: &Value,
     ) -> Result<Value, ErrorShape> {
+        let result = wire::InvokeResult::from_params(params)
+            .map_err(|e| errors::invalid_params(wire::RESULT_METHOD, &e))?;
         let node_id = session.node_id();
-        let id = params.get("id").and_then(Value::as_str).unwrap_or_default();
-        if params.get("nodeId").and_then(Value::as_str) != Some(node_id.as_str()) {
+        if result.node_id != node_id {
             return Err(errors::node_id_mismatch());
         }
+        let id = result.id.as_str();
         let mut state = self.state.lock().expect("nodes lock");
         let owned = Self::owned(&mut state, id, &node_id, conn).is_some();
         let Some(pending) = owned.then(|| state.invokes.remove(id)).flatten() else {
@@ -1189,22 +1195,18 @@ impl Nodes {
             l.strays = 0;
         }
         drop(state);
-        let outcome = if params.get("ok").and_then(Value::as_bool) == Some(true) {
-            Ok((
-                params.get("payload").cloned(),
-                params
-                    .get("payloadJSON")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            ))
+        let outcome = if result.ok {
+            Ok((result.payload, result.payload_json))
         } else {
-            let err = params.get("error");
-            let field = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str);
-            let code = field("code").unwrap_or("UNAVAILABLE");
+            let err = result.error.unwrap_or(wire::InvokeError {
+                code: None,
+                message: None,
+            });
+            let code = err.code.as_deref().unwrap_or("UNAVAILABLE");
             Err(if code == "NODE_NOT_READY" && pending.received_progress {
                 errors::node_not_ready_after_progress()
             } else {
-                errors::node_error(code, field("message").unwrap_or("node error"))
+                errors::node_error(code, err.message.as_deref().unwrap_or("node error"))
             })
         };
         let _ = pending.tx.send(outcome);
@@ -1223,17 +1225,17 @@ impl Nodes {
         params: &Value,
     ) -> Result<Value, ErrorShape> {
         schema::validate(Schema::NodeInvokeProgressParams, params)
-            .map_err(|e| errors::invalid_params("node.invoke.progress", &e))?;
+            .map_err(|e| errors::invalid_params(wire::PROGRESS_METHOD, &e))?;
+        let progress: wire::InvokeProgress = serde_json::from_value(params.clone())
+            .map_err(|e| errors::invalid_params(wire::PROGRESS_METHOD, &e.to_string()))?;
         let node_id = session.node_id();
-        if params["nodeId"].as_str() != Some(node_id.as_str()) {
+        if progress.node_id != node_id {
             return Err(errors::node_id_mismatch());
         }
-        let chunk = params["chunk"].as_str().unwrap_or_default();
-        if chunk.len() > MAX_NODE_INVOKE_CHUNK_BYTES {
+        if progress.chunk.len() > MAX_NODE_INVOKE_CHUNK_BYTES {
             return Err(errors::progress_chunk_too_large());
         }
-        let invoke_id = params["invokeId"].as_str().unwrap_or_default();
-        let seq = params["seq"].as_u64().unwrap_or_default();
+        let (invoke_id, seq) = (progress.invoke_id.as_str(), progress.seq);
         let mut state = self.state.lock().expect("nodes lock");
         let Some(pending) = Self::owned(&mut state, invoke_id, &node_id, conn) else {
             return Ok(self.stray(
@@ -1245,7 +1247,7 @@ impl Nodes {
         };
         pending.received_progress = true;
         let relayed = match &mut pending.relay {
-            Some(relay) => relay.relay(seq, chunk.to_owned()),
+            Some(relay) => relay.relay(seq, progress.chunk),
             None => Relayed::Ignored,
         };
         if let Some(l) = state.live.get_mut(&node_id) {
