@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backoff;
 mod client;
 mod device;
 pub mod device_auth;
@@ -26,6 +27,7 @@ pub mod session;
 mod transport;
 pub mod tunnel;
 
+pub use backoff::Backoff;
 pub use clawgate_protocol::connect::ClientInfo;
 pub use client::{Client, ConnectOptions, Event};
 pub use device::DeviceIdentity;

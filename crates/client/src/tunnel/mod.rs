@@ -40,7 +40,7 @@ pub use process::{
 };
 pub use ssh_config::{SshConfig, ssh_config};
 pub use state::{TunnelRegistry, TunnelState, TunnelStatus};
-pub use supervisor::{Backoff, SupervisorEvent, supervise};
+pub use supervisor::{SupervisorEvent, supervise};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -2,49 +2,10 @@
 //! whenever it exits, until told to stop.
 
 use super::{SshProcess, TunnelError, TunnelSpec, find_ssh};
-use rand_core::RngCore as _;
+use crate::Backoff;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Exponential backoff with ±20 % jitter: 0.5 s, 1 s, 2 s … up to 30 s.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    attempt: u32,
-    base: Duration,
-    max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
-    }
-}
-
-impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Self {
-        Backoff {
-            attempt: 0,
-            base,
-            max,
-        }
-    }
-
-    /// The next delay.
-    pub fn next_delay(&mut self) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let jitter = (rand_core::OsRng.next_u32() % 401) as f64 / 1000.0 - 0.2;
-        exp.mul_f64(1.0 + jitter).min(self.max)
-    }
-
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
 
 /// What the supervisor is doing, for status files and progress lines.
 #[derive(Debug, Clone)]
@@ -63,6 +24,10 @@ pub enum SupervisorEvent {
     RemoteRefused { count: u64 },
 }
 
+/// Restarts wait 0.5 s, doubling to 30 s (with jitter).
+const RESTART_INITIAL: Duration = Duration::from_millis(500);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+
 /// How long a tunnel must stay up before the backoff starts again from its base.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 
@@ -78,7 +43,7 @@ pub async fn supervise(
 ) -> Result<(), TunnelError> {
     let ssh = find_ssh()?;
     tokio::pin!(stop);
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(RESTART_INITIAL, RESTART_MAX);
     let mut attempt = 0u32;
     let mut ever_up = false;
     loop {
