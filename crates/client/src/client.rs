@@ -23,8 +23,16 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Events buffered for [`Client::events`]; past this, new events are dropped (and counted)
-/// so a consumer that never reads cannot stall responses.
+/// so a consumer that never reads cannot stall responses, unless
+/// [`ConnectOptions::lossless_events`] asks to stop reading instead.
 const EVENT_BUFFER: usize = 1024;
+
+/// The tick interval assumed when the hello names none (the gateway's default).
+const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The close code and reason of a connection given up for silence (as OpenClaw's clients).
+const TICK_TIMEOUT_CODE: u16 = 4000;
+const TICK_TIMEOUT_REASON: &str = "tick timeout";
 
 /// How long to wait for the close that follows a rejected `connect`.
 const REJECT_CLOSE_WAIT: Duration = Duration::from_millis(1000);
@@ -51,6 +59,8 @@ pub struct ConnectOptions<'a> {
     pub caps: Vec<String>,
     /// Commands a `node` declares (`commands`); sent only when not empty.
     pub commands: Vec<String>,
+    /// The `PATH` a `node` declares (`pathEnv`).
+    pub path_env: Option<String>,
     /// Sign the challenge with this identity.
     pub device: Option<&'a DeviceIdentity>,
     /// Budget for the whole handshake: TCP/TLS connect, challenge and hello.
@@ -61,6 +71,20 @@ pub struct ConnectOptions<'a> {
     /// Dial this address instead of the URL's host, e.g. an SSH tunnel's local end. The
     /// URL's host still names the server for TLS (SNI, certificate) and the Host header.
     pub connect_to: Option<std::net::SocketAddr>,
+    /// Refuse a plaintext `ws://` URL to a host that is not loopback or private before
+    /// dialing (see [`crate::plaintext`]). A caller that checked the URL once itself, before
+    /// it started reconnecting (the node host), turns this off.
+    pub plaintext_rule: bool,
+    /// Give the connection up when the gateway sends nothing for two tick intervals (the
+    /// hello's `policy.tickIntervalMs`, 30 s without one): close it with 4000
+    /// "tick timeout", like OpenClaw's clients, so that a long-lived client notices a gateway
+    /// that went away without a close.
+    pub tick_watchdog: bool,
+    /// Never drop an event: when the consumer of [`Client::events`] falls its whole buffer
+    /// behind, stop reading the socket until it catches up (the gateway's own bound on what
+    /// it queues for this client then applies). For a client whose events are work it must
+    /// not lose, like a node's `node.invoke.request`s; the consumer must keep reading.
+    pub lossless_events: bool,
 }
 
 impl<'a> ConnectOptions<'a> {
@@ -76,12 +100,16 @@ impl<'a> ConnectOptions<'a> {
             scopes: Vec::new(),
             caps: Vec::new(),
             commands: Vec::new(),
+            path_env: None,
             device: None,
             timeout: Duration::from_secs(10),
             min_protocol: clawgate_protocol::PROTOCOL_VERSION,
             max_protocol: clawgate_protocol::PROTOCOL_VERSION,
             tls: TlsOptions::default(),
             connect_to: None,
+            plaintext_rule: true,
+            tick_watchdog: false,
+            lossless_events: false,
         }
     }
 
@@ -94,6 +122,9 @@ impl<'a> ConnectOptions<'a> {
         params.insert("caps".into(), json!(self.caps));
         if !self.commands.is_empty() {
             params.insert("commands".into(), json!(self.commands));
+        }
+        if let Some(path_env) = &self.path_env {
+            params.insert("pathEnv".into(), json!(path_env));
         }
         let mut auth = Map::new();
         if let Some(t) = &self.token {
@@ -156,11 +187,15 @@ impl std::fmt::Debug for ConnectOptions<'_> {
             .field("role", &self.role)
             .field("scopes", &self.scopes)
             .field("commands", &self.commands)
+            .field("path_env", &self.path_env)
             .field("device", &self.device.map(DeviceIdentity::id))
             .field("timeout", &self.timeout)
             .field("protocol", &(self.min_protocol, self.max_protocol))
             .field("tls", &self.tls)
             .field("connect_to", &self.connect_to)
+            .field("plaintext_rule", &self.plaintext_rule)
+            .field("tick_watchdog", &self.tick_watchdog)
+            .field("lossless_events", &self.lossless_events)
             .finish()
     }
 }
@@ -242,14 +277,31 @@ impl Shared {
     }
 }
 
-/// A connected gateway client. Requests take `&self` and may run concurrently.
+/// A connected gateway client. Requests take `&self` and may run concurrently; tasks that
+/// run beside the one reading [`Client::events`] make theirs through a [`Requester`].
 pub struct Client {
-    shared: Arc<Shared>,
+    rpc: Requester,
+    /// The writer's queue; the writer says goodbye once the client drops it.
     out: mpsc::UnboundedSender<Message>,
     events: mpsc::Receiver<Event>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
     url: String,
+}
+
+/// A cheap, cloneable handle for requests on a [`Client`]'s connection (see
+/// [`Client::requester`]). It does not keep the connection open: once the client is closed or
+/// dropped, its requests fail with [`RpcError::Closed`].
+#[derive(Clone)]
+pub struct Requester {
+    shared: Arc<Shared>,
+    out: mpsc::WeakUnboundedSender<Message>,
+}
+
+impl std::fmt::Debug for Requester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Requester").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -271,7 +323,14 @@ impl Client {
     /// when a device identity is given) and returns the client with the gateway's hello.
     pub async fn connect(opts: ConnectOptions<'_>) -> Result<(Client, HelloOk), ClientError> {
         let deadline = Instant::now() + opts.timeout;
-        let mut ws = transport::open(&opts.url, &opts.tls, opts.connect_to, opts.timeout).await?;
+        let mut ws = transport::open(
+            &opts.url,
+            &opts.tls,
+            opts.connect_to,
+            opts.timeout,
+            opts.plaintext_rule,
+        )
+        .await?;
         let mut early_events: Vec<Event> = Vec::new();
 
         let (nonce, ts) = loop {
@@ -358,10 +417,31 @@ impl Client {
             let _ = events_tx.try_send(event);
         }
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(stream, shared.clone(), events_tx));
+        let silence_limit = opts.tick_watchdog.then(|| {
+            hello
+                .tick_interval_ms()
+                .filter(|t| *t > 0)
+                .map_or(DEFAULT_TICK_INTERVAL, Duration::from_millis)
+                .saturating_mul(2)
+        });
+        let reader = tokio::spawn(read_loop(
+            stream,
+            shared.clone(),
+            Delivery {
+                events: events_tx,
+                lossless: opts.lossless_events,
+            },
+            Watchdog {
+                silence_limit,
+                out: out_tx.downgrade(),
+            },
+        ));
         let writer = tokio::spawn(write_loop(sink, out_rx));
         let client = Client {
-            shared,
+            rpc: Requester {
+                shared,
+                out: out_tx.downgrade(),
+            },
             out: out_tx,
             events: events_rx,
             reader,
@@ -378,7 +458,7 @@ impl Client {
 
     /// Calls `method` and waits for its answer. `params: None` sends no `params` key.
     pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
-        self.call(method, params, false).await
+        self.rpc.call(method, params, false).await
     }
 
     /// Like [`Client::request`], but an interim `ok:true` answer whose payload has
@@ -388,7 +468,68 @@ impl Client {
         method: &str,
         params: Option<Value>,
     ) -> Result<Value, RpcError> {
+        self.rpc.call(method, params, true).await
+    }
+
+    /// A handle for requests from other tasks.
+    pub fn requester(&self) -> Requester {
+        self.rpc.clone()
+    }
+
+    /// Server events, in arrival order (including any that came during the handshake). The
+    /// channel ends once the connection is gone ([`Client::close_info`] says how).
+    pub fn events(&mut self) -> &mut mpsc::Receiver<Event> {
+        &mut self.events
+    }
+
+    /// Events dropped because [`Client::events`] was not drained fast enough.
+    pub fn dropped_events(&self) -> u64 {
+        self.rpc.shared.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// The close code and reason, once the connection is gone.
+    pub fn close_info(&self) -> Option<(u16, String)> {
+        self.rpc.close_info()
+    }
+
+    /// Closes with 1000 and waits (briefly) for the gateway's answering close. Requests still
+    /// pending fail with [`RpcError::Closed`].
+    pub async fn close(self) {
+        self.close_with(1000, "").await
+    }
+
+    /// Closes with `code` and `reason`, like [`Client::close`].
+    pub async fn close_with(self, code: u16, reason: &str) {
+        let _ = self.out.send(Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_owned().into(),
+        })));
+        let mut reader = self.reader;
+        if tokio::time::timeout(CLOSE_WAIT, &mut reader).await.is_err() {
+            reader.abort();
+        }
+        self.writer.abort();
+    }
+}
+
+impl Requester {
+    /// [`Client::request`].
+    pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+        self.call(method, params, false).await
+    }
+
+    /// [`Client::request_expect_final`].
+    pub async fn request_expect_final(
+        &self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Value, RpcError> {
         self.call(method, params, true).await
+    }
+
+    /// [`Client::close_info`].
+    pub fn close_info(&self) -> Option<(u16, String)> {
+        self.shared.lock().closed.clone()
     }
 
     async fn call(
@@ -425,7 +566,11 @@ impl Client {
             frame.insert("params".into(), params);
         }
         let text = Value::Object(frame).to_string();
-        if self.out.send(Message::text(text)).is_err() {
+        let sent = self
+            .out
+            .upgrade()
+            .is_some_and(|out| out.send(Message::text(text)).is_ok());
+        if !sent {
             return Err(self.closed_error());
         }
         match rx.await {
@@ -441,35 +586,6 @@ impl Client {
             .clone()
             .unwrap_or((1006, "connection lost".into()));
         RpcError::Closed { code, reason }
-    }
-
-    /// Server events, in arrival order (including any that came during the handshake).
-    pub fn events(&mut self) -> &mut mpsc::Receiver<Event> {
-        &mut self.events
-    }
-
-    /// Events dropped because [`Client::events`] was not drained fast enough.
-    pub fn dropped_events(&self) -> u64 {
-        self.shared.dropped_events.load(Ordering::Relaxed)
-    }
-
-    /// The close code and reason, once the connection is gone.
-    pub fn close_info(&self) -> Option<(u16, String)> {
-        self.shared.lock().closed.clone()
-    }
-
-    /// Closes with 1000 and waits (briefly) for the gateway's answering close. Requests still
-    /// pending fail with [`RpcError::Closed`].
-    pub async fn close(self) {
-        let _ = self.out.send(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        })));
-        let mut reader = self.reader;
-        if tokio::time::timeout(CLOSE_WAIT, &mut reader).await.is_err() {
-            reader.abort();
-        }
-        self.writer.abort();
     }
 }
 
@@ -568,21 +684,69 @@ async fn write_loop(
         .await;
 }
 
+/// Where the reader puts events.
+struct Delivery {
+    events: mpsc::Sender<Event>,
+    /// Wait for room rather than drop ([`ConnectOptions::lossless_events`]).
+    lossless: bool,
+}
+
+impl Delivery {
+    async fn deliver(&self, shared: &Shared, event: Event) {
+        if self.lossless {
+            // An error means nobody reads events any more: nothing to keep them for.
+            let _ = self.events.send(event).await;
+        } else if self.events.try_send(event).is_err() {
+            shared.dropped_events.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How long the reader waits for the next frame ([`ConnectOptions::tick_watchdog`]).
+struct Watchdog {
+    silence_limit: Option<Duration>,
+    /// Where the close for a silent gateway goes (weak: the reader must not keep the writer
+    /// waiting for a client that was dropped).
+    out: mpsc::WeakUnboundedSender<Message>,
+}
+
 async fn read_loop(
     mut stream: SplitStream<WsStream>,
     shared: Arc<Shared>,
-    events: mpsc::Sender<Event>,
+    delivery: Delivery,
+    watchdog: Watchdog,
 ) {
     let close = loop {
-        match stream.next().await {
+        let next = match watchdog.silence_limit {
+            None => stream.next().await,
+            Some(limit) => match tokio::time::timeout(limit, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    if let Some(out) = watchdog.out.upgrade() {
+                        let _ = out.send(Message::Close(Some(CloseFrame {
+                            code: CloseCode::from(TICK_TIMEOUT_CODE),
+                            reason: TICK_TIMEOUT_REASON.into(),
+                        })));
+                    }
+                    break (TICK_TIMEOUT_CODE, TICK_TIMEOUT_REASON.to_owned());
+                }
+            },
+        };
+        match next {
             None => break (1006, "connection lost".to_owned()),
             Some(Err(e)) => break (1006, e.to_string()),
-            Some(Ok(Message::Text(text))) => handle_text(&shared, &events, text.as_str()),
+            Some(Ok(Message::Text(text))) => {
+                if let Some(event) = handle_text(&shared, text.as_str()) {
+                    delivery.deliver(&shared, event).await;
+                }
+            }
             Some(Ok(Message::Close(frame))) => break close_parts(frame),
             Some(Ok(_)) => {}
         }
     };
     fail_all(&shared, close);
+    // The events end here, before the close handshake is done.
+    drop(delivery);
     // Keep polling briefly so the answering close frame is flushed.
     let _ =
         tokio::time::timeout(CLOSE_WAIT, async { while stream.next().await.is_some() {} }).await;
@@ -602,16 +766,15 @@ fn fail_all(shared: &Shared, close: (u16, String)) {
     }
 }
 
-fn handle_text(shared: &Shared, events: &mpsc::Sender<Event>, text: &str) {
+/// Routes a `res` to its request; returns an event for the consumer.
+fn handle_text(shared: &Shared, text: &str) -> Option<Event> {
     let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
         tracing::debug!("ignoring a frame that is not a JSON object");
-        return;
+        return None;
     };
     match frame.get("type").and_then(Value::as_str) {
         Some("res") => {
-            let Some(id) = frame.get("id").and_then(Value::as_str).map(str::to_owned) else {
-                return;
-            };
+            let id = frame.get("id").and_then(Value::as_str).map(str::to_owned)?;
             let ok = frame.get("ok").and_then(Value::as_bool) == Some(true);
             let payload = frame.remove("payload");
             let pending = {
@@ -624,13 +787,13 @@ fn handle_text(shared: &Shared, events: &mpsc::Sender<Event>, text: &str) {
                         .and_then(Value::as_str)
                         == Some("accepted");
                 if interim {
-                    return;
+                    return None;
                 }
                 state.pending.remove(&id)
             };
             let Some(pending) = pending else {
                 tracing::debug!(%id, "answer for an unknown or abandoned request");
-                return;
+                return None;
             };
             let result = if ok {
                 Ok(payload.unwrap_or(Value::Null))
@@ -642,13 +805,8 @@ fn handle_text(shared: &Shared, events: &mpsc::Sender<Event>, text: &str) {
             };
             let _ = pending.tx.send(result);
         }
-        Some("event") => {
-            if let Some(event) = Event::from_frame(frame)
-                && events.try_send(event).is_err()
-            {
-                shared.dropped_events.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        Some("event") => return Event::from_frame(frame),
         _ => {}
     }
+    None
 }

@@ -29,7 +29,7 @@ pub mod tunnel;
 
 pub use backoff::Backoff;
 pub use clawgate_protocol::connect::ClientInfo;
-pub use client::{Client, ConnectOptions, Event};
+pub use client::{Client, ConnectOptions, Event, Requester};
 pub use device::DeviceIdentity;
 pub use device_auth::{
     DeviceAuthMode, DeviceTokenStore, StoredDeviceToken, gateway_key, is_loopback_url,

@@ -1,7 +1,7 @@
 //! Opening the WebSocket: `ws://`, or `wss://` with the web PKI roots or a pinned certificate
 //! fingerprint (SHA-256 of the leaf certificate, like `gateway.remote.tlsFingerprint`).
 //! [`crate::Client`] opens its socket here; [`dial`] gives the same socket to a caller that
-//! speaks the protocol itself (the node host).
+//! speaks something else over it (a probe of the HTTPS listener).
 
 use crate::error::ClientError;
 use std::net::SocketAddr;
@@ -53,16 +53,17 @@ pub fn normalize_fingerprint(text: &str) -> Option<String> {
 }
 
 /// Dials `url` (or `connect_to`, an SSH tunnel's local end, keeping the URL's host for TLS
-/// and the Host header) and upgrades to a WebSocket within `budget`. A plaintext `ws://`
-/// URL to a host that is not loopback or private is refused first (see
+/// and the Host header) and upgrades to a WebSocket within `budget`. With `plaintext_rule`,
+/// a plaintext `ws://` URL to a host that is not loopback or private is refused first (see
 /// [`crate::plaintext`]).
 pub(crate) async fn open(
     url: &str,
     tls: &TlsOptions,
     connect_to: Option<SocketAddr>,
     budget: Duration,
+    plaintext_rule: bool,
 ) -> Result<WsStream, ClientError> {
-    upgrade(url, tls, connect_to, budget, true).await
+    upgrade(url, tls, connect_to, budget, plaintext_rule).await
 }
 
 /// Dials `url` and upgrades to a WebSocket within `budget`, with `tls` for a `wss://` URL

@@ -530,3 +530,167 @@ fn device_identity_round_trips_through_a_private_file() {
     assert!(DeviceIdentity::load(&path).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A node's connect: its caps, commands and `pathEnv` in the real node host's key order, and
+/// a proof signed for role `node` with no scopes.
+#[test]
+fn a_node_connect_declares_its_surface_in_the_real_order() {
+    let device = DeviceIdentity::generate();
+    let mut o = ConnectOptions::new("ws://127.0.0.1:1", cli_info());
+    o.role = "node".into();
+    o.caps = vec!["system".into()];
+    o.commands = vec!["system.run".into(), "system.which".into()];
+    o.path_env = Some("/usr/bin:/bin".into());
+    o.token = Some("t1".into());
+    o.device = Some(&device);
+    let p = o.connect_params("nonce-1", 1795513712676);
+    let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "minProtocol",
+            "maxProtocol",
+            "client",
+            "caps",
+            "commands",
+            "pathEnv",
+            "auth",
+            "role",
+            "scopes",
+            "device"
+        ]
+    );
+    assert_eq!(p["pathEnv"], "/usr/bin:/bin");
+    assert_eq!(p["commands"], json!(["system.run", "system.which"]));
+    let fields = SignedFields {
+        device_id: device.id(),
+        client_id: "cli",
+        client_mode: "cli",
+        role: "node",
+        scopes: &[],
+        signed_at_ms: 1795513712676,
+        token: "t1",
+        nonce: "nonce-1",
+        platform: Some("linux"),
+        device_family: Some("Linux"),
+    };
+    assert_eq!(
+        device::verify(
+            &device.signing_key().verifying_key(),
+            p["device"]["signature"].as_str().unwrap(),
+            &fields
+        ),
+        Some(PayloadVersion::V3)
+    );
+}
+
+/// With the tick watchdog, a gateway that says nothing for two tick intervals is given up:
+/// close 4000 "tick timeout", the events end, and requests fail as closed.
+#[tokio::test]
+async fn the_tick_watchdog_gives_up_on_a_silent_gateway() {
+    let (tx, rx) = oneshot::channel();
+    let url = serve_one(|mut ws| async move {
+        challenge(&mut ws).await;
+        let connect = recv(&mut ws).await.unwrap();
+        let mut h = hello(json!([]));
+        h["policy"]["tickIntervalMs"] = json!(150);
+        send(
+            &mut ws,
+            json!({"type":"res","id":connect["id"],"ok":true,"payload":h}),
+        )
+        .await;
+        let close = loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => break f,
+                Some(Ok(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        tx.send(close.map(|f| (u16::from(f.code), f.reason.to_string())))
+            .unwrap();
+    })
+    .await;
+    let mut o = opts(&url);
+    o.tick_watchdog = true;
+    let started = tokio::time::Instant::now();
+    let (mut client, _) = Client::connect(o).await.unwrap();
+    let rpc = client.requester();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), client.events().recv())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let silent_for = started.elapsed();
+    assert!(
+        silent_for >= Duration::from_millis(300) && silent_for < Duration::from_secs(3),
+        "{silent_for:?}"
+    );
+    assert_eq!(client.close_info(), Some((4000, "tick timeout".into())));
+    assert_eq!(rx.await.unwrap(), Some((4000, "tick timeout".into())));
+    let r = rpc.request("health", None).await;
+    assert!(
+        matches!(r, Err(RpcError::Closed { code: 4000, .. })),
+        "{r:?}"
+    );
+}
+
+/// Lossless events: a consumer that falls far behind still gets every event, in order; the
+/// reader waits for it instead of dropping.
+#[tokio::test]
+async fn lossless_events_wait_for_a_slow_consumer() {
+    const N: u64 = 3000;
+    let (sent_tx, sent_rx) = oneshot::channel();
+    let url = serve_one(|mut ws| async move {
+        handshake(&mut ws).await;
+        for seq in 0..N {
+            send(
+                &mut ws,
+                json!({"type":"event","event":"node.invoke.request","payload":{"n":seq}}),
+            )
+            .await;
+        }
+        let _ = sent_tx.send(());
+        let _ = recv(&mut ws).await;
+    })
+    .await;
+    let mut o = opts(&url);
+    o.lossless_events = true;
+    let (mut client, _) = Client::connect(o).await.unwrap();
+    // Nothing is read until the gateway has written everything.
+    sent_rx.await.unwrap();
+    for n in 0..N {
+        let e = tokio::time::timeout(Duration::from_secs(5), client.events().recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.payload["n"], n);
+    }
+    assert_eq!(client.dropped_events(), 0);
+    client.close().await;
+}
+
+/// A requester outlives nothing: once the client is closed, its requests fail as closed.
+#[tokio::test]
+async fn a_requester_calls_beside_the_event_reader() {
+    let url = serve_one(|mut ws| async move {
+        handshake(&mut ws).await;
+        let req = recv(&mut ws).await.unwrap();
+        send(
+            &mut ws,
+            json!({"type":"res","id":req["id"],"ok":true,"payload":{"ok":true}}),
+        )
+        .await;
+        let _ = recv(&mut ws).await;
+    })
+    .await;
+    let (client, _) = Client::connect(opts(&url)).await.unwrap();
+    let rpc = client.requester();
+    let r = tokio::spawn(async move { rpc.request("health", None).await.map(|_| rpc) });
+    let rpc = r.await.unwrap().unwrap();
+    client.close_with(1000, "done").await;
+    assert!(matches!(
+        rpc.request("health", None).await,
+        Err(RpcError::Closed { .. })
+    ));
+}
