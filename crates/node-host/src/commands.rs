@@ -15,6 +15,7 @@ use crate::approvals::{self, ApprovalsStore, Ask, ResolvedCommand, Security, Ver
 use crate::argv;
 use crate::env_policy;
 use crate::exec::{self, RunSpec};
+use clawgate_protocol::node_invoke::InvokeResult;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -40,50 +41,9 @@ const EVENT_OUTPUT_TAIL: usize = 20_000;
 /// bound is for a gateway that does not.
 const INVOKE_BUDGET_GRACE: Duration = Duration::from_secs(1);
 
-/// A `node.invoke.request` payload.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InvokeRequest {
-    pub id: String,
-    pub node_id: String,
-    pub command: String,
-    pub params_json: Option<String>,
-    /// What the gateway still waits for the answer (`0`: no limit); `system.run` is stopped
-    /// by it (give or take a second's grace).
-    pub timeout_ms: Option<u64>,
-    pub idempotency_key: Option<String>,
-}
-
-impl InvokeRequest {
-    /// Reads the event payload; `None` if `id`, `nodeId` or `command` is missing.
-    pub fn from_payload(payload: &Value) -> Option<Self> {
-        let s = |k: &str| {
-            payload
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let params_json = match payload.get("paramsJSON") {
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => payload
-                .get("params")
-                .filter(|p| !p.is_null())
-                .map(Value::to_string),
-        };
-        Some(InvokeRequest {
-            id: s("id")?,
-            node_id: s("nodeId")?,
-            command: s("command")?,
-            params_json,
-            timeout_ms: payload.get("timeoutMs").and_then(Value::as_u64),
-            idempotency_key: payload
-                .get("idempotencyKey")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        })
-    }
-}
+/// A `node.invoke.request` payload; its `timeout_ms` is what the gateway still waits for the
+/// answer (`0`: no limit), and `system.run` is stopped by it (give or take a second's grace).
+pub use clawgate_protocol::node_invoke::InvokeRequest;
 
 /// The invoke result (`node.invoke.result` without `id`/`nodeId`).
 #[derive(Debug, Clone, PartialEq)]
@@ -111,17 +71,18 @@ impl Reply {
         Reply::err("INVALID_REQUEST", format!("Error: {message}"))
     }
 
-    /// The `node.invoke.result` params.
-    pub fn to_params(&self, id: &str, node_id: &str) -> Value {
+    /// The `node.invoke.result` for invoke `id`.
+    pub fn to_result(&self, id: &str, node_id: &str) -> InvokeResult {
         match self {
-            Reply::Ok { payload_json } => {
-                json!({"id": id, "nodeId": node_id, "ok": true, "payloadJSON": payload_json})
-            }
-            Reply::Err { code, message } => json!({
-                "id": id, "nodeId": node_id, "ok": false,
-                "error": {"code": code, "message": message},
-            }),
+            Reply::Ok { payload_json } => InvokeResult::success(id, node_id, payload_json.clone()),
+            Reply::Err { code, message } => InvokeResult::failure(id, node_id, code, message),
         }
+    }
+
+    /// The `node.invoke.result` params, as JSON.
+    pub fn to_params(&self, id: &str, node_id: &str) -> Value {
+        // Strings and a bool: serialization cannot fail.
+        serde_json::to_value(self.to_result(id, node_id)).unwrap_or(Value::Null)
     }
 }
 

@@ -6,12 +6,14 @@
 
 use crate::approvals::ApprovalsStore;
 use crate::commands::{self, CAPS, COMMANDS, Context, InvokeRequest, Reply};
-use crate::conn::{self, ConnectError, Connection, Endpoint, Established, GatewayError, Incoming};
 use crate::state::{NodeState, StoredDeviceToken};
 use crate::stats;
-use clawgate_client::DeviceIdentity;
-use clawgate_protocol::device::{SignedFields, sign_v3};
-use serde_json::{Map, Value, json};
+use clawgate_client::{
+    Backoff, Client, ClientError, ConnectOptions, DeviceIdentity, Requester, RpcError, TlsOptions,
+    WireError,
+};
+use clawgate_protocol::node_invoke::{self as wire, InvokeCancel};
+use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -26,6 +28,10 @@ pub const CLIENT_ID: &str = "node-host";
 pub const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Budget for opening the socket and completing the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a request waits for its answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Invocations served at once; more are refused with `UNAVAILABLE`.
 pub const DEFAULT_MAX_CONCURRENT: usize = 16;
 /// Retry delays of the post-hello publications while the gateway says "not yet".
@@ -117,38 +123,6 @@ pub fn log_notice(notice: Notice) {
 /// Where notices go.
 type Tell = Arc<dyn Fn(Notice) + Send + Sync>;
 
-/// Exponential backoff with jitter.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn new() -> Self {
-        Backoff { attempt: 0 }
-    }
-
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    /// The next delay: 1, 2, 4, … 30 s, each stretched by up to 20 % (never past 30 s).
-    pub fn next_delay(&mut self) -> Duration {
-        let base = BACKOFF_INITIAL
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(BACKOFF_MAX);
-        self.attempt = self.attempt.saturating_add(1);
-        let jitter = base.mul_f64(rand::random::<f64>() * 0.2);
-        (base + jitter).min(BACKOFF_MAX)
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 fn hostname() -> String {
     let uname = rustix::system::uname();
     let name = uname.nodename().to_string_lossy().trim().to_owned();
@@ -170,70 +144,53 @@ struct Identity {
     path_env: String,
 }
 
-fn connect_params(id: &Identity, auth: &Auth, protocol: u32, nonce: &str, ts: i64) -> Value {
-    let platform = clawgate_client::platform();
-    let family = clawgate_client::device_family();
-    let mut p = Map::new();
-    p.insert("minProtocol".into(), json!(protocol));
-    p.insert("maxProtocol".into(), json!(protocol));
-    p.insert(
-        "client".into(),
-        json!({
-            "id": CLIENT_ID,
-            "displayName": id.display_name,
-            "version": env!("CARGO_PKG_VERSION"),
-            "platform": platform,
-            "deviceFamily": family,
-            "mode": "node",
-            "instanceId": id.instance_id,
-        }),
-    );
-    p.insert("caps".into(), json!(CAPS));
-    p.insert("commands".into(), json!(COMMANDS));
-    p.insert("pathEnv".into(), json!(id.path_env));
-    let mut a = Map::new();
-    if let Some(t) = &auth.token {
-        a.insert("token".into(), json!(t));
+/// Where to connect.
+struct Endpoint {
+    url: String,
+    tls: TlsOptions,
+}
+
+/// The connect the real node host sends: client `node-host` in mode `node`, role `node`
+/// with no scopes, its caps, commands and `PATH`, signed with the node's device identity.
+fn connect_options<'a>(
+    id: &'a Identity,
+    auth: &Auth,
+    protocol: u32,
+    endpoint: &Endpoint,
+) -> ConnectOptions<'a> {
+    let mut client = clawgate_client::client_info(CLIENT_ID, "node");
+    client.display_name = Some(id.display_name.clone());
+    client.instance_id = Some(id.instance_id.clone());
+    let mut o = ConnectOptions::new(endpoint.url.clone(), client);
+    o.token = auth.token.clone();
+    o.password = auth.password.clone();
+    o.device_token = auth.device_token.clone();
+    o.role = "node".into();
+    o.caps = CAPS.iter().map(|c| (*c).to_owned()).collect();
+    o.commands = COMMANDS.iter().map(|c| (*c).to_owned()).collect();
+    o.path_env = Some(id.path_env.clone());
+    o.device = Some(&id.device);
+    o.timeout = HANDSHAKE_TIMEOUT;
+    o.min_protocol = protocol;
+    o.max_protocol = protocol;
+    o.tls = endpoint.tls.clone();
+    // `clawgate node run` applies the plaintext rule once, before the first attempt.
+    o.plaintext_rule = false;
+    o.tick_watchdog = true;
+    // Invoke requests are work the gateway waits for: none may be dropped.
+    o.lossless_events = true;
+    o
+}
+
+/// Calls `method`, waiting at most [`REQUEST_TIMEOUT`] for the answer.
+async fn call(rpc: &Requester, method: &str, params: Value) -> Result<Value, RpcError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, rpc.request(method, Some(params))).await {
+        Ok(answer) => answer,
+        Err(_) => Err(RpcError::Protocol(format!(
+            "no answer to {method} within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ))),
     }
-    if let Some(pw) = &auth.password {
-        a.insert("password".into(), json!(pw));
-    }
-    if let Some(d) = &auth.device_token {
-        a.insert("deviceToken".into(), json!(d));
-    }
-    if !a.is_empty() {
-        p.insert("auth".into(), Value::Object(a));
-    }
-    p.insert("role".into(), json!("node"));
-    p.insert("scopes".into(), json!([]));
-    let scopes: Vec<String> = Vec::new();
-    let fields = SignedFields {
-        device_id: id.device.id(),
-        client_id: CLIENT_ID,
-        client_mode: "node",
-        role: "node",
-        scopes: &scopes,
-        signed_at_ms: ts,
-        token: auth
-            .token
-            .as_deref()
-            .or(auth.device_token.as_deref())
-            .unwrap_or(""),
-        nonce,
-        platform: Some(platform),
-        device_family: Some(family),
-    };
-    p.insert(
-        "device".into(),
-        json!({
-            "id": id.device.id(),
-            "publicKey": id.device.public_key(),
-            "signature": sign_v3(id.device.signing_key(), &fields),
-            "signedAt": ts,
-            "nonce": nonce,
-        }),
-    );
-    Value::Object(p)
 }
 
 /// `requestId` out of "…run `openclaw nodes approve <id>` …".
@@ -266,7 +223,9 @@ pub async fn run_with(
     let say = |line: String| tell(Notice::Line(line));
     let endpoint = Endpoint {
         url: config.url.clone(),
-        tls_fingerprint: config.tls_fingerprint.clone(),
+        tls: TlsOptions {
+            fingerprint: config.tls_fingerprint.clone(),
+        },
     };
     let state = NodeState::open(&config.state_dir).map_err(|e| {
         FatalError::State(format!(
@@ -307,7 +266,7 @@ pub async fn run_with(
         endpoint.url
     ));
 
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX);
     let mut protocol = clawgate_protocol::PROTOCOL_VERSION;
     let mut announced_pairing: HashSet<String> = HashSet::new();
     let announced_capability: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -329,32 +288,23 @@ pub async fn run_with(
             password: config.password.clone(),
             device_token: stored.as_ref().map(|s| s.token.clone()),
         };
-        let attempt = conn::connect(&endpoint, |nonce, ts| {
-            connect_params(&identity, &auth, protocol, nonce, ts)
-        });
+        let attempt = Client::connect(connect_options(&identity, &auth, protocol, &endpoint));
         let result = tokio::select! {
             r = attempt => r,
             _ = shutdown.cancelled() => return Ok(()),
         };
         let mut min_delay = Duration::ZERO;
         let (wait, reason, line) = match result {
-            Ok(established) => {
+            Ok((client, hello)) => {
                 proxy_refusals = 0;
                 attempts = 0;
                 backoff.reset();
-                if let Some(token) = established
-                    .hello
-                    .pointer("/auth/deviceToken")
-                    .and_then(Value::as_str)
-                {
+                if let Some(token) = hello.device_token() {
                     let record = StoredDeviceToken {
                         device_id: node_id.clone(),
                         role: "node".into(),
                         token: token.to_owned(),
-                        issued_at_ms: established
-                            .hello
-                            .pointer("/auth/issuedAtMs")
-                            .and_then(Value::as_i64),
+                        issued_at_ms: hello.issued_at_ms(),
                         gateway: endpoint.url.clone(),
                     };
                     if let Err(e) = state.save_device_token(&record) {
@@ -366,7 +316,7 @@ pub async fn run_with(
                     endpoint.url
                 )));
                 let end = session(
-                    established,
+                    client,
                     ctx.clone(),
                     node_id.clone(),
                     config.max_concurrent.max(1),
@@ -384,55 +334,18 @@ pub async fn run_with(
                     ),
                 }
             }
-            Err(ConnectError::InvalidUrl(m)) => return Err(FatalError::Config(m)),
-            Err(ConnectError::Rejected { error, close_code }) => {
-                match rejection(&error, stored.is_some(), &mut protocol) {
-                    Rejection::Fatal(message) => {
-                        if error.detail_code() == Some("AUTH_DEVICE_TOKEN_MISMATCH") {
-                            let _ = state.clear_device_token();
-                        }
-                        return Err(FatalError::Auth(message));
-                    }
-                    Rejection::RetryNow => {
-                        attempts -= 1;
-                        continue;
-                    }
-                    Rejection::Pairing(request_id) => {
-                        let key = request_id.clone().unwrap_or_default();
-                        if announced_pairing.insert(key) {
-                            say(pairing_message(&error, request_id.as_deref(), &node_id));
-                        }
-                        min_delay = Duration::from_millis(error.retry_after_ms.unwrap_or(0));
-                        let reason = match &request_id {
-                            Some(id) => format!("request {id}"),
-                            None => "`clawgate devices list` shows the request".to_owned(),
-                        };
-                        (Wait::PairingApproval, reason, None)
-                    }
-                    Rejection::Retry => {
-                        min_delay = Duration::from_millis(error.retry_after_ms.unwrap_or(0));
-                        (
-                            Wait::Unreachable,
-                            format!("{} {}", error.code, error.message),
-                            Some(format!(
-                                "node host gateway connect failed: {} {}{}",
-                                error.code,
-                                error.message,
-                                close_code
-                                    .map(|c| format!(" (close {c})"))
-                                    .unwrap_or_default()
-                            )),
-                        )
-                    }
-                }
+            Err(ClientError::InvalidUrl { url, reason }) => {
+                return Err(FatalError::Config(format!("{url}: {reason}")));
             }
-            Err(ConnectError::Http {
-                status,
+            Err(ClientError::Handshake {
+                code,
+                detail_code,
                 message,
-                error_type,
-            }) => {
+                ..
+            }) if code.starts_with("HTTP_") => {
+                let status = code.trim_start_matches("HTTP_");
                 let line = format!("node host gateway connect failed: HTTP {status}: {message}");
-                if status == 403 && error_type.as_deref() == Some("proxy_attribution_required") {
+                if status == "403" && detail_code.as_deref() == Some("proxy_attribution_required") {
                     proxy_refusals += 1;
                     if proxy_refusals >= MAX_PROXY_REFUSALS {
                         say(line);
@@ -447,12 +360,50 @@ pub async fn run_with(
                     Some(line),
                 )
             }
+            Err(ClientError::Handshake {
+                error, close_code, ..
+            }) => match rejection(&error, stored.is_some(), &mut protocol) {
+                Rejection::Fatal(message) => {
+                    if error.detail_code() == Some("AUTH_DEVICE_TOKEN_MISMATCH") {
+                        let _ = state.clear_device_token();
+                    }
+                    return Err(FatalError::Auth(message));
+                }
+                Rejection::RetryNow => {
+                    attempts -= 1;
+                    continue;
+                }
+                Rejection::Pairing(request_id) => {
+                    let key = request_id.clone().unwrap_or_default();
+                    if announced_pairing.insert(key) {
+                        say(pairing_message(&error, request_id.as_deref(), &node_id));
+                    }
+                    min_delay = Duration::from_millis(error.retry_after_ms.unwrap_or(0));
+                    let reason = match &request_id {
+                        Some(id) => format!("request {id}"),
+                        None => "`clawgate devices list` shows the request".to_owned(),
+                    };
+                    (Wait::PairingApproval, reason, None)
+                }
+                Rejection::Retry => {
+                    min_delay = Duration::from_millis(error.retry_after_ms.unwrap_or(0));
+                    (
+                        Wait::Unreachable,
+                        format!("{} {}", error.code, error.message),
+                        Some(format!(
+                            "node host gateway connect failed: {} {}{}",
+                            error.code,
+                            error.message,
+                            close_code
+                                .map(|c| format!(" (close {c})"))
+                                .unwrap_or_default()
+                        )),
+                    )
+                }
+            },
             Err(e) => {
                 let reason = match &e {
-                    ConnectError::Unreachable(m) => m
-                        .strip_prefix(&format!("{}: ", endpoint.url))
-                        .unwrap_or(m)
-                        .to_owned(),
+                    ClientError::Unreachable { reason, .. } => reason.clone(),
                     other => other.to_string(),
                 };
                 (
@@ -484,13 +435,13 @@ enum Rejection {
     Retry,
 }
 
-fn rejection(error: &GatewayError, used_device_token: bool, protocol: &mut u32) -> Rejection {
+fn rejection(error: &WireError, used_device_token: bool, protocol: &mut u32) -> Rejection {
     let code = error.detail_code().unwrap_or("");
     let fix_token = "give the gateway's token with --token or CLAWGATE_GATEWAY_TOKEN \
                      (OPENCLAW_GATEWAY_TOKEN)";
     match code {
         "PAIRING_REQUIRED" | "NOT_PAIRED" => {
-            Rejection::Pairing(error.detail("requestId").map(str::to_owned))
+            Rejection::Pairing(error.detail_str("requestId").map(str::to_owned))
         }
         "AUTH_TOKEN_MISMATCH" => Rejection::Fatal(format!(
             "the gateway rejected the token ({}): {fix_token} — it must equal the gateway's gateway.auth.token",
@@ -542,7 +493,7 @@ fn rejection(error: &GatewayError, used_device_token: bool, protocol: &mut u32) 
     }
 }
 
-fn pairing_message(error: &GatewayError, request_id: Option<&str>, node_id: &str) -> String {
+fn pairing_message(error: &WireError, request_id: Option<&str>, node_id: &str) -> String {
     match request_id {
         Some(id) => format!(
             "node host is waiting for device pairing approval ({}). On the gateway host run:\n  \
@@ -563,7 +514,7 @@ fn pairing_message(error: &GatewayError, request_id: Option<&str>, node_id: &str
 /// transient refusals (the capability approval is pending, pairing changed) with 250 ms
 /// doubling to 5 s. `refresh` starts it over (after an approval).
 async fn publish(
-    conn: Connection,
+    rpc: Requester,
     method: &'static str,
     params: Value,
     refresh: Arc<Notify>,
@@ -573,14 +524,14 @@ async fn publish(
     let mut delay = PUBLISH_RETRY_INITIAL;
     let mut last_logged = String::new();
     loop {
-        match conn.request(method, params.clone()).await {
+        match call(&rpc, method, params.clone()).await {
             Ok(_) => {
                 delay = PUBLISH_RETRY_INITIAL;
                 refresh.notified().await;
                 continue;
             }
-            Err(conn::RpcFailure::Closed) => return,
-            Err(conn::RpcFailure::Gateway(e)) if e.code == "INVALID_REQUEST" => {
+            Err(RpcError::Closed { .. }) => return,
+            Err(RpcError::Gateway { error: e, .. }) if e.code == "INVALID_REQUEST" => {
                 // Unknown method, wrong role or bad params: retrying cannot help.
                 tracing::debug!(method, error = %e, "publication refused");
                 refresh.notified().await;
@@ -590,7 +541,7 @@ async fn publish(
             Err(failure) => {
                 let text = failure.to_string();
                 if let Some(id) = failure
-                    .gateway()
+                    .wire()
                     .filter(|e| e.message.contains("awaiting operator approval"))
                     .and_then(|e| approve_request_id(&e.message))
                 {
@@ -625,17 +576,17 @@ async fn publish(
 
 /// Publishes `node.host.stats` now and every 60 s; a refused publication (pairing still
 /// settling) is retried sooner, 250 ms doubling to 5 s.
-async fn publish_stats(conn: Connection, home: PathBuf, tell: Tell) {
+async fn publish_stats(rpc: Requester, home: PathBuf, tell: Tell) {
     let mut logged = false;
     loop {
         let mut delay = PUBLISH_RETRY_INITIAL;
         loop {
             let payload = stats::sample(&home);
             let params = json!({"event": "node.host.stats", "payloadJSON": payload.to_string()});
-            match conn.request("node.event", params).await {
+            match call(&rpc, "node.event", params).await {
                 Ok(_) => break,
-                Err(conn::RpcFailure::Closed) => return,
-                Err(conn::RpcFailure::Gateway(e)) if e.code == "INVALID_REQUEST" => {
+                Err(RpcError::Closed { .. }) => return,
+                Err(RpcError::Gateway { error: e, .. }) if e.code == "INVALID_REQUEST" => {
                     tracing::debug!(error = %e, "node.host.stats refused");
                     break;
                 }
@@ -655,16 +606,16 @@ async fn publish_stats(conn: Connection, home: PathBuf, tell: Tell) {
 
 /// `UNAVAILABLE` + `PAIRING_CHANGED`: the gateway is still settling this node's pairing
 /// (seen right after every connect); worth a retry, not a message.
-fn is_pairing_changed(failure: &conn::RpcFailure) -> bool {
+fn is_pairing_changed(failure: &RpcError) -> bool {
     failure
-        .gateway()
+        .wire()
         .is_some_and(|e| e.detail_code() == Some("PAIRING_CHANGED"))
 }
 
 type Running = Arc<Mutex<HashMap<String, CancellationToken>>>;
 
 async fn session(
-    established: Established,
+    mut client: Client,
     ctx: Arc<Context>,
     node_id: String,
     max_concurrent: usize,
@@ -673,18 +624,16 @@ async fn session(
     tell: Tell,
 ) -> SessionEnd {
     let say = |line: String| tell(Notice::Line(line));
-    let Established {
-        conn, mut incoming, ..
-    } = established;
+    let rpc = client.requester();
     let session_token = CancellationToken::new();
     let mut background = JoinSet::new();
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"));
-    background.spawn(publish_stats(conn.clone(), home, tell.clone()));
+    background.spawn(publish_stats(rpc.clone(), home, tell.clone()));
     let inventory_refresh = Arc::new(Notify::new());
     background.spawn(publish(
-        conn.clone(),
+        rpc.clone(),
         "node.runnerInventory.update",
         json!({"protocolFeatures": ["node-worker-supervisor-v6"], "workerHost": {"enabled": false}}),
         inventory_refresh.clone(),
@@ -692,7 +641,7 @@ async fn session(
         tell.clone(),
     ));
     background.spawn(publish(
-        conn.clone(),
+        rpc.clone(),
         "node.skills.update",
         json!({"skills": []}),
         Arc::new(Notify::new()),
@@ -700,7 +649,7 @@ async fn session(
         tell.clone(),
     ));
     background.spawn(publish(
-        conn.clone(),
+        rpc.clone(),
         "node.pluginTools.update",
         json!({"tools": []}),
         Arc::new(Notify::new()),
@@ -713,88 +662,84 @@ async fn session(
     let mut invocations = JoinSet::new();
     let end = loop {
         let next = tokio::select! {
-            m = incoming.recv() => m,
+            m = client.events().recv() => m,
             _ = shutdown.cancelled() => break SessionEnd::Shutdown,
             Some(_) = invocations.join_next(), if !invocations.is_empty() => continue,
         };
-        let Some(msg) = next else {
-            break SessionEnd::Closed {
-                code: 1006,
-                reason: "connection lost".into(),
-            };
+        let Some(clawgate_client::Event { event, payload, .. }) = next else {
+            let (code, reason) = client
+                .close_info()
+                .unwrap_or((1006, "connection lost".into()));
+            break SessionEnd::Closed { code, reason };
         };
-        match msg {
-            Incoming::Closed { code, reason } => break SessionEnd::Closed { code, reason },
-            Incoming::Event { event, payload } => match event.as_str() {
-                "node.invoke.request" => {
-                    let Some(req) = InvokeRequest::from_payload(&payload) else {
-                        tracing::debug!(%payload, "ignoring a malformed node.invoke.request");
+        match event.as_str() {
+            wire::REQUEST_EVENT => {
+                let req = match InvokeRequest::from_payload(&payload) {
+                    Ok(req) => req,
+                    Err(e) => {
+                        tracing::debug!(%payload, "ignoring a malformed request: {e}");
                         continue;
-                    };
-                    let token = session_token.child_token();
-                    {
-                        let mut map = running.lock().unwrap_or_else(|e| e.into_inner());
-                        if map.contains_key(&req.id) {
-                            continue;
-                        }
-                        map.insert(req.id.clone(), token.clone());
                     }
-                    let permit = permits.clone().try_acquire_owned().ok();
-                    invocations.spawn(invoke(
-                        req,
-                        conn.clone(),
-                        ctx.clone(),
-                        token,
-                        running.clone(),
-                        permit,
-                        max_concurrent,
-                    ));
-                }
-                "node.invoke.cancel" => {
-                    let invoke_id = payload.get("invokeId").and_then(Value::as_str);
-                    if let Some(id) = invoke_id
-                        && let Some(token) =
-                            running.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
-                    {
-                        say(format!("node host invoke {id} cancelled by the gateway"));
-                        token.cancel();
-                    }
-                }
-                "node.pair.resolved"
-                    if payload.get("nodeId").and_then(Value::as_str) == Some(node_id.as_str())
-                        && payload.get("decision").and_then(Value::as_str) == Some("approved") =>
+                };
+                let token = session_token.child_token();
                 {
-                    say("node host commands approved by an operator".to_owned());
-                    inventory_refresh.notify_one();
+                    let mut map = running.lock().unwrap_or_else(|e| e.into_inner());
+                    if map.contains_key(&req.id) {
+                        continue;
+                    }
+                    map.insert(req.id.clone(), token.clone());
                 }
-                "shutdown" => {
-                    let reason = payload
-                        .get("reason")
-                        .and_then(Value::as_str)
-                        .unwrap_or("shutdown");
-                    say(format!("node host: gateway is shutting down ({reason})"));
+                let permit = permits.clone().try_acquire_owned().ok();
+                invocations.spawn(invoke(
+                    req,
+                    rpc.clone(),
+                    ctx.clone(),
+                    token,
+                    running.clone(),
+                    permit,
+                    max_concurrent,
+                ));
+            }
+            wire::CANCEL_EVENT => {
+                let cancel = serde_json::from_value::<InvokeCancel>(payload);
+                if let Ok(InvokeCancel { invoke_id: id, .. }) = cancel
+                    && let Some(token) = running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id)
+                {
+                    say(format!("node host invoke {id} cancelled by the gateway"));
+                    token.cancel();
                 }
-                // Streaming input is for commands this host does not have.
-                "node.invoke.input" => tracing::debug!("ignoring node.invoke.input"),
-                _ => {}
-            },
+            }
+            "node.pair.resolved"
+                if payload.get("nodeId").and_then(Value::as_str) == Some(node_id.as_str())
+                    && payload.get("decision").and_then(Value::as_str) == Some("approved") =>
+            {
+                say("node host commands approved by an operator".to_owned());
+                inventory_refresh.notify_one();
+            }
+            "shutdown" => {
+                let reason = payload
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("shutdown");
+                say(format!("node host: gateway is shutting down ({reason})"));
+            }
+            // Streaming input is for commands this host does not have.
+            wire::INPUT_EVENT => tracing::debug!("ignoring node.invoke.input"),
+            _ => {}
         }
     };
     // Running commands die with the connection: their results could not be delivered.
     session_token.cancel();
     background.abort_all();
     if matches!(end, SessionEnd::Shutdown) {
-        conn.close(1000, "node host stopping");
-        // Wait (briefly) for the gateway's answering close so the close handshake completes
+        // Events that come now are not read: the reader must not wait for room for them.
+        client.events().close();
+        // Waits (briefly) for the gateway's answering close so the close handshake completes
         // before the process exits.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(msg) = incoming.recv().await {
-                if matches!(msg, Incoming::Closed { .. }) {
-                    break;
-                }
-            }
-        })
-        .await;
+        client.close_with(1000, "node host stopping").await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         while invocations.join_next().await.is_some() {}
@@ -805,7 +750,7 @@ async fn session(
 
 async fn invoke(
     req: InvokeRequest,
-    conn: Connection,
+    rpc: Requester,
     ctx: Arc<Context>,
     cancel: CancellationToken,
     running: Running,
@@ -836,18 +781,13 @@ async fn invoke(
     }
     for (event, payload) in outcome.events {
         let params = json!({"event": event, "payloadJSON": payload.to_string()});
-        let _ = conn.request("node.event", params).await;
+        let _ = call(&rpc, "node.event", params).await;
     }
     if cancel.is_cancelled() {
         return;
     }
-    if let Err(e) = conn
-        .request(
-            "node.invoke.result",
-            outcome.reply.to_params(&req.id, &req.node_id),
-        )
-        .await
-    {
+    let result = outcome.reply.to_params(&req.id, &req.node_id);
+    if let Err(e) = call(&rpc, wire::RESULT_METHOD, result).await {
         tracing::warn!(id = %req.id, error = %e, "node.invoke.result was not accepted");
     }
 }
@@ -855,10 +795,11 @@ async fn invoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clawgate_protocol::device::SignedFields;
 
     #[test]
     fn backoff_doubles_to_thirty_seconds_with_jitter() {
-        let mut b = Backoff::new();
+        let mut b = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX);
         let delays: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
         let bases = [1, 2, 4, 8, 16, 30, 30, 30];
         for (d, base) in delays.iter().zip(bases) {
@@ -922,6 +863,35 @@ mod tests {
         assert!(retries[0].delay >= BACKOFF_INITIAL && retries[1].delay >= 2 * BACKOFF_INITIAL);
     }
 
+    /// A URL or pin that cannot work stops the node host before anything is dialed.
+    #[tokio::test]
+    async fn bad_urls_fail_before_connecting() {
+        let pin = "ab".repeat(32);
+        for (url, fp) in [
+            ("http://127.0.0.1:1", None),
+            ("ws://127.0.0.1:1", Some(pin.as_str())),
+            ("wss://127.0.0.1:1", Some("nothex")),
+        ] {
+            let state = tempfile::tempdir().unwrap();
+            let config = NodeHostConfig {
+                url: url.into(),
+                tls_fingerprint: fp.map(str::to_owned),
+                token: Some("t".into()),
+                password: None,
+                display_name: None,
+                state_dir: state.path().to_owned(),
+                max_concurrent: 1,
+            };
+            let r = tokio::time::timeout(
+                Duration::from_secs(10),
+                run_with(config, CancellationToken::new(), |_| {}),
+            )
+            .await
+            .expect("stops at once");
+            assert!(matches!(r, Err(FatalError::Config(_))), "{url}: {r:?}");
+        }
+    }
+
     #[test]
     fn approve_ids_are_read_from_the_gateway_message() {
         let m = "node capability surface is awaiting operator approval; run `openclaw nodes approve 531d427a-ea8b-45f2-bc63-88c153a8d8c1` (see `openclaw nodes pending`), then this node retries automatically";
@@ -932,8 +902,8 @@ mod tests {
         assert_eq!(approve_request_id("something else"), None);
     }
 
-    fn gw_error(detail: Value) -> GatewayError {
-        GatewayError {
+    fn gw_error(detail: Value) -> WireError {
+        WireError {
             code: "INVALID_REQUEST".into(),
             message: "m".into(),
             details: Some(detail),
@@ -1000,7 +970,11 @@ mod tests {
             token: Some("t1".into()),
             ..Auth::default()
         };
-        let p = connect_params(&id, &auth, 4, "nonce-1", 1795513712676);
+        let endpoint = Endpoint {
+            url: "ws://127.0.0.1:18789".into(),
+            tls: TlsOptions::default(),
+        };
+        let p = connect_options(&id, &auth, 4, &endpoint).connect_params("nonce-1", 1795513712676);
         let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,

@@ -38,7 +38,6 @@
 pub mod approvals;
 pub mod argv;
 pub mod commands;
-pub mod conn;
 mod env_lists;
 pub mod env_policy;
 pub mod exec;
@@ -46,4 +45,4 @@ pub mod host;
 pub mod state;
 pub mod stats;
 
-pub use host::{Backoff, DEFAULT_MAX_CONCURRENT, FatalError, NodeHostConfig, run};
+pub use host::{DEFAULT_MAX_CONCURRENT, FatalError, NodeHostConfig, run};

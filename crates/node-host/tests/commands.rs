@@ -61,6 +61,7 @@ fn request(command: &str, params: Value) -> InvokeRequest {
         params_json: Some(params.to_string()),
         timeout_ms: Some(30_000),
         idempotency_key: None,
+        session_key: None,
     }
 }
 
