@@ -77,17 +77,38 @@ impl<'a> RunEvents<'a> {
 
     fn agent(&mut self, stream: &str, data: Value, audience: Audience) {
         self.seq += 1;
-        let payload = json!({
+        let mut payload = json!({
             "runId": self.run_id,
-            "agentId": self.agent_id,
-            "sessionId": self.session_id,
             "sessionKey": self.session_key,
+            "agentId": self.agent_id,
             "stream": stream,
             "data": data,
             "seq": self.seq,
             "ts": now_ms(),
+            "isHeartbeat": false,
         });
+        // As OpenClaw: only lifecycle events name the session id.
+        if stream == "lifecycle" {
+            payload["sessionId"] = json!(self.session_id);
+        }
         self.sink.publish("agent", payload, audience);
+    }
+
+    /// A `chat.send` run's progress before the model answers: a `chat` status and an `agent`
+    /// `run_status` with one `seq` (`preparing_workspace`, `preparing_context`,
+    /// `starting_model`).
+    pub fn status(&mut self, phase: &str) {
+        self.agent("run_status", json!({"phase": phase}), Audience::Everyone);
+        self.chat("status", json!({"phase": phase}));
+    }
+
+    /// Token counts as the provider reported them.
+    pub fn usage(&mut self, output_tokens: u64) {
+        self.agent(
+            "usage",
+            json!({"outputTokens": output_tokens}),
+            Audience::Everyone,
+        );
     }
 
     fn chat(&self, state: &str, fields: Value) {
@@ -178,17 +199,28 @@ impl<'a> RunEvents<'a> {
         );
     }
 
-    pub fn chat_final(&mut self, message: &Value, stop_reason: &str) {
+    /// The reply as `chat` events show it: its text, no tool calls or usage.
+    fn display(text: &str) -> Value {
+        json!({"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": now_ms()})
+    }
+
+    pub fn chat_final(&mut self, text: &str, stop_reason: &str) {
         self.flush_delta();
         self.chat(
             "final",
-            json!({"message": message, "stopReason": stop_reason}),
+            json!({"stopReason": stop_reason, "message": Self::display(text.trim_end())}),
         );
     }
 
+    /// An aborted run: the text it had so far (OpenClaw's `stopReason` for an abort asked
+    /// over RPC is `rpc`).
     pub fn chat_aborted(&mut self, stop_reason: &str) {
         self.flush_delta();
-        self.chat("aborted", json!({"stopReason": stop_reason}));
+        let mut fields = json!({"stopReason": stop_reason});
+        if !self.text.is_empty() {
+            fields["message"] = Self::display(&self.text);
+        }
+        self.chat("aborted", fields);
     }
 
     pub fn chat_error(&mut self, message: &str) {

@@ -110,6 +110,9 @@ pub struct SendRequest {
     pub timeout: Option<Duration>,
     /// The connection that asked (its id), which alone gets the run's tool payloads.
     pub owner: Option<String>,
+    /// Announce the run's preparation (`chat` status and `agent` run_status events), as
+    /// OpenClaw does for `chat.send` runs and not for `agent` runs.
+    pub status_events: bool,
 }
 
 /// How a run ended.

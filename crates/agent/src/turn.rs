@@ -185,7 +185,7 @@ async fn aborted_while_queued(inner: &Arc<Inner>, request: &SendRequest) -> RunS
         &inner.options.agent_id,
         request.owner.as_deref(),
     );
-    ev.chat_aborted("aborted");
+    ev.chat_aborted("rpc");
     run.summary(&record, RunOutcome::Aborted)
 }
 
@@ -226,7 +226,14 @@ async fn run_in_lane(
         let record = run.record(RunOutcome::Error, "error", None, Some(&message));
         return run.summary(&record, RunOutcome::Error);
     }
+    if request.status_events {
+        ev.status("preparing_workspace");
+        ev.status("preparing_context");
+    }
     ev.lifecycle(json!({"phase": "start", "startedAt": started_at_ms}));
+    if request.status_events {
+        ev.status("starting_model");
+    }
     let timeout = request.timeout.unwrap_or(inner.options.run_timeout);
     let deadline = Instant::now() + timeout;
     let summary = match turn_loop(&run, &mut ev, cancel, deadline, request).await {
@@ -503,7 +510,10 @@ async fn turn_loop(
                 }
                 Some(Ok(StreamEvent::ThinkingDelta(_))) => {}
                 Some(Ok(StreamEvent::ToolCall(c))) => calls.push(c),
-                Some(Ok(StreamEvent::Usage(u))) => usage = Some(u),
+                Some(Ok(StreamEvent::Usage(u))) => {
+                    ev.usage(u.output_tokens);
+                    usage = Some(u);
+                }
                 Some(Ok(StreamEvent::Done { stop_reason })) => stop = Some(stop_reason),
             }
         }
@@ -593,13 +603,17 @@ async fn finish_ok(
         })?;
     let ended = record.ended_at_ms.unwrap_or_else(now_ms);
     ev.lifecycle(json!({
-        "phase": "end",
-        "startedAt": run.started_at_ms,
-        "endedAt": ended,
         "stopReason": stop_reason,
-        "terminalReply": {"text": reply},
+        "aborted": false,
+        "phase": "end",
+        "endedAt": ended,
+        "startedAt": run.started_at_ms,
+        "terminalReply": {
+            "disposition": if reply.is_some() { "visible" } else { "silent" },
+            "text": reply,
+        },
     }));
-    ev.chat_final(&message, stop_reason);
+    ev.chat_final(text, stop_reason);
     Ok(run.summary(&record, RunOutcome::Ok))
 }
 
@@ -621,8 +635,8 @@ async fn end_cut(run: &Run<'_>, ev: &mut RunEvents<'_>, cut: Cut, partial: &str)
     let ended = record.ended_at_ms.unwrap_or_else(now_ms);
     match outcome {
         RunOutcome::Aborted => {
-            ev.lifecycle(json!({"phase": "end", "startedAt": run.started_at_ms, "endedAt": ended, "stopReason": "aborted", "aborted": true}));
-            ev.chat_aborted("aborted");
+            ev.chat_aborted("rpc");
+            ev.lifecycle(json!({"phase": "end", "status": "cancelled", "aborted": true, "stopReason": "rpc", "startedAt": run.started_at_ms, "endedAt": ended}));
         }
         _ => {
             ev.lifecycle(json!({"phase": "error", "startedAt": run.started_at_ms, "endedAt": ended, "error": error}));

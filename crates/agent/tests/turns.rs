@@ -164,6 +164,7 @@ fn send(message: &str, run_id: &str) -> SendRequest {
         queue_mode: None,
         timeout: None,
         owner: Some("conn-1".into()),
+        status_events: false,
     }
 }
 

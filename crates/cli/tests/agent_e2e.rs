@@ -3,7 +3,10 @@
 //! carries the result → the reply arrives in `chat` events and `chat.history`; then `agent`
 //! (two responses with one id) and `agent.wait`.
 
-use clawgate_testkit::{ClawgateBin, ModelMock, RawWs, Reply, WireFormat, connect_params, json};
+use clawgate_testkit::{
+    ChildProcess, ClawgateBin, IsolatedHome, ModelMock, RawWs, Reply, WireFormat, connect_params,
+    free_port, json,
+};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -36,18 +39,34 @@ async fn frames_until(
     }
 }
 
-#[tokio::test]
-async fn chat_send_runs_a_command_on_the_node_and_replies() {
-    let mock = ModelMock::start(WireFormat::OpenAi).await;
-    let config = json!({
+fn mock_config(mock: &ModelMock) -> Value {
+    json!({
         "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
         "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
-    });
-    let gw = clawgate().start_token_gateway(&config, TOKEN).await;
-    let port = gw.port().to_string();
+    })
+}
+
+/// An operator that may read, write and approve, and gets its runs' tool payloads.
+async fn operator(url: &str) -> RawWs {
+    let mut params = connect_params(
+        Some(TOKEN),
+        &["operator.read", "operator.write", "operator.admin"],
+    );
+    params["caps"] = json!(["tool-events"]);
+    RawWs::handshake(url, params).await.unwrap().0
+}
+
+/// `clawgate node run` against the gateway on `port`, connected and its command surface
+/// approved (as an operator does with `clawgate nodes approve`). Returns it and its node id.
+async fn approved_node(
+    gw_home: &IsolatedHome,
+    port: u16,
+    ws: &mut RawWs,
+) -> (ChildProcess, String) {
+    let port = port.to_string();
     let mut node = clawgate()
         .spawn(
-            gw.home(),
+            gw_home,
             [
                 "node",
                 "run",
@@ -67,15 +86,6 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
     )
     .await
     .expect("the node connects");
-    let node_pid = node.pid();
-
-    let mut params = connect_params(
-        Some(TOKEN),
-        &["operator.read", "operator.write", "operator.admin"],
-    );
-    params["caps"] = json!(["tool-events"]);
-    let (mut ws, _) = RawWs::handshake(gw.url(), params).await.unwrap();
-    // Its command surface is approved, as an operator does with `clawgate nodes approve`.
     let deadline = Instant::now() + Duration::from_secs(30);
     let request_id = loop {
         let pending = ws
@@ -98,7 +108,7 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
     )
     .await
     .unwrap();
-    // The node is listed, connected, with system.run.
+    // Listed, connected, with system.run.
     let node_id = loop {
         let list = ws
             .request("node.list", json!({}), Duration::from_secs(5))
@@ -123,6 +133,40 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    (node, node_id)
+}
+
+async fn chat_send(ws: &mut RawWs, id: &str, message: &str, run_id: &str) {
+    ws.send_json(&json!({"type": "req", "id": id, "method": "chat.send",
+        "params": {"sessionKey": MAIN, "message": message, "idempotencyKey": run_id}}))
+        .await
+        .unwrap();
+}
+
+fn is_final(f: &Value) -> bool {
+    f["event"] == "chat"
+        && matches!(
+            f["payload"]["state"].as_str(),
+            Some("final" | "error" | "aborted")
+        )
+}
+
+fn tool_event<'a>(frames: &'a [Value], phase: &str) -> &'a Value {
+    frames
+        .iter()
+        .find(|f| f["payload"]["stream"] == "tool" && f["payload"]["data"]["phase"] == phase)
+        .unwrap_or_else(|| panic!("no tool {phase} event in {frames:#?}"))
+}
+
+#[tokio::test]
+async fn chat_send_runs_a_command_on_the_node_and_replies() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let gw = clawgate()
+        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .await;
+    let mut ws = operator(gw.url()).await;
+    let (node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    let node_pid = node.pid();
 
     // Only the node host's own shell knows its parent's pid.
     mock.push(Reply::tool_call(
@@ -130,14 +174,8 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
         json!({"command": "echo node-parent-$PPID", "host": "node"}),
     ));
     mock.push(Reply::text_chunks(["It printed ", "its parent."]));
-    ws.send_json(&json!({"type": "req", "id": "s1", "method": "chat.send",
-        "params": {"sessionKey": MAIN, "message": "where do you run?", "idempotencyKey": "e2e-run-1"}}))
-        .await
-        .unwrap();
-    let frames = frames_until(&mut ws, Duration::from_secs(60), |f| {
-        f["event"] == "chat" && f["payload"]["state"] == "final"
-    })
-    .await;
+    chat_send(&mut ws, "s1", "where do you run?", "e2e-run-1").await;
+    let frames = frames_until(&mut ws, Duration::from_secs(60), is_final).await;
     let res = frames
         .iter()
         .find(|f| f["type"] == "res" && f["id"] == "s1")
@@ -178,10 +216,7 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
     );
     assert!(pos("agent:tool:result") < pos("chat:delta"), "{labels:?}");
     assert!(pos("agent:lifecycle:end") < pos("chat:final"), "{labels:?}");
-    let tool_result = frames
-        .iter()
-        .find(|f| f["payload"]["stream"] == "tool" && f["payload"]["data"]["phase"] == "result")
-        .unwrap();
+    let tool_result = tool_event(&frames, "result");
     let expected = format!("Node: {node_id}\nnode-parent-{node_pid}");
     assert_eq!(tool_result["payload"]["data"]["result"], expected.as_str());
 
@@ -296,4 +331,103 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
     );
     ws.close().await;
     drop(node);
+}
+
+/// The node goes away while it runs the agent's command: the tool result is an error that says
+/// so, the model is told, and the turn still ends with a reply.
+#[tokio::test]
+async fn a_node_killed_mid_command_gives_an_error_result_and_a_reply() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let gw = clawgate()
+        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .await;
+    let mut ws = operator(gw.url()).await;
+    let (node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "sleep 5", "host": "node"}),
+    ));
+    mock.push(Reply::text(
+        "The node went away before the command finished.",
+    ));
+    chat_send(&mut ws, "s1", "sleep a while", "kill-node-1").await;
+    frames_until(&mut ws, Duration::from_secs(30), |f| {
+        f["payload"]["stream"] == "tool" && f["payload"]["data"]["phase"] == "start"
+    })
+    .await;
+    node.signal("KILL");
+    let frames = frames_until(&mut ws, Duration::from_secs(60), is_final).await;
+    let result = &tool_event(&frames, "result")["payload"]["data"];
+    assert_eq!(result["isError"], true, "{result:#}");
+    let text = result["result"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("Node: {node_id}\nexec failed: ")),
+        "{text}"
+    );
+    let last = frames.last().unwrap();
+    assert_eq!(last["payload"]["state"], "final", "{last:#}");
+    let follow_up = &mock.requests()[1].body["messages"];
+    assert!(
+        follow_up.to_string().contains("exec failed"),
+        "the model is told: {follow_up:#}"
+    );
+}
+
+/// `kill -9` of the gateway while the model answers: after the restart the transcript says the
+/// run was interrupted, the model was not asked again, and the same key answers `interrupted`.
+#[tokio::test]
+async fn a_gateway_killed_mid_run_ends_the_run_as_interrupted_after_restart() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::text_chunks(["thinking"]).then_stall());
+    let home = IsolatedHome::new();
+    home.write_config(&mock_config(&mock));
+    let port = free_port().to_string();
+    let argv = ["gateway", "run", "--port", &port, "--token", TOKEN];
+    let gw = clawgate()
+        .spawn_gateway_in(home, argv, [("CLAWGATE_LOG", "warn")])
+        .await
+        .unwrap();
+    let mut ws = operator(gw.url()).await;
+    chat_send(&mut ws, "s1", "a long question", "kill-gw-1").await;
+    // The first text is out: the run and the message are on disk.
+    frames_until(&mut ws, Duration::from_secs(30), |f| {
+        f["event"] == "chat" && f["payload"]["state"] == "delta"
+    })
+    .await;
+    let (process, home) = gw.into_parts();
+    process.signal("KILL");
+    let mut process = process;
+    process
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .expect("killed");
+
+    let gw = clawgate()
+        .spawn_gateway_in(home, argv, [("CLAWGATE_LOG", "warn")])
+        .await
+        .unwrap();
+    let mut ws = operator(gw.url()).await;
+    let history = ws
+        .request(
+            "chat.history",
+            json!({"sessionKey": MAIN}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let messages = history["payload"]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{history:#}");
+    assert_eq!(messages[0]["content"], "a long question");
+    let note = messages[1]["errorMessage"].as_str().unwrap();
+    assert!(note.contains("interrupted"), "{note}");
+    let again = ws
+        .request(
+            "chat.send",
+            json!({"sessionKey": MAIN, "message": "a long question", "idempotencyKey": "kill-gw-1"}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again["payload"]["status"], "interrupted");
+    assert_eq!(mock.requests().len(), 1, "nothing ran again");
 }

@@ -4,7 +4,8 @@
 //! offline once killed. Runs through ./scripts/test (loopback-only namespace).
 
 use clawgate_testkit::{
-    ChildProcess, ClawgateBin, ClawgateGateway, IsolatedHome, OpenClaw, Output, Value, json,
+    ChildProcess, ClawgateBin, ClawgateGateway, IsolatedHome, ModelMock, OpenClaw, Output, Reply,
+    Value, WireFormat, json,
 };
 use std::time::{Duration, Instant};
 
@@ -196,12 +197,9 @@ async fn the_real_node_host_pairs_is_approved_and_serves_invokes() {
     .await;
 }
 
-#[tokio::test]
-async fn clawgate_nodes_approve_approves_a_real_node_host() {
-    let oc = OpenClaw::from_env();
-    let gw = clawgate_gateway(json!({})).await;
-    let node_home = IsolatedHome::new();
-    let mut node = spawn_real_node(&oc, &gw, &node_home, "second-node");
+/// Approves the command surface of the real node host named `name` with `clawgate nodes
+/// approve`; returns its node id.
+async fn approve_with_clawgate(gw: &ClawgateGateway, name: &str) -> String {
     let cg = |args: &[&str]| {
         ClawgateBin::new(env!("CARGO_BIN_EXE_clawgate"))
             .cli()
@@ -217,14 +215,23 @@ async fn clawgate_nodes_approve_approves_a_real_node_host() {
             .cloned()
             .or_else(|| list["pending"].as_array().cloned())
             .unwrap_or_default();
-        rows.into_iter().find(|r| r["displayName"] == "second-node")
+        rows.into_iter().find(|r| r["displayName"] == name)
     })
     .await;
     let out = cg(&["nodes", "approve", request["requestId"].as_str().unwrap()])
         .run()
         .await;
     out.assert_success();
-    let node_id = request["nodeId"].as_str().unwrap().to_owned();
+    request["nodeId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn clawgate_nodes_approve_approves_a_real_node_host() {
+    let oc = OpenClaw::from_env();
+    let gw = clawgate_gateway(json!({})).await;
+    let node_home = IsolatedHome::new();
+    let mut node = spawn_real_node(&oc, &gw, &node_home, "second-node");
+    let node_id = approve_with_clawgate(&gw, "second-node").await;
     let out = oc
         .cli()
         .config(remote(&gw))
@@ -274,4 +281,94 @@ async fn the_real_node_host_from_a_trusted_cidr_pairs_without_asking() {
     })
     .await;
     node.stop(Duration::from_secs(10)).await;
+}
+
+/// The seed's middle with the real OpenClaw processes around clawgate: the real CLI sends
+/// `chat.send`, the agent's `exec host=node` runs on the real `openclaw node run` (its output
+/// names the node host's own home, which only that process has), the follow-up model request
+/// carries it, and the real CLI reads the reply with `chat.history` and runs `openclaw agent`.
+#[tokio::test]
+async fn the_agent_runs_a_command_on_the_real_node_host_for_the_real_cli() {
+    let oc = OpenClaw::from_env();
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let gw = clawgate_gateway(json!({
+        "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
+        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
+    }))
+    .await;
+    let node_home = IsolatedHome::new();
+    let mut node = spawn_real_node(&oc, &gw, &node_home, "agent-node");
+    let node_id = approve_with_clawgate(&gw, "agent-node").await;
+    eventually(30, "the node connected with system.run", || async {
+        let out = real_cli(&oc, &gw, &["gateway", "call", "node.list", "--json"]).await;
+        let list = ok_json(&out);
+        list["nodes"].as_array().and_then(|n| {
+            n.iter()
+                .find(|n| n["nodeId"] == node_id.as_str() && n["connected"] == true)
+                .filter(|n| {
+                    n["commands"]
+                        .as_array()
+                        .is_some_and(|c| c.contains(&json!("system.run")))
+                })
+                .cloned()
+        })
+    })
+    .await;
+
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "echo node-home=$HOME", "host": "node"}),
+    ));
+    mock.push(Reply::text("It runs in its own home."));
+    let call = |method: &str, params: Value| {
+        oc.cli()
+            .config(remote(&gw))
+            .args(["gateway", "call", method, "--json", "--params"])
+            .arg(params.to_string())
+    };
+    let out = call(
+        "chat.send",
+        json!({"sessionKey": "agent:main:main", "message": "where?", "idempotencyKey": "real-cli-1"}),
+    )
+    .run()
+    .await;
+    assert_eq!(
+        ok_json(&out),
+        json!({"runId": "real-cli-1", "status": "started"}),
+        "{out}"
+    );
+    let history = eventually(60, "the reply in chat.history", || async {
+        let out = call("chat.history", json!({"sessionKey": "agent:main:main"}))
+            .run()
+            .await;
+        let history = ok_json(&out);
+        let done = history["messages"].as_array().is_some_and(|m| m.len() == 4);
+        done.then_some(history)
+    })
+    .await;
+    let messages = history["messages"].as_array().unwrap();
+    let expected = format!("Node: {node_id}\nnode-home={}", node_home.home().display());
+    assert_eq!(
+        messages[2]["content"][0]["text"],
+        expected.as_str(),
+        "{history:#}"
+    );
+    assert_eq!(
+        messages[3]["content"][0]["text"],
+        "It runs in its own home."
+    );
+    let follow_up = mock.requests()[1].body["messages"].to_string();
+    assert!(follow_up.contains("node-home="), "{follow_up}");
+
+    // The real `openclaw agent` through the gateway.
+    mock.push(Reply::text("Hi from clawgate."));
+    let out = oc
+        .cli()
+        .config(remote(&gw))
+        .args(["agent", "--message", "hi", "--agent", "main", "--json"])
+        .run()
+        .await;
+    out.assert_success();
+    assert!(out.stdout.contains("Hi from clawgate."), "{out}");
+    node.stop(Duration::from_secs(5)).await;
 }

@@ -164,6 +164,12 @@ pub struct ClawgateGateway {
 }
 
 impl ClawgateGateway {
+    /// Its process and its home, apart: to kill the process and start a gateway again on the
+    /// same state.
+    pub fn into_parts(self) -> (ChildProcess, IsolatedHome) {
+        (self.process, self.home)
+    }
+
     /// The URL from the readiness line, e.g. `ws://127.0.0.1:40123`.
     pub fn url(&self) -> &str {
         &self.url

@@ -95,6 +95,7 @@ pub(crate) async fn agent(c: &Call<'_>) {
             queue_mode: queue_mode(c)?,
             timeout,
             owner: Some(c.conn.conn_id.clone()),
+            status_events: false,
         })
     })();
     let request = match request {

@@ -64,6 +64,7 @@ pub(crate) async fn send(c: &Call<'_>) -> Reply {
         queue_mode: queue_mode(c)?,
         timeout,
         owner: Some(c.conn.conn_id.clone()),
+        status_events: true,
     };
     let accepted =
         c.gw.agent
@@ -106,11 +107,18 @@ pub(crate) async fn history(c: &Call<'_>) -> Reply {
     Ok(out)
 }
 
+/// How long `chat.abort` waits for the runs it aborted to end, so that their `aborted` events
+/// come before its answer, as OpenClaw's do.
+const ABORT_SETTLE: Duration = Duration::from_secs(5);
+
 /// `chat.abort {sessionKey, runId?}`.
-pub(crate) fn abort(c: &Call<'_>) -> Reply {
+pub(crate) async fn abort(c: &Call<'_>) -> Reply {
     let session_key = required(c, "sessionKey")?;
     let run_id = c.params.get("runId").and_then(Value::as_str);
     let ids = c.gw.agent.abort(session_key, run_id);
+    for id in &ids {
+        c.gw.agent.wait(id, ABORT_SETTLE).await;
+    }
     Ok(json!({"ok": true, "aborted": !ids.is_empty(), "runIds": ids}))
 }
 

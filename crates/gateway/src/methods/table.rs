@@ -208,7 +208,7 @@ pub(crate) static METHODS: &[Method] = &[
     },
     method("chat.send", WRITE, async_handler!(chat::send)),
     method("chat.history", READ, async_handler!(chat::history)),
-    method("chat.abort", WRITE, Handler::Sync(chat::abort)),
+    method("chat.abort", WRITE, async_handler!(chat::abort)),
     method("chat.inject", ADMIN, async_handler!(chat::inject)),
     method(
         "agent",
@@ -274,6 +274,14 @@ mod tests {
                 "node.pluginTools.update",
                 "exec.approvals.node.get",
                 "exec.approvals.node.set",
+                "chat.send",
+                "chat.history",
+                "chat.abort",
+                "chat.inject",
+                "agent",
+                "agent.wait",
+                "sessions.list",
+                "sessions.reset",
             ]
         );
     }
