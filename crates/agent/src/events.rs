@@ -77,6 +77,10 @@ impl<'a> RunEvents<'a> {
 
     fn agent(&mut self, stream: &str, data: Value, audience: Audience) {
         self.seq += 1;
+        self.agent_at_current_seq(stream, data, audience);
+    }
+
+    fn agent_at_current_seq(&self, stream: &str, data: Value, audience: Audience) {
         let mut payload = json!({
             "runId": self.run_id,
             "sessionKey": self.session_key,
@@ -98,8 +102,9 @@ impl<'a> RunEvents<'a> {
     /// `run_status` with one `seq` (`preparing_workspace`, `preparing_context`,
     /// `starting_model`).
     pub fn status(&mut self, phase: &str) {
-        self.agent("run_status", json!({"phase": phase}), Audience::Everyone);
+        self.seq += 1;
         self.chat("status", json!({"phase": phase}));
+        self.agent_at_current_seq("run_status", json!({"phase": phase}), Audience::Everyone);
     }
 
     /// Token counts as the provider reported them.
@@ -190,8 +195,11 @@ impl<'a> RunEvents<'a> {
                 "phase": "result",
                 "name": name,
                 "toolCallId": call_id,
-                "result": result,
                 "isError": is_error,
+                "result": {
+                    "content": [{"type": "text", "text": result}],
+                    "details": {"status": if is_error { "error" } else { "completed" }},
+                },
             }),
             Audience::ToolEvents {
                 owner: self.owner.clone(),

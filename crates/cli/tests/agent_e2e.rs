@@ -218,7 +218,10 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
     assert!(pos("agent:lifecycle:end") < pos("chat:final"), "{labels:?}");
     let tool_result = tool_event(&frames, "result");
     let expected = format!("Node: {node_id}\nnode-parent-{node_pid}");
-    assert_eq!(tool_result["payload"]["data"]["result"], expected.as_str());
+    assert_eq!(
+        tool_result["payload"]["data"]["result"]["content"][0]["text"],
+        expected.as_str()
+    );
 
     // The follow-up model request carries what the node printed.
     let requests = mock.requests();
@@ -359,7 +362,7 @@ async fn a_node_killed_mid_command_gives_an_error_result_and_a_reply() {
     let frames = frames_until(&mut ws, Duration::from_secs(60), is_final).await;
     let result = &tool_event(&frames, "result")["payload"]["data"];
     assert_eq!(result["isError"], true, "{result:#}");
-    let text = result["result"].as_str().unwrap();
+    let text = result["result"]["content"][0]["text"].as_str().unwrap();
     assert!(
         text.starts_with(&format!("Node: {node_id}\nexec failed: ")),
         "{text}"

@@ -316,3 +316,91 @@ impl Capture {
             .expect("capture has a connect")
     }
 }
+
+// Nodes and operators over real sockets, shared by the node and agent tests.
+
+pub const COMMANDS: &[&str] = &[
+    "system.run",
+    "system.which",
+    "system.run.prepare",
+    "file.fetch",
+    "ollama.chat",
+];
+
+/// A node host's connect, like the real one's (device-signed, role node).
+pub async fn node(gw: &TestGateway, seed: u8) -> (Client, String) {
+    node_with(gw, seed, 4, json!(["system"]), json!(COMMANDS)).await
+}
+
+/// A node speaking `protocol` (4, or 3 like a legacy node host) that declares `caps` and
+/// `commands`.
+pub async fn node_with(
+    gw: &TestGateway,
+    seed: u8,
+    protocol: u32,
+    caps: Value,
+    commands: Value,
+) -> (Client, String) {
+    let key = SigningKey::from_bytes(&[seed; 32]);
+    let mut c = Client::open(gw.addr).await;
+    let nonce = c.nonce();
+    let params = json!({"minProtocol":protocol,"maxProtocol":protocol,
+        "client":{"id":"node-host","displayName":"proto-node","version":"2026.9.6","platform":"linux","deviceFamily":"Linux","mode":"node"},
+        "caps":caps,"commands":commands,"pathEnv":"/usr/bin:/bin","auth":{"token":TOKEN},"role":"node","scopes":[]});
+    let res = c.connect(sign(params, &key, &nonce, now_ms())).await;
+    assert_eq!(res["ok"], true, "{res}");
+    assert_eq!(res["payload"]["auth"]["role"], "node");
+    assert!(res["payload"]["auth"]["deviceToken"].is_string());
+    (
+        c,
+        clawgate_protocol::device::device_id(&key.verifying_key()),
+    )
+}
+
+pub async fn operator(gw: &TestGateway, scopes: &[&str]) -> Client {
+    let mut c = Client::open(gw.addr).await;
+    assert_eq!(c.connect(cli_params(scopes)).await["ok"], true);
+    c
+}
+
+pub async fn next_event(c: &mut Client, name: &str) -> Value {
+    loop {
+        let f = c.recv().await;
+        if f["type"] == "event" && f["event"] == name {
+            return f;
+        }
+    }
+}
+
+/// Approves the node's pending surface and returns once it is approved.
+pub async fn approve(gw: &TestGateway, node_id: &str) {
+    let mut admin = operator(gw, &["operator.pairing", "operator.admin"]).await;
+    let list = admin.call("l", "node.pair.list", json!({})).await;
+    let req = list["payload"]["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["nodeId"] == node_id)
+        .unwrap()
+        .clone();
+    let r = admin
+        .call(
+            "a",
+            "node.pair.approve",
+            json!({"requestId": req["requestId"]}),
+        )
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+}
+
+/// The node side of one invoke: the request event, answered with `result`.
+pub async fn answer(node: &mut Client, node_id: &str, result: Value) -> Value {
+    let req = next_event(node, "node.invoke.request").await;
+    assert!(req.get("seq").is_none(), "targeted events carry no seq");
+    let mut params = result;
+    params["id"] = req["payload"]["id"].clone();
+    params["nodeId"] = json!(node_id);
+    let r = node.call("r", "node.invoke.result", params).await;
+    assert_eq!(r["payload"], json!({"ok": true}));
+    req["payload"].clone()
+}
