@@ -60,9 +60,11 @@ impl Recorder {
     }
 }
 
-/// A node that answers `system.run` by echoing the command it got, as `stdout`.
+/// A node that answers `system.run` by echoing the command it got, as `stdout`; with
+/// `prepares`, it also declares `system.run.prepare` and answers it with a plan.
 struct EchoNode {
     connected: bool,
+    prepares: bool,
     calls: Mutex<Vec<NodeCall>>,
 }
 
@@ -73,7 +75,11 @@ impl NodeAccess for EchoNode {
             display_name: Some("build box".into()),
             remote_ip: None,
             platform: Some("linux".into()),
-            commands: vec!["system.run".into(), "system.which".into()],
+            commands: if self.prepares {
+                vec!["system.run".into(), "system.run.prepare".into()]
+            } else {
+                vec!["system.run".into(), "system.which".into()]
+            },
             connected: self.connected,
             row: json!({"nodeId": "node-1", "connected": self.connected}),
         }]
@@ -82,6 +88,16 @@ impl NodeAccess for EchoNode {
     fn invoke(&self, call: NodeCall) -> clawgate_agent::tools::NodeFuture<'_> {
         self.calls.lock().unwrap().push(call.clone());
         Box::pin(async move {
+            if call.command == "system.run.prepare" {
+                let text = call.params["rawCommand"].as_str().unwrap_or_default();
+                return Ok(json!({"plan": {
+                    "argv": ["/usr/bin/sh", "-lc", text],
+                    "cwd": "/srv",
+                    "commandText": format!("/usr/bin/sh -lc {text}"),
+                    "agentId": call.params["agentId"],
+                    "sessionKey": call.params["sessionKey"],
+                }}));
+            }
             if call.command != "system.run" {
                 return Err(NodeCallError {
                     code: "INVALID_REQUEST".into(),
@@ -130,11 +146,16 @@ struct Setup {
 }
 
 async fn setup(mock: Option<&ModelMock>, options: AgentOptions) -> Setup {
+    setup_with(mock, options, false).await
+}
+
+async fn setup_with(mock: Option<&ModelMock>, options: AgentOptions, prepares: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let events = Arc::new(Recorder::default());
     let node = Arc::new(EchoNode {
         connected: true,
+        prepares,
         calls: Mutex::default(),
     });
     let agent = Agent::open(
@@ -421,6 +442,7 @@ async fn a_run_left_running_by_a_killed_gateway_is_ended_not_rerun() {
         llm_for(Some(&mock)),
         Arc::new(EchoNode {
             connected: true,
+            prepares: false,
             calls: Mutex::default(),
         }),
         Arc::new(Recorder::default()),
@@ -443,4 +465,37 @@ async fn a_run_left_running_by_a_killed_gateway_is_ended_not_rerun() {
     let resent = agent.send(send("hi", "r")).await.unwrap();
     assert!(matches!(resent, SendAccepted::Done(_)), "{resent:?}");
     assert!(mock.requests().is_empty(), "nothing ran again");
+}
+
+#[tokio::test]
+async fn a_node_that_prepares_runs_exactly_its_plan() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "uname -s", "workdir": "/tmp"}),
+    ));
+    mock.push(Reply::text("done"));
+    let s = setup_with(Some(&mock), AgentOptions::default(), true).await;
+    s.agent.send(send("os?", "r")).await.unwrap();
+    assert_eq!(
+        s.agent.wait("r", WAIT).await.unwrap().outcome,
+        RunOutcome::Ok
+    );
+    let calls = s.node.calls.lock().unwrap().clone();
+    let commands: Vec<&str> = calls.iter().map(|c| c.command.as_str()).collect();
+    assert_eq!(commands, ["system.run.prepare", "system.run"]);
+    assert_eq!(
+        calls[0].params["command"],
+        json!(["/bin/sh", "-lc", "uname -s"])
+    );
+    assert_eq!(calls[0].params["cwd"], "/tmp");
+    let run = &calls[1].params;
+    assert_eq!(
+        run["command"],
+        json!(["/usr/bin/sh", "-lc", "uname -s"]),
+        "the plan's argv"
+    );
+    assert_eq!(run["cwd"], "/srv", "the plan's working directory");
+    assert_eq!(run["rawCommand"], "/usr/bin/sh -lc uname -s");
+    assert_eq!(run["systemRunPlan"]["argv"], run["command"]);
 }

@@ -154,6 +154,14 @@ async fn a_tool_turn_sends_openclaws_events_in_openclaws_order() {
         sent["payload"],
         json!({"runId": "wire-1", "status": "started"})
     );
+    // The fake node declares system.run.prepare: the plan comes first.
+    let prepare = answer(
+        &mut node,
+        &node_id,
+        json!({"ok": true, "payloadJSON": json!({"plan": {"argv": ["/bin/sh", "-lc", "echo captured"], "cwd": null, "commandText": "echo captured"}}).to_string()}),
+    )
+    .await;
+    assert_eq!(prepare["command"], "system.run.prepare");
     let request = answer(
         &mut node,
         &node_id,

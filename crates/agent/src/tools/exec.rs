@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 const DEFAULT_TIMEOUT_SECS: u64 = 1800;
 /// The invoke's budget beyond the command's own timeout, for the node to report back.
 const REPORT_MARGIN_MS: u64 = 5_000;
+/// How long a node may take to prepare a run (OpenClaw's budget).
+const PREPARE_TIMEOUT_MS: u64 = 15_000;
 
 pub(super) fn spec() -> ToolSpec {
     ToolSpec {
@@ -107,31 +109,82 @@ pub(super) async fn run(args: &Value, call_id: &str, cx: &ToolContext<'_>) -> To
         .filter(|t| t.is_finite() && *t > 0.0)
         .map_or(DEFAULT_TIMEOUT_SECS, |t| t.ceil() as u64);
     let timeout_ms = timeout_secs.saturating_mul(1000);
+    let argv = json!(["/bin/sh", "-lc", command]);
+    let workdir = args["workdir"].as_str();
+    let env = args["env"].as_object().cloned().map(Value::Object);
+    let invoke = |command: &str, params: Value, timeout_ms: u64, key: &str| {
+        cx.nodes.invoke(NodeCall {
+            node_id: node.node_id.clone(),
+            command: command.to_owned(),
+            params,
+            timeout_ms,
+            idempotency_key: format!("{}:{call_id}:{key}", cx.run_id),
+            session_key: cx.session_key.to_owned(),
+        })
+    };
     let mut params = json!({
-        "command": ["/bin/sh", "-lc", command],
+        "command": argv,
         "rawCommand": command,
         "timeoutMs": timeout_ms,
         "agentId": cx.agent_id,
         "sessionKey": cx.session_key,
         "runId": cx.run_id,
     });
-    if let Some(cwd) = args["workdir"].as_str() {
+    if let Some(cwd) = workdir {
         params["cwd"] = json!(cwd);
     }
-    if let Some(env) = args["env"].as_object() {
-        params["env"] = Value::Object(env.clone());
+    if let Some(env) = &env {
+        params["env"] = env.clone();
     }
-    let outcome = cx
-        .nodes
-        .invoke(NodeCall {
-            node_id: node.node_id.clone(),
-            command: "system.run".into(),
-            params,
-            timeout_ms: timeout_ms.saturating_add(REPORT_MARGIN_MS),
-            idempotency_key: format!("{}:{call_id}", cx.run_id),
-            session_key: cx.session_key.to_owned(),
-        })
-        .await;
+    // A node that can prepare runs pins the command first (its resolved argv and working
+    // directory, checked against its exec policy), and runs exactly that plan, as OpenClaw's
+    // exec does.
+    if node.commands.iter().any(|c| c == "system.run.prepare") {
+        let mut prepare = json!({
+            "command": argv,
+            "rawCommand": command,
+            "agentId": cx.agent_id,
+            "sessionKey": cx.session_key,
+        });
+        if let Some(cwd) = workdir {
+            prepare["cwd"] = json!(cwd);
+        }
+        if let Some(env) = &env {
+            prepare["env"] = env.clone();
+        }
+        let plan = match invoke("system.run.prepare", prepare, PREPARE_TIMEOUT_MS, "prepare").await
+        {
+            Ok(payload) => payload["plan"].clone(),
+            Err(e) => {
+                return ToolOutput::error(format!(
+                    "Node: {}\nexec failed while preparing the command: {}",
+                    node.node_id,
+                    describe_failure(&e)
+                ));
+            }
+        };
+        let Some(plan_argv) = plan["argv"].as_array().filter(|a| !a.is_empty()) else {
+            return ToolOutput::error(format!(
+                "Node: {}\nexec failed: the node's system.run.prepare answered without a plan",
+                node.node_id
+            ));
+        };
+        params["command"] = Value::Array(plan_argv.clone());
+        if let Some(text) = plan["commandText"].as_str() {
+            params["rawCommand"] = json!(text);
+        }
+        if let Some(cwd) = plan["cwd"].as_str() {
+            params["cwd"] = json!(cwd);
+        }
+        params["systemRunPlan"] = plan;
+    }
+    let outcome = invoke(
+        "system.run",
+        params,
+        timeout_ms.saturating_add(REPORT_MARGIN_MS),
+        "run",
+    )
+    .await;
     match outcome {
         Ok(payload) => render(&node.node_id, &payload),
         Err(e) => ToolOutput::error(format!(
