@@ -15,6 +15,7 @@
 //! together run at most `max_concurrent` at once. A message that arrives while its session
 //! is busy follows [`QueueMode`].
 
+mod approvals;
 mod events;
 mod runtime;
 mod session_key;
@@ -22,6 +23,7 @@ pub mod tools;
 mod transcript;
 mod turn;
 
+pub use approvals::Decision;
 pub use events::{Audience, EventSink};
 pub use runtime::{
     Agent, AgentError, AgentOptions, History, LoadedSessions, QueueMode, RunOutcome, RunSummary,

@@ -93,6 +93,8 @@ pub enum AgentError {
     Busy,
     #[error("no session {0}")]
     UnknownSession(String),
+    #[error("no exec approval {0} is waiting (it was answered, expired, or its run ended)")]
+    UnknownApproval(String),
 }
 
 /// A message to run.
@@ -292,6 +294,7 @@ pub(crate) struct Inner {
     pub concurrency: Arc<Semaphore>,
     /// Serializes transcript positions and session creation between runs and injections.
     pub writes: tokio::sync::Mutex<()>,
+    pub approvals: crate::approvals::Approvals,
 }
 
 /// The agent runtime. Cloning shares it.
@@ -352,6 +355,7 @@ impl Agent {
                 runs: Mutex::default(),
                 concurrency,
                 writes: tokio::sync::Mutex::new(()),
+                approvals: crate::approvals::Approvals::default(),
                 options,
             }),
         }
@@ -625,6 +629,24 @@ impl Agent {
             Audience::Everyone,
         );
         Ok(row)
+    }
+
+    /// Answers a waiting exec approval.
+    pub fn resolve_approval(
+        &self,
+        id: &str,
+        decision: crate::approvals::Decision,
+    ) -> Result<(), AgentError> {
+        if self.inner.approvals.resolve(id, decision) {
+            Ok(())
+        } else {
+            Err(AgentError::UnknownApproval(id.to_owned()))
+        }
+    }
+
+    /// The exec approvals waiting for an answer, as announced.
+    pub fn pending_approvals(&self) -> Vec<Value> {
+        self.inner.approvals.pending()
     }
 
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionState>> {

@@ -462,6 +462,8 @@ async fn turn_loop(
     let system = system_prompt(inner, request);
     let cx = ToolContext {
         nodes: &*inner.nodes,
+        approvals: &inner.approvals,
+        events: &*inner.events,
         session_key: &run.session_key,
         run_id: &run.run_id,
         agent_id: &inner.options.agent_id,

@@ -65,6 +65,8 @@ impl Recorder {
 struct EchoNode {
     connected: bool,
     prepares: bool,
+    /// Its exec policy asks: `system.run` is refused until it comes approved.
+    asks: bool,
     calls: Mutex<Vec<NodeCall>>,
 }
 
@@ -97,6 +99,12 @@ impl NodeAccess for EchoNode {
                     "agentId": call.params["agentId"],
                     "sessionKey": call.params["sessionKey"],
                 }}));
+            }
+            if self.asks && call.params["approved"] != true {
+                return Err(NodeCallError {
+                    code: "UNAVAILABLE".into(),
+                    message: "SYSTEM_RUN_DENIED: approval required".into(),
+                });
             }
             if call.command != "system.run" {
                 return Err(NodeCallError {
@@ -150,12 +158,22 @@ async fn setup(mock: Option<&ModelMock>, options: AgentOptions) -> Setup {
 }
 
 async fn setup_with(mock: Option<&ModelMock>, options: AgentOptions, prepares: bool) -> Setup {
+    setup_node(mock, options, prepares, false).await
+}
+
+async fn setup_node(
+    mock: Option<&ModelMock>,
+    options: AgentOptions,
+    prepares: bool,
+    asks: bool,
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let events = Arc::new(Recorder::default());
     let node = Arc::new(EchoNode {
         connected: true,
         prepares,
+        asks,
         calls: Mutex::default(),
     });
     let agent = Agent::open(
@@ -443,6 +461,7 @@ async fn a_run_left_running_by_a_killed_gateway_is_ended_not_rerun() {
         Arc::new(EchoNode {
             connected: true,
             prepares: false,
+            asks: false,
             calls: Mutex::default(),
         }),
         Arc::new(Recorder::default()),
@@ -498,4 +517,96 @@ async fn a_node_that_prepares_runs_exactly_its_plan() {
     assert_eq!(run["cwd"], "/srv", "the plan's working directory");
     assert_eq!(run["rawCommand"], "/usr/bin/sh -lc uname -s");
     assert_eq!(run["systemRunPlan"]["argv"], run["command"]);
+}
+
+/// Waits for the next `exec.approval.requested` and returns its id.
+async fn approval_requested(events: &Recorder) -> (String, Value) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let found = events
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(e, _, _)| e == "exec.approval.requested")
+            .map(|(_, p, _)| p.clone());
+        if let Some(p) = found {
+            return (p["id"].as_str().unwrap().to_owned(), p);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no approval was asked"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_asks_runs_the_command_once_an_operator_approves() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "rm -rf build", "host": "node"}),
+    ));
+    mock.push(Reply::text("Cleaned."));
+    let s = setup_node(Some(&mock), AgentOptions::default(), true, true).await;
+    s.agent.send(send("clean", "r")).await.unwrap();
+    let (id, requested) = approval_requested(&s.events).await;
+    assert_eq!(requested["request"]["command"], "rm -rf build");
+    assert_eq!(requested["request"]["host"], "node");
+    assert_eq!(requested["request"]["nodeId"], "node-1");
+    assert_eq!(requested["request"]["sessionKey"], MAIN);
+    assert!(requested["request"]["systemRunPlan"]["argv"].is_array());
+    assert_eq!(s.agent.pending_approvals().len(), 1);
+    s.agent
+        .resolve_approval(&id, clawgate_agent::Decision::AllowOnce)
+        .unwrap();
+    let summary = s.agent.wait("r", WAIT).await.unwrap();
+    assert_eq!(summary.reply.as_deref(), Some("Cleaned."));
+    let calls = s.node.calls.lock().unwrap().clone();
+    let last = calls.last().unwrap();
+    assert_eq!(last.command, "system.run");
+    assert_eq!(last.params["approved"], true);
+    assert_eq!(last.params["approvalDecision"], "allow-once");
+    assert!(s.agent.pending_approvals().is_empty());
+    assert!(
+        s.agent
+            .resolve_approval(&id, clawgate_agent::Decision::Deny)
+            .is_err(),
+        "an answered approval cannot be answered again"
+    );
+}
+
+#[tokio::test]
+async fn a_denied_command_is_not_run_and_the_model_is_told() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "reboot", "host": "node"}),
+    ));
+    mock.push(Reply::text("Not allowed."));
+    let s = setup_node(Some(&mock), AgentOptions::default(), true, true).await;
+    s.agent.send(send("reboot", "r")).await.unwrap();
+    let (id, _) = approval_requested(&s.events).await;
+    s.agent
+        .resolve_approval(&id, clawgate_agent::Decision::Deny)
+        .unwrap();
+    assert_eq!(
+        s.agent.wait("r", WAIT).await.unwrap().outcome,
+        RunOutcome::Ok
+    );
+    let runs = s
+        .node
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.command == "system.run" && c.params["approved"] == true)
+        .count();
+    assert_eq!(runs, 0, "nothing ran approved");
+    let follow_up = mock.requests()[1].body["messages"].to_string();
+    assert!(
+        follow_up.contains("exec denied: user-denied"),
+        "{follow_up}"
+    );
 }

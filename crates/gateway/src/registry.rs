@@ -542,6 +542,7 @@ fn event_scope(event: &str) -> Option<&'static str> {
     match event {
         "tick" | "health" | "heartbeat" | "shutdown" => None,
         e if e.starts_with("device.pair.") || e.starts_with("node.pair.") => Some(scopes::PAIRING),
+        e if e.starts_with("exec.approval.") => Some(scopes::APPROVALS),
         _ => Some(scopes::READ),
     }
 }

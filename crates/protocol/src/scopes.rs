@@ -107,6 +107,8 @@ pub fn method_access(method: &str) -> MethodAccess {
         MethodAccess::Scope(READ)
     } else if WRITE_METHODS.contains(&method) {
         MethodAccess::Scope(WRITE)
+    } else if method.starts_with("exec.approval.") {
+        MethodAccess::Scope(APPROVALS)
     } else if method.starts_with("node.pair.")
         || method == "node.rename"
         || method.starts_with("device.pair.")

@@ -15,6 +15,8 @@ const DEFAULT_TIMEOUT_SECS: u64 = 1800;
 const REPORT_MARGIN_MS: u64 = 5_000;
 /// How long a node may take to prepare a run (OpenClaw's budget).
 const PREPARE_TIMEOUT_MS: u64 = 15_000;
+/// What a node answers `system.run` with when its exec policy wants an approval first.
+const APPROVAL_REQUIRED: &str = "SYSTEM_RUN_DENIED: approval required";
 
 pub(super) fn spec() -> ToolSpec {
     ToolSpec {
@@ -143,6 +145,8 @@ pub(super) async fn run(args: &Value, call_id: &str, cx: &ToolContext<'_>) -> To
         let mut prepare = json!({
             "command": argv,
             "rawCommand": command,
+            "security": "full",
+            "ask": "off",
             "agentId": cx.agent_id,
             "sessionKey": cx.session_key,
         });
@@ -178,13 +182,42 @@ pub(super) async fn run(args: &Value, call_id: &str, cx: &ToolContext<'_>) -> To
         }
         params["systemRunPlan"] = plan;
     }
-    let outcome = invoke(
-        "system.run",
-        params,
-        timeout_ms.saturating_add(REPORT_MARGIN_MS),
-        "run",
-    )
-    .await;
+    let budget = timeout_ms.saturating_add(REPORT_MARGIN_MS);
+    let mut outcome = invoke("system.run", params.clone(), budget, "run").await;
+    // The node's own policy asks for an approval: ask an operator, then run the same plan
+    // approved (the node checks it is the plan that was prepared).
+    if let Err(e) = &outcome
+        && e.message.contains(APPROVAL_REQUIRED)
+    {
+        if params.get("systemRunPlan").is_none() {
+            return ToolOutput::error(format!(
+                "Node: {}\nexec denied: the node asks for an approval, which needs a node that supports system.run.prepare.",
+                node.node_id
+            ));
+        }
+        let request = json!({
+            "command": command,
+            "commandText": params["rawCommand"],
+            "systemRunPlan": params["systemRunPlan"],
+            "nodeId": node.node_id,
+            "host": "node",
+            "allowedDecisions": ["allow-once", "allow-always", "deny"],
+            "agentId": cx.agent_id,
+            "sessionKey": cx.session_key,
+            "runId": cx.run_id,
+            "toolCallId": call_id,
+        });
+        let decision = match cx.approvals.ask(cx.events, request).await {
+            Ok(d) => d,
+            Err(refused) => {
+                return ToolOutput::error(format!("exec denied: {}", refused.reason()));
+            }
+        };
+        params["approved"] = json!(true);
+        params["approvalDecision"] = json!(decision.as_str());
+        params["approvalSource"] = json!("operator");
+        outcome = invoke("system.run", params, budget, "approved-run").await;
+    }
     match outcome {
         Ok(payload) => render(&node.node_id, &payload),
         Err(e) => ToolOutput::error(format!(

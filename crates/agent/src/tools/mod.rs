@@ -81,6 +81,9 @@ impl ToolOutput {
 /// What a tool call needs besides its arguments.
 pub(crate) struct ToolContext<'a> {
     pub nodes: &'a dyn NodeAccess,
+    /// Where a command waits for an operator's approval, and where that is announced.
+    pub approvals: &'a crate::approvals::Approvals,
+    pub events: &'a dyn crate::EventSink,
     pub session_key: &'a str,
     pub run_id: &'a str,
     pub agent_id: &'a str,

@@ -3,7 +3,7 @@
 use super::chat::{agent_error, queue_mode, required};
 use super::table::{Call, Reply};
 use crate::registry::Outbound;
-use clawgate_agent::{RunOutcome, RunSummary, SendAccepted, SendRequest};
+use clawgate_agent::{Decision, RunOutcome, RunSummary, SendAccepted, SendRequest};
 use clawgate_protocol::errors::{self, ErrorShape};
 use clawgate_protocol::frames;
 use serde_json::{Value, json};
@@ -157,4 +157,30 @@ pub(crate) async fn wait(c: &Call<'_>) -> Reply {
         }),
         None => json!({"runId": run_id, "status": "timeout"}),
     })
+}
+
+/// `exec.approval.resolve {id, decision}`: answers a command waiting for approval
+/// (`allow-once`, `allow-always` or `deny`).
+pub(crate) fn approval_resolve(c: &Call<'_>) -> Reply {
+    let id = required(c, "id")?;
+    let decision = required(c, "decision")?;
+    let Some(decision) = Decision::parse(decision) else {
+        return Err(errors::invalid_params(
+            c.method,
+            &format!("decision must be allow-once, allow-always or deny (got \"{decision}\")"),
+        ));
+    };
+    c.gw.agent.resolve_approval(id, decision).map_err(|_| {
+        errors::approval_not_found(
+            "exec approval",
+            id,
+            "clawgate gateway call exec.approval.list",
+        )
+    })?;
+    Ok(json!({"ok": true, "id": id, "decision": decision.as_str()}))
+}
+
+/// `exec.approval.list`: the commands waiting for approval.
+pub(crate) fn approval_list(c: &Call<'_>) -> Reply {
+    Ok(json!({"approvals": c.gw.agent.pending_approvals()}))
 }

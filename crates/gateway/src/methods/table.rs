@@ -80,6 +80,7 @@ const READ: Gate = Gate::Access(MethodAccess::Scope(scopes::READ));
 const WRITE: Gate = Gate::Access(MethodAccess::Scope(scopes::WRITE));
 const PAIRING: Gate = Gate::Access(MethodAccess::Scope(scopes::PAIRING));
 const ADMIN: Gate = Gate::Access(MethodAccess::Scope(scopes::ADMIN));
+const APPROVALS: Gate = Gate::Access(MethodAccess::Scope(scopes::APPROVALS));
 
 const fn method(name: &'static str, access: Gate, handler: Handler) -> Method {
     Method {
@@ -218,6 +219,16 @@ pub(crate) static METHODS: &[Method] = &[
     method("agent.wait", WRITE, async_handler!(agent::wait)),
     method("sessions.list", READ, Handler::Sync(sessions::list)),
     method("sessions.reset", ADMIN, async_handler!(sessions::reset)),
+    method(
+        "exec.approval.resolve",
+        APPROVALS,
+        Handler::Sync(agent::approval_resolve),
+    ),
+    method(
+        "exec.approval.list",
+        APPROVALS,
+        Handler::Sync(agent::approval_list),
+    ),
 ];
 
 pub(crate) fn find(name: &str) -> Option<&'static Method> {
@@ -282,6 +293,8 @@ mod tests {
                 "agent.wait",
                 "sessions.list",
                 "sessions.reset",
+                "exec.approval.resolve",
+                "exec.approval.list",
             ]
         );
     }
