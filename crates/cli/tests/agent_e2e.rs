@@ -434,3 +434,79 @@ async fn a_gateway_killed_mid_run_ends_the_run_as_interrupted_after_restart() {
     assert_eq!(again["payload"]["status"], "interrupted");
     assert_eq!(mock.requests().len(), 1, "nothing ran again");
 }
+
+/// A node host whose exec policy asks for every command: the run waits for an operator, who
+/// gets `exec.approval.requested` and answers `exec.approval.resolve`; the command then runs
+/// on the node.
+#[tokio::test]
+async fn a_node_that_asks_runs_the_command_once_an_operator_approves() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let gw = clawgate()
+        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .await;
+    let mut ws = operator(gw.url()).await;
+    let (_node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    let got = ws
+        .request(
+            "exec.approvals.node.get",
+            json!({"nodeId": node_id}),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    ws.request(
+        "exec.approvals.node.set",
+        json!({
+            "nodeId": node_id,
+            "baseHash": got["payload"]["hash"],
+            "file": {"version": 1, "defaults": {"security": "full", "ask": "always"}, "agents": {}},
+        }),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let mut approver = {
+        let params = connect_params(Some(TOKEN), &["operator.approvals"]);
+        RawWs::handshake(gw.url(), params).await.unwrap().0
+    };
+
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "echo approved-run", "host": "node"}),
+    ));
+    mock.push(Reply::text("It ran."));
+    chat_send(&mut ws, "s1", "run it", "approve-1").await;
+    let asked = frames_until(&mut approver, Duration::from_secs(30), |f| {
+        f["event"] == "exec.approval.requested"
+    })
+    .await;
+    let request = &asked.last().unwrap()["payload"];
+    assert_eq!(request["request"]["command"], "echo approved-run");
+    assert_eq!(request["request"]["nodeId"], node_id.as_str());
+    let id = request["id"].as_str().unwrap();
+    let resolved = approver
+        .request(
+            "exec.approval.resolve",
+            json!({"id": id, "decision": "allow-once"}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved["payload"]["ok"], true);
+    let frames = frames_until(&mut ws, Duration::from_secs(60), is_final).await;
+    let result = &tool_event(&frames, "result")["payload"]["data"];
+    assert_eq!(result["isError"], false, "{result:#}");
+    assert_eq!(
+        result["result"]["content"][0]["text"],
+        format!("Node: {node_id}\napproved-run").as_str()
+    );
+    let again = approver
+        .request(
+            "exec.approval.resolve",
+            json!({"id": id, "decision": "deny"}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("APPROVAL_NOT_FOUND"), "{again}");
+}
