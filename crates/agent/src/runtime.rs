@@ -227,6 +227,8 @@ pub struct History {
     pub session_key: String,
     pub session_id: Option<String>,
     pub messages: Vec<Value>,
+    /// How many messages the session's transcript holds in all.
+    pub total: usize,
 }
 
 /// The sessions as the store has them, read at start-up.
@@ -552,10 +554,15 @@ impl Agent {
     /// The last `limit` messages of a session's current transcript.
     pub async fn history(&self, session_key: &str, limit: usize) -> Result<History, AgentError> {
         validate_key(session_key)?;
-        let session_id = self
+        let (session_id, total) = self
             .lock_sessions()
             .get(session_key)
-            .map(|s| s.record.session_id.clone());
+            .map_or((None, 0), |s| {
+                (
+                    Some(s.record.session_id.clone()),
+                    usize::try_from(s.last_seq).unwrap_or(0),
+                )
+            });
         let messages = match &session_id {
             Some(id) => self
                 .inner
@@ -571,6 +578,7 @@ impl Agent {
             session_key: session_key.to_owned(),
             session_id,
             messages,
+            total,
         })
     }
 

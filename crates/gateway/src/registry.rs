@@ -111,6 +111,9 @@ pub(crate) struct ConnHandle {
     close_queued: AtomicBool,
     closing: Notify,
     session: RwLock<Option<Arc<Session>>>,
+    /// Set by `sessions.subscribe`: the connection gets `sessions.changed`, as OpenClaw sends
+    /// it only to subscribers.
+    pub sessions_subscribed: AtomicBool,
 }
 
 /// Queues above this many slots give their memory back once drained, so a burst does not
@@ -274,6 +277,7 @@ impl Registry {
             close_queued: AtomicBool::new(false),
             closing: Notify::new(),
             session: RwLock::new(None),
+            sessions_subscribed: AtomicBool::new(false),
         });
         self.conns
             .lock()
@@ -424,6 +428,9 @@ impl Registry {
             if only.is_some_and(|(id, _)| id != conn.conn_id) {
                 continue;
             }
+            if event == SESSIONS_CHANGED && !conn.sessions_subscribed.load(Ordering::Acquire) {
+                continue;
+            }
             let allowed = conn.with_session(|session| {
                 receives(session.role, &session.scopes, required)
                     && only.is_none_or(|(_, cap)| session.caps.iter().any(|c| c == cap))
@@ -538,6 +545,9 @@ fn receives(role: Role, granted: &[String], required: Option<&str>) -> bool {
 }
 
 /// Which scope an operator needs to receive a broadcast; `None` = every session, nodes too.
+/// The event only connections that called `sessions.subscribe` get.
+pub(crate) const SESSIONS_CHANGED: &str = "sessions.changed";
+
 fn event_scope(event: &str) -> Option<&'static str> {
     match event {
         "tick" | "health" | "heartbeat" | "shutdown" => None,

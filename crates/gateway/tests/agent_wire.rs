@@ -221,3 +221,52 @@ async fn a_tool_turn_sends_openclaws_events_in_openclaws_order() {
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "{seqs:?}");
 }
+
+/// `sessions.changed` goes only to connections that called `sessions.subscribe`, as OpenClaw
+/// sends it; `chat.history` says how much there is.
+#[tokio::test]
+async fn sessions_changed_reaches_subscribers_only() {
+    let gw = start(|_| {}).await;
+    let mut subscribed =
+        operator(&gw, &["operator.read", "operator.write", "operator.admin"]).await;
+    let mut other = operator(&gw, &["operator.read"]).await;
+    let r = subscribed
+        .call("sub", "sessions.subscribe", json!({}))
+        .await;
+    assert_eq!(r["payload"], json!({"subscribed": true}));
+    // No model is configured: the run ends at once with an error, then the session changed.
+    subscribed
+        .call(
+            "s",
+            "chat.send",
+            json!({"sessionKey": MAIN, "message": "hi", "idempotencyKey": "sub-1"}),
+        )
+        .await;
+    let changed = next_event(&mut subscribed, "sessions.changed").await;
+    assert_eq!(changed["payload"]["sessionKey"], MAIN);
+    // A later event to everyone: anything sent to `other` before it has arrived by then.
+    subscribed
+        .call(
+            "i",
+            "chat.inject",
+            json!({"sessionKey": MAIN, "message": "note"}),
+        )
+        .await;
+    loop {
+        let f = other.recv().await;
+        assert_ne!(f["event"], "sessions.changed", "not subscribed: {f}");
+        if f["event"] == "chat"
+            && f["payload"]["runId"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("inject-"))
+        {
+            break;
+        }
+    }
+    let history = subscribed
+        .call("h", "chat.history", json!({"sessionKey": MAIN, "limit": 1}))
+        .await;
+    assert_eq!(history["payload"]["totalMessages"], 3, "{history}");
+    assert_eq!(history["payload"]["hasMore"], true);
+    assert_eq!(history["payload"]["messages"].as_array().unwrap().len(), 1);
+}

@@ -80,6 +80,8 @@ const READ_METHODS: &[&str] = &[
     "gateway.identity.get",
     "chat.history",
     "sessions.list",
+    "sessions.subscribe",
+    "sessions.unsubscribe",
     "device.scopes.requestUpgrade",
     "device.scopes.waitUpgrade",
 ];

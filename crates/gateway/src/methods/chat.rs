@@ -97,9 +97,12 @@ pub(crate) async fn history(c: &Call<'_>) -> Reply {
             .history(session_key, limit)
             .await
             .map_err(|e| agent_error(c.method, e))?;
+    let has_more = history.total > history.messages.len();
     let mut out = json!({
         "sessionKey": history.session_key,
         "messages": history.messages,
+        "hasMore": has_more,
+        "totalMessages": history.total,
     });
     if let Some(id) = history.session_id {
         out["sessionId"] = json!(id);

@@ -26,3 +26,19 @@ pub(crate) async fn reset(c: &Call<'_>) -> Reply {
             .map_err(|e| agent_error(c.method, e))?;
     Ok(json!({"ok": true, "key": key, "entry": row.to_json()}))
 }
+
+/// `sessions.subscribe`: this connection gets `sessions.changed` from now on.
+pub(crate) fn subscribe(c: &Call<'_>) -> Reply {
+    c.conn
+        .sessions_subscribed
+        .store(true, std::sync::atomic::Ordering::Release);
+    Ok(json!({"subscribed": true}))
+}
+
+/// `sessions.unsubscribe`.
+pub(crate) fn unsubscribe(c: &Call<'_>) -> Reply {
+    c.conn
+        .sessions_subscribed
+        .store(false, std::sync::atomic::Ordering::Release);
+    Ok(json!({"subscribed": false}))
+}

@@ -229,6 +229,16 @@ pub(crate) static METHODS: &[Method] = &[
         APPROVALS,
         Handler::Sync(agent::approval_list),
     ),
+    method(
+        "sessions.subscribe",
+        READ,
+        Handler::Sync(sessions::subscribe),
+    ),
+    method(
+        "sessions.unsubscribe",
+        READ,
+        Handler::Sync(sessions::unsubscribe),
+    ),
 ];
 
 pub(crate) fn find(name: &str) -> Option<&'static Method> {
@@ -295,6 +305,8 @@ mod tests {
                 "sessions.reset",
                 "exec.approval.resolve",
                 "exec.approval.list",
+                "sessions.subscribe",
+                "sessions.unsubscribe",
             ]
         );
     }
