@@ -95,10 +95,13 @@ async fn agent_against_the_real_gateway() {
         users.iter().any(|u| u.contains("hi from clawgate")),
         "{users:#?}"
     );
-    assert!(
-        users.iter().any(|u| u.contains("session=agent:main:main")),
-        "{users:#?}"
-    );
+    let body = mock
+        .requests()
+        .last()
+        .expect("a model request")
+        .body
+        .to_string();
+    assert!(body.contains("session=agent:main:main"), "{body}");
 
     let out = at(
         &url,
