@@ -2,8 +2,11 @@
 //! with a mock model (`interop_agent_cli.rs` runs them against the real OpenClaw gateway).
 
 use clawgate_testkit::{
-    ClawgateBin, CliCommand, ModelMock, Output, Reply, Value, WireFormat, json,
+    ChildProcess, ClawgateBin, CliCommand, IsolatedHome, ModelMock, Output, Reply, Value,
+    WireFormat, json,
 };
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt as _;
 
 const TOKEN: &str = "agent-cli-token";
 
@@ -213,5 +216,52 @@ async fn agent_without_a_model_names_the_key_to_set() {
     assert!(
         out.stderr.contains("agents.defaults.model.primary"),
         "{out}"
+    );
+}
+
+/// Ctrl-C during a reply aborts it (`chat.abort`) and the chat goes on; the end of input ends it.
+#[tokio::test]
+async fn ctrl_c_in_a_chat_aborts_the_reply_only() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let gw = clawgate()
+        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .await;
+    let home = IsolatedHome::new();
+    home.write_config(&json!({}));
+    let mut cmd = clawgate().command(&home);
+    cmd.args(["chat", "--url", gw.url(), "--token", TOKEN]);
+    let (mut chat, mut stdin) = ChildProcess::spawn_with_stdin(cmd, "clawgate chat").unwrap();
+    let deadline = || Instant::now() + Duration::from_secs(30);
+
+    mock.push(Reply::text_chunks(["Counting: ", "one, two"]).then_stall());
+    stdin.write_all(b"count forever\n").await.unwrap();
+    // The run is under way once the model is asked (the chat listens for Ctrl-C from the
+    // moment it sends the line).
+    mock.wait_for_requests(1, Duration::from_secs(30)).await;
+    chat.signal("INT");
+    chat.wait_for_line(|l| l.contains("(reply aborted)"), deadline())
+        .await
+        .unwrap();
+
+    mock.push(Reply::text("Still here."));
+    stdin.write_all(b"are you there?\n").await.unwrap();
+    chat.wait_for_line(|l| l == "Still here.", deadline())
+        .await
+        .unwrap();
+    drop(stdin);
+    let status = chat.wait_timeout(Duration::from_secs(30)).await;
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        chat.transcript()
+    );
+    let transcript = chat.transcript();
+    assert!(transcript.contains("(aborting the reply…)"), "{transcript}");
+    // The model's second request carries the user's second line; the stalled one was cut.
+    assert_eq!(mock.requests().len(), 2);
+    assert_eq!(
+        sent(&mock, "user").last().map(String::as_str),
+        Some("are you there?")
     );
 }
