@@ -133,3 +133,42 @@ async fn agent_async(args: AgentArgs) -> ExitCode {
         Err(f) => f.report(json_out),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use clawgate_client::turn::DEFAULT_AGENT_TIMEOUT_SECS;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: AgentArgs,
+    }
+
+    fn parse(argv: &[&str]) -> AgentArgs {
+        Cli::try_parse_from(std::iter::once("agent").chain(argv.iter().copied()))
+            .map(|c| c.args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_params_the_real_cli_sends() {
+        let p = params(&parse(&["-m", "hi"]));
+        assert_eq!(p.timeout_secs, DEFAULT_AGENT_TIMEOUT_SECS);
+        assert_eq!(p.agent_id.as_deref(), Some("main"));
+        let p = params(&parse(&[
+            "-m",
+            "hi",
+            "--session-id",
+            "x",
+            "--timeout",
+            "30",
+        ]));
+        assert_eq!((p.agent_id, p.session_id.as_deref()), (None, Some("x")));
+        assert_eq!(p.timeout_secs, 30);
+        let p = params(&parse(&["-m", "hi", "--session-key", "agent:main:k"]));
+        assert_eq!(p.agent_id, None);
+        assert_eq!(p.session_key.as_deref(), Some("agent:main:k"));
+    }
+}
