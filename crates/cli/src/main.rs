@@ -58,6 +58,15 @@ enum Command {
         #[command(subcommand)]
         command: operator::nodes::NodesCommand,
     },
+    /// One agent turn: send a message, stream the reply (tool calls on stderr).
+    Agent(operator::agent::AgentArgs),
+    /// Talk with the agent in a session, line by line (stdin may be a pipe).
+    Chat(operator::chat::ChatArgs),
+    /// The agent's sessions: list them, reset one.
+    Sessions {
+        #[command(subcommand)]
+        command: operator::sessions::SessionsCommand,
+    },
     /// Run this machine as a node of a gateway.
     Node {
         #[command(subcommand)]
@@ -150,6 +159,9 @@ fn main() -> ExitCode {
         Command::Status(args) => operator::status::run(args),
         Command::Devices { command } => operator::devices::run(command),
         Command::Nodes { command } => operator::nodes::run(command),
+        Command::Agent(args) => operator::agent::run(args),
+        Command::Chat(args) => operator::chat::run(args),
+        Command::Sessions { command } => operator::sessions::run(command),
         Command::Node { command } => match command {
             NodeCommand::Run(args) => node_run::run(args),
             NodeCommand::Identity(args) => node_run::identity(args),

@@ -1,5 +1,5 @@
 //! The operator commands: `gateway call|health|status|probe|discover`, `health`, `status`,
-//! `devices …` and `nodes …`.
+//! `devices …`, `nodes …`, and the agent's `agent`, `chat` and `sessions …`.
 //!
 //! Each one resolves the target (flags > env > config > the local gateway), opens one
 //! WebSocket connection with the least scopes it needs, and maps every failure to an exit
@@ -7,11 +7,13 @@
 //! on the shared modules below them and never on each other: the connection flags
 //! ([`conn`]), the target ([`target`]), opening the connection ([`session`], with
 //! [`pairing`]), calls on it ([`rpc`]), failures ([`failure`]), human output ([`render`],
-//! [`table`]), the Bonjour browse ([`bonjour`]) and what `gateway probe` and `security audit`
+//! [`table`], a streamed agent turn: [`turn_view`]), the Bonjour browse ([`bonjour`]) and what `gateway probe` and `security audit`
 //! share ([`probe_target`], [`probe_ssh`]).
 
+pub mod agent;
 mod bonjour;
 pub mod call;
+pub mod chat;
 pub mod conn;
 pub mod devices;
 pub mod discover;
@@ -26,9 +28,11 @@ mod probe_target;
 mod render;
 mod rpc;
 mod session;
+pub mod sessions;
 pub mod status;
 mod table;
 mod target;
+mod turn_view;
 
 // What `doctor` and `security audit` use, under the names they use.
 pub(crate) use crate::output::{print_json, print_out};

@@ -26,6 +26,7 @@ pub mod plaintext;
 pub mod session;
 mod transport;
 pub mod tunnel;
+pub mod turn;
 
 pub use backoff::Backoff;
 pub use clawgate_protocol::connect::ClientInfo;

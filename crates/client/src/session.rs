@@ -38,6 +38,8 @@ pub struct SessionOptions {
     pub client: ClientInfo,
     pub role: String,
     pub scopes: Vec<String>,
+    /// Capabilities declared in `connect` (`caps`), e.g. [`crate::turn::TOOL_EVENTS_CAP`].
+    pub caps: Vec<String>,
     /// The oldest protocol accepted; `None`: this build's.
     pub min_protocol: Option<u32>,
     /// The connect budget; it starts again after each wait for an approval.
@@ -215,6 +217,7 @@ pub async fn open(
         connect.device = signer.as_ref().map(|s| &s.identity);
         connect.role = opts.role.clone();
         connect.scopes = opts.scopes.clone();
+        connect.caps = opts.caps.clone();
         connect.timeout = remaining.max(Duration::from_millis(1));
         connect.tls = opts.tls.clone();
         connect.connect_to = opts.connect_to;

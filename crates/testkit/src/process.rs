@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 /// How long a tree gets between SIGTERM and SIGKILL when a handle is dropped.
@@ -352,11 +352,25 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Spawns `cmd` in a new process group with stdin closed and stdout/stderr
     /// piped. `name` is used in error messages.
-    pub fn spawn(mut cmd: Command, name: impl Into<String>) -> anyhow::Result<Self> {
-        let name = name.into();
+    pub fn spawn(cmd: Command, name: impl Into<String>) -> anyhow::Result<Self> {
+        Self::spawn_with(cmd, name.into(), Stdio::null())
+    }
+
+    /// [`ChildProcess::spawn`] with stdin piped: what is written to the handle returned is
+    /// the child's input; dropping the handle closes it.
+    pub fn spawn_with_stdin(
+        cmd: Command,
+        name: impl Into<String>,
+    ) -> anyhow::Result<(Self, ChildStdin)> {
+        let mut child = Self::spawn_with(cmd, name.into(), Stdio::piped())?;
+        let stdin = child.child.stdin.take().context("no stdin pipe")?;
+        Ok((child, stdin))
+    }
+
+    fn spawn_with(mut cmd: Command, name: String, stdin: Stdio) -> anyhow::Result<Self> {
         cmd.process_group(0)
             .kill_on_drop(true)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;

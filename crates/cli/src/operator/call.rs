@@ -30,7 +30,7 @@ pub struct CallArgs {
 }
 
 /// Least privilege for one method.
-fn scopes_for(method: &str) -> Vec<String> {
+pub(super) fn scopes_for(method: &str) -> Vec<String> {
     match scopes::method_access(method) {
         MethodAccess::Scope(s) => vec![s.to_owned()],
         // Operators cannot call these; ask for admin so the gateway's answer is about the

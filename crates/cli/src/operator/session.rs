@@ -33,6 +33,8 @@ pub struct Session {
 pub struct ConnSpec {
     pub client: ClientInfo,
     pub scopes: Vec<String>,
+    /// Capabilities declared in `connect`.
+    pub caps: Vec<String>,
     /// Probe connections accept protocol 3 too.
     pub probe: bool,
     /// Neither send nor keep a stored device token: the URL is a tunnel's passing local
@@ -45,6 +47,7 @@ impl ConnSpec {
         ConnSpec {
             client: client_info("cli", "cli"),
             scopes,
+            caps: Vec::new(),
             probe: false,
             suppress_stored_device_auth: false,
         }
@@ -54,6 +57,7 @@ impl ConnSpec {
         ConnSpec {
             client: client_info("cli", "probe"),
             scopes: vec![scopes::READ.to_owned()],
+            caps: Vec::new(),
             probe: true,
             suppress_stored_device_auth: false,
         }
@@ -108,6 +112,7 @@ pub async fn connect_session(
         client: spec.client,
         role: "operator".into(),
         scopes: spec.scopes,
+        caps: spec.caps,
         min_protocol: spec.probe.then_some(clawgate_protocol::MIN_PROBE_PROTOCOL),
         timeout: Duration::from_millis(conn.timeout),
         device_auth: conn.device_auth,
