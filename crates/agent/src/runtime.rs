@@ -115,6 +115,9 @@ pub struct SendRequest {
     /// Announce the run's preparation (`chat` status and `agent` run_status events), as
     /// OpenClaw does for `chat.send` runs and not for `agent` runs.
     pub status_events: bool,
+    /// The session id a new session of this key gets (OpenClaw's `agent --session-id`, and
+    /// the idempotency key for an `agent` call without a session); a fresh uuid otherwise.
+    pub new_session_id: Option<String>,
 }
 
 /// How a run ended.

@@ -266,16 +266,18 @@ async fn begin(
         .map(|s| (s.record.clone(), s.last_seq));
     let (record, last_seq, created) = match existing {
         Some((record, last)) => (record, last, false),
-        None => (
-            session_record(
+        None => {
+            let mut record = session_record(
                 inner,
                 &request.session_key,
                 request.channel.as_deref(),
                 at_ms,
-            ),
-            0,
-            true,
-        ),
+            );
+            if let Some(id) = &request.new_session_id {
+                record.session_id = id.clone();
+            }
+            (record, 0, true)
+        }
     };
     let mut writes: Vec<Write> = Vec::new();
     if created {

@@ -204,6 +204,7 @@ fn send(message: &str, run_id: &str) -> SendRequest {
         timeout: None,
         owner: Some("conn-1".into()),
         status_events: false,
+        new_session_id: None,
     }
 }
 

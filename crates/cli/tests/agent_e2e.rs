@@ -315,11 +315,35 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
         json!({"runId": "nope", "status": "timeout"})
     );
 
+    // `--session-id x`: a session of its own, whose id is x, as OpenClaw does.
+    mock.push(Reply::text("Explicit."));
+    ws.send_json(&json!({"type": "req", "id": "a2", "method": "agent",
+        "params": {"message": "hi", "sessionId": "sess-x", "idempotencyKey": "e2e-agent-2"}}))
+        .await
+        .unwrap();
+    let frames = frames_until(&mut ws, Duration::from_secs(60), |f| {
+        f["type"] == "res" && f["id"] == "a2" && f["payload"]["status"] != "accepted"
+    })
+    .await;
+    let meta = &frames.last().unwrap()["payload"]["result"]["meta"]["agentMeta"];
+    assert_eq!(meta["sessionId"], "sess-x", "{meta}");
+    assert_eq!(meta["sessionKey"], "agent:main:explicit:sess-x");
+
     let sessions = ws
         .request("sessions.list", json!({}), Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(sessions["payload"]["sessions"][0]["key"], MAIN);
+    let keys: Vec<&str> = sessions["payload"]["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["agent:main:explicit:sess-x", MAIN],
+        "most recent first"
+    );
     let models = ws
         .request("models.list", json!({}), Duration::from_secs(5))
         .await

@@ -15,9 +15,10 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// The session an `agent` call runs in: its `sessionKey`; else the agent's main session when
 /// it names the agent; else a session of its own (`agent:<id>:explicit:<sessionId or key>`),
 /// as OpenClaw does.
-fn session_key(c: &Call<'_>, run_id: &str) -> Result<String, ErrorShape> {
+/// Also the session id a new explicit session gets (its `sessionId`, else the run id).
+fn session_key(c: &Call<'_>, run_id: &str) -> Result<(String, Option<String>), ErrorShape> {
     if let Some(key) = c.params.get("sessionKey").and_then(Value::as_str) {
-        return Ok(key.to_owned());
+        return Ok((key.to_owned(), None));
     }
     let agent = c.gw.agent.options().agent_id.clone();
     if let Some(id) = c.params.get("agentId").and_then(Value::as_str) {
@@ -27,7 +28,7 @@ fn session_key(c: &Call<'_>, run_id: &str) -> Result<String, ErrorShape> {
                 &format!("unknown agent \"{id}\" (this gateway runs the agent \"{agent}\")"),
             ));
         }
-        return Ok(c.gw.agent.main_session_key());
+        return Ok((c.gw.agent.main_session_key(), None));
     }
     let explicit = c
         .params
@@ -35,7 +36,10 @@ fn session_key(c: &Call<'_>, run_id: &str) -> Result<String, ErrorShape> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .unwrap_or(run_id);
-    Ok(format!("agent:{agent}:explicit:{explicit}"))
+    Ok((
+        format!("agent:{agent}:explicit:{explicit}"),
+        Some(explicit.to_owned()),
+    ))
 }
 
 fn final_payload(s: &RunSummary) -> Value {
@@ -82,8 +86,9 @@ pub(crate) async fn agent(c: &Call<'_>) {
             .and_then(Value::as_u64)
             .filter(|t| *t > 0)
             .map(Duration::from_secs);
+        let (session_key, new_session_id) = session_key(c, run_id)?;
         Ok::<_, ErrorShape>(SendRequest {
-            session_key: session_key(c, run_id)?,
+            session_key,
             message: message.to_owned(),
             run_id: run_id.to_owned(),
             channel: c
@@ -96,6 +101,7 @@ pub(crate) async fn agent(c: &Call<'_>) {
             timeout,
             owner: Some(c.conn.conn_id.clone()),
             status_events: false,
+            new_session_id,
         })
     })();
     let request = match request {

@@ -65,6 +65,7 @@ pub(crate) async fn send(c: &Call<'_>) -> Reply {
         timeout,
         owner: Some(c.conn.conn_id.clone()),
         status_events: true,
+        new_session_id: None,
     };
     let accepted =
         c.gw.agent
