@@ -28,22 +28,34 @@ pub(crate) const CONTEXT_MESSAGES: usize = 400;
 /// What happens to a message that arrives while its session is running (`messages.queue`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueueMode {
-    /// It runs after the current run.
+    /// It is handed to the running run, whose next model call sees it (OpenClaw's default);
+    /// if that run makes no further call, the message runs after it.
     #[default]
+    Steer,
+    /// It runs after the current run.
     Followup,
     /// The current run is aborted and the new message runs.
     Interrupt,
 }
 
 impl QueueMode {
-    /// The config value. OpenClaw's `steer` and `collect` run as a follow-up here.
+    /// The config value. OpenClaw's `collect` runs as a follow-up here.
     pub fn parse(value: &str) -> Option<QueueMode> {
         Some(match value {
-            "followup" | "steer" | "collect" | "queue" => QueueMode::Followup,
+            "steer" => QueueMode::Steer,
+            "followup" | "collect" | "queue" => QueueMode::Followup,
             "interrupt" => QueueMode::Interrupt,
             _ => return None,
         })
     }
+}
+
+/// A message sent in steer mode, waiting for its session's lane: a running run may take it
+/// into its next model call (`absorbed_into` names that run), or it runs on its own.
+pub(crate) struct Steered {
+    pub run_id: String,
+    pub message: String,
+    pub absorbed_into: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +84,7 @@ impl Default for AgentOptions {
             max_concurrent: 4,
             max_tool_calls: 32,
             run_timeout: Duration::from_secs(48 * 3600),
-            queue_mode: QueueMode::Followup,
+            queue_mode: QueueMode::Steer,
             exec_node: None,
             system_prompt: DEFAULT_SYSTEM_PROMPT.into(),
         }
@@ -295,6 +307,8 @@ pub(crate) struct Inner {
     /// Per session key, taken by the run that runs; later runs of the key wait for it in the
     /// order they were sent. An entry goes when no run holds or waits for it.
     pub lanes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per session key, the steer-mode messages waiting for the lane.
+    pub steered: Mutex<HashMap<String, Vec<Steered>>>,
     runs: Mutex<Runs>,
     pub concurrency: Arc<Semaphore>,
     /// Serializes transcript positions and session creation between runs and injections.
@@ -357,6 +371,7 @@ impl Agent {
                 keys,
                 sessions: Mutex::new(sessions.0),
                 lanes: Mutex::default(),
+                steered: Mutex::default(),
                 runs: Mutex::default(),
                 concurrency,
                 writes: tokio::sync::Mutex::new(()),
@@ -486,10 +501,48 @@ impl Agent {
             }
             runs.active.insert(request.run_id.clone(), active.clone());
         }
+        if mode == QueueMode::Steer {
+            self.inner
+                .steered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(request.session_key.clone())
+                .or_default()
+                .push(Steered {
+                    run_id: request.run_id.clone(),
+                    message: request.message.clone(),
+                    absorbed_into: None,
+                });
+        }
         let agent = self.clone();
         let run_id = request.run_id.clone();
         tokio::spawn(async move {
-            let summary = turn::run(&agent.inner, request, active.cancel.clone()).await;
+            let summary = match turn::run(&agent.inner, request, active.cancel.clone()).await {
+                turn::RunEnd::Ran(summary) => summary,
+                // Its message went into another run's model call: it ends as that run does.
+                turn::RunEnd::Absorbed { run_id, into } => {
+                    let ended = agent
+                        .wait(&into, Duration::from_secs(u64::from(u32::MAX)))
+                        .await;
+                    ended.map_or_else(
+                        || RunSummary {
+                            run_id: run_id.clone(),
+                            session_key: active.session_key.clone(),
+                            session_id: String::new(),
+                            outcome: RunOutcome::Error,
+                            started_at_ms: accepted_at_ms,
+                            ended_at_ms: now_ms(),
+                            stop_reason: None,
+                            reply: None,
+                            error: Some(format!("the run {into} it joined has no outcome")),
+                        },
+                        |s| RunSummary {
+                            run_id: run_id.clone(),
+                            ..s
+                        },
+                    )
+                }
+            };
             agent.lock_runs().finish(summary.clone());
             active.done.send_replace(Some(summary));
         });

@@ -124,11 +124,47 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Runs one message to its end and says how it ended. Never fails: whatever goes wrong ends
 /// the run as an error that its events and transcript show.
+/// How a sent message ended: its own run, or taken into another run's model call (steer).
+pub(crate) enum RunEnd {
+    Ran(RunSummary),
+    Absorbed { run_id: String, into: String },
+}
+
+/// Takes a steer-mode message's waiting entry out when its turn has come: `Some(run)` when a
+/// run took the message in meanwhile.
+fn leave_steer_queue(inner: &Inner, request: &SendRequest) -> Option<String> {
+    let mut steered = lock(&inner.steered);
+    let queue = steered.get_mut(&request.session_key)?;
+    let at = queue.iter().position(|s| s.run_id == request.run_id)?;
+    let entry = queue.remove(at);
+    if queue.is_empty() {
+        steered.remove(&request.session_key);
+    }
+    entry.absorbed_into
+}
+
+/// The steer-mode messages waiting for this run's session, taken into this run: marked as
+/// absorbed, their text returned in the order they were sent.
+fn absorb_steered(inner: &Inner, session_key: &str, run_id: &str) -> Vec<String> {
+    let mut steered = lock(&inner.steered);
+    let Some(queue) = steered.get_mut(session_key) else {
+        return Vec::new();
+    };
+    queue
+        .iter_mut()
+        .filter(|s| s.absorbed_into.is_none() && s.run_id != run_id)
+        .map(|s| {
+            s.absorbed_into = Some(run_id.to_owned());
+            s.message.clone()
+        })
+        .collect()
+}
+
 pub(crate) async fn run(
     inner: &Arc<Inner>,
     request: SendRequest,
     cancel: CancellationToken,
-) -> RunSummary {
+) -> RunEnd {
     let lane = {
         let mut lanes = lock(&inner.lanes);
         lanes
@@ -145,15 +181,20 @@ pub(crate) async fn run(
         held = waited => Some(held),
         _ = cancel.cancelled() => None,
     };
-    let summary = match held {
-        Some(_held) => run_in_lane(inner, &request, &cancel).await,
-        None => aborted_while_queued(inner, &request).await,
+    let absorbed = leave_steer_queue(inner, &request);
+    let end = match (held, absorbed) {
+        (_, Some(into)) => RunEnd::Absorbed {
+            run_id: request.run_id.clone(),
+            into,
+        },
+        (Some(_held), None) => RunEnd::Ran(run_in_lane(inner, &request, &cancel).await),
+        (None, None) => RunEnd::Ran(aborted_while_queued(inner, &request).await),
     };
     let mut lanes = lock(&inner.lanes);
     if Arc::strong_count(&lane) <= 2 {
         lanes.remove(&request.session_key);
     }
-    summary
+    end
 }
 
 /// A run aborted before its turn came: nothing was written for it but its outcome.
@@ -474,6 +515,23 @@ async fn turn_loop(
     let max_calls = inner.options.max_tool_calls;
     let mut calls_made = 0usize;
     loop {
+        // Messages sent meanwhile in steer mode join this run here.
+        let steered = absorb_steered(inner, &run.session_key, &run.run_id);
+        if !steered.is_empty() {
+            let now = now_ms();
+            let entries: Vec<Value> = steered.iter().map(|m| transcript::user(m, now)).collect();
+            run.write(entries, None).await.map_err(|e| {
+                (
+                    Cut::Failed(format!("The transcript could not be written: {e}")),
+                    String::new(),
+                )
+            })?;
+            model_messages.extend(
+                steered
+                    .iter()
+                    .map(|m| Message::user(transcript::stamped(m, now))),
+            );
+        }
         let mut stream = llm.stream(ChatRequest {
             system: Some(system.clone()),
             messages: model_messages.clone(),

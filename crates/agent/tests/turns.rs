@@ -4,7 +4,7 @@
 
 use clawgate_agent::{
     Agent, AgentOptions, Audience, EventSink, NodeAccess, NodeCall, NodeCallError, NodeInfo,
-    RunOutcome, SendAccepted, SendRequest,
+    QueueMode, RunOutcome, SendAccepted, SendRequest,
 };
 use clawgate_config::LoadedConfig;
 use clawgate_llm::{Llm, LlmOptions};
@@ -67,6 +67,8 @@ struct EchoNode {
     prepares: bool,
     /// Its exec policy asks: `system.run` is refused until it comes approved.
     asks: bool,
+    /// Each command waits for a permit here before it answers.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
     calls: Mutex<Vec<NodeCall>>,
 }
 
@@ -90,6 +92,9 @@ impl NodeAccess for EchoNode {
     fn invoke(&self, call: NodeCall) -> clawgate_agent::tools::NodeFuture<'_> {
         self.calls.lock().unwrap().push(call.clone());
         Box::pin(async move {
+            if let Some(gate) = &self.gate {
+                gate.acquire().await.unwrap().forget();
+            }
             if call.command == "system.run.prepare" {
                 let text = call.params["rawCommand"].as_str().unwrap_or_default();
                 return Ok(json!({"plan": {
@@ -174,6 +179,7 @@ async fn setup_node(
         connected: true,
         prepares,
         asks,
+        gate: None,
         calls: Mutex::default(),
     });
     let agent = Agent::open(
@@ -463,6 +469,7 @@ async fn a_run_left_running_by_a_killed_gateway_is_ended_not_rerun() {
             connected: true,
             prepares: false,
             asks: false,
+            gate: None,
             calls: Mutex::default(),
         }),
         Arc::new(Recorder::default()),
@@ -610,4 +617,109 @@ async fn a_denied_command_is_not_run_and_the_model_is_told() {
         follow_up.contains("exec denied: user-denied"),
         "{follow_up}"
     );
+}
+
+/// A turn whose node command is held until the test releases it, with a second message sent
+/// meanwhile in `mode`. Returns the setup and the mock.
+async fn second_message_mid_run(mode: QueueMode) -> (Setup, ModelMock) {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "make", "host": "node"}),
+    ));
+    mock.push(Reply::text("Built, and noted."));
+    mock.push(Reply::text("Second answer."));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let events = Arc::new(Recorder::default());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let node = Arc::new(EchoNode {
+        connected: true,
+        prepares: false,
+        asks: false,
+        gate: Some(gate.clone()),
+        calls: Mutex::default(),
+    });
+    let agent = Agent::open(
+        store.clone(),
+        llm_for(Some(&mock)),
+        node.clone(),
+        events.clone(),
+        AgentOptions::default(),
+    )
+    .await
+    .unwrap();
+    let s = Setup {
+        _dir: dir,
+        store,
+        agent,
+        events,
+        node,
+    };
+    s.agent.send(send("build it", "r1")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.node.calls.lock().unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command never reached the node"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut second = send("also: use -j4", "r2");
+    second.queue_mode = Some(mode);
+    assert!(matches!(
+        s.agent.send(second).await.unwrap(),
+        SendAccepted::Started { .. }
+    ));
+    gate.add_permits(8);
+    (s, mock)
+}
+
+#[tokio::test]
+async fn a_message_sent_mid_run_steers_the_next_model_call() {
+    let (s, mock) = second_message_mid_run(QueueMode::Steer).await;
+    let first = s.agent.wait("r1", WAIT).await.unwrap();
+    assert_eq!(first.reply.as_deref(), Some("Built, and noted."));
+    let second = s.agent.wait("r2", WAIT).await.unwrap();
+    assert_eq!(
+        second.reply, first.reply,
+        "the steered message ends with the run it joined"
+    );
+    assert_eq!(second.run_id, "r2");
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2, "no run of its own");
+    let follow_up = requests[1].body["messages"].as_array().unwrap();
+    let last = follow_up.last().unwrap();
+    assert_eq!(last["role"], "user");
+    assert!(
+        last["content"].as_str().unwrap().ends_with("also: use -j4"),
+        "{last}"
+    );
+    let roles: Vec<String> = s
+        .agent
+        .history(MAIN, 10)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "toolResult", "user", "assistant"]
+    );
+}
+
+#[tokio::test]
+async fn a_followup_message_runs_after_the_current_run() {
+    let (s, mock) = second_message_mid_run(QueueMode::Followup).await;
+    assert_eq!(
+        s.agent.wait("r1", WAIT).await.unwrap().reply.as_deref(),
+        Some("Built, and noted.")
+    );
+    assert_eq!(
+        s.agent.wait("r2", WAIT).await.unwrap().reply.as_deref(),
+        Some("Second answer.")
+    );
+    assert_eq!(mock.requests().len(), 3);
 }
