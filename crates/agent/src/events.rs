@@ -220,15 +220,20 @@ impl<'a> RunEvents<'a> {
         );
     }
 
-    /// An aborted run: the text it had so far (OpenClaw's `stopReason` for an abort asked
-    /// over RPC is `rpc`).
-    pub fn chat_aborted(&mut self, stop_reason: &str) {
+    /// An aborted run: the `chat` aborted event with the text it had so far (OpenClaw's
+    /// `stopReason` for an abort asked over RPC is `rpc`), then, at the same `seq`, the
+    /// lifecycle `data` given (`None`: a run aborted before it started has no lifecycle).
+    pub fn aborted(&mut self, stop_reason: &str, lifecycle: Option<Value>) {
         self.flush_delta();
+        self.seq += 1;
         let mut fields = json!({"stopReason": stop_reason});
         if !self.text.is_empty() {
             fields["message"] = Self::display(&self.text);
         }
         self.chat("aborted", fields);
+        if let Some(data) = lifecycle {
+            self.agent_at_current_seq("lifecycle", data, Audience::Everyone);
+        }
     }
 
     pub fn chat_error(&mut self, message: &str) {

@@ -226,7 +226,7 @@ async fn aborted_while_queued(inner: &Arc<Inner>, request: &SendRequest) -> RunS
         &inner.options.agent_id,
         request.owner.as_deref(),
     );
-    ev.chat_aborted("rpc");
+    ev.aborted("rpc", None);
     run.summary(&record, RunOutcome::Aborted)
 }
 
@@ -696,10 +696,10 @@ async fn end_cut(run: &Run<'_>, ev: &mut RunEvents<'_>, cut: Cut, partial: &str)
     }
     let ended = record.ended_at_ms.unwrap_or_else(now_ms);
     match outcome {
-        RunOutcome::Aborted => {
-            ev.chat_aborted("rpc");
-            ev.lifecycle(json!({"phase": "end", "status": "cancelled", "aborted": true, "stopReason": "rpc", "startedAt": run.started_at_ms, "endedAt": ended}));
-        }
+        RunOutcome::Aborted => ev.aborted(
+            "rpc",
+            Some(json!({"phase": "end", "status": "cancelled", "aborted": true, "stopReason": "rpc", "startedAt": run.started_at_ms, "endedAt": ended})),
+        ),
         _ => {
             ev.lifecycle(json!({"phase": "error", "startedAt": run.started_at_ms, "endedAt": ended, "error": error}));
             ev.chat_error(&error);

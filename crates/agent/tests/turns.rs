@@ -723,3 +723,35 @@ async fn a_followup_message_runs_after_the_current_run() {
     );
     assert_eq!(mock.requests().len(), 3);
 }
+
+/// The same tool turn over the Anthropic and Ollama wire formats: the tool call reaches the
+/// node and the follow-up request carries its result in that provider's shape.
+#[tokio::test]
+async fn tool_turns_work_over_every_provider_format() {
+    for format in [WireFormat::Anthropic, WireFormat::Ollama] {
+        let mock = ModelMock::start(format).await;
+        mock.push(Reply::tool_call(
+            "exec",
+            json!({"command": "uname -s", "host": "node"}),
+        ));
+        mock.push(Reply::text("Linux it is."));
+        let s = setup(Some(&mock), AgentOptions::default()).await;
+        s.agent.send(send("os?", "r")).await.unwrap();
+        let summary = s.agent.wait("r", WAIT).await.unwrap();
+        assert_eq!(
+            summary.reply.as_deref(),
+            Some("Linux it is."),
+            "{format:?}: {summary:?}"
+        );
+        let requests = mock.requests();
+        assert_eq!(requests.len(), 2, "{format:?}");
+        assert!(
+            requests[1]
+                .body
+                .to_string()
+                .contains("Node: node-1\\nran: uname -s"),
+            "{format:?}: {:#}",
+            requests[1].body
+        );
+    }
+}

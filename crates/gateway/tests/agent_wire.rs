@@ -270,3 +270,67 @@ async fn sessions_changed_reaches_subscribers_only() {
     assert_eq!(history["payload"]["hasMore"], true);
     assert_eq!(history["payload"]["messages"].as_array().unwrap().len(), 1);
 }
+
+/// `chat.abort` mid-stream, as the real gateway answers it (`fixtures/openclaw-agent/
+/// chat-abort.jsonl`): the `chat` aborted event with the partial text and the lifecycle end
+/// (one seq) come before the response; aborting again finds nothing.
+#[tokio::test]
+async fn an_abort_mid_stream_answers_after_the_aborted_event() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::text_chunks(["w0 ", "w1"]).then_stall());
+    let config = json!({
+        "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
+        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
+    });
+    let models = LoadedConfig::from_value(Path::new("/t/openclaw.json"), config, &|_| None)
+        .unwrap()
+        .models;
+    let gw = start(|o| o.models = models).await;
+    let mut op = operator(&gw, &["operator.read", "operator.write"]).await;
+    op.call(
+        "s",
+        "chat.send",
+        json!({"sessionKey": MAIN, "message": "stream slowly", "idempotencyKey": "abort-1"}),
+    )
+    .await;
+    loop {
+        let f = op.recv().await;
+        if f["event"] == "agent" && f["payload"]["data"]["text"] == "w0 w1" {
+            break;
+        }
+    }
+    op.send(json!({"type": "req", "id": "a", "method": "chat.abort",
+        "params": {"sessionKey": MAIN, "runId": "abort-1"}}))
+        .await;
+    let mut seen = Vec::new();
+    let res = loop {
+        let f = op.recv().await;
+        if f["type"] == "res" && f["id"] == "a" {
+            break f;
+        }
+        seen.push(f);
+    };
+    assert_eq!(
+        res["payload"],
+        json!({"ok": true, "aborted": true, "runIds": ["abort-1"]})
+    );
+    let aborted = seen
+        .iter()
+        .find(|f| f["event"] == "chat" && f["payload"]["state"] == "aborted")
+        .expect("the aborted event before the answer");
+    assert_eq!(aborted["payload"]["stopReason"], "rpc");
+    assert_eq!(aborted["payload"]["message"]["content"][0]["text"], "w0 w1");
+    let end = seen
+        .iter()
+        .find(|f| f["payload"]["stream"] == "lifecycle" && f["payload"]["data"]["phase"] == "end")
+        .expect("the lifecycle end before the answer");
+    assert_eq!(end["payload"]["data"]["status"], "cancelled");
+    assert_eq!(end["payload"]["seq"], aborted["payload"]["seq"]);
+    let again = op
+        .call("b", "chat.abort", json!({"sessionKey": MAIN}))
+        .await;
+    assert_eq!(
+        again["payload"],
+        json!({"ok": true, "aborted": false, "runIds": []})
+    );
+}
