@@ -124,6 +124,23 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Runs one message to its end and says how it ended. Never fails: whatever goes wrong ends
 /// the run as an error that its events and transcript show.
+/// The reply to a bare `/new` or `/reset`.
+const NEW_SESSION_REPLY: &str = "New session started.";
+
+/// `/new` and `/reset` (OpenClaw's session commands): the text after the command, and
+/// whether the message starts with one.
+fn session_command(message: &str) -> (&str, bool) {
+    let trimmed = message.trim_start();
+    for command in ["/new", "/reset"] {
+        if let Some(rest) = trimmed.strip_prefix(command)
+            && (rest.is_empty() || rest.starts_with(char::is_whitespace))
+        {
+            return (rest.trim(), true);
+        }
+    }
+    (message, false)
+}
+
 /// How a sent message ended: its own run, or taken into another run's model call (steer).
 pub(crate) enum RunEnd {
     Ran(RunSummary),
@@ -236,8 +253,29 @@ async fn run_in_lane(
     cancel: &CancellationToken,
 ) -> RunSummary {
     let started_at_ms = now_ms();
-    let user = transcript::user(&request.message, started_at_ms);
-    let begun = begin(inner, request, user, started_at_ms).await;
+    // `/new` or `/reset` (alone, or before a message) starts the session afresh first.
+    let (message, reset) = session_command(&request.message);
+    let mut reset_failed = None;
+    if reset {
+        match new_session(inner, &request.session_key, request.channel.as_deref()).await {
+            Ok(record) => inner.events.publish(
+                "sessions.changed",
+                json!({"sessionKey": record.session_key, "agentId": record.agent_id, "reason": "reset", "session": row(&record, true).to_json()}),
+                Audience::Everyone,
+            ),
+            Err(e) => reset_failed = Some(e),
+        }
+    }
+    let said = if reset && !message.is_empty() {
+        message
+    } else {
+        &request.message
+    };
+    let user = transcript::user(said, started_at_ms);
+    let begun = match reset_failed {
+        Some(e) => Err(e),
+        None => begin(inner, request, user, started_at_ms).await,
+    };
     let session_id = match &begun {
         Ok(id) => id.clone(),
         Err(_) => lock(&inner.sessions)
@@ -274,6 +312,14 @@ async fn run_in_lane(
     ev.lifecycle(json!({"phase": "start", "startedAt": started_at_ms}));
     if request.status_events {
         ev.status("starting_model");
+    }
+    if reset && message.is_empty() {
+        let message = transcript::assistant(NEW_SESSION_REPLY, &[], "stop", None, None, now_ms());
+        ev.text_delta(NEW_SESSION_REPLY);
+        return match finish_ok(&run, &mut ev, message, NEW_SESSION_REPLY, "stop").await {
+            Ok(summary) => summary,
+            Err((cut, partial)) => end_cut(&run, &mut ev, cut, &partial).await,
+        };
     }
     let timeout = request.timeout.unwrap_or(inner.options.run_timeout);
     let deadline = Instant::now() + timeout;

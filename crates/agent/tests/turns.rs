@@ -755,3 +755,41 @@ async fn tool_turns_work_over_every_provider_format() {
         );
     }
 }
+
+#[tokio::test]
+async fn new_and_reset_start_a_fresh_session() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::text("First."));
+    mock.push(Reply::text("Fresh."));
+    let s = setup(Some(&mock), AgentOptions::default()).await;
+    s.agent.send(send("remember 42", "r1")).await.unwrap();
+    s.agent.wait("r1", WAIT).await.unwrap();
+    let before = s.agent.history(MAIN, 10).await.unwrap().session_id;
+
+    s.agent.send(send("/new", "r2")).await.unwrap();
+    let summary = s.agent.wait("r2", WAIT).await.unwrap();
+    assert_eq!(summary.reply.as_deref(), Some("New session started."));
+    assert_eq!(mock.requests().len(), 1, "no model call for /new");
+    let after = s.agent.history(MAIN, 10).await.unwrap();
+    assert_ne!(after.session_id, before);
+    assert_eq!(after.messages.len(), 2, "{:#?}", after.messages);
+
+    s.agent.send(send("/reset what now?", "r3")).await.unwrap();
+    assert_eq!(
+        s.agent.wait("r3", WAIT).await.unwrap().reply.as_deref(),
+        Some("Fresh.")
+    );
+    let sent = mock.requests()[1].body["messages"].clone();
+    assert_eq!(
+        sent.as_array().unwrap().len(),
+        2,
+        "system and the new message only: {sent:#}"
+    );
+    assert!(
+        sent[1]["content"]
+            .as_str()
+            .unwrap()
+            .ends_with("] what now?"),
+        "{sent:#}"
+    );
+}
