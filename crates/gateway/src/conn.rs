@@ -112,12 +112,6 @@ impl Connection {
         else {
             return;
         };
-        if session.role == Role::Node {
-            self.gw
-                .nodes
-                .attach(&self.gw, self.handle.clone(), (*session).clone())
-                .await;
-        }
         self.serve(ws, session.clone(), queued).await;
         if session.role == Role::Node {
             self.gw.nodes.detach(&session, &self.handle);
@@ -194,8 +188,19 @@ impl Connection {
             };
             return match result {
                 Ok((session, hello, queued)) => {
+                    // A node's surface request is recorded before its hello, so whoever it
+                    // tells it is connected finds the request already listed.
+                    if session.role == Role::Node {
+                        self.gw
+                            .nodes
+                            .attach(&self.gw, self.handle.clone(), session.clone())
+                            .await;
+                    }
                     let hello = frames::response_ok(&req.id, &hello);
                     if self.write(ws, &hello).await.is_err() {
+                        if session.role == Role::Node {
+                            self.gw.nodes.detach(&session, &self.handle);
+                        }
                         return Handshake::Closed;
                     }
                     self.guard.finish();
