@@ -69,18 +69,31 @@ pub fn listed(allow_from: &[String], id: &str) -> bool {
     allow_from.iter().any(|a| a == "*" || a == id)
 }
 
-/// Decides about a DM from `sender_id` in chat `chat_id` under `policy`; in pairing mode an
-/// unknown sender's code is written to the store before this returns.
+/// Who sent a DM.
+#[derive(Debug, Clone, Copy)]
+pub struct DmSender<'a> {
+    pub sender_id: &'a str,
+    /// The chat it came from (in a DM, the sender's own chat).
+    pub chat_id: &'a str,
+    /// The sender's `@username` or name, for listings.
+    pub label: Option<&'a str>,
+}
+
+/// Decides about a DM from `from` under `policy`; in pairing mode an unknown sender's code is
+/// written to the store before this returns.
 pub async fn check_dm(
     store: &Store,
     account: &str,
     policy: DmPolicy,
     allow_from: &[String],
-    sender_id: &str,
-    chat_id: &str,
-    sender_label: Option<&str>,
+    from: DmSender<'_>,
     now_ms: i64,
 ) -> Result<DmDecision, StoreError> {
+    let DmSender {
+        sender_id,
+        chat_id,
+        label: sender_label,
+    } = from;
     match policy {
         DmPolicy::Disabled => {
             return Ok(DmDecision::Drop("channels.telegram.dmPolicy is disabled"));
@@ -249,9 +262,11 @@ mod tests {
                     "default",
                     DmPolicy::Pairing,
                     &[],
-                    sender,
-                    sender,
-                    None,
+                    DmSender {
+                        sender_id: sender,
+                        chat_id: sender,
+                        label: None,
+                    },
                     now,
                 )
                 .await
@@ -313,9 +328,20 @@ mod tests {
         let d = |p, id: &'static str| {
             let (store, allow) = (&store, &allow);
             async move {
-                check_dm(store, "default", p, allow, id, id, None, 0)
-                    .await
-                    .unwrap()
+                check_dm(
+                    store,
+                    "default",
+                    p,
+                    allow,
+                    DmSender {
+                        sender_id: id,
+                        chat_id: id,
+                        label: None,
+                    },
+                    0,
+                )
+                .await
+                .unwrap()
             }
         };
         assert_eq!(d(DmPolicy::Allowlist, "5").await, DmDecision::Accept);

@@ -22,6 +22,9 @@ pub const POLL_HTTP_TIMEOUT: Duration = Duration::from_secs(45);
 /// How many times a call is tried.
 pub const ATTEMPTS: u32 = 3;
 
+/// A 429 asking to wait longer than this is returned at once instead of waited out.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
 /// An answer body larger than this is refused.
 const MAX_BODY: usize = 16 << 20;
 
@@ -200,7 +203,8 @@ impl BotApi {
         })
     }
 
-    /// `method` with up to [`ATTEMPTS`] tries: a 429 waits its `retry_after`; a timeout, a
+    /// `method` with up to [`ATTEMPTS`] tries: a 429 waits its `retry_after` (up to
+    /// [`MAX_RETRY_WAIT`]); a timeout, a
     /// failed connection or a 5xx waits with back-off. Other errors are returned at once.
     pub async fn call(&self, method: &str, params: &Value) -> Result<Value, TelegramError> {
         let mut backoff = Backoff::telegram();
@@ -218,7 +222,11 @@ impl BotApi {
                     status: 429,
                     retry_after,
                     ..
-                } => retry_after.unwrap_or_else(|| backoff.next_delay()),
+                } => match retry_after {
+                    Some(after) if *after > MAX_RETRY_WAIT => return Err(err),
+                    Some(after) => *after,
+                    None => backoff.next_delay(),
+                },
                 TelegramError::Api { status, .. } if *status >= 500 => backoff.next_delay(),
                 TelegramError::Transport { .. } => backoff.next_delay(),
                 _ => return Err(err),

@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{self, DmDecision};
+use crate::access::{self, DmDecision, DmSender};
 use crate::api::{BotApi, BotInfo, SendOptions};
 use crate::backoff::Backoff;
 use crate::error::TelegramError;
@@ -463,12 +463,14 @@ impl Inner {
             &self.opts.account,
             self.cfg.dm_policy,
             &self.cfg.allow_from,
-            &inbound.sender_id,
-            &inbound.chat_id,
-            inbound
-                .sender_username
-                .as_deref()
-                .or(inbound.sender_name.as_deref()),
+            DmSender {
+                sender_id: &inbound.sender_id,
+                chat_id: &inbound.chat_id,
+                label: inbound
+                    .sender_username
+                    .as_deref()
+                    .or(inbound.sender_name.as_deref()),
+            },
             now_ms(),
         )
         .await?;

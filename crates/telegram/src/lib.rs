@@ -37,10 +37,12 @@ mod lock;
 mod outbound;
 
 pub use access::{
-    CODE_ALPHABET, CODE_LEN, CODE_TTL, DmDecision, MAX_PENDING, PairingError, approve,
+    CODE_ALPHABET, CODE_LEN, CODE_TTL, DmDecision, DmSender, MAX_PENDING, PairingError, approve,
     approve_command, check_dm, dismiss, new_code, pairing_reply_html, pending,
 };
-pub use api::{ATTEMPTS, BotApi, BotInfo, CALL_TIMEOUT, POLL_HTTP_TIMEOUT, SendOptions};
+pub use api::{
+    ATTEMPTS, BotApi, BotInfo, CALL_TIMEOUT, MAX_RETRY_WAIT, POLL_HTTP_TIMEOUT, SendOptions,
+};
 pub use channel::{
     ChannelHealth, ChannelOptions, DEFAULT_ACCOUNT, HandlerFuture, HandlerReply, InboundHandler,
     InboundMessage, MAX_CONCURRENT, POLL_TIMEOUT, STALL_AFTER, TelegramChannel,
