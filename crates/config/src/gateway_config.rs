@@ -270,7 +270,7 @@ impl Reader<'_> {
         }
     }
 
-    fn path(
+    pub(crate) fn path(
         &self,
         parent: &Map<String, Value>,
         name: &str,
@@ -383,7 +383,7 @@ impl Reader<'_> {
         }
     }
 
-    fn string_list(
+    pub(crate) fn string_list(
         &self,
         parent: &Map<String, Value>,
         name: &str,
@@ -417,7 +417,7 @@ impl Reader<'_> {
 
     /// A secret: a string, or a SecretRef object `{source, provider, id}`. Only
     /// `source: "env"` is resolved (from the variable named by `id`).
-    fn secret(
+    pub(crate) fn secret(
         &self,
         parent: &Map<String, Value>,
         name: &str,

@@ -54,6 +54,7 @@ mod secret;
 mod settings;
 mod subst;
 mod suppressions;
+mod telegram;
 
 pub use agent::AgentConfig;
 pub use client::{
@@ -86,6 +87,10 @@ pub use settings::{
     TlsSettings, resolve_gateway_settings,
 };
 pub use suppressions::Suppression;
+pub use telegram::{
+    DmPolicy, ErrorPolicy, GroupPolicy, ReplyToMode, TELEGRAM_API_ROOT, TELEGRAM_MAX_TEXT,
+    TELEGRAM_TOKEN_ENV, TelegramConfig, TelegramGroupConfig, TokenSource,
+};
 
 /// The process environment as the command line left it, for production callers:
 /// `process_env("HOME")`. `--profile` / `--dev` ([`apply_cli_profile`]) set or clear a few

@@ -15,6 +15,7 @@ use crate::paths::{ConfigLocation, PathOrigin};
 use crate::redact::redacted;
 use crate::schema::classify;
 use crate::subst::substitute_tree;
+use crate::telegram::{TelegramConfig, read_telegram};
 
 /// A parsed, validated config file.
 ///
@@ -39,6 +40,8 @@ pub struct LoadedConfig {
     pub discovery: DiscoveryConfig,
     /// The agent runtime's settings (`agents.defaults.maxConcurrent`, `messages.queue.mode`…).
     pub agent: AgentConfig,
+    /// `channels.telegram.*`, typed; `None` when the file has no such section.
+    pub telegram: Option<TelegramConfig>,
     /// Dotted paths of keys OpenClaw knows but clawgate does not implement (`agents`,
     /// `channels.telegram`, `gateway.controlUi`), each reported once at its highest level.
     /// Never fatal; the caller logs them once.
@@ -62,6 +65,7 @@ impl fmt::Debug for LoadedConfig {
             .field("gateway", &self.gateway)
             .field("models", &self.models)
             .field("discovery", &self.discovery)
+            .field("telegram", &self.telegram)
             .field("ignored", &self.ignored)
             .field("unknown", &self.unknown)
             .field("warnings", &self.warnings)
@@ -155,6 +159,7 @@ impl LoadedConfig {
         let models = read_models(&reader, raw.as_object().unwrap_or(&empty))?;
         let discovery = read_discovery(&reader, raw.as_object().unwrap_or(&empty))?;
         let agent = read_agent(&reader, raw.as_object().unwrap_or(&empty))?;
+        let telegram = read_telegram(&reader, raw.as_object().unwrap_or(&empty))?;
 
         let report = classify(raw.as_object().unwrap_or(&empty));
         let mut warnings: Vec<String> = missing
@@ -185,6 +190,7 @@ impl LoadedConfig {
             models,
             discovery,
             agent,
+            telegram,
             ignored: report.ignored,
             unknown: report.unknown,
             warnings,

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::subst::join_key;
+use crate::telegram::TELEGRAM_KEYS;
 
 /// Shape of one key in OpenClaw's schema, as far as the key walk needs it.
 pub(crate) enum Shape {
@@ -376,8 +377,17 @@ pub(crate) fn classify(root: &Map<String, Value>) -> KeyReport {
                 }
             }
             Value::Object(channels) if key == "channels" && !channels.is_empty() => {
-                for name in channels.keys() {
-                    report.ignored.push(join_key(key, name));
+                for (name, v) in channels {
+                    let path = join_key(key, name);
+                    match v {
+                        // Of the Telegram channel, the keys of `crate::telegram` are read.
+                        Value::Object(tg) if name == "telegram" => report.ignored.extend(
+                            tg.keys()
+                                .filter(|k| !TELEGRAM_KEYS.contains(&k.as_str()))
+                                .map(|k| join_key(&path, k)),
+                        ),
+                        _ => report.ignored.push(path),
+                    }
                 }
             }
             // Of the plugins, only the Bonjour switch is read (`plugins.entries.bonjour.enabled`).
@@ -526,7 +536,7 @@ mod tests {
         let r = report(json!({
             "meta": {"lastTouchedVersion": "2026.9.6"},
             "agents": {"defaults": {"model": "openai/gpt-4o", "workspace": "~/w"}, "list": []},
-            "channels": {"telegram": {}, "discord": {}},
+            "channels": {"telegram": {"botToken": "1:x", "dmPolicy": "pairing", "streaming": {}}, "discord": {}},
             "models": {"mode": "merge", "providers": {"mock": {"baseUrl": "http://x", "region": "eu", "bogus": 1}}},
             "discovery": {"mdns": {"mode": "full"}, "wideArea": {"domain": "x.", "enabled": true}, "dnsSd": 1},
             "plugins": {"entries": {"bonjour": {"enabled": true, "config": {}}, "ollama": {}}, "allow": []},
@@ -545,7 +555,7 @@ mod tests {
             vec![
                 "agents.defaults.workspace",
                 "agents.list",
-                "channels.telegram",
+                "channels.telegram.streaming",
                 "channels.discord",
                 "models.mode",
                 "models.providers.mock.region",

@@ -78,7 +78,6 @@ fn full_openclaw_config_loads() {
             "messages",
             "commands",
             "session",
-            "channels.telegram",
             "channels.discord",
             "channels.whatsapp",
             "hooks",
@@ -95,6 +94,12 @@ fn full_openclaw_config_loads() {
         ]
     );
     assert_eq!(cfg.unknown, vec!["gateway.tailscale.resetOnExit"]);
+    let tg = cfg.telegram.as_ref().expect("channels.telegram is typed");
+    assert_eq!(
+        tg.token.as_ref().map(|t| t.expose()),
+        Some("123456:ABC-telegram-bot-token")
+    );
+    assert_eq!(tg.allow_from, vec!["12345678"]);
 
     let models = &cfg.models;
     assert_eq!(
@@ -164,7 +169,7 @@ fn diagnostics_are_ready_to_log() {
     assert_eq!(
         lines[0],
         format!(
-            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models.mode, agents.defaults.workspace, agents.defaults.heartbeat, agents.defaults.sandbox, agents.list, tools, messages, commands, session, channels.telegram, channels.discord, channels.whatsapp, hooks, skills, plugins.entries.voice-call, plugins.entries.memory-lancedb, logging, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
+            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models.mode, agents.defaults.workspace, agents.defaults.heartbeat, agents.defaults.sandbox, agents.list, tools, messages, commands, session, channels.discord, channels.whatsapp, hooks, skills, plugins.entries.voice-call, plugins.entries.memory-lancedb, logging, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
         )
     );
     assert_eq!(

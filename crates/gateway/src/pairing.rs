@@ -195,7 +195,7 @@ impl State {
                 }
             }
             // The other families' tables.
-            Write::Node(_) | Write::Session(_) => {}
+            Write::Node(_) | Write::Session(_) | Write::Telegram(_) => {}
         }
     }
 }

@@ -15,10 +15,12 @@
 mod devices;
 mod nodes;
 mod sessions;
+mod telegram;
 
 pub use devices::{DeviceRecord, DeviceWrite, PairingRequestRecord, TokenRecord};
 pub use nodes::{NodeRecord, NodeRequestRecord, NodeWrite};
 pub use sessions::{RunRecord, RunStatus, SessionRecord, SessionWrite, TranscriptEntry};
+pub use telegram::{AllowedSenderRecord, PairingCodeRecord, SpooledUpdate, TelegramWrite};
 
 use rusqlite::{Connection, OpenFlags};
 use std::fs;
@@ -139,6 +141,38 @@ const MIGRATIONS: &[&str] = &[
         error TEXT
     );
     CREATE INDEX runs_by_status ON runs (status);",
+    // 5: the Telegram channel: the inbound spool, the poll offset per bot, DM pairing codes
+    // and the senders approved through them.
+    "CREATE TABLE telegram_updates (
+        bot_id TEXT NOT NULL,
+        update_id INTEGER NOT NULL,
+        update_json TEXT NOT NULL,
+        received_at_ms INTEGER NOT NULL,
+        handled_at_ms INTEGER,
+        PRIMARY KEY (bot_id, update_id)
+    );
+    CREATE INDEX telegram_updates_unhandled ON telegram_updates (bot_id, handled_at_ms);
+    CREATE TABLE telegram_offsets (
+        bot_id TEXT PRIMARY KEY,
+        next_offset INTEGER NOT NULL
+    );
+    CREATE TABLE telegram_pairing (
+        account TEXT NOT NULL,
+        code TEXT NOT NULL,
+        sender_id TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        sender_label TEXT,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (account, code),
+        UNIQUE (account, sender_id)
+    );
+    CREATE TABLE telegram_allowed (
+        account TEXT NOT NULL,
+        sender_id TEXT NOT NULL,
+        approved_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (account, sender_id)
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +228,7 @@ pub enum Write {
     Device(DeviceWrite),
     Node(NodeWrite),
     Session(SessionWrite),
+    Telegram(TelegramWrite),
 }
 
 impl From<DeviceWrite> for Write {
@@ -471,6 +506,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> 
         Write::Device(w) => devices::apply(tx, w),
         Write::Node(w) => nodes::apply(tx, w),
         Write::Session(w) => sessions::apply(tx, w),
+        Write::Telegram(w) => telegram::apply(tx, w),
     }
 }
 

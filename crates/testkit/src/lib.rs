@@ -12,6 +12,8 @@
 //! * [`Sshd`]: a private OpenSSH server on a loopback port (SSH tunnel tests).
 //! * [`ModelMock`]: a scripted OpenAI / Anthropic / Ollama model server on loopback
 //!   ([`Reply`] scripts each answer; every request is recorded).
+//! * [`FakeBotApi`]: a fake Telegram Bot API on loopback (long polling, injected DMs,
+//!   scripted failures; every call recorded).
 //! * [`fake_gateway`]: a small in-process gateway for tests of clients and of the CLI.
 //!
 //! ```no_run
@@ -24,6 +26,7 @@
 //! # }
 //! ```
 
+mod bot_api;
 mod clawgate;
 mod cli;
 pub mod fake_gateway;
@@ -36,6 +39,7 @@ mod process;
 mod sshd;
 mod ws;
 
+pub use bot_api::{BotCall, Failure, FakeBotApi};
 pub use clawgate::{
     ClawgateBin, ClawgateGateway, GATEWAY_READY_TIMEOUT, READY_MARKER, parse_listening_url,
 };

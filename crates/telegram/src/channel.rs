@@ -1,0 +1,687 @@
+//! [`TelegramChannel`]: the bot's long-polling loop, the inbound spool, DM access and the
+//! handoff to the gateway ([`InboundHandler`]), and the sending of replies.
+//!
+//! **Inbound exactly once.** Each batch `getUpdates` returns is written to the store's spool
+//! together with the next offset, in one durable batch, before anything else happens: an
+//! update Telegram will not send again is always on disk. Each update is marked handled once
+//! it has been handled (its reply sent). At start-up the unhandled ones are handed over again
+//! and polling resumes at the stored offset, so nothing handled is handed over twice and
+//! nothing received is lost. [`InboundMessage::idempotency_key`] is the same on a second
+//! handover of an update cut off by a crash, so the gateway can use it as the run id.
+//!
+//! Updates are handled in order per chat, chats in parallel (bounded); the poll loop never
+//! waits for a turn.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clawgate_config::{ErrorPolicy, ReplyToMode, Secret, TelegramConfig};
+use clawgate_store::{SpooledUpdate, Store, TelegramWrite};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::access::{self, DmDecision, DmSender};
+use crate::api::{BotApi, BotInfo, SendOptions};
+use crate::backoff::Backoff;
+use crate::error::TelegramError;
+use crate::format::{chunk_markdown, markdown_to_html};
+use crate::lock;
+use crate::outbound::{Throttle, Typing};
+
+/// The account id of the one bot `channels.telegram` configures.
+pub const DEFAULT_ACCOUNT: &str = "default";
+/// The `timeout` of a long poll.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Without a completed `getUpdates` for this long, [`ChannelHealth::stalled`] says so.
+pub const STALL_AFTER: Duration = Duration::from_secs(120);
+/// Turns handed over at once, across chats.
+pub const MAX_CONCURRENT: usize = 16;
+/// Updates queued per chat before the poll loop waits.
+const PER_CHAT_QUEUE: usize = 32;
+/// A chat's worker ends after this long without an update.
+const WORKER_IDLE: Duration = Duration::from_secs(60);
+/// On shutdown, how long handovers under way may take to finish (the rest are handed over
+/// again at the next start).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Handled updates are kept this long in the spool.
+const SPOOL_KEEP: Duration = Duration::from_secs(24 * 3600);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An accepted inbound message, as the gateway gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// The bot's account id ([`DEFAULT_ACCOUNT`]).
+    pub account: String,
+    pub bot_id: i64,
+    pub update_id: i64,
+    pub chat_id: String,
+    pub sender_id: String,
+    /// The sender's first and last name.
+    pub sender_name: Option<String>,
+    /// The sender's `@username`, without the `@`.
+    pub sender_username: Option<String>,
+    pub message_id: i64,
+    /// The text (or caption; a media placeholder such as `<media:image>` when there is none).
+    pub text: String,
+    /// When Telegram received it (Unix seconds).
+    pub date: i64,
+}
+
+impl InboundMessage {
+    /// Stable across handovers of the same update: use it as the run id / idempotency key.
+    pub fn idempotency_key(&self) -> String {
+        format!("telegram:{}:{}", self.bot_id, self.update_id)
+    }
+}
+
+/// What the gateway answers an inbound message with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerReply {
+    /// The reply, in Markdown.
+    Text(String),
+    /// The turn failed; this text reaches the chat as `channels.telegram.errorPolicy` says.
+    Error(String),
+    /// Nothing to send.
+    Nothing,
+}
+
+/// The future [`InboundHandler::handle`] returns.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = HandlerReply> + Send + 'a>>;
+
+/// Implemented by the gateway: runs the turn for an accepted message and returns the reply.
+/// The channel shows `typing` while it runs and sends what it returns.
+pub trait InboundHandler: Send + Sync + 'static {
+    fn handle(&self, message: InboundMessage) -> HandlerFuture<'_>;
+}
+
+/// What `channels.status` shows of the channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelHealth {
+    /// The poll loop is running.
+    pub running: bool,
+    pub bot: Option<BotInfo>,
+    /// When the last `getUpdates` completed (Unix ms).
+    pub last_poll_at_ms: Option<i64>,
+    /// When polling started (Unix ms).
+    pub started_at_ms: Option<i64>,
+    /// The last error, until a poll succeeds again.
+    pub last_error: Option<String>,
+    /// When the last update arrived (Unix ms).
+    pub last_inbound_at_ms: Option<i64>,
+    /// Updates handled since start.
+    pub handled: u64,
+}
+
+impl ChannelHealth {
+    /// Running, but no `getUpdates` completed for [`STALL_AFTER`].
+    pub fn stalled(&self, now_ms: i64) -> bool {
+        let since = self.last_poll_at_ms.or(self.started_at_ms);
+        self.running && since.is_some_and(|t| now_ms - t > STALL_AFTER.as_millis() as i64)
+    }
+}
+
+/// How a channel is set up besides `channels.telegram`.
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    pub account: String,
+    /// Where the poller lock lives (the gateway's state dir).
+    pub state_dir: PathBuf,
+    pub poll_timeout: Duration,
+    /// `setMyCommands`: `(command, description)`.
+    pub commands: Vec<(String, String)>,
+}
+
+impl ChannelOptions {
+    pub fn new(state_dir: PathBuf) -> Self {
+        ChannelOptions {
+            account: DEFAULT_ACCOUNT.to_owned(),
+            state_dir,
+            poll_timeout: POLL_TIMEOUT,
+            commands: vec![("start".to_owned(), "Start talking to the bot".to_owned())],
+        }
+    }
+}
+
+/// The Telegram channel of one bot. Cheap to clone.
+#[derive(Clone)]
+pub struct TelegramChannel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    api: BotApi,
+    token: Secret,
+    cfg: TelegramConfig,
+    opts: ChannelOptions,
+    store: Arc<Store>,
+    handler: Arc<dyn InboundHandler>,
+    throttle: Throttle,
+    turns: Semaphore,
+    health: Mutex<ChannelHealth>,
+    /// Chats whose last outcome was an error (`errorPolicy: once`), bounded.
+    failing: Mutex<HashSet<String>>,
+}
+
+fn lock_of<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl TelegramChannel {
+    /// A channel for `cfg` (its token is required) over `store`, handing accepted messages to
+    /// `handler`. Nothing is sent before [`TelegramChannel::run`].
+    pub fn new(
+        cfg: &TelegramConfig,
+        opts: ChannelOptions,
+        store: Arc<Store>,
+        handler: Arc<dyn InboundHandler>,
+    ) -> Result<TelegramChannel, TelegramError> {
+        let token = cfg.token.clone().ok_or(TelegramError::NoToken)?;
+        let api = BotApi::new(token.clone(), &cfg.api_root, cfg.proxy.as_deref())?;
+        Ok(TelegramChannel {
+            inner: Arc::new(Inner {
+                api,
+                token,
+                cfg: cfg.clone(),
+                opts,
+                store,
+                handler,
+                throttle: Throttle::default(),
+                turns: Semaphore::new(MAX_CONCURRENT),
+                health: Mutex::new(ChannelHealth::default()),
+                failing: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// The Bot API client.
+    pub fn api(&self) -> &BotApi {
+        &self.inner.api
+    }
+
+    /// The account id.
+    pub fn account(&self) -> &str {
+        &self.inner.opts.account
+    }
+
+    /// The channel's state for `channels.status`.
+    pub fn health(&self) -> ChannelHealth {
+        lock_of(&self.inner.health).clone()
+    }
+
+    /// Shows `typing` in `chat_id` until the returned guard is dropped.
+    pub fn typing(&self, chat_id: &str) -> Typing {
+        Typing::start(self.inner.api.clone(), chat_id.to_owned())
+    }
+
+    /// Sends `markdown` to `chat_id` as HTML in chunks of at most `textChunkLimit`, throttled,
+    /// each resent as plain text if Telegram cannot parse its HTML. Returns the message ids.
+    pub async fn send_text(
+        &self,
+        chat_id: &str,
+        markdown: &str,
+        reply_to: Option<i64>,
+    ) -> Result<Vec<i64>, TelegramError> {
+        self.inner.send_text(chat_id, markdown, reply_to).await
+    }
+
+    /// Polls until `shutdown`, handing accepted messages over. Returns an error when the
+    /// channel cannot go on: the token is refused (401), another process polls the same
+    /// token (its lock), or the state cannot be read.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), TelegramError> {
+        let result = self.inner.clone().run(shutdown).await;
+        let mut h = lock_of(&self.inner.health);
+        h.running = false;
+        if let Err(e) = &result {
+            h.last_error = Some(e.to_string());
+        }
+        result
+    }
+}
+
+impl Inner {
+    fn record_error(&self, e: &TelegramError) {
+        lock_of(&self.health).last_error = Some(e.to_string());
+    }
+
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), TelegramError> {
+        let _lock = lock::acquire(&self.opts.state_dir, &self.token)?;
+        {
+            let mut h = lock_of(&self.health);
+            h.running = true;
+            h.started_at_ms = Some(now_ms());
+        }
+        let mut backoff = Backoff::telegram();
+        let bot = loop {
+            match self.api.get_me().await {
+                Ok(bot) => break bot,
+                Err(e @ TelegramError::Unauthorized { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Telegram getMe failed; trying again");
+                    self.record_error(&e);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    }
+                }
+            }
+        };
+        backoff.reset();
+        lock_of(&self.health).bot = Some(bot.clone());
+        for step in [
+            self.api.delete_webhook().await,
+            self.api.set_my_commands(&self.opts.commands).await,
+        ] {
+            match step {
+                Err(e @ TelegramError::Unauthorized { .. }) => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "Telegram start-up call failed"),
+                Ok(()) => {}
+            }
+        }
+        let bot_id = bot.id.to_string();
+        self.store
+            .apply(vec![
+                TelegramWrite::PruneHandled {
+                    bot_id: bot_id.clone(),
+                    before_ms: now_ms() - SPOOL_KEEP.as_millis() as i64,
+                }
+                .into(),
+            ])
+            .await?;
+        let mut offset = self.store.telegram_offset(&bot_id).await?;
+        let mut dispatcher = Dispatcher::new(self.clone(), bot.id);
+        let unhandled = self.store.telegram_unhandled(&bot_id).await?;
+        if !unhandled.is_empty() {
+            tracing::info!(
+                count = unhandled.len(),
+                "handing over Telegram updates received before the last stop"
+            );
+        }
+        for u in unhandled {
+            dispatcher.dispatch(u).await;
+        }
+        tracing::info!(bot = ?bot.username, ?offset, "Telegram polling started");
+
+        loop {
+            let polled = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = self.api.get_updates(offset, self.opts.poll_timeout) => r,
+            };
+            let delay = match polled {
+                Ok(updates) => {
+                    backoff.reset();
+                    {
+                        let mut h = lock_of(&self.health);
+                        h.last_poll_at_ms = Some(now_ms());
+                        h.last_error = None;
+                    }
+                    match self.spool(&bot_id, updates).await {
+                        Ok(Some((next, spooled))) => {
+                            offset = Some(next);
+                            lock_of(&self.health).last_inbound_at_ms = Some(now_ms());
+                            for u in spooled {
+                                dispatcher.dispatch(u).await;
+                            }
+                            continue;
+                        }
+                        Ok(None) => continue,
+                        Err(e) => {
+                            // The offset stays: Telegram sends the batch again.
+                            tracing::error!(error = %e, "cannot spool Telegram updates");
+                            self.record_error(&e);
+                            backoff.next_delay()
+                        }
+                    }
+                }
+                Err(e @ TelegramError::Unauthorized { .. }) => {
+                    dispatcher.finish().await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Telegram getUpdates failed");
+                    self.record_error(&e);
+                    match e {
+                        TelegramError::Api {
+                            status: 429,
+                            retry_after: Some(after),
+                            ..
+                        } => after,
+                        _ => backoff.next_delay(),
+                    }
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        dispatcher.finish().await;
+        Ok(())
+    }
+
+    /// Writes a batch to the spool with the offset after it; `None` for an empty batch.
+    async fn spool(
+        &self,
+        bot_id: &str,
+        updates: Vec<Value>,
+    ) -> Result<Option<(i64, Vec<SpooledUpdate>)>, TelegramError> {
+        let received_at_ms = now_ms();
+        let mut spooled: Vec<SpooledUpdate> = updates
+            .into_iter()
+            .filter_map(|u| {
+                Some(SpooledUpdate {
+                    bot_id: bot_id.to_owned(),
+                    update_id: u.get("update_id")?.as_i64()?,
+                    update: u,
+                    received_at_ms,
+                    handled_at_ms: None,
+                })
+            })
+            .collect();
+        spooled.sort_by_key(|u| u.update_id);
+        let Some(last) = spooled.last().map(|u| u.update_id) else {
+            return Ok(None);
+        };
+        let mut writes: Vec<clawgate_store::Write> = spooled
+            .iter()
+            .map(|u| TelegramWrite::Spool(u.clone()).into())
+            .collect();
+        writes.push(
+            TelegramWrite::Offset {
+                bot_id: bot_id.to_owned(),
+                next_offset: last + 1,
+            }
+            .into(),
+        );
+        self.store.apply(writes).await?;
+        // An update already handled (spooled by an earlier poll whose offset was lost) is
+        // not handed over again.
+        let mut fresh = Vec::with_capacity(spooled.len());
+        for u in spooled {
+            match self.store.telegram_update(bot_id, u.update_id).await? {
+                Some(stored) if stored.handled_at_ms.is_some() => {}
+                _ => fresh.push(u),
+            }
+        }
+        Ok(Some((last + 1, fresh)))
+    }
+
+    /// Handles one spooled update and marks it handled.
+    async fn process(&self, bot_id: i64, u: SpooledUpdate) {
+        if let Err(e) = self.process_inner(bot_id, &u).await {
+            tracing::warn!(update_id = u.update_id, error = %e, "a Telegram update failed");
+            self.record_error(&e);
+        }
+        let handled = self
+            .store
+            .apply(vec![
+                TelegramWrite::Handled {
+                    bot_id: u.bot_id.clone(),
+                    update_id: u.update_id,
+                    at_ms: now_ms(),
+                }
+                .into(),
+            ])
+            .await;
+        if let Err(e) = handled {
+            tracing::error!(update_id = u.update_id, error = %e, "cannot mark a Telegram update handled");
+        }
+        lock_of(&self.health).handled += 1;
+    }
+
+    async fn process_inner(&self, bot_id: i64, u: &SpooledUpdate) -> Result<(), TelegramError> {
+        let Some(msg) = u.update.get("message") else {
+            return Ok(());
+        };
+        let Some(inbound) = parse_message(&self.opts.account, bot_id, u.update_id, msg) else {
+            return Ok(());
+        };
+        let chat_type = msg
+            .pointer("/chat/type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if chat_type != "private" {
+            tracing::debug!(
+                chat_id = inbound.chat_id,
+                "group messages are not handled yet; dropped"
+            );
+            return Ok(());
+        }
+        let decision = access::check_dm(
+            &self.store,
+            &self.opts.account,
+            self.cfg.dm_policy,
+            &self.cfg.allow_from,
+            DmSender {
+                sender_id: &inbound.sender_id,
+                chat_id: &inbound.chat_id,
+                label: inbound
+                    .sender_username
+                    .as_deref()
+                    .or(inbound.sender_name.as_deref()),
+            },
+            now_ms(),
+        )
+        .await?;
+        match decision {
+            DmDecision::Accept => {}
+            DmDecision::PairingReply { code, html } => {
+                tracing::info!(
+                    sender_id = inbound.sender_id,
+                    "Telegram pairing requested; approve with {}",
+                    access::approve_command(&code)
+                );
+                self.throttle.wait(&inbound.chat_id).await;
+                let plain = access::pairing_reply_plain(&inbound.sender_id, &code);
+                self.api
+                    .send_message(&inbound.chat_id, &html, &plain, SendOptions::default())
+                    .await?;
+                return Ok(());
+            }
+            DmDecision::Drop(reason) => {
+                tracing::debug!(sender_id = inbound.sender_id, reason, "Telegram DM dropped");
+                return Ok(());
+            }
+        }
+        let chat_id = inbound.chat_id.clone();
+        let message_id = inbound.message_id;
+        let reply = {
+            let _permit = self.turns.acquire().await;
+            let _typing = Typing::start(self.api.clone(), chat_id.clone());
+            self.handler.handle(inbound).await
+        };
+        let text = match reply {
+            HandlerReply::Nothing => return Ok(()),
+            HandlerReply::Text(text) => {
+                lock_of(&self.failing).remove(&chat_id);
+                text
+            }
+            HandlerReply::Error(text) => {
+                let send = match self.cfg.error_policy {
+                    ErrorPolicy::Always => true,
+                    ErrorPolicy::Silent => false,
+                    ErrorPolicy::Once => {
+                        let mut failing = lock_of(&self.failing);
+                        if failing.len() >= 4096 {
+                            failing.clear();
+                        }
+                        failing.insert(chat_id.clone())
+                    }
+                };
+                tracing::warn!(chat_id, error = text, "a Telegram turn failed");
+                if !send {
+                    return Ok(());
+                }
+                text
+            }
+        };
+        self.send_text(&chat_id, &text, Some(message_id)).await?;
+        Ok(())
+    }
+
+    async fn send_text(
+        &self,
+        chat_id: &str,
+        markdown: &str,
+        reply_to: Option<i64>,
+    ) -> Result<Vec<i64>, TelegramError> {
+        let mut ids = Vec::new();
+        let chunks = chunk_markdown(markdown, self.cfg.text_chunk_limit);
+        for (i, chunk) in chunks.iter().enumerate() {
+            if chunk.trim().is_empty() {
+                continue;
+            }
+            let reply_to = match self.cfg.reply_to_mode {
+                ReplyToMode::Off => None,
+                ReplyToMode::First if i > 0 => None,
+                ReplyToMode::First | ReplyToMode::All => reply_to,
+            };
+            self.throttle.wait(chat_id).await;
+            let options = SendOptions {
+                disable_link_preview: !self.cfg.link_preview,
+                reply_to,
+            };
+            let html = markdown_to_html(chunk);
+            ids.push(
+                self.api
+                    .send_message(chat_id, &html, chunk, options)
+                    .await?,
+            );
+        }
+        Ok(ids)
+    }
+}
+
+/// The inbound message of a `message` update; `None` without a sender or chat.
+fn parse_message(
+    account: &str,
+    bot_id: i64,
+    update_id: i64,
+    msg: &Value,
+) -> Option<InboundMessage> {
+    let id_text = |v: &Value| match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    };
+    let chat_id = id_text(msg.pointer("/chat/id")?)?;
+    let from = msg.get("from")?;
+    let sender_id = id_text(from.get("id")?)?;
+    let name = [from.get("first_name"), from.get("last_name")]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = msg
+        .get("text")
+        .or_else(|| msg.get("caption"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let kind = [
+                ("photo", "image"),
+                ("video", "video"),
+                ("voice", "audio"),
+                ("audio", "audio"),
+                ("document", "document"),
+                ("sticker", "sticker"),
+            ]
+            .into_iter()
+            .find(|(k, _)| msg.get(*k).is_some())
+            .map_or("unknown", |(_, v)| v);
+            format!("<media:{kind}>")
+        });
+    Some(InboundMessage {
+        account: account.to_owned(),
+        bot_id,
+        update_id,
+        chat_id,
+        sender_id,
+        sender_name: (!name.is_empty()).then_some(name),
+        sender_username: from
+            .get("username")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        message_id: msg.get("message_id").and_then(Value::as_i64).unwrap_or(0),
+        text,
+        date: msg.get("date").and_then(Value::as_i64).unwrap_or(0),
+    })
+}
+
+/// Per-chat workers: updates of one chat in order, chats in parallel.
+struct Dispatcher {
+    inner: Arc<Inner>,
+    bot_id: i64,
+    chats: HashMap<String, mpsc::Sender<SpooledUpdate>>,
+    tasks: JoinSet<()>,
+}
+
+impl Dispatcher {
+    fn new(inner: Arc<Inner>, bot_id: i64) -> Self {
+        Dispatcher {
+            inner,
+            bot_id,
+            chats: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    async fn dispatch(&mut self, u: SpooledUpdate) {
+        while self.tasks.try_join_next().is_some() {}
+        let chat = u
+            .update
+            .pointer("/message/chat/id")
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let mut u = u;
+        if let Some(tx) = self.chats.get(&chat) {
+            match tx.send(u).await {
+                Ok(()) => return,
+                // Its worker ended (idle); start another.
+                Err(mpsc::error::SendError(back)) => u = back,
+            }
+        }
+        self.chats.retain(|_, tx| !tx.is_closed());
+        let (tx, rx) = mpsc::channel(PER_CHAT_QUEUE);
+        let _ = tx.send(u).await;
+        self.chats.insert(chat, tx);
+        self.tasks
+            .spawn(worker(self.inner.clone(), self.bot_id, rx));
+    }
+
+    /// Lets the workers finish what they hold, for at most [`SHUTDOWN_GRACE`].
+    async fn finish(mut self) {
+        self.chats.clear();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while let Ok(Some(_)) = tokio::time::timeout_at(deadline, self.tasks.join_next()).await {}
+        self.tasks.abort_all();
+    }
+}
+
+async fn worker(inner: Arc<Inner>, bot_id: i64, mut rx: mpsc::Receiver<SpooledUpdate>) {
+    loop {
+        match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
+            Ok(Some(u)) => inner.process(bot_id, u).await,
+            Ok(None) => return,
+            Err(_) => {
+                rx.close();
+                while let Ok(u) = rx.try_recv() {
+                    inner.process(bot_id, u).await;
+                }
+                return;
+            }
+        }
+    }
+}
