@@ -535,6 +535,10 @@ async fn serve(
     }
     let gateway = match Gateway::new(options) {
         Ok(g) => g,
+        Err(clawgate_gateway::InitError::Config(e)) => {
+            eprintln!("clawgate: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
         Err(e) => {
             eprintln!("clawgate: cannot open the gateway state: {e}");
             return ExitCode::from(EXIT_CONFIG);

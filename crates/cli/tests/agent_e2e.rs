@@ -4,8 +4,8 @@
 //! (two responses with one id) and `agent.wait`.
 
 use clawgate_testkit::{
-    ChildProcess, ClawgateBin, IsolatedHome, ModelMock, RawWs, Reply, WireFormat, connect_params,
-    free_port, json,
+    ChildProcess, ClawgateBin, FakeBotApi, IsolatedHome, ModelMock, RawWs, Reply, WireFormat,
+    connect_params, free_port, json,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -533,4 +533,108 @@ async fn a_node_that_asks_runs_the_command_once_an_operator_approves() {
         .await
         .unwrap_err();
     assert!(again.to_string().contains("APPROVAL_NOT_FOUND"), "{again}");
+}
+
+/// The seed flow: a Telegram DM reaches the gateway, the agent runs a command on a node, the
+/// reply goes back to that chat. An unknown sender first gets a pairing code and no model call;
+/// an operator approves it over `channels.pairing.approve`.
+#[tokio::test]
+async fn a_telegram_dm_runs_a_node_command_and_the_reply_reaches_the_chat() {
+    const BOT_TOKEN: &str = "123456:seed-flow-token";
+    const USER: i64 = 4242;
+    let bot = FakeBotApi::start(BOT_TOKEN).await;
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let mut config = mock_config(&mock);
+    config["channels"] = json!({"telegram": {"botToken": BOT_TOKEN, "apiRoot": bot.api_root()}});
+    let gw = clawgate().start_token_gateway(&config, TOKEN).await;
+    let mut ws = operator(gw.url()).await;
+    let (node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    let node_pid = node.pid();
+
+    // An unknown sender: a pairing code, no turn.
+    bot.inject_dm(USER, "hello?");
+    let sent = bot
+        .wait_for_calls("sendMessage", 1, Duration::from_secs(30))
+        .await;
+    let pairing_reply = sent[0].text().unwrap().to_owned();
+    assert_eq!(
+        sent[0].chat_id().as_deref(),
+        Some(USER.to_string().as_str())
+    );
+    assert!(pairing_reply.contains(&USER.to_string()), "{pairing_reply}");
+    assert!(
+        mock.requests().is_empty(),
+        "no model call for an unknown sender"
+    );
+    let list = ws
+        .request(
+            "channels.pairing.list",
+            json!({"channel": "telegram"}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let request = list["payload"]["requests"][0].clone();
+    assert_eq!(request["senderId"], USER.to_string());
+    let code = request["requestId"].as_str().unwrap().to_owned();
+    assert!(
+        pairing_reply.contains(&format!("clawgate pairing approve telegram {code}")),
+        "{pairing_reply}"
+    );
+    let approved = ws
+        .request(
+            "channels.pairing.approve",
+            json!({"channel": "telegram", "requestId": code}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved["payload"]["senderId"], USER.to_string());
+
+    // Now the DM runs: model → exec on the node → model → the reply in the chat.
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "echo node-parent-$PPID", "host": "node"}),
+    ));
+    mock.push(Reply::text("Your node says hello."));
+    bot.inject_dm(USER, "run something on my node");
+    let sent = bot
+        .wait_for_calls("sendMessage", 2, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        sent[1].chat_id().as_deref(),
+        Some(USER.to_string().as_str())
+    );
+    assert_eq!(sent[1].text(), Some("Your node says hello."));
+    assert!(
+        !bot.calls_to("sendChatAction").is_empty(),
+        "typing was shown"
+    );
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let follow_up = requests[1].body["messages"].to_string();
+    assert!(
+        follow_up.contains(&format!("Node: {node_id}\\nnode-parent-{node_pid}")),
+        "{follow_up}"
+    );
+    // The turn ran in the sender's session (dmScope main: the main session).
+    let history = ws
+        .request(
+            "chat.history",
+            json!({"sessionKey": MAIN}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        history["payload"]["messages"][0]["content"],
+        "run something on my node"
+    );
+    let status = ws
+        .request("channels.status", json!({}), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let telegram = &status["payload"]["channels"]["telegram"];
+    assert_eq!(telegram["running"], true, "{status:#}");
+    assert!(telegram["lastPollAt"].is_i64(), "{status:#}");
 }

@@ -124,3 +124,79 @@ pub(crate) fn agent_options(config: &clawgate_config::AgentConfig) -> clawgate_a
     options.exec_node = config.exec_node.clone();
     options
 }
+
+/// How long a Telegram message's turn may take before the chat is told it did not finish
+/// (the run's own limit, `agents.defaults.timeoutSeconds`, usually ends it first).
+const TELEGRAM_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+
+/// The Telegram channel's messages, each a turn of the agent in the sender's session
+/// (`session.dmScope`); the run id is the update's key, so an update handed over again after
+/// a restart is answered from its finished run instead of running twice.
+pub(crate) struct GatewayTelegram {
+    gw: Weak<Gateway>,
+    dm_scope: clawgate_agent::DmScope,
+}
+
+impl GatewayTelegram {
+    pub(crate) fn new(gw: Weak<Gateway>, dm_scope: Option<&str>) -> Self {
+        GatewayTelegram {
+            gw,
+            dm_scope: dm_scope
+                .and_then(clawgate_agent::DmScope::parse)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl clawgate_telegram::InboundHandler for GatewayTelegram {
+    fn handle(
+        &self,
+        message: clawgate_telegram::InboundMessage,
+    ) -> clawgate_telegram::HandlerFuture<'_> {
+        use clawgate_agent::{RunOutcome, SendAccepted, SendRequest};
+        use clawgate_telegram::HandlerReply;
+        Box::pin(async move {
+            let Some(gw) = self.gw.upgrade() else {
+                return HandlerReply::Nothing;
+            };
+            let agent = &gw.agent;
+            let session_key = agent.session_keys().direct(
+                self.dm_scope,
+                "telegram",
+                &message.account,
+                &message.sender_id,
+            );
+            let run_id = message.idempotency_key();
+            let request = SendRequest {
+                session_key,
+                message: message.text.clone(),
+                run_id: run_id.clone(),
+                channel: Some("telegram".into()),
+                queue_mode: None,
+                timeout: None,
+                owner: None,
+                status_events: false,
+                new_session_id: None,
+            };
+            let summary = match agent.send(request).await {
+                Ok(SendAccepted::Done(summary)) => Some(summary),
+                Ok(_) => agent.wait(&run_id, TELEGRAM_TURN_WAIT).await,
+                Err(e) => return HandlerReply::Error(format!("The message could not be run: {e}")),
+            };
+            let Some(summary) = summary else {
+                return HandlerReply::Error(
+                    "The reply is taking too long; it will not arrive. Send the message again to retry.".into(),
+                );
+            };
+            match (summary.outcome, summary.reply, summary.error) {
+                (RunOutcome::Ok, Some(reply), _) => HandlerReply::Text(reply),
+                (RunOutcome::Ok, None, _) | (RunOutcome::Aborted, _, _) => HandlerReply::Nothing,
+                (_, _, Some(error)) => HandlerReply::Error(error),
+                (outcome, _, None) => HandlerReply::Error(format!(
+                    "The turn ended without a reply ({}).",
+                    outcome.as_str()
+                )),
+            }
+        })
+    }
+}

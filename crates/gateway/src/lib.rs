@@ -186,6 +186,8 @@ pub struct GatewayOptions {
     pub models: clawgate_config::ModelsConfig,
     /// The agent runtime's settings (`agents.defaults.maxConcurrent`, `messages.queue.mode`…).
     pub agent: clawgate_config::AgentConfig,
+    /// `channels.telegram`: the Telegram bot, when configured and enabled.
+    pub telegram: Option<clawgate_config::TelegramConfig>,
 }
 
 impl GatewayOptions {
@@ -224,6 +226,7 @@ impl GatewayOptions {
             max_pending_pairing_requests: 512,
             models: clawgate_config::ModelsConfig::default(),
             agent: clawgate_config::AgentConfig::default(),
+            telegram: None,
         }
     }
 }
@@ -290,6 +293,7 @@ impl GatewayOptions {
         if let Some(l) = loaded {
             options.models = l.models.clone();
             options.agent = l.agent.clone();
+            options.telegram = l.telegram.clone().filter(|t| t.enabled);
         }
         Ok(options)
     }
@@ -391,6 +395,9 @@ pub struct Gateway {
     pub(crate) nodes: nodes::Nodes,
     /// The agent runtime: sessions, runs and the turn loop.
     pub(crate) agent: clawgate_agent::Agent,
+    /// The Telegram channel (`channels.telegram`), run by [`serve`].
+    pub(crate) telegram: Option<clawgate_telegram::TelegramChannel>,
+    pub(crate) store: Arc<clawgate_store::Store>,
     pub(crate) ssh_probes: ssh_verify::Probes,
     pub(crate) identity: state_dir::GatewayIdentity,
     pub(crate) boot_id: String,
@@ -405,6 +412,9 @@ pub enum InitError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Store(#[from] clawgate_store::StoreError),
+    /// The configuration cannot run (the message names the key and the fix).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The OpenClaw release whose protocol clawgate speaks; reported as `server.version`.
@@ -434,16 +444,36 @@ impl Gateway {
         let agent_options = agent_host::agent_options(&options.agent);
         let sessions = clawgate_agent::LoadedSessions::load(&store)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Arc::new_cyclic(|weak: &std::sync::Weak<Gateway>| {
+        if let Some(cfg) = &options.telegram
+            && cfg.token.is_none()
+        {
+            return Err(InitError::Config(
+                "channels.telegram is enabled but has no bot token: set channels.telegram.botToken (or tokenFile, or TELEGRAM_BOT_TOKEN), or set channels.telegram.enabled to false".into(),
+            ));
+        }
+        let mut telegram_error = None;
+        let gateway = Arc::new_cyclic(|weak: &std::sync::Weak<Gateway>| {
+            let telegram = options.telegram.as_ref().and_then(|cfg| {
+                let handler = Arc::new(agent_host::GatewayTelegram::new(
+                    weak.clone(),
+                    options.agent.dm_scope.as_deref(),
+                ));
+                let opts = clawgate_telegram::ChannelOptions::new(options.state_dir.clone());
+                clawgate_telegram::TelegramChannel::new(cfg, opts, store.clone(), handler)
+                    .map_err(|e| telegram_error = Some(e.to_string()))
+                    .ok()
+            });
             let agent = clawgate_agent::Agent::with_sessions(
                 sessions,
-                store,
+                store.clone(),
                 llm,
                 Arc::new(agent_host::GatewayNodes(weak.clone())),
                 Arc::new(agent_host::GatewayEvents(weak.clone())),
                 agent_options,
             );
             Gateway {
+                telegram,
+                store,
                 registry: Registry::new(options.max_buffered_bytes, self_entry),
                 rate_limiter,
                 connection_slots: http::ConnectionSlots::new(options.max_connections),
@@ -459,7 +489,11 @@ impl Gateway {
                 }),
                 options,
             }
-        }))
+        });
+        match telegram_error {
+            Some(e) => Err(InitError::Config(format!("channels.telegram: {e}"))),
+            None => Ok(gateway),
+        }
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -525,6 +559,14 @@ pub async fn serve_listeners(
         tracing::error!("could not end the agent runs the previous gateway left unfinished: {e}");
     }
     let timers = tokio::spawn(registry::run_timers(gateway.clone(), shutdown.clone()));
+    let telegram = gateway.telegram.clone().map(|channel| {
+        let shutdown = shutdown.child_token();
+        tokio::spawn(async move {
+            if let Err(e) = channel.run(shutdown).await {
+                tracing::error!("the Telegram channel stopped: {e}");
+            }
+        })
+    });
     let mut accept_loops = Vec::new();
     for (listener, kind) in listeners {
         accept_loops.push(tokio::spawn(http::accept_loop(
@@ -540,6 +582,9 @@ pub async fn serve_listeners(
         let _ = a.await;
     }
     let _ = timers.await;
+    if let Some(telegram) = telegram {
+        let _ = telegram.await;
+    }
     gateway.pairing.flush_last_seen().await;
     gateway.registry.shutdown("gateway stopping");
     // Connections close themselves after flushing `shutdown` + close 1012; give them a moment.

@@ -112,6 +112,7 @@ pub fn method_access(method: &str) -> MethodAccess {
     } else if method.starts_with("exec.approval.") {
         MethodAccess::Scope(APPROVALS)
     } else if method.starts_with("node.pair.")
+        || method.starts_with("channels.pairing.")
         || method == "node.rename"
         || method.starts_with("device.pair.")
         || method.starts_with("device.token.")

@@ -44,8 +44,8 @@ pub(crate) fn status(gw: &Gateway) -> Value {
     })
 }
 
-pub(crate) fn channels_status() -> Value {
-    json!({
+pub(crate) fn channels_status(gw: &Gateway) -> Value {
+    let mut status = json!({
         "ts": crate::now_ms(),
         "channelOrder": [],
         "channelLabels": {},
@@ -56,7 +56,20 @@ pub(crate) fn channels_status() -> Value {
         "channelAccounts": {},
         "channelDefaultAccountId": {},
         "statusIssues": [],
-    })
+    });
+    if let Some(telegram) = super::channels::telegram_status(gw) {
+        status["channelOrder"] = json!(["telegram"]);
+        status["channelLabels"] = json!({"telegram": "Telegram"});
+        status["channelDefaultAccountId"] = json!({"telegram": clawgate_telegram::DEFAULT_ACCOUNT});
+        if telegram["stalled"] == true || !telegram["lastError"].is_null() {
+            status["statusIssues"] = json!([{
+                "channel": "telegram",
+                "message": telegram["lastError"].as_str().unwrap_or("Telegram polling has not completed for over 2 minutes"),
+            }]);
+        }
+        status["channels"] = json!({"telegram": telegram});
+    }
+    status
 }
 
 pub(crate) fn config_get(gw: &Gateway) -> Value {

@@ -1,6 +1,7 @@
 //! RPC dispatch: the role and scope gate, then the method's handler, both from [`table`].
 
 mod agent;
+mod channels;
 mod chat;
 mod devices;
 mod info;

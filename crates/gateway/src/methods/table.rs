@@ -9,7 +9,7 @@
 //! a handler taking a [`Call`] — [`Handler::Sync`] for a plain function, [`Handler::Async`]
 //! (built with `async_handler!`) when it awaits.
 
-use super::{Refusal, agent, chat, devices, info, nodes, sessions};
+use super::{Refusal, agent, channels, chat, devices, info, nodes, sessions};
 use crate::Gateway;
 use crate::registry::{ConnHandle, Session};
 use clawgate_protocol::errors::ErrorShape;
@@ -113,7 +113,7 @@ pub(crate) static METHODS: &[Method] = &[
     method(
         "channels.status",
         READ,
-        Handler::Sync(|_| Ok(info::channels_status())),
+        Handler::Sync(|c| Ok(info::channels_status(c.gw))),
     ),
     method("models.list", READ, Handler::Sync(info::models_list)),
     method(
@@ -230,6 +230,21 @@ pub(crate) static METHODS: &[Method] = &[
         Handler::Sync(agent::approval_list),
     ),
     method(
+        "channels.pairing.list",
+        PAIRING,
+        async_handler!(channels::pairing_list),
+    ),
+    method(
+        "channels.pairing.approve",
+        PAIRING,
+        async_handler!(channels::pairing_approve),
+    ),
+    method(
+        "channels.pairing.dismiss",
+        PAIRING,
+        async_handler!(channels::pairing_dismiss),
+    ),
+    method(
         "sessions.subscribe",
         READ,
         Handler::Sync(sessions::subscribe),
@@ -305,6 +320,9 @@ mod tests {
                 "sessions.reset",
                 "exec.approval.resolve",
                 "exec.approval.list",
+                "channels.pairing.list",
+                "channels.pairing.approve",
+                "channels.pairing.dismiss",
                 "sessions.subscribe",
                 "sessions.unsubscribe",
             ]

@@ -1,0 +1,170 @@
+//! `channels.*`: the channels' state and their DM pairing requests (OpenClaw's Control UI calls
+//! these). Pairing works on the store, with or without a running channel.
+
+use super::chat::required;
+use super::table::{Call, Reply};
+use clawgate_protocol::errors;
+use clawgate_store::PairingCodeRecord;
+use serde_json::{Value, json};
+
+const TELEGRAM: &str = "telegram";
+const ACCOUNT: &str = clawgate_telegram::DEFAULT_ACCOUNT;
+
+/// `2026-12-07T21:50:03.120Z`, as OpenClaw writes its pairing times.
+fn iso(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = crate::tls::civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+fn request_json(r: &PairingCodeRecord) -> Value {
+    let mut v = json!({
+        "requestId": r.code,
+        "code": r.code,
+        "channel": TELEGRAM,
+        "channelLabel": "Telegram",
+        "accountId": r.account,
+        "senderId": r.sender_id,
+        "senderLabel": "Telegram user id",
+        "createdAt": iso(r.created_at_ms),
+        "lastSeenAt": iso(r.created_at_ms),
+        "expiresAt": iso(r.expires_at_ms),
+        "notifySupported": true,
+    });
+    if let Some(label) = &r.sender_label {
+        v["metadata"] = json!({"name": label});
+    }
+    v
+}
+
+/// Only Telegram pairs DMs here; another channel is refused by name.
+fn check_channel(c: &Call<'_>) -> Result<(), errors::ErrorShape> {
+    match c.params.get("channel").and_then(Value::as_str) {
+        None | Some(TELEGRAM) => Ok(()),
+        Some(other) => Err(errors::invalid_params(
+            c.method,
+            &format!(
+                "channel account does not use DM pairing: {other} (this gateway pairs telegram)"
+            ),
+        )),
+    }
+}
+
+/// `channels.pairing.list {channel?}`.
+pub(crate) async fn pairing_list(c: &Call<'_>) -> Reply {
+    check_channel(c)?;
+    let pending = clawgate_telegram::pending(&c.gw.store, ACCOUNT, crate::now_ms())
+        .await
+        .map_err(|e| errors::unavailable(e.to_string()))?;
+    let accounts = if c.gw.options.telegram.is_some() {
+        vec![
+            json!({"channel": TELEGRAM, "channelLabel": "Telegram", "accountId": ACCOUNT, "notifySupported": true}),
+        ]
+    } else {
+        Vec::new()
+    };
+    Ok(json!({
+        "accounts": accounts,
+        "requests": pending.iter().map(request_json).collect::<Vec<_>>(),
+        "commandOwnerConfigured": false,
+        "limits": {"pendingPerAccount": clawgate_telegram::MAX_PENDING, "ttlMs": clawgate_telegram::CODE_TTL.as_millis() as u64},
+    }))
+}
+
+/// The request a call names: `requestId` (what the list shows) or `code`.
+fn request_code<'a>(c: &Call<'a>) -> Result<&'a str, errors::ErrorShape> {
+    c.params
+        .get("requestId")
+        .or_else(|| c.params.get("code"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| errors::invalid_params(c.method, "must have required property 'requestId'"))
+}
+
+/// `channels.pairing.approve {channel, requestId, notify?}`: the sender may DM the bot.
+pub(crate) async fn pairing_approve(c: &Call<'_>) -> Reply {
+    check_channel(c)?;
+    required(c, "channel")?;
+    let code = request_code(c)?;
+    let approved = clawgate_telegram::approve(&c.gw.store, ACCOUNT, code, crate::now_ms())
+        .await
+        .map_err(|e| match e {
+            clawgate_telegram::PairingError::Store(e) => errors::unavailable(e.to_string()),
+            other => errors::invalid_params(c.method, &other.to_string()),
+        })?;
+    let notification = if c.params.get("notify") == Some(&Value::Bool(true)) {
+        match &c.gw.telegram {
+            None => "unsupported",
+            Some(channel) => match channel
+                .send_text(
+                    &approved.chat_id,
+                    "You can talk to me now: your access was approved.",
+                    None,
+                )
+                .await
+            {
+                Ok(_) => "sent",
+                Err(e) => {
+                    tracing::warn!("DM pairing approval notification failed: {e}");
+                    "failed"
+                }
+            },
+        }
+    } else {
+        "not-requested"
+    };
+    Ok(json!({
+        "requestId": approved.code,
+        "senderId": approved.sender_id,
+        "notification": notification,
+        "commandOwnerBootstrap": "not-requested",
+    }))
+}
+
+/// `channels.pairing.dismiss {channel, requestId}`.
+pub(crate) async fn pairing_dismiss(c: &Call<'_>) -> Reply {
+    check_channel(c)?;
+    let code = request_code(c)?;
+    let pending = clawgate_telegram::pending(&c.gw.store, ACCOUNT, crate::now_ms())
+        .await
+        .map_err(|e| errors::unavailable(e.to_string()))?;
+    let sender = pending
+        .iter()
+        .find(|p| p.code.eq_ignore_ascii_case(code.trim()))
+        .map(|p| p.sender_id.clone());
+    let dismissed = clawgate_telegram::dismiss(&c.gw.store, ACCOUNT, code)
+        .await
+        .map_err(|e| errors::unavailable(e.to_string()))?;
+    match (dismissed, sender) {
+        (true, Some(sender)) => Ok(json!({"requestId": code, "senderId": sender})),
+        _ => Err(errors::invalid_params(
+            c.method,
+            "pending DM access request no longer exists",
+        )),
+    }
+}
+
+/// The Telegram channel's part of `channels.status`: whether it polls, when it last completed a
+/// poll, its last error (a stalled poll loop is reported as such, not as healthy).
+pub(crate) fn telegram_status(gw: &crate::Gateway) -> Option<Value> {
+    let channel = gw.telegram.as_ref()?;
+    let h = channel.health();
+    let now = crate::now_ms();
+    Some(json!({
+        "configured": true,
+        "running": h.running,
+        "stalled": h.stalled(now),
+        "bot": h.bot.as_ref().map(|b| json!({"id": b.id, "username": b.username})),
+        "lastPollAt": h.last_poll_at_ms,
+        "lastInboundAt": h.last_inbound_at_ms,
+        "lastError": h.last_error,
+        "handled": h.handled,
+    }))
+}
