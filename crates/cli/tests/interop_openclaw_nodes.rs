@@ -4,8 +4,8 @@
 //! offline once killed. Runs through ./scripts/test (loopback-only namespace).
 
 use clawgate_testkit::{
-    ChildProcess, ClawgateBin, ClawgateGateway, IsolatedHome, ModelMock, OpenClaw, Output, Reply,
-    Value, WireFormat, json,
+    ChildProcess, ClawgateBin, ClawgateGateway, FakeBotApi, IsolatedHome, ModelMock, OpenClaw,
+    Output, Reply, Value, WireFormat, json,
 };
 use std::time::{Duration, Instant};
 
@@ -370,5 +370,55 @@ async fn the_agent_runs_a_command_on_the_real_node_host_for_the_real_cli() {
         .await;
     out.assert_success();
     assert!(out.stdout.contains("Hi from clawgate."), "{out}");
+    node.stop(Duration::from_secs(5)).await;
+}
+
+/// The seed flow with the real node host: a Telegram DM from an approved sender runs
+/// `exec host=node` on the real `openclaw node run`, whose output (its own home, which only
+/// its process has) reaches the model and the reply reaches the chat.
+#[tokio::test]
+async fn a_telegram_dm_runs_a_command_on_the_real_node_host() {
+    const BOT_TOKEN: &str = "654321:seed-real-node";
+    const USER: i64 = 777;
+    let oc = OpenClaw::from_env();
+    let bot = FakeBotApi::start(BOT_TOKEN).await;
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let gw = clawgate_gateway(json!({
+        "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
+        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
+        "channels": {"telegram": {"botToken": BOT_TOKEN, "apiRoot": bot.api_root(), "dmPolicy": "allowlist", "allowFrom": [USER.to_string()]}},
+    }))
+    .await;
+    let node_home = IsolatedHome::new();
+    let mut node = spawn_real_node(&oc, &gw, &node_home, "seed-node");
+    let node_id = approve_with_clawgate(&gw, "seed-node").await;
+    eventually(30, "the node connected with system.run", || async {
+        let out = real_cli(&oc, &gw, &["gateway", "call", "node.list", "--json"]).await;
+        let list = ok_json(&out);
+        list["nodes"].as_array().and_then(|n| {
+            n.iter()
+                .find(|n| n["nodeId"] == node_id.as_str() && n["connected"] == true)
+                .filter(|n| {
+                    n["commands"]
+                        .as_array()
+                        .is_some_and(|c| c.contains(&json!("system.run")))
+                })
+                .cloned()
+        })
+    })
+    .await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "echo node-home=$HOME", "host": "node"}),
+    ));
+    mock.push(Reply::text("Done on your node."));
+    bot.inject_dm(USER, "where does my node live?");
+    let sent = bot
+        .wait_for_calls("sendMessage", 1, Duration::from_secs(60))
+        .await;
+    assert_eq!(sent[0].text(), Some("Done on your node."));
+    let follow_up = mock.requests()[1].body["messages"].to_string();
+    let expected = format!("Node: {node_id}\\nnode-home={}", node_home.home().display());
+    assert!(follow_up.contains(&expected), "{follow_up}");
     node.stop(Duration::from_secs(5)).await;
 }
