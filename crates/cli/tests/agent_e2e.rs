@@ -638,3 +638,21 @@ async fn a_telegram_dm_runs_a_node_command_and_the_reply_reaches_the_chat() {
     assert_eq!(telegram["running"], true, "{status:#}");
     assert!(telegram["lastPollAt"].is_i64(), "{status:#}");
 }
+
+/// No model configured: the Telegram user gets an error reply naming the key to set, not
+/// silence.
+#[tokio::test]
+async fn a_telegram_dm_without_a_model_gets_an_error_reply() {
+    const BOT_TOKEN: &str = "42:no-model";
+    let bot = FakeBotApi::start(BOT_TOKEN).await;
+    let config = json!({"channels": {"telegram": {
+        "botToken": BOT_TOKEN, "apiRoot": bot.api_root(), "dmPolicy": "allowlist", "allowFrom": ["7"],
+    }}});
+    let _gw = clawgate().start_token_gateway(&config, TOKEN).await;
+    bot.inject_dm(7, "hi");
+    let sent = bot
+        .wait_for_calls("sendMessage", 1, Duration::from_secs(30))
+        .await;
+    let text = sent[0].text().unwrap();
+    assert!(text.contains("agents.defaults.model.primary"), "{text}");
+}
