@@ -175,7 +175,7 @@ async fn an_existing_openclaw_config_loads_and_unimplemented_keys_are_reported_o
         r#"{
   // written by OpenClaw
   agents: { defaults: { model: "gpt-5", workspace: "~/work" } },
-  channels: { telegram: { enabled: false } },
+  channels: { telegram: { enabled: false }, discord: { enabled: false } },
   gateway: { mode: "local", port: 18789, auth: { mode: "token", token: "${GW_TOKEN}" }, controlUi: { enabled: true } },
 }"#,
     )
@@ -193,11 +193,17 @@ async fn an_existing_openclaw_config_loads_and_unimplemented_keys_are_reported_o
         .filter(|l| l.contains("ignoring keys"))
         .collect();
     assert_eq!(ignored.len(), 1, "{out}");
-    for key in ["agents.defaults.workspace", "channels", "gateway.controlUi"] {
+    for key in [
+        "agents.defaults.workspace",
+        "channels.discord",
+        "gateway.controlUi",
+    ] {
         assert!(ignored[0].contains(key), "{out}");
     }
-    // The model is read (and checked) with the model settings, so it is not reported.
+    // The model is read (and checked) with the model settings, and Telegram is a channel
+    // clawgate runs, so neither is reported.
     assert!(!ignored[0].contains("agents.defaults.model"), "{out}");
+    assert!(!ignored[0].contains("channels.telegram"), "{out}");
     let res = RawWs::handshake(
         &url,
         connect_params(Some("from-env-substitution"), &["operator.read"]),
