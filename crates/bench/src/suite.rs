@@ -443,6 +443,17 @@ pub fn agent_section(
             }
             out.cells.insert("agent_turns_done".into(), count);
             out.set("agent_rss", a.rss);
+            match a.node_runs {
+                Ok(runs) => {
+                    if let Some(l) = Latencies::of(&runs) {
+                        out.set("agent_node_run", vec![l.p50]);
+                    }
+                }
+                Err(e) => {
+                    out.cells
+                        .insert("agent_node_run".into(), Cell::note(format!("failed: {e}")));
+                }
+            }
             out.notes.extend(a.notes);
         }
         Err(e) => {
@@ -521,7 +532,35 @@ struct AgentRun {
     failure: Option<String>,
     /// RSS samples of the gateway's tree once the turns are over.
     rss: Vec<f64>,
+    /// Seconds per direct `node.invoke system.run ["true"]` on the same node host, or why
+    /// those failed.
+    node_runs: Result<Vec<f64>, String>,
     notes: Vec<String>,
+}
+
+/// `node.invoke {command: "system.run", params: {command: ["true"]}}` on `node_id`, two
+/// untimed then `calls` timed, one after another: the seconds each took.
+async fn node_runs(c: &mut Conn, node_id: &str, calls: usize) -> anyhow::Result<Vec<f64>> {
+    let mut lat = Vec::with_capacity(calls);
+    for k in 0..calls + 2 {
+        let params = serde_json::json!({
+            "nodeId": node_id,
+            "command": "system.run",
+            "params": {"command": [AGENT_COMMAND]},
+            "idempotencyKey": format!("bench-run-{k}-{}", &node_id[..8.min(node_id.len())]),
+            "timeoutMs": AGENT_TURN_TIMEOUT.as_millis() as u64,
+        });
+        let t = Instant::now();
+        let res = c.request_value("node.invoke", &params).await?;
+        let secs = t.elapsed().as_secs_f64();
+        if res["payload"]["exitCode"] != 0 && res["exitCode"] != 0 {
+            bail!("system.run did not exit 0: {res}");
+        }
+        if k >= 2 {
+            lat.push(secs);
+        }
+    }
+    Ok(lat)
 }
 
 /// Item 10: a gateway configured with the mock model (answering at once: a tool call
@@ -558,6 +597,7 @@ fn agent_turns(
         turns: Vec::new(),
         failure: None,
         rss: Vec::new(),
+        node_runs: Err("not measured".into()),
         notes: Vec::new(),
     };
     let result: anyhow::Result<()> = rt.block_on(async {
@@ -633,6 +673,15 @@ fn agent_turns(
                     run.failure = Some(e);
                     break;
                 }
+            }
+        }
+        // For comparison, the node host's share: the same command through `node.invoke`.
+        if run.failure.is_none() {
+            run.node_runs = node_runs(&mut c, &node_id, plan.agent_turns)
+                .await
+                .map_err(|e| format!("{e:#}"));
+            if let Err(e) = &run.node_runs {
+                say!(kind, "agent: node.invoke system.run failed: {e}");
             }
         }
         let _ = c.close().await;
@@ -1850,6 +1899,7 @@ const SPECS: &[Spec] = &[
     spec("agent_turn", S10, "`chat.send` → the run's `chat` final: median (p50) of the turns, model answering at once", Seconds, Lower, Target::at_most(0.020), true),
     spec("agent_turn_p95", S10, "`chat.send` → the run's `chat` final: p95", Seconds, Lower, None, false),
     spec("agent_turns_done", S10, "timed turns completed", Count, Neither, None, false),
+    spec("agent_node_run", S10, "for comparison, the node host's share: `node.invoke system.run [\"true\"]` on the same node, p50", Seconds, Lower, None, false),
     spec("agent_rss", S10, "idle RSS after the turns (agent loaded), whole gateway tree", Bytes, Lower, Target::at_most(12e6), true),
 ];
 
