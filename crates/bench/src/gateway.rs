@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,6 +52,12 @@ pub struct Home {
 
 impl Home {
     pub fn new(kind: Kind) -> anyhow::Result<Home> {
+        Home::with_config(kind, &json!({}))
+    }
+
+    /// A home whose config also holds `extra` (merged over OpenClaw's offline settings; for
+    /// clawgate a config file holding just `extra`, none when it is empty).
+    pub fn with_config(kind: Kind, extra: &serde_json::Value) -> anyhow::Result<Home> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("clawgate-bench-{}-", kind.key()))
             .tempdir()
@@ -59,13 +66,24 @@ impl Home {
             std::fs::create_dir_all(dir.path().join(sub))?;
         }
         let home = Home { dir };
-        if kind == Kind::OpenClaw {
-            let config = json!({
-                "logging": {"file": home.root().join("openclaw.log")},
-                "update": {"checkOnStart": false},
-                "models": {"catalogRefresh": {"enabled": false}},
-            });
+        let config = match kind {
+            Kind::OpenClaw => {
+                let mut config = json!({
+                    "logging": {"file": home.root().join("openclaw.log")},
+                    "update": {"checkOnStart": false},
+                    "models": {"catalogRefresh": {"enabled": false}},
+                });
+                clawgate_testkit::merge_json(&mut config, extra);
+                Some(config)
+            }
+            Kind::Clawgate => extra
+                .as_object()
+                .is_some_and(|o| !o.is_empty())
+                .then(|| extra.clone()),
+        };
+        if let Some(config) = config {
             std::fs::write(home.config_path(), serde_json::to_string_pretty(&config)?)?;
+            std::fs::set_permissions(home.config_path(), std::fs::Permissions::from_mode(0o600))?;
         }
         Ok(home)
     }
@@ -103,6 +121,9 @@ impl Home {
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env("XDG_STATE_HOME", home.join(".local/state"))
             .current_dir(self.root());
+        if kind == Kind::Clawgate && self.config_path().exists() {
+            cmd.env("CLAWGATE_CONFIG_PATH", self.config_path());
+        }
         if kind == Kind::OpenClaw {
             cmd.env("OPENCLAW_STATE_DIR", self.state_dir())
                 .env("OPENCLAW_CONFIG_PATH", self.config_path())
@@ -119,11 +140,16 @@ impl Home {
 
     /// The last lines of the gateway's stdout and stderr, for error messages.
     pub fn log_tail(&self) -> String {
+        self.tail(&["gateway.stdout.log", "gateway.stderr.log"], 15)
+    }
+
+    /// The last `n` lines of each of these logs.
+    fn tail(&self, names: &[&str], n: usize) -> String {
         let mut out = String::new();
-        for name in ["gateway.stdout.log", "gateway.stderr.log"] {
+        for name in names {
             let text = std::fs::read_to_string(self.log(name)).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(15)..];
+            let tail = &lines[lines.len().saturating_sub(n)..];
             out.push_str(&format!("--- {name}\n{}\n", tail.join("\n")));
         }
         out
@@ -253,6 +279,61 @@ impl Drop for Running {
     }
 }
 
+/// The real OpenClaw node host (`openclaw node run`) connected to a gateway, in its own home
+/// and process group; stopped with its tree when dropped.
+pub struct NodeHost {
+    child: Child,
+    pub pid: u32,
+    home: Home,
+}
+
+impl NodeHost {
+    /// Starts `openclaw node run` against the gateway at `addr` with the shared token, under
+    /// the display name `name`.
+    pub fn spawn(
+        openclaw: &Path,
+        addr: SocketAddr,
+        token: &str,
+        name: &str,
+    ) -> anyhow::Result<NodeHost> {
+        let home = Home::new(Kind::OpenClaw)?;
+        let mut cmd = Command::new(openclaw);
+        cmd.args(["node", "run", "--host", &addr.ip().to_string(), "--port"])
+            .arg(addr.port().to_string())
+            .args(["--display-name", name]);
+        home.apply(Kind::OpenClaw, &mut cmd);
+        cmd.env("OPENCLAW_GATEWAY_TOKEN", token)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(File::create(home.log("node.stdout.log"))?))
+            .stderr(Stdio::from(File::create(home.log("node.stderr.log"))?));
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} node run", openclaw.display()))?;
+        Ok(NodeHost {
+            pid: child.id(),
+            child,
+            home,
+        })
+    }
+
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The last lines of its stdout and stderr, for error messages.
+    pub fn log_tail(&self) -> String {
+        self.home.tail(&["node.stdout.log", "node.stderr.log"], 10)
+    }
+}
+
+impl Drop for NodeHost {
+    fn drop(&mut self) {
+        proc::stop_tree(self.pid, STOP_GRACE);
+        let _ = self.child.wait();
+    }
+}
+
 /// Polls `check` until it succeeds; returns the seconds since `t0`.
 fn poll_until(
     t0: Instant,
@@ -353,6 +434,37 @@ pub fn hello_ok_sync(addr: SocketAddr, token: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_is_written_where_the_gateway_reads_it() {
+        let extra = json!({"tools": {"exec": {"notifyOnExit": false}}});
+        let env_of = |home: &Home, kind: Kind| {
+            let mut cmd = Command::new("true");
+            home.apply(kind, &mut cmd);
+            cmd.get_envs()
+                .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), PathBuf::from(v?))))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        // clawgate: no config file unless there is something in it.
+        let plain = Home::new(Kind::Clawgate).unwrap();
+        assert!(!plain.config_path().exists());
+        assert!(!env_of(&plain, Kind::Clawgate).contains_key("CLAWGATE_CONFIG_PATH"));
+        let cg = Home::with_config(Kind::Clawgate, &extra).unwrap();
+        let env = env_of(&cg, Kind::Clawgate);
+        let path = &env["CLAWGATE_CONFIG_PATH"];
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(written, extra);
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // OpenClaw: merged over its offline settings.
+        let oc = Home::with_config(Kind::OpenClaw, &extra).unwrap();
+        let path = &env_of(&oc, Kind::OpenClaw)["OPENCLAW_CONFIG_PATH"];
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(written["tools"]["exec"]["notifyOnExit"], false);
+        assert_eq!(written["update"]["checkOnStart"], false);
+    }
 
     #[test]
     fn polling_backs_off() {

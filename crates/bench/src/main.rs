@@ -29,6 +29,25 @@ enum Cmd {
     /// Open COUNT idle authenticated connections to a running gateway and hold them (for
     /// profiling a gateway by hand, e.g. under a heap profiler).
     Hold(HoldArgs),
+    /// Run only the agent turns (item 10) against one gateway and print its rows (for
+    /// profiling a gateway's chat turn by hand; inside a loopback-only network namespace).
+    Agent(AgentArgs),
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// The gateway to start: clawgate or openclaw.
+    #[arg(long, value_enum)]
+    gateway: Only,
+    /// Its binary (clawgate, or the OpenClaw CLI).
+    #[arg(long)]
+    bin: PathBuf,
+    /// The OpenClaw CLI whose `node run` is the node host.
+    #[arg(long)]
+    openclaw: PathBuf,
+    /// Fewer turns, as `run --quick`.
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(clap::Args)]
@@ -115,6 +134,7 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run(args),
         Cmd::Report(args) => report_again(args),
         Cmd::Hold(args) => hold(args),
+        Cmd::Agent(args) => agent(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,7 +196,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         let plan = Plan::new(kind, args.quick);
         eprintln!("== {} ({:?})", kind.label(), plan);
-        let mut run = suite::bench_gateway(&launcher, &plan, &rt);
+        let node_host = match &args.openclaw {
+            Some(p) => Some(
+                std::fs::canonicalize(p).with_context(|| format!("{} not found", p.display()))?,
+            ),
+            None => None,
+        };
+        let mut run = suite::bench_gateway(&launcher, node_host.as_deref(), &plan, &rt);
         notes.append(&mut run.notes);
         Ok(Some(run))
     };
@@ -223,6 +249,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .into(),
     );
     notes.push(
+        "Agent turn: each gateway runs on its own start with the same config (a local mock \
+         model speaking the OpenAI chat completions format, answering every request at once, \
+         and tools.exec.notifyOnExit false), and the same node host, the real `openclaw node \
+         run` of the reference install; each turn is one `chat.send` on one operator \
+         connection, the model's tool call `exec {command: \"true\", host: \"node\"}`, the \
+         command on the node, the follow-up model request and its short text reply, timed \
+         until the run's `chat` final. The figure is the gateway's own work plus the node \
+         host's round trip."
+            .into(),
+    );
+    notes.push(
         "Both gateways and the client share the same 2 cores (the client's own cost is included); \
          the gateways run one after the other, never at once."
             .into(),
@@ -263,6 +300,34 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         results.duration_s
     );
     publish(&results, &args.publish)
+}
+
+fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let kind = match args.gateway {
+        Only::Clawgate => Kind::Clawgate,
+        Only::Openclaw => Kind::OpenClaw,
+    };
+    let canonical =
+        |p: &Path| std::fs::canonicalize(p).with_context(|| format!("{} not found", p.display()));
+    let launcher = Launcher {
+        kind,
+        bin: canonical(&args.bin)?,
+        token: random_token(),
+    };
+    let node_host = canonical(&args.openclaw)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut run = GatewayRun::default();
+    let plan = Plan::new(kind, args.quick);
+    suite::agent_section(&launcher, Some(&node_host), &plan, &rt, &mut run);
+    for (id, cell) in &run.cells {
+        println!("{id}: {}", serde_json::to_string(cell)?);
+    }
+    for note in &run.notes {
+        println!("note: {note}");
+    }
+    Ok(())
 }
 
 fn hold(args: HoldArgs) -> anyhow::Result<()> {

@@ -13,7 +13,7 @@ use futures_util::StreamExt as _;
 use tokio::runtime::Runtime;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::gateway::{Home, Kind, Launcher, Running};
+use crate::gateway::{Home, Kind, Launcher, NodeHost, Running};
 use crate::proc;
 use crate::report::{Better, Cell, Row, Target, Unit};
 use crate::stats::Latencies;
@@ -43,6 +43,10 @@ pub struct Plan {
     pub node_calls_each: usize,
     /// Connections opened, authenticated and closed in the churn measurement.
     pub churn_connections: usize,
+    /// Untimed chat turns before the timed ones (the first turn sets up the session).
+    pub agent_warmup: usize,
+    /// Timed chat turns, each with one `exec` on the node.
+    pub agent_turns: usize,
 }
 
 impl Plan {
@@ -82,6 +86,8 @@ impl Plan {
             node_operators: 8,
             node_calls_each: pick(1_000, 100, 250, 50),
             churn_connections: pick(10_000, 10_000, 2_000, 1_000),
+            agent_warmup: pick(2, 2, 1, 1),
+            agent_turns: pick(20, 20, 5, 5),
         }
     }
 }
@@ -120,8 +126,14 @@ fn ms(s: f64) -> String {
     format!("{:.2} ms", s * 1e3)
 }
 
-/// Runs every measurement against the gateway `l` describes.
-pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
+/// Runs every measurement against the gateway `l` describes; `node_host` is the real OpenClaw
+/// CLI, whose `node run` serves the agent's `exec` for either gateway.
+pub fn bench_gateway(
+    l: &Launcher,
+    node_host: Option<&Path>,
+    plan: &Plan,
+    rt: &Runtime,
+) -> GatewayRun {
     let kind = l.kind;
     let mut out = GatewayRun::default();
 
@@ -396,7 +408,326 @@ pub fn bench_gateway(l: &Launcher, plan: &Plan, rt: &Runtime) -> GatewayRun {
             kind.label()
         ));
     }
+
+    // 10. Agent turns, on a gateway of their own whose config names the mock model.
+    agent_section(l, node_host, plan, rt, &mut out);
     out
+}
+
+/// Item 10 into `out`: the agent turns' rows, or why they failed.
+pub fn agent_section(
+    l: &Launcher,
+    node_host: Option<&Path>,
+    plan: &Plan,
+    rt: &Runtime,
+    out: &mut GatewayRun,
+) {
+    let kind = l.kind;
+    match agent_turns(l, node_host, plan, rt) {
+        Ok(a) => {
+            let done = a.turns.len();
+            if let Some(l) = Latencies::of(&a.turns) {
+                let sorted = crate::stats::sorted(&a.turns);
+                let p95 = crate::stats::percentile(&sorted, 95.0).unwrap_or(l.max);
+                out.set("agent_turn_p95", vec![p95]);
+                out.set("agent_turn", a.turns);
+            }
+            let mut count = Cell::of(vec![done as f64]);
+            if let Some(f) = &a.failure {
+                count.note = Some(f.clone());
+                for id in ["agent_turn", "agent_turn_p95"] {
+                    out.cells
+                        .entry(id.to_owned())
+                        .or_insert_with(|| Cell::note(format!("failed: {f}")));
+                }
+            }
+            out.cells.insert("agent_turns_done".into(), count);
+            out.set("agent_rss", a.rss);
+            match a.node_runs {
+                Ok(runs) => {
+                    if let Some(l) = Latencies::of(&runs) {
+                        out.set("agent_node_run", vec![l.p50]);
+                    }
+                }
+                Err(e) => {
+                    out.cells
+                        .insert("agent_node_run".into(), Cell::note(format!("failed: {e}")));
+                }
+            }
+            out.notes.extend(a.notes);
+        }
+        Err(e) => {
+            say!(kind, "agent turns failed: {e:#}");
+            out.fail(AGENT_ROWS, &e);
+        }
+    }
+}
+
+const AGENT_ROWS: &[&str] = &[
+    "agent_turn",
+    "agent_turn_p95",
+    "agent_turns_done",
+    "agent_rss",
+];
+/// The session every turn goes to (the main session, as a chat client uses it).
+const AGENT_SESSION: &str = "agent:main:main";
+const AGENT_NODE_NAME: &str = "bench-node";
+/// Pairing and approval of the real node host, from its start (a Node.js process).
+const AGENT_SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// A warm-up turn (the first sets up the session and, for OpenClaw, loads its agent runtime).
+const AGENT_WARMUP_TIMEOUT: Duration = Duration::from_secs(120);
+const AGENT_TURN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time for the gateway to settle after the last turn before its RSS is read.
+const AGENT_SETTLE: Duration = Duration::from_secs(5);
+const AGENT_SCOPES: &[&str] = &["operator.read", "operator.write"];
+/// What the mock model asks the node to run on every turn.
+const AGENT_COMMAND: &str = "true";
+
+/// The config both gateways get for the agent turns: the mock as an OpenAI-compatible
+/// provider and the default model, and no extra "exec completion" turn after a node exec (which
+/// OpenClaw runs by default), so that both do the same work.
+pub fn agent_config(mock_base_url: &str) -> serde_json::Value {
+    serde_json::json!({
+        "models": {"providers": {"mock": {
+            "baseUrl": mock_base_url,
+            "apiKey": "bench-key",
+            "api": "openai-completions",
+            "timeoutSeconds": 300,
+            "models": [{"id": "mock-1", "name": "Mock 1", "input": ["text"],
+                        "contextWindow": 32000, "maxTokens": 1024}],
+        }}},
+        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
+        "tools": {"exec": {"notifyOnExit": false}},
+    })
+}
+
+/// The text of the last `tool` message of an OpenAI chat completions request body.
+pub fn last_tool_result(body: &serde_json::Value) -> Option<String> {
+    let messages = body["messages"].as_array()?;
+    let m = messages.iter().rev().find(|m| m["role"] == "tool")?;
+    match &m["content"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .concat(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether a tool result is the output of an `exec` that ran on a node (`Node: <id>` first,
+/// as both gateways write it), not an error.
+pub fn ran_on_node(result: &str) -> bool {
+    result.starts_with("Node: ") && !result.contains("\"status\": \"error\"")
+}
+
+/// What the agent turns produced.
+struct AgentRun {
+    /// Seconds from sending `chat.send` to the run's `chat` final, timed turns only.
+    turns: Vec<f64>,
+    /// The turn that failed and why (the turns stop there).
+    failure: Option<String>,
+    /// RSS samples of the gateway's tree once the turns are over.
+    rss: Vec<f64>,
+    /// Seconds per direct `node.invoke system.run ["true"]` on the same node host, or why
+    /// those failed.
+    node_runs: Result<Vec<f64>, String>,
+    notes: Vec<String>,
+}
+
+/// `node.invoke {command: "system.run", params: {command: ["true"]}}` on `node_id`, two
+/// untimed then `calls` timed, one after another: the seconds each took.
+async fn node_runs(c: &mut Conn, node_id: &str, calls: usize) -> anyhow::Result<Vec<f64>> {
+    let mut lat = Vec::with_capacity(calls);
+    for k in 0..calls + 2 {
+        let params = serde_json::json!({
+            "nodeId": node_id,
+            "command": "system.run",
+            "params": {"command": [AGENT_COMMAND]},
+            "idempotencyKey": format!("bench-run-{k}-{}", &node_id[..8.min(node_id.len())]),
+            "timeoutMs": AGENT_TURN_TIMEOUT.as_millis() as u64,
+        });
+        let t = Instant::now();
+        let res = c.request_value("node.invoke", &params).await?;
+        let secs = t.elapsed().as_secs_f64();
+        if res["payload"]["exitCode"] != 0 && res["exitCode"] != 0 {
+            bail!("system.run did not exit 0: {res}");
+        }
+        if k >= 2 {
+            lat.push(secs);
+        }
+    }
+    Ok(lat)
+}
+
+/// Item 10: a gateway configured with the mock model (answering at once: a tool call
+/// `exec {command: "true", host: "node"}`, then a short text), the real `openclaw node run`
+/// connected and approved, and chat turns on one operator connection, one after another.
+fn agent_turns(
+    l: &Launcher,
+    node_host: Option<&Path>,
+    plan: &Plan,
+    rt: &Runtime,
+) -> anyhow::Result<AgentRun> {
+    use clawgate_testkit::{ModelMock, Reply, WireFormat};
+    let kind = l.kind;
+    let node_bin = node_host.context(
+        "the agent turns need the real OpenClaw CLI for their node host: pass --openclaw",
+    )?;
+    // The model answers from a thread of its own, never waiting for this client.
+    let mock_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mock = mock_rt.block_on(ModelMock::start(WireFormat::OpenAi));
+    let home = Home::with_config(kind, &agent_config(&mock.base_url()))?;
+    let (mut gw, _) = l.start_timed(&home)?;
+    let (pid, addr) = (gw.pid, gw.addr);
+    let mut node = NodeHost::spawn(node_bin, addr, &l.token, AGENT_NODE_NAME)?;
+    say!(
+        kind,
+        "agent: gateway with the mock model up; node host starting"
+    );
+    let token = l.token.as_str();
+    let total = plan.agent_warmup + plan.agent_turns;
+    let mut run = AgentRun {
+        turns: Vec::new(),
+        failure: None,
+        rss: Vec::new(),
+        node_runs: Err("not measured".into()),
+        notes: Vec::new(),
+    };
+    let result: anyhow::Result<()> = rt.block_on(async {
+        let node_id = approve_node(
+            kind,
+            addr,
+            token,
+            NodeRef::Name(AGENT_NODE_NAME),
+            Some("system.run"),
+            AGENT_SETUP_TIMEOUT,
+        )
+        .await?;
+        let who = Client::Operator(AGENT_SCOPES);
+        let mut c = Conn::open_as(addr, Auth::Token(token), who, None).await?;
+        let mut extra_requests = false;
+        for i in 0..total {
+            mock.push(Reply::tool_call(
+                "exec",
+                serde_json::json!({"command": AGENT_COMMAND, "host": "node"}),
+            ));
+            mock.push(Reply::text("It ran."));
+            let warmup = i < plan.agent_warmup;
+            let within = if warmup {
+                AGENT_WARMUP_TIMEOUT
+            } else {
+                AGENT_TURN_TIMEOUT
+            };
+            let run_id = format!("bench-turn-{i}-{}", &node_id[..8.min(node_id.len())]);
+            let t = Instant::now();
+            let turn = c
+                .chat_turn(
+                    AGENT_SESSION,
+                    "Run `true` on the node.",
+                    &run_id,
+                    tokio::time::Instant::now() + within,
+                )
+                .await;
+            let secs = t.elapsed().as_secs_f64();
+            let checked = turn.and_then(|()| {
+                let requests = mock.requests();
+                if requests.len() != 2 * (i + 1) && !extra_requests {
+                    extra_requests = true;
+                    run.notes.push(format!(
+                        "{}: the model got {} requests after {} turns (2 a turn expected)",
+                        kind.label(),
+                        requests.len(),
+                        i + 1
+                    ));
+                }
+                let last = requests.last().map(|r| &r.body);
+                match last.and_then(last_tool_result) {
+                    Some(r) if ran_on_node(&r) => Ok(()),
+                    Some(r) => bail!("the exec did not run on the node: {r:?}"),
+                    None => bail!("the model's last request carried no tool result"),
+                }
+            });
+            match checked {
+                Ok(()) => {
+                    say!(
+                        kind,
+                        "agent turn {}/{total}{}: {}",
+                        i + 1,
+                        if warmup { " (warm-up)" } else { "" },
+                        ms(secs)
+                    );
+                    if !warmup {
+                        run.turns.push(secs);
+                    }
+                }
+                Err(e) => {
+                    let e = format!("turn {} of {total} failed after {}: {e:#}", i + 1, ms(secs));
+                    say!(kind, "agent: {e}");
+                    run.failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // For comparison, the node host's share: the same command through `node.invoke`.
+        if run.failure.is_none() {
+            run.node_runs = node_runs(&mut c, &node_id, plan.agent_turns)
+                .await
+                .map_err(|e| format!("{e:#}"));
+            if let Err(e) = &run.node_runs {
+                say!(kind, "agent: node.invoke system.run failed: {e}");
+            }
+        }
+        let _ = c.close().await;
+        Ok(())
+    });
+    if let Err(e) = result {
+        let node_gone = !node.is_alive();
+        if node_gone {
+            say!(kind, "agent: the node host exited:\n{}", node.log_tail());
+        }
+        drop(node);
+        gw.stop();
+        let e = if node_gone {
+            e.context("the node host exited")
+        } else {
+            e
+        };
+        return Err(e);
+    }
+    if run.failure.is_some() && !node.is_alive() {
+        say!(kind, "agent: the node host exited:\n{}", node.log_tail());
+    }
+    // Idle again, the agent loaded: the gateway's RSS (the node host is not part of its tree).
+    std::thread::sleep(AGENT_SETTLE);
+    let mut rss = Vec::new();
+    for _ in 0..5 {
+        rss.push(proc::tree_memory(pid).rss as f64);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let l50 = Latencies::of(&run.turns);
+    say!(
+        kind,
+        "agent: {} timed turns, p50 {}, max {}; RSS afterwards {:.1} MB",
+        run.turns.len(),
+        l50.map_or_else(|| "–".into(), |l| ms(l.p50)),
+        l50.map_or_else(|| "–".into(), |l| ms(l.max)),
+        rss[0] / 1e6
+    );
+    run.rss = rss;
+    drop(node);
+    if !gw.is_alive() {
+        run.notes
+            .push(format!("{} exited during the agent turns", kind.label()));
+    }
+    gw.stop();
+    Ok(run)
 }
 
 const ALL_GATEWAY_ROWS: &[&str] = &[
@@ -816,14 +1147,44 @@ pub fn node_ready(entry: &serde_json::Value, approved_here: bool) -> bool {
         && (approved_here || state == "approved")
 }
 
+/// Which node [`approve_node`] waits for: by node id (the node this client plays) or by display
+/// name (a node host whose device id this client does not know).
+#[derive(Debug, Clone, Copy)]
+pub enum NodeRef<'a> {
+    Id(&'a str),
+    Name(&'a str),
+}
+
+impl NodeRef<'_> {
+    /// Whether a `node.pair.list` request or `node.list` entry is this node.
+    pub fn matches(&self, entry: &serde_json::Value) -> bool {
+        match self {
+            NodeRef::Id(id) => entry["nodeId"] == *id,
+            NodeRef::Name(name) => entry["displayName"] == *name,
+        }
+    }
+}
+
+/// Whether a `node.list` entry declares `command` (always, when there is nothing to check).
+pub fn node_declares(entry: &serde_json::Value, command: Option<&str>) -> bool {
+    command.is_none_or(|c| {
+        entry["commands"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|x| x == c))
+    })
+}
+
 /// Approves the node's pending capability request as an operator with pairing + admin scopes,
-/// then waits until `node.list` shows it invocable.
+/// then waits until `node.list` shows it invocable (and declaring `needs`, if given), for at
+/// most `within`. Returns its node id.
 async fn approve_node(
     kind: Kind,
     addr: SocketAddr,
     token: &str,
-    node_id: &str,
-) -> anyhow::Result<()> {
+    node: NodeRef<'_>,
+    needs: Option<&str>,
+    within: Duration,
+) -> anyhow::Result<String> {
     use serde_json::json;
     let mut admin = Conn::open_as(
         addr,
@@ -834,16 +1195,16 @@ async fn approve_node(
     .await
     .context("admin operator connect")?;
     let t = Instant::now();
-    let mut approved = false;
+    let mut approved: Option<String> = None;
     loop {
-        if !approved {
+        if approved.is_none() {
             let list = admin.request_value("node.pair.list", &json!({})).await?;
             let pending = list["pending"].as_array().into_iter().flatten();
-            if let Some(req) = pending.into_iter().find(|r| r["nodeId"] == node_id) {
+            if let Some(req) = pending.into_iter().find(|r| node.matches(r)) {
                 admin
                     .request_value("node.pair.approve", &json!({"requestId": req["requestId"]}))
                     .await?;
-                approved = true;
+                approved = Some(req["nodeId"].as_str().unwrap_or_default().to_owned());
                 say!(
                     kind,
                     "node: approved its capability request after {}",
@@ -852,22 +1213,33 @@ async fn approve_node(
             }
         }
         let nodes = admin.request_value("node.list", &json!({})).await?;
-        let entry = nodes["nodes"]
-            .as_array()
-            .and_then(|n| n.iter().find(|n| n["nodeId"] == node_id));
-        if entry.is_some_and(|e| node_ready(e, approved)) {
+        let entry = nodes["nodes"].as_array().and_then(|n| {
+            n.iter().find(|n| match approved.as_deref() {
+                Some(id) if !id.is_empty() => n["nodeId"] == id,
+                _ => node.matches(n),
+            })
+        });
+        if let Some(e) = entry
+            && node_ready(e, approved.is_some())
+            && node_declares(e, needs)
+        {
             say!(
                 kind,
                 "node: invocable after {}",
                 ms(t.elapsed().as_secs_f64())
             );
+            let id = e["nodeId"].as_str().unwrap_or_default().to_owned();
             let _ = admin.close().await;
-            return Ok(());
+            return Ok(id);
         }
-        if t.elapsed() > NODE_SETUP_TIMEOUT {
+        if t.elapsed() > within {
             bail!(
-                "node not invocable within {NODE_SETUP_TIMEOUT:?} (request {}; node.list entry {})",
-                if approved { "approved" } else { "never listed" },
+                "node not invocable within {within:?} (request {}; node.list entry {})",
+                if approved.is_some() {
+                    "approved"
+                } else {
+                    "never listed"
+                },
                 entry.map_or_else(|| "missing".into(), |e| e.to_string())
             );
         }
@@ -949,7 +1321,15 @@ async fn node_invoke_measure(
     plan: &Plan,
     pid: u32,
 ) -> anyhow::Result<Vec<(&'static str, Vec<f64>)>> {
-    approve_node(kind, addr, token, node_id).await?;
+    approve_node(
+        kind,
+        addr,
+        token,
+        NodeRef::Id(node_id),
+        None,
+        NODE_SETUP_TIMEOUT,
+    )
+    .await?;
     // Idempotency keys: unique per node (a new device every run) and call.
     let tag: Arc<str> = Arc::from(format!("bench-{}", &node_id[..12.min(node_id.len())]));
     let caller = Client::Operator(NODE_CALLER_SCOPES);
@@ -1433,6 +1813,8 @@ const S6: &str = "6. Idle authenticated connections";
 const S7: &str = "7. node.invoke";
 const S8: &str = "8. Install footprint";
 const S9: &str = "9. Connection churn (open, authenticate, close; 32 at a time)";
+const S10: &str =
+    "10. Agent turn (chat.send → model asks for `exec` on the node → node runs it → reply)";
 
 const fn spec(
     id: &'static str,
@@ -1514,6 +1896,11 @@ const SPECS: &[Spec] = &[
     spec("churn_health_p50", S9, "another client's `health` p50 during the churn", Seconds, Lower, None, false),
     spec("churn_health_p99", S9, "another client's `health` p99 during the churn", Seconds, Lower, None, true),
     spec("churn_rss_growth", S9, "RSS after the churn minus before (sockets closed)", Bytes, Lower, None, false),
+    spec("agent_turn", S10, "`chat.send` → the run's `chat` final: median (p50) of the turns, model answering at once", Seconds, Lower, Target::at_most(0.020), true),
+    spec("agent_turn_p95", S10, "`chat.send` → the run's `chat` final: p95", Seconds, Lower, None, false),
+    spec("agent_turns_done", S10, "timed turns completed", Count, Neither, None, false),
+    spec("agent_node_run", S10, "for comparison, the node host's share: `node.invoke system.run [\"true\"]` on the same node, p50", Seconds, Lower, None, false),
+    spec("agent_rss", S10, "idle RSS after the turns (agent loaded), whole gateway tree", Bytes, Lower, Target::at_most(12e6), true),
 ];
 
 /// Every row of the table, filled from both runs. `None` for a gateway that was not run.
@@ -1629,6 +2016,7 @@ mod tests {
                 assert_eq!(p.conn_levels.contains(&10_000), !quick);
                 assert_eq!(p.node_operators, 8);
                 assert!(p.node_rounds >= 1 && p.node_calls_one >= 200);
+                assert!(p.agent_warmup >= 1 && p.agent_turns >= 5);
             }
         }
     }
@@ -1670,8 +2058,67 @@ mod tests {
     }
 
     #[test]
+    fn the_agent_config_names_the_mock_and_turns_completion_turns_off() {
+        let c = agent_config("http://127.0.0.1:9/v1");
+        assert_eq!(
+            c["models"]["providers"]["mock"]["baseUrl"],
+            "http://127.0.0.1:9/v1"
+        );
+        assert_eq!(
+            c["models"]["providers"]["mock"]["models"][0]["id"],
+            "mock-1"
+        );
+        assert_eq!(c["agents"]["defaults"]["model"]["primary"], "mock/mock-1");
+        assert_eq!(c["tools"]["exec"]["notifyOnExit"], false);
+    }
+
+    #[test]
+    fn the_node_exec_result_is_found_in_the_follow_up() {
+        use serde_json::json;
+        let body = json!({"messages": [
+            {"role": "user", "content": "go"},
+            {"role": "tool", "content": "Node: old\n", "tool_call_id": "a"},
+            {"role": "assistant", "content": null, "tool_calls": []},
+            {"role": "tool", "content": [{"type": "text", "text": "Node: n1\n"}, {"type": "text", "text": "out"}]},
+            {"role": "user", "content": [{"type": "text", "text": "internal context"}]},
+        ]});
+        assert_eq!(last_tool_result(&body).as_deref(), Some("Node: n1\nout"));
+        assert_eq!(
+            last_tool_result(&json!({"messages": [{"role": "user"}]})),
+            None
+        );
+        assert!(ran_on_node(
+            "Node: n1\nWarning: tools.exec.pathPrepend is ignored\n\n"
+        ));
+        assert!(!ran_on_node(
+            "{\n  \"status\": \"error\",\n  \"tool\": \"exec\",\n  \"error\": \"exec host=node requires a connected node\"\n}"
+        ));
+        assert!(!ran_on_node("ran on the gateway"));
+    }
+
+    #[test]
+    fn nodes_are_found_by_id_or_display_name() {
+        use serde_json::json;
+        let entry = json!({"nodeId": "n1", "displayName": "bench-node", "commands": ["system.run", "system.which"]});
+        assert!(NodeRef::Id("n1").matches(&entry));
+        assert!(!NodeRef::Id("n2").matches(&entry));
+        assert!(NodeRef::Name("bench-node").matches(&entry));
+        assert!(!NodeRef::Name("other").matches(&entry));
+        assert!(node_declares(&entry, Some("system.run")));
+        assert!(!node_declares(&entry, Some("system.run.prepare")));
+        assert!(node_declares(&entry, None));
+        assert!(!node_declares(&json!({"nodeId": "n1"}), Some("system.run")));
+    }
+
+    #[test]
     fn failure_rows_are_table_rows() {
-        for id in NODE_ROWS.iter().chain(HEALTH_ROWS).chain(ALL_GATEWAY_ROWS) {
+        for id in NODE_ROWS
+            .iter()
+            .chain(HEALTH_ROWS)
+            .chain(ALL_GATEWAY_ROWS)
+            .chain(CHURN_ROWS)
+            .chain(AGENT_ROWS)
+        {
             assert!(SPECS.iter().any(|s| s.id == *id), "{id} is not a row");
         }
     }

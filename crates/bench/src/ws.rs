@@ -367,6 +367,38 @@ impl Conn {
         }
     }
 
+    /// One chat turn: `chat.send {sessionKey, message, idempotencyKey: run_id}`, then frames
+    /// until the `chat` event of that run with `state: "final"`. Fails on a refused send, an
+    /// `error` or `aborted` chat state, a closed connection, or at `deadline`.
+    pub async fn chat_turn(
+        &mut self,
+        session_key: &str,
+        message: &str,
+        run_id: &str,
+        deadline: tokio::time::Instant,
+    ) -> anyhow::Result<()> {
+        let id = format!("chat{}", self.next_id);
+        self.next_id += 1;
+        let params =
+            json!({"sessionKey": session_key, "message": message, "idempotencyKey": run_id});
+        let frame = json!({"type": "req", "id": id, "method": "chat.send", "params": params});
+        self.send_text(frame.to_string()).await?;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .map_err(|_| anyhow!("no `chat` final for run {run_id} in time"))?
+                .ok_or_else(|| anyhow!("connection closed during run {run_id}"))?
+                .context("reading")?;
+            let Some(text) = frame_text(msg)? else {
+                continue;
+            };
+            match chat_turn_step(&text, &id, run_id)? {
+                TurnStep::Final => return Ok(()),
+                TurnStep::Other => {}
+            }
+        }
+    }
+
     /// Plays a node host until the connection closes: every `node.invoke.request` is answered
     /// at once with `node.invoke.result {id, nodeId, ok: true, payloadJSON: payload_json}`;
     /// everything else (the results' own responses, ticks, other events) is read and dropped.
@@ -443,6 +475,49 @@ impl Conn {
         })
         .await
         .map_err(|_| anyhow!("the gateway did not close within {FRAME_TIMEOUT:?}"))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum TurnStep {
+    Final,
+    Other,
+}
+
+/// What one frame means for a chat turn: the `chat.send` response `req_id` (refused: an
+/// error), the run's `chat` event (final: done; error or aborted: an error), or anything else.
+fn chat_turn_step(text: &str, req_id: &str, run_id: &str) -> anyhow::Result<TurnStep> {
+    let head: Head<'_> = serde_json::from_str(text)?;
+    match (
+        head.kind.as_ref(),
+        head.id.as_deref(),
+        head.event.as_deref(),
+    ) {
+        ("res", Some(id), _) if id == req_id => {
+            if head.ok != Some(true) {
+                bail!("chat.send failed: {}", head.error.unwrap_or(Value::Null));
+            }
+            Ok(TurnStep::Other)
+        }
+        ("event", _, Some("chat")) => {
+            let frame: Value = serde_json::from_str(text)?;
+            let p = &frame["payload"];
+            if p["runId"] != run_id {
+                return Ok(TurnStep::Other);
+            }
+            match p["state"].as_str() {
+                Some("final") => Ok(TurnStep::Final),
+                Some(state @ ("error" | "aborted")) => {
+                    let why = p["errorMessage"]
+                        .as_str()
+                        .or(p["stopReason"].as_str())
+                        .unwrap_or("no reason given");
+                    bail!("run {run_id} ended {state}: {why}")
+                }
+                _ => Ok(TurnStep::Other),
+            }
+        }
+        _ => Ok(TurnStep::Other),
     }
 }
 
@@ -544,6 +619,44 @@ mod tests {
         );
         assert_eq!(op["scopes"], json!(["operator.write"]));
         assert!(op.get("commands").is_none());
+    }
+
+    #[test]
+    fn a_chat_turn_ends_with_its_runs_final() {
+        let step = |t: &str| chat_turn_step(t, "chat1", "run-1");
+        let res_ok = r#"{"type":"res","id":"chat1","ok":true,"payload":{"runId":"run-1","status":"started"}}"#;
+        assert_eq!(step(res_ok).unwrap(), TurnStep::Other);
+        let refused = r#"{"type":"res","id":"chat1","ok":false,"error":{"code":"INVALID_REQUEST","message":"no"}}"#;
+        assert!(
+            step(refused)
+                .unwrap_err()
+                .to_string()
+                .contains("INVALID_REQUEST")
+        );
+        let delta = r#"{"type":"event","event":"chat","payload":{"runId":"run-1","state":"delta"},"seq":3}"#;
+        assert_eq!(step(delta).unwrap(), TurnStep::Other);
+        let other_final =
+            r#"{"type":"event","event":"chat","payload":{"runId":"run-0","state":"final"}}"#;
+        assert_eq!(step(other_final).unwrap(), TurnStep::Other);
+        let agent =
+            r#"{"type":"event","event":"agent","payload":{"runId":"run-1","stream":"lifecycle"}}"#;
+        assert_eq!(step(agent).unwrap(), TurnStep::Other);
+        let fin = r#"{"type":"event","event":"chat","payload":{"runId":"run-1","state":"final","message":{}}}"#;
+        assert_eq!(step(fin).unwrap(), TurnStep::Final);
+        let err = r#"{"type":"event","event":"chat","payload":{"runId":"run-1","state":"error","errorMessage":"model down"}}"#;
+        assert!(
+            step(err)
+                .unwrap_err()
+                .to_string()
+                .contains("ended error: model down")
+        );
+        let aborted = r#"{"type":"event","event":"chat","payload":{"runId":"run-1","state":"aborted","stopReason":"rpc"}}"#;
+        assert!(
+            step(aborted)
+                .unwrap_err()
+                .to_string()
+                .contains("ended aborted: rpc")
+        );
     }
 
     #[test]
