@@ -492,12 +492,7 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use clawgate_base::now_ms;
 
 /// Serves HTTP and WebSocket on every listener until `shutdown` is cancelled, then sends
 /// `shutdown` to every client, closes them with 1012 and returns once they are gone (or after
