@@ -17,6 +17,7 @@ mod handshake;
 mod hello;
 mod http;
 pub mod ingress;
+pub mod lock;
 mod methods;
 mod nodes;
 mod pairing;
