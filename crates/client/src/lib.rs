@@ -24,6 +24,7 @@ mod error;
 mod hello;
 pub mod plaintext;
 pub mod session;
+pub mod target;
 mod transport;
 pub mod tunnel;
 pub mod turn;
