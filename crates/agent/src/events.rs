@@ -30,12 +30,7 @@ pub trait EventSink: Send + Sync + 'static {
     fn publish(&self, event: &str, payload: Value, audience: Audience);
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use clawgate_base::now_ms;
 
 /// The events of one run, numbered.
 pub(crate) struct RunEvents<'a> {

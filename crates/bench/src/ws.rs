@@ -2,7 +2,7 @@
 //! both gateways. Kept small on purpose so its own cost stays low and visible.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use clawgate_protocol::device::{self, SignedFields};
@@ -149,12 +149,7 @@ pub fn connect_params(
     params
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use clawgate_base::now_ms;
 
 /// The parts of a frame the client looks at; everything else is skipped without building a
 /// JSON tree.

@@ -3,7 +3,7 @@
 //! (one gateway per state dir), set up TLS, bind the listeners `gateway.bind` asks for, and
 //! serve until SIGTERM/SIGINT.
 
-use crate::gateway_lock;
+use clawgate_gateway::lock as gateway_lock;
 
 use clap::Args;
 use clawgate_config::{

@@ -2,7 +2,6 @@
 //! Parsing and dispatch only; the work lives in the library crates.
 
 mod doctor;
-mod gateway_lock;
 mod gateway_run;
 mod gateway_tls;
 mod managed_tunnel;

@@ -1,22 +1,20 @@
 //! What the commands that open a managed SSH tunnel share (`tunnel up`, `node run --ssh`,
 //! every operator command with `gateway.remote.transport: "ssh"`): the supervisor is this
-//! binary's hidden `tunnel supervise` under the same profile, and a tunnel error is a
-//! command failure with an exit code by kind.
+//! binary's hidden `tunnel supervise` under the same profile
+//! ([`tunnel::ensure_supervised`]), and a tunnel error is a command failure with an exit
+//! code by kind.
 
 use crate::output::{EXIT_REJECTED, EXIT_UNREACHABLE, EXIT_USAGE, Failure};
 use crate::term::Progress;
 use clawgate_client::tunnel::{self, Ensured, TunnelError, TunnelErrorKind, TunnelSpec};
-use clawgate_config as config;
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-/// A known_hosts file for every tunnel this process opens (instead of the user's).
-pub const KNOWN_HOSTS_ENV: &str = "CLAWGATE_SSH_KNOWN_HOSTS";
+pub use tunnel::KNOWN_HOSTS_ENV;
 
 /// Opens the tunnel for `spec` through a `clawgate tunnel supervise` process, or reuses the
-/// one running ([`tunnel::ensure`]), showing the wait on `progress`.
+/// one running ([`tunnel::ensure_supervised`]), showing the wait on `progress`.
 pub fn ensure(
     spec: &TunnelSpec,
     preferred_local: Option<u16>,
@@ -24,29 +22,7 @@ pub fn ensure(
     progress: &Progress,
     timeout: Duration,
 ) -> Result<Ensured, TunnelError> {
-    let exe = std::env::current_exe().map_err(|e| {
-        TunnelError::new(
-            TunnelErrorKind::InvalidSpec,
-            format!("cannot find the clawgate binary: {e}"),
-        )
-    })?;
-    let mut supervisor = Command::new(exe);
-    // The supervisor finds its registry in the state dir: the same profile's.
-    for (name, value) in config::cli_env_overrides() {
-        match value {
-            Some(v) => supervisor.env(name, v),
-            None => supervisor.env_remove(name),
-        };
-    }
-    supervisor.args(["tunnel", "supervise"]);
-    tunnel::ensure(
-        spec,
-        preferred_local,
-        state_dir,
-        supervisor,
-        progress,
-        timeout,
-    )
+    tunnel::ensure_supervised(spec, preferred_local, state_dir, progress, timeout)
 }
 
 /// A tunnel error as a command failure: exit code by kind, fixes, ssh's own words.

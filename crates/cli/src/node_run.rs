@@ -6,8 +6,9 @@ use clap::Args;
 use clawgate_client::tunnel::{self, DEFAULT_READY_TIMEOUT, Ensured, TunnelRegistry, TunnelSpec};
 use clawgate_config as config;
 use clawgate_node_host::host::{Notice, Retry, Wait, log_notice};
+use clawgate_node_host::settings::{self, NodeRunInputs, node_state_dir};
 use clawgate_node_host::{DEFAULT_MAX_CONCURRENT, FatalError, NodeHostConfig};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,102 +74,31 @@ pub struct RunArgs {
     pub max_concurrent: usize,
 }
 
-fn env_secret(suffix: &str) -> Option<String> {
-    ["CLAWGATE_", "OPENCLAW_"].iter().find_map(|prefix| {
-        config::process_env(&format!("{prefix}{suffix}")).filter(|v| !v.trim().is_empty())
-    })
-}
-
-fn gateway_url(args: &RunArgs) -> Result<String, String> {
-    if let Some(url) = &args.url {
-        let url = url.trim();
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(format!("--url must start with ws:// or wss:// (got {url})"));
+impl RunArgs {
+    fn inputs(&self) -> NodeRunInputs {
+        NodeRunInputs {
+            host: self.host.clone(),
+            port: self.port,
+            url: self.url.clone(),
+            through_ssh: self.ssh.is_some(),
+            tls: self.tls,
+            tls_fingerprint: self.tls_fingerprint.clone(),
+            display_name: self.display_name.clone(),
+            token: self.token.clone(),
+            password: self.password.clone(),
+            state_dir: self.state_dir.clone(),
+            max_concurrent: self.max_concurrent,
         }
-        if !args.tls_fingerprint.is_empty() && !url.starts_with("wss://") {
-            return Err("--tls-fingerprint needs a wss:// URL".into());
-        }
-        return Ok(url.trim_end_matches('/').to_owned());
-    }
-    let host = args.host.trim();
-    if host.is_empty() {
-        return Err("--host must not be empty".into());
-    }
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    };
-    let scheme = if args.tls || !args.tls_fingerprint.is_empty() {
-        "wss"
-    } else {
-        "ws"
-    };
-    Ok(format!("{scheme}://{host}:{}", args.port))
-}
-
-fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split("://").nth(1).unwrap_or("");
-    let host = rest.split('/').next().unwrap_or("");
-    let host = if let Some(v6) = host.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
-    };
-    host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// `scheme://host:port` with default ports filled in and case folded, for comparing URLs.
-fn endpoint_key(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/').to_ascii_lowercase();
-    let (scheme, rest) = url.split_once("://").unwrap_or(("ws", url.as_str()));
-    let authority = rest.split('/').next().unwrap_or("");
-    let has_port = match authority.rsplit_once(':') {
-        Some((host, port)) => !host.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()),
-        None => false,
-    } && !authority.ends_with(']');
-    let default_port = if scheme == "wss" { 443 } else { 80 };
-    let authority = if has_port {
-        authority.to_owned()
-    } else {
-        format!("{authority}:{default_port}")
-    };
-    format!("{scheme}://{}", authority.replace("localhost", "127.0.0.1"))
-}
-
-/// Credentials (and pin) the config file holds for `url`: `gateway.auth.*` for the local
-/// gateway, `gateway.remote.*` for the remote one. Credentials never go to another gateway
-/// than the one the config names.
-fn config_credentials(url: &str) -> (Option<String>, Option<String>, Option<String>) {
-    let env = config::process_env;
-    let location = config::locate_config(None, None, &env);
-    let loaded = match config::load_config(&location, &env) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("warning: not reading credentials from the config file: {e}");
-            return (None, None, None);
-        }
-    };
-    match config::resolve_client_target(&config::ClientFlags::default(), loaded.as_ref(), &env) {
-        Ok(t) if endpoint_key(&t.url) == endpoint_key(url) => (
-            t.token.map(|s| s.expose().to_owned()),
-            t.password.map(|s| s.expose().to_owned()),
-            t.tls_fingerprint,
-        ),
-        _ => (None, None, None),
     }
 }
 
-/// The node host's state directory: `--state-dir`, else `<state dir>/node`.
-fn node_state_dir(explicit: Option<&Path>) -> PathBuf {
-    match explicit {
-        Some(dir) => config::resolve_state_dir(Some(dir), &config::process_env),
-        None => config::resolve_state_dir(None, &config::process_env).join("node"),
+/// The node host config ([`settings::resolve`]), its warnings printed.
+pub fn resolve(args: &RunArgs) -> Result<NodeHostConfig, String> {
+    let resolved = settings::resolve(&args.inputs())?;
+    for w in &resolved.warnings {
+        eprintln!("warning: {w}");
     }
+    Ok(resolved.config)
 }
 
 /// `clawgate node identity`.
@@ -212,64 +142,6 @@ pub fn identity(args: IdentityArgs) -> ExitCode {
         println!("publicKey: {}", identity.public_key());
     }
     ExitCode::SUCCESS
-}
-
-/// Builds the node host config. Credentials: flags, then `CLAWGATE_GATEWAY_*` /
-/// `OPENCLAW_GATEWAY_*`, then the config file's credentials for this very gateway, then (a
-/// loopback gateway only) the token a local clawgate gateway generated
-/// (`<state dir>/gateway.token`).
-pub fn resolve(args: &RunArgs) -> Result<NodeHostConfig, String> {
-    let url = gateway_url(args)?;
-    let mut token = args.token.clone().or_else(|| env_secret("GATEWAY_TOKEN"));
-    let mut password = args
-        .password
-        .clone()
-        .or_else(|| env_secret("GATEWAY_PASSWORD"));
-    let mut tls_fingerprint = if args.tls_fingerprint.is_empty() {
-        None
-    } else {
-        let pins = clawgate_client::parse_pins(&args.tls_fingerprint.join(",")).map_err(|bad| {
-            format!(
-                "--tls-fingerprint must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated and prefixed with \"sha256:\" (got {})",
-                serde_json::Value::String(bad)
-            )
-        })?;
-        Some(pins.join(","))
-    };
-    let env = config::process_env;
-    let base_state = config::resolve_state_dir(None, &env);
-    if token.is_none() && password.is_none() {
-        let (t, p, pin) = config_credentials(&url);
-        token = t;
-        password = p;
-        if tls_fingerprint.is_none() && url.starts_with("wss://") {
-            tls_fingerprint = pin;
-        }
-    }
-    let break_glass = clawgate_client::plaintext::break_glass(&env).is_some();
-    if let Err(r) = clawgate_client::plaintext::check(&url, break_glass) {
-        return Err(format!(
-            "refusing plaintext ws:// to {}: {}; credentials would cross the network in the clear. Use wss:// (--tls, with --tls-fingerprint for a self-signed gateway certificate) or go through SSH with --ssh [user@]{}",
-            url, r.reason, r.host
-        ));
-    }
-    // Through a tunnel the loopback URL is another host's gateway: not the local token.
-    if token.is_none() && password.is_none() && is_loopback_url(&url) && args.ssh.is_none() {
-        token = std::fs::read_to_string(base_state.join("gateway.token"))
-            .ok()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty());
-    }
-    let state_dir = node_state_dir(args.state_dir.as_deref());
-    Ok(NodeHostConfig {
-        url,
-        tls_fingerprint,
-        token,
-        password,
-        display_name: args.display_name.clone(),
-        state_dir,
-        max_concurrent: args.max_concurrent.max(1),
-    })
 }
 
 /// `--ssh`: opens (or reuses) the tunnel; the node host then dials its local end.
@@ -501,13 +373,23 @@ mod tests {
     #[test]
     fn urls_from_flags() {
         let a = parse(&[]).unwrap();
-        assert_eq!(gateway_url(&a).unwrap(), "ws://127.0.0.1:18789");
+        assert_eq!(
+            settings::gateway_url(&a.inputs()).unwrap(),
+            "ws://127.0.0.1:18789"
+        );
         let a = parse(&["--host", "gw.example", "--port", "443", "--tls"]).unwrap();
-        assert_eq!(gateway_url(&a).unwrap(), "wss://gw.example:443");
+        assert_eq!(
+            settings::gateway_url(&a.inputs()).unwrap(),
+            "wss://gw.example:443"
+        );
         let a = parse(&["--host", "::1", "--port", "1"]).unwrap();
-        assert_eq!(gateway_url(&a).unwrap(), "ws://[::1]:1");
+        assert_eq!(settings::gateway_url(&a.inputs()).unwrap(), "ws://[::1]:1");
         let a = parse(&["--host", "h", "--tls-fingerprint", "ab"]).unwrap();
-        assert!(gateway_url(&a).unwrap().starts_with("wss://"));
+        assert!(
+            settings::gateway_url(&a.inputs())
+                .unwrap()
+                .starts_with("wss://")
+        );
         let a = parse(&[
             "--host",
             "h",
@@ -519,9 +401,12 @@ mod tests {
         .unwrap();
         assert_eq!(a.tls_fingerprint, ["ab", "cd", "ef"]);
         let a = parse(&["--url", "ws://10.0.0.1:9/"]).unwrap();
-        assert_eq!(gateway_url(&a).unwrap(), "ws://10.0.0.1:9");
+        assert_eq!(
+            settings::gateway_url(&a.inputs()).unwrap(),
+            "ws://10.0.0.1:9"
+        );
         let a = parse(&["--url", "http://x"]).unwrap();
-        assert!(gateway_url(&a).is_err());
+        assert!(settings::gateway_url(&a.inputs()).is_err());
         assert!(parse(&["--url", "ws://x:1", "--host", "y"]).is_err());
     }
 
@@ -582,31 +467,5 @@ mod tests {
             retry_message(&retry, Duration::from_secs(30)),
             "waiting for an operator to approve this node (request r1); retrying in 30s (attempt 3)"
         );
-    }
-
-    #[test]
-    fn endpoints_compare_with_default_ports() {
-        assert_eq!(
-            endpoint_key("ws://127.0.0.1:18789/"),
-            endpoint_key("WS://localhost:18789")
-        );
-        assert_eq!(
-            endpoint_key("wss://gw.example"),
-            endpoint_key("wss://gw.example:443/x")
-        );
-        assert_ne!(
-            endpoint_key("ws://127.0.0.1:1"),
-            endpoint_key("ws://127.0.0.1:2")
-        );
-        assert_ne!(endpoint_key("ws://h:80"), endpoint_key("wss://h:80"));
-        assert_eq!(endpoint_key("ws://[::1]"), "ws://[::1]:80");
-    }
-
-    #[test]
-    fn loopback_detection() {
-        assert!(is_loopback_url("ws://127.0.0.1:1"));
-        assert!(is_loopback_url("ws://localhost:1/x"));
-        assert!(is_loopback_url("ws://[::1]:1"));
-        assert!(!is_loopback_url("wss://gw.example:443"));
     }
 }

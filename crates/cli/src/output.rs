@@ -105,13 +105,7 @@ pub fn block_on<F: Future<Output = ExitCode>>(fut: F) -> ExitCode {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use clawgate_base::now_ms;
 
 /// `1h 2m`, `3m 4s`, `5s`, `120ms`.
 pub fn duration(ms: u64) -> String {

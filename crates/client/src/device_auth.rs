@@ -94,7 +94,7 @@ impl DeviceTokenStore {
     fn write(&self, file: &TokenFile) -> io::Result<()> {
         let mut text = serde_json::to_string_pretty(file).map_err(io::Error::other)?;
         text.push('\n');
-        crate::device::write_private(&self.path, text.as_bytes())
+        clawgate_base::write_private(&self.path, text.as_bytes())
     }
 
     /// Every stored token.

@@ -24,6 +24,7 @@ mod error;
 mod hello;
 pub mod plaintext;
 pub mod session;
+pub mod target;
 mod transport;
 pub mod tunnel;
 pub mod turn;
@@ -40,13 +41,7 @@ pub use error::{ClientError, PairingRequired, RpcError, WireError, pin_list};
 pub use hello::HelloOk;
 pub use transport::{TlsOptions, WsStream, dial, normalize_fingerprint, parse_pins};
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use clawgate_base::now_ms;
 
 /// `{id, mode}` with this build's version, the OS as platform and device family, and a fresh
 /// instance id — the client description sent in `connect`.

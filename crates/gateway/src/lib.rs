@@ -17,6 +17,7 @@ mod handshake;
 mod hello;
 mod http;
 pub mod ingress;
+pub mod lock;
 mod methods;
 mod nodes;
 mod pairing;
@@ -526,12 +527,7 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use clawgate_base::now_ms;
 
 /// Serves HTTP and WebSocket on every listener until `shutdown` is cancelled, then sends
 /// `shutdown` to every client, closes them with 1012 and returns once they are gone (or after

@@ -4,8 +4,8 @@ use clawgate_config::Secret;
 use clawgate_protocol::device;
 use ed25519_dalek::SigningKey;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// File (in the state dir) holding the token generated when token auth had none.
@@ -23,35 +23,9 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes `contents` to `path` atomically with mode 0600 (temp file, fsync, rename).
-pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
-    replace_file(path, contents, 0o600)
-}
-
-/// Replaces `path` with `contents` atomically: a temp file with exactly `mode` (whatever the
-/// umask), fsync, rename, directory fsync. Readers see the old file or the new one, never a
-/// part.
-pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent()
-        && let Ok(d) = fs::File::open(parent)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+/// Private files (0600) and replaced files are written the one durable way: temp file,
+/// fsync, rename, directory fsync.
+pub use clawgate_base::{replace_file, write_private};
 
 /// The token for token auth when none was configured: read from `<state>/gateway.token`, or
 /// generated (256 bits, base64url) and stored there with mode 0600 on first start.

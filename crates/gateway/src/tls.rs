@@ -33,7 +33,6 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -215,18 +214,10 @@ pub fn default_sans(extra: &[String]) -> Vec<String> {
     sans
 }
 
-/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian).
-pub(crate) fn civil_from_days(days: i64) -> (i32, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as i32, m, d)
+/// The date `days` after 1970-01-01, as rcgen takes it.
+fn ymd(days: i64) -> (i32, u8, u8) {
+    let (y, m, d) = clawgate_base::civil_from_days(days);
+    (y as i32, m as u8, d as u8)
 }
 
 /// Generates an ECDSA P-256 self-signed certificate for `sans`.
@@ -242,9 +233,9 @@ pub fn generate_self_signed(sans: &[String]) -> Result<GeneratedPair, TlsError> 
         .map(|d| d.as_secs() as i64 / 86_400)
         .unwrap_or(0);
     // A day of slack for clocks that are slightly behind.
-    let (y, m, d) = civil_from_days(today - 1);
+    let (y, m, d) = ymd(today - 1);
     params.not_before = rcgen::date_time_ymd(y, m, d);
-    let (y, m, d) = civil_from_days(today + VALIDITY_DAYS);
+    let (y, m, d) = ymd(today + VALIDITY_DAYS);
     params.not_after = rcgen::date_time_ymd(y, m, d);
     let cert = params.self_signed(&key).map_err(err)?;
     Ok(GeneratedPair {
@@ -254,57 +245,13 @@ pub fn generate_self_signed(sans: &[String]) -> Result<GeneratedPair, TlsError> 
     })
 }
 
-/// Creates `dir` (and parents) with mode 0700 for the parts it creates.
-fn ensure_private_dir(dir: &Path) -> Result<(), TlsError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| TlsError::Write {
-            path: dir.to_owned(),
-            source,
-        })
-}
-
-/// Writes `data` to `path` atomically with mode 0600 (temp file in the same directory,
-/// fsync, rename, directory fsync).
+/// Writes `data` to `path` atomically and durably with mode 0600, creating the directory
+/// (0700) if needed ([`clawgate_base::write_private`]).
 pub fn write_private_file(path: &Path, data: &[u8]) -> Result<(), TlsError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let wrap = |source| TlsError::Write {
+    clawgate_base::write_private(path, data).map_err(|source| TlsError::Write {
         path: path.to_owned(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    ensure_private_dir(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(wrap)
+    })
 }
 
 fn write_pair(cert: &Path, key: &Path, pair: &GeneratedPair) -> Result<(), TlsError> {
@@ -588,13 +535,6 @@ impl TlsServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
-    }
 
     #[test]
     fn siblings() {

@@ -291,7 +291,8 @@ impl Zone {
         let days = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() / 86_400);
-        let today = crate::tls::civil_from_days(days as i64);
+        let (y, m, d) = clawgate_base::civil_from_days(days as i64);
+        let today = (y as i32, m as u8, d as u8);
         let serial = next_serial(existing.as_deref().and_then(extract_serial), today);
         let dir = path.parent().unwrap_or(state_dir);
         crate::state_dir::ensure_dir(dir)?;

@@ -7,7 +7,6 @@
 use crate::argv;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// File name inside the node state directory.
@@ -439,7 +438,7 @@ impl ApprovalsStore {
         let mut raw = serde_json::to_string_pretty(file)
             .map_err(|e| ApprovalsError::Storage(e.to_string()))?;
         raw.push('\n');
-        write_private(&self.path, raw.as_bytes()).map_err(|e| {
+        clawgate_base::write_private(&self.path, raw.as_bytes()).map_err(|e| {
             ApprovalsError::Storage(format!("writing {}: {e}", self.path.display()))
         })?;
         Ok(Snapshot {
@@ -520,31 +519,6 @@ fn generate_token() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
     clawgate_protocol::device::b64url(&bytes)
-}
-
-/// Writes `bytes` to `path` atomically with mode 0600 (temporary file, then rename).
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::state::create_private_dir(dir)?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 // ---------------------------------------------------------------------------------------

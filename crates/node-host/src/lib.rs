@@ -42,6 +42,7 @@ mod env_lists;
 pub mod env_policy;
 pub mod exec;
 pub mod host;
+pub mod settings;
 pub mod state;
 pub mod stats;
 

@@ -76,7 +76,7 @@ impl NodeState {
             instance_id: uuid::Uuid::new_v4().to_string(),
         };
         let text = serde_json::to_string_pretty(&file).map_err(io::Error::other)? + "\n";
-        crate::approvals::write_private(&path, text.as_bytes())?;
+        clawgate_base::write_private(&path, text.as_bytes())?;
         Ok(file.instance_id)
     }
 
@@ -103,7 +103,7 @@ impl NodeState {
             return Ok(());
         }
         let text = serde_json::to_string_pretty(token).map_err(io::Error::other)? + "\n";
-        crate::approvals::write_private(&path, text.as_bytes())
+        clawgate_base::write_private(&path, text.as_bytes())
     }
 
     /// Forgets the stored token (after the gateway rejected it).

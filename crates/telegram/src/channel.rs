@@ -12,12 +12,13 @@
 //! Updates are handled in order per chat, chats in parallel (bounded); the poll loop never
 //! waits for a turn.
 
+use clawgate_base::now_ms;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clawgate_config::{ErrorPolicy, ReplyToMode, Secret, TelegramConfig};
 use clawgate_store::{SpooledUpdate, Store, TelegramWrite};
@@ -51,13 +52,6 @@ const WORKER_IDLE: Duration = Duration::from_secs(60);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Handled updates are kept this long in the spool.
 const SPOOL_KEEP: Duration = Duration::from_secs(24 * 3600);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// An accepted inbound message, as the gateway gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]

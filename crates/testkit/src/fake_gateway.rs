@@ -125,13 +125,7 @@ pub fn missing_scope(scope: &str) -> Value {
            "details":{"code":"MISSING_SCOPE","missingScope":scope,"requiredScopes":[scope]}})
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use clawgate_base::now_ms;
 
 /// A running fake gateway. Stops when dropped.
 pub struct FakeGateway {

@@ -107,9 +107,9 @@ async fn gateway_status_async(args: GatewayStatusArgs) -> ExitCode {
 }
 
 /// The systemd service of this machine's gateway, when that gateway is the target.
-fn local_service(target: &Target) -> Option<crate::service::status::ServiceStatus> {
+fn local_service(target: &Target) -> Option<clawgate_service::status::ServiceStatus> {
     (target.source == clawgate_config::TargetSource::Local)
-        .then(|| crate::service::status::inspect(&clawgate_config::process_env))
+        .then(|| clawgate_service::status::inspect(&clawgate_config::process_env))
         .flatten()
 }
 

@@ -39,6 +39,38 @@ pub struct Ensured {
     pub reused: bool,
 }
 
+/// A known_hosts file for every tunnel this process opens (instead of the user's).
+pub const KNOWN_HOSTS_ENV: &str = "CLAWGATE_SSH_KNOWN_HOSTS";
+
+/// [`ensure`] with this very binary's hidden `tunnel supervise` as the supervisor, under the
+/// same profile (the supervisor finds its registry in the state dir: the same profile's).
+pub fn ensure_supervised(
+    spec: &TunnelSpec,
+    preferred_local: Option<u16>,
+    state_dir: &Path,
+    display: &dyn WaitDisplay,
+    timeout: Duration,
+) -> Result<Ensured, TunnelError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| invalid(format!("cannot find the clawgate binary: {e}")))?;
+    let mut supervisor = Command::new(exe);
+    for (name, value) in clawgate_config::cli_env_overrides() {
+        match value {
+            Some(v) => supervisor.env(name, v),
+            None => supervisor.env_remove(name),
+        };
+    }
+    supervisor.args(["tunnel", "supervise"]);
+    ensure(
+        spec,
+        preferred_local,
+        state_dir,
+        supervisor,
+        display,
+        timeout,
+    )
+}
+
 /// Opens the tunnel for `spec` in the background, or reuses the one running; returns once it
 /// is up (or with the classified reason it is not). `preferred_local` is tried when
 /// `spec.local_port` is unset (then the remote port, then any free port).

@@ -32,7 +32,10 @@ mod state;
 mod supervisor;
 
 pub use error::{TunnelError, TunnelErrorKind, classify_ssh_failure};
-pub use managed::{Ensured, ManagedTunnel, WaitDisplay, ensure, log_line, running, stop};
+pub use managed::{
+    Ensured, KNOWN_HOSTS_ENV, ManagedTunnel, WaitDisplay, ensure, ensure_supervised, log_line,
+    running, stop,
+};
 pub use one_shot::{OneShotSpec, OneShotTunnel};
 pub use process::{
     SshProcess, detach_session, find_ssh, local_port_free, pick_local_port, process_alive,

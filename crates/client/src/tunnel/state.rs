@@ -6,7 +6,6 @@
 use super::{TunnelError, TunnelSpec};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// What a tunnel is doing.
@@ -119,23 +118,12 @@ impl TunnelRegistry {
         serde_json::from_str(&text).ok()
     }
 
-    /// Writes the state file atomically (0600).
+    /// Writes the state file atomically and durably (0600).
     pub fn write(&self, state: &TunnelState) -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt as _;
         self.ensure_dir()?;
-        let path = self.state_path(&state.key);
-        let tmp = self.path(&state.key, &format!("json.tmp.{}", std::process::id()));
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let text = serde_json::to_string_pretty(state).map_err(std::io::Error::other)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        drop(f);
-        std::fs::rename(&tmp, &path)
+        let mut text = serde_json::to_string_pretty(state).map_err(std::io::Error::other)?;
+        text.push('\n');
+        clawgate_base::write_private(&self.state_path(&state.key), text.as_bytes())
     }
 
     /// Removes the state file.

@@ -10,18 +10,9 @@ use serde_json::{Value, json};
 const TELEGRAM: &str = "telegram";
 const ACCOUNT: &str = clawgate_telegram::DEFAULT_ACCOUNT;
 
-/// `2026-12-07T21:50:03.120Z`, as OpenClaw writes its pairing times.
+/// OpenClaw writes its pairing times as ISO 8601.
 fn iso(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, m, d) = crate::tls::civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
+    clawgate_base::iso8601_ms(ms)
 }
 
 fn request_json(r: &PairingCodeRecord) -> Value {

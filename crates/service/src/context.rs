@@ -3,13 +3,17 @@
 
 use super::systemctl::{self, Systemctl, Unavailable};
 use super::unit;
-use crate::output::EXIT_USAGE;
 use clawgate_config as config;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
-/// Exit code when the service manager fails or cannot be used (OpenClaw's).
-pub const EXIT_SERVICE: u8 = 1;
+/// Why a command failed: a bad option or config, or the service manager (failed, unusable,
+/// or no unit to act on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Usage,
+    Service,
+}
 
 /// OpenClaw's service label and its words for an enabled / disabled unit.
 pub const LABEL: &str = "systemd";
@@ -18,15 +22,15 @@ pub const NOT_LOADED_TEXT: &str = "disabled";
 
 /// A command that did not do what was asked.
 pub struct Failure {
-    pub exit: u8,
+    pub kind: FailureKind,
     pub message: String,
     pub hints: Vec<String>,
 }
 
 impl Failure {
-    pub fn new(exit: u8, message: impl Into<String>) -> Self {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Failure {
-            exit,
+            kind,
             message: message.into(),
             hints: Vec::new(),
         }
@@ -34,7 +38,7 @@ impl Failure {
 
     pub fn unavailable(action: &str, why: &Unavailable) -> Self {
         Failure {
-            exit: EXIT_SERVICE,
+            kind: FailureKind::Service,
             message: format!("gateway {action} failed: {}", why.message()),
             hints: why.hints(),
         }
@@ -46,7 +50,7 @@ impl Failure {
         match systemctl::classify(&out.detail) {
             Some(u) => Failure::unavailable(action, &u),
             None => Failure::new(
-                EXIT_SERVICE,
+                FailureKind::Service,
                 format!(
                     "gateway {action} failed: systemctl {step} failed: {}",
                     if out.detail.is_empty() {
@@ -61,7 +65,7 @@ impl Failure {
 
     pub fn not_installed(action: &str, ctx: &Context) -> Self {
         Failure {
-            exit: EXIT_SERVICE,
+            kind: FailureKind::Service,
             message: format!(
                 "gateway {action} failed: the gateway service is not installed ({} not found)",
                 ctx.path.display()
@@ -86,7 +90,7 @@ impl Context {
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Failure> {
         let home = env("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
             Failure::new(
-                EXIT_USAGE,
+                FailureKind::Usage,
                 "HOME is not set; the gateway's user unit lives under ~/.config/systemd/user",
             )
         })?;

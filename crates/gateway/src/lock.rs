@@ -338,7 +338,7 @@ impl Supervision {
         let probe = async {
             match &self.tls_cert {
                 Some(cert) => {
-                    let Ok(pin) = clawgate_gateway::tls::fingerprint_file(cert) else {
+                    let Ok(pin) = crate::tls::fingerprint_file(cert) else {
                         return false;
                     };
                     let tls = TlsOptions {
