@@ -114,8 +114,13 @@ pub struct Row {
 impl Row {
     /// How many times better clawgate is than OpenClaw (medians): OpenClaw/clawgate where lower
     /// is better, clawgate/OpenClaw where higher is better. Below 1 means clawgate is worse.
+    /// No ratio for values that are not both positive (an RSS that shrank): a quotient of
+    /// signed values reads as nonsense ("−0.8× worse").
     pub fn advantage(&self) -> Option<f64> {
         let (c, o) = (self.clawgate.median()?, self.openclaw.median()?);
+        if c <= 0.0 || o <= 0.0 {
+            return None;
+        }
         let r = match self.better {
             Better::Lower => o / c,
             Better::Higher => c / o,
@@ -464,6 +469,15 @@ pub(crate) mod tests {
         let mut missing = lower.clone();
         missing.openclaw = Cell::note("skipped");
         assert_eq!(missing.advantage(), None);
+        // An RSS that shrank on one side: no ratio rather than a negative one.
+        let growth = row(
+            "d",
+            Unit::Bytes,
+            Better::Lower,
+            vec![-1_090_000.0],
+            vec![860_000.0],
+        );
+        assert_eq!(growth.advantage(), None);
     }
 
     #[test]
