@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: operator::sessions::SessionsCommand,
     },
+    /// Who may DM the gateway's bots: list, approve or dismiss pairing codes (Telegram).
+    Pairing {
+        #[command(subcommand)]
+        command: operator::dm_pairing::PairingCommand,
+    },
     /// Run this machine as a node of a gateway.
     Node {
         #[command(subcommand)]
@@ -161,6 +166,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => operator::agent::run(args),
         Command::Chat(args) => operator::chat::run(args),
         Command::Sessions { command } => operator::sessions::run(command),
+        Command::Pairing { command } => operator::dm_pairing::run(command),
         Command::Node { command } => match command {
             NodeCommand::Run(args) => node_run::run(args),
             NodeCommand::Identity(args) => node_run::identity(args),

@@ -17,6 +17,7 @@ pub mod chat;
 pub mod conn;
 pub mod devices;
 pub mod discover;
+pub mod dm_pairing;
 mod failure;
 pub mod gateway_status;
 pub mod health;

@@ -138,6 +138,24 @@ impl Session {
     }
 }
 
+/// Calls `method` once on a connection asking only the scope the method needs; a failure is
+/// reported (as JSON with `--json`) and becomes the exit code.
+pub async fn call_once(
+    conn: &ConnArgs,
+    method: &str,
+    params: Value,
+) -> Result<Value, std::process::ExitCode> {
+    let scopes = super::call::scopes_for(method);
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let session = connect(conn, &scopes)
+        .await
+        .map_err(|f| f.report(conn.json))?;
+    session
+        .run(async |s| s.request(method, params).await)
+        .await
+        .map_err(|f| f.report(conn.json))
+}
+
 /// Opens a `cli` connection asking `scopes`.
 pub async fn connect(conn: &ConnArgs, scopes: &[&str]) -> Result<Session, Failure> {
     let spec = ConnSpec::cli(scopes.iter().map(|s| (*s).to_owned()).collect());

@@ -1,9 +1,8 @@
 //! `sessions list` and `sessions reset`: the agent's sessions on the gateway
 //! (`sessions.list`, `sessions.reset`).
 
-use super::call::scopes_for;
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
-use super::rpc::connect;
+use super::rpc::call_once as call;
 use super::table::{Table, s};
 use crate::output::{ago, block_on, print_json, print_out};
 use clap::{Args, Subcommand};
@@ -41,19 +40,6 @@ pub fn run(command: SessionsCommand) -> ExitCode {
             SessionsCommand::Reset(args) => reset(args).await,
         }
     })
-}
-
-/// Calls `method` on a connection with the least scopes it needs.
-async fn call(conn: &ConnArgs, method: &str, params: Value) -> Result<Value, ExitCode> {
-    let scopes = scopes_for(method);
-    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    let session = connect(conn, &scopes)
-        .await
-        .map_err(|f| f.report(conn.json))?;
-    session
-        .run(async |s| s.request(method, params).await)
-        .await
-        .map_err(|f| f.report(conn.json))
 }
 
 /// Whether a row's session has a run going (clawgate's `running`, OpenClaw's `hasActiveRun`).
