@@ -709,3 +709,61 @@ async fn a_telegram_dm_without_a_model_gets_an_error_reply() {
     let text = sent[0].text().unwrap();
     assert!(text.contains("agents.defaults.model.primary"), "{text}");
 }
+
+/// A sender added to `channels.telegram.allowFrom` in the config file by hand is let in
+/// without a restart; before that, their DM is dropped without a model call.
+#[tokio::test]
+async fn a_sender_added_to_allow_from_in_the_config_file_is_let_in_without_a_restart() {
+    const BOT_TOKEN: &str = "43:reload";
+    let bot = FakeBotApi::start(BOT_TOKEN).await;
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let mut config = mock_config(&mock);
+    config["channels"] = json!({"telegram": {
+        "botToken": BOT_TOKEN, "apiRoot": bot.api_root(), "dmPolicy": "allowlist", "allowFrom": [],
+    }});
+    let home = IsolatedHome::new();
+    home.write_config(&config);
+    let mut gw = clawgate()
+        .spawn_gateway_in(
+            home,
+            ["gateway", "run", "--port", "0", "--token", TOKEN],
+            [("CLAWGATE_LOG", "info")],
+        )
+        .await
+        .unwrap();
+    let mut ws = operator(gw.url()).await;
+    bot.inject_dm(9, "let me in");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = ws
+            .request("channels.status", json!({}), Duration::from_secs(5))
+            .await
+            .unwrap();
+        if status["payload"]["channels"]["telegram"]["handled"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the DM was never handled: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(bot.sent_messages().is_empty(), "not allowed yet: no reply");
+    assert!(mock.requests().is_empty(), "not allowed yet: no model call");
+
+    config["channels"]["telegram"]["allowFrom"] = json!(["9"]);
+    gw.home().write_config(&config);
+    gw.process
+        .wait_for_line(
+            |l| l.contains("channels.telegram.allowFrom reloaded"),
+            Instant::now() + Duration::from_secs(30),
+        )
+        .await
+        .expect("the new allowFrom is read");
+    mock.push(Reply::text("Welcome."));
+    bot.inject_dm(9, "let me in now");
+    let sent = bot
+        .wait_for_calls("sendMessage", 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(sent[0].text(), Some("Welcome."));
+}

@@ -557,6 +557,13 @@ pub async fn serve_listeners(
     let timers = tokio::spawn(registry::run_timers(gateway.clone(), shutdown.clone()));
     let telegram = gateway.telegram.clone().map(|channel| {
         let shutdown = shutdown.child_token();
+        if let Some(path) = gateway.options.config_path.clone() {
+            tokio::spawn(follow_telegram_allow_from(
+                channel.clone(),
+                path,
+                shutdown.clone(),
+            ));
+        }
         tokio::spawn(async move {
             if let Err(e) = channel.run(shutdown).await {
                 tracing::error!("the Telegram channel stopped: {e}");
@@ -587,6 +594,60 @@ pub async fn serve_listeners(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while gateway.registry.connection_count() > 0 && tokio::time::Instant::now() < deadline {
         gateway.registry.wait_for_change(deadline).await;
+    }
+}
+
+/// How often the config file is checked for a new `channels.telegram.allowFrom`.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Keeps the Telegram channel's `allowFrom` as the config file says, without a restart: an
+/// approval written there by hand (or by OpenClaw's `openclaw pairing approve`, which edits
+/// that key) takes effect at the next message. Other keys still need a restart.
+async fn follow_telegram_allow_from(
+    channel: clawgate_telegram::TelegramChannel,
+    path: PathBuf,
+    shutdown: CancellationToken,
+) {
+    let modified = |path: PathBuf| async move {
+        tokio::fs::metadata(&path)
+            .await
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let mut seen = modified(path.clone()).await;
+    let mut tick = tokio::time::interval(CONFIG_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = modified(path.clone()).await;
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let file = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            clawgate_config::load_file(&file, &clawgate_config::process_env)
+        })
+        .await;
+        match loaded {
+            Ok(Ok(config)) => {
+                let allow_from = config.telegram.map(|t| t.allow_from).unwrap_or_default();
+                let count = allow_from.len();
+                if channel.set_allow_from(allow_from) {
+                    tracing::info!(
+                        "channels.telegram.allowFrom reloaded from {}: {count} sender(s)",
+                        path.display()
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(
+                "the config file changed but cannot be read, so channels.telegram.allowFrom was kept: {e}"
+            ),
+            Err(_) => {}
+        }
     }
 }
 

@@ -166,6 +166,9 @@ struct Inner {
     health: Mutex<ChannelHealth>,
     /// Chats whose last outcome was an error (`errorPolicy: once`), bounded.
     failing: Mutex<HashSet<String>>,
+    /// `channels.telegram.allowFrom` as last read: the gateway replaces it when the config
+    /// file changes, so an approval written there by hand needs no restart.
+    allow_from: Mutex<Vec<String>>,
 }
 
 fn lock_of<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -195,6 +198,7 @@ impl TelegramChannel {
                 turns: Semaphore::new(MAX_CONCURRENT),
                 health: Mutex::new(ChannelHealth::default()),
                 failing: Mutex::new(HashSet::new()),
+                allow_from: Mutex::new(cfg.allow_from.clone()),
             }),
         })
     }
@@ -207,6 +211,15 @@ impl TelegramChannel {
     /// The account id.
     pub fn account(&self) -> &str {
         &self.inner.opts.account
+    }
+
+    /// Replaces `channels.telegram.allowFrom` (the config file changed); the next DM is
+    /// checked against the new list. Returns whether it changed.
+    pub fn set_allow_from(&self, allow_from: Vec<String>) -> bool {
+        let mut current = lock_of(&self.inner.allow_from);
+        let changed = *current != allow_from;
+        *current = allow_from;
+        changed
     }
 
     /// The channel's state for `channels.status`.
@@ -452,11 +465,12 @@ impl Inner {
             );
             return Ok(());
         }
+        let allow_from = lock_of(&self.allow_from).clone();
         let decision = access::check_dm(
             &self.store,
             &self.opts.account,
             self.cfg.dm_policy,
-            &self.cfg.allow_from,
+            &allow_from,
             DmSender {
                 sender_id: &inbound.sender_id,
                 chat_id: &inbound.chat_id,
