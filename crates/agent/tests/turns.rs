@@ -130,10 +130,7 @@ impl NodeAccess for EchoNode {
 
 fn llm_for(mock: Option<&ModelMock>) -> Llm {
     let doc = match mock {
-        Some(m) => json!({
-            "models": {"providers": {"mock": m.provider_config("k", "mock-1")}},
-            "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
-        }),
+        Some(m) => m.primary_config(),
         None => json!({}),
     };
     let models = LoadedConfig::from_value(Path::new("/test/openclaw.json"), doc, &|_| None)

@@ -1,75 +1,21 @@
 //! `clawgate agent`, `clawgate chat` and `clawgate sessions …` against `clawgate gateway run`
 //! with a mock model (`interop_agent_cli.rs` runs them against the real OpenClaw gateway).
 
-use clawgate_testkit::{
-    ChildProcess, ClawgateBin, CliCommand, IsolatedHome, ModelMock, Output, Reply, Value,
-    WireFormat, json,
-};
+use clawgate_testkit::{ChildProcess, IsolatedHome, ModelMock, Reply, WireFormat, json};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt as _;
 
 const TOKEN: &str = "agent-cli-token";
 
-fn clawgate() -> ClawgateBin {
-    ClawgateBin::new(env!("CARGO_BIN_EXE_clawgate"))
-}
+mod agent_support;
 
-/// `clawgate <args> --url <url> --token <token>` in a fresh home with an empty config file.
-fn at<'h>(url: &str, token: &str, args: &[&str]) -> CliCommand<'h> {
-    clawgate()
-        .cli()
-        .config(json!({}))
-        .args(args)
-        .args(["--url", url, "--token", token])
-}
-
-fn mock_config(mock: &ModelMock) -> Value {
-    json!({
-        "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
-        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
-    })
-}
-
-#[track_caller]
-fn ok_json(out: &Output) -> Value {
-    out.assert_success();
-    out.json()
-}
-
-/// The text of every message the model was sent with `role`, in order, in its last request.
-fn sent(mock: &ModelMock, role: &str) -> Vec<String> {
-    let requests = mock.requests();
-    let last = requests.last().expect("the model was called");
-    last.body["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter(|m| m["role"] == role)
-        .map(|m| match &m["content"] {
-            Value::String(s) => bare_text(s),
-            other => other.to_string(),
-        })
-        .collect()
-}
-
-/// A message as it was written: without the gateway's `[<time>] ` prefix and the runtime
-/// line it appends to a session's first message.
-fn bare_text(sent: &str) -> String {
-    let text = match sent.strip_prefix('[').and_then(|r| r.split_once("] ")) {
-        Some((_, rest)) => rest,
-        None => sent,
-    };
-    text.split("\n\nRuntime: ")
-        .next()
-        .unwrap_or(text)
-        .to_owned()
-}
+use agent_support::*;
 
 #[tokio::test]
 async fn agent_streams_the_reply_and_sessions_list_and_reset_follow() {
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     let gw = clawgate()
-        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .start_token_gateway(&mock.primary_config(), TOKEN)
         .await;
     let url = gw.url();
 
@@ -169,7 +115,7 @@ async fn agent_streams_the_reply_and_sessions_list_and_reset_follow() {
 async fn chat_answers_piped_lines_in_order() {
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     let gw = clawgate()
-        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .start_token_gateway(&mock.primary_config(), TOKEN)
         .await;
     mock.push(Reply::text_chunks(["First ", "answer."]));
     mock.push(Reply::text_chunks(["Second ", "answer."]));
@@ -224,7 +170,7 @@ async fn agent_without_a_model_names_the_key_to_set() {
 async fn ctrl_c_in_a_chat_aborts_the_reply_only() {
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     let gw = clawgate()
-        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .start_token_gateway(&mock.primary_config(), TOKEN)
         .await;
     let home = IsolatedHome::new();
     home.write_config(&json!({}));

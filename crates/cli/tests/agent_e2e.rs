@@ -4,8 +4,8 @@
 //! (two responses with one id) and `agent.wait`.
 
 use clawgate_testkit::{
-    ChildProcess, ClawgateBin, FakeBotApi, IsolatedHome, ModelMock, RawWs, Reply, WireFormat,
-    connect_params, free_port, json,
+    ChildProcess, ClawgateBin, ClawgateGateway, FakeBotApi, IsolatedHome, ModelMock, Output, RawWs,
+    Reply, WireFormat, connect_params, free_port, json,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -37,13 +37,6 @@ async fn frames_until(
             return seen;
         }
     }
-}
-
-fn mock_config(mock: &ModelMock) -> Value {
-    json!({
-        "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
-        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
-    })
 }
 
 /// An operator that may read, write and approve, and gets its runs' tool payloads.
@@ -136,6 +129,28 @@ async fn approved_node(
     (node, node_id)
 }
 
+/// `clawgate <args> --url <gateway> --token <token>`, as an operator types it.
+async fn operator_cli(gw: &ClawgateGateway, args: &[&str]) -> Output {
+    clawgate()
+        .cli()
+        .config(json!({}))
+        .args(args.iter().copied())
+        .args(["--url", gw.url(), "--token", TOKEN])
+        .run()
+        .await
+}
+
+/// An `agent` request with `id`: every frame up to its final response (after `accepted`).
+async fn agent_call(ws: &mut RawWs, id: &str, params: Value) -> Vec<Value> {
+    ws.send_json(&json!({"type": "req", "id": id, "method": "agent", "params": params}))
+        .await
+        .unwrap();
+    frames_until(ws, Duration::from_secs(60), |f| {
+        f["type"] == "res" && f["id"] == id && f["payload"]["status"] != "accepted"
+    })
+    .await
+}
+
 async fn chat_send(ws: &mut RawWs, id: &str, message: &str, run_id: &str) {
     ws.send_json(&json!({"type": "req", "id": id, "method": "chat.send",
         "params": {"sessionKey": MAIN, "message": message, "idempotencyKey": run_id}}))
@@ -162,7 +177,7 @@ fn tool_event<'a>(frames: &'a [Value], phase: &str) -> &'a Value {
 async fn chat_send_runs_a_command_on_the_node_and_replies() {
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     let gw = clawgate()
-        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .start_token_gateway(&mock.primary_config(), TOKEN)
         .await;
     let mut ws = operator(gw.url()).await;
     let (node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
@@ -268,13 +283,11 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
 
     // `agent`: accepted, then the final, with one id; then agent.wait.
     mock.push(Reply::text("Hello from the agent."));
-    ws.send_json(&json!({"type": "req", "id": "a1", "method": "agent",
-        "params": {"message": "hi", "agentId": "main", "idempotencyKey": "e2e-agent-1"}}))
-        .await
-        .unwrap();
-    let frames = frames_until(&mut ws, Duration::from_secs(60), |f| {
-        f["type"] == "res" && f["id"] == "a1" && f["payload"]["status"] != "accepted"
-    })
+    let frames = agent_call(
+        &mut ws,
+        "a1",
+        json!({"message": "hi", "agentId": "main", "idempotencyKey": "e2e-agent-1"}),
+    )
     .await;
     let answers: Vec<&Value> = frames
         .iter()
@@ -317,13 +330,11 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
 
     // `--session-id x`: a session of its own, whose id is x, as OpenClaw does.
     mock.push(Reply::text("Explicit."));
-    ws.send_json(&json!({"type": "req", "id": "a2", "method": "agent",
-        "params": {"message": "hi", "sessionId": "sess-x", "idempotencyKey": "e2e-agent-2"}}))
-        .await
-        .unwrap();
-    let frames = frames_until(&mut ws, Duration::from_secs(60), |f| {
-        f["type"] == "res" && f["id"] == "a2" && f["payload"]["status"] != "accepted"
-    })
+    let frames = agent_call(
+        &mut ws,
+        "a2",
+        json!({"message": "hi", "sessionId": "sess-x", "idempotencyKey": "e2e-agent-2"}),
+    )
     .await;
     let meta = &frames.last().unwrap()["payload"]["result"]["meta"]["agentMeta"];
     assert_eq!(meta["sessionId"], "sess-x", "{meta}");
@@ -366,7 +377,7 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
 async fn a_node_killed_mid_command_gives_an_error_result_and_a_reply() {
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     let gw = clawgate()
-        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .start_token_gateway(&mock.primary_config(), TOKEN)
         .await;
     let mut ws = operator(gw.url()).await;
     let (node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
@@ -408,7 +419,7 @@ async fn a_gateway_killed_mid_run_ends_the_run_as_interrupted_after_restart() {
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     mock.push(Reply::text_chunks(["thinking"]).then_stall());
     let home = IsolatedHome::new();
-    home.write_config(&mock_config(&mock));
+    home.write_config(&mock.primary_config());
     let port = free_port().to_string();
     let argv = ["gateway", "run", "--port", &port, "--token", TOKEN];
     let gw = clawgate()
@@ -467,7 +478,7 @@ async fn a_gateway_killed_mid_run_ends_the_run_as_interrupted_after_restart() {
 async fn a_node_that_asks_runs_the_command_once_an_operator_approves() {
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     let gw = clawgate()
-        .start_token_gateway(&mock_config(&mock), TOKEN)
+        .start_token_gateway(&mock.primary_config(), TOKEN)
         .await;
     let mut ws = operator(gw.url()).await;
     let (_node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
@@ -545,7 +556,7 @@ async fn a_telegram_dm_runs_a_node_command_and_the_reply_reaches_the_chat() {
     const USER: i64 = 4242;
     let bot = FakeBotApi::start(BOT_TOKEN).await;
     let mock = ModelMock::start(WireFormat::OpenAi).await;
-    let mut config = mock_config(&mock);
+    let mut config = mock.primary_config();
     config["channels"] = json!({"telegram": {"botToken": BOT_TOKEN, "apiRoot": bot.api_root()}});
     let gw = clawgate().start_token_gateway(&config, TOKEN).await;
     let mut ws = operator(gw.url()).await;
@@ -582,58 +593,17 @@ async fn a_telegram_dm_runs_a_node_command_and_the_reply_reaches_the_chat() {
         pairing_reply.contains(&format!("clawgate pairing approve telegram {code}")),
         "{pairing_reply}"
     );
-    let out = clawgate()
-        .cli()
-        .config(json!({}))
-        .args([
-            "pairing",
-            "list",
-            "telegram",
-            "--url",
-            gw.url(),
-            "--token",
-            TOKEN,
-        ])
-        .run()
-        .await;
+    let out = operator_cli(&gw, &["pairing", "list", "telegram"]).await;
     out.assert_success();
     assert!(out.stdout.contains(&code), "{out}");
-    let out = clawgate()
-        .cli()
-        .config(json!({}))
-        .args([
-            "pairing",
-            "approve",
-            "telegram",
-            &code,
-            "--url",
-            gw.url(),
-            "--token",
-            TOKEN,
-        ])
-        .run()
-        .await;
+    let out = operator_cli(&gw, &["pairing", "approve", "telegram", &code]).await;
     out.assert_success();
     assert!(
         out.stdout
             .contains(&format!("Approved telegram sender {USER}")),
         "{out}"
     );
-    let again = clawgate()
-        .cli()
-        .config(json!({}))
-        .args([
-            "pairing",
-            "approve",
-            "telegram",
-            &code,
-            "--url",
-            gw.url(),
-            "--token",
-            TOKEN,
-        ])
-        .run()
-        .await;
+    let again = operator_cli(&gw, &["pairing", "approve", "telegram", &code]).await;
     assert_eq!(
         again.status.code(),
         Some(1),
@@ -717,7 +687,7 @@ async fn a_sender_added_to_allow_from_in_the_config_file_is_let_in_without_a_res
     const BOT_TOKEN: &str = "43:reload";
     let bot = FakeBotApi::start(BOT_TOKEN).await;
     let mock = ModelMock::start(WireFormat::OpenAi).await;
-    let mut config = mock_config(&mock);
+    let mut config = mock.primary_config();
     config["channels"] = json!({"telegram": {
         "botToken": BOT_TOKEN, "apiRoot": bot.api_root(), "dmPolicy": "allowlist", "allowFrom": [],
     }});

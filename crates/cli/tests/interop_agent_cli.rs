@@ -2,58 +2,11 @@
 //! mock model provider. Run through ./scripts/test (it installs OpenClaw and runs the tests
 //! in a loopback-only network namespace).
 
-use clawgate_testkit::{
-    ClawgateBin, CliCommand, GatewayOptions, ModelMock, OpenClaw, Output, RealGateway, Reply,
-    Value, WireFormat, json,
-};
+use clawgate_testkit::{GatewayOptions, ModelMock, OpenClaw, RealGateway, Reply, WireFormat, json};
 
-fn clawgate() -> ClawgateBin {
-    ClawgateBin::new(env!("CARGO_BIN_EXE_clawgate"))
-}
+mod agent_support;
 
-/// `clawgate <args> --url <url> --token <token>` in a fresh home with an empty config file.
-fn at<'h>(url: &str, token: &str, args: &[&str]) -> CliCommand<'h> {
-    clawgate()
-        .cli()
-        .config(json!({}))
-        .args(args)
-        .args(["--url", url, "--token", token])
-}
-
-#[track_caller]
-fn ok_json(out: &Output) -> Value {
-    out.assert_success();
-    out.json()
-}
-
-/// The text of every message the model was sent with `role` in its last request.
-fn sent(mock: &ModelMock, role: &str) -> Vec<String> {
-    let requests = mock.requests();
-    let last = requests.last().expect("the model was called");
-    last.body["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter(|m| m["role"] == role)
-        .map(|m| match &m["content"] {
-            Value::String(s) => bare_text(s),
-            other => other.to_string(),
-        })
-        .collect()
-}
-
-/// A message as it was written: without the gateway's `[<time>] ` prefix and the runtime
-/// line it appends to a session's first message.
-fn bare_text(sent: &str) -> String {
-    let text = match sent.strip_prefix('[').and_then(|r| r.split_once("] ")) {
-        Some((_, rest)) => rest,
-        None => sent,
-    };
-    text.split("\n\nRuntime: ")
-        .next()
-        .unwrap_or(text)
-        .to_owned()
-}
+use agent_support::*;
 
 /// One real gateway (it takes 10–30 s to start) for the commands, addressed with --url/--token.
 #[tokio::test]

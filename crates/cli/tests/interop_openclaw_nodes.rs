@@ -197,6 +197,25 @@ async fn the_real_node_host_pairs_is_approved_and_serves_invokes() {
     .await;
 }
 
+/// Waits until `node.list` (through the real CLI) shows the node connected with `system.run`.
+async fn wait_until_it_runs_commands(oc: &OpenClaw, gw: &ClawgateGateway, node_id: &str) {
+    eventually(30, "the node connected with system.run", || async {
+        let out = real_cli(oc, gw, &["gateway", "call", "node.list", "--json"]).await;
+        let list = ok_json(&out);
+        list["nodes"].as_array().and_then(|n| {
+            n.iter()
+                .find(|n| n["nodeId"] == node_id && n["connected"] == true)
+                .filter(|n| {
+                    n["commands"]
+                        .as_array()
+                        .is_some_and(|c| c.contains(&json!("system.run")))
+                })
+                .cloned()
+        })
+    })
+    .await;
+}
+
 /// Approves the command surface of the real node host named `name` with `clawgate nodes
 /// approve`; returns its node id.
 async fn approve_with_clawgate(gw: &ClawgateGateway, name: &str) -> String {
@@ -291,29 +310,11 @@ async fn the_real_node_host_from_a_trusted_cidr_pairs_without_asking() {
 async fn the_agent_runs_a_command_on_the_real_node_host_for_the_real_cli() {
     let oc = OpenClaw::from_env();
     let mock = ModelMock::start(WireFormat::OpenAi).await;
-    let gw = clawgate_gateway(json!({
-        "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
-        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
-    }))
-    .await;
+    let gw = clawgate_gateway(mock.primary_config()).await;
     let node_home = IsolatedHome::new();
     let mut node = spawn_real_node(&oc, &gw, &node_home, "agent-node");
     let node_id = approve_with_clawgate(&gw, "agent-node").await;
-    eventually(30, "the node connected with system.run", || async {
-        let out = real_cli(&oc, &gw, &["gateway", "call", "node.list", "--json"]).await;
-        let list = ok_json(&out);
-        list["nodes"].as_array().and_then(|n| {
-            n.iter()
-                .find(|n| n["nodeId"] == node_id.as_str() && n["connected"] == true)
-                .filter(|n| {
-                    n["commands"]
-                        .as_array()
-                        .is_some_and(|c| c.contains(&json!("system.run")))
-                })
-                .cloned()
-        })
-    })
-    .await;
+    wait_until_it_runs_commands(&oc, &gw, &node_id).await;
 
     mock.push(Reply::tool_call(
         "exec",
@@ -383,30 +384,13 @@ async fn a_telegram_dm_runs_a_command_on_the_real_node_host() {
     let oc = OpenClaw::from_env();
     let bot = FakeBotApi::start(BOT_TOKEN).await;
     let mock = ModelMock::start(WireFormat::OpenAi).await;
-    let gw = clawgate_gateway(json!({
-        "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
-        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
-        "channels": {"telegram": {"botToken": BOT_TOKEN, "apiRoot": bot.api_root(), "dmPolicy": "allowlist", "allowFrom": [USER.to_string()]}},
-    }))
-    .await;
+    let mut config = mock.primary_config();
+    config["channels"] = json!({"telegram": {"botToken": BOT_TOKEN, "apiRoot": bot.api_root(), "dmPolicy": "allowlist", "allowFrom": [USER.to_string()]}});
+    let gw = clawgate_gateway(config).await;
     let node_home = IsolatedHome::new();
     let mut node = spawn_real_node(&oc, &gw, &node_home, "seed-node");
     let node_id = approve_with_clawgate(&gw, "seed-node").await;
-    eventually(30, "the node connected with system.run", || async {
-        let out = real_cli(&oc, &gw, &["gateway", "call", "node.list", "--json"]).await;
-        let list = ok_json(&out);
-        list["nodes"].as_array().and_then(|n| {
-            n.iter()
-                .find(|n| n["nodeId"] == node_id.as_str() && n["connected"] == true)
-                .filter(|n| {
-                    n["commands"]
-                        .as_array()
-                        .is_some_and(|c| c.contains(&json!("system.run")))
-                })
-                .cloned()
-        })
-    })
-    .await;
+    wait_until_it_runs_commands(&oc, &gw, &node_id).await;
     mock.push(Reply::tool_call(
         "exec",
         json!({"command": "echo node-home=$HOME", "host": "node"}),

@@ -128,10 +128,7 @@ async fn a_tool_turn_sends_openclaws_events_in_openclaws_order() {
             .with_usage(10, 20),
     );
     mock.push(Reply::text_chunks(["The node ", "ran it."]).with_usage(30, 40));
-    let config = json!({
-        "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
-        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
-    });
+    let config = mock.primary_config();
     let models = LoadedConfig::from_value(Path::new("/t/openclaw.json"), config, &|_| None)
         .unwrap()
         .models;
@@ -278,10 +275,7 @@ async fn sessions_changed_reaches_subscribers_only() {
 async fn an_abort_mid_stream_answers_after_the_aborted_event() {
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     mock.push(Reply::text_chunks(["w0 ", "w1"]).then_stall());
-    let config = json!({
-        "models": {"providers": {"mock": mock.provider_config("k", "mock-1")}},
-        "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
-    });
+    let config = mock.primary_config();
     let models = LoadedConfig::from_value(Path::new("/t/openclaw.json"), config, &|_| None)
         .unwrap()
         .models;

@@ -386,6 +386,15 @@ impl ModelMock {
         }
     }
 
+    /// A config document whose default model is this mock, as provider `mock` and model
+    /// `mock-1` (key `k`): `models.providers.mock` and `agents.defaults.model.primary`.
+    pub fn primary_config(&self) -> Value {
+        json!({
+            "models": {"providers": {"mock": self.provider_config("k", "mock-1")}},
+            "agents": {"defaults": {"model": {"primary": "mock/mock-1"}}},
+        })
+    }
+
     /// A `models.providers.<id>` entry for it: `{baseUrl, api, apiKey, models: [{id}]}`.
     pub fn provider_config(&self, api_key: &str, model: &str) -> Value {
         json!({
