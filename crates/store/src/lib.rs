@@ -20,7 +20,9 @@ mod telegram;
 pub use devices::{DeviceRecord, DeviceWrite, PairingRequestRecord, TokenRecord};
 pub use nodes::{NodeRecord, NodeRequestRecord, NodeWrite};
 pub use sessions::{RunRecord, RunStatus, SessionRecord, SessionWrite, TranscriptEntry};
-pub use telegram::{AllowedSenderRecord, PairingCodeRecord, SpooledUpdate, TelegramWrite};
+pub use telegram::{
+    AllowedSenderRecord, OutboxPart, OutboxState, PairingCodeRecord, SpooledUpdate, TelegramWrite,
+};
 
 use rusqlite::{Connection, OpenFlags};
 use std::fs;
@@ -173,6 +175,21 @@ const MIGRATIONS: &[&str] = &[
         approved_at_ms INTEGER NOT NULL,
         PRIMARY KEY (account, sender_id)
     );",
+    // 6: the Telegram outbox: every part of a reply, recorded before it is sent, so that a
+    // restart neither sends a part twice nor loses one without saying so.
+    "CREATE TABLE telegram_outbox (
+        bot_id TEXT NOT NULL,
+        update_id INTEGER NOT NULL,
+        part INTEGER NOT NULL,
+        chat_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        reply_to INTEGER,
+        state TEXT NOT NULL,
+        message_id INTEGER,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (bot_id, update_id, part)
+    );
+    CREATE INDEX telegram_outbox_by_state ON telegram_outbox (bot_id, state);",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,11 @@
 //! The spool and the offset are written in one batch, so an update Telegram will no longer
 //! send is always on disk; at start-up the channel hands the unhandled ones over again and
 //! resumes from the stored offset.
+//!
+//! The outbox holds the parts of each reply (keyed by the update it answers): a part is
+//! `queued`, then `sending` on disk before the Bot API is called, then `sent` with its message
+//! id. A part found `sending` after a restart may or may not have reached the chat: it becomes
+//! `uncertain` and is never sent again (the Bot API has no idempotency key).
 
 use crate::{Store, StoreError};
 use rusqlite::{OptionalExtension, params};
@@ -45,6 +50,61 @@ pub struct AllowedSenderRecord {
     pub approved_at_ms: i64,
 }
 
+/// Where a part of a reply is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxState {
+    /// Not sent yet.
+    Queued,
+    /// The send began; whether it reached the chat is unknown until it is `Sent`.
+    Sending,
+    Sent,
+    /// A send cut off by a restart: it may have arrived; it is not sent again.
+    Uncertain,
+    /// The Bot API refused it for good.
+    Failed,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Sending => "sending",
+            OutboxState::Sent => "sent",
+            OutboxState::Uncertain => "uncertain",
+            OutboxState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<OutboxState> {
+        Some(match value {
+            "queued" => OutboxState::Queued,
+            "sending" => OutboxState::Sending,
+            "sent" => OutboxState::Sent,
+            "uncertain" => OutboxState::Uncertain,
+            "failed" => OutboxState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One part (chunk) of a reply in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxPart {
+    pub bot_id: String,
+    /// The update the reply answers.
+    pub update_id: i64,
+    /// The part's place in the reply, from 0.
+    pub part: i64,
+    pub chat_id: String,
+    /// The part's text, in Markdown.
+    pub text: String,
+    pub reply_to: Option<i64>,
+    pub state: OutboxState,
+    /// The message id Telegram gave it, once sent.
+    pub message_id: Option<i64>,
+    pub updated_at_ms: i64,
+}
+
 /// A change to the Telegram tables.
 #[derive(Debug, Clone)]
 pub enum TelegramWrite {
@@ -81,6 +141,17 @@ pub enum TelegramWrite {
         account: String,
         sender_id: String,
     },
+    /// Records the parts of a reply; a part already recorded is left as it is.
+    QueueReply(Vec<OutboxPart>),
+    /// Moves a part of a reply to `state`.
+    SetPart {
+        bot_id: String,
+        update_id: i64,
+        part: i64,
+        state: OutboxState,
+        message_id: Option<i64>,
+        at_ms: i64,
+    },
 }
 
 impl From<TelegramWrite> for crate::Write {
@@ -107,6 +178,30 @@ fn pairing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PairingCodeRecord> {
         expires_at_ms: r.get(6)?,
     })
 }
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxPart> {
+    let state: String = r.get(6)?;
+    Ok(OutboxPart {
+        bot_id: r.get(0)?,
+        update_id: r.get(1)?,
+        part: r.get(2)?,
+        chat_id: r.get(3)?,
+        text: r.get(4)?,
+        reply_to: r.get(5)?,
+        state: OutboxState::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                6,
+                rusqlite::types::Type::Text,
+                format!("unknown outbox state {state:?}").into(),
+            )
+        })?,
+        message_id: r.get(7)?,
+        updated_at_ms: r.get(8)?,
+    })
+}
+
+const OUTBOX_COLUMNS: &str =
+    "bot_id, update_id, part, chat_id, text, reply_to, state, message_id, updated_at_ms";
 
 const PAIRING_COLUMNS: &str =
     "account, code, sender_id, chat_id, sender_label, created_at_ms, expires_at_ms";
@@ -172,6 +267,57 @@ impl Store {
                 },
             )
             .optional()
+        })
+        .await
+    }
+
+    /// The parts of the reply to an update, in order.
+    pub async fn telegram_outbox(
+        &self,
+        bot_id: &str,
+        update_id: i64,
+    ) -> Result<Vec<OutboxPart>, StoreError> {
+        let bot_id = bot_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {OUTBOX_COLUMNS} FROM telegram_outbox
+                 WHERE bot_id = ?1 AND update_id = ?2 ORDER BY part"
+            ))?;
+            stmt.query_map(params![bot_id, update_id], outbox_row)?
+                .collect()
+        })
+        .await
+    }
+
+    /// How many parts of replies are in each state, every bot together (`doctor`, status).
+    pub async fn telegram_outbox_counts(
+        &self,
+    ) -> Result<std::collections::HashMap<OutboxState, u64>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT state, COUNT(*) FROM telegram_outbox GROUP BY state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut counts = std::collections::HashMap::new();
+            for row in rows {
+                let (state, n) = row?;
+                if let Some(state) = OutboxState::parse(&state) {
+                    counts.insert(state, n.max(0) as u64);
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    /// How many received updates are not handled yet, every bot together.
+    pub async fn telegram_unhandled_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM telegram_updates WHERE handled_at_ms IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
         })
         .await
     }
@@ -271,13 +417,21 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, w: &TelegramWrite) -> rusqli
                 params![bot_id, update_id, at_ms],
             )
             .map(drop),
-        TelegramWrite::PruneHandled { bot_id, before_ms } => tx
-            .execute(
+        TelegramWrite::PruneHandled { bot_id, before_ms } => {
+            tx.execute(
                 "DELETE FROM telegram_updates
                  WHERE bot_id = ?1 AND handled_at_ms IS NOT NULL AND received_at_ms < ?2",
                 params![bot_id, before_ms],
+            )?;
+            // A reply goes with the update it answers.
+            tx.execute(
+                "DELETE FROM telegram_outbox WHERE bot_id = ?1 AND NOT EXISTS (
+                     SELECT 1 FROM telegram_updates u
+                     WHERE u.bot_id = telegram_outbox.bot_id AND u.update_id = telegram_outbox.update_id)",
+                [bot_id],
             )
-            .map(drop),
+            .map(drop)
+        }
         TelegramWrite::PutPairing(p) => tx
             .execute(
                 &format!(
@@ -322,6 +476,41 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, w: &TelegramWrite) -> rusqli
                 params![account, sender_id],
             )
             .map(drop),
+        TelegramWrite::QueueReply(parts) => {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO telegram_outbox ({OUTBOX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(bot_id, update_id, part) DO NOTHING"
+            ))?;
+            for p in parts {
+                stmt.execute(params![
+                    p.bot_id,
+                    p.update_id,
+                    p.part,
+                    p.chat_id,
+                    p.text,
+                    p.reply_to,
+                    p.state.as_str(),
+                    p.message_id,
+                    p.updated_at_ms
+                ])?;
+            }
+            Ok(())
+        }
+        TelegramWrite::SetPart {
+            bot_id,
+            update_id,
+            part,
+            state,
+            message_id,
+            at_ms,
+        } => tx
+            .execute(
+                "UPDATE telegram_outbox SET state = ?4, message_id = COALESCE(?5, message_id),
+                     updated_at_ms = ?6
+                 WHERE bot_id = ?1 AND update_id = ?2 AND part = ?3",
+                params![bot_id, update_id, part, state.as_str(), message_id, at_ms],
+            )
+            .map(drop),
     }
 }
 
@@ -338,6 +527,73 @@ mod tests {
             received_at_ms: id * 10,
             handled_at_ms: None,
         }
+    }
+
+    #[tokio::test]
+    async fn outbox_parts_keep_their_state_and_go_with_their_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let part = |n: i64| OutboxPart {
+            bot_id: "42".into(),
+            update_id: 7,
+            part: n,
+            chat_id: "9".into(),
+            text: format!("part {n}"),
+            reply_to: Some(3),
+            state: OutboxState::Queued,
+            message_id: None,
+            updated_at_ms: 1,
+        };
+        s.apply(vec![
+            TelegramWrite::Spool(update(7)).into(),
+            TelegramWrite::QueueReply(vec![part(0), part(1)]).into(),
+            TelegramWrite::SetPart {
+                bot_id: "42".into(),
+                update_id: 7,
+                part: 0,
+                state: OutboxState::Sent,
+                message_id: Some(500),
+                at_ms: 2,
+            }
+            .into(),
+            // Queued again (a resumed reply): left as it is.
+            TelegramWrite::QueueReply(vec![part(0)]).into(),
+        ])
+        .await
+        .unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let parts = s.telegram_outbox("42", 7).await.unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(
+            (parts[0].state, parts[0].message_id),
+            (OutboxState::Sent, Some(500))
+        );
+        assert_eq!(
+            (parts[1].state, parts[1].message_id),
+            (OutboxState::Queued, None)
+        );
+        let counts = s.telegram_outbox_counts().await.unwrap();
+        assert_eq!(counts.get(&OutboxState::Queued), Some(&1));
+        assert_eq!(s.telegram_unhandled_count().await.unwrap(), 1);
+
+        s.apply(vec![
+            TelegramWrite::Handled {
+                bot_id: "42".into(),
+                update_id: 7,
+                at_ms: 10,
+            }
+            .into(),
+            TelegramWrite::PruneHandled {
+                bot_id: "42".into(),
+                before_ms: 1_000,
+            }
+            .into(),
+        ])
+        .await
+        .unwrap();
+        assert!(s.telegram_outbox("42", 7).await.unwrap().is_empty());
+        assert_eq!(s.telegram_unhandled_count().await.unwrap(), 0);
     }
 
     #[tokio::test]

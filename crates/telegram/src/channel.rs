@@ -9,6 +9,13 @@
 //! nothing received is lost. [`InboundMessage::idempotency_key`] is the same on a second
 //! handover of an update cut off by a crash, so the gateway can use it as the run id.
 //!
+//! **Replies at most once, never silently lost.** A reply's parts go through the store's
+//! outbox: each is on disk as `sending` before the Bot API is called and `sent` after, and the
+//! update is marked handled in the same batch as its last part. An update handed over again
+//! whose reply is already in the outbox is not run again: the parts not sent yet are sent, and
+//! a part whose send a crash cut off is not sent again — the chat is told instead that the
+//! reply may be incomplete ([`RESTART_NOTICE`]).
+//!
 //! Updates are handled in order per chat, chats in parallel (bounded); the poll loop never
 //! waits for a turn.
 
@@ -21,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clawgate_config::{ErrorPolicy, ReplyToMode, Secret, TelegramConfig};
-use clawgate_store::{SpooledUpdate, Store, TelegramWrite};
+use clawgate_store::{OutboxPart, OutboxState, SpooledUpdate, Store, TelegramWrite, Write};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -50,6 +57,9 @@ const WORKER_IDLE: Duration = Duration::from_secs(60);
 /// On shutdown, how long handovers under way may take to finish (the rest are handed over
 /// again at the next start).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Sent after a reply whose sending a restart cut off: the cut-off part may or may not have
+/// arrived, and the Bot API offers no way to send it again without risking a duplicate.
+pub const RESTART_NOTICE: &str = "⚠️ The gateway restarted while sending this reply, so part of it may be missing. Ask again if something is cut off.";
 /// Handled updates are kept this long in the spool.
 const SPOOL_KEEP: Duration = Duration::from_secs(24 * 3600);
 
@@ -424,35 +434,55 @@ impl Inner {
         Ok(Some((last + 1, fresh)))
     }
 
-    /// Handles one spooled update and marks it handled.
+    /// Handles one spooled update and marks it handled, in one batch with the outcome of its
+    /// reply's last part. An update whose reply could not be confirmed sent (the Bot API did
+    /// not answer) is left unhandled: the next start resumes it.
     async fn process(&self, bot_id: i64, u: SpooledUpdate) {
-        if let Err(e) = self.process_inner(bot_id, &u).await {
-            tracing::warn!(update_id = u.update_id, error = %e, "a Telegram update failed");
-            self.record_error(&e);
-        }
-        let handled = self
-            .store
-            .apply(vec![
-                TelegramWrite::Handled {
-                    bot_id: u.bot_id.clone(),
-                    update_id: u.update_id,
-                    at_ms: now_ms(),
+        let mut writes = match self.process_inner(bot_id, &u).await {
+            Ok(Delivered::Done(writes)) => writes,
+            Ok(Delivered::Unconfirmed(writes)) => {
+                if let Err(e) = self.store.apply(writes).await {
+                    tracing::error!(update_id = u.update_id, error = %e, "cannot record a Telegram reply's state");
                 }
-                .into(),
-            ])
-            .await;
-        if let Err(e) = handled {
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(update_id = u.update_id, error = %e, "a Telegram update failed");
+                self.record_error(&e);
+                Vec::new()
+            }
+        };
+        writes.push(
+            TelegramWrite::Handled {
+                bot_id: u.bot_id.clone(),
+                update_id: u.update_id,
+                at_ms: now_ms(),
+            }
+            .into(),
+        );
+        if let Err(e) = self.store.apply(writes).await {
             tracing::error!(update_id = u.update_id, error = %e, "cannot mark a Telegram update handled");
         }
         lock_of(&self.health).handled += 1;
     }
 
-    async fn process_inner(&self, bot_id: i64, u: &SpooledUpdate) -> Result<(), TelegramError> {
+    async fn process_inner(
+        &self,
+        bot_id: i64,
+        u: &SpooledUpdate,
+    ) -> Result<Delivered, TelegramError> {
+        // Handed over again after a restart with its reply already decided: finish sending
+        // it rather than running the message again.
+        let parts = self.store.telegram_outbox(&u.bot_id, u.update_id).await?;
+        if !parts.is_empty() {
+            return self.resume(parts).await;
+        }
+        let nothing = || Ok(Delivered::Done(Vec::new()));
         let Some(msg) = u.update.get("message") else {
-            return Ok(());
+            return nothing();
         };
         let Some(inbound) = parse_message(&self.opts.account, bot_id, u.update_id, msg) else {
-            return Ok(());
+            return nothing();
         };
         let chat_type = msg
             .pointer("/chat/type")
@@ -463,7 +493,7 @@ impl Inner {
                 chat_id = inbound.chat_id,
                 "group messages are not handled yet; dropped"
             );
-            return Ok(());
+            return nothing();
         }
         let allow_from = lock_of(&self.allow_from).clone();
         let decision = access::check_dm(
@@ -495,11 +525,11 @@ impl Inner {
                 self.api
                     .send_message(&inbound.chat_id, &html, &plain, SendOptions::default())
                     .await?;
-                return Ok(());
+                return nothing();
             }
             DmDecision::Drop(reason) => {
                 tracing::debug!(sender_id = inbound.sender_id, reason, "Telegram DM dropped");
-                return Ok(());
+                return nothing();
             }
         }
         let chat_id = inbound.chat_id.clone();
@@ -510,7 +540,7 @@ impl Inner {
             self.handler.handle(inbound).await
         };
         let text = match reply {
-            HandlerReply::Nothing => return Ok(()),
+            HandlerReply::Nothing => return nothing(),
             HandlerReply::Text(text) => {
                 lock_of(&self.failing).remove(&chat_id);
                 text
@@ -529,13 +559,131 @@ impl Inner {
                 };
                 tracing::warn!(chat_id, error = text, "a Telegram turn failed");
                 if !send {
-                    return Ok(());
+                    return nothing();
                 }
                 text
             }
         };
-        self.send_text(&chat_id, &text, Some(message_id)).await?;
-        Ok(())
+        let parts = self.reply_parts(&u.bot_id, u.update_id, &chat_id, &text, Some(message_id));
+        self.deliver(parts, Vec::new()).await
+    }
+
+    /// The parts of a reply to `update_id`: `markdown` in chunks of at most
+    /// `textChunkLimit`, each replying to `reply_to` as `replyToMode` says.
+    fn reply_parts(
+        &self,
+        bot_id: &str,
+        update_id: i64,
+        chat_id: &str,
+        markdown: &str,
+        reply_to: Option<i64>,
+    ) -> Vec<OutboxPart> {
+        let at_ms = now_ms();
+        chunk_markdown(markdown, self.cfg.text_chunk_limit)
+            .into_iter()
+            .filter(|chunk| !chunk.trim().is_empty())
+            .enumerate()
+            .map(|(i, text)| OutboxPart {
+                bot_id: bot_id.to_owned(),
+                update_id,
+                part: i as i64,
+                chat_id: chat_id.to_owned(),
+                text,
+                reply_to: self.reply_to(i, reply_to),
+                state: OutboxState::Queued,
+                message_id: None,
+                updated_at_ms: at_ms,
+            })
+            .collect()
+    }
+
+    fn reply_to(&self, part: usize, reply_to: Option<i64>) -> Option<i64> {
+        match self.cfg.reply_to_mode {
+            ReplyToMode::Off => None,
+            ReplyToMode::First if part > 0 => None,
+            ReplyToMode::First | ReplyToMode::All => reply_to,
+        }
+    }
+
+    /// Finishes a reply found in the outbox at a handover: a part a restart cut off while
+    /// sending becomes `uncertain` and is followed by [`RESTART_NOTICE`]; the parts never
+    /// sent are sent.
+    async fn resume(&self, parts: Vec<OutboxPart>) -> Result<Delivered, TelegramError> {
+        let at_ms = now_ms();
+        let mut writes: Vec<Write> = Vec::new();
+        let mut parts = parts;
+        let cut_off = parts.iter().any(|p| p.state == OutboxState::Sending);
+        for p in parts.iter_mut().filter(|p| p.state == OutboxState::Sending) {
+            p.state = OutboxState::Uncertain;
+            writes.push(set_part(p, None, at_ms));
+        }
+        if cut_off && let Some(last) = parts.last() {
+            let first = &parts[0];
+            let notice = OutboxPart {
+                part: last.part + 1,
+                text: RESTART_NOTICE.to_owned(),
+                reply_to: first.reply_to,
+                state: OutboxState::Queued,
+                message_id: None,
+                updated_at_ms: at_ms,
+                ..first.clone()
+            };
+            tracing::warn!(
+                update_id = first.update_id,
+                chat_id = first.chat_id,
+                "a Telegram reply was cut off by a restart while being sent; the chat is told instead of sending it twice"
+            );
+            writes.push(TelegramWrite::QueueReply(vec![notice.clone()]).into());
+            parts.push(notice);
+        }
+        self.deliver(parts, writes).await
+    }
+
+    /// Sends the `queued` parts in order, each recorded `sending` before its call (together
+    /// with `writes`, the first time). Returns the writes that record the last outcome, to be
+    /// applied with the update's `Handled`.
+    async fn deliver(
+        &self,
+        parts: Vec<OutboxPart>,
+        mut writes: Vec<Write>,
+    ) -> Result<Delivered, TelegramError> {
+        let queued: Vec<OutboxPart> = parts
+            .into_iter()
+            .filter(|p| p.state == OutboxState::Queued)
+            .collect();
+        // Recorded before the first send; a part recorded already is left as it is.
+        writes.insert(0, TelegramWrite::QueueReply(queued.clone()).into());
+        for p in queued {
+            writes.push(set_part(&p, Some(OutboxState::Sending), now_ms()));
+            self.store.apply(std::mem::take(&mut writes)).await?;
+            self.throttle.wait(&p.chat_id).await;
+            let options = SendOptions {
+                disable_link_preview: !self.cfg.link_preview,
+                reply_to: p.reply_to,
+            };
+            let html = markdown_to_html(&p.text);
+            match self
+                .api
+                .send_message(&p.chat_id, &html, &p.text, options)
+                .await
+            {
+                Ok(id) => writes.push(set_part_sent(&p, id)),
+                Err(e @ (TelegramError::Transport { .. } | TelegramError::Decode { .. })) => {
+                    // It may have arrived: left `sending`, the next start tells the chat.
+                    tracing::error!(update_id = p.update_id, part = p.part, error = %e, "a Telegram reply may not have been delivered; the chat is told at the next start");
+                    self.record_error(&e);
+                    return Ok(Delivered::Unconfirmed(writes));
+                }
+                Err(e) => {
+                    // Telegram refused it for good (blocked bot, chat gone): the rest would
+                    // fare no better.
+                    writes.push(set_part(&p, Some(OutboxState::Failed), now_ms()));
+                    self.store.apply(std::mem::take(&mut writes)).await?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Delivered::Done(writes))
     }
 
     async fn send_text(
@@ -550,15 +698,10 @@ impl Inner {
             if chunk.trim().is_empty() {
                 continue;
             }
-            let reply_to = match self.cfg.reply_to_mode {
-                ReplyToMode::Off => None,
-                ReplyToMode::First if i > 0 => None,
-                ReplyToMode::First | ReplyToMode::All => reply_to,
-            };
             self.throttle.wait(chat_id).await;
             let options = SendOptions {
                 disable_link_preview: !self.cfg.link_preview,
-                reply_to,
+                reply_to: self.reply_to(i, reply_to),
             };
             let html = markdown_to_html(chunk);
             ids.push(
@@ -569,6 +712,38 @@ impl Inner {
         }
         Ok(ids)
     }
+}
+
+/// How the handling of an update ended.
+enum Delivered {
+    /// Nothing more to send: these writes go with the update's `Handled`.
+    Done(Vec<Write>),
+    /// A part's send got no answer: these writes are applied, the update stays unhandled.
+    Unconfirmed(Vec<Write>),
+}
+
+fn set_part(p: &OutboxPart, state: Option<OutboxState>, at_ms: i64) -> Write {
+    TelegramWrite::SetPart {
+        bot_id: p.bot_id.clone(),
+        update_id: p.update_id,
+        part: p.part,
+        state: state.unwrap_or(p.state),
+        message_id: None,
+        at_ms,
+    }
+    .into()
+}
+
+fn set_part_sent(p: &OutboxPart, message_id: i64) -> Write {
+    TelegramWrite::SetPart {
+        bot_id: p.bot_id.clone(),
+        update_id: p.update_id,
+        part: p.part,
+        state: OutboxState::Sent,
+        message_id: Some(message_id),
+        at_ms: now_ms(),
+    }
+    .into()
 }
 
 /// The inbound message of a `message` update; `None` without a sender or chat.

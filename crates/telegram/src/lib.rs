@@ -45,7 +45,7 @@ pub use api::{
 };
 pub use channel::{
     ChannelHealth, ChannelOptions, DEFAULT_ACCOUNT, HandlerFuture, HandlerReply, InboundHandler,
-    InboundMessage, MAX_CONCURRENT, POLL_TIMEOUT, STALL_AFTER, TelegramChannel,
+    InboundMessage, MAX_CONCURRENT, POLL_TIMEOUT, RESTART_NOTICE, STALL_AFTER, TelegramChannel,
 };
 pub use error::TelegramError;
 pub use format::{

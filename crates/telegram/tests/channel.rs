@@ -652,3 +652,110 @@ async fn no_log_line_or_error_holds_the_token() {
         "the token is in the log:\n{text}"
     );
 }
+
+/// The texts of the `sendMessage` calls, in order.
+fn sent_texts(api: &FakeBotApi) -> Vec<String> {
+    api.calls_to("sendMessage")
+        .iter()
+        .filter_map(|c| c.text().map(str::to_owned))
+        .collect()
+}
+
+const THREE_PARTS: &str =
+    "First part of the answer.\n\nSecond part of the answer.\n\nThird part of the answer.";
+
+fn three_part_config(api: &FakeBotApi) -> TelegramConfig {
+    TelegramConfig {
+        text_chunk_limit: 40,
+        ..config(api, DmPolicy::Allowlist, &["9"])
+    }
+}
+
+#[tokio::test]
+async fn a_reply_cut_off_mid_send_is_never_sent_twice_and_the_chat_is_told() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let cfg = three_part_config(&api);
+    let parts = clawgate_telegram::chunk_markdown(THREE_PARTS, 40);
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    let handler = Recorder::new(|_| HandlerReply::Text(THREE_PARTS.to_owned()));
+    let run = start(&cfg, dir.path(), &store, handler.clone());
+    let update = api.inject_dm(9, "tell me");
+    // The first part arrives; the second is cut off by a crash while Telegram has it.
+    api.wait_for_calls("sendMessage", 1, WAIT).await;
+    api.fail_next("sendMessage", Failure::Stall);
+    api.wait_for_calls("sendMessage", 2, WAIT).await;
+    run.task.abort();
+    let _ = run.task.await;
+    drop(run.channel);
+
+    let run = start(&cfg, dir.path(), &store, handler.clone());
+    wait_handled(&store, api.bot_id(), update).await;
+    run.stop().await.unwrap();
+
+    let html = |t: &str| markdown_to_html(t);
+    assert_eq!(
+        sent_texts(&api),
+        vec![
+            html(&parts[0]),
+            html(&parts[1]),
+            html(&parts[2]),
+            html(clawgate_telegram::RESTART_NOTICE),
+        ],
+        "the cut-off part is not sent again; the rest follows; the chat is told"
+    );
+    assert_eq!(handler.seen().len(), 1, "the message was not run again");
+    let states: Vec<&str> = store
+        .telegram_outbox(&api.bot_id().to_string(), update)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.state.as_str())
+        .collect();
+    assert_eq!(states, ["sent", "uncertain", "sent", "sent"]);
+}
+
+#[tokio::test]
+async fn a_reply_telegram_never_confirmed_is_not_resent_after_a_restart() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let cfg = config(&api, DmPolicy::Allowlist, &["9"]);
+    let handler = Recorder::echo();
+    // Every try of the send loses its connection: it may or may not have arrived.
+    for _ in 0..clawgate_telegram::ATTEMPTS {
+        api.fail_next("sendMessage", Failure::Drop);
+    }
+    let run = start(&cfg, dir.path(), &store, handler.clone());
+    let update = api.inject_dm(9, "hello");
+    api.wait_for_calls("sendMessage", clawgate_telegram::ATTEMPTS as usize, WAIT)
+        .await;
+    let bot = api.bot_id().to_string();
+    let deadline = Instant::now() + WAIT;
+    while run.channel.health().last_error.is_none() {
+        assert!(Instant::now() < deadline, "the failed send is reported");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    run.stop().await.unwrap();
+    let spooled = store.telegram_update(&bot, update).await.unwrap().unwrap();
+    assert_eq!(spooled.handled_at_ms, None, "left for the next start");
+    let outbox = store.telegram_outbox(&bot, update).await.unwrap();
+    assert_eq!(outbox[0].state.as_str(), "sending");
+
+    let run = start(&cfg, dir.path(), &store, handler.clone());
+    wait_handled(&store, api.bot_id(), update).await;
+    run.stop().await.unwrap();
+    let texts = sent_texts(&api);
+    let echo = markdown_to_html("echo: hello");
+    assert_eq!(
+        texts.iter().filter(|t| **t == echo).count(),
+        clawgate_telegram::ATTEMPTS as usize,
+        "no send after the restart: {texts:?}"
+    );
+    assert_eq!(
+        texts.last().map(String::as_str),
+        Some(markdown_to_html(clawgate_telegram::RESTART_NOTICE).as_str())
+    );
+    assert_eq!(handler.seen().len(), 1);
+}

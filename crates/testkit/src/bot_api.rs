@@ -6,7 +6,8 @@
 //! below it, and a long poll (`timeout` seconds) returns as soon as an update exists. Every
 //! call is recorded with its parameters (JSON body, form or query; `chat_id` as a number or a
 //! string). A test can make the next calls of a method fail ([`Failure`]): 400 with an HTML
-//! parse error, 401, 409 Conflict, 429 with `retry_after`, or a dropped connection. A wrong
+//! parse error, 401, 409 Conflict, 429 with `retry_after`, a dropped connection, or no answer at
+//! all. A wrong
 //! token is answered 401 like the real API.
 //!
 //! ```no_run
@@ -53,6 +54,8 @@ pub enum Failure {
     TooManyRequests { retry_after: u64 },
     /// The connection is closed without an answer.
     Drop,
+    /// The call is recorded and never answered (a send cut off by a crash of the caller).
+    Stall,
 }
 
 /// One call the fake received.
@@ -64,7 +67,7 @@ pub struct BotCall {
     pub params: Value,
     /// Whether the path carried the right token.
     pub authorized: bool,
-    /// How it was answered: 200, or the failure's status.
+    /// How it was answered: 200, or the failure's status (0: dropped or never answered).
     pub status: u16,
     pub at: Instant,
 }
@@ -416,7 +419,7 @@ async fn answer(
         Some(Failure::Unauthorized)
     };
     let status = match &failure {
-        None | Some(Failure::Drop) => 200,
+        None | Some(Failure::Drop | Failure::Stall) => 200,
         Some(Failure::ParseError | Failure::BadRequest(_)) => 400,
         Some(Failure::Unauthorized) => 401,
         Some(Failure::Conflict) => 409,
@@ -428,7 +431,7 @@ async fn answer(
             method: method.to_owned(),
             params: params.clone(),
             authorized,
-            status: if failure == Some(Failure::Drop) {
+            status: if matches!(failure, Some(Failure::Drop | Failure::Stall)) {
                 0
             } else {
                 status
@@ -445,6 +448,7 @@ async fn answer(
                 "the fake Bot API drops this call",
             ));
         }
+        Some(Failure::Stall) => std::future::pending().await,
         Some(Failure::ParseError) => reply(
             400,
             error(
