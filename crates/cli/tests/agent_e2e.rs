@@ -129,6 +129,29 @@ async fn approved_node(
     (node, node_id)
 }
 
+/// Sets the node's exec policy to ask before every command.
+async fn ask_for_every_command(ws: &mut RawWs, node_id: &str) {
+    let got = ws
+        .request(
+            "exec.approvals.node.get",
+            json!({"nodeId": node_id}),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    ws.request(
+        "exec.approvals.node.set",
+        json!({
+            "nodeId": node_id,
+            "baseHash": got["payload"]["hash"],
+            "file": {"version": 1, "defaults": {"security": "full", "ask": "always"}, "agents": {}},
+        }),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+}
+
 /// `clawgate <args> --url <gateway> --token <token>`, as an operator types it.
 async fn operator_cli(gw: &ClawgateGateway, args: &[&str]) -> Output {
     clawgate()
@@ -482,25 +505,7 @@ async fn a_node_that_asks_runs_the_command_once_an_operator_approves() {
         .await;
     let mut ws = operator(gw.url()).await;
     let (_node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
-    let got = ws
-        .request(
-            "exec.approvals.node.get",
-            json!({"nodeId": node_id}),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    ws.request(
-        "exec.approvals.node.set",
-        json!({
-            "nodeId": node_id,
-            "baseHash": got["payload"]["hash"],
-            "file": {"version": 1, "defaults": {"security": "full", "ask": "always"}, "agents": {}},
-        }),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    ask_for_every_command(&mut ws, &node_id).await;
     let mut approver = {
         let params = connect_params(Some(TOKEN), &["operator.approvals"]);
         RawWs::handshake(gw.url(), params).await.unwrap().0
@@ -736,4 +741,128 @@ async fn a_sender_added_to_allow_from_in_the_config_file_is_let_in_without_a_res
         .wait_for_calls("sendMessage", 1, Duration::from_secs(30))
         .await;
     assert_eq!(sent[0].text(), Some("Welcome."));
+}
+
+/// One-tap exec approvals in Telegram: the node asks before running a command, the owner
+/// (`commands.ownerAllowFrom`) gets a card with Allow Once / Allow Always / Deny; a press by
+/// someone who may not approve gets an alert and changes nothing; the owner's press runs the
+/// command, the card is edited with the outcome and the reply reaches the chat.
+#[tokio::test]
+async fn a_telegram_exec_approval_is_answered_with_an_inline_button() {
+    const BOT_TOKEN: &str = "44:approve-buttons";
+    const OWNER: i64 = 6001;
+    const STRANGER: i64 = 6002;
+    let bot = FakeBotApi::start(BOT_TOKEN).await;
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let mut config = mock.primary_config();
+    config["channels"] = json!({"telegram": {
+        "botToken": BOT_TOKEN, "apiRoot": bot.api_root(),
+        "dmPolicy": "allowlist", "allowFrom": [OWNER.to_string()],
+    }});
+    config["commands"] = json!({"ownerAllowFrom": [format!("telegram:{OWNER}")]});
+    let gw = clawgate().start_token_gateway(&config, TOKEN).await;
+    let mut ws = operator(gw.url()).await;
+    let (_node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    ask_for_every_command(&mut ws, &node_id).await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "echo approved-from-telegram", "host": "node"}),
+    ));
+    mock.push(Reply::text("It ran."));
+    bot.inject_dm(OWNER, "run it");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let card = loop {
+        let card = bot
+            .calls_to("sendMessage")
+            .into_iter()
+            .find(|c| c.params.get("reply_markup").is_some());
+        if let Some(card) = card {
+            break card;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no approval card: {:?}",
+            bot.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(card.chat_id().as_deref(), Some(OWNER.to_string().as_str()));
+    let text = card.text().unwrap();
+    assert!(text.contains("echo approved-from-telegram"), "{text}");
+    assert!(text.contains(&node_id), "{text}");
+    let buttons = card.params["reply_markup"]["inline_keyboard"][0]
+        .as_array()
+        .unwrap()
+        .clone();
+    let labels: Vec<&str> = buttons
+        .iter()
+        .map(|b| b["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["Allow Once", "Allow Always", "Deny"]);
+    let allow_once = buttons[0]["callback_data"].as_str().unwrap().to_owned();
+    assert!(allow_once.starts_with("tga1:e:o:"), "{allow_once}");
+    let press = |query_id: &str, from: i64| {
+        json!({"callback_query": {
+            "id": query_id,
+            "from": {"id": from, "is_bot": false, "first_name": "Presser"},
+            "message": {"message_id": 1, "chat": {"id": OWNER, "type": "private"}, "text": text},
+            "data": allow_once,
+        }})
+    };
+
+    // Someone who may not approve: an alert, and the approval still waits.
+    bot.inject_update(press("q-stranger", STRANGER));
+    let answers = bot
+        .wait_for_calls("answerCallbackQuery", 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(answers[0].params["callback_query_id"], "q-stranger");
+    assert_eq!(answers[0].params["show_alert"], true);
+    let alert = answers[0].params["text"].as_str().unwrap();
+    assert!(alert.contains("may not answer exec approvals"), "{alert}");
+    let pending = ws
+        .request("exec.approval.list", json!({}), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        pending["payload"]["approvals"].as_array().map(Vec::len),
+        Some(1),
+        "{pending:#}"
+    );
+
+    // The owner: the command runs, the reply arrives, the card shows the outcome.
+    bot.inject_update(press("q-owner", OWNER));
+    let answers = bot
+        .wait_for_calls("answerCallbackQuery", 2, Duration::from_secs(30))
+        .await;
+    assert_eq!(answers[1].params["callback_query_id"], "q-owner");
+    assert_eq!(answers[1].params["text"], "✅ Allowed once.");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bot
+        .sent_messages()
+        .iter()
+        .any(|(chat, text)| *chat == OWNER.to_string() && text == "It ran.")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no reply: {:?}",
+            bot.sent_messages()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let follow_up = mock.requests()[1].body["messages"].to_string();
+    assert!(
+        follow_up.contains(&format!("Node: {node_id}\\napproved-from-telegram")),
+        "{follow_up}"
+    );
+    let edits = bot
+        .wait_for_calls("editMessageText", 1, Duration::from_secs(30))
+        .await;
+    let edited = edits[0].text().unwrap();
+    assert!(edited.contains("Allowed once"), "{edited}");
+    assert!(edited.contains("echo approved-from-telegram"), "{edited}");
+    assert!(
+        edits[0].params.get("reply_markup").is_none(),
+        "the buttons are gone"
+    );
 }

@@ -190,6 +190,13 @@ pub struct TelegramConfig {
     pub error_policy: ErrorPolicy,
     /// An `http://` or `https://` proxy for Bot API requests.
     pub proxy: Option<String>,
+    /// `execApprovals.enabled`: `None` is `"auto"` (on when there is an approver).
+    pub exec_approvals_enabled: Option<bool>,
+    /// `execApprovals.approvers`: Telegram user ids who may answer exec approvals.
+    pub exec_approvers: Vec<String>,
+    /// The Telegram entries of the top-level `commands.ownerAllowFrom` (`telegram:<id>`), the
+    /// approvers when `execApprovals.approvers` names none (as OpenClaw).
+    pub owner_allow_from: Vec<String>,
 }
 
 impl Default for TelegramConfig {
@@ -209,6 +216,9 @@ impl Default for TelegramConfig {
             reply_to_mode: ReplyToMode::default(),
             error_policy: ErrorPolicy::default(),
             proxy: None,
+            exec_approvals_enabled: None,
+            exec_approvers: Vec::new(),
+            owner_allow_from: Vec::new(),
         }
     }
 }
@@ -226,6 +236,7 @@ pub(crate) const TELEGRAM_KEYS: &[&str] = &[
     "replyToMode",
     "errorPolicy",
     "proxy",
+    "execApprovals",
 ];
 
 const PREFIX: &str = "channels.telegram";
@@ -251,6 +262,19 @@ fn choice<T>(
             )
         }),
     }
+}
+
+/// `text` without a leading `telegram:` or `tg:` (any case).
+fn without_channel_prefix(text: String) -> String {
+    let lower = text.to_ascii_lowercase();
+    ["telegram:", "tg:"]
+        .iter()
+        .find_map(|p| {
+            lower
+                .strip_prefix(p)
+                .map(|_| text[p.len()..].trim().to_owned())
+        })
+        .unwrap_or(text)
 }
 
 /// A list of Telegram user ids: numbers or numeric strings, optionally `telegram:` / `tg:`
@@ -290,15 +314,7 @@ fn id_list(
                 ));
             }
         };
-        let lower = text.to_ascii_lowercase();
-        let id = ["telegram:", "tg:"]
-            .iter()
-            .find_map(|p| {
-                lower
-                    .strip_prefix(p)
-                    .map(|_| text[p.len()..].trim().to_owned())
-            })
-            .unwrap_or(text);
+        let id = without_channel_prefix(text);
         let numeric = id.strip_prefix('-').unwrap_or(&id);
         if id != "*" && (numeric.is_empty() || !numeric.bytes().all(|b| b.is_ascii_digit())) {
             return Err(r.invalid(
@@ -495,7 +511,48 @@ pub(crate) fn read_telegram(
     )? {
         cfg.error_policy = p;
     }
+    if let Some(approvals) = r.object(tg, "execApprovals", &key("execApprovals"))? {
+        let at = key("execApprovals.enabled");
+        cfg.exec_approvals_enabled = match approvals.get("enabled") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) if s == "auto" => None,
+            Some(other) => {
+                return Err(r.invalid(
+                    &at,
+                    format!(
+                        "{at} must be true, false or \"auto\" (got {})",
+                        shown(other)
+                    ),
+                ));
+            }
+        };
+        cfg.exec_approvers = id_list(r, approvals, "approvers", &key("execApprovals.approvers"))?;
+    }
+    cfg.owner_allow_from = owner_allow_from(root);
     Ok(Some(cfg))
+}
+
+/// The Telegram user ids of `commands.ownerAllowFrom` (`telegram:<id>` or `tg:<id>`; entries
+/// of other channels are theirs).
+fn owner_allow_from(root: &Map<String, Value>) -> Vec<String> {
+    let entries = root
+        .get("commands")
+        .and_then(|c| c.get("ownerAllowFrom"))
+        .and_then(Value::as_array);
+    let mut out: Vec<String> = Vec::new();
+    for entry in entries.into_iter().flatten() {
+        let text = match entry {
+            Value::String(s) => s.trim().to_owned(),
+            Value::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        let id = without_channel_prefix(text);
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -518,6 +575,36 @@ mod tests {
 
     fn load(doc: Value) -> Result<Option<TelegramConfig>, String> {
         load_with(doc, &|_| None)
+    }
+
+    #[test]
+    fn exec_approvers_come_from_exec_approvals_and_owner_allow_from() {
+        let cfg = load(json!({
+            "commands": {"ownerAllowFrom": ["telegram:11", "discord:12", "tg:13", 14, "telegram:11"]},
+            "channels": {"telegram": {"execApprovals": {"enabled": "auto", "approvers": ["21", "telegram:22"]}}},
+        }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(cfg.exec_approvals_enabled, None);
+        assert_eq!(cfg.exec_approvers, ["21", "22"]);
+        assert_eq!(cfg.owner_allow_from, ["11", "13", "14"]);
+        let cfg = load(json!({"channels": {"telegram": {"execApprovals": {"enabled": false}}}}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.exec_approvals_enabled, Some(false));
+        let err = load(json!({"channels": {"telegram": {"execApprovals": {"enabled": "yes"}}}}))
+            .unwrap_err();
+        assert!(
+            err.contains("channels.telegram.execApprovals.enabled must be true, false or \"auto\""),
+            "{err}"
+        );
+        let err =
+            load(json!({"channels": {"telegram": {"execApprovals": {"approvers": ["bob"]}}}}))
+                .unwrap_err();
+        assert!(
+            err.contains("channels.telegram.execApprovals.approvers[0]"),
+            "{err}"
+        );
     }
 
     #[test]

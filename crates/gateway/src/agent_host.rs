@@ -199,4 +199,70 @@ impl clawgate_telegram::InboundHandler for GatewayTelegram {
             }
         })
     }
+
+    fn resolve_approval(&self, id: &str, decision: &str) -> Result<(), String> {
+        let gw = self.gw.upgrade().ok_or("the gateway is stopping")?;
+        let decision = clawgate_agent::Decision::parse(decision)
+            .ok_or_else(|| format!("unknown decision {decision:?}"))?;
+        gw.agent.resolve_approval(id, decision).map_err(|_| {
+            "This approval is no longer pending: it was answered elsewhere, it expired, or the gateway restarted since it was asked.".to_owned()
+        })
+    }
+}
+
+/// Shows the exec approvals the agent asks for in Telegram, to the approvers, and edits the
+/// cards once they are resolved (from Telegram or anywhere else): an in-process subscriber
+/// to what an operator with `operator.approvals` receives.
+pub(crate) async fn telegram_approval_cards(
+    gw: Weak<Gateway>,
+    channel: clawgate_telegram::TelegramChannel,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use clawgate_protocol::connect::Role;
+    loop {
+        let Some(mut events) = gw.upgrade().map(|gw| {
+            gw.registry.subscribe(
+                Role::Operator,
+                vec![clawgate_protocol::scopes::APPROVALS.into()],
+            )
+        }) else {
+            return;
+        };
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                e = events.recv() => e,
+            };
+            let Ok(event) = event else {
+                // Fell behind (cut off like a slow socket): subscribe again.
+                tracing::warn!(
+                    "the Telegram approval cards fell behind the event bus; resubscribing"
+                );
+                break;
+            };
+            match &*event.event {
+                "exec.approval.requested" => {
+                    if let Some(card) = clawgate_telegram::ApprovalCard::from_event(&event.payload)
+                    {
+                        let channel = channel.clone();
+                        // Sending may wait on the throttle: never hold up the bus.
+                        tokio::spawn(async move { channel.show_approval(&card).await });
+                    }
+                }
+                "exec.approval.resolved" => {
+                    if let (Some(id), Some(decision)) = (
+                        event.payload["id"].as_str(),
+                        event.payload["decision"].as_str(),
+                    ) {
+                        let (channel, id, decision) =
+                            (channel.clone(), id.to_owned(), decision.to_owned());
+                        tokio::spawn(
+                            async move { channel.approval_resolved(&id, &decision).await },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }

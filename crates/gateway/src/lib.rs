@@ -564,6 +564,11 @@ pub async fn serve_listeners(
                 shutdown.clone(),
             ));
         }
+        tokio::spawn(agent_host::telegram_approval_cards(
+            Arc::downgrade(&gateway),
+            channel.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(async move {
             if let Err(e) = channel.run(shutdown).await {
                 tracing::error!("the Telegram channel stopped: {e}");
@@ -600,9 +605,10 @@ pub async fn serve_listeners(
 /// How often the config file is checked for a new `channels.telegram.allowFrom`.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
 
-/// Keeps the Telegram channel's `allowFrom` as the config file says, without a restart: an
-/// approval written there by hand (or by OpenClaw's `openclaw pairing approve`, which edits
-/// that key) takes effect at the next message. Other keys still need a restart.
+/// Keeps the Telegram channel's `allowFrom` and `commands.ownerAllowFrom` as the config file
+/// says, without a restart: an approval written there by hand (or by OpenClaw's `openclaw
+/// pairing approve`, which edits those keys) takes effect at the next message. Other keys
+/// still need a restart.
 async fn follow_telegram_allow_from(
     channel: clawgate_telegram::TelegramChannel,
     path: PathBuf,
@@ -634,11 +640,21 @@ async fn follow_telegram_allow_from(
         .await;
         match loaded {
             Ok(Ok(config)) => {
-                let allow_from = config.telegram.map(|t| t.allow_from).unwrap_or_default();
+                let (allow_from, owners) = config
+                    .telegram
+                    .map(|t| (t.allow_from, t.owner_allow_from))
+                    .unwrap_or_default();
                 let count = allow_from.len();
                 if channel.set_allow_from(allow_from) {
                     tracing::info!(
                         "channels.telegram.allowFrom reloaded from {}: {count} sender(s)",
+                        path.display()
+                    );
+                }
+                let count = owners.len();
+                if channel.set_owners(owners) {
+                    tracing::info!(
+                        "commands.ownerAllowFrom reloaded from {}: {count} Telegram owner(s)",
                         path.display()
                     );
                 }

@@ -37,12 +37,14 @@ pub struct BotInfo {
 }
 
 /// Options of one `sendMessage`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SendOptions {
     /// Telegram shows no link preview.
     pub disable_link_preview: bool,
     /// The message quotes this one.
     pub reply_to: Option<i64>,
+    /// An inline keyboard (`{"inline_keyboard": [[…]]}`).
+    pub reply_markup: Option<Value>,
 }
 
 /// A Bot API client for one bot token.
@@ -291,7 +293,7 @@ impl BotApi {
     ) -> Result<Vec<Value>, TelegramError> {
         let mut params = json!({
             "timeout": timeout.as_secs(),
-            "allowed_updates": ["message"],
+            "allowed_updates": ["message", "callback_query"],
         });
         if let Some(offset) = offset {
             params["offset"] = json!(offset);
@@ -327,6 +329,9 @@ impl BotApi {
             params["reply_parameters"] =
                 json!({"message_id": id, "allow_sending_without_reply": true});
         }
+        if let Some(markup) = options.reply_markup {
+            params["reply_markup"] = markup;
+        }
         let sent = match self.call("sendMessage", &params).await {
             Err(e) if e.is_parse_error() => {
                 tracing::warn!(chat_id, error = %e, "Telegram could not parse the reply's HTML; sending it as plain text");
@@ -346,6 +351,22 @@ impl BotApi {
             "sendChatAction",
             &json!({"chat_id": chat_id_value(chat_id), "action": action}),
             CALL_TIMEOUT,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `answerCallbackQuery`: the pressed button stops spinning; `text` shows as a notice
+    /// (as an alert when `alert`).
+    pub async fn answer_callback_query(
+        &self,
+        callback_query_id: &str,
+        text: &str,
+        alert: bool,
+    ) -> Result<(), TelegramError> {
+        self.call(
+            "answerCallbackQuery",
+            &json!({"callback_query_id": callback_query_id, "text": text, "show_alert": alert}),
         )
         .await
         .map(drop)

@@ -20,7 +20,7 @@
 //! waits for a turn.
 
 use clawgate_base::now_ms;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::{self, DmDecision, DmSender};
 use crate::api::{BotApi, BotInfo, SendOptions};
+use crate::approvals::{self, ApprovalCard, ApproveCommand};
 use crate::backoff::Backoff;
 use crate::error::TelegramError;
 use crate::format::{chunk_markdown, markdown_to_html};
@@ -108,6 +109,13 @@ pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = HandlerReply> + Send + 
 /// The channel shows `typing` while it runs and sends what it returns.
 pub trait InboundHandler: Send + Sync + 'static {
     fn handle(&self, message: InboundMessage) -> HandlerFuture<'_>;
+
+    /// Answers the exec approval `id` with `decision` (`allow-once`, `allow-always`, `deny`)
+    /// for an approver who pressed its button or sent `/approve`. The error is shown to them.
+    fn resolve_approval(&self, id: &str, decision: &str) -> Result<(), String> {
+        let _ = (id, decision);
+        Err("exec approvals are not answered from Telegram here".into())
+    }
 }
 
 /// What `channels.status` shows of the channel.
@@ -179,7 +187,23 @@ struct Inner {
     /// `channels.telegram.allowFrom` as last read: the gateway replaces it when the config
     /// file changes, so an approval written there by hand needs no restart.
     allow_from: Mutex<Vec<String>>,
+    /// `commands.ownerAllowFrom`'s Telegram ids as last read (replaced like `allow_from`).
+    owners: Mutex<Vec<String>>,
+    /// The approval cards shown, by approval id: where each went and its text, to edit it
+    /// with the outcome. Bounded: the oldest is forgotten first.
+    cards: Mutex<VecDeque<(String, Vec<ShownCard>)>>,
 }
+
+/// One approval card in one approver's chat.
+#[derive(Debug, Clone)]
+struct ShownCard {
+    chat_id: String,
+    message_id: i64,
+    markdown: String,
+}
+
+/// Approval cards remembered for editing, at most.
+const MAX_CARDS: usize = 256;
 
 fn lock_of<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -209,6 +233,8 @@ impl TelegramChannel {
                 health: Mutex::new(ChannelHealth::default()),
                 failing: Mutex::new(HashSet::new()),
                 allow_from: Mutex::new(cfg.allow_from.clone()),
+                owners: Mutex::new(cfg.owner_allow_from.clone()),
+                cards: Mutex::new(VecDeque::new()),
             }),
         })
     }
@@ -230,6 +256,33 @@ impl TelegramChannel {
         let changed = *current != allow_from;
         *current = allow_from;
         changed
+    }
+
+    /// Replaces the Telegram ids of `commands.ownerAllowFrom` (the config file changed).
+    pub fn set_owners(&self, owners: Vec<String>) -> bool {
+        let mut current = lock_of(&self.inner.owners);
+        let changed = *current != owners;
+        *current = owners;
+        changed
+    }
+
+    /// Who may answer exec approvals from Telegram: `execApprovals.approvers`, else the
+    /// Telegram ids of `commands.ownerAllowFrom`, else the first sender approved through
+    /// pairing (the owner, as OpenClaw's first approval makes them). Empty when
+    /// `execApprovals.enabled` is false.
+    pub async fn approvers(&self) -> Vec<String> {
+        self.inner.approvers().await
+    }
+
+    /// Shows an exec approval to every approver, with Allow Once / Allow Always / Deny
+    /// buttons. Nothing is sent when there is no approver.
+    pub async fn show_approval(&self, card: &ApprovalCard) {
+        self.inner.show_approval(card).await
+    }
+
+    /// Edits the cards of a resolved approval with its outcome (and removes their buttons).
+    pub async fn approval_resolved(&self, id: &str, decision: &str) {
+        self.inner.approval_resolved(id, decision).await
     }
 
     /// The channel's state for `channels.status`.
@@ -270,6 +323,154 @@ impl TelegramChannel {
 impl Inner {
     fn record_error(&self, e: &TelegramError) {
         lock_of(&self.health).last_error = Some(e.to_string());
+    }
+
+    async fn approvers(&self) -> Vec<String> {
+        if self.cfg.exec_approvals_enabled == Some(false) {
+            return Vec::new();
+        }
+        if !self.cfg.exec_approvers.is_empty() {
+            return self.cfg.exec_approvers.clone();
+        }
+        let owners = lock_of(&self.owners).clone();
+        if !owners.is_empty() {
+            return owners;
+        }
+        match self.store.telegram_allowed(&self.opts.account).await {
+            Ok(allowed) => allowed.into_iter().take(1).map(|a| a.sender_id).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the Telegram owner");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn show_approval(&self, card: &ApprovalCard) {
+        let approvers = self.approvers().await;
+        if approvers.is_empty() {
+            return;
+        }
+        let markdown = card.markdown(now_ms());
+        let html = markdown_to_html(&markdown);
+        let mut shown = Vec::new();
+        for chat_id in approvers {
+            self.throttle.wait(&chat_id).await;
+            let options = SendOptions {
+                reply_markup: Some(card.keyboard()),
+                ..SendOptions::default()
+            };
+            match self
+                .api
+                .send_message(&chat_id, &html, &markdown, options)
+                .await
+            {
+                Ok(message_id) => shown.push(ShownCard {
+                    chat_id,
+                    message_id,
+                    markdown: markdown.clone(),
+                }),
+                Err(e) => {
+                    tracing::warn!(chat_id, error = %e, "cannot show an exec approval in Telegram");
+                    self.record_error(&e);
+                }
+            }
+        }
+        let mut cards = lock_of(&self.cards);
+        if cards.len() >= MAX_CARDS {
+            cards.pop_front();
+        }
+        cards.push_back((card.id.clone(), shown));
+    }
+
+    async fn approval_resolved(&self, id: &str, decision: &str) {
+        let shown = {
+            let mut cards = lock_of(&self.cards);
+            match cards.iter().position(|(card, _)| card == id) {
+                Some(at) => cards.remove(at).map(|(_, shown)| shown).unwrap_or_default(),
+                None => return,
+            }
+        };
+        let outcome = approvals::outcome_line(decision);
+        for card in shown {
+            self.finish_card(&card.chat_id, card.message_id, &card.markdown, outcome)
+                .await;
+        }
+    }
+
+    /// Edits a card with its outcome; its buttons go with the edit.
+    async fn finish_card(&self, chat_id: &str, message_id: i64, markdown: &str, outcome: &str) {
+        let html = markdown_to_html(&format!("{markdown}\n\n{outcome}"));
+        if let Err(e) = self.api.edit_message_text(chat_id, message_id, &html).await {
+            tracing::warn!(chat_id, error = %e, "cannot edit an exec approval card");
+        }
+    }
+
+    /// A button press: an approval button answered by an approver resolves it; anyone else
+    /// is told they may not.
+    async fn handle_callback(&self, query: &Value) -> Result<(), TelegramError> {
+        let Some(query_id) = query.get("id").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let data = query.get("data").and_then(Value::as_str).unwrap_or("");
+        let Some((id, decision)) = approvals::parse_callback(data) else {
+            return self
+                .api
+                .answer_callback_query(query_id, "This button is not for this gateway.", false)
+                .await;
+        };
+        let presser = query.pointer("/from/id").map(Value::to_string);
+        let approvers = self.approvers().await;
+        if !presser.is_some_and(|p| approvers.contains(&p)) {
+            tracing::warn!(
+                approval = id,
+                "an exec approval button was pressed by someone who may not approve"
+            );
+            return self
+                .api
+                .answer_callback_query(query_id, approvals::NOT_AN_APPROVER, true)
+                .await;
+        }
+        match self.handler.resolve_approval(&id, decision) {
+            Ok(()) => {
+                self.api
+                    .answer_callback_query(query_id, approvals::outcome_line(decision), false)
+                    .await
+            }
+            Err(e) => {
+                // Gone (answered elsewhere, expired, or from before a restart): say so on
+                // the card too, so its buttons stop inviting presses.
+                let card = query.get("message");
+                if let (Some(chat), Some(message_id), Some(text)) = (
+                    card.and_then(|m| m.pointer("/chat/id"))
+                        .map(Value::to_string),
+                    card.and_then(|m| m.get("message_id"))
+                        .and_then(Value::as_i64),
+                    card.and_then(|m| m.get("text")).and_then(Value::as_str),
+                ) {
+                    self.finish_card(&chat, message_id, text, "No longer pending.")
+                        .await;
+                }
+                self.api.answer_callback_query(query_id, &e, true).await
+            }
+        }
+    }
+
+    /// `/approve <id> <decision>` from an approver, answered whatever the DM policy says;
+    /// `None` when the text is not a `/approve` or the sender is no approver.
+    async fn approve_command(&self, inbound: &InboundMessage) -> Option<String> {
+        let command = approvals::parse_approve_command(&inbound.text)?;
+        if !self.approvers().await.contains(&inbound.sender_id) {
+            return None;
+        }
+        Some(match command {
+            ApproveCommand::Usage => approvals::APPROVE_USAGE.to_owned(),
+            ApproveCommand::Resolve { id, decision } => {
+                match self.handler.resolve_approval(&id, decision) {
+                    Ok(()) => approvals::outcome_line(decision).to_owned(),
+                    Err(e) => e,
+                }
+            }
+        })
     }
 
     async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), TelegramError> {
@@ -478,6 +679,10 @@ impl Inner {
             return self.resume(parts).await;
         }
         let nothing = || Ok(Delivered::Done(Vec::new()));
+        if let Some(query) = u.update.get("callback_query") {
+            self.handle_callback(query).await?;
+            return nothing();
+        }
         let Some(msg) = u.update.get("message") else {
             return nothing();
         };
@@ -494,6 +699,16 @@ impl Inner {
                 "group messages are not handled yet; dropped"
             );
             return nothing();
+        }
+        if let Some(answer) = self.approve_command(&inbound).await {
+            let parts = self.reply_parts(
+                &u.bot_id,
+                u.update_id,
+                &inbound.chat_id,
+                &answer,
+                Some(inbound.message_id),
+            );
+            return self.deliver(parts, Vec::new()).await;
         }
         let allow_from = lock_of(&self.allow_from).clone();
         let decision = access::check_dm(
@@ -513,6 +728,17 @@ impl Inner {
         )
         .await?;
         match decision {
+            // An approver's `/approve` was answered above: this sender may not approve.
+            DmDecision::Accept if approvals::parse_approve_command(&inbound.text).is_some() => {
+                let parts = self.reply_parts(
+                    &u.bot_id,
+                    u.update_id,
+                    &inbound.chat_id,
+                    approvals::NOT_AN_APPROVER,
+                    Some(inbound.message_id),
+                );
+                return self.deliver(parts, Vec::new()).await;
+            }
             DmDecision::Accept => {}
             DmDecision::PairingReply { code, html } => {
                 tracing::info!(
@@ -660,6 +886,7 @@ impl Inner {
             let options = SendOptions {
                 disable_link_preview: !self.cfg.link_preview,
                 reply_to: p.reply_to,
+                ..SendOptions::default()
             };
             let html = markdown_to_html(&p.text);
             match self
@@ -702,6 +929,7 @@ impl Inner {
             let options = SendOptions {
                 disable_link_preview: !self.cfg.link_preview,
                 reply_to: self.reply_to(i, reply_to),
+                ..SendOptions::default()
             };
             let html = markdown_to_html(chunk);
             ids.push(
@@ -803,6 +1031,27 @@ fn parse_message(
     })
 }
 
+/// Which worker an update goes to: its chat's, but an approval's answer (a button press or a
+/// `/approve`) has a lane of its own, since the chat's turn may be the one waiting for it.
+fn dispatch_key(update: &Value) -> String {
+    if let Some(chat) = update.pointer("/callback_query/message/chat/id") {
+        return format!("answer:{chat}");
+    }
+    let chat = update
+        .pointer("/message/chat/id")
+        .map(Value::to_string)
+        .unwrap_or_default();
+    let text = update
+        .pointer("/message/text")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if approvals::parse_approve_command(text).is_some() {
+        format!("answer:{chat}")
+    } else {
+        chat
+    }
+}
+
 /// Per-chat workers: updates of one chat in order, chats in parallel.
 struct Dispatcher {
     inner: Arc<Inner>,
@@ -823,11 +1072,7 @@ impl Dispatcher {
 
     async fn dispatch(&mut self, u: SpooledUpdate) {
         while self.tasks.try_join_next().is_some() {}
-        let chat = u
-            .update
-            .pointer("/message/chat/id")
-            .map(Value::to_string)
-            .unwrap_or_default();
+        let chat = dispatch_key(&u.update);
         let mut u = u;
         if let Some(tx) = self.chats.get(&chat) {
             match tx.send(u).await {

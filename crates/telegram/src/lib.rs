@@ -29,6 +29,7 @@
 
 mod access;
 mod api;
+mod approvals;
 mod backoff;
 mod channel;
 mod error;
@@ -42,6 +43,10 @@ pub use access::{
 };
 pub use api::{
     ATTEMPTS, BotApi, BotInfo, CALL_TIMEOUT, MAX_RETRY_WAIT, POLL_HTTP_TIMEOUT, SendOptions,
+};
+pub use approvals::{
+    APPROVE_USAGE, ApprovalCard, ApproveCommand, NOT_AN_APPROVER, outcome_line,
+    parse_approve_command, parse_callback,
 };
 pub use channel::{
     ChannelHealth, ChannelOptions, DEFAULT_ACCOUNT, HandlerFuture, HandlerReply, InboundHandler,

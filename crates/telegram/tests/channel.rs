@@ -24,6 +24,8 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Records what it is handed and answers with a reply built from it.
 struct Recorder {
     seen: Mutex<Vec<InboundMessage>>,
+    /// The approvals answered: `(id, decision)`.
+    resolved: Mutex<Vec<(String, String)>>,
     arrived: Notify,
     reply: Box<dyn Fn(&InboundMessage) -> HandlerReply + Send + Sync>,
 }
@@ -32,6 +34,7 @@ impl Recorder {
     fn new(reply: impl Fn(&InboundMessage) -> HandlerReply + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(Recorder {
             seen: Mutex::new(Vec::new()),
+            resolved: Mutex::new(Vec::new()),
             arrived: Notify::new(),
             reply: Box::new(reply),
         })
@@ -68,6 +71,17 @@ impl InboundHandler for Recorder {
             self.arrived.notify_waiters();
             reply
         })
+    }
+
+    fn resolve_approval(&self, id: &str, decision: &str) -> Result<(), String> {
+        self.resolved
+            .lock()
+            .unwrap()
+            .push((id.to_owned(), decision.to_owned()));
+        match id {
+            "known" => Ok(()),
+            _ => Err(format!("no approval {id}")),
+        }
     }
 }
 
@@ -758,4 +772,50 @@ async fn a_reply_telegram_never_confirmed_is_not_resent_after_a_restart() {
         Some(markdown_to_html(clawgate_telegram::RESTART_NOTICE).as_str())
     );
     assert_eq!(handler.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn approve_commands_from_approvers_resolve_and_others_are_refused() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    // 9 may DM the bot; 5 is the approver (and not on the allowlist).
+    let cfg = TelegramConfig {
+        exec_approvers: vec!["5".into()],
+        ..config(&api, DmPolicy::Allowlist, &["9"])
+    };
+    let handler = Recorder::echo();
+    let run = start(&cfg, dir.path(), &store, handler.clone());
+    api.inject_dm(5, "/approve known always");
+    api.inject_dm(5, "/approve gone deny");
+    api.inject_dm(5, "/approve");
+    let not_approver = api.inject_dm(9, "/approve known deny");
+    wait_handled(&store, api.bot_id(), not_approver).await;
+    api.wait_for_calls("sendMessage", 4, WAIT).await;
+    run.stop().await.unwrap();
+    let mut texts: Vec<(String, String)> = api.sent_messages();
+    texts.sort();
+    assert_eq!(
+        texts,
+        vec![
+            (
+                "5".to_owned(),
+                markdown_to_html(clawgate_telegram::APPROVE_USAGE)
+            ),
+            ("5".to_owned(), "no approval gone".to_owned()),
+            ("5".to_owned(), "✅ Allowed always.".to_owned()),
+            (
+                "9".to_owned(),
+                markdown_to_html(clawgate_telegram::NOT_AN_APPROVER)
+            ),
+        ]
+    );
+    assert_eq!(
+        *handler.resolved.lock().unwrap(),
+        vec![
+            ("known".to_owned(), "allow-always".to_owned()),
+            ("gone".to_owned(), "deny".to_owned())
+        ]
+    );
+    assert!(handler.seen().is_empty(), "no /approve reached the agent");
 }
