@@ -236,6 +236,9 @@ pub(crate) const TELEGRAM_KEYS: &[&str] = &[
     "replyToMode",
     "errorPolicy",
     "proxy",
+    "groupPolicy",
+    "groups",
+    "groupAllowFrom",
     "execApprovals",
 ];
 

@@ -130,7 +130,7 @@ pub(crate) fn agent_options(config: &clawgate_config::AgentConfig) -> clawgate_a
 const TELEGRAM_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
 
 /// The Telegram channel's messages, each a turn of the agent in the sender's session
-/// (`session.dmScope`); the run id is the update's key, so an update handed over again after
+/// (`session.dmScope`) or the group's (`agent:main:telegram:group:<chatId>`); the run id is the update's key, so an update handed over again after
 /// a restart is answered from its finished run instead of running twice.
 pub(crate) struct GatewayTelegram {
     gw: Weak<Gateway>,
@@ -160,12 +160,18 @@ impl clawgate_telegram::InboundHandler for GatewayTelegram {
                 return HandlerReply::Nothing;
             };
             let agent = &gw.agent;
-            let session_key = agent.session_keys().direct(
-                self.dm_scope,
-                "telegram",
-                &message.account,
-                &message.sender_id,
-            );
+            let session_key = if message.group {
+                agent
+                    .session_keys()
+                    .group("telegram", &message.chat_id, None)
+            } else {
+                agent.session_keys().direct(
+                    self.dm_scope,
+                    "telegram",
+                    &message.account,
+                    &message.sender_id,
+                )
+            };
             let run_id = message.idempotency_key();
             let request = SendRequest {
                 session_key,

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use clawgate_config::DmPolicy;
+use clawgate_config::{DmPolicy, GroupPolicy, TelegramConfig, TelegramGroupConfig};
 use clawgate_store::{AllowedSenderRecord, PairingCodeRecord, Store, StoreError, TelegramWrite};
 use rand::Rng as _;
 
@@ -77,6 +77,52 @@ pub struct DmSender<'a> {
     pub chat_id: &'a str,
     /// The sender's `@username` or name, for listings.
     pub label: Option<&'a str>,
+}
+
+/// Decides about a message in the group `chat_id` from `sender_id`, as OpenClaw does: the
+/// group's own `allowFrom`, when it has one, must list the sender; then `groupPolicy`
+/// `disabled` drops everything, `open` lets any group in, and `allowlist` (the default) needs
+/// the chat in `groups` (or a `"*"` entry) and the sender in `groupAllowFrom` (else
+/// `allowFrom`). `Err` says why the message was dropped.
+pub fn check_group<'c>(
+    cfg: &'c TelegramConfig,
+    allow_from: &[String],
+    chat_id: &str,
+    sender_id: &str,
+) -> Result<&'c TelegramGroupConfig, &'static str> {
+    static OPEN_GROUP: std::sync::LazyLock<TelegramGroupConfig> =
+        std::sync::LazyLock::new(|| TelegramGroupConfig {
+            require_mention: true,
+            allow_from: Vec::new(),
+        });
+    let group = cfg.groups.get(chat_id).or_else(|| cfg.groups.get("*"));
+    if let Some(g) = group
+        && !g.allow_from.is_empty()
+        && !listed(&g.allow_from, sender_id)
+    {
+        return Err("the sender is not in this group's allowFrom");
+    }
+    match cfg.group_policy {
+        GroupPolicy::Disabled => Err("channels.telegram.groupPolicy is disabled"),
+        GroupPolicy::Open => Ok(group.unwrap_or(&OPEN_GROUP)),
+        GroupPolicy::Allowlist => {
+            let Some(group) = group else {
+                return Err("the group is not in channels.telegram.groups");
+            };
+            let allowed = if !group.allow_from.is_empty() {
+                &group.allow_from
+            } else if !cfg.group_allow_from.is_empty() {
+                &cfg.group_allow_from
+            } else {
+                allow_from
+            };
+            if listed(allowed, sender_id) {
+                Ok(group)
+            } else {
+                Err("the sender is not in channels.telegram.groupAllowFrom")
+            }
+        }
+    }
 }
 
 /// Decides about a DM from `from` under `policy`; in pairing mode an unknown sender's code is
@@ -239,6 +285,38 @@ pub async fn pending(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_policies() {
+        use clawgate_config::TelegramGroupConfig;
+        let mut cfg = TelegramConfig::default();
+        let dm_allow = vec!["5".to_owned()];
+        // allowlist (default): the chat must be listed, the sender allowed (groupAllowFrom,
+        // else allowFrom).
+        assert!(check_group(&cfg, &dm_allow, "-1", "5").is_err());
+        cfg.groups.insert(
+            "*".into(),
+            TelegramGroupConfig {
+                require_mention: true,
+                allow_from: Vec::new(),
+            },
+        );
+        assert!(check_group(&cfg, &dm_allow, "-1", "5").is_ok());
+        assert!(check_group(&cfg, &dm_allow, "-1", "6").is_err());
+        cfg.group_allow_from = vec!["6".into()];
+        assert!(check_group(&cfg, &dm_allow, "-1", "6").is_ok());
+        assert!(check_group(&cfg, &dm_allow, "-1", "5").is_err());
+        // open: any group, any sender.
+        cfg.group_policy = GroupPolicy::Open;
+        cfg.groups.clear();
+        assert!(check_group(&cfg, &[], "-1", "42").unwrap().require_mention);
+        // disabled: none.
+        cfg.group_policy = GroupPolicy::Disabled;
+        assert_eq!(
+            check_group(&cfg, &dm_allow, "-1", "5").unwrap_err(),
+            "channels.telegram.groupPolicy is disabled"
+        );
+    }
 
     #[test]
     fn codes_use_the_alphabet() {

@@ -82,6 +82,8 @@ pub struct InboundMessage {
     pub text: String,
     /// When Telegram received it (Unix seconds).
     pub date: i64,
+    /// Sent in a group or supergroup (`chat_id` is the group's), not a DM.
+    pub group: bool,
 }
 
 impl InboundMessage {
@@ -689,17 +691,6 @@ impl Inner {
         let Some(inbound) = parse_message(&self.opts.account, bot_id, u.update_id, msg) else {
             return nothing();
         };
-        let chat_type = msg
-            .pointer("/chat/type")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if chat_type != "private" {
-            tracing::debug!(
-                chat_id = inbound.chat_id,
-                "group messages are not handled yet; dropped"
-            );
-            return nothing();
-        }
         if let Some(answer) = self.approve_command(&inbound).await {
             let parts = self.reply_parts(
                 &u.bot_id,
@@ -711,6 +702,41 @@ impl Inner {
             return self.deliver(parts, Vec::new()).await;
         }
         let allow_from = lock_of(&self.allow_from).clone();
+        if inbound.group {
+            let group = match access::check_group(
+                &self.cfg,
+                &allow_from,
+                &inbound.chat_id,
+                &inbound.sender_id,
+            ) {
+                Ok(group) => group,
+                Err(reason) => {
+                    tracing::debug!(
+                        chat_id = inbound.chat_id,
+                        sender_id = inbound.sender_id,
+                        reason,
+                        "Telegram group message dropped"
+                    );
+                    return nothing();
+                }
+            };
+            let bot = lock_of(&self.health).bot.clone();
+            if group.require_mention && !mentions_bot(msg, bot.as_ref()) {
+                tracing::debug!(
+                    chat_id = inbound.chat_id,
+                    "Telegram group message without a mention of the bot; ignored (requireMention)"
+                );
+                return nothing();
+            }
+            return self.run_turn(u, inbound).await;
+        }
+        if msg.pointer("/chat/type").and_then(Value::as_str) != Some("private") {
+            tracing::debug!(
+                chat_id = inbound.chat_id,
+                "a Telegram channel post; dropped"
+            );
+            return nothing();
+        }
         let decision = access::check_dm(
             &self.store,
             &self.opts.account,
@@ -758,6 +784,16 @@ impl Inner {
                 return nothing();
             }
         }
+        self.run_turn(u, inbound).await
+    }
+
+    /// Hands an accepted message to the gateway (typing meanwhile) and sends its reply.
+    async fn run_turn(
+        &self,
+        u: &SpooledUpdate,
+        inbound: InboundMessage,
+    ) -> Result<Delivered, TelegramError> {
+        let nothing = || Ok(Delivered::Done(Vec::new()));
         let chat_id = inbound.chat_id.clone();
         let message_id = inbound.message_id;
         let reply = {
@@ -1028,7 +1064,42 @@ fn parse_message(
         message_id: msg.get("message_id").and_then(Value::as_i64).unwrap_or(0),
         text,
         date: msg.get("date").and_then(Value::as_i64).unwrap_or(0),
+        group: matches!(
+            msg.pointer("/chat/type").and_then(Value::as_str),
+            Some("group" | "supergroup")
+        ),
     })
+}
+
+/// Whether a group message is meant for the bot: it names `@bot` (in its text or caption, or
+/// as a mention entity of the bot's user) or replies to one of the bot's messages.
+fn mentions_bot(msg: &Value, bot: Option<&BotInfo>) -> bool {
+    let Some(bot) = bot else {
+        return false;
+    };
+    if msg
+        .pointer("/reply_to_message/from/id")
+        .and_then(Value::as_i64)
+        == Some(bot.id)
+    {
+        return true;
+    }
+    let text = msg
+        .get("text")
+        .or_else(|| msg.get("caption"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_lowercase();
+    let by_name = bot
+        .username
+        .as_deref()
+        .is_some_and(|name| text.contains(&format!("@{}", name.to_lowercase())));
+    let by_entity = ["entities", "caption_entities"]
+        .iter()
+        .filter_map(|k| msg.get(*k).and_then(Value::as_array))
+        .flatten()
+        .any(|e| e.pointer("/user/id").and_then(Value::as_i64) == Some(bot.id));
+    by_name || by_entity
 }
 
 /// Which worker an update goes to: its chat's, but an approval's answer (a button press or a

@@ -819,3 +819,59 @@ async fn approve_commands_from_approvers_resolve_and_others_are_refused() {
     );
     assert!(handler.seen().is_empty(), "no /approve reached the agent");
 }
+
+#[tokio::test]
+async fn groups_answer_listed_chats_and_senders_when_the_bot_is_mentioned() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let group = |require_mention: bool, allow_from: &[&str]| clawgate_config::TelegramGroupConfig {
+        require_mention,
+        allow_from: allow_from.iter().map(|s| s.to_string()).collect(),
+    };
+    let cfg = TelegramConfig {
+        groups: [
+            ("-100".to_owned(), group(true, &[])),
+            ("-200".to_owned(), group(false, &["8"])),
+        ]
+        .into(),
+        group_allow_from: vec!["7".into()],
+        ..config(&api, DmPolicy::Allowlist, &["9"])
+    };
+    let handler = Recorder::echo();
+    let run = start(&cfg, dir.path(), &store, handler.clone());
+    api.inject_group_message(-100, 7, "no mention, ignored");
+    api.inject_group_message(-100, 7, "hey @Fake_Bot what time is it");
+    api.inject_group_message(-100, 9, "@fake_bot 9 is not in groupAllowFrom");
+    api.inject_group_message(-200, 8, "no mention needed here");
+    api.inject_group_message(-200, 7, "not in this group's allowFrom");
+    let last = api.inject_group_message(-300, 7, "@fake_bot an unlisted group");
+    wait_handled(&store, api.bot_id(), last).await;
+    handler.wait_for(2).await;
+    run.stop().await.unwrap();
+    let mut seen: Vec<(String, bool, String)> = handler
+        .seen()
+        .into_iter()
+        .map(|m| (m.chat_id, m.group, m.text))
+        .collect();
+    // Chats are handled in parallel.
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "-100".to_owned(),
+                true,
+                "hey @Fake_Bot what time is it".to_owned()
+            ),
+            ("-200".to_owned(), true, "no mention needed here".to_owned()),
+        ]
+    );
+    let mut replied: Vec<String> = api
+        .sent_messages()
+        .into_iter()
+        .map(|(chat, _)| chat)
+        .collect();
+    replied.sort();
+    assert_eq!(replied, ["-100", "-200"], "replies go to the groups");
+}
