@@ -136,6 +136,12 @@ pub struct ChannelHealth {
     pub last_inbound_at_ms: Option<i64>,
     /// Updates handled since start.
     pub handled: u64,
+    /// Updates received (spooled) and not handled yet.
+    pub spool_pending: u64,
+    /// Reply parts whose send got no answer, waiting for the next start to tell their chat.
+    pub outbox_unconfirmed: u64,
+    /// Reply parts a restart cut off (the chat was told), kept for a day.
+    pub outbox_uncertain: u64,
 }
 
 impl ChannelHealth {
@@ -520,6 +526,14 @@ impl Inner {
             ])
             .await?;
         let mut offset = self.store.telegram_offset(&bot_id).await?;
+        {
+            let pending = self.store.telegram_unhandled_count().await?;
+            let outbox = self.store.telegram_outbox_counts().await?;
+            let mut h = lock_of(&self.health);
+            h.spool_pending = pending;
+            h.outbox_unconfirmed = outbox.get(&OutboxState::Sending).copied().unwrap_or(0);
+            h.outbox_uncertain = outbox.get(&OutboxState::Uncertain).copied().unwrap_or(0);
+        }
         let mut dispatcher = Dispatcher::new(self.clone(), bot.id);
         let unhandled = self.store.telegram_unhandled(&bot_id).await?;
         if !unhandled.is_empty() {
@@ -549,7 +563,11 @@ impl Inner {
                     match self.spool(&bot_id, updates).await {
                         Ok(Some((next, spooled))) => {
                             offset = Some(next);
-                            lock_of(&self.health).last_inbound_at_ms = Some(now_ms());
+                            {
+                                let mut h = lock_of(&self.health);
+                                h.last_inbound_at_ms = Some(now_ms());
+                                h.spool_pending += spooled.len() as u64;
+                            }
                             for u in spooled {
                                 dispatcher.dispatch(u).await;
                             }
@@ -647,6 +665,7 @@ impl Inner {
                 if let Err(e) = self.store.apply(writes).await {
                     tracing::error!(update_id = u.update_id, error = %e, "cannot record a Telegram reply's state");
                 }
+                lock_of(&self.health).outbox_unconfirmed += 1;
                 return;
             }
             Err(e) => {
@@ -666,7 +685,9 @@ impl Inner {
         if let Err(e) = self.store.apply(writes).await {
             tracing::error!(update_id = u.update_id, error = %e, "cannot mark a Telegram update handled");
         }
-        lock_of(&self.health).handled += 1;
+        let mut h = lock_of(&self.health);
+        h.handled += 1;
+        h.spool_pending = h.spool_pending.saturating_sub(1);
     }
 
     async fn process_inner(
@@ -878,6 +899,9 @@ impl Inner {
         for p in parts.iter_mut().filter(|p| p.state == OutboxState::Sending) {
             p.state = OutboxState::Uncertain;
             writes.push(set_part(p, None, at_ms));
+            let mut h = lock_of(&self.health);
+            h.outbox_uncertain += 1;
+            h.outbox_unconfirmed = h.outbox_unconfirmed.saturating_sub(1);
         }
         if cut_off && let Some(last) = parts.last() {
             let first = &parts[0];

@@ -751,6 +751,12 @@ async fn a_reply_telegram_never_confirmed_is_not_resent_after_a_restart() {
         assert!(Instant::now() < deadline, "the failed send is reported");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let health = run.channel.health();
+    assert_eq!(
+        (health.spool_pending, health.outbox_unconfirmed),
+        (1, 1),
+        "{health:?}"
+    );
     run.stop().await.unwrap();
     let spooled = store.telegram_update(&bot, update).await.unwrap().unwrap();
     assert_eq!(spooled.handled_at_ms, None, "left for the next start");
@@ -759,6 +765,21 @@ async fn a_reply_telegram_never_confirmed_is_not_resent_after_a_restart() {
 
     let run = start(&cfg, dir.path(), &store, handler.clone());
     wait_handled(&store, api.bot_id(), update).await;
+    // The count follows the handled mark.
+    let deadline = Instant::now() + WAIT;
+    while run.channel.health().spool_pending > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let health = run.channel.health();
+    assert_eq!(
+        (
+            health.spool_pending,
+            health.outbox_unconfirmed,
+            health.outbox_uncertain
+        ),
+        (0, 0, 1),
+        "{health:?}"
+    );
     run.stop().await.unwrap();
     let texts = sent_texts(&api);
     let echo = markdown_to_html("echo: hello");

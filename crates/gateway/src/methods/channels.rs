@@ -157,5 +157,8 @@ pub(crate) fn telegram_status(gw: &crate::Gateway) -> Option<Value> {
         "lastInboundAt": h.last_inbound_at_ms,
         "lastError": h.last_error,
         "handled": h.handled,
+        "spoolPending": h.spool_pending,
+        "outboxUnconfirmed": h.outbox_unconfirmed,
+        "outboxUncertain": h.outbox_uncertain,
     }))
 }
