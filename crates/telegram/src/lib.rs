@@ -57,4 +57,6 @@ pub use format::{
     TELEGRAM_TEXT_LIMIT, chunk_markdown, escape_html, markdown_to_html, telegram_len,
 };
 pub use lock::{PollerLock, acquire as acquire_poller_lock, lock_path};
-pub use outbound::{GLOBAL_INTERVAL, PER_CHAT_INTERVAL, TYPING_INTERVAL, Throttle, Typing};
+pub use outbound::{
+    GLOBAL_INTERVAL, PER_CHAT_BURST, PER_CHAT_INTERVAL, TYPING_INTERVAL, Throttle, Typing,
+};

@@ -1,5 +1,5 @@
-//! Sending: the per-token throttle (one message a second per chat, about 30 a second in all)
-//! and the typing indicator that is refreshed while a run goes on.
+//! Sending: the per-token throttle (one message a second per chat after a short burst, about 30
+//! a second in all) and the typing indicator that is refreshed while a run goes on.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,8 +11,12 @@ use tokio::time::Instant;
 use crate::api::BotApi;
 use crate::error::TelegramError;
 
-/// The spacing of messages to one chat.
+/// The spacing of messages to one chat, once its burst is spent.
 pub const PER_CHAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Messages one chat may get at once before [`PER_CHAT_INTERVAL`] applies: Telegram allows
+/// short bursts over one a second, so a reply to a quick question, or the first chunks of a
+/// long reply, need not wait (a 429 is still honoured should it come).
+pub const PER_CHAT_BURST: u32 = 3;
 /// The spacing of messages of one token (about 30 a second).
 pub const GLOBAL_INTERVAL: Duration = Duration::from_millis(34);
 /// How often `typing` is sent again while a run goes on (Telegram shows it for 5 s).
@@ -53,10 +57,15 @@ impl Throttle {
             if s.chats.len() >= MAX_CHATS {
                 s.chats.retain(|_, next| *next > now);
             }
+            // A generic cell rate: each chat's theoretical next slot moves one interval per
+            // message; a message may go up to a burst's worth of intervals ahead of it.
             let chat_next = s.chats.get(chat).copied().unwrap_or(now);
-            let at = chat_next.max(s.global_next).max(now);
+            let ahead = PER_CHAT_INTERVAL * (PER_CHAT_BURST - 1);
+            let earliest = chat_next.checked_sub(ahead).unwrap_or(now);
+            let at = earliest.max(s.global_next).max(now);
             s.global_next = at + GLOBAL_INTERVAL;
-            s.chats.insert(chat.to_owned(), at + PER_CHAT_INTERVAL);
+            s.chats
+                .insert(chat.to_owned(), chat_next.max(at) + PER_CHAT_INTERVAL);
             at
         };
         tokio::time::sleep_until(at).await;
@@ -100,14 +109,22 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn one_per_second_per_chat_and_spaced_overall() {
+    async fn a_burst_per_chat_then_one_per_second_and_spaced_overall() {
         let t = Throttle::default();
         let start = Instant::now();
         t.wait("a").await;
         t.wait("b").await;
         let b = Instant::now() - start;
         assert!(b >= GLOBAL_INTERVAL && b < PER_CHAT_INTERVAL, "{b:?}");
+        // "a" has its burst: two more go without waiting a second.
         t.wait("a").await;
-        assert!(Instant::now() - start >= PER_CHAT_INTERVAL);
+        t.wait("a").await;
+        assert!(Instant::now() - start < PER_CHAT_INTERVAL);
+        // Then one a second.
+        t.wait("a").await;
+        let fourth = Instant::now() - start;
+        assert!(fourth >= PER_CHAT_INTERVAL, "{fourth:?}");
+        t.wait("a").await;
+        assert!(Instant::now() - start >= fourth + PER_CHAT_INTERVAL);
     }
 }
