@@ -175,7 +175,7 @@ impl clawgate_telegram::InboundHandler for GatewayTelegram {
             let run_id = message.idempotency_key();
             let request = SendRequest {
                 session_key,
-                message: message.text.clone(),
+                message: message.text_with_context(),
                 run_id: run_id.clone(),
                 channel: Some("telegram".into()),
                 queue_mode: None,

@@ -84,6 +84,27 @@ pub struct InboundMessage {
     pub date: i64,
     /// Sent in a group or supergroup (`chat_id` is the group's), not a DM.
     pub group: bool,
+    /// What the message replies to: the part quoted, else the whole text (or caption) of
+    /// the message it answers, at most [`MAX_QUOTE_CHARS`] characters.
+    pub reply_quote: Option<String>,
+}
+
+/// The longest reply context handed over with a message.
+pub const MAX_QUOTE_CHARS: usize = 500;
+
+impl InboundMessage {
+    /// The text as the agent reads it: the reply context first, as OpenClaw writes it
+    /// (`[Replying to: "…"]`), then the message.
+    pub fn text_with_context(&self) -> String {
+        match &self.reply_quote {
+            Some(quote) => format!(
+                "[Replying to: {}]\n{}",
+                serde_json::Value::String(quote.clone()),
+                self.text
+            ),
+            None => self.text.clone(),
+        }
+    }
 }
 
 impl InboundMessage {
@@ -1092,6 +1113,13 @@ fn parse_message(
             msg.pointer("/chat/type").and_then(Value::as_str),
             Some("group" | "supergroup")
         ),
+        reply_quote: msg
+            .pointer("/quote/text")
+            .or_else(|| msg.pointer("/reply_to_message/text"))
+            .or_else(|| msg.pointer("/reply_to_message/caption"))
+            .and_then(Value::as_str)
+            .filter(|q| !q.trim().is_empty())
+            .map(|q| q.chars().take(MAX_QUOTE_CHARS).collect()),
     })
 }
 

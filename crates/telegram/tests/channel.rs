@@ -905,3 +905,36 @@ async fn groups_answer_listed_chats_and_senders_when_the_bot_is_mentioned() {
     replied.sort();
     assert_eq!(replied, ["-100", "-200"], "replies go to the groups");
 }
+
+#[tokio::test]
+async fn a_reply_carries_what_it_replies_to() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let handler = Recorder::echo();
+    let run = start(
+        &config(&api, DmPolicy::Allowlist, &["9"]),
+        dir.path(),
+        &store,
+        handler.clone(),
+    );
+    api.inject_message(json!({
+        "chat": {"id": 9, "type": "private"},
+        "from": {"id": 9, "is_bot": false, "first_name": "Nine"},
+        "text": "why \"that\"?",
+        "reply_to_message": {"message_id": 3, "text": "Because of the weather."},
+    }));
+    let plain = api.inject_dm(9, "no reply context");
+    wait_handled(&store, api.bot_id(), plain).await;
+    run.stop().await.unwrap();
+    let seen = handler.wait_for(2).await;
+    assert_eq!(
+        seen[0].reply_quote.as_deref(),
+        Some("Because of the weather.")
+    );
+    assert_eq!(
+        seen[0].text_with_context(),
+        "[Replying to: \"Because of the weather.\"]\nwhy \"that\"?"
+    );
+    assert_eq!(seen[1].text_with_context(), "no reply context");
+}
