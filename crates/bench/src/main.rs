@@ -32,6 +32,8 @@ enum Cmd {
     /// Run only the agent turns (item 10) against one gateway and print its rows (for
     /// profiling a gateway's chat turn by hand; inside a loopback-only network namespace).
     Agent(AgentArgs),
+    /// Run only the Telegram turns (item 11) against one gateway and print its rows.
+    Telegram(AgentArgs),
 }
 
 #[derive(clap::Args)]
@@ -134,7 +136,8 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run(args),
         Cmd::Report(args) => report_again(args),
         Cmd::Hold(args) => hold(args),
-        Cmd::Agent(args) => agent(args),
+        Cmd::Agent(args) => section(args, suite::agent_section),
+        Cmd::Telegram(args) => section(args, suite::telegram_section),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -302,7 +305,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     publish(&results, &args.publish)
 }
 
-fn agent(args: AgentArgs) -> anyhow::Result<()> {
+/// One section against one gateway, its rows printed.
+fn section(
+    args: AgentArgs,
+    run_section: fn(&Launcher, Option<&Path>, &Plan, &tokio::runtime::Runtime, &mut GatewayRun),
+) -> anyhow::Result<()> {
     let kind = match args.gateway {
         Only::Clawgate => Kind::Clawgate,
         Only::Openclaw => Kind::OpenClaw,
@@ -320,7 +327,7 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .build()?;
     let mut run = GatewayRun::default();
     let plan = Plan::new(kind, args.quick);
-    suite::agent_section(&launcher, Some(&node_host), &plan, &rt, &mut run);
+    run_section(&launcher, Some(&node_host), &plan, &rt, &mut run);
     for (id, cell) in &run.cells {
         println!("{id}: {}", serde_json::to_string(cell)?);
     }

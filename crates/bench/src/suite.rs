@@ -47,6 +47,10 @@ pub struct Plan {
     pub agent_warmup: usize,
     /// Timed chat turns, each with one `exec` on the node.
     pub agent_turns: usize,
+    /// Timed Telegram turns of each kind (node tool, plain reply).
+    pub tg_turns: usize,
+    /// Chats that each send one DM at once.
+    pub tg_chats: usize,
 }
 
 impl Plan {
@@ -88,6 +92,8 @@ impl Plan {
             churn_connections: pick(10_000, 10_000, 2_000, 1_000),
             agent_warmup: pick(2, 2, 1, 1),
             agent_turns: pick(20, 20, 5, 5),
+            tg_turns: pick(20, 10, 5, 3),
+            tg_chats: pick(20, 10, 10, 5),
         }
     }
 }
@@ -125,6 +131,10 @@ macro_rules! say {
 fn ms(s: f64) -> String {
     format!("{:.2} ms", s * 1e3)
 }
+
+mod telegram;
+use telegram::S11;
+pub use telegram::telegram_section;
 
 /// Runs every measurement against the gateway `l` describes; `node_host` is the real OpenClaw
 /// CLI, whose `node run` serves the agent's `exec` for either gateway.
@@ -411,6 +421,8 @@ pub fn bench_gateway(
 
     // 10. Agent turns, on a gateway of their own whose config names the mock model.
     agent_section(l, node_host, plan, rt, &mut out);
+    // 11. The same through Telegram, on another gateway with the channel configured.
+    telegram_section(l, node_host, plan, rt, &mut out);
     out
 }
 
@@ -1901,6 +1913,13 @@ const SPECS: &[Spec] = &[
     spec("agent_turns_done", S10, "timed turns completed", Count, Neither, None, false),
     spec("agent_node_run", S10, "for comparison, the node host's share: `node.invoke system.run [\"true\"]` on the same node, p50", Seconds, Lower, None, false),
     spec("agent_rss", S10, "idle RSS after the turns (agent loaded), whole gateway tree", Bytes, Lower, Target::at_most(12e6), true),
+    spec("tg_node_turn", S11, "DM → reply `sendMessage`, one `exec` on the node: p50", Seconds, Lower, Target::at_most(0.050), true),
+    spec("tg_node_turn_p95", S11, "DM → reply, one `exec` on the node: p95", Seconds, Lower, None, false),
+    spec("tg_plain_turn", S11, "DM → reply, no tool: p50", Seconds, Lower, None, true),
+    spec("tg_pairing_reply", S11, "unknown sender's DM → pairing-code reply: p50", Seconds, Lower, None, false),
+    spec("tg_many_chats_rate", S11, "DMs from many chats at once: replies per second", PerSecond, Higher, None, true),
+    spec("tg_turns_done", S11, "timed node turns completed", Count, Neither, None, false),
+    spec("tg_rss", S11, "idle RSS with Telegram polling and the agent loaded, whole gateway tree", Bytes, Lower, Target::at_most(12e6), true),
 ];
 
 /// Every row of the table, filled from both runs. `None` for a gateway that was not run.
