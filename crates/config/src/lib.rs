@@ -88,8 +88,8 @@ pub use settings::{
 };
 pub use suppressions::Suppression;
 pub use telegram::{
-    DmPolicy, ErrorPolicy, GroupPolicy, ReplyToMode, TELEGRAM_API_ROOT, TELEGRAM_MAX_TEXT,
-    TELEGRAM_TOKEN_ENV, TelegramConfig, TelegramGroupConfig, TokenSource,
+    DEFAULT_ACCOUNT_ID, DmPolicy, ErrorPolicy, GroupPolicy, ReplyToMode, TELEGRAM_API_ROOT,
+    TELEGRAM_MAX_TEXT, TELEGRAM_TOKEN_ENV, TelegramConfig, TelegramGroupConfig, TokenSource,
 };
 
 /// The process environment as the command line left it, for production callers:

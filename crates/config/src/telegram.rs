@@ -197,6 +197,32 @@ pub struct TelegramConfig {
     /// The Telegram entries of the top-level `commands.ownerAllowFrom` (`telegram:<id>`), the
     /// approvers when `execApprovals.approvers` names none (as OpenClaw).
     pub owner_allow_from: Vec<String>,
+    /// This account's id: [`DEFAULT_ACCOUNT_ID`] for the top level.
+    pub account_id: String,
+    /// `accounts.<id>`, each merged over the top level (top level only).
+    pub accounts: Vec<TelegramConfig>,
+}
+
+impl TelegramConfig {
+    /// The bots to run: the enabled accounts of `accounts`, and the top level as the
+    /// `default` account when it has a token of its own and `accounts` has no `default`;
+    /// without `accounts`, the top level alone.
+    pub fn bots(&self) -> Vec<&TelegramConfig> {
+        if self.accounts.is_empty() {
+            return vec![self];
+        }
+        let mut bots: Vec<&TelegramConfig> = Vec::new();
+        if self.token.is_some()
+            && !self
+                .accounts
+                .iter()
+                .any(|a| a.account_id == DEFAULT_ACCOUNT_ID)
+        {
+            bots.push(self);
+        }
+        bots.extend(self.accounts.iter().filter(|a| a.enabled));
+        bots
+    }
 }
 
 impl Default for TelegramConfig {
@@ -219,6 +245,8 @@ impl Default for TelegramConfig {
             exec_approvals_enabled: None,
             exec_approvers: Vec::new(),
             owner_allow_from: Vec::new(),
+            account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            accounts: Vec::new(),
         }
     }
 }
@@ -240,18 +268,19 @@ pub(crate) const TELEGRAM_KEYS: &[&str] = &[
     "groups",
     "groupAllowFrom",
     "execApprovals",
+    "accounts",
 ];
 
 const PREFIX: &str = "channels.telegram";
 
 fn choice<T>(
     r: &Reader<'_>,
-    tg: &Map<String, Value>,
+    (tg, prefix): (&Map<String, Value>, &str),
     name: &str,
     allowed: &[&str],
     parse: fn(&str) -> Option<T>,
 ) -> Result<Option<T>, ConfigError> {
-    let key = format!("{PREFIX}.{name}");
+    let key = format!("{prefix}.{name}");
     match r.string(tg, name, &key)? {
         None => Ok(None),
         Some(v) => parse(&v).map(Some).ok_or_else(|| {
@@ -337,11 +366,11 @@ fn id_list(
 
 fn url(
     r: &Reader<'_>,
-    tg: &Map<String, Value>,
+    (tg, prefix): (&Map<String, Value>, &str),
     name: &str,
     example: &str,
 ) -> Result<Option<String>, ConfigError> {
-    let key = format!("{PREFIX}.{name}");
+    let key = format!("{prefix}.{name}");
     let Some(v) = r.string(tg, name, &key)? else {
         return Ok(None);
     };
@@ -372,7 +401,60 @@ pub(crate) fn read_telegram(
     let Some(tg) = r.object(channels, "telegram", PREFIX)? else {
         return Ok(None);
     };
-    let key = |name: &str| format!("{PREFIX}.{name}");
+    let mut cfg = read_account(r, root, tg, PREFIX, true)?;
+    if let Some(accounts) = r.object(tg, "accounts", &format!("{PREFIX}.accounts"))? {
+        // An account's keys override the top-level ones; the rest it inherits.
+        let mut inherited = tg.clone();
+        inherited.remove("accounts");
+        inherited.remove("defaultAccount");
+        for (id, value) in accounts {
+            let at = format!("{PREFIX}.accounts.{id}");
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(r.invalid(
+                    &at,
+                    format!("{at}: an account id is letters, digits, - and _ (e.g. \"work\")"),
+                ));
+            }
+            let Value::Object(own) = value else {
+                return Err(r.invalid(
+                    &at,
+                    format!("{at} must be an object (got {})", shown(value)),
+                ));
+            };
+            let mut merged = inherited.clone();
+            // A token of the top level is the default account's, not every account's.
+            if id != DEFAULT_ACCOUNT_ID {
+                merged.remove("botToken");
+                merged.remove("tokenFile");
+            }
+            merged.extend(own.clone());
+            let mut account = read_account(r, root, &merged, &at, id == DEFAULT_ACCOUNT_ID)?;
+            account.account_id = id.clone();
+            account.enabled = cfg.enabled && account.enabled;
+            cfg.accounts.push(account);
+        }
+    }
+    Ok(Some(cfg))
+}
+
+/// The account id of the top-level `channels.telegram` (and of `accounts.default`).
+pub const DEFAULT_ACCOUNT_ID: &str = "default";
+
+/// One account's settings from `tg` (the top level, or an account merged over it), its errors
+/// named under `prefix`. Only the default account falls back to `TELEGRAM_BOT_TOKEN`.
+fn read_account(
+    r: &Reader<'_>,
+    root: &Map<String, Value>,
+    tg: &Map<String, Value>,
+    prefix: &str,
+    default_account: bool,
+) -> Result<TelegramConfig, ConfigError> {
+    let key = |name: &str| format!("{prefix}.{name}");
+    let at = (tg, prefix);
     let mut cfg = TelegramConfig::default();
     if let Some(enabled) = r.bool(tg, "enabled", &key("enabled"))? {
         cfg.enabled = enabled;
@@ -405,7 +487,9 @@ pub(crate) fn read_telegram(
         }
         cfg.token = Some(Secret::new(token));
         cfg.token_source = Some(TokenSource::File(path));
-    } else if let Some(token) = (r.env)(TELEGRAM_TOKEN_ENV).filter(|t| !t.trim().is_empty()) {
+    } else if let Some(token) =
+        (r.env)(TELEGRAM_TOKEN_ENV).filter(|t| default_account && !t.trim().is_empty())
+    {
         cfg.token = Some(Secret::new(token.trim()));
         cfg.token_source = Some(TokenSource::Env);
     }
@@ -426,11 +510,11 @@ pub(crate) fn read_telegram(
         }
     }
 
-    if let Some(root) = url(r, tg, "apiRoot", TELEGRAM_API_ROOT)? {
-        cfg.api_root = root;
+    if let Some(api_root) = url(r, at, "apiRoot", TELEGRAM_API_ROOT)? {
+        cfg.api_root = api_root;
     }
-    cfg.proxy = url(r, tg, "proxy", "http://127.0.0.1:3128")?;
-    if let Some(p) = choice(r, tg, "dmPolicy", DmPolicy::ALLOWED, DmPolicy::parse)? {
+    cfg.proxy = url(r, at, "proxy", "http://127.0.0.1:3128")?;
+    if let Some(p) = choice(r, at, "dmPolicy", DmPolicy::ALLOWED, DmPolicy::parse)? {
         cfg.dm_policy = p;
     }
     cfg.allow_from = id_list(r, tg, "allowFrom", &key("allowFrom"))?;
@@ -446,7 +530,7 @@ pub(crate) fn read_telegram(
     }
     if let Some(p) = choice(
         r,
-        tg,
+        at,
         "groupPolicy",
         GroupPolicy::ALLOWED,
         GroupPolicy::parse,
@@ -498,7 +582,7 @@ pub(crate) fn read_telegram(
     }
     if let Some(m) = choice(
         r,
-        tg,
+        at,
         "replyToMode",
         ReplyToMode::ALLOWED,
         ReplyToMode::parse,
@@ -507,7 +591,7 @@ pub(crate) fn read_telegram(
     }
     if let Some(p) = choice(
         r,
-        tg,
+        at,
         "errorPolicy",
         ErrorPolicy::ALLOWED,
         ErrorPolicy::parse,
@@ -533,7 +617,7 @@ pub(crate) fn read_telegram(
         cfg.exec_approvers = id_list(r, approvals, "approvers", &key("execApprovals.approvers"))?;
     }
     cfg.owner_allow_from = owner_allow_from(root);
-    Ok(Some(cfg))
+    Ok(cfg)
 }
 
 /// The Telegram user ids of `commands.ownerAllowFrom` (`telegram:<id>` or `tg:<id>`; entries
@@ -608,6 +692,57 @@ mod tests {
             err.contains("channels.telegram.execApprovals.approvers[0]"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn accounts_inherit_the_top_level_and_override_it() {
+        let cfg = load_with(
+            json!({"channels": {"telegram": {
+                "botToken": TOKEN,
+                "dmPolicy": "allowlist",
+                "allowFrom": ["1"],
+                "accounts": {
+                    "work": {"botToken": "222:work-token", "allowFrom": ["2"]},
+                    "off": {"botToken": "333:off-token", "enabled": false},
+                    "bare": {},
+                },
+            }}}),
+            &|k| (k == TELEGRAM_TOKEN_ENV).then(|| "444:env-token".to_owned()),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(cfg.account_id, "default");
+        let work = cfg
+            .accounts
+            .iter()
+            .find(|a| a.account_id == "work")
+            .unwrap();
+        assert_eq!(work.token.as_ref().unwrap().expose(), "222:work-token");
+        assert_eq!(work.dm_policy, DmPolicy::Allowlist, "inherited");
+        assert_eq!(work.allow_from, ["2"], "overridden");
+        // Neither the top-level token nor TELEGRAM_BOT_TOKEN is another account's.
+        let bare = cfg
+            .accounts
+            .iter()
+            .find(|a| a.account_id == "bare")
+            .unwrap();
+        assert!(bare.token.is_none());
+        let bots: Vec<&str> = cfg.bots().iter().map(|b| b.account_id.as_str()).collect();
+        assert_eq!(
+            bots,
+            ["default", "work", "bare"],
+            "in file order, the disabled one left out"
+        );
+
+        let err =
+            load(json!({"channels": {"telegram": {"accounts": {"w": {"dmPolicy": "nope"}}}}}))
+                .unwrap_err();
+        assert!(
+            err.contains("channels.telegram.accounts.w.dmPolicy must be one of"),
+            "{err}"
+        );
+        let err = load(json!({"channels": {"telegram": {"accounts": {"a b": {}}}}})).unwrap_err();
+        assert!(err.contains("an account id is letters"), "{err}");
     }
 
     #[test]

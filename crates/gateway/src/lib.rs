@@ -396,8 +396,8 @@ pub struct Gateway {
     pub(crate) nodes: nodes::Nodes,
     /// The agent runtime: sessions, runs and the turn loop.
     pub(crate) agent: clawgate_agent::Agent,
-    /// The Telegram channel (`channels.telegram`), run by [`serve`].
-    pub(crate) telegram: Option<clawgate_telegram::TelegramChannel>,
+    /// The Telegram bots (`channels.telegram` and its `accounts`), run by [`serve`].
+    pub(crate) telegram: Vec<clawgate_telegram::TelegramChannel>,
     pub(crate) store: Arc<clawgate_store::Store>,
     pub(crate) ssh_probes: ssh_verify::Probes,
     pub(crate) identity: state_dir::GatewayIdentity,
@@ -445,25 +445,45 @@ impl Gateway {
         let agent_options = agent_host::agent_options(&options.agent);
         let sessions = clawgate_agent::LoadedSessions::load(&store)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        if let Some(cfg) = &options.telegram
-            && cfg.token.is_none()
-        {
-            return Err(InitError::Config(
-                "channels.telegram is enabled but has no bot token: set channels.telegram.botToken (or tokenFile, or TELEGRAM_BOT_TOKEN), or set channels.telegram.enabled to false".into(),
-            ));
+        let bots: Vec<clawgate_config::TelegramConfig> = options
+            .telegram
+            .as_ref()
+            .map(|cfg| cfg.bots().into_iter().cloned().collect())
+            .unwrap_or_default();
+        for bot in &bots {
+            if bot.token.is_none() {
+                let (key, extra) = if bot.account_id == clawgate_config::DEFAULT_ACCOUNT_ID {
+                    ("channels.telegram".to_owned(), ", or TELEGRAM_BOT_TOKEN")
+                } else {
+                    (format!("channels.telegram.accounts.{}", bot.account_id), "")
+                };
+                return Err(InitError::Config(format!(
+                    "{key} is enabled but has no bot token: set {key}.botToken (or {key}.tokenFile{extra}), or set {key}.enabled to false"
+                )));
+            }
         }
         let mut telegram_error = None;
         let gateway = Arc::new_cyclic(|weak: &std::sync::Weak<Gateway>| {
-            let telegram = options.telegram.as_ref().and_then(|cfg| {
-                let handler = Arc::new(agent_host::GatewayTelegram::new(
-                    weak.clone(),
-                    options.agent.dm_scope.as_deref(),
-                ));
-                let opts = clawgate_telegram::ChannelOptions::new(options.state_dir.clone());
-                clawgate_telegram::TelegramChannel::new(cfg, opts, store.clone(), handler)
-                    .map_err(|e| telegram_error = Some(e.to_string()))
+            let handler = Arc::new(agent_host::GatewayTelegram::new(
+                weak.clone(),
+                options.agent.dm_scope.as_deref(),
+            ));
+            let telegram = bots
+                .iter()
+                .filter_map(|cfg| {
+                    let mut opts =
+                        clawgate_telegram::ChannelOptions::new(options.state_dir.clone());
+                    opts.account = cfg.account_id.clone();
+                    clawgate_telegram::TelegramChannel::new(
+                        cfg,
+                        opts,
+                        store.clone(),
+                        handler.clone(),
+                    )
+                    .map_err(|e| telegram_error = Some(format!("account {}: {e}", cfg.account_id)))
                     .ok()
-            });
+                })
+                .collect();
             let agent = clawgate_agent::Agent::with_sessions(
                 sessions,
                 store.clone(),
@@ -555,26 +575,36 @@ pub async fn serve_listeners(
         tracing::error!("could not end the agent runs the previous gateway left unfinished: {e}");
     }
     let timers = tokio::spawn(registry::run_timers(gateway.clone(), shutdown.clone()));
-    let telegram = gateway.telegram.clone().map(|channel| {
-        let shutdown = shutdown.child_token();
-        if let Some(path) = gateway.options.config_path.clone() {
-            tokio::spawn(follow_telegram_allow_from(
+    if let Some(path) = gateway.options.config_path.clone()
+        && !gateway.telegram.is_empty()
+    {
+        tokio::spawn(follow_telegram_allow_from(
+            gateway.telegram.clone(),
+            path,
+            shutdown.child_token(),
+        ));
+    }
+    let telegram: Vec<_> = gateway
+        .telegram
+        .iter()
+        .cloned()
+        .map(|channel| {
+            let shutdown = shutdown.child_token();
+            tokio::spawn(agent_host::telegram_approval_cards(
+                Arc::downgrade(&gateway),
                 channel.clone(),
-                path,
                 shutdown.clone(),
             ));
-        }
-        tokio::spawn(agent_host::telegram_approval_cards(
-            Arc::downgrade(&gateway),
-            channel.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(async move {
-            if let Err(e) = channel.run(shutdown).await {
-                tracing::error!("the Telegram channel stopped: {e}");
-            }
+            tokio::spawn(async move {
+                if let Err(e) = channel.run(shutdown).await {
+                    tracing::error!(
+                        account = channel.account(),
+                        "the Telegram channel stopped: {e}"
+                    );
+                }
+            })
         })
-    });
+        .collect();
     let mut accept_loops = Vec::new();
     for (listener, kind) in listeners {
         accept_loops.push(tokio::spawn(http::accept_loop(
@@ -590,8 +620,8 @@ pub async fn serve_listeners(
         let _ = a.await;
     }
     let _ = timers.await;
-    if let Some(telegram) = telegram {
-        let _ = telegram.await;
+    for channel in telegram {
+        let _ = channel.await;
     }
     gateway.pairing.flush_last_seen().await;
     gateway.registry.shutdown("gateway stopping");
@@ -610,7 +640,7 @@ const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// pairing approve`, which edits those keys) takes effect at the next message. Other keys
 /// still need a restart.
 async fn follow_telegram_allow_from(
-    channel: clawgate_telegram::TelegramChannel,
+    channels: Vec<clawgate_telegram::TelegramChannel>,
     path: PathBuf,
     shutdown: CancellationToken,
 ) {
@@ -640,23 +670,31 @@ async fn follow_telegram_allow_from(
         .await;
         match loaded {
             Ok(Ok(config)) => {
-                let (allow_from, owners) = config
-                    .telegram
-                    .map(|t| (t.allow_from, t.owner_allow_from))
-                    .unwrap_or_default();
-                let count = allow_from.len();
-                if channel.set_allow_from(allow_from) {
-                    tracing::info!(
-                        "channels.telegram.allowFrom reloaded from {}: {count} sender(s)",
-                        path.display()
-                    );
-                }
-                let count = owners.len();
-                if channel.set_owners(owners) {
-                    tracing::info!(
-                        "commands.ownerAllowFrom reloaded from {}: {count} Telegram owner(s)",
-                        path.display()
-                    );
+                for channel in &channels {
+                    let account = config.telegram.as_ref().and_then(|t| {
+                        t.bots()
+                            .into_iter()
+                            .find(|b| b.account_id == channel.account())
+                            .cloned()
+                    });
+                    let (allow_from, owners) = account
+                        .map(|t| (t.allow_from, t.owner_allow_from))
+                        .unwrap_or_default();
+                    let count = allow_from.len();
+                    if channel.set_allow_from(allow_from) {
+                        tracing::info!(
+                            account = channel.account(),
+                            "channels.telegram.allowFrom reloaded from {}: {count} sender(s)",
+                            path.display()
+                        );
+                    }
+                    let count = owners.len();
+                    if channel.set_owners(owners) {
+                        tracing::info!(
+                            "commands.ownerAllowFrom reloaded from {}: {count} Telegram owner(s)",
+                            path.display()
+                        );
+                    }
                 }
             }
             Ok(Err(e)) => tracing::warn!(

@@ -10,6 +10,37 @@ use serde_json::{Value, json};
 const TELEGRAM: &str = "telegram";
 const ACCOUNT: &str = clawgate_telegram::DEFAULT_ACCOUNT;
 
+/// The Telegram accounts whose pairing requests the methods see: the running bots', or the
+/// default account's without a running channel (approvals work on the store alone).
+fn accounts(gw: &crate::Gateway) -> Vec<String> {
+    let running: Vec<String> = gw.telegram.iter().map(|c| c.account().to_owned()).collect();
+    if running.is_empty() {
+        vec![ACCOUNT.to_owned()]
+    } else {
+        running
+    }
+}
+
+/// The account a call is about: its `accountId`, else the one with a pending request for
+/// `code`, else the default.
+async fn account_for(c: &Call<'_>, code: &str) -> Result<String, errors::ErrorShape> {
+    if let Some(id) = c.params.get("accountId").and_then(Value::as_str) {
+        return Ok(id.to_owned());
+    }
+    for account in accounts(c.gw) {
+        let pending = clawgate_telegram::pending(&c.gw.store, &account, crate::now_ms())
+            .await
+            .map_err(|e| errors::unavailable(e.to_string()))?;
+        if pending
+            .iter()
+            .any(|p| p.code.eq_ignore_ascii_case(code.trim()))
+        {
+            return Ok(account);
+        }
+    }
+    Ok(ACCOUNT.to_owned())
+}
+
 /// OpenClaw writes its pairing times as ISO 8601.
 fn iso(ms: i64) -> String {
     clawgate_base::iso8601_ms(ms)
@@ -51,16 +82,20 @@ fn check_channel(c: &Call<'_>) -> Result<(), errors::ErrorShape> {
 /// `channels.pairing.list {channel?}`.
 pub(crate) async fn pairing_list(c: &Call<'_>) -> Reply {
     check_channel(c)?;
-    let pending = clawgate_telegram::pending(&c.gw.store, ACCOUNT, crate::now_ms())
-        .await
-        .map_err(|e| errors::unavailable(e.to_string()))?;
-    let accounts = if c.gw.options.telegram.is_some() {
-        vec![
-            json!({"channel": TELEGRAM, "channelLabel": "Telegram", "accountId": ACCOUNT, "notifySupported": true}),
-        ]
-    } else {
-        Vec::new()
-    };
+    let mut pending = Vec::new();
+    for account in accounts(c.gw) {
+        pending.extend(
+            clawgate_telegram::pending(&c.gw.store, &account, crate::now_ms())
+                .await
+                .map_err(|e| errors::unavailable(e.to_string()))?,
+        );
+    }
+    let accounts: Vec<Value> = c
+        .gw
+        .telegram
+        .iter()
+        .map(|channel| json!({"channel": TELEGRAM, "channelLabel": "Telegram", "accountId": channel.account(), "notifySupported": true}))
+        .collect();
     Ok(json!({
         "accounts": accounts,
         "requests": pending.iter().map(request_json).collect::<Vec<_>>(),
@@ -84,14 +119,15 @@ pub(crate) async fn pairing_approve(c: &Call<'_>) -> Reply {
     check_channel(c)?;
     required(c, "channel")?;
     let code = request_code(c)?;
-    let approved = clawgate_telegram::approve(&c.gw.store, ACCOUNT, code, crate::now_ms())
+    let account = account_for(c, code).await?;
+    let approved = clawgate_telegram::approve(&c.gw.store, &account, code, crate::now_ms())
         .await
         .map_err(|e| match e {
             clawgate_telegram::PairingError::Store(e) => errors::unavailable(e.to_string()),
             other => errors::invalid_params(c.method, &other.to_string()),
         })?;
     let notification = if c.params.get("notify") == Some(&Value::Bool(true)) {
-        match &c.gw.telegram {
+        match c.gw.telegram.iter().find(|t| t.account() == account) {
             None => "unsupported",
             Some(channel) => match channel
                 .send_text(
@@ -123,14 +159,15 @@ pub(crate) async fn pairing_approve(c: &Call<'_>) -> Reply {
 pub(crate) async fn pairing_dismiss(c: &Call<'_>) -> Reply {
     check_channel(c)?;
     let code = request_code(c)?;
-    let pending = clawgate_telegram::pending(&c.gw.store, ACCOUNT, crate::now_ms())
+    let account = account_for(c, code).await?;
+    let pending = clawgate_telegram::pending(&c.gw.store, &account, crate::now_ms())
         .await
         .map_err(|e| errors::unavailable(e.to_string()))?;
     let sender = pending
         .iter()
         .find(|p| p.code.eq_ignore_ascii_case(code.trim()))
         .map(|p| p.sender_id.clone());
-    let dismissed = clawgate_telegram::dismiss(&c.gw.store, ACCOUNT, code)
+    let dismissed = clawgate_telegram::dismiss(&c.gw.store, &account, code)
         .await
         .map_err(|e| errors::unavailable(e.to_string()))?;
     match (dismissed, sender) {
@@ -145,10 +182,26 @@ pub(crate) async fn pairing_dismiss(c: &Call<'_>) -> Reply {
 /// The Telegram channel's part of `channels.status`: whether it polls, when it last completed a
 /// poll, its last error (a stalled poll loop is reported as such, not as healthy).
 pub(crate) fn telegram_status(gw: &crate::Gateway) -> Option<Value> {
-    let channel = gw.telegram.as_ref()?;
+    let channel = gw.telegram.first()?;
+    Some(account_status(channel))
+}
+
+/// Every Telegram account's status, in `channels.status`'s `channelAccounts.telegram`.
+pub(crate) fn telegram_accounts(gw: &crate::Gateway) -> Vec<Value> {
+    gw.telegram
+        .iter()
+        .map(|channel| {
+            let mut v = account_status(channel);
+            v["accountId"] = json!(channel.account());
+            v
+        })
+        .collect()
+}
+
+fn account_status(channel: &clawgate_telegram::TelegramChannel) -> Value {
     let h = channel.health();
     let now = crate::now_ms();
-    Some(json!({
+    json!({
         "configured": true,
         "running": h.running,
         "stalled": h.stalled(now),
@@ -160,5 +213,5 @@ pub(crate) fn telegram_status(gw: &crate::Gateway) -> Option<Value> {
         "spoolPending": h.spool_pending,
         "outboxUnconfirmed": h.outbox_unconfirmed,
         "outboxUncertain": h.outbox_uncertain,
-    }))
+    })
 }

@@ -68,6 +68,7 @@ pub(crate) fn channels_status(gw: &Gateway) -> Value {
             }]);
         }
         status["channels"] = json!({"telegram": telegram});
+        status["channelAccounts"] = json!({"telegram": super::channels::telegram_accounts(gw)});
     }
     status
 }
