@@ -66,18 +66,7 @@ fn resolve(args: &TlsArgs) -> Result<(GatewaySettings, tls::TlsPaths), String> {
     };
     let settings = config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env)
         .map_err(|e| e.to_string())?;
-    let paths = match &settings.tls {
-        Some(t) => tls::TlsPaths::from_settings(t),
-        None => {
-            let dir = settings.state_dir.join("gateway").join("tls");
-            tls::TlsPaths {
-                cert: dir.join("gateway-cert.pem"),
-                key: dir.join("gateway-key.pem"),
-                ca: None,
-                auto_generate: true,
-            }
-        }
-    };
+    let paths = tls::TlsPaths::of_gateway(&settings);
     Ok((settings, paths))
 }
 
@@ -143,16 +132,10 @@ fn rotate(args: &RotateArgs) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let mut sans = Vec::new();
-    if let Some(h) = settings.custom_bind_host {
-        sans.push(h.to_string());
-    }
-    if settings.bind == BindMode::Tailnet
-        && let Some(t) = bind::TailnetDetector::from_env(&config::process_env).detect()
-    {
-        sans.push(t.ipv4.to_string());
-        sans.extend(t.dns_name);
-    }
+    let tailnet = (settings.bind == BindMode::Tailnet)
+        .then(|| bind::TailnetDetector::from_env(&config::process_env).detect())
+        .flatten();
+    let sans = tls::extra_sans(tailnet.as_ref(), settings.custom_bind_host);
     let outcome = match tls::rotate(&paths, &sans, args.stage) {
         Ok(o) => o,
         Err(e) => return fail(e),

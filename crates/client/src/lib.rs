@@ -22,6 +22,7 @@ mod device;
 pub mod device_auth;
 mod error;
 mod hello;
+pub mod live_check;
 pub mod plaintext;
 pub mod session;
 pub mod target;

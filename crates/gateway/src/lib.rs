@@ -24,6 +24,7 @@ mod pairing;
 mod registry;
 mod shared_frame;
 pub mod ssh_verify;
+pub mod startup;
 pub mod state_dir;
 pub mod tailscale;
 pub mod tls;

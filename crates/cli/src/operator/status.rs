@@ -102,7 +102,7 @@ async fn status_async(args: StatusArgs) -> ExitCode {
 
     // --deep on this machine's gateway: the exposure report of its config too.
     let exposure = (args.deep && session.target.source == clawgate_config::TargetSource::Local)
-        .then(|| crate::doctor::local_exposure(session.target.config_path.as_deref()))
+        .then(|| crate::exposure_view::local_exposure(session.target.config_path.as_deref()))
         .flatten();
     if json_out {
         let mut report =
