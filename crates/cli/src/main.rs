@@ -5,7 +5,6 @@ mod doctor;
 mod exposure_view;
 mod gateway_run;
 mod gateway_tls;
-mod managed_tunnel;
 mod node_run;
 mod operator;
 mod output;

@@ -7,10 +7,12 @@
 //! operator command with `gateway.remote.transport: "ssh"` read. See
 //! [`clawgate_client::tunnel`] for the ssh options.
 
-use crate::managed_tunnel;
-use crate::output::{EXIT_UNREACHABLE, EXIT_USAGE, Failure, now_ms, print_json, print_out};
+use crate::output::{
+    EXIT_UNREACHABLE, EXIT_USAGE, Failure, Report, exit_code, now_ms, print_json, print_out,
+};
 use crate::term::Progress;
 use clap::{Args, Subcommand, ValueEnum};
+use clawgate_client::failure::tunnel_failure;
 use clawgate_client::tunnel::{
     self, HostKeyPolicy, ManagedTunnel, SupervisorEvent, TunnelError, TunnelErrorKind,
     TunnelRegistry, TunnelSpec, TunnelState, TunnelStatus,
@@ -74,7 +76,7 @@ pub struct UpArgs {
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ssh_port: Option<u16>,
     /// known_hosts file to check the host key against (instead of ~/.ssh/known_hosts)
-    #[arg(long, value_name = "PATH", env = managed_tunnel::KNOWN_HOSTS_ENV)]
+    #[arg(long, value_name = "PATH", env = tunnel::KNOWN_HOSTS_ENV)]
     pub known_hosts: Option<PathBuf>,
     /// strict: the host key must already be known; openssh: your OpenSSH config decides
     /// [default: gateway.remote.sshHostKeyPolicy, else strict]
@@ -196,14 +198,14 @@ fn up(args: UpArgs) -> ExitCode {
     };
     if let Err(e) = spec.parsed_target() {
         let e = TunnelError::new(TunnelErrorKind::InvalidSpec, e);
-        return managed_tunnel::failure(&e).report(args.json);
+        return tunnel_failure(&e).report(args.json);
     }
     if args.foreground {
         return up_foreground(spec, &args);
     }
     let progress = Progress::new(args.json);
     let timeout = Duration::from_millis(args.timeout.max(1));
-    let result = managed_tunnel::ensure(&spec, None, &state_dir(), &progress, timeout);
+    let result = tunnel::ensure_supervised(&spec, None, &state_dir(), &progress, timeout);
     progress.clear();
     match result {
         Ok(tunnel::Ensured { state, reused }) => {
@@ -215,7 +217,7 @@ fn up(args: UpArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => managed_tunnel::failure(&e).report(args.json),
+        Err(e) => tunnel_failure(&e).report(args.json),
     }
 }
 
@@ -309,7 +311,7 @@ fn supervise_background(args: SuperviseArgs) -> ExitCode {
             Err(e) => {
                 log(&format!("failed: {} [{}]", e.message, e.kind));
                 managed.record_failure(&e);
-                ExitCode::from(managed_tunnel::failure(&e).exit)
+                ExitCode::from(exit_code(tunnel_failure(&e).kind))
             }
         }
     })
@@ -319,7 +321,7 @@ fn supervise_background(args: SuperviseArgs) -> ExitCode {
 fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
     let mut managed = match ManagedTunnel::claim_here(&spec, &state_dir()) {
         Ok(m) => m,
-        Err(e) => return managed_tunnel::failure(&e).report(args.json),
+        Err(e) => return tunnel_failure(&e).report(args.json),
     };
     let (key, local_port) = (spec.key(), managed.state().local_port);
     let Some(rt) = runtime() else {
@@ -407,7 +409,7 @@ fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
             }
             Err(e) => {
                 managed.registry().clean(&key);
-                managed_tunnel::failure(&e).report(json_out)
+                tunnel_failure(&e).report(json_out)
             }
         }
     })

@@ -1,11 +1,11 @@
 //! `gateway call`: one RPC method, its result printed as JSON.
 
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
-use super::failure;
 use super::session::{ConnSpec, connect_session};
 use super::target;
-use crate::output::{Failure, block_on, print_json};
+use crate::output::{Failure, Report, block_on, print_json};
 use clap::Args;
+use clawgate_client::failure;
 use clawgate_protocol::scopes::{self, MethodAccess};
 use serde_json::Value;
 use std::process::ExitCode;

@@ -4,15 +4,15 @@
 
 use super::bonjour::ProbeBrowse;
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
-use super::failure;
 use super::probe_ssh;
 use super::probe_target::{PROBE_METHODS, Probed, Reached, probe_target};
 use super::render;
 use super::rpc::CallOutcome;
 use super::session::{ConnSpec, failed_connection_json};
 use super::target::{self, Target, Which};
-use crate::output::{EXIT_USAGE, Failure, block_on, print_json, print_out};
+use crate::output::{Failure, FailureKind, Report, block_on, exit_code, print_json, print_out};
 use clap::Args;
+use clawgate_client::failure;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -311,7 +311,7 @@ fn probe_failed(
         warnings,
         discovery,
     } = lists;
-    if json_out && f.exit != EXIT_USAGE {
+    if json_out && f.kind != FailureKind::Usage {
         let mut report = failed_connection_json(f, direct);
         report["warnings"] = json!(warnings);
         report["discovery"] = discovery;
@@ -337,5 +337,5 @@ fn probe_failed(
         );
     }
     f.print_human();
-    ExitCode::from(f.exit)
+    ExitCode::from(exit_code(f.kind))
 }

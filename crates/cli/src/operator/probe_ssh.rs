@@ -7,9 +7,9 @@
 use super::bonjour::ProbeDiscovery;
 use super::conn::ConnArgs;
 use super::target::{CredentialOrigin, ProbeTunnel, Target};
-use crate::managed_tunnel::KNOWN_HOSTS_ENV;
 use crate::output::Failure;
 use crate::term::Progress;
+use clawgate_client::tunnel::KNOWN_HOSTS_ENV;
 use clawgate_client::tunnel::{OneShotSpec, OneShotTunnel, SshTarget, TunnelError};
 use clawgate_config::{self as config, ProbeSshFlags, ProbeSshOrigin, ProbeSshTarget, Secret};
 use serde_json::{Value, json};

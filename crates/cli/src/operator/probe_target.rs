@@ -6,7 +6,7 @@ use super::probe_ssh;
 use super::rpc::CallOutcome;
 use super::session::{ConnSpec, connect_session, placeholder_target};
 use super::target::{self, Target};
-use crate::output::{EXIT_REJECTED, Failure};
+use crate::output::{Failure, FailureKind};
 use clawgate_client::HelloOk;
 use clawgate_protocol::scopes;
 use serde_json::{Value, json};
@@ -33,7 +33,7 @@ impl Probed {
     pub fn reachable(&self) -> bool {
         self.result
             .as_ref()
-            .map_or_else(|f| f.exit == EXIT_REJECTED, |_| true)
+            .map_or_else(|f| f.kind == FailureKind::Rejected, |_| true)
     }
 
     /// The gateway's identity, from its `system-presence` answer ([`self_identity`]).
