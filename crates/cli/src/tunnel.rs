@@ -14,7 +14,7 @@ use crate::term::Progress;
 use clap::{Args, Subcommand, ValueEnum};
 use clawgate_client::failure::tunnel_failure;
 use clawgate_client::tunnel::{
-    self, HostKeyPolicy, ManagedTunnel, SupervisorEvent, TunnelError, TunnelErrorKind,
+    self, HostKeyPolicy, ManagedTunnel, SupervisorEvent, TunnelError, TunnelErrorKind, TunnelFlags,
     TunnelRegistry, TunnelSpec, TunnelState, TunnelStatus,
 };
 use clawgate_config as config;
@@ -141,46 +141,30 @@ fn state_dir() -> PathBuf {
 
 // ---- up -------------------------------------------------------------------------------------
 
-/// Builds the spec from the flags, falling back to `gateway.remote.*`.
+/// The spec of the flags, falling back to `gateway.remote.*` ([`TunnelSpec::from_flags`]).
 fn spec_from_args(args: &UpArgs) -> Result<TunnelSpec, Failure> {
     let env = config::process_env;
     let location = config::locate_config(args.config.as_deref(), None, &env);
     let loaded =
         config::load_config(&location, &env).map_err(|e| Failure::config(e.to_string()))?;
-    let remote = loaded.as_ref().map(|l| l.gateway.remote.clone());
-    let remote = remote.unwrap_or_default();
-    let target = match args.target.clone().or(remote.ssh_target.clone()) {
-        Some(t) => t,
-        None => {
-            return Err(Failure::usage(
-                "which host? pass the SSH target: clawgate tunnel up [user@]host[:port]".into(),
-                vec![
-                    "or set gateway.remote.sshTarget in the config file to use it by default"
-                        .into(),
-                ],
-            ));
-        }
-    };
-    let policy = match args.host_key_policy {
-        Some(PolicyArg::Strict) => HostKeyPolicy::Strict,
-        Some(PolicyArg::Openssh) => HostKeyPolicy::Openssh,
-        None => match remote.ssh_host_key_policy {
-            Some(config::SshHostKeyPolicy::Openssh) => HostKeyPolicy::Openssh,
-            _ => HostKeyPolicy::Strict,
-        },
-    };
-    Ok(TunnelSpec {
-        target,
+    let remote = loaded.map(|l| l.gateway.remote).unwrap_or_default();
+    let flags = TunnelFlags {
+        target: args.target.clone(),
         ssh_port: args.ssh_port,
-        identity: args.identity.clone().or(remote.ssh_identity.clone()),
-        remote_port: args
-            .remote_port
-            .or(remote.remote_port)
-            .unwrap_or(tunnel::DEFAULT_REMOTE_PORT),
+        identity: args.identity.clone(),
+        remote_port: args.remote_port,
         local_port: args.local_port,
         known_hosts: args.known_hosts.clone(),
-        host_key_policy: policy,
-        profile: tunnel::ArgvProfile::Managed,
+        host_key_policy: args.host_key_policy.map(|p| match p {
+            PolicyArg::Strict => HostKeyPolicy::Strict,
+            PolicyArg::Openssh => HostKeyPolicy::Openssh,
+        }),
+    };
+    TunnelSpec::from_flags(flags, &remote).ok_or_else(|| {
+        Failure::usage(
+            "which host? pass the SSH target: clawgate tunnel up [user@]host[:port]".into(),
+            vec!["or set gateway.remote.sshTarget in the config file to use it by default".into()],
+        )
     })
 }
 

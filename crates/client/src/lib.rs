@@ -26,6 +26,7 @@ mod hello;
 pub mod live_check;
 pub mod pairing;
 pub mod plaintext;
+pub mod probe_tunnel;
 pub mod session;
 pub mod target;
 mod transport;

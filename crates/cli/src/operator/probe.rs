@@ -13,6 +13,7 @@ use super::target::{self, Target, Which};
 use crate::output::{Failure, FailureKind, Report, block_on, exit_code, print_json, print_out};
 use clap::Args;
 use clawgate_client::failure;
+use clawgate_client::probe_tunnel;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,7 +81,7 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
         args.port,
     );
     let config = args.conn.config.as_deref();
-    let ssh = match probe_ssh::plan(&ssh_flags, config) {
+    let ssh = match probe_tunnel::plan(&ssh_flags, config) {
         Ok(p) => p,
         Err(f) => return f.report(json_out),
     };
@@ -96,10 +97,10 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
     let tunnel = match &ssh {
         Some(plan) => {
             let progress = crate::term::Progress::new(json_out);
-            let opened = probe_ssh::open(plan, budget, &progress).await;
+            let opened = probe_tunnel::open(plan, budget, &progress).await;
             progress.clear();
             opened
-                .map_err(|e| warnings.push(probe_ssh::failed_warning(&e, plan)))
+                .map_err(|e| warnings.push(probe_tunnel::failed_warning(&e, plan)))
                 .ok()
         }
         None => None,

@@ -6,14 +6,11 @@ use super::conn::ConnArgs;
 use crate::output::Failure;
 use clawgate_client::failure::{plaintext_failure, tunnel_failure};
 use clawgate_client::target::TargetInputs;
-use clawgate_client::tunnel::{
-    ArgvProfile, DEFAULT_READY_TIMEOUT, HostKeyPolicy, TunnelError, TunnelSpec, TunnelState,
-};
+use clawgate_client::tunnel::{DEFAULT_READY_TIMEOUT, TunnelError, TunnelSpec, TunnelState};
 use clawgate_config as config;
-use std::path::PathBuf;
 use std::time::Duration;
 
-pub use clawgate_client::target::{CredentialOrigin, ProbeTunnel, Target, TargetError, Which};
+pub use clawgate_client::target::{CredentialOrigin, Target, TargetError, Which};
 
 /// The certificate fingerprint of this machine's gateway when its config enables TLS.
 pub fn local_tls_fingerprint(config_path: Option<&std::path::Path>) -> Option<String> {
@@ -90,19 +87,7 @@ fn open_tunnel(
     state_dir: &std::path::Path,
     args: &ConnArgs,
 ) -> Result<TunnelState, TunnelError> {
-    let spec = TunnelSpec {
-        target: ssh.target.clone(),
-        ssh_port: None,
-        identity: ssh.identity.clone(),
-        remote_port: ssh.remote_port,
-        local_port: None,
-        known_hosts: std::env::var_os(clawgate_client::tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from),
-        host_key_policy: match ssh.host_key_policy {
-            config::SshHostKeyPolicy::Openssh => HostKeyPolicy::Openssh,
-            config::SshHostKeyPolicy::Strict => HostKeyPolicy::Strict,
-        },
-        profile: ArgvProfile::Managed,
-    };
+    let spec = TunnelSpec::of_remote_transport(ssh);
     let progress = crate::term::Progress::new(args.json);
     let budget = Duration::from_millis(args.timeout.max(1)).max(DEFAULT_READY_TIMEOUT);
     let result = clawgate_client::tunnel::ensure_supervised(
