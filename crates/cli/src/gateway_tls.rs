@@ -4,7 +4,7 @@
 //! before it is served, `rotate` switches; running gateways pick up the files by themselves).
 
 use clap::{Args, Subcommand};
-use clawgate_config::{self as config, BindMode, GatewayRunInputs, GatewaySettings};
+use clawgate_config::{self as config, BindMode, GatewaySettings};
 use clawgate_gateway::{bind, tls};
 use serde_json::json;
 use std::path::PathBuf;
@@ -57,15 +57,9 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 /// The gateway settings, and the TLS paths (the defaults when TLS is not enabled).
 fn resolve(args: &TlsArgs) -> Result<(GatewaySettings, tls::TlsPaths), String> {
     let env = config::process_env;
-    let location = config::locate_config(args.config.as_deref(), args.state_dir.as_deref(), &env);
-    let loaded = config::load_config(&location, &env).map_err(|e| e.to_string())?;
-    let inputs = GatewayRunInputs {
-        config_path: args.config.clone(),
-        state_dir: args.state_dir.clone(),
-        ..GatewayRunInputs::default()
-    };
-    let settings = config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env)
-        .map_err(|e| e.to_string())?;
+    let (settings, _) =
+        clawgate_gateway::local_settings(args.config.as_deref(), args.state_dir.as_deref(), &env)
+            .map_err(|e| e.to_string())?;
     let paths = tls::TlsPaths::of_gateway(&settings);
     Ok((settings, paths))
 }

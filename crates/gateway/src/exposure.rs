@@ -270,13 +270,7 @@ pub fn assess_local(
     config_path: Option<&std::path::Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<(Description, Vec<Finding>)> {
-    let location = clawgate_config::locate_config(config_path, None, env);
-    let loaded = clawgate_config::load_config(&location, env).ok()?;
-    let inputs = clawgate_config::GatewayRunInputs {
-        config_path: config_path.map(std::path::Path::to_path_buf),
-        ..Default::default()
-    };
-    let settings = clawgate_config::resolve_gateway_settings(&inputs, loaded.as_ref(), env).ok()?;
+    let (settings, loaded) = crate::local_settings(config_path, None, env).ok()?;
     let cfg = loaded.map(|l| l.gateway).unwrap_or_default();
     Some(assess(RULES, &settings, &cfg, env))
 }

@@ -198,6 +198,16 @@ pub fn configured_fingerprint(settings: &clawgate_config::GatewaySettings) -> Op
     fingerprint_file(&tls.cert_path).ok()
 }
 
+/// The certificate fingerprint of this machine's gateway when its config (`config_path`,
+/// else the env's or the default one) enables TLS.
+pub fn local_fingerprint(
+    config_path: Option<&std::path::Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let (settings, _) = crate::local_settings(config_path, None, env).ok()?;
+    configured_fingerprint(&settings)
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

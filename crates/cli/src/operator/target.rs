@@ -14,15 +14,7 @@ pub use clawgate_client::target::{CredentialOrigin, Target, TargetError, Which};
 
 /// The certificate fingerprint of this machine's gateway when its config enables TLS.
 pub fn local_tls_fingerprint(config_path: Option<&std::path::Path>) -> Option<String> {
-    let env = config::process_env;
-    let location = config::locate_config(config_path, None, &env);
-    let loaded = config::load_config(&location, &env).ok()?;
-    let inputs = config::GatewayRunInputs {
-        config_path: config_path.map(std::path::Path::to_path_buf),
-        ..Default::default()
-    };
-    let settings = config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env).ok()?;
-    clawgate_gateway::tls::configured_fingerprint(&settings)
+    clawgate_gateway::tls::local_fingerprint(config_path, &config::process_env)
 }
 
 /// Resolves the target; configuration problems are usage errors (exit 2).
