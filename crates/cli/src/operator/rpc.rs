@@ -145,7 +145,7 @@ pub async fn call_once(
     method: &str,
     params: Value,
 ) -> Result<Value, std::process::ExitCode> {
-    let scopes = super::call::scopes_for(method);
+    let scopes = clawgate_client::session::least_scopes(method);
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let session = connect(conn, &scopes)
         .await
