@@ -22,6 +22,7 @@ mod device;
 pub mod device_auth;
 mod error;
 pub mod failure;
+pub mod fields;
 mod hello;
 pub mod live_check;
 pub mod pairing;

@@ -1,29 +1,13 @@
 //! What an operator needs to decide about pairing, from the gateway's `device.pair.list` and
 //! `node.pair.list` answers: what kind of request a device's is (new pairing, role or scope
 //! upgrade, re-approval), the scopes approving it or managing a token needs, which request
-//! or paired device or node a name means, and the JSON fields the listings read.
+//! or paired device or node a name means.
 
 use crate::RpcError;
 use crate::failure::Failure;
+use crate::fields::{field, strings};
 use clawgate_protocol::{nodes, scopes};
 use serde_json::Value;
-
-/// The string at `key` of a gateway object, `""` when absent.
-pub fn field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The strings of a gateway array (others skipped), empty when absent.
-pub fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// The first 12 characters of a long id, with `…`.
 pub fn short_id(id: &str) -> String {

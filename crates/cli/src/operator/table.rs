@@ -3,7 +3,8 @@
 //! the cursor or fake rows); the last column may run long. Also the cell text the listing
 //! commands make of the gateway's JSON.
 
-pub use clawgate_client::pairing::{field as s, short_id as short, strings as strs};
+pub use clawgate_client::fields::{field as s, strings as strs};
+pub use clawgate_client::pairing::short_id as short;
 
 pub struct Table {
     headers: Vec<String>,
