@@ -4,7 +4,7 @@
 //! before it is served, `rotate` switches; running gateways pick up the files by themselves).
 
 use clap::{Args, Subcommand};
-use clawgate_config::{self as config, BindMode, GatewayRunInputs, GatewaySettings};
+use clawgate_config::{self as config, BindMode, GatewaySettings};
 use clawgate_gateway::{bind, tls};
 use serde_json::json;
 use std::path::PathBuf;
@@ -57,27 +57,10 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 /// The gateway settings, and the TLS paths (the defaults when TLS is not enabled).
 fn resolve(args: &TlsArgs) -> Result<(GatewaySettings, tls::TlsPaths), String> {
     let env = config::process_env;
-    let location = config::locate_config(args.config.as_deref(), args.state_dir.as_deref(), &env);
-    let loaded = config::load_config(&location, &env).map_err(|e| e.to_string())?;
-    let inputs = GatewayRunInputs {
-        config_path: args.config.clone(),
-        state_dir: args.state_dir.clone(),
-        ..GatewayRunInputs::default()
-    };
-    let settings = config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env)
-        .map_err(|e| e.to_string())?;
-    let paths = match &settings.tls {
-        Some(t) => tls::TlsPaths::from_settings(t),
-        None => {
-            let dir = settings.state_dir.join("gateway").join("tls");
-            tls::TlsPaths {
-                cert: dir.join("gateway-cert.pem"),
-                key: dir.join("gateway-key.pem"),
-                ca: None,
-                auto_generate: true,
-            }
-        }
-    };
+    let (settings, _) =
+        clawgate_gateway::local_settings(args.config.as_deref(), args.state_dir.as_deref(), &env)
+            .map_err(|e| e.to_string())?;
+    let paths = tls::TlsPaths::of_gateway(&settings);
     Ok((settings, paths))
 }
 
@@ -143,16 +126,10 @@ fn rotate(args: &RotateArgs) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let mut sans = Vec::new();
-    if let Some(h) = settings.custom_bind_host {
-        sans.push(h.to_string());
-    }
-    if settings.bind == BindMode::Tailnet
-        && let Some(t) = bind::TailnetDetector::from_env(&config::process_env).detect()
-    {
-        sans.push(t.ipv4.to_string());
-        sans.extend(t.dns_name);
-    }
+    let tailnet = (settings.bind == BindMode::Tailnet)
+        .then(|| bind::TailnetDetector::from_env(&config::process_env).detect())
+        .flatten();
+    let sans = tls::extra_sans(tailnet.as_ref(), settings.custom_bind_host);
     let outcome = match tls::rotate(&paths, &sans, args.stage) {
         Ok(o) => o,
         Err(e) => return fail(e),

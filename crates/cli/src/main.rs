@@ -2,9 +2,9 @@
 //! Parsing and dispatch only; the work lives in the library crates.
 
 mod doctor;
+mod exposure_view;
 mod gateway_run;
 mod gateway_tls;
-mod managed_tunnel;
 mod node_run;
 mod operator;
 mod output;

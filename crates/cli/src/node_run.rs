@@ -1,8 +1,9 @@
 //! `clawgate node run`: the headless node host in the foreground. Flags and environment
 //! are resolved here; the work lives in `clawgate-node-host`.
 
-use crate::managed_tunnel;
+use crate::output::exit_code;
 use clap::Args;
+use clawgate_client::failure::tunnel_failure;
 use clawgate_client::tunnel::{self, DEFAULT_READY_TIMEOUT, Ensured, TunnelRegistry, TunnelSpec};
 use clawgate_config as config;
 use clawgate_node_host::host::{Notice, Retry, Wait, log_notice};
@@ -149,13 +150,14 @@ fn open_ssh_tunnel(args: &RunArgs, target: &str) -> Result<Ensured, ExitCode> {
     let mut spec = TunnelSpec::new(target);
     spec.remote_port = args.port;
     spec.identity = args.ssh_identity.clone();
-    spec.known_hosts = std::env::var_os(managed_tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from);
+    spec.known_hosts = std::env::var_os(tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from);
     let progress = crate::term::Progress::new(false);
     let state_dir = config::resolve_state_dir(None, &config::process_env);
-    let result = managed_tunnel::ensure(&spec, None, &state_dir, &progress, DEFAULT_READY_TIMEOUT);
+    let result =
+        tunnel::ensure_supervised(&spec, None, &state_dir, &progress, DEFAULT_READY_TIMEOUT);
     progress.clear();
     result.map_err(|e| {
-        let f = managed_tunnel::failure(&e);
+        let f = tunnel_failure(&e);
         eprintln!(
             "clawgate node run: cannot open the SSH tunnel: {}",
             f.message
@@ -163,7 +165,7 @@ fn open_ssh_tunnel(args: &RunArgs, target: &str) -> Result<Ensured, ExitCode> {
         for fix in &f.fixes {
             eprintln!("  {}", fix.trim_start());
         }
-        ExitCode::from(f.exit)
+        ExitCode::from(exit_code(f.kind))
     })
 }
 

@@ -6,7 +6,7 @@
 //! code and a message that names the fix (see [`conn::EXIT_CODES_HELP`]). The commands sit
 //! on the shared modules below them and never on each other: the connection flags
 //! ([`conn`]), the target ([`target`]), opening the connection ([`session`], with
-//! [`pairing`]), calls on it ([`rpc`]), failures ([`failure`]), human output ([`render`],
+//! [`pairing`]), calls on it ([`rpc`]), human output ([`render`],
 //! [`table`], a streamed agent turn: [`turn_view`]), the Bonjour browse ([`bonjour`]) and what `gateway probe` and `security audit`
 //! share ([`probe_target`], [`probe_ssh`]).
 
@@ -18,7 +18,6 @@ pub mod conn;
 pub mod devices;
 pub mod discover;
 pub mod dm_pairing;
-mod failure;
 pub mod gateway_status;
 pub mod health;
 pub mod nodes;

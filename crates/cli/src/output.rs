@@ -1,5 +1,5 @@
-//! What every command shares for its output: the exit codes, a failure (exit code, message,
-//! fixes and JSON error object), writing to stdout without failing on a closed pipe, and
+//! What every command shares for its output: the exit codes, a failure reported (message and
+//! fixes, JSON error object, exit code by kind), writing to stdout without failing on a closed pipe, and
 //! times in words.
 
 use serde_json::{Value, json};
@@ -14,47 +14,28 @@ pub const EXIT_UNREACHABLE: u8 = 3;
 pub const EXIT_REJECTED: u8 = 4;
 pub const EXIT_SCOPE: u8 = 5;
 
-/// A command failure: exit code, human message (stderr), fixes, and the JSON `error` object.
-#[derive(Debug)]
-pub struct Failure {
-    pub exit: u8,
-    pub message: String,
-    pub fixes: Vec<String>,
-    pub json: Value,
+pub use clawgate_client::failure::{Failure, FailureKind};
+
+/// The exit code of a failure of this kind.
+pub fn exit_code(kind: FailureKind) -> u8 {
+    match kind {
+        FailureKind::Rpc => EXIT_RPC,
+        FailureKind::Usage => EXIT_USAGE,
+        FailureKind::Unreachable => EXIT_UNREACHABLE,
+        FailureKind::Rejected => EXIT_REJECTED,
+        FailureKind::Scope => EXIT_SCOPE,
+    }
 }
 
-impl Failure {
-    /// A bad flag or argument (exit 2, `usage_error`).
-    pub fn usage(message: String, fixes: Vec<String>) -> Failure {
-        Failure {
-            exit: EXIT_USAGE,
-            json: json!({"type": "usage_error", "message": message}),
-            message,
-            fixes,
-        }
-    }
+/// How a command reports its failure: the message and fixes on stderr, the JSON error object
+/// on stdout with `--json`, and the exit code.
+pub trait Report {
+    fn print_human(&self);
+    fn report(&self, json_stdout: bool) -> ExitCode;
+}
 
-    /// A config file or setting that cannot be used (exit 2, `config_error`).
-    pub fn config(message: String) -> Failure {
-        Failure {
-            exit: EXIT_USAGE,
-            json: json!({"type": "config_error", "message": message}),
-            message,
-            fixes: Vec::new(),
-        }
-    }
-
-    /// The gateway does not know what was named (exit 1, `not_found`).
-    pub fn not_found(message: String, fixes: Vec<String>) -> Failure {
-        Failure {
-            exit: EXIT_RPC,
-            json: json!({"type": "not_found", "message": message}),
-            message,
-            fixes,
-        }
-    }
-
-    pub fn print_human(&self) {
+impl Report for Failure {
+    fn print_human(&self) {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "error: {}", self.message);
         for fix in &self.fixes {
@@ -68,12 +49,12 @@ impl Failure {
     }
 
     /// `{"ok":false,"error":…}` on stdout (when `json_stdout`) and the message on stderr.
-    pub fn report(&self, json_stdout: bool) -> ExitCode {
+    fn report(&self, json_stdout: bool) -> ExitCode {
         if json_stdout {
             print_json(&json!({"ok": false, "error": self.json}));
         }
         self.print_human();
-        ExitCode::from(self.exit)
+        ExitCode::from(exit_code(self.kind))
     }
 }
 

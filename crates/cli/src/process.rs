@@ -17,17 +17,23 @@ pub fn init_logging() {
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT, saying so with `message`.
 pub async fn cancel_on_signal(shutdown: CancellationToken, message: &'static str) {
+    signalled(message).await;
+    shutdown.cancel();
+}
+
+/// Resolves on the first SIGTERM or SIGINT, saying so with `message` (never, when the
+/// signals cannot be watched).
+pub async fn signalled(message: &'static str) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        return;
+        return std::future::pending().await;
     };
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
     eprintln!("{message}");
-    shutdown.cancel();
 }

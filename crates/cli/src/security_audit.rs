@@ -8,7 +8,7 @@
 //! (config, file modes, the probe's outcome), renders the report and sets the exit code.
 
 use clap::{Args, Subcommand};
-use clawgate_config::{self as config, AuthMode, LoadedConfig};
+use clawgate_config::{self as config, LoadedConfig};
 use clawgate_gateway::exposure::audit::{
     AuthOverride, DeepProbe, Summary, SuppressedFinding, apply_suppressions, cli_command,
     deep_probe_findings, gateway_config_findings, nonblank, summarize,
@@ -104,33 +104,6 @@ fn config_failure(json_out: bool, message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// `--auth` with its secret, as OpenClaw's `buildAuditGatewayAuthOverride`.
-fn auth_override(args: &AuditArgs) -> Result<Option<AuthOverride>, String> {
-    let Some(mode) = nonblank(args.auth.as_deref()) else {
-        return Ok(None);
-    };
-    let mode: AuthMode = mode.to_ascii_lowercase().parse().map_err(|_| {
-        "Invalid --auth value. Expected \"none\", \"token\", \"password\", or \"trusted-proxy\"."
-            .to_owned()
-    })?;
-    let token = nonblank(args.token.as_deref()).map(str::to_owned);
-    let password = nonblank(args.password.as_deref()).map(str::to_owned);
-    match mode {
-        AuthMode::Token if token.is_none() => {
-            Err("Invalid --auth token: pass --token <token> for audit auth override.".to_owned())
-        }
-        AuthMode::Password if password.is_none() => Err(
-            "Invalid --auth password: pass --password <password> for audit auth override."
-                .to_owned(),
-        ),
-        _ => Ok(Some(AuthOverride {
-            mode,
-            token,
-            password,
-        })),
-    }
-}
-
 /// The `--deep` probe: `gateway probe`'s read calls against the configured gateway on a
 /// `status --deep` connection, with `--token`/`--password` when given.
 fn deep_probe(args: &AuditArgs) -> DeepProbe {
@@ -166,7 +139,11 @@ fn deep_probe(args: &AuditArgs) -> DeepProbe {
 pub fn run(command: SecurityCommand) -> ExitCode {
     let SecurityCommand::Audit(args) = command;
     let env = config::process_env;
-    let auth_override = match auth_override(&args) {
+    let auth_override = match AuthOverride::from_flags(
+        args.auth.as_deref(),
+        args.token.as_deref(),
+        args.password.as_deref(),
+    ) {
         Ok(o) => o,
         Err(message) => return config_failure(args.json, &message),
     };
@@ -309,41 +286,6 @@ mod tests {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         }
-    }
-
-    #[test]
-    fn auth_flags_are_checked_like_openclaw() {
-        let args = |auth: Option<&str>, token: Option<&str>| AuditArgs {
-            deep: false,
-            auth: auth.map(str::to_owned),
-            token: token.map(str::to_owned),
-            password: None,
-            fix: false,
-            json: false,
-            config: None,
-        };
-        assert_eq!(auth_override(&args(None, Some("t"))), Ok(None));
-        assert_eq!(
-            auth_override(&args(Some("Token"), Some(" t "))),
-            Ok(Some(AuthOverride {
-                mode: AuthMode::Token,
-                token: Some("t".into()),
-                password: None
-            }))
-        );
-        assert_eq!(
-            auth_override(&args(Some("bogus"), None)).unwrap_err(),
-            "Invalid --auth value. Expected \"none\", \"token\", \"password\", or \"trusted-proxy\"."
-        );
-        assert_eq!(
-            auth_override(&args(Some("token"), Some(" "))).unwrap_err(),
-            "Invalid --auth token: pass --token <token> for audit auth override."
-        );
-        assert!(
-            auth_override(&args(Some("password"), None))
-                .unwrap_err()
-                .starts_with("Invalid --auth password")
-        );
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! operator command with `gateway.remote.transport: "ssh"` read. See
 //! [`clawgate_client::tunnel`] for the ssh options.
 
-use crate::managed_tunnel;
-use crate::output::{EXIT_UNREACHABLE, EXIT_USAGE, Failure, now_ms, print_json, print_out};
+use crate::output::{
+    EXIT_UNREACHABLE, EXIT_USAGE, Failure, Report, exit_code, now_ms, print_json, print_out,
+};
 use crate::term::Progress;
 use clap::{Args, Subcommand, ValueEnum};
+use clawgate_client::failure::tunnel_failure;
 use clawgate_client::tunnel::{
-    self, HostKeyPolicy, ManagedTunnel, SupervisorEvent, TunnelError, TunnelErrorKind,
+    self, HostKeyPolicy, ManagedTunnel, SupervisorEvent, TunnelError, TunnelErrorKind, TunnelFlags,
     TunnelRegistry, TunnelSpec, TunnelState, TunnelStatus,
 };
 use clawgate_config as config;
@@ -74,7 +76,7 @@ pub struct UpArgs {
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ssh_port: Option<u16>,
     /// known_hosts file to check the host key against (instead of ~/.ssh/known_hosts)
-    #[arg(long, value_name = "PATH", env = managed_tunnel::KNOWN_HOSTS_ENV)]
+    #[arg(long, value_name = "PATH", env = tunnel::KNOWN_HOSTS_ENV)]
     pub known_hosts: Option<PathBuf>,
     /// strict: the host key must already be known; openssh: your OpenSSH config decides
     /// [default: gateway.remote.sshHostKeyPolicy, else strict]
@@ -139,46 +141,30 @@ fn state_dir() -> PathBuf {
 
 // ---- up -------------------------------------------------------------------------------------
 
-/// Builds the spec from the flags, falling back to `gateway.remote.*`.
+/// The spec of the flags, falling back to `gateway.remote.*` ([`TunnelSpec::from_flags`]).
 fn spec_from_args(args: &UpArgs) -> Result<TunnelSpec, Failure> {
     let env = config::process_env;
     let location = config::locate_config(args.config.as_deref(), None, &env);
     let loaded =
         config::load_config(&location, &env).map_err(|e| Failure::config(e.to_string()))?;
-    let remote = loaded.as_ref().map(|l| l.gateway.remote.clone());
-    let remote = remote.unwrap_or_default();
-    let target = match args.target.clone().or(remote.ssh_target.clone()) {
-        Some(t) => t,
-        None => {
-            return Err(Failure::usage(
-                "which host? pass the SSH target: clawgate tunnel up [user@]host[:port]".into(),
-                vec![
-                    "or set gateway.remote.sshTarget in the config file to use it by default"
-                        .into(),
-                ],
-            ));
-        }
-    };
-    let policy = match args.host_key_policy {
-        Some(PolicyArg::Strict) => HostKeyPolicy::Strict,
-        Some(PolicyArg::Openssh) => HostKeyPolicy::Openssh,
-        None => match remote.ssh_host_key_policy {
-            Some(config::SshHostKeyPolicy::Openssh) => HostKeyPolicy::Openssh,
-            _ => HostKeyPolicy::Strict,
-        },
-    };
-    Ok(TunnelSpec {
-        target,
+    let remote = loaded.map(|l| l.gateway.remote).unwrap_or_default();
+    let flags = TunnelFlags {
+        target: args.target.clone(),
         ssh_port: args.ssh_port,
-        identity: args.identity.clone().or(remote.ssh_identity.clone()),
-        remote_port: args
-            .remote_port
-            .or(remote.remote_port)
-            .unwrap_or(tunnel::DEFAULT_REMOTE_PORT),
+        identity: args.identity.clone(),
+        remote_port: args.remote_port,
         local_port: args.local_port,
         known_hosts: args.known_hosts.clone(),
-        host_key_policy: policy,
-        profile: tunnel::ArgvProfile::Managed,
+        host_key_policy: args.host_key_policy.map(|p| match p {
+            PolicyArg::Strict => HostKeyPolicy::Strict,
+            PolicyArg::Openssh => HostKeyPolicy::Openssh,
+        }),
+    };
+    TunnelSpec::from_flags(flags, &remote).ok_or_else(|| {
+        Failure::usage(
+            "which host? pass the SSH target: clawgate tunnel up [user@]host[:port]".into(),
+            vec!["or set gateway.remote.sshTarget in the config file to use it by default".into()],
+        )
     })
 }
 
@@ -196,14 +182,14 @@ fn up(args: UpArgs) -> ExitCode {
     };
     if let Err(e) = spec.parsed_target() {
         let e = TunnelError::new(TunnelErrorKind::InvalidSpec, e);
-        return managed_tunnel::failure(&e).report(args.json);
+        return tunnel_failure(&e).report(args.json);
     }
     if args.foreground {
         return up_foreground(spec, &args);
     }
     let progress = Progress::new(args.json);
     let timeout = Duration::from_millis(args.timeout.max(1));
-    let result = managed_tunnel::ensure(&spec, None, &state_dir(), &progress, timeout);
+    let result = tunnel::ensure_supervised(&spec, None, &state_dir(), &progress, timeout);
     progress.clear();
     match result {
         Ok(tunnel::Ensured { state, reused }) => {
@@ -215,7 +201,7 @@ fn up(args: UpArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => managed_tunnel::failure(&e).report(args.json),
+        Err(e) => tunnel_failure(&e).report(args.json),
     }
 }
 
@@ -309,7 +295,7 @@ fn supervise_background(args: SuperviseArgs) -> ExitCode {
             Err(e) => {
                 log(&format!("failed: {} [{}]", e.message, e.kind));
                 managed.record_failure(&e);
-                ExitCode::from(managed_tunnel::failure(&e).exit)
+                ExitCode::from(exit_code(tunnel_failure(&e).kind))
             }
         }
     })
@@ -319,7 +305,7 @@ fn supervise_background(args: SuperviseArgs) -> ExitCode {
 fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
     let mut managed = match ManagedTunnel::claim_here(&spec, &state_dir()) {
         Ok(m) => m,
-        Err(e) => return managed_tunnel::failure(&e).report(args.json),
+        Err(e) => return tunnel_failure(&e).report(args.json),
     };
     let (key, local_port) = (spec.key(), managed.state().local_port);
     let Some(rt) = runtime() else {
@@ -407,7 +393,7 @@ fn up_foreground(spec: TunnelSpec, args: &UpArgs) -> ExitCode {
             }
             Err(e) => {
                 managed.registry().clean(&key);
-                managed_tunnel::failure(&e).report(json_out)
+                tunnel_failure(&e).report(json_out)
             }
         }
     })

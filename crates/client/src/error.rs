@@ -186,14 +186,7 @@ pub fn pin_list(pins: &[String]) -> String {
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    v.map(crate::fields::strings).unwrap_or_default()
 }
 
 impl WireError {

@@ -60,13 +60,7 @@ impl HelloOk {
     pub fn scopes(&self) -> Vec<String> {
         self.raw
             .pointer("/auth/scopes")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(crate::fields::strings)
             .unwrap_or_default()
     }
 

@@ -185,6 +185,17 @@ struct Wait {
     until: Instant,
 }
 
+/// The least scopes a connection asks to call `method`: the one the gateway checks, or, for
+/// a method only nodes may call, operator.admin (so the gateway's answer is about the role,
+/// not a scope).
+pub fn least_scopes(method: &str) -> Vec<String> {
+    use clawgate_protocol::scopes::{self, MethodAccess};
+    match scopes::method_access(method) {
+        MethodAccess::Scope(s) => vec![s.to_owned()],
+        MethodAccess::NodeOnly => vec![scopes::ADMIN.to_owned()],
+    }
+}
+
 /// Connects as `opts` says, following the device policy of this module's documentation.
 pub async fn open(
     opts: &SessionOptions,
@@ -344,5 +355,17 @@ pub async fn open(
             on(SessionEvent::WaitEnded { approved: false });
         }
         return Err(Box::new(SessionError::Connect(error)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_asks_the_scope_its_method_needs_and_admin_for_node_methods() {
+        assert_eq!(least_scopes("health"), ["operator.read"]);
+        assert_eq!(least_scopes("node.invoke"), ["operator.write"]);
+        assert_eq!(least_scopes("node.invoke.result"), ["operator.admin"]);
     }
 }

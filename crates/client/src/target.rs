@@ -100,6 +100,58 @@ impl Target {
     pub fn token_file(&self) -> PathBuf {
         self.state_dir.join(TOKEN_FILE)
     }
+
+    /// This machine's device id if an identity exists already (never creates one).
+    pub fn local_device_id(&self) -> Option<String> {
+        let path = crate::device_auth::identity_path(&self.state_dir);
+        path.exists()
+            .then(|| crate::DeviceIdentity::load(&path).ok())
+            .flatten()
+            .map(|i| i.id().to_owned())
+    }
+
+    /// The device tokens this machine keeps, of every gateway.
+    fn token_store(&self) -> crate::DeviceTokenStore {
+        crate::DeviceTokenStore::new(crate::device_auth::tokens_path(&self.state_dir))
+    }
+
+    /// Drops every stored token of `device_id` at this gateway (after it was removed there);
+    /// how many were dropped.
+    pub fn forget_device(&self, device_id: &str) -> usize {
+        self.token_store()
+            .remove_device(&self.url, device_id)
+            .unwrap_or(0)
+    }
+
+    /// Drops this gateway's stored token of `device_id` for `role` (after it was revoked
+    /// there).
+    pub fn forget_token(&self, device_id: &str, role: &str) {
+        let _ = self.token_store().remove(&self.url, device_id, role);
+    }
+
+    /// Stores a token handed back in-band (a device rotating its own token); the error
+    /// names the file.
+    pub fn store_rotated(
+        &self,
+        device_id: &str,
+        role: &str,
+        token: &str,
+        scopes: Vec<String>,
+    ) -> Result<(), String> {
+        let store = self.token_store();
+        let saved = store.put(crate::StoredDeviceToken {
+            gateway: self.url.clone(),
+            device_id: device_id.to_owned(),
+            role: role.to_owned(),
+            token: token.to_owned(),
+            scopes,
+            issued_at_ms: None,
+            saved_at_ms: crate::now_ms(),
+        });
+        saved
+            .map(|_| ())
+            .map_err(|e| format!("{}: {e}", store.path().display()))
+    }
 }
 
 /// The connection flags a target is resolved from.

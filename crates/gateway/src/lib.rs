@@ -24,6 +24,7 @@ mod pairing;
 mod registry;
 mod shared_frame;
 pub mod ssh_verify;
+pub mod startup;
 pub mod state_dir;
 pub mod tailscale;
 pub mod tls;
@@ -332,6 +333,25 @@ fn parse_cidrs(list: &[String], key: &str) -> Result<Vec<ingress::Cidr>, String>
         .enumerate()
         .map(|(i, p)| p.parse().map_err(|e| format!("{key}[{i}]: {e}")))
         .collect()
+}
+
+/// The settings of the gateway this machine runs from `config_path` (else the env's or the
+/// default config) and `state_dir`, with no other flags, and the config they came from: what
+/// `gateway tls`, `status --deep` and the operator commands' TLS pin read of it.
+pub fn local_settings(
+    config_path: Option<&std::path::Path>,
+    state_dir: Option<&std::path::Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(GatewaySettings, Option<LoadedConfig>), clawgate_config::ConfigError> {
+    let location = clawgate_config::locate_config(config_path, state_dir, env);
+    let loaded = clawgate_config::load_config(&location, env)?;
+    let inputs = clawgate_config::GatewayRunInputs {
+        config_path: config_path.map(std::path::Path::to_path_buf),
+        state_dir: state_dir.map(std::path::Path::to_path_buf),
+        ..Default::default()
+    };
+    let settings = clawgate_config::resolve_gateway_settings(&inputs, loaded.as_ref(), env)?;
+    Ok((settings, loaded))
 }
 
 /// OpenClaw seeds `gateway.controlUi.allowedOrigins` for non-loopback binds when none are

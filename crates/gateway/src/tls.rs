@@ -66,6 +66,23 @@ impl TlsPaths {
         }
     }
 
+    /// The gateway's certificate files: those of `gateway.tls` when TLS is enabled, else
+    /// where a generated pair would go (`<state dir>/gateway/tls/`), for `gateway tls`.
+    pub fn of_gateway(settings: &clawgate_config::GatewaySettings) -> Self {
+        match &settings.tls {
+            Some(t) => TlsPaths::from_settings(t),
+            None => {
+                let dir = settings.state_dir.join("gateway").join("tls");
+                TlsPaths {
+                    cert: dir.join("gateway-cert.pem"),
+                    key: dir.join("gateway-key.pem"),
+                    ca: None,
+                    auto_generate: true,
+                }
+            }
+        }
+    }
+
     /// The staged next pair (`rotate --stage`).
     pub fn next(&self) -> (PathBuf, PathBuf) {
         (sibling(&self.cert, "next"), sibling(&self.key, "next"))
@@ -157,11 +174,38 @@ pub fn fingerprint_file(cert: &Path) -> Result<String, TlsError> {
     Ok(fingerprint(read_certs(cert)?[0].as_ref()))
 }
 
+/// The names a generated certificate carries besides [`default_sans`]: the tailnet address
+/// and DNS name when the gateway binds there, and `gateway.customBindHost`.
+pub fn extra_sans(
+    tailnet: Option<&crate::bind::TailnetInfo>,
+    custom_bind_host: Option<std::net::Ipv4Addr>,
+) -> Vec<String> {
+    let mut sans = Vec::new();
+    if let Some(t) = tailnet {
+        sans.push(t.ipv4.to_string());
+        sans.extend(t.dns_name.clone());
+    }
+    if let Some(h) = custom_bind_host {
+        sans.push(h.to_string());
+    }
+    sans
+}
+
 /// The fingerprint of the certificate the configured gateway serves, if TLS is enabled and
 /// the certificate exists (`None` otherwise). Never generates anything.
 pub fn configured_fingerprint(settings: &clawgate_config::GatewaySettings) -> Option<String> {
     let tls = settings.tls.as_ref()?;
     fingerprint_file(&tls.cert_path).ok()
+}
+
+/// The certificate fingerprint of this machine's gateway when its config (`config_path`,
+/// else the env's or the default one) enables TLS.
+pub fn local_fingerprint(
+    config_path: Option<&std::path::Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let (settings, _) = crate::local_settings(config_path, None, env).ok()?;
+    configured_fingerprint(&settings)
 }
 
 fn provider() -> Arc<CryptoProvider> {

@@ -3,12 +3,12 @@
 //! payload instead, as `openclaw agent --json` does.
 
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
-use super::failure;
 use super::session::{ConnSpec, open_session};
 use super::turn_view::TurnView;
-use crate::output::{EXIT_RPC, Failure, block_on, print_json};
+use crate::output::{Failure, FailureKind, Report, block_on, print_json};
 use clap::Args;
 use clawgate_client::RpcError;
+use clawgate_client::failure;
 use clawgate_client::turn::{AgentParams, TOOL_EVENTS_CAP, run_agent};
 use clawgate_protocol::scopes;
 use serde_json::{Value, json};
@@ -69,7 +69,7 @@ fn params(args: &AgentArgs) -> AgentParams {
 /// A run that ended in an error: its message, exit 1.
 fn run_failed(error: &clawgate_client::WireError, payload: &Value) -> Failure {
     Failure {
-        exit: EXIT_RPC,
+        kind: FailureKind::Rpc,
         message: format!("the agent run failed: {}", error.message),
         fixes: Vec::new(),
         json: json!({"type": "agent_run_failed", "code": error.code, "message": error.message,

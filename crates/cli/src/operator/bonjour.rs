@@ -2,7 +2,7 @@
 //! implemented), as `gateway discover` and every `gateway probe` run it, and its lines for
 //! one gateway found.
 
-use crate::output::{EXIT_RPC, Failure};
+use crate::output::{Failure, FailureKind};
 use clawgate_gateway::discovery::{self, Beacon};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Browses for `timeout` off the async runtime (the browse blocks on mDNS's own thread).
 pub async fn browse(timeout: Duration) -> Result<Vec<Beacon>, Failure> {
     let failed = |message: String| Failure {
-        exit: EXIT_RPC,
+        kind: FailureKind::Rpc,
         json: json!({"type": "discovery_error", "message": message}),
         message,
         fixes: Vec::new(),

@@ -1,12 +1,12 @@
 //! `gateway call`: one RPC method, its result printed as JSON.
 
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
-use super::failure;
 use super::session::{ConnSpec, connect_session};
 use super::target;
-use crate::output::{Failure, block_on, print_json};
+use crate::output::{Failure, Report, block_on, print_json};
 use clap::Args;
-use clawgate_protocol::scopes::{self, MethodAccess};
+use clawgate_client::failure;
+use clawgate_client::session::least_scopes;
 use serde_json::Value;
 use std::process::ExitCode;
 
@@ -27,16 +27,6 @@ pub struct CallArgs {
     pub expect_url: Option<String>,
     #[command(flatten)]
     pub conn: ConnArgs,
-}
-
-/// Least privilege for one method.
-pub(super) fn scopes_for(method: &str) -> Vec<String> {
-    match scopes::method_access(method) {
-        MethodAccess::Scope(s) => vec![s.to_owned()],
-        // Operators cannot call these; ask for admin so the gateway's answer is about the
-        // role, not a scope.
-        MethodAccess::NodeOnly => vec![scopes::ADMIN.to_owned()],
-    }
 }
 
 pub fn run(args: CallArgs) -> ExitCode {
@@ -64,7 +54,7 @@ async fn call_async(args: CallArgs) -> ExitCode {
     {
         return failure::destination_changed(expected, &target).report(true);
     }
-    let spec = ConnSpec::cli(scopes_for(&args.method));
+    let spec = ConnSpec::cli(least_scopes(&args.method));
     let session = match connect_session(&args.conn, spec, target).await {
         Ok(s) => s,
         Err(b) => return b.0.report(true),

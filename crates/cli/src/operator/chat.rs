@@ -7,7 +7,7 @@ use super::conn::{ConnArgs, EXIT_CODES_HELP};
 use super::session::{ConnSpec, open_session};
 use super::table::clean;
 use super::turn_view::TurnView;
-use crate::output::{EXIT_RPC, Failure, block_on};
+use crate::output::{EXIT_RPC, Failure, Report, block_on};
 use clap::Args;
 use clawgate_client::RpcError;
 use clawgate_client::turn::{TOOL_EVENTS_CAP, TurnEnd, chat_turn};

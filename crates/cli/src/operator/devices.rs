@@ -2,14 +2,18 @@
 //! (`device.pair.list|approve|reject|remove|rename`, `device.token.rotate|revoke`).
 
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
-use super::failure;
-use super::pairing;
-use super::rpc::{self, is_unknown};
+use super::rpc;
 use super::session::Session;
 use super::table::{Table, clean, list_text, s, short, strs};
-use crate::output::{EXIT_SCOPE, Failure, ago, block_on, print_json, print_out};
+use crate::output::{Failure, FailureKind, Report, ago, block_on, print_json, print_out};
 use clap::{Args, Subcommand};
 use clawgate_client::RpcError;
+use clawgate_client::failure;
+use clawgate_client::failure::is_unknown;
+use clawgate_client::pairing::{
+    approval_denied, approve_scopes, device_name, find_pending, held_token_scopes, paired_of,
+    pending_of, request_kind, resolve_device, roles_of, token_scopes,
+};
 use clawgate_protocol::scopes;
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -136,69 +140,13 @@ fn filtered_note(session: &Session) -> Option<String> {
         })
 }
 
-fn device_name(d: &Value) -> String {
-    for key in ["operatorLabel", "displayName", "clientId"] {
-        let v = s(d, key);
-        if !v.is_empty() {
-            return v.to_owned();
-        }
-    }
-    short(s(d, "deviceId"))
-}
-
-fn roles_of(d: &Value) -> Vec<String> {
-    let mut roles = strs(&d["roles"]);
-    let role = s(d, "role");
-    if !role.is_empty() && !roles.iter().any(|r| r == role) {
-        roles.push(role.to_owned());
-    }
-    roles
-}
-
-/// new pairing / role upgrade / scope upgrade / re-approval, like the OpenClaw CLI.
-fn request_kind(req: &Value, paired: &[Value]) -> &'static str {
-    let Some(d) = paired
-        .iter()
-        .find(|d| s(d, "deviceId") == s(req, "deviceId") && !s(req, "deviceId").is_empty())
-    else {
-        return "new pairing";
-    };
-    let approved_roles = roles_of(d);
-    if !roles_of(req).iter().all(|r| approved_roles.contains(r)) {
-        return "role upgrade";
-    }
-    let approved = strs(&d["scopes"]);
-    if !strs(&req["scopes"]).iter().all(|sc| approved.contains(sc)) {
-        return "scope upgrade";
-    }
-    "re-approval"
-}
-
-fn pending_of(list: &Value) -> Vec<Value> {
-    list["pending"].as_array().cloned().unwrap_or_default()
-}
-
-fn paired_of(list: &Value) -> Vec<Value> {
-    list["paired"].as_array().cloned().unwrap_or_default()
-}
-
-/// The scopes an approving connection needs: those of managing an operator token with the
-/// requested scopes ([`token_scopes`]), or operator.admin for another role (the gateway only
-/// lets a caller grant what it holds itself).
-fn approve_scopes(req: &Value) -> Vec<String> {
-    match roles_of(req).iter().any(|r| r != "operator") {
-        true => vec![scopes::ADMIN.to_owned()],
-        false => token_scopes("operator", &strs(&req["scopes"])),
-    }
-}
-
 /// This CLI's own device: the one the connection signed with, else this machine's identity
 /// if there is one.
 fn this_device(session: &Session) -> Option<String> {
     session
         .device_id
         .clone()
-        .or_else(|| pairing::local_device_id(&session.target))
+        .or_else(|| session.target.local_device_id())
 }
 
 /// Connects asking operator.pairing, lists devices and pairing requests, and runs `work` on
@@ -225,51 +173,6 @@ fn unknown_device(id: &str) -> impl FnOnce(&RpcError) -> Option<Failure> {
                 vec!["run `clawgate devices list`".into()],
             )
         })
-    }
-}
-
-/// Finds a paired device by id, unique id prefix or name.
-fn resolve_device(list: &Value, query: &str) -> Result<String, Failure> {
-    let q = query.trim();
-    let paired = paired_of(list);
-    if paired.iter().any(|d| s(d, "deviceId") == q) {
-        return Ok(q.to_owned());
-    }
-    let lower = q.to_ascii_lowercase();
-    let by_prefix: Vec<&Value> = paired
-        .iter()
-        .filter(|d| q.len() >= 4 && s(d, "deviceId").starts_with(&lower))
-        .collect();
-    let by_name: Vec<&Value> = paired
-        .iter()
-        .filter(|d| {
-            ["operatorLabel", "displayName"]
-                .iter()
-                .any(|k| !s(d, k).is_empty() && s(d, k).eq_ignore_ascii_case(q))
-        })
-        .collect();
-    let matches = if by_prefix.is_empty() {
-        by_name
-    } else {
-        by_prefix
-    };
-    match matches.as_slice() {
-        [one] => Ok(s(one, "deviceId").to_owned()),
-        [] if q.len() == 64 && q.chars().all(|c| c.is_ascii_hexdigit()) => Ok(lower),
-        [] => Err(Failure::not_found(
-            format!("no paired device matches {q:?}"),
-            vec!["run `clawgate devices list` to see paired devices and their ids".into()],
-        )),
-        many => Err(Failure::usage(
-            format!("{q:?} matches {} paired devices", many.len()),
-            vec![format!(
-                "use more of the device id: {}",
-                many.iter()
-                    .map(|d| format!("{} ({})", s(d, "deviceId"), device_name(d)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )],
-        )),
     }
 }
 
@@ -444,15 +347,10 @@ fn pending_request(
     list: &Value,
     request_id: Option<&str>,
 ) -> Result<Value, Failure> {
-    let pending = pending_of(list);
-    let request = match request_id {
-        Some(id) => pending.iter().find(|r| s(r, "requestId") == id.trim()),
-        None => pending.iter().max_by_key(|r| r["ts"].as_i64().unwrap_or(0)),
-    };
-    if let Some(request) = request {
-        return Ok(request.clone());
+    if let Some(request) = find_pending(list, request_id) {
+        return Ok(request);
     }
-    let ids: Vec<String> = pending
+    let ids: Vec<String> = pending_of(list)
         .iter()
         .map(|r| s(r, "requestId").to_owned())
         .collect();
@@ -470,12 +368,6 @@ fn pending_request(
         },
         fixes,
     ))
-}
-
-/// Whether the gateway refused a paired device approving another device's request.
-fn approval_denied(e: &RpcError) -> bool {
-    e.wire()
-        .is_some_and(|w| w.message == "device pairing approval denied")
 }
 
 /// What went wrong with `device.pair.approve`, in the words of what to do about it.
@@ -504,7 +396,7 @@ fn approve_failure(session: &Session, e: &RpcError, request_id: &str) -> Failure
     };
     match fix {
         Some((w, fix)) => Failure {
-            exit: EXIT_SCOPE,
+            kind: FailureKind::Scope,
             json: failure::request_error_json(w),
             message: format!("device.pair.approve: {}", w.message),
             fixes: vec![fix],
@@ -606,7 +498,7 @@ async fn remove(a: DeviceArgs) -> Result<(), Failure> {
             .await?;
         let me = this_device(session).filter(|me| *me == id);
         // This CLI's own device: its stored tokens for this gateway are of no use any more.
-        let dropped = me.map(|_| pairing::forget_device(&session.target, &id));
+        let dropped = me.map(|_| session.target.forget_device(&id));
         Ok((id, v, dropped))
     })
     .await?;
@@ -659,24 +551,6 @@ async fn rename(a: RenameArgs) -> Result<(), Failure> {
 
 // ---- rotate / revoke ------------------------------------------------------------------------
 
-/// Scopes for managing a device's token: operator.admin for a non-operator role; otherwise
-/// operator.pairing plus the token's scopes (the caller must hold what it hands out).
-fn token_scopes(role: &str, token_scopes: &[String]) -> Vec<String> {
-    if role != "operator" {
-        return vec![scopes::ADMIN.to_owned()];
-    }
-    let mut out = vec![scopes::PAIRING.to_owned()];
-    for sc in token_scopes {
-        if sc == scopes::ADMIN || !scopes::ALL.contains(&sc.as_str()) {
-            return vec![scopes::ADMIN.to_owned()];
-        }
-        if !out.contains(sc) {
-            out.push(sc.clone());
-        }
-    }
-    out
-}
-
 /// Lists, resolves the device and reconnects with the scopes managing its `role` token needs.
 async fn token_session(
     conn: &ConnArgs,
@@ -689,18 +563,7 @@ async fn token_session(
         .try_run(async |session| {
             let list = session.request("device.pair.list", json!({})).await?;
             let id = resolve_device(&list, query)?;
-            let device = paired_of(&list)
-                .into_iter()
-                .find(|d| s(d, "deviceId") == id);
-            let held: Vec<String> = match (wanted, &device) {
-                (Some(w), _) => w.to_vec(),
-                (None, Some(d)) => d["tokens"]
-                    .as_array()
-                    .and_then(|a| a.iter().find(|t| s(t, "role") == role))
-                    .map(|t| strs(&t["scopes"]))
-                    .unwrap_or_else(|| strs(&d["scopes"])),
-                (None, None) => Vec::new(),
-            };
+            let held = held_token_scopes(&list, &id, role, wanted);
             Ok((id, token_scopes(role, &held)))
         })
         .await?;
@@ -741,13 +604,10 @@ async fn rotate(a: RotateArgs) -> Result<(), Failure> {
             let result = session.request_or(method, params, denied).await?;
             let own = this_device(session).as_deref() == Some(id.as_str());
             if own && let Some(token) = result.get("token").and_then(Value::as_str) {
-                pairing::store_rotated(
-                    &session.target,
-                    &id,
-                    &a.role,
-                    token,
-                    strs(&result["scopes"]),
-                );
+                let scopes = strs(&result["scopes"]);
+                if let Err(e) = session.target.store_rotated(&id, &a.role, token, scopes) {
+                    eprintln!("warning: could not save the rotated token in {e}");
+                }
             }
             Ok::<_, Failure>((result, own))
         })
@@ -779,7 +639,7 @@ async fn revoke(a: RevokeArgs) -> Result<(), Failure> {
             let params = json!({"deviceId": id, "role": a.role});
             let result = session.request_or(method, params, denied).await?;
             if this_device(session).as_deref() == Some(id.as_str()) {
-                pairing::forget_token(&session.target, &id, &a.role);
+                session.target.forget_token(&id, &a.role);
             }
             Ok::<_, Failure>(result)
         })
@@ -794,55 +654,4 @@ async fn revoke(a: RevokeArgs) -> Result<(), Failure> {
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn approve_scopes_follow_the_request() {
-        let r = json!({"role": "operator", "roles": ["operator"], "scopes": ["operator.read", "operator.write"]});
-        assert_eq!(
-            approve_scopes(&r),
-            ["operator.pairing", "operator.read", "operator.write"]
-        );
-        let node = json!({"role": "node", "roles": ["node"], "scopes": []});
-        assert_eq!(approve_scopes(&node), ["operator.admin"]);
-        let admin = json!({"role": "operator", "scopes": ["operator.admin"]});
-        assert_eq!(approve_scopes(&admin), ["operator.admin"]);
-    }
-
-    #[test]
-    fn kinds_of_requests() {
-        let paired =
-            vec![json!({"deviceId": "d1", "roles": ["operator"], "scopes": ["operator.read"]})];
-        let new = json!({"deviceId": "d2", "role": "operator", "scopes": []});
-        assert_eq!(request_kind(&new, &paired), "new pairing");
-        let up = json!({"deviceId": "d1", "role": "operator", "scopes": ["operator.write"]});
-        assert_eq!(request_kind(&up, &paired), "scope upgrade");
-        let role = json!({"deviceId": "d1", "role": "node", "scopes": []});
-        assert_eq!(request_kind(&role, &paired), "role upgrade");
-        let same = json!({"deviceId": "d1", "role": "operator", "scopes": ["operator.read"]});
-        assert_eq!(request_kind(&same, &paired), "re-approval");
-    }
-
-    #[test]
-    fn devices_resolve_by_id_prefix_or_name() {
-        let list = json!({"paired": [
-            {"deviceId": "abcdef0123", "displayName": "laptop"},
-            {"deviceId": "abcd999999", "operatorLabel": "Build Box"},
-        ]});
-        assert_eq!(resolve_device(&list, "abcdef0123").unwrap(), "abcdef0123");
-        assert_eq!(resolve_device(&list, "abcde").unwrap(), "abcdef0123");
-        assert_eq!(resolve_device(&list, "build box").unwrap(), "abcd999999");
-        assert_eq!(
-            resolve_device(&list, "abcd").unwrap_err().exit,
-            crate::output::EXIT_USAGE
-        );
-        assert_eq!(
-            resolve_device(&list, "zzzz").unwrap_err().exit,
-            crate::output::EXIT_RPC
-        );
-    }
 }

@@ -1,7 +1,7 @@
 //! `gateway discover`: the gateways OpenClaw's Bonjour browse finds on this network.
 
 use super::bonjour::{beacon_lines, browse};
-use crate::output::{Failure, block_on, print_json, print_out};
+use crate::output::{Failure, Report, block_on, print_json, print_out};
 use clap::Args;
 use clawgate_gateway::discovery::{self, Beacon};
 use serde_json::{Value, json};

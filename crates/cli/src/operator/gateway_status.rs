@@ -5,7 +5,7 @@ use super::conn::{ConnArgs, EXIT_CODES_HELP};
 use super::render;
 use super::session::{ConnSpec, failed_connection_json, open_session};
 use super::target::{self, Target};
-use crate::output::{EXIT_USAGE, block_on, print_json, print_out};
+use crate::output::{FailureKind, Report, block_on, exit_code, print_json, print_out};
 use clap::Args;
 use clawgate_protocol::scopes;
 use serde_json::{Value, json};
@@ -40,15 +40,17 @@ async fn gateway_status_async(args: GatewayStatusArgs) -> ExitCode {
         Err(b) => {
             let (f, t) = *b;
             // A usage failure has no real target, so no service to report either.
-            let service = (f.exit != EXIT_USAGE).then(|| local_service(&t)).flatten();
-            if json_out && f.exit != EXIT_USAGE {
+            let service = (f.kind != FailureKind::Usage)
+                .then(|| local_service(&t))
+                .flatten();
+            if json_out && f.kind != FailureKind::Usage {
                 let mut report = failed_connection_json(&f, &t);
                 if let Some(s) = &service {
                     report["service"] = s.json();
                 }
                 print_json(&report);
                 f.print_human();
-                return ExitCode::from(f.exit);
+                return ExitCode::from(exit_code(f.kind));
             }
             if let Some(s) = &service {
                 print_out(s.text());
@@ -100,7 +102,7 @@ async fn gateway_status_async(args: GatewayStatusArgs) -> ExitCode {
     match rpc {
         Some(Err(f)) => {
             f.print_human();
-            ExitCode::from(f.exit)
+            ExitCode::from(exit_code(f.kind))
         }
         _ => ExitCode::SUCCESS,
     }

@@ -3,7 +3,7 @@
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
 use super::render;
 use super::session::{ConnSpec, open_session};
-use crate::output::{EXIT_RPC, block_on, print_json, print_out};
+use crate::output::{EXIT_RPC, Report, block_on, print_json, print_out};
 use clap::Args;
 use clawgate_protocol::scopes;
 use serde_json::Value;

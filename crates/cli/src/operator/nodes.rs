@@ -3,13 +3,15 @@
 //! `node.invoke`).
 
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
-use super::rpc::{self, is_unknown};
+use super::rpc;
 use super::session::Session;
 use super::table::{Table, clean, list_text, s, short, strs};
-use crate::output::{EXIT_RPC, Failure, ago, block_on, print_json, print_out};
+use crate::output::{Failure, FailureKind, Report, ago, block_on, print_json, print_out};
 use clap::{Args, Subcommand};
 use clawgate_client::RpcError;
-use clawgate_protocol::{nodes, scopes};
+use clawgate_client::failure::is_unknown;
+use clawgate_client::pairing::{node_approve_scopes, node_name, nodes_of, resolve_node};
+use clawgate_protocol::scopes;
 use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -127,54 +129,6 @@ pub fn run(cmd: NodesCommand) -> ExitCode {
     })
 }
 
-fn node_name(n: &Value) -> String {
-    let name = s(n, "displayName");
-    if name.is_empty() {
-        short(s(n, "nodeId"))
-    } else {
-        name.to_owned()
-    }
-}
-
-fn nodes_of(v: &Value, key: &str) -> Vec<Value> {
-    v[key].as_array().cloned().unwrap_or_default()
-}
-
-/// Finds a node among `candidates` by id, unique id prefix or display name; an unknown
-/// query is passed on as is (the gateway then says whether it knows it).
-fn resolve_node(candidates: &[Value], query: &str) -> Result<String, Failure> {
-    let q = query.trim();
-    if q.is_empty() {
-        return Err(Failure::usage("the node must not be empty".into(), vec![]));
-    }
-    if candidates.iter().any(|n| s(n, "nodeId") == q) {
-        return Ok(q.to_owned());
-    }
-    let by_prefix: Vec<&Value> = candidates
-        .iter()
-        .filter(|n| q.len() >= 4 && s(n, "nodeId").starts_with(q))
-        .collect();
-    let by_name: Vec<&Value> = candidates
-        .iter()
-        .filter(|n| !s(n, "displayName").is_empty() && s(n, "displayName").eq_ignore_ascii_case(q))
-        .collect();
-    let matches = if by_prefix.is_empty() {
-        by_name
-    } else {
-        by_prefix
-    };
-    let mut ids: Vec<&str> = matches.iter().map(|n| s(n, "nodeId")).collect();
-    ids.dedup();
-    match ids.as_slice() {
-        [one] => Ok((*one).to_owned()),
-        [] => Ok(q.to_owned()),
-        many => Err(Failure::usage(
-            format!("{q:?} matches {} nodes", many.len()),
-            vec![format!("use more of the node id: {}", many.join(", "))],
-        )),
-    }
-}
-
 /// `no node … is known` when the gateway does not know the node `q` named.
 fn unknown_node(q: &str) -> impl FnOnce(&RpcError) -> Option<Failure> {
     move |e| {
@@ -193,25 +147,6 @@ async fn call_once(conn: &ConnArgs, scopes: &[&str], method: &str) -> Result<Val
         .await?
         .run(async |session| session.request(method, json!({})).await)
         .await
-}
-
-/// Scopes `node.pair.approve` needs: the request's `requiredApproveScopes` (pairing plus
-/// write or admin), else derived from its commands with the gateway's own table.
-fn node_approve_scopes(req: &Value) -> Vec<String> {
-    let allowed = [scopes::PAIRING, scopes::WRITE, scopes::ADMIN];
-    let mut out = vec![scopes::PAIRING.to_owned()];
-    for sc in strs(&req["requiredApproveScopes"]) {
-        if allowed.contains(&sc.as_str()) && !out.contains(&sc) {
-            out.push(sc);
-        }
-    }
-    if out.len() > 1 {
-        return out;
-    }
-    nodes::required_approve_scopes(&strs(&req["commands"]))
-        .into_iter()
-        .map(str::to_owned)
-        .collect()
 }
 
 // ---- status / list / describe ---------------------------------------------------------------
@@ -766,50 +701,11 @@ async fn invoke(a: InvokeArgs) -> Result<(), Failure> {
     print_json(&v);
     if v.get("ok") == Some(&Value::Bool(false)) {
         return Err(Failure {
-            exit: EXIT_RPC,
+            kind: FailureKind::Rpc,
             json: json!({"type": "node_error", "message": "the node reported a failure"}),
             message: "the node reported a failure".into(),
             fixes: vec![],
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn approve_scopes_come_from_the_request() {
-        let r = json!({"requiredApproveScopes": ["operator.pairing", "operator.admin"], "commands": []});
-        assert_eq!(
-            node_approve_scopes(&r),
-            ["operator.pairing", "operator.admin"]
-        );
-        let r = json!({"commands": ["canvas.navigate"]});
-        assert_eq!(
-            node_approve_scopes(&r),
-            ["operator.pairing", "operator.write"]
-        );
-        let r = json!({"commands": ["system.run"]});
-        assert_eq!(
-            node_approve_scopes(&r),
-            ["operator.pairing", "operator.admin"]
-        );
-        assert_eq!(node_approve_scopes(&json!({})), ["operator.pairing"]);
-        let odd = json!({"requiredApproveScopes": ["operator.talk"], "commands": []});
-        assert_eq!(node_approve_scopes(&odd), ["operator.pairing"]);
-    }
-
-    #[test]
-    fn nodes_resolve_by_id_prefix_or_name() {
-        let nodes = vec![
-            json!({"nodeId": "7de88f0468a6", "displayName": "exp-node"}),
-            json!({"nodeId": "7de8aaaa", "displayName": "other"}),
-        ];
-        assert_eq!(resolve_node(&nodes, "7de88").unwrap(), "7de88f0468a6");
-        assert_eq!(resolve_node(&nodes, "EXP-NODE").unwrap(), "7de88f0468a6");
-        assert_eq!(resolve_node(&nodes, "unknown").unwrap(), "unknown");
-        assert!(resolve_node(&nodes, "7de8").is_err());
-    }
 }

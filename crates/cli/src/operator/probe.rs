@@ -4,15 +4,16 @@
 
 use super::bonjour::ProbeBrowse;
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
-use super::failure;
 use super::probe_ssh;
 use super::probe_target::{PROBE_METHODS, Probed, Reached, probe_target};
 use super::render;
 use super::rpc::CallOutcome;
 use super::session::{ConnSpec, failed_connection_json};
 use super::target::{self, Target, Which};
-use crate::output::{EXIT_USAGE, Failure, block_on, print_json, print_out};
+use crate::output::{Failure, FailureKind, Report, block_on, exit_code, print_json, print_out};
 use clap::Args;
+use clawgate_client::failure;
+use clawgate_client::probe_tunnel;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,7 +81,7 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
         args.port,
     );
     let config = args.conn.config.as_deref();
-    let ssh = match probe_ssh::plan(&ssh_flags, config) {
+    let ssh = match probe_tunnel::plan(&ssh_flags, config) {
         Ok(p) => p,
         Err(f) => return f.report(json_out),
     };
@@ -96,10 +97,10 @@ async fn probe_async(args: ProbeArgs) -> ExitCode {
     let tunnel = match &ssh {
         Some(plan) => {
             let progress = crate::term::Progress::new(json_out);
-            let opened = probe_ssh::open(plan, budget, &progress).await;
+            let opened = probe_tunnel::open(plan, budget, &progress).await;
             progress.clear();
             opened
-                .map_err(|e| warnings.push(probe_ssh::failed_warning(&e, plan)))
+                .map_err(|e| warnings.push(probe_tunnel::failed_warning(&e, plan)))
                 .ok()
         }
         None => None,
@@ -311,7 +312,7 @@ fn probe_failed(
         warnings,
         discovery,
     } = lists;
-    if json_out && f.exit != EXIT_USAGE {
+    if json_out && f.kind != FailureKind::Usage {
         let mut report = failed_connection_json(f, direct);
         report["warnings"] = json!(warnings);
         report["discovery"] = discovery;
@@ -337,5 +338,5 @@ fn probe_failed(
         );
     }
     f.print_human();
-    ExitCode::from(f.exit)
+    ExitCode::from(exit_code(f.kind))
 }

@@ -2,12 +2,12 @@
 //! failed; also what `security audit --deep` asks of the configured gateway.
 
 use super::conn::ConnArgs;
-use super::probe_ssh;
 use super::rpc::CallOutcome;
 use super::session::{ConnSpec, connect_session, placeholder_target};
 use super::target::{self, Target};
-use crate::output::{EXIT_REJECTED, Failure};
+use crate::output::{Failure, FailureKind};
 use clawgate_client::HelloOk;
+use clawgate_client::probe_tunnel;
 use clawgate_protocol::scopes;
 use serde_json::{Value, json};
 
@@ -33,7 +33,7 @@ impl Probed {
     pub fn reachable(&self) -> bool {
         self.result
             .as_ref()
-            .map_or_else(|f| f.exit == EXIT_REJECTED, |_| true)
+            .map_or_else(|f| f.kind == FailureKind::Rejected, |_| true)
     }
 
     /// The gateway's identity, from its `system-presence` answer ([`self_identity`]).
@@ -62,7 +62,7 @@ impl Probed {
     pub fn json(&self, primary: bool) -> Value {
         let mut v = json!({"id": self.kind(), "kind": self.kind(), "url": self.target.url,
             "urlSource": self.target.source_label(), "primary": primary,
-            "tunnel": self.target.probe_tunnel.as_ref().map(probe_ssh::tunnel_json)});
+            "tunnel": self.target.probe_tunnel.as_ref().map(probe_tunnel::tunnel_json)});
         match &self.result {
             Ok(r) => {
                 v["connect"] = json!({"ok": true, "latencyMs": r.connect_ms});

@@ -2,10 +2,10 @@
 //! in; [`Session::run`] closes the connection whatever the calls did.
 
 use super::conn::ConnArgs;
-use super::failure;
 use super::session::{ConnSpec, Session, open_session};
-use crate::output::Failure;
+use crate::output::{Failure, Report};
 use clawgate_client::RpcError;
+use clawgate_client::failure;
 use clawgate_protocol::scopes;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -145,7 +145,7 @@ pub async fn call_once(
     method: &str,
     params: Value,
 ) -> Result<Value, std::process::ExitCode> {
-    let scopes = super::call::scopes_for(method);
+    let scopes = clawgate_client::session::least_scopes(method);
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let session = connect(conn, &scopes)
         .await
@@ -160,13 +160,4 @@ pub async fn call_once(
 pub async fn connect(conn: &ConnArgs, scopes: &[&str]) -> Result<Session, Failure> {
     let spec = ConnSpec::cli(scopes.iter().map(|s| (*s).to_owned()).collect());
     open_session(conn, spec).await.map_err(|b| b.0)
-}
-
-/// Whether a gateway error says the request, device or node named is unknown.
-pub fn is_unknown(e: &RpcError, what: &str) -> bool {
-    e.wire().is_some_and(|w| {
-        w.code == "APPROVAL_NOT_FOUND"
-            || w.message == format!("unknown {what}")
-            || w.message.starts_with(&format!("unknown {what}"))
-    })
 }

@@ -4,11 +4,11 @@
 //! connection facts every report shares.
 
 use super::conn::ConnArgs;
-use super::failure;
 use super::pairing;
 use super::target::{self, Target};
-use crate::output::{EXIT_REJECTED, Failure};
-use clawgate_client::session::{self, SessionOptions};
+use crate::output::{Failure, FailureKind};
+use clawgate_client::failure;
+use clawgate_client::session::{self, SessionError, SessionOptions};
 use clawgate_client::{Client, ClientInfo, HelloOk, TlsOptions, client_info};
 use clawgate_protocol::scopes;
 use serde_json::{Value, json};
@@ -135,6 +135,15 @@ pub async fn connect_session(
             device_id: s.device_id,
         }),
         Err(e) => {
+            if let SessionError::DeviceTokenRefused {
+                secret_refused_too: true,
+                ..
+            } = *e
+            {
+                eprintln!(
+                    "warning: the gateway refused both the shared secret and this device's stored token (now dropped)"
+                );
+            }
             let f = failure::session_failure(*e, &target, conn.wait_timeout);
             Err(Box::new((f, target)))
         }
@@ -175,7 +184,7 @@ pub fn capability(granted: &[String]) -> &'static str {
 /// The report for a connection that failed: `{url, reachable:false|true, ok:false, error}`.
 pub fn failed_connection_json(f: &Failure, t: &Target) -> Value {
     // A gateway that answered with a rejection is reachable.
-    let reachable = f.exit == EXIT_REJECTED;
+    let reachable = f.kind == FailureKind::Rejected;
     json!({"ok": false, "url": t.url, "urlSource": t.source_label(), "reachable": reachable,
         "error": f.json, "hint": f.fixes.first()})
 }

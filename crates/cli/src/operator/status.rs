@@ -3,12 +3,12 @@
 //! report of its config).
 
 use super::conn::{ConnArgs, EXIT_CODES_HELP};
-use super::failure;
 use super::render::{self, DEEP_CALLS};
 use super::rpc::CallOutcome;
 use super::session::{ConnSpec, open_session};
-use crate::output::{EXIT_OK, Failure, block_on, print_json, print_out};
+use crate::output::{EXIT_OK, Failure, Report, block_on, exit_code, print_json, print_out};
 use clap::Args;
+use clawgate_client::failure;
 use clawgate_protocol::scopes;
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -84,7 +84,7 @@ async fn status_async(args: StatusArgs) -> ExitCode {
                         failure::rpc_failure(method, e, &session.hello.scopes(), &session.target);
                     errors.insert((*method).to_owned(), f.json.clone());
                     if first_failure.is_none() {
-                        exit = f.exit;
+                        exit = exit_code(f.kind);
                         first_failure = Some(f);
                     }
                 }
@@ -92,7 +92,7 @@ async fn status_async(args: StatusArgs) -> ExitCode {
                     let f = failure::call_timeout(method, session.timeout_ms, &session.target);
                     errors.insert((*method).to_owned(), f.json.clone());
                     if first_failure.is_none() {
-                        exit = f.exit;
+                        exit = exit_code(f.kind);
                         first_failure = Some(f);
                     }
                 }
@@ -102,7 +102,7 @@ async fn status_async(args: StatusArgs) -> ExitCode {
 
     // --deep on this machine's gateway: the exposure report of its config too.
     let exposure = (args.deep && session.target.source == clawgate_config::TargetSource::Local)
-        .then(|| crate::doctor::local_exposure(session.target.config_path.as_deref()))
+        .then(|| crate::exposure_view::local_exposure(session.target.config_path.as_deref()))
         .flatten();
     if json_out {
         let mut report =

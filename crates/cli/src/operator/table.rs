@@ -3,7 +3,8 @@
 //! the cursor or fake rows); the last column may run long. Also the cell text the listing
 //! commands make of the gateway's JSON.
 
-use serde_json::Value;
+pub use clawgate_client::fields::{field as s, strings as strs};
+pub use clawgate_client::pairing::short_id as short;
 
 pub struct Table {
     headers: Vec<String>,
@@ -62,28 +63,6 @@ impl Table {
             out.push('\n');
         }
         out
-    }
-}
-
-pub fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-pub fn short(id: &str) -> String {
-    match id.get(..12) {
-        Some(p) if id.len() > 12 => format!("{p}…"),
-        _ => id.to_owned(),
     }
 }
 

@@ -3,29 +3,18 @@
 //! supervisor, warnings on stderr, and the failures with their exit codes.
 
 use super::conn::ConnArgs;
-use crate::output::{EXIT_USAGE, Failure};
+use crate::output::Failure;
+use clawgate_client::failure::{plaintext_failure, tunnel_failure};
 use clawgate_client::target::TargetInputs;
-use clawgate_client::tunnel::{
-    ArgvProfile, DEFAULT_READY_TIMEOUT, HostKeyPolicy, TunnelError, TunnelSpec, TunnelState,
-};
-use clawgate_config::{self as config, TargetSource};
-use serde_json::json;
-use std::path::PathBuf;
+use clawgate_client::tunnel::{DEFAULT_READY_TIMEOUT, TunnelError, TunnelSpec, TunnelState};
+use clawgate_config as config;
 use std::time::Duration;
 
-pub use clawgate_client::target::{CredentialOrigin, ProbeTunnel, Target, TargetError, Which};
+pub use clawgate_client::target::{CredentialOrigin, Target, TargetError, Which};
 
 /// The certificate fingerprint of this machine's gateway when its config enables TLS.
 pub fn local_tls_fingerprint(config_path: Option<&std::path::Path>) -> Option<String> {
-    let env = config::process_env;
-    let location = config::locate_config(config_path, None, &env);
-    let loaded = config::load_config(&location, &env).ok()?;
-    let inputs = config::GatewayRunInputs {
-        config_path: config_path.map(std::path::Path::to_path_buf),
-        ..Default::default()
-    };
-    let settings = config::resolve_gateway_settings(&inputs, loaded.as_ref(), &env).ok()?;
-    clawgate_gateway::tls::configured_fingerprint(&settings)
+    clawgate_gateway::tls::local_fingerprint(config_path, &config::process_env)
 }
 
 /// Resolves the target; configuration problems are usage errors (exit 2).
@@ -73,7 +62,7 @@ pub fn resolve_with_env(
             break_glass,
         ),
         TargetError::Tunnel(e) => {
-            let mut f = crate::managed_tunnel::failure(&e);
+            let mut f = tunnel_failure(&e);
             f.message = format!(
                 "cannot open the SSH tunnel to the gateway (gateway.remote.transport \"ssh\"): {}",
                 f.message
@@ -83,50 +72,6 @@ pub fn resolve_with_env(
     })
 }
 
-/// A plaintext `ws://` URL to a host that is not loopback or private: OpenClaw's SECURITY
-/// ERROR, with the fixes clawgate offers. Exit 2 (a configuration problem: nothing was
-/// sent).
-pub fn plaintext_failure(
-    url: &str,
-    host: &str,
-    reason: &str,
-    source: &TargetSource,
-    config: Option<&std::path::Path>,
-    break_glass: bool,
-) -> Failure {
-    let source_text = match source {
-        TargetSource::Flag => "--url".to_owned(),
-        TargetSource::Env(var) => format!("env {var}"),
-        TargetSource::RemoteConfig => "config gateway.remote.url".to_owned(),
-        TargetSource::Local => "local gateway".to_owned(),
-    };
-    let mut message = format!(
-        "SECURITY ERROR: Gateway URL \"{url}\" uses plaintext ws:// to a non-loopback address ({reason}).\nBoth credentials and chat data would be exposed to network interception.\nSource: {source_text}"
-    );
-    if let Some(p) = config {
-        message.push_str(&format!("\nConfig: {}", p.display()));
-    }
-    let mut fixes = vec![
-        "Fix: use wss:// for remote gateway URLs (a self-signed gateway certificate is pinned with --tls-fingerprint or gateway.remote.tlsFingerprint)".to_owned(),
-        format!(
-            "or keep gateway.bind=loopback on the gateway host and go through SSH: `clawgate tunnel up <user>@{host}` then use ws://127.0.0.1:18789, or set gateway.remote.transport to \"ssh\" and gateway.remote.sshTarget to \"<user>@{host}\" so every command opens the tunnel itself"
-        ),
-        "or use Tailscale Serve for HTTPS remote access".to_owned(),
-    ];
-    fixes.push(if break_glass {
-        "CLAWGATE_ALLOW_INSECURE_PRIVATE_WS is set, but it only admits host names whose every address is private (RFC 1918, 100.64.0.0/10, link-local, IPv6 ULA); it never admits a public address".to_owned()
-    } else {
-        "Break-glass (trusted private networks only): CLAWGATE_ALLOW_INSECURE_PRIVATE_WS=1 (or OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1) admits a host name whose every address is private; private IP literals, localhost, *.local and *.ts.net need nothing".to_owned()
-    });
-    Failure {
-        exit: EXIT_USAGE,
-        json: json!({"type": "security_error", "kind": "plaintext_ws", "message": message,
-            "url": url, "host": host, "reason": reason, "source": source_text}),
-        message,
-        fixes,
-    }
-}
-
 /// Opens (or reuses) the SSH tunnel of `gateway.remote.transport: "ssh"`, with a spinner on
 /// a terminal while it comes up.
 fn open_tunnel(
@@ -134,23 +79,16 @@ fn open_tunnel(
     state_dir: &std::path::Path,
     args: &ConnArgs,
 ) -> Result<TunnelState, TunnelError> {
-    let spec = TunnelSpec {
-        target: ssh.target.clone(),
-        ssh_port: None,
-        identity: ssh.identity.clone(),
-        remote_port: ssh.remote_port,
-        local_port: None,
-        known_hosts: std::env::var_os(crate::managed_tunnel::KNOWN_HOSTS_ENV).map(PathBuf::from),
-        host_key_policy: match ssh.host_key_policy {
-            config::SshHostKeyPolicy::Openssh => HostKeyPolicy::Openssh,
-            config::SshHostKeyPolicy::Strict => HostKeyPolicy::Strict,
-        },
-        profile: ArgvProfile::Managed,
-    };
+    let spec = TunnelSpec::of_remote_transport(ssh);
     let progress = crate::term::Progress::new(args.json);
     let budget = Duration::from_millis(args.timeout.max(1)).max(DEFAULT_READY_TIMEOUT);
-    let result =
-        crate::managed_tunnel::ensure(&spec, Some(ssh.local_port), state_dir, &progress, budget);
+    let result = clawgate_client::tunnel::ensure_supervised(
+        &spec,
+        Some(ssh.local_port),
+        state_dir,
+        &progress,
+        budget,
+    );
     progress.clear();
     result.map(|e| e.state)
 }

@@ -67,6 +67,15 @@ pub enum HostKeyPolicy {
     Openssh,
 }
 
+impl From<clawgate_config::SshHostKeyPolicy> for HostKeyPolicy {
+    fn from(p: clawgate_config::SshHostKeyPolicy) -> Self {
+        match p {
+            clawgate_config::SshHostKeyPolicy::Strict => HostKeyPolicy::Strict,
+            clawgate_config::SshHostKeyPolicy::Openssh => HostKeyPolicy::Openssh,
+        }
+    }
+}
+
 impl HostKeyPolicy {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -188,6 +197,18 @@ impl fmt::Display for SshTarget {
     }
 }
 
+/// What `tunnel up` was given on its command line ([`TunnelSpec::from_flags`]).
+#[derive(Debug, Clone, Default)]
+pub struct TunnelFlags {
+    pub target: Option<String>,
+    pub ssh_port: Option<u16>,
+    pub identity: Option<PathBuf>,
+    pub remote_port: Option<u16>,
+    pub local_port: Option<u16>,
+    pub known_hosts: Option<PathBuf>,
+    pub host_key_policy: Option<HostKeyPolicy>,
+}
+
 /// Everything that defines one tunnel. Two specs with the same [`TunnelSpec::key`] are the
 /// same tunnel (one SSH host and port, one remote port).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +254,43 @@ impl TunnelSpec {
             host_key_policy: HostKeyPolicy::Strict,
             profile: ArgvProfile::Managed,
         }
+    }
+
+    /// The managed tunnel of `gateway.remote.transport: "ssh"` (the local port is chosen when
+    /// it opens; `ssh.local_port` is the one to prefer), checked against the known_hosts file
+    /// of [`KNOWN_HOSTS_ENV`] when set.
+    pub fn of_remote_transport(ssh: &clawgate_config::SshTunnelTarget) -> Self {
+        TunnelSpec {
+            target: ssh.target.clone(),
+            ssh_port: None,
+            identity: ssh.identity.clone(),
+            remote_port: ssh.remote_port,
+            local_port: None,
+            known_hosts: std::env::var_os(KNOWN_HOSTS_ENV).map(PathBuf::from),
+            host_key_policy: ssh.host_key_policy.into(),
+            profile: ArgvProfile::Managed,
+        }
+    }
+
+    /// `tunnel up`'s tunnel: each of `flags` where given, else `gateway.remote.*` (target,
+    /// identity, remote port, host key policy); `None` when neither names a target.
+    pub fn from_flags(flags: TunnelFlags, remote: &clawgate_config::RemoteConfig) -> Option<Self> {
+        Some(TunnelSpec {
+            target: flags.target.or_else(|| remote.ssh_target.clone())?,
+            ssh_port: flags.ssh_port,
+            identity: flags.identity.or_else(|| remote.ssh_identity.clone()),
+            remote_port: flags
+                .remote_port
+                .or(remote.remote_port)
+                .unwrap_or(DEFAULT_REMOTE_PORT),
+            local_port: flags.local_port,
+            known_hosts: flags.known_hosts,
+            host_key_policy: flags
+                .host_key_policy
+                .or(remote.ssh_host_key_policy.map(HostKeyPolicy::from))
+                .unwrap_or_default(),
+            profile: ArgvProfile::Managed,
+        })
     }
 
     /// The parsed target (`Err` names what is wrong with it).
@@ -330,6 +388,46 @@ impl TunnelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A flag wins over `gateway.remote.*`, which fills in what the flags leave out.
+    #[test]
+    fn tunnel_up_flags_fall_back_to_the_remote_config() {
+        let remote = clawgate_config::RemoteConfig {
+            ssh_target: Some("me@gw".into()),
+            ssh_identity: Some("/k".into()),
+            remote_port: Some(19000),
+            ssh_host_key_policy: Some(clawgate_config::SshHostKeyPolicy::Openssh),
+            ..Default::default()
+        };
+        let spec = TunnelSpec::from_flags(TunnelFlags::default(), &remote).unwrap();
+        assert_eq!(spec.target, "me@gw");
+        assert_eq!(spec.identity.as_deref(), Some(std::path::Path::new("/k")));
+        assert_eq!(spec.remote_port, 19000);
+        assert_eq!(spec.host_key_policy, HostKeyPolicy::Openssh);
+        let flags = TunnelFlags {
+            target: Some("you@other".into()),
+            remote_port: Some(18800),
+            host_key_policy: Some(HostKeyPolicy::Strict),
+            ..Default::default()
+        };
+        let spec = TunnelSpec::from_flags(flags, &remote).unwrap();
+        assert_eq!(
+            (spec.target.as_str(), spec.remote_port, spec.host_key_policy),
+            ("you@other", 18800, HostKeyPolicy::Strict)
+        );
+        let none = clawgate_config::RemoteConfig::default();
+        assert!(TunnelSpec::from_flags(TunnelFlags::default(), &none).is_none());
+        let defaults = TunnelSpec::from_flags(
+            TunnelFlags {
+                target: Some("h".into()),
+                ..Default::default()
+            },
+            &none,
+        )
+        .unwrap();
+        assert_eq!(defaults.remote_port, DEFAULT_REMOTE_PORT);
+        assert_eq!(defaults.host_key_policy, HostKeyPolicy::Strict);
+    }
 
     #[test]
     fn targets() {

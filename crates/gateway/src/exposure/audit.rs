@@ -22,6 +22,41 @@ pub struct AuthOverride {
     pub password: Option<String>,
 }
 
+impl AuthOverride {
+    /// `--auth` with its `--token`/`--password`, as OpenClaw's
+    /// `buildAuditGatewayAuthOverride`: `None` without `--auth`; an unknown mode, or token or
+    /// password mode without its secret, is refused with OpenClaw's message.
+    pub fn from_flags(
+        auth: Option<&str>,
+        token: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Option<Self>, String> {
+        let Some(mode) = nonblank(auth) else {
+            return Ok(None);
+        };
+        let mode: AuthMode = mode.to_ascii_lowercase().parse().map_err(|_| {
+            "Invalid --auth value. Expected \"none\", \"token\", \"password\", or \"trusted-proxy\"."
+                .to_owned()
+        })?;
+        let token = nonblank(token).map(str::to_owned);
+        let password = nonblank(password).map(str::to_owned);
+        match mode {
+            AuthMode::Token if token.is_none() => Err(
+                "Invalid --auth token: pass --token <token> for audit auth override.".to_owned(),
+            ),
+            AuthMode::Password if password.is_none() => Err(
+                "Invalid --auth password: pass --password <password> for audit auth override."
+                    .to_owned(),
+            ),
+            _ => Ok(Some(AuthOverride {
+                mode,
+                token,
+                password,
+            })),
+        }
+    }
+}
+
 /// A suppressed finding with the reason its suppression gives.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SuppressedFinding {
@@ -881,6 +916,34 @@ mod tests {
             "controlUi": {"allowedOrigins": ["https://a.example"]},
             "auth": {"mode": "trusted-proxy", "trustedProxy": {"userHeader": "x-user", "allowUsers": ["a"]}}}});
         assert_eq!(audit(lan), [("gateway.trusted_proxy_auth", Critical)]);
+    }
+
+    #[test]
+    fn auth_flags_are_checked_like_openclaw() {
+        let flags =
+            |auth: Option<&str>, token: Option<&str>| AuthOverride::from_flags(auth, token, None);
+        assert_eq!(flags(None, Some("t")), Ok(None));
+        assert_eq!(
+            flags(Some("Token"), Some(" t ")),
+            Ok(Some(AuthOverride {
+                mode: AuthMode::Token,
+                token: Some("t".into()),
+                password: None
+            }))
+        );
+        assert_eq!(
+            flags(Some("bogus"), None).unwrap_err(),
+            "Invalid --auth value. Expected \"none\", \"token\", \"password\", or \"trusted-proxy\"."
+        );
+        assert_eq!(
+            flags(Some("token"), Some(" ")).unwrap_err(),
+            "Invalid --auth token: pass --token <token> for audit auth override."
+        );
+        assert!(
+            flags(Some("password"), None)
+                .unwrap_err()
+                .starts_with("Invalid --auth password")
+        );
     }
 
     #[test]

@@ -1,13 +1,70 @@
-//! Turning connect and call failures into an exit code, a human message that names the fix,
-//! and a JSON error object.
+//! Why an operator command failed, in the words of what to do about it: connect and call
+//! failures, a tunnel that did not come up, a pairing to approve, each as a [`Failure`] with
+//! its [`FailureKind`] (which the binary turns into an exit code), a human message with its
+//! fixes, and a JSON error object.
 
-use super::pairing::{approve_command, instructions, openclaw_approve_command, pairing_json};
-use super::target::{CredentialOrigin, Target, plaintext_failure};
-use crate::output::{EXIT_REJECTED, EXIT_RPC, EXIT_SCOPE, EXIT_UNREACHABLE, EXIT_USAGE, Failure};
-use clawgate_client::session::{PairingEnd, SessionError};
-use clawgate_client::{ClientError, PairingRequired, RpcError, WireError, pin_list};
+use crate::session::{PairingEnd, SessionError};
+use crate::target::{CredentialOrigin, Target};
+use crate::tunnel::{TunnelError, TunnelErrorKind};
+use crate::{ClientError, PairingRequired, RpcError, WireError, pin_list};
 use clawgate_config::TargetSource;
 use serde_json::{Value, json};
+
+/// What kind of failure ended a command (each is one exit code of the operator commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The gateway answered the request with an error, or does not know what was named.
+    Rpc,
+    /// A bad flag, argument, config file or URL: nothing was sent.
+    Usage,
+    /// No gateway answered: connection refused, DNS failure, timeout, still starting.
+    Unreachable,
+    /// Refused at connect: credentials, pairing, protocol, TLS pin.
+    Rejected,
+    /// Connected, but without the scope the method needs.
+    Scope,
+}
+
+/// A command failure: its kind, human message (stderr), fixes, and the JSON `error` object.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    pub fixes: Vec<String>,
+    pub json: Value,
+}
+
+impl Failure {
+    /// A bad flag or argument (`FailureKind::Usage`, `usage_error`).
+    pub fn usage(message: String, fixes: Vec<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Usage,
+            json: json!({"type": "usage_error", "message": message}),
+            message,
+            fixes,
+        }
+    }
+
+    /// A config file or setting that cannot be used (`FailureKind::Usage`, `config_error`).
+    pub fn config(message: String) -> Failure {
+        Failure {
+            kind: FailureKind::Usage,
+            json: json!({"type": "config_error", "message": message}),
+            message,
+            fixes: Vec::new(),
+        }
+    }
+
+    /// The gateway does not know what was named (`FailureKind::Rpc`, `not_found`).
+    pub fn not_found(message: String, fixes: Vec<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Rpc,
+            json: json!({"type": "not_found", "message": message}),
+            message,
+            fixes,
+        }
+    }
+}
 
 /// The wire error as the real CLI prints it: the gateway's fields plus
 /// `type: "gateway_request_error"` and `retryable` (false when absent).
@@ -101,7 +158,7 @@ fn pin_mismatch(t: &Target, pins: &[String], actual: &str) -> Failure {
     );
     let pinned: Vec<String> = pins.iter().map(|p| format!("sha256:{p}")).collect();
     Failure {
-        exit: EXIT_REJECTED,
+        kind: FailureKind::Rejected,
         json: json!({"type": "tls_error", "kind": "fingerprint_mismatch", "message": message,
             "expected": pinned.join(", "), "pins": pinned, "actual": format!("sha256:{actual}"),
             "gateway": {"url": t.url, "urlSource": t.source_label()}}),
@@ -122,7 +179,7 @@ fn pin_mismatch(t: &Target, pins: &[String], actual: &str) -> Failure {
 pub fn destination_changed(expected: &str, t: &Target) -> Failure {
     let message = "Gateway destination changed. Refresh the selected Gateway before retrying.";
     Failure {
-        exit: EXIT_RPC,
+        kind: FailureKind::Rpc,
         message: message.to_owned(),
         fixes: vec![format!(
             "--expect-url is {expected}, but the target now is {}; nothing was sent. Select the gateway again (or drop --expect-url) and retry",
@@ -150,13 +207,8 @@ pub fn session_failure(e: SessionError, t: &Target, wait_timeout: u64) -> Failur
             error,
             store,
             device_id,
-            secret_refused_too,
+            ..
         } => {
-            if secret_refused_too {
-                eprintln!(
-                    "warning: the gateway refused both the shared secret and this device's stored token (now dropped)"
-                );
-            }
             let mut f = connect_failure(&error, t);
             f.fixes = vec![format!(
                 "the device token stored for {} was refused (rotated or revoked on the gateway) and has been dropped from {}; connect once with the shared token (--token/--password) to get a new one, or have an operator run `clawgate devices rotate {}` on the gateway host",
@@ -200,7 +252,7 @@ fn pairing_failure(
     let mut fixes = instructions(p, device_id, t);
     fixes.push("then run this command again (add --wait to wait for the approval instead)".into());
     Failure {
-        exit: EXIT_REJECTED,
+        kind: FailureKind::Rejected,
         message: format!("{why}: {}", error.message),
         fixes,
         json,
@@ -212,7 +264,7 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
     let gateway = json!({"url": t.url, "urlSource": t.source_label()});
     match e {
         ClientError::InvalidUrl { .. } => Failure {
-            exit: EXIT_USAGE,
+            kind: FailureKind::Usage,
             message: e.to_string(),
             fixes: vec!["use a ws:// or wss:// URL such as ws://127.0.0.1:18789".into()],
             json: json!({"type": "config_error", "message": e.to_string()}),
@@ -245,7 +297,7 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
                 fixes.push("a slow link may need a larger --timeout (milliseconds)".into());
             }
             Failure {
-                exit: EXIT_UNREACHABLE,
+                kind: FailureKind::Unreachable,
                 json: json!({"type": "gateway_transport_error",
                     "kind": if *timed_out { "timeout" } else { "unreachable" },
                     "message": format!("Gateway not reachable at {} ({reason}).", t.url),
@@ -266,10 +318,10 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
             if let Some(c) = close_code {
                 json["closeCode"] = json!(c);
             }
-            let (exit, fixes) = handshake_advice(code, detail_code.as_deref(), error, t);
+            let (kind, fixes) = handshake_advice(code, detail_code.as_deref(), error, t);
             Failure {
-                exit,
-                message: if exit == EXIT_UNREACHABLE {
+                kind,
+                message: if kind == FailureKind::Unreachable {
                     format!(
                         "gateway at {} is not accepting connections: {message}",
                         t.url
@@ -284,10 +336,10 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
         ClientError::Closed(code, reason) => {
             let restarting = matches!(code, 1012 | 1013);
             Failure {
-                exit: if restarting {
-                    EXIT_UNREACHABLE
+                kind: if restarting {
+                    FailureKind::Unreachable
                 } else {
-                    EXIT_REJECTED
+                    FailureKind::Rejected
                 },
                 message: format!(
                     "gateway at {} closed the connection during the handshake ({code}{})",
@@ -308,7 +360,7 @@ pub fn connect_failure(e: &ClientError, t: &Target) -> Failure {
             }
         }
         ClientError::Protocol(detail) => Failure {
-            exit: EXIT_REJECTED,
+            kind: FailureKind::Rejected,
             message: format!(
                 "the server at {} does not speak the gateway protocol: {detail}",
                 t.url
@@ -327,11 +379,11 @@ fn handshake_advice(
     detail: Option<&str>,
     error: &WireError,
     t: &Target,
-) -> (u8, Vec<String>) {
+) -> (FailureKind, Vec<String>) {
     let detail = detail.unwrap_or("");
     if code == "UNAVAILABLE" {
         return (
-            EXIT_UNREACHABLE,
+            FailureKind::Unreachable,
             vec![
                 "the gateway is starting or restarting; retry shortly (or raise --timeout)".into(),
             ],
@@ -346,7 +398,7 @@ fn handshake_advice(
             "too many failed attempts from this address: wait {wait}, then retry with the right credentials"
         )];
         fixes.extend(credential_fixes(t));
-        return (EXIT_REJECTED, fixes);
+        return (FailureKind::Rejected, fixes);
     }
     if detail == "PROTOCOL_MISMATCH" {
         let expected = error
@@ -356,7 +408,7 @@ fn handshake_advice(
             .map(Value::to_string)
             .unwrap_or_else(|| "another version".into());
         return (
-            EXIT_REJECTED,
+            FailureKind::Rejected,
             vec![format!(
                 "this clawgate speaks gateway protocol {} but the gateway expects {expected}: upgrade the older side",
                 clawgate_protocol::PROTOCOL_VERSION
@@ -366,7 +418,7 @@ fn handshake_advice(
     if let Some(p) = error.pairing_required() {
         let request = p.request_id.as_deref().unwrap_or("<requestId>");
         return (
-            EXIT_REJECTED,
+            FailureKind::Rejected,
             vec![format!(
                 "this device is not approved yet: approve request {request} on the gateway host with `{}` (OpenClaw: `{}`), then retry",
                 approve_command(request),
@@ -376,7 +428,7 @@ fn handshake_advice(
     }
     if detail == "AUTH_SCOPE_MISMATCH" {
         return (
-            EXIT_REJECTED,
+            FailureKind::Rejected,
             vec![
                 "this device's token does not hold every scope this command needs: connect once with the shared token (--token/--password) so the gateway opens an upgrade request to approve, or have an operator widen the token with `clawgate devices rotate <deviceId> --scope …`".into(),
             ],
@@ -384,7 +436,7 @@ fn handshake_advice(
     }
     if detail == "AUTH_DEVICE_TOKEN_MISMATCH" {
         return (
-            EXIT_REJECTED,
+            FailureKind::Rejected,
             vec![
                 "the device token was refused (rotated or revoked on the gateway): connect with the shared token (--token/--password) to be issued a new one".into(),
             ],
@@ -392,7 +444,7 @@ fn handshake_advice(
     }
     if detail == "DEVICE_IDENTITY_REQUIRED" {
         return (
-            EXIT_REJECTED,
+            FailureKind::Rejected,
             vec![
                 "the gateway wants a credential: pass --token or --password (a gateway in auth mode \"none\" only admits paired devices)".into(),
             ],
@@ -400,17 +452,17 @@ fn handshake_advice(
     }
     if detail.starts_with("DEVICE_AUTH_") {
         return (
-            EXIT_REJECTED,
+            FailureKind::Rejected,
             vec!["the device proof was refused: check this machine's clock (signatures are valid for ±2 minutes) and the device identity file".into()],
         );
     }
     if code.starts_with("HTTP_") {
         return (
-            EXIT_REJECTED,
+            FailureKind::Rejected,
             vec!["the gateway refused the WebSocket upgrade; if a reverse proxy sits in front of it, list the proxy in gateway.trustedProxies".into()],
         );
     }
-    (EXIT_REJECTED, credential_fixes(t))
+    (FailureKind::Rejected, credential_fixes(t))
 }
 
 /// A failed call on an established connection. `granted` = the hello's scopes.
@@ -433,7 +485,7 @@ pub fn rpc_failure(method: &str, e: &RpcError, granted: &[String], t: &Target) -
                     );
                 }
                 return Failure {
-                    exit: EXIT_SCOPE,
+                    kind: FailureKind::Scope,
                     message: format!("{method}: missing scope: {scope}"),
                     fixes,
                     json,
@@ -456,14 +508,14 @@ pub fn rpc_failure(method: &str, e: &RpcError, granted: &[String], t: &Target) -
                 });
             }
             Failure {
-                exit: EXIT_RPC,
+                kind: FailureKind::Rpc,
                 message: format!("{method} failed: {}", error.message),
                 fixes,
                 json,
             }
         }
         RpcError::Closed { code, reason } => Failure {
-            exit: EXIT_UNREACHABLE,
+            kind: FailureKind::Unreachable,
             message: format!(
                 "{method}: the gateway closed the connection before answering ({code}{})",
                 if reason.is_empty() {
@@ -477,7 +529,7 @@ pub fn rpc_failure(method: &str, e: &RpcError, granted: &[String], t: &Target) -
                 "closeCode": code, "reason": reason, "gateway": {"url": t.url, "urlSource": t.source_label()}}),
         },
         RpcError::Protocol(detail) => Failure {
-            exit: EXIT_RPC,
+            kind: FailureKind::Rpc,
             message: format!("{method}: {detail}"),
             fixes: Vec::new(),
             json: json!({"type": "gateway_transport_error", "kind": "protocol", "message": e.to_string()}),
@@ -488,11 +540,199 @@ pub fn rpc_failure(method: &str, e: &RpcError, granted: &[String], t: &Target) -
 /// The call did not finish within the budget.
 pub fn call_timeout(method: &str, timeout_ms: u64, t: &Target) -> Failure {
     Failure {
-        exit: EXIT_UNREACHABLE,
+        kind: FailureKind::Unreachable,
         message: format!("{method}: no answer from {} within {timeout_ms} ms", t.url),
         fixes: vec!["the gateway is reachable but slow; raise --timeout (milliseconds)".into()],
         json: json!({"type": "gateway_transport_error", "kind": "timeout",
             "message": format!("no answer within {timeout_ms} ms"),
             "gateway": {"url": t.url, "urlSource": t.source_label()}}),
+    }
+}
+
+/// `clawgate devices approve <id>`.
+pub fn approve_command(request_id: &str) -> String {
+    format!("clawgate devices approve {request_id}")
+}
+
+/// The OpenClaw CLI's spelling, for gateways run by OpenClaw.
+pub fn openclaw_approve_command(request_id: &str) -> String {
+    format!("openclaw devices approve {request_id}")
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn scopes_text(scopes: &[String]) -> String {
+    if scopes.is_empty() {
+        "no scopes".into()
+    } else {
+        scopes.join(", ")
+    }
+}
+
+/// What the device asks for, in words.
+pub fn asking(p: &PairingRequired) -> String {
+    format!(
+        "role {}, {}",
+        p.requested_role.as_deref().unwrap_or("operator"),
+        scopes_text(&p.requested_scopes)
+    )
+}
+
+/// The lines explaining a pairing request and how to approve it.
+pub fn instructions(p: &PairingRequired, device_id: &str, t: &Target) -> Vec<String> {
+    let id = p.request_id.as_deref().unwrap_or("<requestId>");
+    let device = p.device_id.as_deref().unwrap_or(device_id);
+    let mut lines = Vec::new();
+    match p.reason.as_deref() {
+        Some("scope-upgrade") => lines.push(format!(
+            "The gateway at {} knows this device ({}), but approved only {}; this command needs {}.",
+            t.url,
+            short(device),
+            scopes_text(&p.approved_scopes),
+            scopes_text(&p.requested_scopes)
+        )),
+        Some("role-upgrade") => lines.push(format!(
+            "The gateway at {} knows this device ({}), but not for role {}.",
+            t.url,
+            short(device),
+            p.requested_role.as_deref().unwrap_or("operator")
+        )),
+        _ => lines.push(format!(
+            "This device ({}) is not approved by the gateway at {} yet ({}).",
+            short(device),
+            t.url,
+            asking(p)
+        )),
+    }
+    lines.push(format!(
+        "Approve request {id} on the gateway host (or from any session allowed to pair devices):"
+    ));
+    lines.push(format!("    {}", approve_command(id)));
+    lines.push(format!(
+        "    {}    (gateways run by OpenClaw)",
+        openclaw_approve_command(id)
+    ));
+    lines
+}
+
+/// The JSON `pairing` object of a pairing failure.
+pub fn pairing_json(p: &PairingRequired, device_id: &str) -> Value {
+    let id = p.request_id.as_deref().unwrap_or("");
+    json!({
+        "requestId": p.request_id,
+        "reason": p.reason,
+        "deviceId": p.device_id.as_deref().unwrap_or(device_id),
+        "requestedRole": p.requested_role,
+        "requestedScopes": p.requested_scopes,
+        "approvedScopes": p.approved_scopes,
+        "approveCommand": approve_command(id),
+        "openclawApproveCommand": openclaw_approve_command(id),
+    })
+}
+
+/// A plaintext `ws://` URL to a host that is not loopback or private: OpenClaw's SECURITY
+/// ERROR, with the fixes clawgate offers. Exit 2 (a configuration problem: nothing was
+/// sent).
+pub fn plaintext_failure(
+    url: &str,
+    host: &str,
+    reason: &str,
+    source: &TargetSource,
+    config: Option<&std::path::Path>,
+    break_glass: bool,
+) -> Failure {
+    let source_text = match source {
+        TargetSource::Flag => "--url".to_owned(),
+        TargetSource::Env(var) => format!("env {var}"),
+        TargetSource::RemoteConfig => "config gateway.remote.url".to_owned(),
+        TargetSource::Local => "local gateway".to_owned(),
+    };
+    let mut message = format!(
+        "SECURITY ERROR: Gateway URL \"{url}\" uses plaintext ws:// to a non-loopback address ({reason}).\nBoth credentials and chat data would be exposed to network interception.\nSource: {source_text}"
+    );
+    if let Some(p) = config {
+        message.push_str(&format!("\nConfig: {}", p.display()));
+    }
+    let mut fixes = vec![
+        "Fix: use wss:// for remote gateway URLs (a self-signed gateway certificate is pinned with --tls-fingerprint or gateway.remote.tlsFingerprint)".to_owned(),
+        format!(
+            "or keep gateway.bind=loopback on the gateway host and go through SSH: `clawgate tunnel up <user>@{host}` then use ws://127.0.0.1:18789, or set gateway.remote.transport to \"ssh\" and gateway.remote.sshTarget to \"<user>@{host}\" so every command opens the tunnel itself"
+        ),
+        "or use Tailscale Serve for HTTPS remote access".to_owned(),
+    ];
+    fixes.push(if break_glass {
+        "CLAWGATE_ALLOW_INSECURE_PRIVATE_WS is set, but it only admits host names whose every address is private (RFC 1918, 100.64.0.0/10, link-local, IPv6 ULA); it never admits a public address".to_owned()
+    } else {
+        "Break-glass (trusted private networks only): CLAWGATE_ALLOW_INSECURE_PRIVATE_WS=1 (or OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1) admits a host name whose every address is private; private IP literals, localhost, *.local and *.ts.net need nothing".to_owned()
+    });
+    Failure {
+        kind: FailureKind::Usage,
+        json: json!({"type": "security_error", "kind": "plaintext_ws", "message": message,
+            "url": url, "host": host, "reason": reason, "source": source_text}),
+        message,
+        fixes,
+    }
+}
+
+/// A tunnel error as a command failure: its kind by the tunnel's, fixes, ssh's own words.
+pub fn tunnel_failure(e: &TunnelError) -> Failure {
+    let kind = match e.kind {
+        TunnelErrorKind::InvalidSpec
+        | TunnelErrorKind::SshNotFound
+        | TunnelErrorKind::LocalPortBusy => FailureKind::Usage,
+        TunnelErrorKind::AuthFailed
+        | TunnelErrorKind::HostKeyUnknown
+        | TunnelErrorKind::HostKeyChanged => FailureKind::Rejected,
+        TunnelErrorKind::DnsFailed
+        | TunnelErrorKind::SshUnreachable
+        | TunnelErrorKind::Timeout
+        | TunnelErrorKind::Exited => FailureKind::Unreachable,
+    };
+    let mut fixes = e.fixes.clone();
+    if !e.stderr.is_empty() {
+        fixes.push("ssh said:".into());
+        fixes.extend(
+            e.stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .take(20)
+                .map(|l| format!("    {l}")),
+        );
+    }
+    Failure {
+        kind,
+        message: e.message.clone(),
+        fixes,
+        json: json!({"type": "tunnel_error", "kind": e.kind.as_str(), "message": e.message,
+            "fixes": e.fixes, "stderr": e.stderr}),
+    }
+}
+
+/// Whether a gateway error says the request, device or node named is unknown.
+pub fn is_unknown(e: &RpcError, what: &str) -> bool {
+    e.wire().is_some_and(|w| {
+        w.code == "APPROVAL_NOT_FOUND"
+            || w.message == format!("unknown {what}")
+            || w.message.starts_with(&format!("unknown {what}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tunnel::TunnelErrorKind;
+
+    #[test]
+    fn tunnel_failures_have_a_kind_by_cause() {
+        let f = tunnel_failure(&TunnelError::local_port_busy(5));
+        assert_eq!(f.kind, FailureKind::Usage);
+        assert_eq!(f.json["kind"], "local_port_busy");
+        let mut e = TunnelError::new(TunnelErrorKind::AuthFailed, "no");
+        e.stderr = "Permission denied (publickey).".into();
+        let f = tunnel_failure(&e);
+        assert_eq!(f.kind, FailureKind::Rejected);
+        assert!(f.fixes.iter().any(|l| l.contains("Permission denied")));
     }
 }
