@@ -464,3 +464,74 @@ async fn a_gateway_that_never_answers_is_reported_within_the_timeout() {
     );
     assert!(health["fix"].as_str().unwrap().contains("log"), "{v:#}");
 }
+
+/// With Telegram configured, the live check shows the channel: polling, its last poll, and the
+/// spool and outbox; a refused token is a failed check with the key to fix.
+#[tokio::test]
+async fn the_live_check_shows_the_telegram_channel() {
+    let token = "doctor-telegram-token-0123456789abcdef";
+    let bot = clawgate_testkit::FakeBotApi::start("720001:doctor-bot").await;
+    let home = home_with(json!({
+        "gateway": {"auth": {"token": token}},
+        "channels": {"telegram": {
+            "botToken": "720001:doctor-bot", "apiRoot": bot.api_root(),
+            "accounts": {"work": {"botToken": "720002:wrong-token", "apiRoot": bot.api_root()}},
+        }},
+    }));
+    let (_gw, port) = gateway(&home, &[]).await;
+    // An update ends the first long poll at once, so a poll has completed.
+    bot.inject_dm(1, "hello");
+    bot.wait_for_calls("getUpdates", 2, Duration::from_secs(30))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let (code, v) = doctor_json(&home, &["--port", &port.to_string()]).await;
+        let telegram: Vec<&serde_json::Value> = v["live"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == "telegram")
+            .collect();
+        // The work account's getMe is refused at once; wait until both are settled.
+        if telegram.len() == 2
+            && telegram[0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("last poll")
+            && telegram[1]["ok"] == false
+        {
+            assert_eq!(code, Some(1), "a channel that stopped fails the check");
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{v:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let checks: Vec<&serde_json::Value> = v["live"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "telegram")
+        .collect();
+    assert_eq!(checks[0]["ok"], true, "{v:#}");
+    let detail = checks[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("@fake_bot (default) polling, last poll"),
+        "{detail}"
+    );
+    assert!(detail.contains("0 update(s) not handled yet"), "{detail}");
+    let work = checks[1]["detail"].as_str().unwrap();
+    assert!(
+        work.contains("(work) not polling") || work.contains("account work not polling"),
+        "{work}"
+    );
+    let fix = checks[1]["fix"].as_str().unwrap();
+    assert!(fix.contains("channels.telegram.botToken"), "{fix}");
+    assert!(!fix.contains("wrong-token"), "the token never shows: {fix}");
+    // The text report too.
+    let out = clawgate(&home, &["doctor", "--port", &port.to_string()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("telegram      ok   @fake_bot (default) polling"),
+        "{text}"
+    );
+}

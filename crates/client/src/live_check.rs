@@ -111,7 +111,14 @@ pub async fn live_check(target: &LiveTarget, budget: Duration) -> Vec<Check> {
                     },
                 },
             };
+            let scopes_ok = scope_check.ok == Some(true);
             checks.push(scope_check);
+            if scopes_ok
+                && let Ok(Ok(status)) =
+                    tokio::time::timeout_at(deadline, client.request("channels.status", None)).await
+            {
+                checks.extend(channel_checks(&status, crate::now_ms()));
+            }
             client.close().await;
         }
         Err(e) => checks.extend(classify_failure(
@@ -122,6 +129,57 @@ pub async fn live_check(target: &LiveTarget, budget: Duration) -> Vec<Check> {
         )),
     }
     checks
+}
+
+/// A `telegram` verdict per Telegram account of a `channels.status` answer: polling or not,
+/// when the last poll completed, and what waits in the spool and the outbox.
+pub fn channel_checks(status: &serde_json::Value, now_ms: i64) -> Vec<Check> {
+    let accounts = status["channelAccounts"]["telegram"]
+        .as_array()
+        .cloned()
+        .or_else(|| {
+            let one = &status["channels"]["telegram"];
+            (!one.is_null()).then(|| vec![one.clone()])
+        })
+        .unwrap_or_default();
+    accounts
+        .iter()
+        .map(|a| {
+            let name = match (a["bot"]["username"].as_str(), a["accountId"].as_str()) {
+                (Some(bot), Some(id)) => format!("@{bot} ({id})"),
+                (Some(bot), None) => format!("@{bot}"),
+                (None, Some(id)) => format!("account {id}"),
+                (None, None) => "the bot".to_owned(),
+            };
+            let count = |k: &str| a[k].as_u64().unwrap_or(0);
+            let mut detail = match a["lastPollAt"].as_i64() {
+                Some(at) if a["running"] == true => format!(
+                    "{name} polling, last poll {} s ago",
+                    ((now_ms - at) / 1000).max(0)
+                ),
+                _ if a["running"] == true => format!("{name} starting, no poll completed yet"),
+                _ => format!("{name} not polling"),
+            };
+            detail.push_str(&format!(
+                "; {} update(s) not handled yet, {} reply part(s) awaiting the next start, {} cut off by a restart",
+                count("spoolPending"),
+                count("outboxUnconfirmed"),
+                count("outboxUncertain")
+            ));
+            let error = a["lastError"].as_str();
+            let ok = a["running"] == true && a["stalled"] != true && error.is_none();
+            Check {
+                check: "telegram",
+                ok: Some(ok),
+                detail,
+                fix: (!ok).then(|| match error {
+                    Some(e) => e.to_owned(),
+                    None if a["stalled"] == true => "no poll has completed for over two minutes: check that this machine reaches the Bot API (channels.telegram.apiRoot / proxy), then restart the gateway".to_owned(),
+                    None => "the channel stopped: see the gateway's log, then restart it".to_owned(),
+                }),
+            }
+        })
+        .collect()
 }
 
 /// Tells reachability, TLS, auth and pairing failures apart.
@@ -257,5 +315,35 @@ fn classify_failure(e: &ClientError, url: &str, is_tls: bool, had_secret: bool) 
             detail: reason.clone(),
             fix: Some("check gateway.remote.url / gateway.port".into()),
         }],
+    }
+}
+
+#[cfg(test)]
+mod channel_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn telegram_accounts_become_verdicts_with_their_spool_and_outbox() {
+        let status = json!({"channelAccounts": {"telegram": [
+            {"accountId": "default", "running": true, "stalled": false, "bot": {"username": "my_bot"},
+             "lastPollAt": 10_000, "lastError": null, "spoolPending": 1, "outboxUnconfirmed": 0, "outboxUncertain": 2},
+            {"accountId": "work", "running": false, "lastError": "Telegram rejected the bot token (401 Unauthorized at getMe); check channels.telegram.botToken"},
+        ]}});
+        let checks = channel_checks(&status, 15_000);
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0].ok, Some(true));
+        assert_eq!(
+            checks[0].detail,
+            "@my_bot (default) polling, last poll 5 s ago; 1 update(s) not handled yet, 0 reply part(s) awaiting the next start, 2 cut off by a restart"
+        );
+        assert_eq!(checks[1].ok, Some(false));
+        assert!(
+            checks[1].detail.starts_with("account work not polling"),
+            "{}",
+            checks[1].detail
+        );
+        assert!(checks[1].fix.as_deref().unwrap().contains("401"));
+        assert!(channel_checks(&json!({"channels": {}}), 0).is_empty());
     }
 }
