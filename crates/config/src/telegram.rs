@@ -197,6 +197,14 @@ pub struct TelegramConfig {
     /// The Telegram entries of the top-level `commands.ownerAllowFrom` (`telegram:<id>`), the
     /// approvers when `execApprovals.approvers` names none (as OpenClaw).
     pub owner_allow_from: Vec<String>,
+    /// `webhookUrl`: Telegram posts updates there instead of being long-polled.
+    pub webhook_url: Option<String>,
+    /// `webhookSecret`: the `X-Telegram-Bot-Api-Secret-Token` every webhook post must carry
+    /// (required with `webhookUrl`).
+    pub webhook_secret: Option<Secret>,
+    /// `webhookPath`: where the gateway takes the posts on its own port
+    /// (default `/telegram-webhook`).
+    pub webhook_path: String,
     /// This account's id: [`DEFAULT_ACCOUNT_ID`] for the top level.
     pub account_id: String,
     /// `accounts.<id>`, each merged over the top level (top level only).
@@ -245,6 +253,9 @@ impl Default for TelegramConfig {
             exec_approvals_enabled: None,
             exec_approvers: Vec::new(),
             owner_allow_from: Vec::new(),
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_path: DEFAULT_WEBHOOK_PATH.to_owned(),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             accounts: Vec::new(),
         }
@@ -269,6 +280,9 @@ pub(crate) const TELEGRAM_KEYS: &[&str] = &[
     "groupAllowFrom",
     "execApprovals",
     "accounts",
+    "webhookUrl",
+    "webhookSecret",
+    "webhookPath",
 ];
 
 const PREFIX: &str = "channels.telegram";
@@ -438,8 +452,21 @@ pub(crate) fn read_telegram(
             cfg.accounts.push(account);
         }
     }
+    let mut paths = std::collections::HashSet::new();
+    for bot in cfg.bots() {
+        if bot.webhook_url.is_some() && !paths.insert(bot.webhook_path.clone()) {
+            let at = format!("{PREFIX}.accounts.{}.webhookPath", bot.account_id);
+            return Err(r.invalid(
+                &at,
+                format!("{at}: another account already takes webhook posts at {}; give each account its own webhookPath", bot.webhook_path),
+            ));
+        }
+    }
     Ok(Some(cfg))
 }
+
+/// Where the gateway takes webhook posts unless `webhookPath` says otherwise.
+pub const DEFAULT_WEBHOOK_PATH: &str = "/telegram-webhook";
 
 /// The account id of the top-level `channels.telegram` (and of `accounts.default`).
 pub const DEFAULT_ACCOUNT_ID: &str = "default";
@@ -616,6 +643,49 @@ fn read_account(
         };
         cfg.exec_approvers = id_list(r, approvals, "approvers", &key("execApprovals.approvers"))?;
     }
+    cfg.webhook_url = url(
+        r,
+        at,
+        "webhookUrl",
+        "https://gateway.example.com/telegram-webhook",
+    )?;
+    cfg.webhook_secret = r.secret(tg, "webhookSecret", &key("webhookSecret"))?;
+    if let Some(secret) = &cfg.webhook_secret {
+        let s = secret.expose();
+        if s.is_empty()
+            || s.len() > 256
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(r.invalid(
+                &key("webhookSecret"),
+                format!("{} must be 1 to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule for secret_token)", key("webhookSecret")),
+            ));
+        }
+    }
+    if cfg.webhook_url.is_some() && cfg.webhook_secret.is_none() {
+        return Err(r.invalid(
+            &key("webhookSecret"),
+            format!(
+                "{} is set, so {} is required: every post must prove it comes from Telegram (e.g. the output of `openssl rand -hex 32`)",
+                key("webhookUrl"),
+                key("webhookSecret")
+            ),
+        ));
+    }
+    if let Some(path) = r.string(tg, "webhookPath", &key("webhookPath"))? {
+        if !path.starts_with('/') || path.contains(char::is_whitespace) {
+            return Err(r.invalid(
+                &key("webhookPath"),
+                format!(
+                    "{} must be a path such as {DEFAULT_WEBHOOK_PATH}",
+                    key("webhookPath")
+                ),
+            ));
+        }
+        cfg.webhook_path = path;
+    }
     cfg.owner_allow_from = owner_allow_from(root);
     Ok(cfg)
 }
@@ -743,6 +813,40 @@ mod tests {
         );
         let err = load(json!({"channels": {"telegram": {"accounts": {"a b": {}}}}})).unwrap_err();
         assert!(err.contains("an account id is letters"), "{err}");
+    }
+
+    #[test]
+    fn webhook_keys() {
+        let cfg = load(json!({"channels": {"telegram": {
+            "webhookUrl": "https://gw.example.com/tg", "webhookSecret": "s3cret_-X", "webhookPath": "/tg",
+        }}}))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            cfg.webhook_url.as_deref(),
+            Some("https://gw.example.com/tg")
+        );
+        assert_eq!(cfg.webhook_secret.as_ref().unwrap().expose(), "s3cret_-X");
+        assert_eq!(cfg.webhook_path, "/tg");
+        let err =
+            load(json!({"channels": {"telegram": {"webhookUrl": "https://gw.example.com/tg"}}}))
+                .unwrap_err();
+        assert!(
+            err.contains("channels.telegram.webhookSecret is required"),
+            "{err}"
+        );
+        let err = load(json!({"channels": {"telegram": {"webhookUrl": "https://x/y", "webhookSecret": "a b"}}}))
+            .unwrap_err();
+        assert!(err.contains("secret_token"), "{err}");
+        let err = load(json!({"channels": {"telegram": {
+            "botToken": TOKEN, "webhookUrl": "https://x/y", "webhookSecret": "abc",
+            "accounts": {"work": {"botToken": "9:other"}},
+        }}}))
+        .unwrap_err();
+        assert!(
+            err.contains("channels.telegram.accounts.work.webhookPath"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct BotInfo {
     pub first_name: String,
 }
 
+/// The updates the channel asks for, polled or posted.
+const ALLOWED_UPDATES: [&str; 2] = ["message", "callback_query"];
+
 /// Options of one `sendMessage`.
 #[derive(Debug, Clone, Default)]
 pub struct SendOptions {
@@ -270,6 +273,22 @@ impl BotApi {
             .map(drop)
     }
 
+    /// `setWebhook`: Telegram posts updates to `url` with `secret` in the
+    /// `X-Telegram-Bot-Api-Secret-Token` header (updates it holds are kept).
+    pub async fn set_webhook(&self, url: &str, secret: &str) -> Result<(), TelegramError> {
+        self.call(
+            "setWebhook",
+            &json!({
+                "url": url,
+                "secret_token": secret,
+                "allowed_updates": ALLOWED_UPDATES,
+                "drop_pending_updates": false,
+            }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// `setMyCommands` with `(command, description)` pairs.
     pub async fn set_my_commands(
         &self,
@@ -293,7 +312,7 @@ impl BotApi {
     ) -> Result<Vec<Value>, TelegramError> {
         let mut params = json!({
             "timeout": timeout.as_secs(),
-            "allowed_updates": ["message", "callback_query"],
+            "allowed_updates": ALLOWED_UPDATES,
         });
         if let Some(offset) = offset {
             params["offset"] = json!(offset);

@@ -163,13 +163,17 @@ pub struct ChannelHealth {
     pub outbox_unconfirmed: u64,
     /// Reply parts a restart cut off (the chat was told), kept for a day.
     pub outbox_uncertain: u64,
+    /// Updates come by webhook (no polls to watch).
+    pub webhook: bool,
 }
 
 impl ChannelHealth {
-    /// Running, but no `getUpdates` completed for [`STALL_AFTER`].
+    /// Polling, but no `getUpdates` completed for [`STALL_AFTER`].
     pub fn stalled(&self, now_ms: i64) -> bool {
         let since = self.last_poll_at_ms.or(self.started_at_ms);
-        self.running && since.is_some_and(|t| now_ms - t > STALL_AFTER.as_millis() as i64)
+        self.running
+            && !self.webhook
+            && since.is_some_and(|t| now_ms - t > STALL_AFTER.as_millis() as i64)
     }
 }
 
@@ -221,6 +225,25 @@ struct Inner {
     /// The approval cards shown, by approval id: where each went and its text, to edit it
     /// with the outcome. Bounded: the oldest is forgotten first.
     cards: Mutex<VecDeque<(String, Vec<ShownCard>)>>,
+    /// In webhook mode, while the channel runs: where [`TelegramChannel::accept_webhook`]
+    /// hands spooled updates to the dispatcher.
+    webhook: Mutex<Option<(i64, mpsc::Sender<SpooledUpdate>)>>,
+}
+
+/// Why a webhook post was refused; each maps to the HTTP status Telegram gets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookRefusal {
+    /// The secret-token header is missing or wrong (401).
+    #[error(
+        "the X-Telegram-Bot-Api-Secret-Token header does not match channels.telegram.webhookSecret"
+    )]
+    Unauthorized,
+    /// Not an update (400).
+    #[error("the body is not a Telegram update: {0}")]
+    BadRequest(String),
+    /// Not taking updates now, or the spool cannot be written (503: Telegram posts it again).
+    #[error("the Telegram channel cannot take updates now: {0}")]
+    Unavailable(String),
 }
 
 /// One approval card in one approver's chat.
@@ -264,6 +287,7 @@ impl TelegramChannel {
                 allow_from: Mutex::new(cfg.allow_from.clone()),
                 owners: Mutex::new(cfg.owner_allow_from.clone()),
                 cards: Mutex::new(VecDeque::new()),
+                webhook: Mutex::new(None),
             }),
         })
     }
@@ -314,6 +338,23 @@ impl TelegramChannel {
         self.inner.approval_resolved(id, decision).await
     }
 
+    /// Where the gateway takes this bot's webhook posts, in webhook mode (`webhookUrl`).
+    pub fn webhook_path(&self) -> Option<&str> {
+        let cfg = &self.inner.cfg;
+        cfg.webhook_url.as_ref().map(|_| cfg.webhook_path.as_str())
+    }
+
+    /// A webhook post: the secret header is checked (in constant time), the update is written
+    /// to the spool, and only then handed over — so an answered post is never lost, and one
+    /// Telegram posts again is handled once.
+    pub async fn accept_webhook(
+        &self,
+        secret_header: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<(), WebhookRefusal> {
+        self.inner.accept_webhook(secret_header, body).await
+    }
+
     /// The channel's state for `channels.status`.
     pub fn health(&self) -> ChannelHealth {
         lock_of(&self.inner.health).clone()
@@ -340,6 +381,7 @@ impl TelegramChannel {
     /// token (its lock), or the state cannot be read.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), TelegramError> {
         let result = self.inner.clone().run(shutdown).await;
+        *lock_of(&self.inner.webhook) = None;
         let mut h = lock_of(&self.inner.health);
         h.running = false;
         if let Err(e) = &result {
@@ -352,6 +394,59 @@ impl TelegramChannel {
 impl Inner {
     fn record_error(&self, e: &TelegramError) {
         lock_of(&self.health).last_error = Some(e.to_string());
+    }
+
+    async fn accept_webhook(
+        &self,
+        secret_header: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<(), WebhookRefusal> {
+        let authorized = match (&self.cfg.webhook_secret, secret_header) {
+            (Some(secret), Some(given)) => secret.ct_eq(given),
+            _ => false,
+        };
+        if !authorized {
+            return Err(WebhookRefusal::Unauthorized);
+        }
+        let update: Value =
+            serde_json::from_slice(body).map_err(|e| WebhookRefusal::BadRequest(e.to_string()))?;
+        let update_id = update
+            .get("update_id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| WebhookRefusal::BadRequest("no update_id".into()))?;
+        let Some((bot_id, tx)) = lock_of(&self.webhook).clone() else {
+            return Err(WebhookRefusal::Unavailable(
+                "the channel is not running yet".into(),
+            ));
+        };
+        let spooled = SpooledUpdate {
+            bot_id: bot_id.to_string(),
+            update_id,
+            update,
+            received_at_ms: now_ms(),
+            handled_at_ms: None,
+        };
+        self.store
+            .apply(vec![TelegramWrite::Spool(spooled.clone()).into()])
+            .await
+            .map_err(|e| WebhookRefusal::Unavailable(e.to_string()))?;
+        let known = self
+            .store
+            .telegram_update(&spooled.bot_id, update_id)
+            .await
+            .map_err(|e| WebhookRefusal::Unavailable(e.to_string()))?;
+        if known.is_some_and(|u| u.handled_at_ms.is_some()) {
+            return Ok(());
+        }
+        {
+            let mut h = lock_of(&self.health);
+            h.last_inbound_at_ms = Some(now_ms());
+            h.last_poll_at_ms = Some(now_ms());
+            h.spool_pending += 1;
+        }
+        // On disk already: if the channel stops before taking it, the next start does.
+        let _ = tx.send(spooled).await;
+        Ok(())
     }
 
     async fn approvers(&self) -> Vec<String> {
@@ -526,8 +621,24 @@ impl Inner {
         };
         backoff.reset();
         lock_of(&self.health).bot = Some(bot.clone());
+        let webhook = match (&self.cfg.webhook_url, &self.cfg.webhook_secret) {
+            (Some(url), Some(secret)) => Some((url.clone(), secret.expose().to_owned())),
+            _ => None,
+        };
+        // Posts are taken (spooled, queued) from now on; they are dispatched once the updates
+        // left from before the start are.
+        let mut webhook_rx = webhook.as_ref().map(|_| {
+            let (tx, rx) = mpsc::channel(PER_CHAT_QUEUE);
+            *lock_of(&self.webhook) = Some((bot.id, tx));
+            lock_of(&self.health).webhook = true;
+            rx
+        });
+        let transport = match &webhook {
+            Some((url, secret)) => self.api.set_webhook(url, secret).await,
+            None => self.api.delete_webhook().await,
+        };
         for step in [
-            self.api.delete_webhook().await,
+            transport,
             self.api.set_my_commands(&self.opts.commands).await,
         ] {
             match step {
@@ -565,6 +676,20 @@ impl Inner {
         }
         for u in unhandled {
             dispatcher.dispatch(u).await;
+        }
+        if let Some(rx) = &mut webhook_rx {
+            tracing::info!(bot = ?bot.username, path = self.cfg.webhook_path, "Telegram webhook set; taking updates on the gateway's port");
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    u = rx.recv() => match u {
+                        Some(u) => dispatcher.dispatch(u).await,
+                        None => break,
+                    },
+                }
+            }
+            dispatcher.finish().await;
+            return Ok(());
         }
         tracing::info!(bot = ?bot.username, ?offset, "Telegram polling started");
 

@@ -51,7 +51,7 @@ pub use approvals::{
 pub use channel::{
     ChannelHealth, ChannelOptions, DEFAULT_ACCOUNT, HandlerFuture, HandlerReply, InboundHandler,
     InboundMessage, MAX_CONCURRENT, MAX_QUOTE_CHARS, POLL_TIMEOUT, RESTART_NOTICE, STALL_AFTER,
-    TelegramChannel,
+    TelegramChannel, WebhookRefusal,
 };
 pub use error::TelegramError;
 pub use format::{
