@@ -187,6 +187,15 @@ async fn handle(
     addr: SocketAddr,
     kind: ingress::ListenerKind,
 ) -> Result<Response<Body>, std::convert::Infallible> {
+    // Telegram's posts authenticate with their secret header, whatever proxy brought them.
+    if req.method() == hyper::Method::POST
+        && let Some(channel) = gw
+            .telegram
+            .iter()
+            .find(|c| c.webhook_path() == Some(req.uri().path()))
+    {
+        return Ok(telegram_webhook(req, channel.clone()).await);
+    }
     let attribution = ingress::classify_on(kind, addr.ip(), req.headers(), &gw.options.ingress);
     if attribution.kind == IngressKind::UnattributableProxy && !is_live_probe(req.uri().path()) {
         ingress::warn_unattributable_once(attribution.remote_ip);
@@ -208,6 +217,55 @@ async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// The largest webhook post taken (Telegram's updates are a few KB).
+const MAX_WEBHOOK_BODY: usize = 1 << 20;
+
+/// A Telegram webhook post: 200 once the update is on disk; 401 for a wrong secret, 400 for
+/// something that is not an update, 503 (Telegram posts it again) when it cannot be taken.
+async fn telegram_webhook(
+    req: Request<Incoming>,
+    channel: clawgate_telegram::TelegramChannel,
+) -> Response<Body> {
+    use clawgate_telegram::WebhookRefusal;
+    use http_body_util::BodyExt as _;
+    let secret = req
+        .headers()
+        .get("x-telegram-bot-api-secret-token")
+        .map(|v| v.as_bytes().to_vec());
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_WEBHOOK_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": {"message": format!("cannot read the update: {e}"), "type": "bad_request"}}),
+            );
+        }
+    };
+    match channel.accept_webhook(secret.as_deref(), &body).await {
+        Ok(()) => json_response(StatusCode::OK, json!({})),
+        Err(e) => {
+            let (status, kind) = match &e {
+                WebhookRefusal::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                WebhookRefusal::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                WebhookRefusal::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            };
+            if status == StatusCode::UNAUTHORIZED {
+                tracing::warn!(
+                    account = channel.account(),
+                    "a Telegram webhook post with a wrong secret was refused"
+                );
+            }
+            json_response(
+                status,
+                json!({"error": {"message": e.to_string(), "type": kind}}),
+            )
+        }
+    }
 }
 
 fn is_websocket_upgrade(h: &HeaderMap) -> bool {
