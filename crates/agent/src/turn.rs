@@ -552,6 +552,7 @@ async fn turn_loop(
     let cx = ToolContext {
         nodes: &*inner.nodes,
         approvals: &inner.approvals,
+        policy: &inner.exec_policy,
         events: &*inner.events,
         session_key: &run.session_key,
         run_id: &run.run_id,
