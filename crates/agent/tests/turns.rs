@@ -862,3 +862,52 @@ async fn the_gateway_policy_ask_always_has_an_operator_approve_first() {
     let run = calls.iter().find(|c| c.command == "system.run").unwrap();
     assert_eq!(run.params["approved"], true);
 }
+
+/// `exec.approvals.get/set` answer as the real OpenClaw 2026.9.6 gateway does
+/// (`fixtures/openclaw-exec-approvals.json`, recorded from it): the same document, defaults
+/// and messages; only the path (clawgate keeps a file in its state dir) and the hashes differ.
+#[tokio::test]
+async fn exec_approvals_answer_as_openclaw_does() {
+    let recorded: Value =
+        serde_json::from_str(include_str!("fixtures/openclaw-exec-approvals.json")).unwrap();
+    let s = setup(None, AgentOptions::default()).await;
+    let without_volatile = |mut v: Value| {
+        v["path"] = Value::Null;
+        v["hash"] = Value::Null;
+        v["file"]["socket"]["path"] = Value::Null;
+        v
+    };
+    let got = s.agent.exec_approvals().await.unwrap();
+    assert!(
+        got["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("exec-approvals.json")
+    );
+    assert_eq!(
+        without_volatile(got.clone()),
+        without_volatile(recorded["get"].clone())
+    );
+    let file = json!({"version": 1, "defaults": {"security": "deny"}});
+    let no_hash = s
+        .agent
+        .set_exec_approvals(&json!({"file": file}))
+        .await
+        .unwrap_err();
+    assert_eq!(no_hash.to_string(), recorded["set_without_hash"]["message"]);
+    let stale = s
+        .agent
+        .set_exec_approvals(&json!({"file": file, "baseHash": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.to_string(), recorded["set_stale_hash"]["message"]);
+    let set = s
+        .agent
+        .set_exec_approvals(&json!({"file": file, "baseHash": got["hash"]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        without_volatile(set),
+        without_volatile(recorded["set"].clone())
+    );
+}
