@@ -17,6 +17,7 @@
 
 mod approvals;
 mod events;
+mod exec_policy;
 mod runtime;
 mod session_key;
 pub mod tools;
@@ -25,6 +26,7 @@ mod turn;
 
 pub use approvals::Decision;
 pub use events::{Audience, EventSink};
+pub use exec_policy::{ExecPolicyError, check_set_params as check_exec_approvals_set_params};
 pub use runtime::{
     Agent, AgentError, AgentOptions, History, LoadedSessions, QueueMode, RunOutcome, RunSummary,
     SendAccepted, SendRequest, SessionRow,

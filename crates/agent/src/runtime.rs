@@ -2,6 +2,7 @@
 //! global cap.
 
 use crate::events::{Audience, EventSink, now_ms};
+use crate::exec_policy::ExecPolicyError;
 use crate::session_key::SessionKey;
 use crate::tools::NodeAccess;
 use crate::transcript;
@@ -314,6 +315,7 @@ pub(crate) struct Inner {
     /// Serializes transcript positions and session creation between runs and injections.
     pub writes: tokio::sync::Mutex<()>,
     pub approvals: crate::approvals::Approvals,
+    pub exec_policy: crate::exec_policy::ExecPolicy,
 }
 
 /// The agent runtime. Cloning shares it.
@@ -362,6 +364,10 @@ impl Agent {
     ) -> Agent {
         let keys = SessionKey::new(&options.agent_id, &options.main_key);
         let concurrency = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
+        // The policy file lives beside the database, in the state dir.
+        let exec_policy = crate::exec_policy::ExecPolicy::new(
+            store.path().parent().unwrap_or(std::path::Path::new(".")),
+        );
         Agent {
             inner: Arc::new(Inner {
                 store,
@@ -376,6 +382,7 @@ impl Agent {
                 concurrency,
                 writes: tokio::sync::Mutex::new(()),
                 approvals: crate::approvals::Approvals::default(),
+                exec_policy,
                 options,
             }),
         }
@@ -711,6 +718,16 @@ impl Agent {
     /// The exec approvals waiting for an answer, as announced.
     pub fn pending_approvals(&self) -> Vec<Value> {
         self.inner.approvals.pending()
+    }
+
+    /// `exec.approvals.get`: the gateway's exec approvals policy.
+    pub async fn exec_approvals(&self) -> Result<Value, ExecPolicyError> {
+        self.inner.exec_policy.get().await
+    }
+
+    /// `exec.approvals.set {file, baseHash}`: replaces the gateway's exec approvals policy.
+    pub async fn set_exec_approvals(&self, params: &Value) -> Result<Value, ExecPolicyError> {
+        self.inner.exec_policy.set(params).await
     }
 
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionState>> {

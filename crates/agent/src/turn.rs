@@ -552,6 +552,7 @@ async fn turn_loop(
     let cx = ToolContext {
         nodes: &*inner.nodes,
         approvals: &inner.approvals,
+        policy: &inner.exec_policy,
         events: &*inner.events,
         session_key: &run.session_key,
         run_id: &run.run_id,
@@ -560,30 +561,43 @@ async fn turn_loop(
     };
     let max_calls = inner.options.max_tool_calls;
     let mut calls_made = 0usize;
+    // The last message written, while its write is still under way.
+    let mut pending: Option<Pending<'_>> = None;
     loop {
-        // Messages sent meanwhile in steer mode join this run here.
+        // Messages sent meanwhile in steer mode join this run here, after what it wrote.
         let steered = absorb_steered(inner, &run.session_key, &run.run_id);
         if !steered.is_empty() {
+            settle(pending.take(), ev).await?;
             let now = now_ms();
             let entries: Vec<Value> = steered.iter().map(|m| transcript::user(m, now)).collect();
-            run.write(entries, None).await.map_err(|e| {
-                (
-                    Cut::Failed(format!("The transcript could not be written: {e}")),
-                    String::new(),
-                )
-            })?;
+            run.write(entries, None).await.map_err(write_failed)?;
             model_messages.extend(
                 steered
                     .iter()
                     .map(|m| Message::user(transcript::stamped(m, now))),
             );
         }
-        let mut stream = llm.stream(ChatRequest {
-            system: Some(system.clone()),
-            messages: model_messages.clone(),
-            tools: specs.clone(),
-            max_tokens: None,
-        });
+        let mut stream = llm
+            .stream(ChatRequest {
+                system: Some(system.clone()),
+                messages: model_messages.clone(),
+                tools: specs.clone(),
+                max_tokens: None,
+            })
+            .peekable();
+        // The model's answer starts while the last tool result is written; its first event
+        // waits for that result's event.
+        let answer_starts = async {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(Cut::Aborted),
+                _ = tokio::time::sleep_until(deadline) => Err(Cut::Timeout),
+                _ = std::pin::Pin::new(&mut stream).peek() => Ok(()),
+            }
+        };
+        alongside(pending.take(), ev, |_| {}, answer_starts)
+            .await?
+            .map_err(|cut| (cut, String::new()))?;
         let mut text = String::new();
         let mut calls: Vec<ToolCall> = Vec::new();
         let mut usage = None;
@@ -642,12 +656,7 @@ async fn turn_loop(
             return finish_ok(run, ev, message, &text, stop_reason).await;
         }
         let message = transcript::assistant(&text, &calls, "toolUse", usage, model_names, now_ms());
-        run.write(vec![message], None).await.map_err(|e| {
-            (
-                Cut::Failed(format!("The transcript could not be written: {e}")),
-                String::new(),
-            )
-        })?;
+        pending = Some(Pending::write(run, message, None));
         let mut parts: Vec<AssistantPart> = Vec::new();
         if !text.is_empty() {
             parts.push(AssistantPart::Text { text: text.clone() });
@@ -657,30 +666,41 @@ async fn turn_loop(
         ev.next_answer();
         for call in &calls {
             let output = if calls_made >= max_calls {
+                settle(pending.take(), ev).await?;
                 tools::ToolOutput::error(format!(
                     "Not run: this turn reached its limit of {max_calls} tool calls."
                 ))
             } else {
                 calls_made += 1;
-                ev.tool_start(&call.name, &call.id, &call.arguments);
-                tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => return Err((Cut::Aborted, String::new())),
-                    _ = tokio::time::sleep_until(deadline) => return Err((Cut::Timeout, String::new())),
-                    out = tools::run(call, &cx) => out,
-                }
+                // The tool starts while the message that asks for it is written; its `tool`
+                // event waits for that write.
+                let runs = async {
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => Err(Cut::Aborted),
+                        _ = tokio::time::sleep_until(deadline) => Err(Cut::Timeout),
+                        out = tools::run(call, &cx) => Ok(out),
+                    }
+                };
+                let announce = |ev: &mut RunEvents<'_>| {
+                    ev.tool_start(&call.name, &call.id, &call.arguments);
+                };
+                alongside(pending.take(), ev, announce, runs)
+                    .await?
+                    .map_err(|cut| (cut, String::new()))?
             };
             let result = transcript::tool_result(call, &output.text, output.is_error, now_ms());
-            run.write(vec![result], None).await.map_err(|e| {
-                (
-                    Cut::Failed(format!("The transcript could not be written: {e}")),
-                    String::new(),
-                )
-            })?;
-            ev.tool_result(&call.name, &call.id, &output.text, output.is_error);
+            let announced = ToolResult {
+                name: call.name.clone(),
+                call_id: call.id.clone(),
+                text: output.text.clone(),
+                is_error: output.is_error,
+            };
+            pending = Some(Pending::write(run, result, Some(announced)));
             model_messages.push(Message::tool_result(call, output.text, output.is_error));
         }
         if calls_made >= max_calls {
+            settle(pending.take(), ev).await?;
             let text = format!(
                 "I stopped: this turn made {max_calls} tool calls without reaching an answer, which is the limit for one message. Send a new message to continue."
             );
@@ -689,6 +709,66 @@ async fn turn_loop(
             return finish_ok(run, ev, message, &text, "stop").await;
         }
     }
+}
+
+fn write_failed(e: StoreError) -> Cutoff {
+    (
+        Cut::Failed(format!("The transcript could not be written: {e}")),
+        String::new(),
+    )
+}
+
+/// A tool's result, as its `tool` event announces it.
+struct ToolResult {
+    name: String,
+    call_id: String,
+    text: String,
+    is_error: bool,
+}
+
+/// A transcript message being written, and the event that announces it once it is on disk.
+/// The write runs alongside the work that follows it (the tool it asks for, the model request
+/// that carries it): a message is durable before its event, but what comes next need not wait
+/// for the disk.
+struct Pending<'r> {
+    write: std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'r>>,
+    announce: Option<ToolResult>,
+}
+
+impl<'r> Pending<'r> {
+    fn write(run: &'r Run<'r>, message: Value, announce: Option<ToolResult>) -> Pending<'r> {
+        Pending {
+            write: Box::pin(run.write(vec![message], None)),
+            announce,
+        }
+    }
+}
+
+/// Runs `work` while `pending` is written; once it is, sends its event, then `then`'s
+/// (while `work` may still run). The write always completes, whatever `work` does.
+async fn alongside<'e, T>(
+    pending: Option<Pending<'_>>,
+    ev: &mut RunEvents<'e>,
+    then: impl FnOnce(&mut RunEvents<'e>),
+    work: impl Future<Output = T>,
+) -> Result<T, Cutoff> {
+    let written = async {
+        if let Some(p) = pending {
+            p.write.await.map_err(write_failed)?;
+            if let Some(r) = p.announce {
+                ev.tool_result(&r.name, &r.call_id, &r.text, r.is_error);
+            }
+        }
+        then(ev);
+        Ok(())
+    };
+    let (written, out) = futures_util::join!(written, work);
+    written.map(|()| out)
+}
+
+/// Waits for `pending` to be written and sends its event.
+async fn settle(pending: Option<Pending<'_>>, ev: &mut RunEvents<'_>) -> Result<(), Cutoff> {
+    alongside(pending, ev, |_| {}, std::future::ready(())).await
 }
 
 async fn finish_ok(

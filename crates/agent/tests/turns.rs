@@ -790,3 +790,124 @@ async fn new_and_reset_start_a_fresh_session() {
         "{sent:#}"
     );
 }
+
+/// Sets the gateway's exec approvals policy to `defaults`.
+async fn set_gateway_policy(agent: &Agent, defaults: Value) {
+    let read = agent.exec_approvals().await.unwrap();
+    agent
+        .set_exec_approvals(&json!({
+            "file": {"version": 1, "defaults": defaults, "agents": {}},
+            "baseHash": read["hash"],
+        }))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_gateway_policy_deny_refuses_before_the_node_is_asked() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "uname", "host": "node"}),
+    ));
+    mock.push(Reply::text("Refused."));
+    let s = setup_node(Some(&mock), AgentOptions::default(), true, false).await;
+    set_gateway_policy(&s.agent, json!({"security": "deny"})).await;
+    s.agent.send(send("uname", "r")).await.unwrap();
+    assert_eq!(
+        s.agent.wait("r", WAIT).await.unwrap().outcome,
+        RunOutcome::Ok
+    );
+    assert!(
+        s.node.calls.lock().unwrap().is_empty(),
+        "the node was asked"
+    );
+    let follow_up = mock.requests().last().unwrap().body.to_string();
+    assert!(
+        follow_up.contains("exec denied: host=node security=deny"),
+        "{follow_up}"
+    );
+}
+
+#[tokio::test]
+async fn the_gateway_policy_ask_always_has_an_operator_approve_first() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "uname", "host": "node"}),
+    ));
+    mock.push(Reply::text("Ran."));
+    // The node's own policy would run it without asking.
+    let s = setup_node(Some(&mock), AgentOptions::default(), true, false).await;
+    set_gateway_policy(&s.agent, json!({"security": "full", "ask": "always"})).await;
+    s.agent.send(send("uname", "r")).await.unwrap();
+    let (id, requested) = approval_requested(&s.events).await;
+    assert_eq!(requested["request"]["command"], "uname");
+    {
+        let calls = s.node.calls.lock().unwrap();
+        assert!(
+            calls.iter().all(|c| c.command == "system.run.prepare"),
+            "nothing ran before the approval: {calls:?}"
+        );
+        assert_eq!(calls[0].params["ask"], "always");
+    }
+    s.agent
+        .resolve_approval(&id, clawgate_agent::Decision::AllowOnce)
+        .unwrap();
+    assert_eq!(
+        s.agent.wait("r", WAIT).await.unwrap().reply.as_deref(),
+        Some("Ran.")
+    );
+    let calls = s.node.calls.lock().unwrap().clone();
+    let run = calls.iter().find(|c| c.command == "system.run").unwrap();
+    assert_eq!(run.params["approved"], true);
+}
+
+/// `exec.approvals.get/set` answer as the real OpenClaw 2026.9.6 gateway does
+/// (`fixtures/openclaw-exec-approvals.json`, recorded from it): the same document, defaults
+/// and messages; only the path (clawgate keeps a file in its state dir) and the hashes differ.
+#[tokio::test]
+async fn exec_approvals_answer_as_openclaw_does() {
+    let recorded: Value =
+        serde_json::from_str(include_str!("fixtures/openclaw-exec-approvals.json")).unwrap();
+    let s = setup(None, AgentOptions::default()).await;
+    let without_volatile = |mut v: Value| {
+        v["path"] = Value::Null;
+        v["hash"] = Value::Null;
+        v["file"]["socket"]["path"] = Value::Null;
+        v
+    };
+    let got = s.agent.exec_approvals().await.unwrap();
+    assert!(
+        got["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("exec-approvals.json")
+    );
+    assert_eq!(
+        without_volatile(got.clone()),
+        without_volatile(recorded["get"].clone())
+    );
+    let file = json!({"version": 1, "defaults": {"security": "deny"}});
+    let no_hash = s
+        .agent
+        .set_exec_approvals(&json!({"file": file}))
+        .await
+        .unwrap_err();
+    assert_eq!(no_hash.to_string(), recorded["set_without_hash"]["message"]);
+    let stale = s
+        .agent
+        .set_exec_approvals(&json!({"file": file, "baseHash": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.to_string(), recorded["set_stale_hash"]["message"]);
+    let set = s
+        .agent
+        .set_exec_approvals(&json!({"file": file, "baseHash": got["hash"]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        without_volatile(set),
+        without_volatile(recorded["set"].clone())
+    );
+}

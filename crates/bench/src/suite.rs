@@ -550,20 +550,58 @@ struct AgentRun {
     notes: Vec<String>,
 }
 
-/// `node.invoke {command: "system.run", params: {command: ["true"]}}` on `node_id`, two
-/// untimed then `calls` timed, one after another: the seconds each took.
+/// The node host's share of a turn: what the `exec` tool of both gateways sends the node for
+/// `exec {command: "true", host: "node"}`, straight through `node.invoke` on `node_id` —
+/// `system.run.prepare` of `["/bin/sh", "-lc", "true"]`, then `system.run` of the plan it
+/// returns. Two untimed then `calls` timed, one after another: the seconds each pair took.
 async fn node_runs(c: &mut Conn, node_id: &str, calls: usize) -> anyhow::Result<Vec<f64>> {
     let mut lat = Vec::with_capacity(calls);
+    let short_id = &node_id[..8.min(node_id.len())];
+    let timeout_ms = AGENT_TURN_TIMEOUT.as_millis() as u64;
     for k in 0..calls + 2 {
-        let params = serde_json::json!({
+        let prepare = serde_json::json!({
             "nodeId": node_id,
-            "command": "system.run",
-            "params": {"command": [AGENT_COMMAND]},
-            "idempotencyKey": format!("bench-run-{k}-{}", &node_id[..8.min(node_id.len())]),
-            "timeoutMs": AGENT_TURN_TIMEOUT.as_millis() as u64,
+            "command": "system.run.prepare",
+            "params": {
+                "command": ["/bin/sh", "-lc", AGENT_COMMAND],
+                "rawCommand": AGENT_COMMAND,
+                "security": "full",
+                "ask": "off",
+                "agentId": "main",
+                "sessionKey": AGENT_SESSION,
+            },
+            "idempotencyKey": format!("bench-prepare-{k}-{short_id}"),
+            "timeoutMs": timeout_ms,
         });
         let t = Instant::now();
-        let res = c.request_value("node.invoke", &params).await?;
+        let prepared = c.request_value("node.invoke", &prepare).await?;
+        let payload = match &prepared["payload"] {
+            serde_json::Value::Null => prepared["payloadJSON"]
+                .as_str()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
+            p => p.clone(),
+        };
+        let plan = &payload["plan"];
+        if !plan["argv"].is_array() {
+            bail!("system.run.prepare answered without a plan: {prepared}");
+        }
+        let run = serde_json::json!({
+            "nodeId": node_id,
+            "command": "system.run",
+            "params": {
+                "command": plan["argv"],
+                "rawCommand": plan["commandText"],
+                "cwd": plan["cwd"],
+                "systemRunPlan": plan,
+                "timeoutMs": timeout_ms,
+                "agentId": "main",
+                "sessionKey": AGENT_SESSION,
+            },
+            "idempotencyKey": format!("bench-run-{k}-{short_id}"),
+            "timeoutMs": timeout_ms,
+        });
+        let res = c.request_value("node.invoke", &run).await?;
         let secs = t.elapsed().as_secs_f64();
         if res["payload"]["exitCode"] != 0 && res["exitCode"] != 0 {
             bail!("system.run did not exit 0: {res}");
@@ -687,7 +725,7 @@ fn agent_turns(
                 }
             }
         }
-        // For comparison, the node host's share: the same command through `node.invoke`.
+        // For comparison, the node host's share: the same two node calls through `node.invoke`.
         if run.failure.is_none() {
             run.node_runs = node_runs(&mut c, &node_id, plan.agent_turns)
                 .await
@@ -1911,7 +1949,7 @@ const SPECS: &[Spec] = &[
     spec("agent_turn", S10, "`chat.send` → the run's `chat` final: median (p50) of the turns, model answering at once", Seconds, Lower, Target::at_most(0.020), true),
     spec("agent_turn_p95", S10, "`chat.send` → the run's `chat` final: p95", Seconds, Lower, None, false),
     spec("agent_turns_done", S10, "timed turns completed", Count, Neither, None, false),
-    spec("agent_node_run", S10, "for comparison, the node host's share: `node.invoke system.run [\"true\"]` on the same node, p50", Seconds, Lower, None, false),
+    spec("agent_node_run", S10, "for comparison, the node host's share: the turn's two node calls (`system.run.prepare`, then `system.run` of `/bin/sh -lc true`) through `node.invoke`, p50", Seconds, Lower, None, false),
     spec("agent_rss", S10, "idle RSS after the turns (agent loaded), whole gateway tree", Bytes, Lower, Target::at_most(12e6), true),
     spec("tg_node_turn", S11, "DM → reply `sendMessage`, one `exec` on the node: p50", Seconds, Lower, Target::at_most(0.050), true),
     spec("tg_node_turn_p95", S11, "DM → reply, one `exec` on the node: p95", Seconds, Lower, None, false),

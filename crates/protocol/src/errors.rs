@@ -639,6 +639,12 @@ pub fn node_caller_busy(limit: usize) -> ErrorShape {
     .retry_after(1000)
 }
 
+/// `exec.approvals.set` refused: its `baseHash` is missing or not the current policy's (the
+/// message says to read the policy again and retry).
+pub fn exec_approvals_stale(message: &str) -> ErrorShape {
+    ErrorShape::new(ErrorCode::InvalidRequest, message)
+}
+
 /// A store write failed; nothing was changed.
 /// `chat.inject` and the like on a session key the agent has never seen (OpenClaw's text).
 pub fn session_not_found() -> ErrorShape {

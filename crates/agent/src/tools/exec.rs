@@ -6,6 +6,7 @@
 
 use super::{NodeCall, NodeInfo, ToolContext, ToolOutput, describe_failure, find_node};
 use clawgate_llm::ToolSpec;
+use clawgate_node_host::approvals::{Ask, Policy, Security};
 use serde_json::{Value, json};
 
 /// How long a command may run when the call gives no `timeout` (seconds; OpenClaw's
@@ -100,6 +101,19 @@ pub(super) async fn run(args: &Value, call_id: &str, cx: &ToolContext<'_>) -> To
             "exec host={host} is not available: this gateway runs commands on paired nodes only. Call exec with host \"node\"."
         ));
     }
+    // The gateway's own exec approvals policy for this agent (`exec.approvals.set`).
+    let policy = match cx.policy.for_agent(cx.agent_id).await {
+        Ok(p) => p,
+        Err(e) => {
+            return ToolOutput::error(format!(
+                "exec denied: the gateway's exec approvals could not be read ({e}); fix or remove the file, or set a new policy with exec.approvals.set"
+            ));
+        }
+    };
+    let gate = match gate(&policy) {
+        Ok(g) => g,
+        Err(denied) => return ToolOutput::error(denied),
+    };
     let nodes = cx.nodes.nodes();
     let wanted = args["node"].as_str().or(cx.default_node);
     let node = match pick(&nodes, wanted) {
@@ -145,8 +159,8 @@ pub(super) async fn run(args: &Value, call_id: &str, cx: &ToolContext<'_>) -> To
         let mut prepare = json!({
             "command": argv,
             "rawCommand": command,
-            "security": "full",
-            "ask": "off",
+            "security": policy.security.as_str(),
+            "ask": policy.ask.as_str(),
             "agentId": cx.agent_id,
             "sessionKey": cx.session_key,
         });
@@ -182,40 +196,31 @@ pub(super) async fn run(args: &Value, call_id: &str, cx: &ToolContext<'_>) -> To
         }
         params["systemRunPlan"] = plan;
     }
+    if gate == Gate::Ask && params.get("systemRunPlan").is_none() {
+        return ToolOutput::error(format!(
+            "Node: {}\nexec denied: the gateway's exec approvals ask for an approval, which needs a node that supports system.run.prepare.",
+            node.node_id
+        ));
+    }
     let budget = timeout_ms.saturating_add(REPORT_MARGIN_MS);
+    // The gateway's policy wants an operator to approve first (before the node is asked to
+    // run anything); the node's own policy may still ask too, below.
+    if gate == Gate::Ask
+        && let Err(refused) = approve(&mut params, command, &node.node_id, call_id, cx).await
+    {
+        return refused;
+    }
+    let approved = gate == Gate::Ask;
     let mut outcome = invoke("system.run", params.clone(), budget, "run").await;
     // The node's own policy asks for an approval: ask an operator, then run the same plan
     // approved (the node checks it is the plan that was prepared).
-    if let Err(e) = &outcome
+    if !approved
+        && let Err(e) = &outcome
         && e.message.contains(APPROVAL_REQUIRED)
     {
-        if params.get("systemRunPlan").is_none() {
-            return ToolOutput::error(format!(
-                "Node: {}\nexec denied: the node asks for an approval, which needs a node that supports system.run.prepare.",
-                node.node_id
-            ));
+        if let Err(refused) = approve(&mut params, command, &node.node_id, call_id, cx).await {
+            return refused;
         }
-        let request = json!({
-            "command": command,
-            "commandText": params["rawCommand"],
-            "systemRunPlan": params["systemRunPlan"],
-            "nodeId": node.node_id,
-            "host": "node",
-            "allowedDecisions": ["allow-once", "allow-always", "deny"],
-            "agentId": cx.agent_id,
-            "sessionKey": cx.session_key,
-            "runId": cx.run_id,
-            "toolCallId": call_id,
-        });
-        let decision = match cx.approvals.ask(cx.events, request).await {
-            Ok(d) => d,
-            Err(refused) => {
-                return ToolOutput::error(format!("exec denied: {}", refused.reason()));
-            }
-        };
-        params["approved"] = json!(true);
-        params["approvalDecision"] = json!(decision.as_str());
-        params["approvalSource"] = json!("operator");
         outcome = invoke("system.run", params, budget, "approved-run").await;
     }
     match outcome {
@@ -226,6 +231,73 @@ pub(super) async fn run(args: &Value, call_id: &str, cx: &ToolContext<'_>) -> To
             describe_failure(&e)
         )),
     }
+}
+
+/// What the gateway's policy lets `exec` do before the node's own policy has its say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Run,
+    /// An operator approves the command first.
+    Ask,
+}
+
+/// OpenClaw's gateway-side floors on the node path: `deny` refuses; `ask: always` asks an
+/// operator; `allowlist` is satisfied only by a `*` entry here (the gateway does not match
+/// executables it cannot see; the node matches its own allowlist), so a command is a miss:
+/// asked with `ask: on-miss`, refused with `ask: off`.
+fn gate(policy: &Policy) -> Result<Gate, String> {
+    if policy.security == Security::Deny {
+        return Err("exec denied: host=node security=deny".into());
+    }
+    let allowlisted = policy.security != Security::Allowlist
+        || policy
+            .allowlist
+            .iter()
+            .any(|e| e.pattern.trim() == "*" && e.arg_pattern.is_none());
+    match policy.ask {
+        Ask::Always => Ok(Gate::Ask),
+        _ if allowlisted => Ok(Gate::Run),
+        Ask::OnMiss => Ok(Gate::Ask),
+        Ask::Off => Err("exec denied: host=node allowlist miss (ask=off)".into()),
+    }
+}
+
+/// Asks an operator to approve the prepared plan in `params` (`exec.approval.requested`,
+/// answered with `exec.approval.resolve`) and marks `params` approved; the refusal as the
+/// tool's result otherwise.
+async fn approve(
+    params: &mut Value,
+    command: &str,
+    node_id: &str,
+    call_id: &str,
+    cx: &ToolContext<'_>,
+) -> Result<(), ToolOutput> {
+    if params.get("systemRunPlan").is_none() {
+        return Err(ToolOutput::error(format!(
+            "Node: {node_id}\nexec denied: the node asks for an approval, which needs a node that supports system.run.prepare."
+        )));
+    }
+    let request = json!({
+        "command": command,
+        "commandText": params["rawCommand"],
+        "systemRunPlan": params["systemRunPlan"],
+        "nodeId": node_id,
+        "host": "node",
+        "allowedDecisions": ["allow-once", "allow-always", "deny"],
+        "agentId": cx.agent_id,
+        "sessionKey": cx.session_key,
+        "runId": cx.run_id,
+        "toolCallId": call_id,
+    });
+    let decision = cx
+        .approvals
+        .ask(cx.events, request)
+        .await
+        .map_err(|refused| ToolOutput::error(format!("exec denied: {}", refused.reason())))?;
+    params["approved"] = json!(true);
+    params["approvalDecision"] = json!(decision.as_str());
+    params["approvalSource"] = json!("operator");
+    Ok(())
 }
 
 /// A `system.run` result (`{exitCode, timedOut, success, stdout, stderr, error}`) as text.

@@ -83,6 +83,8 @@ pub(crate) struct ToolContext<'a> {
     pub nodes: &'a dyn NodeAccess,
     /// Where a command waits for an operator's approval, and where that is announced.
     pub approvals: &'a crate::approvals::Approvals,
+    /// The gateway's exec approvals policy.
+    pub policy: &'a crate::exec_policy::ExecPolicy,
     pub events: &'a dyn crate::EventSink,
     pub session_key: &'a str,
     pub run_id: &'a str,

@@ -3,7 +3,10 @@
 use super::chat::{agent_error, queue_mode, required};
 use super::table::{Call, Reply};
 use crate::registry::Outbound;
-use clawgate_agent::{Decision, RunOutcome, RunSummary, SendAccepted, SendRequest};
+use clawgate_agent::{
+    Decision, ExecPolicyError, RunOutcome, RunSummary, SendAccepted, SendRequest,
+    check_exec_approvals_set_params,
+};
 use clawgate_protocol::errors::{self, ErrorShape};
 use clawgate_protocol::frames;
 use serde_json::{Value, json};
@@ -189,4 +192,33 @@ pub(crate) fn approval_resolve(c: &Call<'_>) -> Reply {
 /// `exec.approval.list`: the commands waiting for approval.
 pub(crate) fn approval_list(c: &Call<'_>) -> Reply {
     Ok(json!({"approvals": c.gw.agent.pending_approvals()}))
+}
+
+fn exec_policy_error(e: ExecPolicyError) -> ErrorShape {
+    match e {
+        ExecPolicyError::Invalid(m) => errors::exec_approvals_stale(&m),
+        ExecPolicyError::Storage(m) => errors::unavailable(m),
+    }
+}
+
+/// `exec.approvals.get {}`: the gateway's exec approvals policy, `{path, exists, hash, file,
+/// resolvedDefaults}` (the socket token left out).
+pub(crate) async fn approvals_get(c: &Call<'_>) -> Reply {
+    if let Some(extra) = c.params.as_object().and_then(|p| p.keys().next()) {
+        return Err(errors::invalid_params(
+            c.method,
+            &format!("at root: unexpected property '{extra}'"),
+        ));
+    }
+    c.gw.agent.exec_approvals().await.map_err(exec_policy_error)
+}
+
+/// `exec.approvals.set {file, baseHash?}`: replaces the policy; `baseHash` is the `hash` of
+/// the policy the caller read (required once there is one).
+pub(crate) async fn approvals_set(c: &Call<'_>) -> Reply {
+    check_exec_approvals_set_params(c.params).map_err(|e| errors::invalid_params(c.method, &e))?;
+    c.gw.agent
+        .set_exec_approvals(c.params)
+        .await
+        .map_err(exec_policy_error)
 }

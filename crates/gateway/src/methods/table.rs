@@ -230,6 +230,16 @@ pub(crate) static METHODS: &[Method] = &[
         Handler::Sync(agent::approval_list),
     ),
     method(
+        "exec.approvals.get",
+        ADMIN,
+        async_handler!(agent::approvals_get),
+    ),
+    method(
+        "exec.approvals.set",
+        ADMIN,
+        async_handler!(agent::approvals_set),
+    ),
+    method(
         "channels.pairing.list",
         PAIRING,
         async_handler!(channels::pairing_list),
@@ -320,6 +330,8 @@ mod tests {
                 "sessions.reset",
                 "exec.approval.resolve",
                 "exec.approval.list",
+                "exec.approvals.get",
+                "exec.approvals.set",
                 "channels.pairing.list",
                 "channels.pairing.approve",
                 "channels.pairing.dismiss",
