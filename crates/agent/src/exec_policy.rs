@@ -11,7 +11,9 @@
 //! runs — and both go to the node's `system.run.prepare`; the node's own policy (its own
 //! document, `exec.approvals.node.*`) applies on top, on the node.
 
-use clawgate_node_host::approvals::{self, ApprovalsError, ApprovalsStore, Policy, Snapshot};
+use clawgate_config::exec_approvals::{
+    self as approvals, ApprovalsError, ApprovalsStore, Policy, Snapshot,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 

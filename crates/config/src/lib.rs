@@ -42,6 +42,7 @@ mod agent;
 mod client;
 mod discovery;
 mod error;
+pub mod exec_approvals;
 mod gateway_config;
 mod load;
 mod models;

@@ -5,8 +5,8 @@
 //! output; a failed or refused command is an error result that says why.
 
 use super::{NodeCall, NodeInfo, ToolContext, ToolOutput, describe_failure, find_node};
+use clawgate_config::exec_approvals::{Ask, Policy, Security};
 use clawgate_llm::ToolSpec;
-use clawgate_node_host::approvals::{Ask, Policy, Security};
 use serde_json::{Value, json};
 
 /// How long a command may run when the call gives no `timeout` (seconds; OpenClaw's
