@@ -433,7 +433,11 @@ function onChatEvent(p) {
       bubble.classList.remove("streaming");
       if (text) setBubbleText(bubble, text);
     }
-    if (p.state === "aborted") addBubble("assistant", `stopped (${p.stopReason || "aborted"})`, "error");
+    if (p.state === "aborted") {
+      // "rpc" is a Stop from an operator (this page or another); other reasons say more.
+      const why = p.stopReason && p.stopReason !== "rpc" ? ` (${p.stopReason})` : "";
+      addBubble("assistant", `stopped${why}`, "error");
+    }
     chat.runs.delete(p.runId);
     if (chat.activeRun === p.runId) setRunning(null);
   } else if (p.state === "error") {

@@ -1,0 +1,97 @@
+// Drives the gateway's browser UI in headless Chromium (playwright-core), for
+// crates/cli/tests/webchat_browser.rs: open the page with #token=, connect, send a message,
+// see the streamed reply and the node command's tool card, then a stalled reply stopped with
+// Stop. Prints one JSON line of what it saw; exits non-zero with the reason otherwise.
+//
+// Environment: WEBCHAT_URL (the page, without the fragment), WEBCHAT_TOKEN, WEBCHAT_REPLY (the
+// final reply text), WEBCHAT_TOOL_OUTPUT (text only the node can have printed),
+// WEBCHAT_STALLED (the text of the reply that never ends), WEBCHAT_SHOTS (a directory for
+// screenshots), CLAWGATE_CHROMIUM_BIN.
+"use strict";
+
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { chromium } = require("playwright-core");
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const STEP_MS = 30000;
+
+async function main() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "webchat-profile-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: env("CLAWGATE_CHROMIUM_BIN"),
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    viewport: { width: 900, height: 760 },
+  });
+  const problems = [];
+  const page = context.pages()[0] || (await context.newPage());
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+  });
+  const shots = env("WEBCHAT_SHOTS");
+  fs.mkdirSync(shots, { recursive: true });
+  try {
+    await page.goto(`${env("WEBCHAT_URL")}#token=${encodeURIComponent(env("WEBCHAT_TOKEN"))}`);
+    await page.waitForSelector("#status.ok", { timeout: STEP_MS });
+    const afterLoad = await page.evaluate(() => ({
+      hash: location.hash,
+      session: sessionStorage.getItem("clawgate.token"),
+      local: Object.keys(localStorage).map((k) => localStorage.getItem(k)).join("\n"),
+    }));
+    if (afterLoad.hash !== "") throw new Error(`the token stayed in the URL: ${afterLoad.hash}`);
+    if (afterLoad.session !== env("WEBCHAT_TOKEN")) throw new Error("the token is not in sessionStorage");
+    if (afterLoad.local.includes(env("WEBCHAT_TOKEN"))) throw new Error("the token leaked into localStorage");
+
+    // Turn 1: the model runs a command on the node, then answers in two chunks.
+    await page.fill("#message", "where do you run?");
+    await page.press("#message", "Enter");
+    const card = page.locator(".card.tool", { hasText: env("WEBCHAT_TOOL_OUTPUT") });
+    await card.waitFor({ timeout: STEP_MS });
+    const reply = page.locator(".msg.assistant:not(.streaming)", { hasText: env("WEBCHAT_REPLY") });
+    await reply.waitFor({ timeout: STEP_MS });
+    const cardText = await card.innerText();
+    await page.screenshot({ path: path.join(shots, "chat.png"), fullPage: true });
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.screenshot({ path: path.join(shots, "chat-dark.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 760 });
+    await page.screenshot({ path: path.join(shots, "chat-phone.png"), fullPage: true });
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.setViewportSize({ width: 900, height: 760 });
+
+    // Turn 2: a reply that starts streaming and never ends, stopped with Stop.
+    await page.fill("#message", "take your time");
+    await page.press("#message", "Enter");
+    const streaming = page.locator(".msg.assistant.streaming", { hasText: env("WEBCHAT_STALLED") });
+    await streaming.waitFor({ timeout: STEP_MS });
+    await page.click("#stop");
+    await page.locator(".msg.error", { hasText: "stopped" }).waitFor({ timeout: STEP_MS });
+    await page.waitForSelector("#stop:disabled", { timeout: STEP_MS });
+    await page.screenshot({ path: path.join(shots, "chat-stopped.png"), fullPage: true });
+
+    if (problems.length) throw new Error(problems.join("\n"));
+    console.log(JSON.stringify({ ok: true, cardText }));
+  } catch (e) {
+    await page.screenshot({ path: path.join(shots, "failure.png"), fullPage: true }).catch(() => {});
+    const log = await page.locator("body").innerText().catch(() => "");
+    console.error(`${e.stack || e}\n--- page text\n${log}\n--- problems\n${problems.join("\n")}`);
+    process.exitCode = 1;
+  } finally {
+    await context.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e.stack || String(e));
+  process.exit(1);
+});

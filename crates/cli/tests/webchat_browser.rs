@@ -1,0 +1,125 @@
+//! The browser UI driven in headless Chromium (Debian's, through a pinned playwright-core;
+//! see scripts/setup-browser): the page opened with `#token=` connects to the gateway it was
+//! served by, a message sent from it makes the scripted model run a command on a real
+//! `clawgate node run`, and the page shows the streamed reply and the command's tool card with
+//! output only that node could print; a reply that stalls is stopped with Stop. Screenshots
+//! land in `target/webchat-screenshots/`. Runs in the loopback-only namespace of
+//! ./scripts/test.
+
+mod agent_support;
+
+use agent_support::{approved_node, clawgate};
+use clawgate_testkit::{
+    ChildProcess, ModelMock, RawWs, Reply, WireFormat, connect_params, json,
+    require_loopback_only_netns,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TOKEN: &str = "webchat-token-0123456789";
+/// The whole browser session: start-up, two turns, screenshots.
+const BROWSER_BUDGET: Duration = Duration::from_secs(120);
+
+/// A tool installed by scripts/setup-browser (a missing tool is a failure, not a skip).
+#[track_caller]
+fn tool_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the browser UI test drives Debian's Chromium through \
+             playwright-core; run it through ./scripts/test, which installs both \
+             (scripts/setup-browser) and sets {name}"
+        )
+    })
+}
+
+/// `target/` of this build: where screenshots go (not committed).
+fn screenshot_dir() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_clawgate"));
+    bin.ancestors()
+        .nth(2)
+        .expect("target/<profile>/clawgate")
+        .join("webchat-screenshots")
+}
+
+#[tokio::test]
+async fn the_chat_screen_streams_the_reply_and_shows_the_node_command() {
+    require_loopback_only_netns();
+    let node_bin = tool_env("CLAWGATE_NODE_BIN");
+    let chromium = tool_env("CLAWGATE_CHROMIUM_BIN");
+    let modules = tool_env("CLAWGATE_PLAYWRIGHT_MODULES");
+
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    let gw = clawgate()
+        .start_token_gateway(&mock.primary_config(), TOKEN)
+        .await;
+    let params = connect_params(
+        Some(TOKEN),
+        &["operator.read", "operator.write", "operator.admin"],
+    );
+    let (mut operator, _) = RawWs::handshake(gw.url(), params).await.unwrap();
+    let (node, node_id) = approved_node(gw.home(), gw.port(), TOKEN, &mut operator).await;
+
+    // Only the node host's own shell knows its parent's pid.
+    let tool_output = format!("node-parent-{}", node.pid());
+    mock.push(Reply::tool_call(
+        "exec",
+        json!({"command": "echo node-parent-$PPID", "host": "node"}),
+    ));
+    mock.push(Reply::text_chunks(["It printed ", "its parent."]));
+    // One chunk: the first delta of a run is sent at once (later ones at most every 150 ms).
+    mock.push(Reply::text_chunks(["Still thinking"]).then_stall());
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webchat/chat.cjs");
+    let mut cmd = tokio::process::Command::new(&node_bin);
+    cmd.arg(&script)
+        .env("NODE_PATH", &modules)
+        .env("CLAWGATE_CHROMIUM_BIN", &chromium)
+        .env("WEBCHAT_URL", format!("http://127.0.0.1:{}/", gw.port()))
+        .env("WEBCHAT_TOKEN", TOKEN)
+        .env("WEBCHAT_REPLY", "It printed its parent.")
+        .env("WEBCHAT_TOOL_OUTPUT", &tool_output)
+        .env("WEBCHAT_STALLED", "Still thinking")
+        .env("WEBCHAT_SHOTS", screenshot_dir())
+        .env("HOME", gw.home().home())
+        .env("TMPDIR", gw.home().tmp_dir());
+    let mut browser = ChildProcess::spawn(cmd, "webchat browser script").unwrap();
+    let Some(status) = browser.wait_timeout(BROWSER_BUDGET).await else {
+        panic!(
+            "the browser script did not finish in {BROWSER_BUDGET:?}:\n{}",
+            browser.transcript()
+        );
+    };
+    let transcript = browser.transcript();
+    assert!(
+        status.success(),
+        "the browser script failed:\n{transcript}\n--- gateway\n{}",
+        gw.transcript()
+    );
+    let seen: serde_json::Value = transcript
+        .lines()
+        .find_map(|l| l.find('{').and_then(|i| serde_json::from_str(&l[i..]).ok()))
+        .unwrap_or_else(|| panic!("no result line:\n{transcript}"));
+    let card = seen["cardText"].as_str().unwrap();
+    // The card names the tool and the command, and shows what the node printed.
+    assert!(card.contains("exec"), "{card}");
+    assert!(card.contains("echo node-parent-$PPID"), "{card}");
+    assert!(card.contains(&format!("Node: {node_id}")), "{card}");
+
+    // The page's messages went through the gateway: the model saw both, and the stopped run
+    // is in the session's history.
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 3, "model requests: {requests:#?}");
+    let history = operator
+        .request(
+            "chat.history",
+            json!({"sessionKey": "agent:main:main"}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let texts = history["payload"]["messages"].to_string();
+    assert!(
+        texts.contains("where do you run?") && texts.contains("take your time"),
+        "{texts}"
+    );
+}
