@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 mod agent_support;
-use agent_support::approved_node;
+use agent_support::{approved_node, ask_for_every_command};
 
 const TOKEN: &str = "agent-e2e-token";
 const MAIN: &str = "agent:main:main";
@@ -405,25 +405,7 @@ async fn a_node_that_asks_runs_the_command_once_an_operator_approves() {
         .await;
     let mut ws = operator(gw.url()).await;
     let (_node, node_id) = approved_node(gw.home(), gw.port(), TOKEN, &mut ws).await;
-    let got = ws
-        .request(
-            "exec.approvals.node.get",
-            json!({"nodeId": node_id}),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    ws.request(
-        "exec.approvals.node.set",
-        json!({
-            "nodeId": node_id,
-            "baseHash": got["payload"]["hash"],
-            "file": {"version": 1, "defaults": {"security": "full", "ask": "always"}, "agents": {}},
-        }),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    ask_for_every_command(&mut ws, &node_id).await;
     let mut approver = {
         let params = connect_params(Some(TOKEN), &["operator.approvals"]);
         RawWs::handshake(gw.url(), params).await.unwrap().0

@@ -1,14 +1,15 @@
 //! The browser UI driven in headless Chromium (Debian's, through a pinned playwright-core;
 //! see scripts/setup-browser): the page opened with `#token=` connects to the gateway it was
 //! served by, a message sent from it makes the scripted model run a command on a real
-//! `clawgate node run`, and the page shows the streamed reply and the command's tool card with
-//! output only that node could print; a reply that stalls is stopped with Stop. Screenshots
+//! `clawgate node run` that asks for an approval, given with the page's inline Approve, and
+//! the page shows the command's tool card with output only that node could print and the
+//! streamed reply; a reply that stalls is stopped with Stop. Screenshots
 //! land in `target/webchat-screenshots/`. Runs in the loopback-only namespace of
 //! ./scripts/test.
 
 mod agent_support;
 
-use agent_support::{approved_node, clawgate};
+use agent_support::{approved_node, ask_for_every_command, clawgate};
 use clawgate_testkit::{
     ChildProcess, ModelMock, RawWs, Reply, WireFormat, connect_params, json,
     require_loopback_only_netns,
@@ -42,7 +43,7 @@ fn screenshot_dir() -> PathBuf {
 }
 
 #[tokio::test]
-async fn the_chat_screen_streams_the_reply_and_shows_the_node_command() {
+async fn the_chat_screen_approves_and_shows_the_node_command_and_streams_the_reply() {
     require_loopback_only_netns();
     let node_bin = tool_env("CLAWGATE_NODE_BIN");
     let chromium = tool_env("CLAWGATE_CHROMIUM_BIN");
@@ -58,6 +59,8 @@ async fn the_chat_screen_streams_the_reply_and_shows_the_node_command() {
     );
     let (mut operator, _) = RawWs::handshake(gw.url(), params).await.unwrap();
     let (node, node_id) = approved_node(gw.home(), gw.port(), TOKEN, &mut operator).await;
+    // The command waits for an approval, which the page gives inline.
+    ask_for_every_command(&mut operator, &node_id).await;
 
     // Only the node host's own shell knows its parent's pid.
     let tool_output = format!("node-parent-{}", node.pid());
@@ -77,6 +80,7 @@ async fn the_chat_screen_streams_the_reply_and_shows_the_node_command() {
         .env("WEBCHAT_URL", format!("http://127.0.0.1:{}/", gw.port()))
         .env("WEBCHAT_TOKEN", TOKEN)
         .env("WEBCHAT_REPLY", "It printed its parent.")
+        .env("WEBCHAT_COMMAND", "echo node-parent-$PPID")
         .env("WEBCHAT_TOOL_OUTPUT", &tool_output)
         .env("WEBCHAT_STALLED", "Still thinking")
         .env("WEBCHAT_SHOTS", screenshot_dir())

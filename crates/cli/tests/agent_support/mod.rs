@@ -136,3 +136,27 @@ pub async fn approved_node(
     };
     (node, node_id)
 }
+
+/// Sets the node's exec policy (over `exec.approvals.node.set`) to ask an operator before
+/// every command.
+pub async fn ask_for_every_command(ws: &mut RawWs, node_id: &str) {
+    let got = ws
+        .request(
+            "exec.approvals.node.get",
+            json!({"nodeId": node_id}),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    ws.request(
+        "exec.approvals.node.set",
+        json!({
+            "nodeId": node_id,
+            "baseHash": got["payload"]["hash"],
+            "file": {"version": 1, "defaults": {"security": "full", "ask": "always"}, "agents": {}},
+        }),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+}

@@ -1,10 +1,10 @@
 // Drives the gateway's browser UI in headless Chromium (playwright-core), for
 // crates/cli/tests/webchat_browser.rs: open the page with #token=, connect, send a message,
-// see the streamed reply and the node command's tool card, then a stalled reply stopped with
-// Stop. Prints one JSON line of what it saw; exits non-zero with the reason otherwise.
+// approve the node command inline, see its tool card and the streamed reply, then a stalled
+// reply stopped with Stop. Prints one JSON line of what it saw; exits non-zero with the reason otherwise.
 //
 // Environment: WEBCHAT_URL (the page, without the fragment), WEBCHAT_TOKEN, WEBCHAT_REPLY (the
-// final reply text), WEBCHAT_TOOL_OUTPUT (text only the node can have printed),
+// final reply text), WEBCHAT_COMMAND (the command to approve), WEBCHAT_TOOL_OUTPUT (text only the node can have printed),
 // WEBCHAT_STALLED (the text of the reply that never ends), WEBCHAT_SHOTS (a directory for
 // screenshots), CLAWGATE_CHROMIUM_BIN.
 "use strict";
@@ -52,9 +52,15 @@ async function main() {
     if (afterLoad.session !== env("WEBCHAT_TOKEN")) throw new Error("the token is not in sessionStorage");
     if (afterLoad.local.includes(env("WEBCHAT_TOKEN"))) throw new Error("the token leaked into localStorage");
 
-    // Turn 1: the model runs a command on the node, then answers in two chunks.
+    // Turn 1: the model runs a command on the node, which asks first; then it answers in
+    // two chunks.
     await page.fill("#message", "where do you run?");
     await page.press("#message", "Enter");
+    const approval = page.locator(".card.approval", { hasText: env("WEBCHAT_COMMAND") });
+    await approval.waitFor({ timeout: STEP_MS });
+    await page.screenshot({ path: path.join(shots, "chat-approval.png"), fullPage: true });
+    await approval.getByRole("button", { name: "Approve once" }).click();
+    await approval.locator(".state.done", { hasText: "allow-once" }).waitFor({ timeout: STEP_MS });
     const card = page.locator(".card.tool", { hasText: env("WEBCHAT_TOOL_OUTPUT") });
     await card.waitFor({ timeout: STEP_MS });
     const reply = page.locator(".msg.assistant:not(.streaming)", { hasText: env("WEBCHAT_REPLY") });
