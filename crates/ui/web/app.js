@@ -612,6 +612,7 @@ function main() {
     clearNotice();
     gw.start();
   });
+  $("session").replaceChildren(el("option", { value: chat.session }, chat.session));
   if (!sharedToken()) openSettings(true);
   gw.start();
   $("message").focus();

@@ -10,7 +10,6 @@
 "use strict";
 
 const fs = require("fs");
-const os = require("os");
 const path = require("path");
 const { chromium } = require("playwright-core");
 
@@ -22,18 +21,18 @@ const env = (name) => {
 const STEP_MS = 30000;
 
 async function main() {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "webchat-profile-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
+  // Each context is a fresh profile: its own storage, so its own device identity.
+  const browser = await chromium.launch({
     executablePath: env("CLAWGATE_CHROMIUM_BIN"),
     headless: true,
     args: [
       "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
     ],
-    viewport: { width: 900, height: 760 },
   });
+  const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
   const problems = [];
-  const page = context.pages()[0] || (await context.newPage());
+  const page = await context.newPage();
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
     if (m.type() === "error") problems.push(`console error: ${m.text()}`);
@@ -85,15 +84,27 @@ async function main() {
     await page.screenshot({ path: path.join(shots, "chat-stopped.png"), fullPage: true });
 
     if (problems.length) throw new Error(problems.join("\n"));
-    console.log(JSON.stringify({ ok: true, cardText }));
+
+    // A wrong token, in a browser that has never connected: the page says where the right
+    // one is, and stops retrying.
+    const stranger = await browser.newContext({ viewport: { width: 900, height: 760 } });
+    const wrong = await stranger.newPage();
+    await wrong.goto(`${env("WEBCHAT_URL")}#token=not-the-token`);
+    const notice = wrong.locator("#notice", { hasText: "did not accept the token" });
+    await notice.waitFor({ timeout: STEP_MS });
+    const noticeText = await notice.innerText();
+    await wrong.screenshot({ path: path.join(shots, "wrong-token.png"), fullPage: true });
+    const settingsOpen = await wrong.locator("#settings").isVisible();
+    await stranger.close();
+
+    console.log(JSON.stringify({ ok: true, cardText, noticeText, settingsOpen }));
   } catch (e) {
     await page.screenshot({ path: path.join(shots, "failure.png"), fullPage: true }).catch(() => {});
     const log = await page.locator("body").innerText().catch(() => "");
     console.error(`${e.stack || e}\n--- page text\n${log}\n--- problems\n${problems.join("\n")}`);
     process.exitCode = 1;
   } finally {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await browser.close();
   }
 }
 
