@@ -493,7 +493,8 @@ function onApprovalResolved(p) {
   if (!card) return;
   chat.approvals.delete(p.id);
   card.querySelector(".buttons")?.remove();
-  card.append(el("p", { class: `state ${p.decision === "deny" ? "error" : "done"}` }, `${p.decision}${p.reason ? ` (${p.reason})` : ""}`));
+  const outcome = { "allow-once": "approved once", "allow-always": "always allowed", deny: "denied" }[p.decision] || p.decision;
+  card.append(el("p", { class: `state ${p.decision === "deny" ? "error" : "done"}` }, `${outcome}${p.reason ? ` (${p.reason})` : ""}`));
 }
 
 async function loadSessions(gw) {

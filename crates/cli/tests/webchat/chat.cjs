@@ -59,7 +59,7 @@ async function main() {
     await approval.waitFor({ timeout: STEP_MS });
     await page.screenshot({ path: path.join(shots, "chat-approval.png"), fullPage: true });
     await approval.getByRole("button", { name: "Approve once" }).click();
-    await approval.locator(".state.done", { hasText: "allow-once" }).waitFor({ timeout: STEP_MS });
+    await approval.locator(".state.done", { hasText: "approved once" }).waitFor({ timeout: STEP_MS });
     const card = page.locator(".card.tool", { hasText: env("WEBCHAT_TOOL_OUTPUT") });
     await card.waitFor({ timeout: STEP_MS });
     const reply = page.locator(".msg.assistant:not(.streaming)", { hasText: env("WEBCHAT_REPLY") });
