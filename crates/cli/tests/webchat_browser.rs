@@ -12,11 +12,11 @@ mod agent_support;
 
 use agent_support::{approved_node, ask_for_every_command, clawgate};
 use clawgate_testkit::{
-    ChildProcess, ModelMock, RawWs, Reply, WireFormat, connect_params, json,
-    require_loopback_only_netns,
+    ChildProcess, ClawgateGateway, IsolatedHome, ModelMock, RawWs, Reply, WireFormat,
+    connect_params, json, require_loopback_only_netns,
 };
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TOKEN: &str = "webchat-token-0123456789";
 /// The whole browser session: start-up, two turns, screenshots.
@@ -43,13 +43,61 @@ fn screenshot_dir() -> PathBuf {
         .join("webchat-screenshots")
 }
 
+/// `node tests/webchat/<script>` against the UI of the gateway on `port`, with the token and
+/// `vars`, in the loopback-only namespace.
+fn browser_script(
+    script: &str,
+    port: u16,
+    home: &IsolatedHome,
+    vars: &[(&str, &str)],
+) -> ChildProcess {
+    require_loopback_only_netns();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/webchat")
+        .join(script);
+    let mut cmd = tokio::process::Command::new(tool_env("CLAWGATE_NODE_BIN"));
+    cmd.arg(&script)
+        .env("NODE_PATH", tool_env("CLAWGATE_PLAYWRIGHT_MODULES"))
+        .env("CLAWGATE_CHROMIUM_BIN", tool_env("CLAWGATE_CHROMIUM_BIN"))
+        .env("WEBCHAT_URL", format!("http://127.0.0.1:{port}/"))
+        .env("WEBCHAT_TOKEN", TOKEN)
+        .env("WEBCHAT_SHOTS", screenshot_dir())
+        .env("HOME", home.home())
+        .env("TMPDIR", home.tmp_dir());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    ChildProcess::spawn(cmd, format!("browser script {}", script.display())).unwrap()
+}
+
+/// Waits for the script to succeed; returns what it printed.
+async fn finished(browser: &mut ChildProcess, gw: &ClawgateGateway) -> String {
+    let Some(status) = browser.wait_timeout(BROWSER_BUDGET).await else {
+        panic!(
+            "the browser script did not finish in {BROWSER_BUDGET:?}:\n{}",
+            browser.transcript()
+        );
+    };
+    let transcript = browser.transcript();
+    assert!(
+        status.success(),
+        "the browser script failed:\n{transcript}\n--- gateway\n{}",
+        gw.transcript()
+    );
+    transcript
+}
+
+/// The JSON line a script printed last.
+fn result_line(transcript: &str) -> serde_json::Value {
+    transcript
+        .lines()
+        .rev()
+        .find_map(|l| l.find('{').and_then(|i| serde_json::from_str(&l[i..]).ok()))
+        .unwrap_or_else(|| panic!("no result line:\n{transcript}"))
+}
+
 #[tokio::test]
 async fn the_chat_screen_approves_and_shows_the_node_command_and_streams_the_reply() {
-    require_loopback_only_netns();
-    let node_bin = tool_env("CLAWGATE_NODE_BIN");
-    let chromium = tool_env("CLAWGATE_CHROMIUM_BIN");
-    let modules = tool_env("CLAWGATE_PLAYWRIGHT_MODULES");
-
     let mock = ModelMock::start(WireFormat::OpenAi).await;
     let gw = clawgate()
         .start_token_gateway(&mock.primary_config(), TOKEN)
@@ -73,37 +121,19 @@ async fn the_chat_screen_approves_and_shows_the_node_command_and_streams_the_rep
     // One chunk: the first delta of a run is sent at once (later ones at most every 150 ms).
     mock.push(Reply::text_chunks(["Still thinking"]).then_stall());
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webchat/chat.cjs");
-    let mut cmd = tokio::process::Command::new(&node_bin);
-    cmd.arg(&script)
-        .env("NODE_PATH", &modules)
-        .env("CLAWGATE_CHROMIUM_BIN", &chromium)
-        .env("WEBCHAT_URL", format!("http://127.0.0.1:{}/", gw.port()))
-        .env("WEBCHAT_TOKEN", TOKEN)
-        .env("WEBCHAT_REPLY", "It printed its parent.")
-        .env("WEBCHAT_COMMAND", "echo node-parent-$PPID")
-        .env("WEBCHAT_TOOL_OUTPUT", &tool_output)
-        .env("WEBCHAT_STALLED", "Still thinking")
-        .env("WEBCHAT_SHOTS", screenshot_dir())
-        .env("HOME", gw.home().home())
-        .env("TMPDIR", gw.home().tmp_dir());
-    let mut browser = ChildProcess::spawn(cmd, "webchat browser script").unwrap();
-    let Some(status) = browser.wait_timeout(BROWSER_BUDGET).await else {
-        panic!(
-            "the browser script did not finish in {BROWSER_BUDGET:?}:\n{}",
-            browser.transcript()
-        );
-    };
-    let transcript = browser.transcript();
-    assert!(
-        status.success(),
-        "the browser script failed:\n{transcript}\n--- gateway\n{}",
-        gw.transcript()
+    let mut browser = browser_script(
+        "chat.cjs",
+        gw.port(),
+        gw.home(),
+        &[
+            ("WEBCHAT_REPLY", "It printed its parent."),
+            ("WEBCHAT_COMMAND", "echo node-parent-$PPID"),
+            ("WEBCHAT_TOOL_OUTPUT", &tool_output),
+            ("WEBCHAT_STALLED", "Still thinking"),
+        ],
     );
-    let seen: serde_json::Value = transcript
-        .lines()
-        .find_map(|l| l.find('{').and_then(|i| serde_json::from_str(&l[i..]).ok()))
-        .unwrap_or_else(|| panic!("no result line:\n{transcript}"));
+    let transcript = finished(&mut browser, &gw).await;
+    let seen = result_line(&transcript);
     let card = seen["cardText"].as_str().unwrap();
     // The card names the tool and the command, and shows what the node printed.
     assert!(card.contains("exec"), "{card}");
@@ -132,4 +162,49 @@ async fn the_chat_screen_approves_and_shows_the_node_command_and_streams_the_rep
         texts.contains("where do you run?") && texts.contains("take your time"),
         "{texts}"
     );
+}
+
+/// With `gateway.nodes.pairing.autoApproveLocal: false` even this machine's browser asks: the
+/// page shows the request id and the exact approve command, keeps retrying, and connects by
+/// itself once `clawgate devices approve` has run; it keeps the device token it was issued.
+#[tokio::test]
+async fn a_browser_that_must_pair_shows_the_command_and_connects_once_approved() {
+    let config = json!({"gateway": {"nodes": {"pairing": {"autoApproveLocal": false}}}});
+    let gw = clawgate().start_token_gateway(&config, TOKEN).await;
+    let mut browser = browser_script("pairing.cjs", gw.port(), gw.home(), &[]);
+    let line = browser
+        .wait_for_line(
+            |l| l.starts_with("PAIRING "),
+            Instant::now() + BROWSER_BUDGET,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let request_id = line.text.trim_start_matches("PAIRING ").trim().to_owned();
+    let approve = clawgate()
+        .cli()
+        .config(json!({}))
+        .args([
+            "devices",
+            "approve",
+            &request_id,
+            "--url",
+            gw.url(),
+            "--token",
+            TOKEN,
+        ])
+        .run()
+        .await;
+    approve.assert_success();
+    let transcript = finished(&mut browser, &gw).await;
+    let seen = result_line(&transcript);
+    assert_eq!(
+        seen["commandText"],
+        format!("clawgate devices approve {request_id}").as_str()
+    );
+    assert!(
+        seen["notice"].as_str().unwrap().contains(&request_id),
+        "{seen}"
+    );
+    assert_eq!(seen["noticeHidden"], true, "{seen}");
+    assert_eq!(seen["hasDeviceToken"], true, "{seen}");
 }

@@ -143,6 +143,7 @@ class Gateway {
     this.ws = null;
     this.hello = null;
     this.halted = false; // set by a failure only the operator can fix (wrong token…)
+    this.awaitingApproval = false; // the last connect was answered "pairing required"
   }
 
   start() {
@@ -238,6 +239,7 @@ class Gateway {
       return;
     }
     this.hello = hello;
+    this.awaitingApproval = false;
     this.backoff = BACKOFF_FIRST_MS;
     if (device && hello.auth && hello.auth.deviceToken) storeDeviceToken(device.id, hello.auth.deviceToken);
     this.handlers.connected(hello);
@@ -256,7 +258,9 @@ class Gateway {
     if (this.halted) return;
     const delay = this.backoff;
     this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
-    this.handlers.status(`reconnecting in ${(delay / 1000).toFixed(1)} s…`, "bad");
+    const retry = `${(delay / 1000).toFixed(1)} s`;
+    if (this.awaitingApproval) this.handlers.status(`waiting for approval · asking again in ${retry}`, "");
+    else this.handlers.status(`reconnecting in ${retry}…`, "bad");
     this.retryTimer = setTimeout(() => this.open(), delay);
   }
 
@@ -282,6 +286,7 @@ function refusalNotice(err, gw) {
   const d = err.details || {};
   const code = d.code || "";
   if (code === "PAIRING_REQUIRED") {
+    gw.awaitingApproval = true;
     const command = `clawgate devices approve ${d.requestId}`;
     showNotice(
       "This browser needs the gateway's approval",

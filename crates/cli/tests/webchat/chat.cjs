@@ -1,35 +1,20 @@
 // Drives the gateway's browser UI in headless Chromium (playwright-core), for
 // crates/cli/tests/webchat_browser.rs: open the page with #token=, connect, send a message,
 // approve the node command inline, see its tool card and the streamed reply, then a stalled
-// reply stopped with Stop. Prints one JSON line of what it saw; exits non-zero with the reason otherwise.
+// reply stopped with Stop; then a wrong token in a fresh profile. Prints one JSON line of what
+// it saw; exits non-zero with the reason otherwise.
 //
 // Environment: WEBCHAT_URL (the page, without the fragment), WEBCHAT_TOKEN, WEBCHAT_REPLY (the
-// final reply text), WEBCHAT_COMMAND (the command to approve), WEBCHAT_TOOL_OUTPUT (text only the node can have printed),
-// WEBCHAT_STALLED (the text of the reply that never ends), WEBCHAT_SHOTS (a directory for
-// screenshots), CLAWGATE_CHROMIUM_BIN.
+// final reply text), WEBCHAT_COMMAND (the command to approve), WEBCHAT_TOOL_OUTPUT (text only
+// the node can have printed), WEBCHAT_STALLED (the text of the reply that never ends),
+// WEBCHAT_SHOTS (a directory for screenshots), CLAWGATE_CHROMIUM_BIN.
 "use strict";
 
 const fs = require("fs");
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { env, run, STEP_MS } = require("./browser.cjs");
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-const STEP_MS = 30000;
-
-async function main() {
-  // Each context is a fresh profile: its own storage, so its own device identity.
-  const browser = await chromium.launch({
-    executablePath: env("CLAWGATE_CHROMIUM_BIN"),
-    headless: true,
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+run(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
   const problems = [];
   const page = await context.newPage();
@@ -101,14 +86,6 @@ async function main() {
   } catch (e) {
     await page.screenshot({ path: path.join(shots, "failure.png"), fullPage: true }).catch(() => {});
     const log = await page.locator("body").innerText().catch(() => "");
-    console.error(`${e.stack || e}\n--- page text\n${log}\n--- problems\n${problems.join("\n")}`);
-    process.exitCode = 1;
-  } finally {
-    await browser.close();
+    throw new Error(`${e.stack || e}\n--- page text\n${log}\n--- problems\n${problems.join("\n")}`);
   }
-}
-
-main().catch((e) => {
-  console.error(e.stack || String(e));
-  process.exit(1);
 });
