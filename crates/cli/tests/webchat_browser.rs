@@ -3,7 +3,8 @@
 //! served by, a message sent from it makes the scripted model run a command on a real
 //! `clawgate node run` that asks for an approval, given with the page's inline Approve, and
 //! the page shows the command's tool card with output only that node could print and the
-//! streamed reply; a reply that stalls is stopped with Stop; a wrong token gets a notice
+//! streamed reply; a reply that stalls is stopped with Stop; a second tab gets in with the
+//! browser's device token alone; a wrong token gets a notice
 //! naming where the right one is. Screenshots
 //! land in `target/webchat-screenshots/`. Runs in the loopback-only namespace of
 //! ./scripts/test.
@@ -139,6 +140,9 @@ async fn the_chat_screen_approves_and_shows_the_node_command_and_streams_the_rep
     assert!(card.contains("exec"), "{card}");
     assert!(card.contains("echo node-parent-$PPID"), "{card}");
     assert!(card.contains(&format!("Node: {node_id}")), "{card}");
+    // A second tab got in with the browser's device token alone.
+    assert_eq!(seen["secondTab"]["settingsHidden"], true, "{seen}");
+    assert_eq!(seen["secondTab"]["sessionToken"], serde_json::Value::Null);
     // A wrong token: the fix is on the page.
     let notice = seen["noticeText"].as_str().unwrap();
     assert!(notice.contains("gateway.auth.token"), "{notice}");

@@ -619,7 +619,8 @@ function main() {
     gw.start();
   });
   $("session").replaceChildren(el("option", { value: chat.session }, chat.session));
-  if (!sharedToken()) openSettings(true);
+  // A browser the gateway issued a device token to needs no secret in a new tab.
+  if (!sharedToken() && !deviceTokens()[gatewayKey]) openSettings(true);
   gw.start();
   $("message").focus();
 }

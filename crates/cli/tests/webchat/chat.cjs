@@ -1,8 +1,9 @@
 // Drives the gateway's browser UI in headless Chromium (playwright-core), for
 // crates/cli/tests/webchat_browser.rs: open the page with #token=, connect, send a message,
 // approve the node command inline, see its tool card and the streamed reply, then a stalled
-// reply stopped with Stop; then a wrong token in a fresh profile. Prints one JSON line of what
-// it saw; exits non-zero with the reason otherwise.
+// reply stopped with Stop; a second tab that gets in with the device token; then a wrong
+// token in a fresh profile. Prints one JSON line of what it saw; exits non-zero with the
+// reason otherwise.
 //
 // Environment: WEBCHAT_URL (the page, without the fragment), WEBCHAT_TOKEN, WEBCHAT_REPLY (the
 // final reply text), WEBCHAT_COMMAND (the command to approve), WEBCHAT_TOOL_OUTPUT (text only
@@ -68,6 +69,18 @@ run(async (browser) => {
     await page.waitForSelector("#stop:disabled", { timeout: STEP_MS });
     await page.screenshot({ path: path.join(shots, "chat-stopped.png"), fullPage: true });
 
+    // A second tab of this browser: no token in its URL or its sessionStorage, in with the
+    // device token the gateway issued, and the same history.
+    const tab = await context.newPage();
+    await tab.goto(env("WEBCHAT_URL"));
+    await tab.waitForSelector("#status.ok", { timeout: STEP_MS });
+    await tab.locator(".msg.assistant", { hasText: env("WEBCHAT_REPLY") }).waitFor({ timeout: STEP_MS });
+    const secondTab = {
+      settingsHidden: await tab.locator("#settings").isHidden(),
+      sessionToken: await tab.evaluate(() => sessionStorage.getItem("clawgate.token")),
+    };
+    await tab.close();
+
     if (problems.length) throw new Error(problems.join("\n"));
 
     // A wrong token, in a browser that has never connected: the page says where the right
@@ -82,7 +95,7 @@ run(async (browser) => {
     const settingsOpen = await wrong.locator("#settings").isVisible();
     await stranger.close();
 
-    console.log(JSON.stringify({ ok: true, cardText, noticeText, settingsOpen }));
+    console.log(JSON.stringify({ ok: true, cardText, noticeText, settingsOpen, secondTab }));
   } catch (e) {
     await page.screenshot({ path: path.join(shots, "failure.png"), fullPage: true }).catch(() => {});
     const log = await page.locator("body").innerText().catch(() => "");
