@@ -4,9 +4,8 @@
 //! `clawgate node run` that asks for an approval, given with the page's inline Approve, and
 //! the page shows the command's tool card with output only that node could print and the
 //! streamed reply; a reply that stalls is stopped with Stop; a second tab gets in with the
-//! browser's device token alone; a wrong token gets a notice
-//! naming where the right one is. Screenshots
-//! land in `target/webchat-screenshots/`. Runs in the loopback-only namespace of
+//! browser's device token alone; a wrong token gets a notice naming where the right one is.
+//! Screenshots land in `target/webchat-screenshots/`. Runs in the loopback-only namespace of
 //! ./scripts/test.
 
 mod agent_support;
