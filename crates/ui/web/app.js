@@ -242,7 +242,7 @@ class Gateway {
     this.awaitingApproval = false;
     this.backoff = BACKOFF_FIRST_MS;
     if (device && hello.auth && hello.auth.deviceToken) storeDeviceToken(device.id, hello.auth.deviceToken);
-    this.handlers.connected(hello);
+    this.handlers.connected(hello, Boolean(device));
   }
 
   onClose(e) {
@@ -567,8 +567,16 @@ function main() {
       $("status").textContent = text;
       $("status").className = `status ${kind}`;
     },
-    connected: async (hello) => {
+    connected: async (hello, signed) => {
       clearNotice();
+      if (!signed) {
+        // Without a device key (WebCrypto needs a secure context) the gateway grants no scopes.
+        showNotice("Connected without a device identity", [
+          "This page is not a secure context, so it has no device key and the gateway grants it no scopes. Open it over https:// or on http://localhost (",
+          el("code", {}, "clawgate dashboard"),
+          ", an SSH tunnel, or Tailscale Serve).",
+        ]);
+      }
       $("status").textContent = `connected · ${hello.server ? hello.server.version : ""}`;
       $("status").className = "status ok";
       $("send").disabled = false;
