@@ -85,6 +85,8 @@ enum Command {
         #[command(subcommand)]
         command: security_audit::SecurityCommand,
     },
+    /// The address of the gateway's browser UI, with its token (`--open` opens it).
+    Dashboard(operator::dashboard::DashboardArgs),
     /// SSH tunnels to a gateway on another host: up, status, down.
     Tunnel {
         #[command(subcommand)]
@@ -171,6 +173,7 @@ fn main() -> ExitCode {
             NodeCommand::Run(args) => node_run::run(args),
             NodeCommand::Identity(args) => node_run::identity(args),
         },
+        Command::Dashboard(args) => operator::dashboard::run(args),
         Command::Tunnel { command } => tunnel::run(command),
         Command::Doctor(args) => doctor::run(args),
         Command::Security { command } => security_audit::run(command),

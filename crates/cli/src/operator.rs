@@ -15,6 +15,7 @@ mod bonjour;
 pub mod call;
 pub mod chat;
 pub mod conn;
+pub mod dashboard;
 pub mod devices;
 pub mod discover;
 pub mod dm_pairing;

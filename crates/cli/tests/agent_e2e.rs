@@ -4,11 +4,14 @@
 //! (two responses with one id) and `agent.wait`.
 
 use clawgate_testkit::{
-    ChildProcess, ClawgateBin, ClawgateGateway, FakeBotApi, IsolatedHome, ModelMock, Output, RawWs,
-    Reply, WireFormat, connect_params, free_port, json,
+    ClawgateBin, ClawgateGateway, FakeBotApi, IsolatedHome, ModelMock, Output, RawWs, Reply,
+    WireFormat, connect_params, free_port, json,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
+
+mod agent_support;
+use agent_support::{approved_node, ask_for_every_command};
 
 const TOKEN: &str = "agent-e2e-token";
 const MAIN: &str = "agent:main:main";
@@ -47,109 +50,6 @@ async fn operator(url: &str) -> RawWs {
     );
     params["caps"] = json!(["tool-events"]);
     RawWs::handshake(url, params).await.unwrap().0
-}
-
-/// `clawgate node run` against the gateway on `port`, connected and its command surface
-/// approved (as an operator does with `clawgate nodes approve`). Returns it and its node id.
-async fn approved_node(
-    gw_home: &IsolatedHome,
-    port: u16,
-    ws: &mut RawWs,
-) -> (ChildProcess, String) {
-    let port = port.to_string();
-    let mut node = clawgate()
-        .spawn(
-            gw_home,
-            [
-                "node",
-                "run",
-                "--port",
-                &port,
-                "--token",
-                TOKEN,
-                "--display-name",
-                "e2e-node",
-            ],
-            [("CLAWGATE_LOG", "info")],
-        )
-        .expect("clawgate node run");
-    node.wait_for_line(
-        |l| l.contains("node host gateway connected"),
-        Instant::now() + Duration::from_secs(30),
-    )
-    .await
-    .expect("the node connects");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let request_id = loop {
-        let pending = ws
-            .request("node.pair.list", json!({}), Duration::from_secs(5))
-            .await
-            .unwrap();
-        if let Some(id) = pending["payload"]["pending"][0]["requestId"].as_str() {
-            break id.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node approval request: {pending:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    ws.request(
-        "node.pair.approve",
-        json!({"requestId": request_id}),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    // Listed, connected, with system.run.
-    let node_id = loop {
-        let list = ws
-            .request("node.list", json!({}), Duration::from_secs(5))
-            .await
-            .unwrap();
-        let ready = list["payload"]["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| {
-                n["connected"] == true
-                    && n["commands"]
-                        .as_array()
-                        .is_some_and(|c| c.contains(&json!("system.run")))
-            });
-        if let Some(n) = ready {
-            break n["nodeId"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connected node with system.run: {list:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    (node, node_id)
-}
-
-/// Sets the node's exec policy to ask before every command.
-async fn ask_for_every_command(ws: &mut RawWs, node_id: &str) {
-    let got = ws
-        .request(
-            "exec.approvals.node.get",
-            json!({"nodeId": node_id}),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    ws.request(
-        "exec.approvals.node.set",
-        json!({
-            "nodeId": node_id,
-            "baseHash": got["payload"]["hash"],
-            "file": {"version": 1, "defaults": {"security": "full", "ask": "always"}, "agents": {}},
-        }),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
 }
 
 /// `clawgate <args> --url <gateway> --token <token>`, as an operator types it.
@@ -203,7 +103,7 @@ async fn chat_send_runs_a_command_on_the_node_and_replies() {
         .start_token_gateway(&mock.primary_config(), TOKEN)
         .await;
     let mut ws = operator(gw.url()).await;
-    let (node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    let (node, node_id) = approved_node(gw.home(), gw.port(), TOKEN, &mut ws).await;
     let node_pid = node.pid();
 
     // Only the node host's own shell knows its parent's pid.
@@ -403,7 +303,7 @@ async fn a_node_killed_mid_command_gives_an_error_result_and_a_reply() {
         .start_token_gateway(&mock.primary_config(), TOKEN)
         .await;
     let mut ws = operator(gw.url()).await;
-    let (node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    let (node, node_id) = approved_node(gw.home(), gw.port(), TOKEN, &mut ws).await;
     mock.push(Reply::tool_call(
         "exec",
         json!({"command": "sleep 5", "host": "node"}),
@@ -504,7 +404,7 @@ async fn a_node_that_asks_runs_the_command_once_an_operator_approves() {
         .start_token_gateway(&mock.primary_config(), TOKEN)
         .await;
     let mut ws = operator(gw.url()).await;
-    let (_node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    let (_node, node_id) = approved_node(gw.home(), gw.port(), TOKEN, &mut ws).await;
     ask_for_every_command(&mut ws, &node_id).await;
     let mut approver = {
         let params = connect_params(Some(TOKEN), &["operator.approvals"]);
@@ -565,7 +465,7 @@ async fn a_telegram_dm_runs_a_node_command_and_the_reply_reaches_the_chat() {
     config["channels"] = json!({"telegram": {"botToken": BOT_TOKEN, "apiRoot": bot.api_root()}});
     let gw = clawgate().start_token_gateway(&config, TOKEN).await;
     let mut ws = operator(gw.url()).await;
-    let (node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    let (node, node_id) = approved_node(gw.home(), gw.port(), TOKEN, &mut ws).await;
     let node_pid = node.pid();
 
     // An unknown sender: a pairing code, no turn.
@@ -762,7 +662,7 @@ async fn a_telegram_exec_approval_is_answered_with_an_inline_button() {
     config["commands"] = json!({"ownerAllowFrom": [format!("telegram:{OWNER}")]});
     let gw = clawgate().start_token_gateway(&config, TOKEN).await;
     let mut ws = operator(gw.url()).await;
-    let (_node, node_id) = approved_node(gw.home(), gw.port(), &mut ws).await;
+    let (_node, node_id) = approved_node(gw.home(), gw.port(), TOKEN, &mut ws).await;
     ask_for_every_command(&mut ws, &node_id).await;
     mock.push(Reply::tool_call(
         "exec",

@@ -18,6 +18,7 @@
 
 mod backoff;
 mod client;
+pub mod dashboard;
 mod device;
 pub mod device_auth;
 mod error;

@@ -104,9 +104,11 @@ pub struct TrustedProxyConfig {
 /// `gateway.controlUi.*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ControlUiConfig {
-    /// `enabled` when it is a boolean. clawgate serves no Control UI; `security audit` reads
-    /// it to judge the config as OpenClaw would.
+    /// `enabled`: `false` turns the browser UI off (it is on by default).
     pub enabled: Option<bool>,
+    /// `basePath`, normalized: `""` for the root, else `/a/b` (leading slash, no trailing
+    /// one). See [`normalize_base_path`].
+    pub base_path: String,
     /// `allowedOrigins[]`, as written.
     pub allowed_origins: Vec<String>,
     /// `dangerouslyAllowHostHeaderOriginFallback`.
@@ -114,6 +116,11 @@ pub struct ControlUiConfig {
 }
 
 impl ControlUiConfig {
+    /// Whether the gateway serves its browser UI (`enabled` is not `false`).
+    pub fn serves_ui(&self) -> bool {
+        self.enabled != Some(false)
+    }
+
     /// The non-blank origins, trimmed (OpenClaw's `normalizeStringEntries`).
     pub fn origins(&self) -> impl Iterator<Item = &str> {
         self.allowed_origins
@@ -121,6 +128,36 @@ impl ControlUiConfig {
             .map(|o| o.trim())
             .filter(|o| !o.is_empty())
     }
+}
+
+/// OpenClaw's `normalizeControlUiBasePath`: trimmed, a leading `/` added, trailing ones
+/// removed, `/` alone meaning the root (`""`). Refused: query or fragment characters,
+/// whitespace inside, backslashes and `.`/`..` segments, which a browser would resolve
+/// elsewhere.
+fn normalize_base_path(raw: &str) -> Result<String, &'static str> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '\\' | '%'))
+    {
+        return Err("must be a URL path without spaces, '?', '#', '%' or backslashes");
+    }
+    let path = if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    };
+    if path
+        .split('/')
+        .skip(1)
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err("must not have empty, '.' or '..' segments");
+    }
+    Ok(path)
 }
 
 /// `gateway.remote.*`.
@@ -799,7 +836,16 @@ pub(crate) fn read_gateway(
         r.bool(gw, "allowRealIpFallback", "gateway.allowRealIpFallback")?;
     if let Some(ui) = r.object(gw, "controlUi", "gateway.controlUi")? {
         cfg.control_ui = ControlUiConfig {
-            enabled: ui.get("enabled").and_then(Value::as_bool),
+            enabled: r.bool(ui, "enabled", "gateway.controlUi.enabled")?,
+            base_path: match r.string(ui, "basePath", "gateway.controlUi.basePath")? {
+                Some(raw) => normalize_base_path(&raw).map_err(|reason| {
+                    r.invalid(
+                        "gateway.controlUi.basePath",
+                        format!("gateway.controlUi.basePath {reason} (got {raw:?}; e.g. \"/openclaw\", or \"/\" for the root)"),
+                    )
+                })?,
+                None => String::new(),
+            },
             allowed_origins: r.string_list(
                 ui,
                 "allowedOrigins",
@@ -907,7 +953,7 @@ mod tests {
         use serde_json::json;
         let gw = gateway(json!({"gateway": {
             "allowRealIpFallback": true, "tools": {"allow": ["exec", 3]},
-            "controlUi": {"enabled": "no", "allowedOrigins": [" * ", ""],
+            "controlUi": {"enabled": false, "basePath": " ui/ ", "allowedOrigins": [" * ", ""],
                 "dangerouslyAllowHostHeaderOriginFallback": true},
             "auth": {"allowTailscale": false, "rateLimit": {},
                 "identityScopes": {"alice@example.com": ["operator.admin"]},
@@ -916,7 +962,8 @@ mod tests {
         .unwrap();
         assert_eq!(gw.allow_real_ip_fallback, Some(true));
         assert_eq!(gw.tools_allow, ["exec"]);
-        assert_eq!(gw.control_ui.enabled, None);
+        assert_eq!(gw.control_ui.enabled, Some(false));
+        assert_eq!(gw.control_ui.base_path, "/ui");
         assert_eq!(gw.control_ui.origins().collect::<Vec<_>>(), ["*"]);
         assert_eq!(gw.control_ui.host_header_origin_fallback, Some(true));
         assert_eq!(gw.auth.allow_tailscale, Some(false));
@@ -964,10 +1011,39 @@ mod tests {
                 json!({"auth": {"allowTailscale": "yes"}}),
                 "gateway.auth.allowTailscale must be true or false",
             ),
+            (
+                json!({"controlUi": {"enabled": "no"}}),
+                "gateway.controlUi.enabled must be true or false",
+            ),
+            (
+                json!({"controlUi": {"basePath": "/a/../b"}}),
+                "gateway.controlUi.basePath must not have empty, '.' or '..' segments",
+            ),
+            (
+                json!({"controlUi": {"basePath": "/ui?x=1"}}),
+                "gateway.controlUi.basePath must be a URL path without spaces",
+            ),
         ] {
             let err = gateway(json!({ "gateway": config })).unwrap_err();
             assert!(err.contains(says), "{err}");
         }
+    }
+
+    #[test]
+    fn control_ui_base_path_is_normalized() {
+        for (raw, want) in [
+            ("/", ""),
+            ("", ""),
+            ("openclaw", "/openclaw"),
+            ("/openclaw/", "/openclaw"),
+            (" /a/b ", "/a/b"),
+        ] {
+            assert_eq!(normalize_base_path(raw).as_deref(), Ok(want), "{raw:?}");
+        }
+        assert!(normalize_base_path("/a//b").is_err());
+        assert!(normalize_base_path("/a b").is_err());
+        assert_eq!(ControlUiConfig::default().base_path, "");
+        assert!(ControlUiConfig::default().serves_ui());
     }
 
     #[test]

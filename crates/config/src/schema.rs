@@ -273,6 +273,8 @@ pub(crate) const IMPLEMENTED: &[&str] = &[
     "gateway.remote.sshHostKeyPolicy",
     "gateway.trustedProxies",
     "gateway.allowRealIpFallback",
+    "gateway.controlUi.enabled",
+    "gateway.controlUi.basePath",
     "gateway.controlUi.allowedOrigins",
     "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
     "gateway.nodes.pairing.autoApproveLocal",
@@ -562,7 +564,6 @@ mod tests {
                 "plugins.entries.bonjour.config",
                 "plugins.entries.ollama",
                 "plugins.allow",
-                "gateway.controlUi.enabled",
                 "gateway.nodes.browser",
                 "gateway.roles",
             ]

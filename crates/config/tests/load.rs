@@ -85,7 +85,6 @@ fn full_openclaw_config_loads() {
             "plugins.entries.voice-call",
             "plugins.entries.memory-lancedb",
             "logging",
-            "gateway.controlUi.enabled",
             "gateway.controlUi.environment",
             "gateway.nodes.browser",
             "gateway.reload",
@@ -169,7 +168,7 @@ fn diagnostics_are_ready_to_log() {
     assert_eq!(
         lines[0],
         format!(
-            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models.mode, agents.defaults.workspace, agents.defaults.heartbeat, agents.defaults.sandbox, agents.list, tools, messages, commands, session, channels.discord, channels.whatsapp, hooks, skills, plugins.entries.voice-call, plugins.entries.memory-lancedb, logging, gateway.controlUi.enabled, gateway.controlUi.environment, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
+            "{p}: ignoring keys clawgate does not implement: env, secrets, auth, models.mode, agents.defaults.workspace, agents.defaults.heartbeat, agents.defaults.sandbox, agents.list, tools, messages, commands, session, channels.discord, channels.whatsapp, hooks, skills, plugins.entries.voice-call, plugins.entries.memory-lancedb, logging, gateway.controlUi.environment, gateway.nodes.browser, gateway.reload, gateway.http, gateway.cliAgents"
         )
     );
     assert_eq!(
@@ -537,13 +536,13 @@ fn secret_type_errors_never_print_the_value() {
 #[test]
 fn ignored_and_unknown_keys_are_never_fatal() {
     let cfg = parse(
-        "{gateway: {controlUi: {enabled: 5, bogus: true}, prot: 'x', bnid: 1}, agents: 'whatever', channels: {}}",
+        "{gateway: {controlUi: {root: 5, bogus: true}, prot: 'x', bnid: 1}, agents: 'whatever', channels: {}}",
         &[],
     )
     .unwrap();
     assert_eq!(
         cfg.ignored,
-        vec!["gateway.controlUi.enabled", "agents", "channels"]
+        vec!["gateway.controlUi.root", "agents", "channels"]
     );
     assert_eq!(
         cfg.unknown,

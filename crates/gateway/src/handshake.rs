@@ -167,7 +167,8 @@ pub(crate) fn decide<'a>(
         }
     };
     // Verified Tailscale and trusted-proxy operators skip the approval round trip.
-    let auto = if (peer.is_local && policy.auto_approve_local)
+    let auto = if ((peer.is_local || local_browser_ui(peer, &p.client))
+        && policy.auto_approve_local)
         || (role == Role::Operator && matches!(method, "tailscale" | "trusted-proxy"))
     {
         Some(AutoApproval::Silent)
@@ -197,6 +198,16 @@ pub(crate) fn decide<'a>(
         applicant,
         auto,
     }
+}
+
+/// The Control UI or WebChat in a browser on this host: a direct loopback socket whose `Host`
+/// names loopback. Its `Origin` keeps it from being [`PeerInfo::is_local`], but OpenClaw pairs
+/// it silently as `direct_local` all the same (the origin policy has already admitted the
+/// page); any other client sending an `Origin` still asks.
+fn local_browser_ui(peer: &PeerInfo, client: &ClientInfo) -> bool {
+    peer.ingress == IngressKind::DirectLocal
+        && crate::ingress::is_local_host_header(peer.host.as_deref())
+        && is_browser_client(client)
 }
 
 /// Device-less operators keep their requested scopes only as a local CLI (`cli`/`cli`) or a
@@ -263,12 +274,13 @@ mod tests {
         let key = SigningKey::from_bytes(&[7; 32]);
         let id = device::device_id(&key.verifying_key());
         let scopes: Vec<String> = serde_json::from_value(params["scopes"].clone()).unwrap();
+        let client = &params["client"];
         let signature = device::sign_v3(
             &key,
             &SignedFields {
                 device_id: &id,
-                client_id: "cli",
-                client_mode: "cli",
+                client_id: client["id"].as_str().unwrap(),
+                client_mode: client["mode"].as_str().unwrap(),
                 role: "operator",
                 scopes: &scopes,
                 signed_at_ms: NOW,
@@ -277,8 +289,8 @@ mod tests {
                     .or(params["auth"]["deviceToken"].as_str())
                     .unwrap_or(""),
                 nonce: NONCE,
-                platform: Some("linux"),
-                device_family: Some("Linux"),
+                platform: client["platform"].as_str(),
+                device_family: client["deviceFamily"].as_str(),
             },
         );
         params["device"] = json!({"id": id, "publicKey": device::b64url(key.verifying_key().as_bytes()),
@@ -423,6 +435,39 @@ mod tests {
             Admission::Pair { auto, .. } => assert_eq!(auto, Some(AutoApproval::Silent)),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The browser UI on this host sends an `Origin`, so it is not `is_local`; it still pairs
+    /// silently there (OpenClaw's `direct_local`), and only there.
+    #[test]
+    fn the_browser_ui_on_loopback_pairs_silently() {
+        let mut ui = cli(&["operator.read"]);
+        ui["client"] = json!({"id":"openclaw-control-ui","version":"x","platform":"Linux x86_64","mode":"webchat"});
+        let (params, _) = with_device(ui);
+        let params = accepted(params);
+        let policy = PairingPolicy {
+            auto_approve_local: true,
+            node_auto_approve_cidrs: &[],
+        };
+        let mut browser = peer(true);
+        browser.is_local = false;
+        browser.origin = Some("http://127.0.0.1:18789".into());
+        browser.host = Some("127.0.0.1:18789".into());
+        let auto = |peer: &PeerInfo, policy: &PairingPolicy<'_>| match decide_for(
+            &params, peer, TOKEN_OK, policy,
+        ) {
+            Admission::Pair { auto, .. } => auto,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(auto(&browser, &policy), Some(AutoApproval::Silent));
+        assert_eq!(auto(&browser, &NO_AUTO_APPROVAL), None);
+        let mut via_name = browser.clone();
+        via_name.host = Some("gateway.example:18789".into());
+        assert_eq!(auto(&via_name, &policy), None);
+        let mut remote = peer(false);
+        remote.origin = browser.origin.clone();
+        remote.host = browser.host.clone();
+        assert_eq!(auto(&remote, &policy), None);
     }
 
     #[test]

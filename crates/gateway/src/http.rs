@@ -1,5 +1,6 @@
-//! The HTTP side of the port: `/healthz`, `/readyz`, `/startupz`, and the WebSocket upgrade on
-//! any path.
+//! The HTTP side of the port: the WebSocket upgrade on any path, then a small route table:
+//! the probes (`/healthz`, `/readyz`, `/startupz`), the browser UI under its base path
+//! ([`crate::ui_site`]), and a JSON 404 for the rest.
 
 use crate::guarded_io::SocketIo;
 use crate::ingress::{self, Ingress, IngressKind};
@@ -204,17 +205,23 @@ async fn handle(
     if is_websocket_upgrade(req.headers()) {
         return Ok(upgrade(req, gw, addr, attribution));
     }
-    let resp = match req.uri().path() {
+    let path = req.uri().path();
+    let resp = match path {
         "/healthz" => json_response(StatusCode::OK, json!({"ok": true, "status": "live"})),
         "/readyz" => json_response(StatusCode::OK, json!({"ready": true, "status": "ready"})),
         "/startupz" => json_response(
             StatusCode::OK,
             json!({"ok": true, "status": "started", "version": SERVER_VERSION, "uptimeMs": gw.uptime_ms()}),
         ),
-        _ => json_response(
-            StatusCode::NOT_FOUND,
-            json!({"error": {"message": "Not Found", "type": "not_found"}}),
-        ),
+        _ => gw
+            .ui
+            .respond(req.method(), path, req.headers())
+            .unwrap_or_else(|| {
+                json_response(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": {"message": "Not Found", "type": "not_found"}}),
+                )
+            }),
     };
     Ok(resp)
 }

@@ -28,6 +28,7 @@ pub mod startup;
 pub mod state_dir;
 pub mod tailscale;
 pub mod tls;
+mod ui_site;
 pub mod wide_area;
 
 use clawgate_config::{GatewayConfig, GatewaySettings, LoadedConfig, Secret};
@@ -42,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 pub use conn::serve_websocket;
 pub use nodes::{InvokeInputError, NodeInvokeStream};
 pub use registry::{BusEvent, EventSubscription, Registry, SubscriptionEnded};
+pub use ui_site::ControlUiOptions;
 
 /// How connecting clients prove who they are (`gateway.auth.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +192,8 @@ pub struct GatewayOptions {
     pub agent: clawgate_config::AgentConfig,
     /// `channels.telegram`: the Telegram bot, when configured and enabled.
     pub telegram: Option<clawgate_config::TelegramConfig>,
+    /// `gateway.controlUi.enabled` and `basePath`: the browser UI on this port.
+    pub control_ui: ControlUiOptions,
 }
 
 impl GatewayOptions {
@@ -229,6 +233,7 @@ impl GatewayOptions {
             models: clawgate_config::ModelsConfig::default(),
             agent: clawgate_config::AgentConfig::default(),
             telegram: None,
+            control_ui: ControlUiOptions::default(),
         }
     }
 }
@@ -292,6 +297,10 @@ impl GatewayOptions {
             )?);
         }
         options.identity_scopes = cfg.auth.identity_scopes.clone();
+        options.control_ui = ControlUiOptions {
+            enabled: cfg.control_ui.serves_ui(),
+            base_path: cfg.control_ui.base_path.clone(),
+        };
         if let Some(l) = loaded {
             options.models = l.models.clone();
             options.agent = l.agent.clone();
@@ -424,6 +433,8 @@ pub struct Gateway {
     pub(crate) boot_id: String,
     pub(crate) started: Instant,
     pub(crate) whois: Option<tailscale::Whois>,
+    /// The browser UI served on this port.
+    pub(crate) ui: ui_site::UiSite,
 }
 
 /// Why the gateway could not prepare its state.
@@ -528,6 +539,7 @@ impl Gateway {
                 whois: options.tailscale_auth.as_ref().map(|t| {
                     tailscale::Whois::new(t.tailscale_bin.clone(), t.localapi_socket.clone())
                 }),
+                ui: ui_site::UiSite::new(options.control_ui.clone()),
                 options,
             }
         });
