@@ -146,6 +146,18 @@ impl<'a> RunEvents<'a> {
         }
     }
 
+    /// When the text no `chat` delta has carried yet is due to go out even if no more comes
+    /// (a model that pauses mid-reply): `None` when nothing waits.
+    pub fn delta_due_at(&self) -> Option<Instant> {
+        if self.unsent.is_empty() {
+            return None;
+        }
+        Some(
+            self.last_delta
+                .map_or_else(Instant::now, |t| t + DELTA_INTERVAL),
+        )
+    }
+
     /// Sends the text no `chat` delta has carried yet.
     pub fn flush_delta(&mut self) {
         if self.unsent.is_empty() {

@@ -604,11 +604,18 @@ async fn turn_loop(
         let mut stop = None;
         let mut model = None;
         loop {
+            let delta_due = ev.delta_due_at();
             let next = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err((Cut::Aborted, text)),
                 _ = tokio::time::sleep_until(deadline) => return Err((Cut::Timeout, text)),
                 next = stream.next() => next,
+                // Text held back for coalescing goes out when its time comes, even if the
+                // model pauses.
+                _ = sleep_until_some(delta_due) => {
+                    ev.flush_delta();
+                    continue;
+                }
             };
             match next {
                 None => break,
@@ -832,4 +839,12 @@ async fn end_cut(run: &Run<'_>, ev: &mut RunEvents<'_>, cut: Cut, partial: &str)
         }
     }
     run.summary(&record, outcome)
+}
+
+/// Sleeps until `at`; never wakes without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

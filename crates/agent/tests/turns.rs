@@ -417,6 +417,32 @@ async fn an_abort_mid_stream_ends_the_run_as_aborted() {
     assert_eq!(history.messages[1]["content"][0]["text"], "partial ");
 }
 
+/// Text held back to coalesce deltas goes out when its interval is up, even if the model then
+/// pauses: a client never shows only the first words of a reply that is still coming.
+#[tokio::test]
+async fn text_held_back_for_coalescing_goes_out_when_the_model_pauses() {
+    let mock = ModelMock::start(WireFormat::OpenAi).await;
+    mock.push(Reply::text_chunks(["first ", "second "]).then_stall());
+    let s = setup(Some(&mock), AgentOptions::default()).await;
+    s.agent.send(send("go", "r")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let whole = s.events.of("r", "chat").iter().any(|e| {
+            e["state"] == "delta" && e["message"]["content"][0]["text"] == "first second "
+        });
+        if whole {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the held-back text never went out: {:#?}",
+            s.events.of("r", "chat")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.agent.abort(MAIN, None);
+}
+
 #[tokio::test]
 async fn a_run_left_running_by_a_killed_gateway_is_ended_not_rerun() {
     let dir = tempfile::tempdir().unwrap();
