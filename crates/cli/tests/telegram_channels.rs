@@ -178,7 +178,7 @@ async fn webhook_mode_takes_telegrams_posts_on_the_gateways_port() {
         bot.calls_to("getUpdates").is_empty(),
         "no polling in webhook mode"
     );
-    // Other paths are not the webhook.
+    // Other paths are not the webhook (the browser UI takes no posts).
     let (status, _) = post(
         &addr,
         "/other",
@@ -186,5 +186,6 @@ async fn webhook_mode_takes_telegrams_posts_on_the_gateways_port() {
         &update,
     )
     .await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 405);
+    assert_eq!(bot.calls_to("sendMessage").len(), 1, "handled once");
 }
