@@ -215,11 +215,15 @@ fn telegram_turns(
         out.set("tg_plain_turn", plain);
 
         // The pairing code an unknown sender gets (no model call).
+        // Paced like the turns: back to back, each reply would wait for the bot's overall
+        // limit (about 30 messages a second) behind the one before.
         let mut pairing = Vec::new();
         for stranger in STRANGERS {
+            tokio::time::sleep_until(last_reply + PACE).await;
             let t = Instant::now();
             bot.inject_dm(stranger, "hello?");
             let at = reply_at(&bot, stranger, None, t, AGENT_TURN_TIMEOUT).await?;
+            last_reply = at;
             pairing.push((at - t).as_secs_f64());
         }
         out.set("tg_pairing_reply", pairing);
