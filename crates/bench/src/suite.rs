@@ -530,6 +530,35 @@ pub fn last_tool_result(body: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// Whether the model's last request carried the result of an `exec` that ran on the node.
+fn exec_ran_on_node(requests: &[clawgate_testkit::RecordedRequest]) -> anyhow::Result<()> {
+    match requests.last().and_then(|r| last_tool_result(&r.body)) {
+        Some(r) if ran_on_node(&r) => Ok(()),
+        Some(r) => bail!("the exec did not run on the node: {r:?}"),
+        None => bail!("the model's last request carried no tool result"),
+    }
+}
+
+/// A runtime of its own for the fakes a gateway calls (the mock model, the Bot API), so that
+/// they answer at once, never waiting for the load client.
+fn fakes_runtime() -> anyhow::Result<Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?)
+}
+
+/// The RSS of `pid`'s tree once it has been idle for [`AGENT_SETTLE`]: five samples.
+fn settled_rss(pid: u32) -> Vec<f64> {
+    std::thread::sleep(AGENT_SETTLE);
+    let mut rss = Vec::new();
+    for _ in 0..5 {
+        rss.push(proc::tree_memory(pid).rss as f64);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    rss
+}
+
 /// Whether a tool result is the output of an `exec` that ran on a node (`Node: <id>` first,
 /// as both gateways write it), not an error.
 pub fn ran_on_node(result: &str) -> bool {
@@ -627,11 +656,7 @@ fn agent_turns(
     let node_bin = node_host.context(
         "the agent turns need the real OpenClaw CLI for their node host: pass --openclaw",
     )?;
-    // The model answers from a thread of its own, never waiting for this client.
-    let mock_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let mock_rt = fakes_runtime()?;
     let mock = mock_rt.block_on(ModelMock::start(WireFormat::OpenAi));
     let home = Home::with_config(kind, &agent_config(&mock.base_url()))?;
     let (mut gw, _) = l.start_timed(&home)?;
@@ -697,12 +722,7 @@ fn agent_turns(
                         i + 1
                     ));
                 }
-                let last = requests.last().map(|r| &r.body);
-                match last.and_then(last_tool_result) {
-                    Some(r) if ran_on_node(&r) => Ok(()),
-                    Some(r) => bail!("the exec did not run on the node: {r:?}"),
-                    None => bail!("the model's last request carried no tool result"),
-                }
+                exec_ran_on_node(&requests)
             });
             match checked {
                 Ok(()) => {
@@ -755,12 +775,7 @@ fn agent_turns(
         say!(kind, "agent: the node host exited:\n{}", node.log_tail());
     }
     // Idle again, the agent loaded: the gateway's RSS (the node host is not part of its tree).
-    std::thread::sleep(AGENT_SETTLE);
-    let mut rss = Vec::new();
-    for _ in 0..5 {
-        rss.push(proc::tree_memory(pid).rss as f64);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let rss = settled_rss(pid);
     let l50 = Latencies::of(&run.turns);
     say!(
         kind,

@@ -9,12 +9,11 @@
 //! limit.
 
 use super::{
-    AGENT_COMMAND, AGENT_NODE_NAME, AGENT_SETTLE, AGENT_SETUP_TIMEOUT, AGENT_TURN_TIMEOUT,
-    AGENT_WARMUP_TIMEOUT, GatewayRun, Launcher, NodeRef, Plan, agent_config, approve_node,
-    last_tool_result, ms, ran_on_node,
+    AGENT_COMMAND, AGENT_NODE_NAME, AGENT_SETUP_TIMEOUT, AGENT_TURN_TIMEOUT, AGENT_WARMUP_TIMEOUT,
+    GatewayRun, Launcher, NodeRef, Plan, agent_config, approve_node, exec_ran_on_node,
+    fakes_runtime, ms, settled_rss,
 };
 use crate::gateway::{Home, NodeHost};
-use crate::proc;
 use crate::report::Cell;
 use crate::stats::Latencies;
 use anyhow::{Context as _, bail};
@@ -105,11 +104,7 @@ fn telegram_turns(
     let node_bin = node_host.context(
         "the Telegram turns need the real OpenClaw CLI for their node host: pass --openclaw",
     )?;
-    // The model and the Bot API answer from a thread of their own.
-    let fakes_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let fakes_rt = fakes_runtime()?;
     let mock = fakes_rt.block_on(ModelMock::start(WireFormat::OpenAi));
     let bot = fakes_rt.block_on(FakeBotApi::start(BOT_TOKEN));
     let mut config = agent_config(&mock.base_url());
@@ -171,12 +166,7 @@ fn telegram_turns(
             let turn = reply_at(&bot, USER, Some(&reply), t, within).await;
             let checked = turn.and_then(|at| {
                 last_reply = at;
-                let last = mock.requests().last().map(|r| r.body.clone());
-                match last.as_ref().and_then(last_tool_result) {
-                    Some(r) if ran_on_node(&r) => Ok((at - t).as_secs_f64()),
-                    Some(r) => bail!("the exec did not run on the node: {r:?}"),
-                    None => bail!("the model's last request carried no tool result"),
-                }
+                exec_ran_on_node(&mock.requests()).map(|()| (at - t).as_secs_f64())
             });
             match checked {
                 Ok(secs) => {
@@ -267,13 +257,7 @@ fn telegram_turns(
         return Err(e);
     }
     // Idle again with the channel polling and the agent loaded.
-    std::thread::sleep(AGENT_SETTLE);
-    let mut rss = Vec::new();
-    for _ in 0..5 {
-        rss.push(proc::tree_memory(pid).rss as f64);
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    out.set("tg_rss", rss);
+    out.set("tg_rss", settled_rss(pid));
     drop(node);
     if !gw.is_alive() {
         out.notes
